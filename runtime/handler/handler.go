@@ -1,0 +1,116 @@
+// Package handler defines what a node does with its messages: the Handler
+// interface every handler kind implements (builtin, exec, plugin), the
+// Runner interface for handlers that drive their sockets themselves
+// (generate, proxy, lbbroker), and the Registry of builtin handlers.
+//
+// Lifecycle: a Factory builds a handler once per node instance from the
+// node's resolved config. The node calls Handle from its own goroutine only,
+// one message at a time, so a Handler needs no locking unless it shares state
+// across instances. Swapping a node's handler stores a new value in the
+// node's atomic slot: the old handler sees no further calls after the swap
+// and is then Closed.
+package handler
+
+import (
+	"context"
+	"errors"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/ztopo/ztopo/spec"
+)
+
+// Msg is one multipart message as a handler sees it: the routing envelope
+// (ROUTER identities, the empty delimiter) has been removed by the runtime and
+// is restored on the reply. Pub-sub topic frames are part of Frames.
+type Msg struct {
+	Frames [][]byte
+	Socket string // name of the socket it came in on
+}
+
+// Handler processes one message and returns the frames to send on (nil: the
+// message is dropped, nothing is sent). A message from an `in` socket goes to
+// the node's `out` sockets; from an `inout` socket, back to its sender.
+//
+// Returning ErrDone completes the node after out is sent. Any other error is
+// logged with the node's name; the message is lost and the node is failed
+// and restarted under its policy when the error wraps ErrFatal, else it goes on.
+type Handler interface {
+	Handle(ctx context.Context, m Msg) (out [][]byte, err error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, m Msg) ([][]byte, error)
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, m Msg) ([][]byte, error) { return f(ctx, m) }
+
+// Closer is implemented by handlers that hold resources (a child process, a
+// plugin). Close is called once, after the last Handle, from the node's
+// goroutine; it may block up to the node's stop grace.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
+// Async is implemented by handlers that hold many messages at once and may
+// answer out of order (the ZeroMQ plugin host, the exec host). When a node's
+// handler implements Async the node calls Submit instead of Handle and
+// reads results from Results, from its own goroutine.
+type Async interface {
+	Handler
+	// Submit hands m over under tag; it blocks for back-pressure while the
+	// handler holds as much as it accepts, until ctx is done.
+	Submit(ctx context.Context, m Msg, tag uint64) error
+	// Results delivers exactly one Result per submitted tag, in any order.
+	// A lost message (the plugin crashed) comes back with Err set.
+	Results() <-chan Result
+	// Pending is how many submitted messages have no Result yet.
+	Pending() int
+}
+
+// Result is the answer to one submitted message.
+type Result struct {
+	Tag    uint64
+	Frames [][]byte // nil: dropped
+	Err    error
+}
+
+// Runner is implemented by handlers that drive the node's sockets themselves
+// instead of reacting to one message at a time (generate, proxy, lbbroker).
+// Run returns nil when the handler completed, or ctx's error when stopped.
+type Runner interface {
+	Run(ctx context.Context, s Sockets) error
+}
+
+// Sockets is a node instance's sockets as a Runner sees them. They belong to
+// the node's goroutine, which is the goroutine that calls Run.
+type Sockets interface {
+	// Names lists the node's socket names, sorted.
+	Names() []string
+	// Spec returns the resolved socket spec, or nil.
+	Spec(name string) *spec.Socket
+	// Raw returns the underlying *zmq4.Socket (as any, so that handler
+	// stays free of cgo); only the proxy and plugin hosts use it.
+	Raw(name string) any
+	// Send sends a multipart message on the named socket, counting it.
+	Send(name string, frames [][]byte) error
+	// Recv receives a multipart message from the named socket, counting it.
+	Recv(name string) ([][]byte, error)
+}
+
+// Env is what a Factory gets besides config.
+type Env struct {
+	Node   *spec.Node // the resolved node instance
+	Topo   *spec.Topology
+	Logger hclog.Logger // named for the node instance
+}
+
+// Factory builds a handler (a Handler or a Runner) for one node instance.
+// cfg is Node.Config, already checked against the handler's spec schema.
+type Factory func(cfg map[string]any, env Env) (any, error)
+
+var (
+	// ErrDone completes the node: it is done, not failed.
+	ErrDone = errors.New("handler done")
+	// ErrFatal marks an error after which the node instance must restart.
+	ErrFatal = errors.New("fatal handler error")
+)

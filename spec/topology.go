@@ -1,0 +1,177 @@
+package spec
+
+import "time"
+
+// Topology is a resolved topology: variables interpolated, defaults merged,
+// replicas expanded, `node.socket` references and `bind: auto` turned into
+// concrete endpoints, relative paths made absolute. Only this model is run
+// and diffed; two equal Nodes (reflect.DeepEqual, Pos fields excluded — see
+// Node.Equal) mean "nothing changed" for reload.
+type Topology struct {
+	Version int
+	Name    string
+	File    string // absolute path of the topology file
+	Dir     string // directory of File: relative paths were resolved against it
+	// RuntimeDir is the private directory (mode 0700) holding ipc endpoints
+	// chosen by `bind: auto`, and the control socket.
+	RuntimeDir string
+	// Nodes are node instances sorted by Name; a node with replicas: 3
+	// appears as name.0, name.1, name.2.
+	Nodes []*Node
+}
+
+// Node returns the instance named name, or nil.
+func (t *Topology) Node(name string) *Node {
+	for _, n := range t.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// RunMode says where a node instance runs.
+type RunMode string
+
+const (
+	RunGoroutine RunMode = "goroutine" // shares the process's ZeroMQ context
+	RunProcess   RunMode = "process"   // a child process of ztopo
+)
+
+// HandlerKind tells which kind of handler a node runs.
+type HandlerKind string
+
+const (
+	HandlerBuiltin HandlerKind = "builtin" // Handler.Name is a registered builtin
+	HandlerExec    HandlerKind = "exec"    // Handler.Argv is a long-lived child (lines codec)
+	HandlerPlugin  HandlerKind = "plugin"  // Handler.Path speaks the ZeroMQ plugin protocol
+	HandlerCommand HandlerKind = "command" // the node is an external program owning its sockets (Handler.Argv)
+)
+
+// HandlerRef names what a node does.
+type HandlerRef struct {
+	Kind  HandlerKind
+	Name  string   // builtin name
+	Argv  []string // exec and command: argv, argv[0] made absolute when it was a relative path
+	Path  string   // plugin: absolute path of the executable
+	Codec string   // exec: "lines" (the only codec of format version 1)
+}
+
+// Node is one resolved node instance.
+type Node struct {
+	Name     string // instance name: "sink", or "worker.2" for a replica
+	Base     string // node name as written: "worker"
+	Replica  int    // 0-based replica index (0 for a node without replicas)
+	Replicas int    // replicas of Base (1 when not replicated)
+	Pos      Pos    // position of the node's key in the file
+
+	Handler HandlerRef
+	// Config is the handler's config, checked against the handler's schema,
+	// with values already of the schema's Go types (int, string, bool,
+	// time.Duration, []string, float64). Never nil.
+	Config  map[string]any
+	Run     RunMode // always RunProcess for HandlerCommand
+	Restart Restart
+	Sockets []*Socket // sorted by Name
+	Sync    *Sync     // nil without a start barrier
+}
+
+// Socket returns the socket named name, or nil.
+func (n *Node) Socket(name string) *Socket {
+	for _, s := range n.Sockets {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// RestartPolicy is when a node instance is restarted after it ends.
+type RestartPolicy string
+
+const (
+	RestartNo        RestartPolicy = "no"
+	RestartOnFailure RestartPolicy = "on-failure"
+	RestartAlways    RestartPolicy = "always"
+)
+
+// Restart is a resolved restart policy. Short forms (`restart: always`)
+// resolve to the long form with documented defaults:
+// max_restarts 5, within 1m, backoff_min 100ms, backoff_max 5s.
+type Restart struct {
+	Policy      RestartPolicy
+	MaxRestarts int           // at most this many restarts in Within; then the node is failed
+	Within      time.Duration // the sliding window for MaxRestarts
+	BackoffMin  time.Duration // first delay; doubles per restart up to BackoffMax
+	BackoffMax  time.Duration
+}
+
+// SocketType is a ZeroMQ socket type, upper case (PUSH, PULL, ...).
+type SocketType string
+
+const (
+	PAIR   SocketType = "PAIR"
+	PUB    SocketType = "PUB"
+	SUB    SocketType = "SUB"
+	REQ    SocketType = "REQ"
+	REP    SocketType = "REP"
+	DEALER SocketType = "DEALER"
+	ROUTER SocketType = "ROUTER"
+	PULL   SocketType = "PULL"
+	PUSH   SocketType = "PUSH"
+	XPUB   SocketType = "XPUB"
+	XSUB   SocketType = "XSUB"
+	STREAM SocketType = "STREAM"
+)
+
+// Role is the direction of a socket for the node's handler.
+type Role string
+
+const (
+	RoleIn    Role = "in"    // messages come in and go to the node's out sockets
+	RoleOut   Role = "out"   // the node's results go out here
+	RoleInOut Role = "inout" // requests come in; the reply goes back on the same socket
+)
+
+// Socket is one resolved socket of a node instance.
+type Socket struct {
+	Name string
+	Type SocketType
+	Role Role // the default by type unless the file set one
+	// Bind and Connect are concrete endpoints (inproc://, ipc://, tcp://,
+	// pgm://, epgm://). A `node.socket` connect became that socket's bind
+	// endpoints (wildcard tcp hosts turned into 127.0.0.1); `bind: auto`
+	// became an inproc:// or ipc:// endpoint.
+	Bind    []string
+	Connect []string
+	// Peers are the "node.socket" references this socket connects to, as
+	// written (base node names, not instances), in file order; for graphs.
+	Peers     []string
+	Subscribe []string // SUB/XSUB only; nil means no subscription
+	// Identity is the routing id, with the replica placeholder ${REPLICA}
+	// already replaced; empty means libzmq picks one.
+	Identity string
+	Options  []Option // sorted by Name
+	Pos      Pos
+}
+
+// Option is a socket option by its libzmq name without ZMQ_, lower case.
+// Value is an int (durations in milliseconds, booleans as 0/1) or a string
+// (for byte-valued options).
+type Option struct {
+	Name  string
+	Value any
+}
+
+// Sync is a node's start barrier.
+type Sync struct {
+	// Expect > 0: the node binds a REP at Bind and its handler starts only
+	// after Expect peers have sent a request (each gets an empty reply).
+	Expect int
+	Bind   string // resolved endpoint
+	// Connect: the node, once its sockets are connected and subscribed,
+	// sends one request to this resolved endpoint (the other node's
+	// Sync.Bind) and waits for the reply before its handler starts.
+	Connect     string
+	ConnectNode string // the node named in the file, for messages and graphs
+}
