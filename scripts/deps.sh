@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what ztopo needs on a Debian machine, once: libzmq (cgo), pkg-config,
+# and for the tests pyzmq (the foreign peer) and graphviz (graph rendering).
+# Idempotent and quiet when everything is already there.
+set -euo pipefail
+
+need=()
+pkg-config --exists libzmq 2>/dev/null || need+=(libzmq3-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+/usr/bin/python3 -c 'import zmq' 2>/dev/null || need+=(python3-zmq)
+command -v dot >/dev/null || need+=(graphviz)
+command -v gcc >/dev/null || need+=(gcc)
+command -v git >/dev/null || need+=(git)
+
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${need[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ! command -v go >/dev/null; then
+  echo "ztopo needs Go >= 1.26 on PATH (https://go.dev/dl); Debian's golang-go is too old" >&2
+  exit 1
+fi
