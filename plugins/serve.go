@@ -1,0 +1,434 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/pebbe/zmq4"
+)
+
+// Options tune ServeEndpoint. The zero value is ready to use.
+type Options struct {
+	// Workers is how many requests Handle works on at once; 0 means
+	// GOMAXPROCS, at least 4. With 1, requests are handled one at a time in
+	// the order they arrive.
+	Workers int
+	// Linger bounds how long answers still queued when Serve returns may
+	// take to reach ztopo; 0 means 1s.
+	Linger time.Duration
+	// SendTimeout is how long an answer may wait for ztopo to take it
+	// before Serve gives up with an error (ztopo then restarts the
+	// plugin); 0 means 10s.
+	SendTimeout time.Duration
+	// ErrorLog receives protocol problems (unknown commands, handler
+	// panics); nil logs to stderr, which ztopo puts in the node's log.
+	ErrorLog *log.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Workers <= 0 {
+		o.Workers = max(4, runtime.GOMAXPROCS(0))
+	}
+	if o.Linger <= 0 {
+		o.Linger = time.Second
+	}
+	if o.SendTimeout <= 0 {
+		o.SendTimeout = 10 * time.Second
+	}
+	if o.ErrorLog == nil {
+		o.ErrorLog = log.New(os.Stderr, "plugin: ", 0)
+	}
+	return o
+}
+
+// ServeEndpoint is Serve with an explicit endpoint and options: it connects
+// a DEALER to endpoint, sends READY, answers REQ with h from a pool of
+// Options.Workers goroutines, and returns nil after STOP or when ctx is
+// done, once the requests it holds are answered.
+func ServeEndpoint(ctx context.Context, endpoint string, h Handler, opts Options) error {
+	if h == nil {
+		return errors.New("plugins: nil handler")
+	}
+	zctx, err := zmq4.NewContext()
+	if err != nil {
+		return fmt.Errorf("plugins: zeromq context: %w", err)
+	}
+	s := &server{zctx: zctx, endpoint: endpoint, h: h, opts: opts.withDefaults()}
+	err = s.run(ctx)
+	// Every socket is closed by now, each with a bounded linger, so Term
+	// returns once queued answers are flushed or the linger expires.
+	if terr := zctx.Term(); err == nil && terr != nil {
+		err = fmt.Errorf("plugins: zeromq context: %w", terr)
+	}
+	return err
+}
+
+var (
+	repCmd = []byte(Rep)
+	errCmd = []byte(Err)
+)
+
+type job struct {
+	id     []byte
+	frames [][]byte
+}
+
+type answer struct {
+	id     []byte
+	frames [][]byte
+	err    error
+}
+
+type server struct {
+	zctx     *zmq4.Context
+	endpoint string
+	h        Handler
+	opts     Options
+
+	answers     inbox[answer]
+	workersDone atomic.Bool
+}
+
+// run owns the DEALER and the wake-up PULL for its whole life; workers hand
+// answers over through s.answers, never through a socket.
+func (s *server) run(ctx context.Context) error {
+	dealer, err := s.zctx.NewSocket(zmq4.DEALER)
+	if err != nil {
+		return fmt.Errorf("plugins: dealer: %w", err)
+	}
+	defer dealer.Close()
+	if err := dealer.SetLinger(s.opts.Linger); err != nil {
+		return fmt.Errorf("plugins: dealer linger: %w", err)
+	}
+	// ztopo bounds what it has in flight, so the socket needs no second
+	// bound that could only add surprises.
+	_ = dealer.SetSndhwm(0)
+	_ = dealer.SetRcvhwm(0)
+	if err := dealer.SetSndtimeo(s.opts.SendTimeout); err != nil {
+		return fmt.Errorf("plugins: dealer send timeout: %w", err)
+	}
+	if err := dealer.Connect(s.endpoint); err != nil {
+		return fmt.Errorf("plugins: connect %s: %w", s.endpoint, err)
+	}
+
+	wake, stopWaker, err := startWaker(s.zctx, &s.answers.kick)
+	if err != nil {
+		return err
+	}
+	defer stopWaker()
+	defer wake.Close()
+
+	if _, err := dealer.SendMessage(Ready, Protocol); err != nil {
+		return fmt.Errorf("plugins: send READY: %w", err)
+	}
+
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan job, 4*s.opts.Workers)
+	var wg sync.WaitGroup
+	for range s.opts.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				out, err := s.call(hctx, j.frames)
+				s.answers.put(answer{id: j.id, frames: out, err: err})
+			}
+		}()
+	}
+	stopAfterCtx := context.AfterFunc(ctx, s.answers.wake)
+	defer stopAfterCtx()
+
+	var (
+		held     *job // a request the workers had no room for yet
+		stopping bool
+		batch    []answer
+	)
+	beginStop := func() {
+		stopping = true
+		if held != nil {
+			// Workers never block, so this completes once one of them
+			// finishes the request it is on.
+			jobs <- *held
+			held = nil
+		}
+		close(jobs)
+		go func() {
+			wg.Wait()
+			s.workersDone.Store(true)
+			s.answers.wake()
+		}()
+	}
+	defer func() {
+		if !stopping {
+			close(jobs)
+		}
+	}()
+
+	poller := zmq4.NewPoller()
+	dealerID := poller.Add(dealer, zmq4.POLLIN)
+	poller.Add(wake, zmq4.POLLIN)
+	for {
+		if !stopping && ctx.Err() != nil {
+			beginStop()
+		}
+		done := s.workersDone.Load()
+		batch = s.answers.take(batch)
+		for i := range batch {
+			if err := s.send(dealer, batch[i]); err != nil {
+				return err
+			}
+			batch[i] = answer{}
+		}
+		if stopping && done && len(batch) == 0 {
+			return nil
+		}
+		progress := len(batch) > 0
+		if held != nil {
+			select {
+			case jobs <- *held:
+				held = nil
+				progress = true
+			default:
+			}
+		}
+		// A bounded batch of requests per turn keeps answers flowing
+		// while requests pour in.
+		for i := 0; i < 256 && held == nil && !stopping; i++ {
+			msg, err := dealer.RecvMessageBytes(zmq4.DONTWAIT)
+			if err != nil {
+				if isAgain(err) {
+					break
+				}
+				return fmt.Errorf("plugins: receive: %w", err)
+			}
+			progress = true
+			switch {
+			case len(msg) >= 2 && string(msg[0]) == Req:
+				j := job{id: msg[1], frames: msg[2:]}
+				select {
+				case jobs <- j:
+				default:
+					held = &j
+				}
+			case len(msg) == 1 && string(msg[0]) == Stop:
+				beginStop()
+			default:
+				s.opts.ErrorLog.Printf("ignoring unknown message %q (%d frames)", firstFrame(msg), len(msg))
+			}
+		}
+		if progress {
+			continue
+		}
+		events := zmq4.State(0)
+		if held == nil && !stopping {
+			events = zmq4.POLLIN
+		}
+		if _, err := poller.Update(dealerID, events); err != nil {
+			return fmt.Errorf("plugins: poll: %w", err)
+		}
+		// Answers and ctx wake the poll through the wake socket; the
+		// timeout is only a safety net.
+		polled, err := poller.Poll(time.Second)
+		if err != nil {
+			return fmt.Errorf("plugins: poll: %w", err)
+		}
+		for _, p := range polled {
+			if p.Socket == wake {
+				drain(wake)
+			}
+		}
+	}
+}
+
+// call runs the handler, turning a panic into an ERR answer so that one bad
+// message does not take the plugin down.
+func (s *server) call(ctx context.Context, frames [][]byte) (out [][]byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.opts.ErrorLog.Printf("handler panic: %v", r)
+			out, err = nil, fmt.Errorf("handler panic: %v", r)
+		}
+	}()
+	return s.h.Handle(ctx, frames)
+}
+
+func (s *server) send(dealer *zmq4.Socket, a answer) error {
+	var err error
+	if a.err != nil {
+		_, err = sendFrames(dealer, errCmd, a.id, []byte(a.err.Error()))
+	} else {
+		_, err = sendFrames(dealer, repCmd, a.id, a.frames...)
+	}
+	if err != nil {
+		if isAgain(err) {
+			return fmt.Errorf("plugins: ztopo took no answer for %v", s.opts.SendTimeout)
+		}
+		return fmt.Errorf("plugins: send answer: %w", err)
+	}
+	return nil
+}
+
+// sendFrames sends cmd, id and frames as one message without the
+// interface boxing of SendMessage.
+func sendFrames(sock *zmq4.Socket, cmd, id []byte, frames ...[]byte) (int, error) {
+	flag := zmq4.SNDMORE
+	if _, err := sock.SendBytes(cmd, flag); err != nil {
+		return 0, err
+	}
+	if len(frames) == 0 {
+		flag = 0
+	}
+	if _, err := sock.SendBytes(id, flag); err != nil {
+		return 0, err
+	}
+	for i, f := range frames {
+		if i == len(frames)-1 {
+			flag = 0
+		}
+		if _, err := sock.SendBytes(f, flag); err != nil {
+			return 0, err
+		}
+	}
+	return len(frames) + 2, nil
+}
+
+func firstFrame(msg [][]byte) []byte {
+	if len(msg) == 0 {
+		return nil
+	}
+	if len(msg[0]) > 32 {
+		return msg[0][:32]
+	}
+	return msg[0]
+}
+
+func isAgain(err error) bool {
+	return zmq4.AsErrno(err) == zmq4.Errno(syscall.EAGAIN)
+}
+
+// drain empties a wake-up socket; its messages carry no data.
+func drain(sock *zmq4.Socket) {
+	for {
+		if _, err := sock.RecvBytes(zmq4.DONTWAIT); err != nil {
+			return
+		}
+	}
+}
+
+// inbox hands items from any goroutine to the goroutine that owns the
+// sockets. That goroutine cannot block on a Go channel and a socket at
+// once, so a put kicks a wake-up socket, but only when the owner said it
+// found the inbox empty: under load the owner never sleeps and nothing is
+// sent over the socket.
+type inbox[T any] struct {
+	mu       sync.Mutex
+	items    []T
+	sleeping bool
+	kick     chan struct{} // capacity 1: kicks coalesce
+}
+
+func (b *inbox[T]) put(v T) {
+	b.mu.Lock()
+	b.items = append(b.items, v)
+	w := b.sleeping
+	b.sleeping = false
+	b.mu.Unlock()
+	if w {
+		b.kickNow()
+	}
+}
+
+// wake makes the owner look at its world again (ctx done, workers done).
+func (b *inbox[T]) wake() {
+	b.mu.Lock()
+	b.sleeping = false
+	b.mu.Unlock()
+	b.kickNow()
+}
+
+func (b *inbox[T]) kickNow() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// take returns what was put since the last take, reusing spare's storage
+// for the next batch. When there is nothing, the owner is marked asleep.
+func (b *inbox[T]) take(spare []T) []T {
+	b.mu.Lock()
+	out := b.items
+	b.items = spare[:0]
+	if len(out) == 0 {
+		b.sleeping = true
+	}
+	b.mu.Unlock()
+	return out
+}
+
+var wakeSeq atomic.Uint64
+
+// startWaker binds an inproc PULL for the caller's goroutine (returned, to
+// poll and close) and starts a goroutine that owns the connected PUSH and
+// sends one empty message per kick. *kick is created here.
+func startWaker(zctx *zmq4.Context, kick *chan struct{}) (*zmq4.Socket, func(), error) {
+	*kick = make(chan struct{}, 1)
+	pull, err := zctx.NewSocket(zmq4.PULL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("plugins: wake socket: %w", err)
+	}
+	_ = pull.SetLinger(0)
+	ep := fmt.Sprintf("inproc://ztopo-plugin-wake-%d", wakeSeq.Add(1))
+	if err := pull.Bind(ep); err != nil {
+		pull.Close()
+		return nil, nil, fmt.Errorf("plugins: wake socket: %w", err)
+	}
+	quit := make(chan struct{})
+	exited := make(chan struct{})
+	ready := make(chan error, 1)
+	go func() {
+		defer close(exited)
+		push, err := zctx.NewSocket(zmq4.PUSH)
+		if err != nil {
+			ready <- err
+			return
+		}
+		defer push.Close()
+		_ = push.SetLinger(0)
+		// One pending wake-up is as good as many.
+		_ = push.SetSndhwm(1)
+		if err := push.Connect(ep); err != nil {
+			ready <- err
+			return
+		}
+		ready <- nil
+		k := *kick
+		for {
+			select {
+			case <-quit:
+				return
+			case <-k:
+				_, _ = push.SendBytes(nil, zmq4.DONTWAIT)
+			}
+		}
+	}()
+	if err := <-ready; err != nil {
+		<-exited
+		pull.Close()
+		return nil, nil, fmt.Errorf("plugins: wake socket: %w", err)
+	}
+	stop := func() {
+		close(quit)
+		<-exited
+	}
+	return pull, stop, nil
+}
