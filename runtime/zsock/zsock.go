@@ -1,0 +1,483 @@
+// Package zsock turns resolved socket specs into pebbe/zmq4 sockets: options
+// set by their libzmq names, identities, subscriptions, binds (retried while
+// the address is still held by a previous instance) and connects; routing
+// envelopes split off and restored by socket type; and per-socket counters.
+//
+// Ownership: a Socket is not safe for concurrent use. Whoever opens it (a
+// node's goroutine) uses it and closes it; only its Stats may be read from
+// other goroutines. Every socket gets a bounded linger right after creation
+// (0 unless the spec's `linger` option says otherwise), so that terminating
+// the process's single context never hangs on unsent messages.
+//
+// Envelopes, by type, for reactive nodes:
+//
+//	ROUTER, STREAM  the first frame (the peer's identity), then any frames up to
+//	                and including the first empty frame
+//	DEALER, REQ     frames up to and including the first empty frame, if any
+//	                (REQ only acts as a server in the lbbroker worker role)
+//	others          none
+package zsock
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/spec"
+)
+
+// DefaultLinger is the linger of a socket whose spec sets none: unsent
+// messages are dropped at close. Draining is done by the engine (it stops
+// producers first and waits for the pipeline to go quiet), not by linger.
+const DefaultLinger = 0
+
+// bindRetryFor bounds how long Open retries a bind that fails with
+// EADDRINUSE: a node that restarts rebinds the port its previous instance
+// just closed, and libzmq releases listeners asynchronously in its I/O thread.
+const bindRetryFor = 2 * time.Second
+
+// NewContext returns the process's ZeroMQ context: one I/O thread (the
+// machine-sized default, and what a hand-written program gets) and room for
+// many sockets, since every node instance, control channel and monitor is one.
+func NewContext() (*zmq4.Context, error) {
+	ctx, err := zmq4.NewContext()
+	if err != nil {
+		return nil, fmt.Errorf("zeromq context: %w", err)
+	}
+	if err := ctx.SetMaxSockets(65536); err != nil {
+		// Not fatal: the default (1023) still runs most topologies.
+		_ = err
+	}
+	if err := ctx.SetIoThreads(1); err != nil {
+		_ = ctx.Term()
+		return nil, fmt.Errorf("zeromq context: io threads: %w", err)
+	}
+	return ctx, nil
+}
+
+// Stats are a socket's counters, updated by the owning goroutine and read
+// atomically by anyone (status, metrics). One Stats may outlive many sockets:
+// a node instance keeps counting across restarts.
+type Stats struct {
+	msgsIn, msgsOut, bytesIn, bytesOut, sendErrors atomic.Uint64
+}
+
+// StatsSnapshot is a point-in-time copy of Stats.
+type StatsSnapshot struct {
+	MsgsIn, MsgsOut, BytesIn, BytesOut, SendErrors uint64
+}
+
+// Snapshot reads the counters.
+func (st *Stats) Snapshot() StatsSnapshot {
+	return StatsSnapshot{
+		MsgsIn:     st.msgsIn.Load(),
+		MsgsOut:    st.msgsOut.Load(),
+		BytesIn:    st.bytesIn.Load(),
+		BytesOut:   st.bytesOut.Load(),
+		SendErrors: st.sendErrors.Load(),
+	}
+}
+
+// Socket is an open socket built from a spec.
+type Socket struct {
+	Spec  *spec.Socket
+	Z     *zmq4.Socket
+	Stats *Stats
+	// Bound lists the endpoints actually bound (a `tcp://127.0.0.1:*` bind
+	// shows its port here), in spec order.
+	Bound []string
+
+	linger time.Duration
+	env    envKind
+
+	mon     *zmq4.Socket        // handshake monitor receiver, when watching
+	pending map[string]struct{} // connect endpoints without a handshake yet
+}
+
+// Options tune Open.
+type Options struct {
+	// Stats to count into; nil: a fresh one.
+	Stats *Stats
+	// WatchHandshakes attaches a socket monitor before connecting so that
+	// Pending and WaitHandshake can tell when every tcp/ipc connect has
+	// completed its ZMTP handshake (the sync barrier needs it).
+	WatchHandshakes bool
+}
+
+// Open creates the socket described by s in ctx and binds and connects it.
+// On error nothing is left open, and the error names the socket and, for
+// bind and connect failures, the endpoint.
+func Open(ctx *zmq4.Context, s *spec.Socket) (*Socket, error) {
+	return OpenWith(ctx, s, Options{})
+}
+
+var monSeq atomic.Uint64
+
+// OpenWith is Open with options.
+func OpenWith(ctx *zmq4.Context, s *spec.Socket, o Options) (sock *Socket, err error) {
+	t, ok := zmqTypes[spec.SocketType(strings.ToUpper(string(s.Type)))]
+	if !ok {
+		return nil, fmt.Errorf("socket %q: unknown type %q", s.Name, s.Type)
+	}
+	z, err := ctx.NewSocket(t)
+	if err != nil {
+		return nil, fmt.Errorf("socket %q: create %s: %w", s.Name, s.Type, err)
+	}
+	sock = &Socket{Spec: s, Z: z, Stats: o.Stats, linger: DefaultLinger, env: envelopeOf(t)}
+	if sock.Stats == nil {
+		sock.Stats = &Stats{}
+	}
+	defer func() {
+		if err != nil {
+			sock.CloseLinger(0)
+			sock = nil
+		}
+	}()
+	// Linger first: whatever fails below, the close must not block.
+	if err := z.SetLinger(DefaultLinger); err != nil {
+		return sock, fmt.Errorf("socket %q: linger: %w", s.Name, err)
+	}
+	for _, opt := range s.Options {
+		if err := SetOption(z, opt.Name, opt.Value); err != nil {
+			return sock, fmt.Errorf("socket %q: %w", s.Name, err)
+		}
+		if opt.Name == "linger" {
+			l, _ := asInt(opt.Value)
+			if d, ok := opt.Value.(time.Duration); ok {
+				l = int(d / time.Millisecond)
+			}
+			sock.linger = time.Duration(l) * time.Millisecond
+			if l < 0 {
+				sock.linger = -1
+			}
+		}
+	}
+	if s.Identity != "" {
+		if err := z.SetIdentity(s.Identity); err != nil {
+			return sock, fmt.Errorf("socket %q: identity %q: %w", s.Name, s.Identity, err)
+		}
+	}
+	for _, sub := range s.Subscribe {
+		switch t {
+		case zmq4.SUB:
+			err = z.SetSubscribe(sub)
+		case zmq4.XSUB:
+			// XSUB subscribes by sending; libzmq stores it and replays it
+			// to every peer that connects later.
+			_, err = z.SendBytes(append([]byte{1}, sub...), zmq4.DONTWAIT)
+		default:
+			err = fmt.Errorf("subscribe on a %s socket", s.Type)
+		}
+		if err != nil {
+			return sock, fmt.Errorf("socket %q: subscribe %q: %w", s.Name, sub, err)
+		}
+	}
+	for _, ep := range s.Bind {
+		if err := bindRetry(z, ep); err != nil {
+			return sock, fmt.Errorf("socket %q: bind %s: %w", s.Name, ep, err)
+		}
+		last, _ := z.GetLastEndpoint()
+		if last == "" {
+			last = ep
+		}
+		sock.Bound = append(sock.Bound, last)
+	}
+	if o.WatchHandshakes {
+		if err := sock.watch(ctx); err != nil {
+			return sock, fmt.Errorf("socket %q: monitor: %w", s.Name, err)
+		}
+	}
+	for _, ep := range s.Connect {
+		if err := z.Connect(ep); err != nil {
+			return sock, fmt.Errorf("socket %q: connect %s: %w", s.Name, ep, err)
+		}
+		if sock.mon != nil && (strings.HasPrefix(ep, "tcp://") || strings.HasPrefix(ep, "ipc://")) {
+			sock.pending[ep] = struct{}{}
+		}
+	}
+	if sock.mon != nil && len(sock.pending) == 0 {
+		sock.stopWatching()
+	}
+	return sock, nil
+}
+
+func bindRetry(z *zmq4.Socket, ep string) error {
+	deadline := time.Now().Add(bindRetryFor)
+	wait := 10 * time.Millisecond
+	for {
+		err := z.Bind(ep)
+		if err == nil || zmq4.AsErrno(err) != zmq4.EADDRINUSE || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
+		if wait *= 2; wait > 250*time.Millisecond {
+			wait = 250 * time.Millisecond
+		}
+	}
+}
+
+// watch attaches a handshake monitor. The receiving PAIR connects before the
+// socket connects anywhere: libzmq drops events nobody is connected for.
+func (s *Socket) watch(ctx *zmq4.Context) error {
+	addr := fmt.Sprintf("inproc://ztopo/mon/%d", monSeq.Add(1))
+	if err := s.Z.Monitor(addr, zmq4.EVENT_HANDSHAKE_SUCCEEDED); err != nil {
+		return err
+	}
+	mon, err := ctx.NewSocket(zmq4.PAIR)
+	if err != nil {
+		_ = s.Z.Monitor("", 0)
+		return err
+	}
+	_ = mon.SetLinger(0)
+	if err := mon.Connect(addr); err != nil {
+		_ = mon.Close()
+		_ = s.Z.Monitor("", 0)
+		return err
+	}
+	s.mon = mon
+	s.pending = map[string]struct{}{}
+	return nil
+}
+
+// Monitor returns the socket receiving handshake events while some connect
+// is pending (to poll alongside others), or nil.
+func (s *Socket) Monitor() *zmq4.Socket { return s.mon }
+
+// Pending lists tcp/ipc connect endpoints that have not completed a handshake.
+func (s *Socket) Pending() []string {
+	out := make([]string, 0, len(s.pending))
+	for ep := range s.pending {
+		out = append(out, ep)
+	}
+	return out
+}
+
+// ReadMonitor consumes the events waiting on Monitor (without blocking) and
+// reports whether every connect has now completed its handshake; the monitor
+// is then detached.
+func (s *Socket) ReadMonitor() (done bool, err error) {
+	if s.mon == nil {
+		return true, nil
+	}
+	for {
+		ev, addr, _, err := s.mon.RecvEvent(zmq4.DONTWAIT)
+		if err != nil {
+			if IsAgain(err) {
+				break
+			}
+			return false, err
+		}
+		if ev == zmq4.EVENT_HANDSHAKE_SUCCEEDED {
+			delete(s.pending, addr)
+		}
+	}
+	if len(s.pending) == 0 {
+		s.stopWatching()
+		return true, nil
+	}
+	return false, nil
+}
+
+// stopWatching detaches the monitor before its receiver closes: a monitor
+// left attached at context termination crashes libzmq (pebbe's warning).
+func (s *Socket) stopWatching() {
+	if s.mon == nil {
+		return
+	}
+	_ = s.Z.Monitor("", 0)
+	_ = s.mon.Close()
+	s.mon = nil
+}
+
+// Linger is the socket's configured linger (DefaultLinger unless the spec's
+// options set one).
+func (s *Socket) Linger() time.Duration { return s.linger }
+
+// Close closes the socket with its configured linger.
+func (s *Socket) Close() error { return s.CloseLinger(s.linger) }
+
+// CloseLinger closes the socket with linger d: a node that completed closes
+// its sockets with a drain linger so that its last messages still reach
+// their peers after it has gone.
+func (s *Socket) CloseLinger(d time.Duration) error {
+	if s == nil || s.Z == nil {
+		return nil
+	}
+	s.stopWatching()
+	if d < 0 {
+		d = -1
+	}
+	_ = s.Z.SetLinger(d)
+	err := s.Z.Close()
+	s.Z = nil
+	return err
+}
+
+// Recv receives one multipart message, counting it. With zmq4.DONTWAIT it
+// returns an error satisfying IsAgain when nothing is waiting.
+func (s *Socket) Recv(flags zmq4.Flag) ([][]byte, error) {
+	z := s.Z
+	first, err := z.RecvBytes(flags)
+	if err != nil {
+		return nil, err
+	}
+	n := len(first)
+	more, err := z.GetRcvmore()
+	if err != nil {
+		return nil, err
+	}
+	if !more {
+		s.Stats.msgsIn.Add(1)
+		s.Stats.bytesIn.Add(uint64(n))
+		return [][]byte{first}, nil
+	}
+	msg := make([][]byte, 1, 4)
+	msg[0] = first
+	for more {
+		// The rest of a multipart message is already here: ZeroMQ delivers
+		// messages atomically, so a blocking read cannot wait.
+		b, err := z.RecvBytes(0)
+		if err != nil {
+			return nil, err
+		}
+		n += len(b)
+		msg = append(msg, b)
+		if more, err = z.GetRcvmore(); err != nil {
+			return nil, err
+		}
+	}
+	s.Stats.msgsIn.Add(1)
+	s.Stats.bytesIn.Add(uint64(n))
+	return msg, nil
+}
+
+// Send sends frames as one multipart message, counting it; the flags apply
+// to the first frame (a message accepted at its first frame is accepted
+// whole). An empty message sends nothing.
+func (s *Socket) Send(frames [][]byte, flags zmq4.Flag) error {
+	return s.SendEnvelope(nil, frames, flags)
+}
+
+// SendEnvelope sends env followed by body as one message: a reply with the
+// routing envelope restored, without building a joined slice.
+func (s *Socket) SendEnvelope(env, body [][]byte, flags zmq4.Flag) error {
+	total := len(env) + len(body)
+	if total == 0 {
+		return nil
+	}
+	z := s.Z
+	n, i := 0, 0
+	for _, part := range [2][][]byte{env, body} {
+		for _, f := range part {
+			i++
+			fl := flags
+			if i > 1 {
+				fl &^= zmq4.DONTWAIT
+			}
+			if i < total {
+				fl |= zmq4.SNDMORE
+			}
+			if _, err := z.SendBytes(f, fl); err != nil {
+				if i > 1 || !IsAgain(err) {
+					s.Stats.sendErrors.Add(1)
+				}
+				return err
+			}
+			n += len(f)
+		}
+	}
+	s.Stats.msgsOut.Add(1)
+	s.Stats.bytesOut.Add(uint64(n))
+	return nil
+}
+
+// CountSendError counts a message the caller gave up on (a send that would
+// have blocked past a deadline).
+func (s *Socket) CountSendError() { s.Stats.sendErrors.Add(1) }
+
+type envKind uint8
+
+const (
+	envNone   envKind = iota
+	envRouter         // identity frame, then up to and including the first empty frame
+	envDealer         // up to and including the first empty frame, if any
+)
+
+func envelopeOf(t zmq4.Type) envKind {
+	switch t {
+	case zmq4.ROUTER, zmq4.STREAM:
+		return envRouter
+	case zmq4.DEALER, zmq4.REQ:
+		return envDealer
+	}
+	return envNone
+}
+
+// SplitEnvelope splits a received message into its routing envelope and the
+// body a handler sees; both share frames' backing array.
+func (s *Socket) SplitEnvelope(frames [][]byte) (env, body [][]byte) {
+	return splitEnvelope(s.env, frames)
+}
+
+func splitEnvelope(k envKind, frames [][]byte) (env, body [][]byte) {
+	start := 0
+	switch k {
+	case envNone:
+		return nil, frames
+	case envRouter:
+		if len(frames) == 0 {
+			return nil, frames
+		}
+		start = 1
+	}
+	for i := start; i < len(frames); i++ {
+		if len(frames[i]) == 0 {
+			return frames[:i+1 : i+1], frames[i+1:]
+		}
+	}
+	return frames[:start:start], frames[start:]
+}
+
+// HasEnvelope reports whether the socket type carries routing envelopes.
+func (s *Socket) HasEnvelope() bool { return s.env != envNone }
+
+// IsAgain reports whether err means "would block" (EAGAIN): nothing to
+// receive, or no room to send, right now.
+func IsAgain(err error) bool {
+	return err != nil && zmq4.AsErrno(err) == zmq4.Errno(syscall.EAGAIN)
+}
+
+// IsTerm reports whether err means the context was terminated.
+func IsTerm(err error) bool {
+	return err != nil && zmq4.AsErrno(err) == zmq4.ETERM
+}
+
+// IsInterrupted reports whether err is EINTR (a signal arrived during a
+// blocking call); callers retry.
+func IsInterrupted(err error) bool {
+	return err != nil && zmq4.AsErrno(err) == zmq4.Errno(syscall.EINTR)
+}
+
+var zmqTypes = map[spec.SocketType]zmq4.Type{
+	spec.PAIR:   zmq4.PAIR,
+	spec.PUB:    zmq4.PUB,
+	spec.SUB:    zmq4.SUB,
+	spec.REQ:    zmq4.REQ,
+	spec.REP:    zmq4.REP,
+	spec.DEALER: zmq4.DEALER,
+	spec.ROUTER: zmq4.ROUTER,
+	spec.PULL:   zmq4.PULL,
+	spec.PUSH:   zmq4.PUSH,
+	spec.XPUB:   zmq4.XPUB,
+	spec.XSUB:   zmq4.XSUB,
+	spec.STREAM: zmq4.STREAM,
+}
+
+// Type returns the pebbe/zmq4 type of a spec socket type.
+func Type(t spec.SocketType) (zmq4.Type, bool) {
+	z, ok := zmqTypes[spec.SocketType(strings.ToUpper(string(t)))]
+	return z, ok
+}

@@ -1,0 +1,40 @@
+// Package zsocktest has helpers for tests that need real endpoints: free
+// loopback ports and short ipc paths.
+package zsocktest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TCP returns a tcp://127.0.0.1:PORT endpoint on a port the kernel just
+// reported free. Another process may grab it in between; the window is tiny
+// and zsock retries binds that find the address in use.
+func TCP(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := l.Close(); err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	return fmt.Sprintf("tcp://127.0.0.1:%d", port)
+}
+
+// IPC returns an ipc:// endpoint in a fresh private directory removed at the
+// end of the test. It does not use t.TempDir: its paths can exceed the 107
+// bytes a unix socket path may have.
+func IPC(t testing.TB, name string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "zt")
+	if err != nil {
+		t.Fatalf("ipc dir: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return "ipc://" + filepath.Join(dir, name)
+}
