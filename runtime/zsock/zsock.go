@@ -435,7 +435,7 @@ func splitEnvelope(k envKind, frames [][]byte) (env, body [][]byte) {
 	}
 	for i := start; i < len(frames); i++ {
 		if len(frames[i]) == 0 {
-			return frames[:i+1 : i+1], frames[i+1:]
+			return frames[: i+1 : i+1], frames[i+1:]
 		}
 	}
 	return frames[:start:start], frames[start:]
