@@ -1,0 +1,95 @@
+package graph
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/ztopo/ztopo/spec"
+)
+
+// mermaidShapes are the opening and closing brackets of each shape class.
+var mermaidShapes = map[string][2]string{
+	shapeBuiltin: {"(", ")"},
+	shapeBroker:  {"{{", "}}"},
+	shapeExec:    {"[/", "/]"},
+	shapePlugin:  {"[[", "]]"},
+	shapeCommand: {"([", "])"},
+}
+
+// Mermaid renders t as a Mermaid `flowchart LR` with the same content as
+// DOT. Node ids are n0, n1, ... in name order and ep0, ep1, ... for external
+// endpoints, because topology names may be Mermaid keywords ("end") or hold
+// characters Mermaid ids do not take (and an id starting with x or o can
+// turn "---x" into a cross edge); the labels carry the names. The side
+// that binds is named in the edge label, since Mermaid has no end labels.
+func Mermaid(t *spec.Topology) string {
+	m := build(t)
+	ids := map[string]string{}
+	var b strings.Builder
+	b.WriteString("flowchart LR\n")
+	var procs []string
+	for i, n := range m.nodes {
+		id := "n" + strconv.Itoa(i)
+		ids[n.id] = id
+		br := mermaidShapes[n.shape]
+		b.WriteString("    " + id + br[0] + mermaidLabel(n.lines...) + br[1] + "\n")
+		if n.process {
+			procs = append(procs, id)
+		}
+	}
+	for i, ep := range m.externals {
+		id := "ep" + strconv.Itoa(i)
+		ids[ep] = id
+		b.WriteString("    " + id + ">" + mermaidLabel(ep) + "]\n")
+	}
+	for _, e := range m.edges {
+		lines := []string{e.label}
+		switch e.binder {
+		case "":
+		case e.from, e.to:
+			if _, isNode := nodeIndex(m, e.binder); isNode {
+				lines = append(lines, e.binder+" binds")
+			} else {
+				lines = append(lines, "bound outside")
+			}
+		}
+		var op string
+		switch {
+		case e.sync:
+			op = "-.->"
+		case e.flow == flowBoth:
+			op = "<-->"
+		case e.flow == flowNone:
+			op = "---"
+		default:
+			op = "-->"
+		}
+		b.WriteString("    " + ids[e.from] + " " + op + "|" + mermaidLabel(lines...) + "| " + ids[e.to] + "\n")
+	}
+	if len(procs) > 0 {
+		b.WriteString("    classDef process stroke-width:3px\n")
+		b.WriteString("    class " + strings.Join(procs, ",") + " process\n")
+	}
+	return b.String()
+}
+
+func nodeIndex(m model, id string) (int, bool) {
+	for i, n := range m.nodes {
+		if n.id == id {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// Mermaid reads entity codes inside quoted labels; quotes and angle
+// brackets would otherwise end the label or start HTML.
+var mermaidEscaper = strings.NewReplacer(`"`, "#quot;", "<", "#lt;", ">", "#gt;")
+
+func mermaidLabel(lines ...string) string {
+	esc := make([]string, len(lines))
+	for i, l := range lines {
+		esc[i] = mermaidEscaper.Replace(l)
+	}
+	return `"` + strings.Join(esc, "<br/>") + `"`
+}
