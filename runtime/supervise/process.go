@@ -1,0 +1,279 @@
+package supervise
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// DefaultStopGrace is how long a child gets between SIGTERM and SIGKILL
+// when its Start context is cancelled and Config.StopGrace is zero; docker
+// compose uses the same 10 s.
+const DefaultStopGrace = 10 * time.Second
+
+// maxLine is the longest output line logged as one message; a longer line
+// is logged in pieces of this size so that a child printing without
+// newlines cannot make ztopo buffer without bound.
+const maxLine = 64 << 10
+
+// outputDrain bounds how long the output of an exited child is still read:
+// a process outside its group (one that called setsid) may keep the pipes
+// open, and Done must not wait for it.
+const outputDrain = 2 * time.Second
+
+// Config describes a child process for one node instance.
+type Config struct {
+	// Argv is the program and its arguments; a program without a slash is
+	// looked up in PATH.
+	Argv []string
+	Dir  string   // working directory; empty means ztopo's own
+	Env  []string // the child's whole environment; nil means ztopo's own
+	// Logger receives each line the child writes, as the message, with
+	// node=Name, and stream=stderr for lines from stderr (the way docker
+	// compose prefixes output with the service). Nil discards the output.
+	Logger hclog.Logger
+	Name   string // the node instance, "worker.2"
+	// StopGrace is the SIGTERM-to-SIGKILL delay used when the context
+	// passed to Start is cancelled; zero means DefaultStopGrace.
+	StopGrace time.Duration
+}
+
+// Process is a running child. Its methods are safe for concurrent use.
+//
+// The child runs in its own process group, so that Stop reaches whatever it
+// started too; the group does not outlive the child: once the child has
+// exited, what remains of its group is killed (as a container's processes
+// end with its main process). The child gets SIGKILL if ztopo dies, even by
+// SIGKILL (Linux parent-death signal).
+type Process struct {
+	name    string
+	pid     int
+	logger  hclog.Logger
+	done    chan struct{}
+	stopped atomic.Bool
+	stop    sync.Once
+
+	// Set before done is closed, read-only after.
+	err   error
+	state *os.ProcessState
+}
+
+// Start starts the child described by cfg. Cancelling ctx stops it as
+// Stop(cfg.StopGrace) does; ctx does not bound anything else.
+func Start(ctx context.Context, cfg Config) (*Process, error) {
+	if len(cfg.Argv) == 0 {
+		return nil, fmt.Errorf("start %s: empty command", cfg.Name)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", cfg.Name, err)
+	}
+	if cfg.Dir != "" {
+		// exec reports a missing directory as a missing program; say it.
+		if _, err := os.Stat(cfg.Dir); err != nil {
+			return nil, fmt.Errorf("start %s: working directory: %w", cfg.Name, err)
+		}
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	if cfg.Name != "" {
+		logger = logger.With("node", cfg.Name)
+	}
+
+	// Our own pipes rather than cmd.StdoutPipe: cmd.Wait then returns as
+	// soon as the child exits, so that its group can be killed before we
+	// wait for the output to end.
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", cfg.Name, err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, fmt.Errorf("start %s: %w", cfg.Name, err)
+	}
+
+	cmd := exec.Command(cfg.Argv[0], cfg.Argv[1:]...)
+	cmd.Dir = cfg.Dir
+	cmd.Env = cfg.Env
+	cmd.Stdout = outW
+	cmd.Stderr = errW
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setpgid:   true,
+		Pdeathsig: syscall.SIGKILL,
+	}
+
+	p := &Process{name: cfg.Name, logger: logger, done: make(chan struct{})}
+	started := make(chan error, 1)
+	go p.run(cmd, started, outR, errR)
+	err = <-started
+	// The child holds its own copies of the write ends; ours must be closed
+	// so that the readers see EOF when the child's group is gone.
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		return nil, fmt.Errorf("start %s: %w", cfg.Name, err)
+	}
+
+	grace := cfg.StopGrace
+	if grace <= 0 {
+		grace = DefaultStopGrace
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+			p.Stop(grace)
+		case <-p.done:
+		}
+	}()
+	return p, nil
+}
+
+// run starts the child and waits for it, on one locked OS thread: the
+// parent-death signal is tied to the thread that forked the child, not to
+// the process, so that thread must live as long as the child does.
+func (p *Process) run(cmd *exec.Cmd, started chan<- error, outR, errR *os.File) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	if err := cmd.Start(); err != nil {
+		started <- err
+		return
+	}
+	p.pid = cmd.Process.Pid
+	p.logger.Debug("process started", "pid", p.pid, "argv", cmd.Args)
+
+	var readers sync.WaitGroup
+	readers.Add(2)
+	go func() { defer readers.Done(); copyLines(outR, p.logger, false) }()
+	go func() { defer readers.Done(); copyLines(errR, p.logger, true) }()
+	started <- nil
+
+	err := cmd.Wait()
+	// Whatever the child left in its group dies with it.
+	killGroup(p.pid, syscall.SIGKILL)
+
+	drained := make(chan struct{})
+	go func() { readers.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(outputDrain):
+		p.logger.Debug("output still open after exit, closing it", "pid", p.pid)
+	}
+	// Closing unblocks readers still waiting on a pipe held by a stray
+	// process (pipes from os.Pipe are pollable, so Close interrupts Read).
+	outR.Close()
+	errR.Close()
+	<-drained
+
+	p.err = err
+	p.state = cmd.ProcessState
+	p.logger.Debug("process exited", "pid", p.pid, "status", cmd.ProcessState.String())
+	close(p.done)
+}
+
+// Stop asks the child's process group to end with SIGTERM, waits up to
+// grace for the child to exit, then sends SIGKILL to the group, and returns
+// Wait's result. Concurrent and repeated calls wait for the first one.
+func (p *Process) Stop(grace time.Duration) error {
+	p.stop.Do(func() {
+		select {
+		case <-p.done:
+			return
+		default:
+		}
+		p.stopped.Store(true)
+		killGroup(p.pid, syscall.SIGTERM)
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-p.done:
+		case <-t.C:
+			p.logger.Warn("process did not stop in time, killing it", "pid", p.pid, "grace", grace)
+			killGroup(p.pid, syscall.SIGKILL)
+			<-p.done
+		}
+	})
+	return p.Wait()
+}
+
+// Wait waits for the child to exit and its output to be logged, and returns
+// nil for exit status 0, else an *exec.ExitError (a non-zero status, or a
+// signal — including the ones Stop sent).
+func (p *Process) Wait() error {
+	<-p.done
+	return p.err
+}
+
+// Done is closed once the child has exited and its output has been logged.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Pid is the child's process id, which is also its process group id.
+func (p *Process) Pid() int { return p.pid }
+
+// Stopped reports whether Stop was called (directly or by cancelling the
+// Start context) before the child exited by itself, so that a supervisor
+// can tell a requested stop from a crash.
+func (p *Process) Stopped() bool { return p.stopped.Load() }
+
+// ProcessState is the child's exit status; nil until Done is closed.
+func (p *Process) ProcessState() *os.ProcessState {
+	select {
+	case <-p.done:
+		return p.state
+	default:
+		return nil
+	}
+}
+
+// killGroup signals the process group pgid. ESRCH (nobody left) is the
+// normal outcome once a group has ended and is not an error worth telling.
+func killGroup(pgid int, sig syscall.Signal) {
+	if pgid <= 0 {
+		return // never signal our own group or every process
+	}
+	_ = syscall.Kill(-pgid, sig)
+}
+
+// copyLines logs each line read from r until EOF or a read error.
+func copyLines(r io.Reader, logger hclog.Logger, stderr bool) {
+	br := bufio.NewReaderSize(r, maxLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			emitLine(logger, line, stderr)
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return
+		}
+	}
+}
+
+func emitLine(logger hclog.Logger, b []byte, stderr bool) {
+	s := strings.TrimSuffix(string(b), "\n")
+	s = strings.TrimSuffix(s, "\r")
+	// Log formats (JSON above all) need valid UTF-8; children may print
+	// anything.
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if stderr {
+		logger.Info(s, "stream", "stderr")
+		return
+	}
+	logger.Info(s)
+}
