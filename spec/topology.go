@@ -15,8 +15,9 @@ type Topology struct {
 	// RuntimeDir is the private directory (mode 0700) holding ipc endpoints
 	// chosen by `bind: auto`, and the control socket.
 	RuntimeDir string
-	// Nodes are node instances sorted by Name; a node with replicas: 3
-	// appears as name.0, name.1, name.2.
+	// Nodes are node instances sorted by Base, then Replica (so worker.2
+	// comes before worker.10); a node with replicas: 3 appears as name.0,
+	// name.1, name.2, and a node without replicas under its plain name.
 	Nodes []*Node
 }
 
@@ -148,8 +149,12 @@ type Socket struct {
 	// written (base node names, not instances), in file order; for graphs.
 	Peers     []string
 	Subscribe []string // SUB/XSUB only; nil means no subscription
-	// Identity is the routing id, with the replica placeholder ${REPLICA}
-	// already replaced; empty means libzmq picks one.
+	// Identity is the routing id (the identity field, or options.routing_id
+	// or its alias options.identity); empty means libzmq picks one. Inside a
+	// node, ${REPLICA} (the replica index, 0 for a node without replicas)
+	// and ${NODE} (the instance name, "worker.2") give each replica its own:
+	// `identity: worker-${REPLICA}`. They work the same in endpoints, sync
+	// and config strings, and are already replaced here.
 	Identity string
 	Options  []Option // sorted by Name
 	Pos      Pos

@@ -1,0 +1,303 @@
+package spec
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+)
+
+// File is a topology file as written: its structure checked (known keys,
+// maps where maps belong), its values still raw and uninterpolated, every
+// element with its position. Resolve turns it into a Topology.
+type File struct {
+	Filename string // as given to Parse; every Pos names it
+	Pos      Pos    // the top-level map
+	Version  *Value
+	Name     *Value
+	Vars     []Entry // name -> scalar, file order
+	Defaults *FileDefaults
+	Nodes    []*FileNode // file order
+	NodesPos Pos         // the `nodes` key
+}
+
+// FileDefaults is the `defaults` block.
+type FileDefaults struct {
+	Pos     Pos
+	Run     *Value
+	Restart *Value
+	Options []Entry // option name -> value
+}
+
+// FileNode is one entry of `nodes` as written.
+type FileNode struct {
+	Name     string
+	Pos      Pos // the node's key
+	Handler  *Value
+	Command  *Value
+	Config   *Value
+	Run      *Value
+	Replicas *Value
+	Restart  *Value
+	Sockets  []*FileSocket // file order
+	Sync     *FileSync
+}
+
+// FileSocket is one entry of a node's `sockets` as written.
+type FileSocket struct {
+	Name      string
+	Pos       Pos // the socket's key
+	Type      *Value
+	Bind      *Value
+	Connect   *Value
+	Subscribe *Value
+	Identity  *Value
+	Role      *Value
+	Options   []Entry
+}
+
+// FileSync is a node's `sync` block as written.
+type FileSync struct {
+	Pos     Pos
+	Expect  *Value
+	Bind    *Value
+	Connect *Value
+}
+
+// nameRE is what topology, node and socket names look like: they end up in
+// ipc paths, inproc names, env var names and log keys.
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+var (
+	topKeys      = []string{"defaults", "name", "nodes", "vars", "version"}
+	defaultsKeys = []string{"options", "restart", "run"}
+	nodeKeys     = []string{"command", "config", "handler", "replicas", "restart", "run", "sockets", "sync"}
+	socketKeys   = []string{"bind", "connect", "identity", "options", "role", "subscribe", "type"}
+	syncKeys     = []string{"bind", "connect", "expect"}
+)
+
+// ReadFile parses data (the contents of filename) into the File model,
+// reporting YAML errors, duplicate and unknown keys, and misplaced shapes.
+// The File is nil when the YAML could not be read at all.
+func ReadFile(filename string, data []byte) (*File, Diags) {
+	root, ds := parseYAML(filename, data)
+	if root == nil {
+		return nil, ds
+	}
+	d := &decoder{diags: ds}
+	f := d.file(filename, root)
+	return f, d.diags
+}
+
+type decoder struct{ diags Diags }
+
+func (d *decoder) errorf(p Pos, hint, format string, args ...any) {
+	d.diags = append(d.diags, Diag{Pos: p, Msg: fmt.Sprintf(format, args...), Hint: hint})
+}
+
+// fields walks the entries of a map, reporting keys not in known (with a
+// suggestion) and calling set for the others.
+func (d *decoder) fields(m *Value, where string, known []string, set func(e Entry)) {
+	for _, e := range m.Entries {
+		if !contains(known, e.Key) {
+			d.errorf(e.KeyPos, didYouMean(e.Key, known), "unknown key %q in %s", e.Key, where)
+			continue
+		}
+		set(e)
+	}
+}
+
+// isMap reports whether v is a map, else reports it. A null counts as an
+// empty map for blocks that may be written empty.
+func (d *decoder) isMap(v *Value, what string) bool {
+	if v.Shape == ShapeMap {
+		return true
+	}
+	if v.Shape != ShapeNull {
+		d.errorf(v.Pos, "", "%s must be a map, got %s", what, v.Shape)
+	}
+	return false
+}
+
+func (d *decoder) file(filename string, root *Value) *File {
+	f := &File{Filename: filename, Pos: root.Pos, NodesPos: root.Pos}
+	if root.Shape != ShapeMap {
+		d.errorf(root.Pos, "", "a topology must be a map with version, name and nodes, got %s", root.Shape)
+		return f
+	}
+	d.fields(root, "the topology", topKeys, func(e Entry) {
+		switch e.Key {
+		case "version":
+			f.Version = e.Value
+		case "name":
+			f.Name = e.Value
+		case "vars":
+			if d.isMap(e.Value, "vars") {
+				f.Vars = e.Value.Entries
+			}
+		case "defaults":
+			if d.isMap(e.Value, "defaults") {
+				f.Defaults = d.defaults(e.Value)
+			}
+		case "nodes":
+			f.NodesPos = e.KeyPos
+			if d.isMap(e.Value, "nodes") {
+				for _, ne := range e.Value.Entries {
+					f.Nodes = append(f.Nodes, d.node(ne))
+				}
+			}
+		}
+	})
+	for _, req := range []struct {
+		key string
+		v   any
+	}{{"version", f.Version}, {"name", f.Name}} {
+		if v, _ := req.v.(*Value); v == nil {
+			d.errorf(root.Pos, "", "missing required key %q", req.key)
+		}
+	}
+	if root.Get("nodes") == nil {
+		d.errorf(root.Pos, "", "missing required key %q", "nodes")
+	} else if len(f.Nodes) == 0 {
+		d.errorf(f.NodesPos, "", "nodes is empty: a topology needs at least one node")
+	}
+	return f
+}
+
+func (d *decoder) defaults(v *Value) *FileDefaults {
+	def := &FileDefaults{Pos: v.Pos}
+	d.fields(v, "defaults", defaultsKeys, func(e Entry) {
+		switch e.Key {
+		case "run":
+			def.Run = e.Value
+		case "restart":
+			def.Restart = e.Value
+		case "options":
+			if d.isMap(e.Value, "defaults.options") {
+				def.Options = e.Value.Entries
+			}
+		}
+	})
+	return def
+}
+
+func (d *decoder) node(e Entry) *FileNode {
+	n := &FileNode{Name: e.Key, Pos: e.KeyPos}
+	if !nameRE.MatchString(e.Key) {
+		d.errorf(e.KeyPos, "", "bad node name %q: use lower-case letters, digits, '-' and '_', starting with a letter or digit", e.Key)
+	}
+	if !d.isMap(e.Value, fmt.Sprintf("node %q", e.Key)) {
+		if e.Value.Shape == ShapeNull {
+			d.errorf(e.KeyPos, "", "node %q is empty: it needs a handler or a command", e.Key)
+		}
+		return n
+	}
+	where := fmt.Sprintf("node %q", e.Key)
+	d.fields(e.Value, where, nodeKeys, func(f Entry) {
+		v := f.Value
+		if v.IsNull() && f.Key != "config" && f.Key != "sockets" {
+			// `handler:` with nothing is a half-written line; treat it as
+			// absent so the "needs a handler" check points at the node.
+			return
+		}
+		switch f.Key {
+		case "handler":
+			n.Handler = v
+		case "command":
+			n.Command = v
+		case "config":
+			n.Config = v
+		case "run":
+			n.Run = v
+		case "replicas":
+			n.Replicas = v
+		case "restart":
+			n.Restart = v
+		case "sockets":
+			if d.isMap(v, fmt.Sprintf("sockets of node %q", e.Key)) {
+				for _, se := range v.Entries {
+					n.Sockets = append(n.Sockets, d.socket(e.Key, se))
+				}
+			}
+		case "sync":
+			if d.isMap(v, fmt.Sprintf("sync of node %q", e.Key)) {
+				n.Sync = d.sync(e.Key, v)
+			}
+		}
+	})
+	return n
+}
+
+func (d *decoder) socket(node string, e Entry) *FileSocket {
+	s := &FileSocket{Name: e.Key, Pos: e.KeyPos}
+	if !nameRE.MatchString(e.Key) {
+		d.errorf(e.KeyPos, "", "bad socket name %q: use lower-case letters, digits, '-' and '_', starting with a letter or digit", e.Key)
+	}
+	where := fmt.Sprintf("socket %q", node+"."+e.Key)
+	if !d.isMap(e.Value, where) {
+		if e.Value.Shape == ShapeNull {
+			d.errorf(e.KeyPos, "", "%s is empty: it needs a type and a bind or connect", where)
+		}
+		return s
+	}
+	d.fields(e.Value, where, socketKeys, func(f Entry) {
+		v := f.Value
+		if v.IsNull() {
+			return
+		}
+		switch f.Key {
+		case "type":
+			s.Type = v
+		case "bind":
+			s.Bind = v
+		case "connect":
+			s.Connect = v
+		case "subscribe":
+			s.Subscribe = v
+		case "identity":
+			s.Identity = v
+		case "role":
+			s.Role = v
+		case "options":
+			if d.isMap(v, "options of "+where) {
+				s.Options = v.Entries
+			}
+		}
+	})
+	return s
+}
+
+func (d *decoder) sync(node string, v *Value) *FileSync {
+	s := &FileSync{Pos: v.Pos}
+	d.fields(v, fmt.Sprintf("sync of node %q", node), syncKeys, func(f Entry) {
+		if f.Value.IsNull() {
+			return
+		}
+		switch f.Key {
+		case "expect":
+			s.Expect = f.Value
+		case "bind":
+			s.Bind = f.Value
+		case "connect":
+			s.Connect = f.Value
+		}
+	})
+	return s
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

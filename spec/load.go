@@ -1,0 +1,106 @@
+package spec
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// LoadOptions are what a load needs from outside the file.
+type LoadOptions struct {
+	// Env looks up ${VAR}s, overriding the file's vars; nil means
+	// os.LookupEnv. It also supplies XDG_RUNTIME_DIR for the default
+	// RuntimeDir.
+	Env func(key string) (string, bool)
+	// RuntimeDir holds the ipc endpoints of `bind: auto`; "" means
+	// DefaultRuntimeDir(name).
+	RuntimeDir string
+}
+
+func (o LoadOptions) env() func(string) (string, bool) {
+	if o.Env != nil {
+		return o.Env
+	}
+	return os.LookupEnv
+}
+
+// Load reads, resolves and validates the topology file at path. The
+// Topology is nil iff the Diags hold errors; warnings may come either way.
+// The Diags are sorted.
+func Load(path string, opts LoadOptions) (*Topology, Diags) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		// No line to point at: the position is the file as a whole.
+		return nil, Diags{{Pos: Pos{File: path}, Msg: fmt.Sprintf("cannot read topology: %v", unwrapPathError(err))}}
+	}
+	return Parse(path, data, opts)
+}
+
+// unwrapPathError drops the path from an *os.PathError: the diagnostic
+// already starts with it.
+func unwrapPathError(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// Parse is Load for a file already read: filename names it in positions
+// and anchors relative paths; it need not exist.
+func Parse(filename string, data []byte, opts LoadOptions) (*Topology, Diags) {
+	f, ds := ReadFile(filename, data)
+	var t *Topology
+	if f != nil {
+		var rds Diags
+		t, rds = Resolve(f, opts)
+		ds = append(ds, rds...)
+	}
+	ds = tidy(ds)
+	if ds.HasErrors() {
+		return nil, ds
+	}
+	return t, ds
+}
+
+// tidy sorts diagnostics and drops exact duplicates: a mistake in a
+// replicated node or in defaults is found once per instance but reported
+// once.
+func tidy(ds Diags) Diags {
+	ds.Sort()
+	out := ds[:0]
+	for i, d := range ds {
+		if i > 0 && d == ds[i-1] {
+			continue
+		}
+		out = append(out, d)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// DefaultRuntimeDir is where a topology's ipc endpoints and control socket
+// live: $XDG_RUNTIME_DIR/ztopo/<name> (a per-user tmpfs on systemd systems),
+// else <os.TempDir()>/ztopo-<uid>/<name>.
+func DefaultRuntimeDir(name string) string { return runtimeDir(name, os.LookupEnv) }
+
+func runtimeDir(name string, env func(string) (string, bool)) string {
+	if d, ok := env("XDG_RUNTIME_DIR"); ok && d != "" {
+		return filepath.Join(d, "ztopo", name)
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("ztopo-%d", os.Getuid()), name)
+}
+
+// sortInstances orders node instances by base name, then replica index,
+// so that worker.2 comes before worker.10.
+func sortInstances(nodes []*Node) {
+	sort.SliceStable(nodes, func(i, j int) bool {
+		a, b := nodes[i], nodes[j]
+		if a.Base != b.Base {
+			return a.Base < b.Base
+		}
+		return a.Replica < b.Replica
+	})
+}

@@ -1,0 +1,59 @@
+package spec
+
+import "fmt"
+
+// levenshtein is the edit distance between a and b (insertions, deletions,
+// substitutions), over bytes: every name ztopo suggests is ASCII.
+func levenshtein(a, b string) int {
+	if len(a) < len(b) {
+		a, b = b, a
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// closest returns the candidate nearest to name, if it is near enough to be
+// a likely typo: one edit for short names, up to three for long ones. Ties go
+// to the earlier candidate, so callers pass sorted lists for stable output.
+func closest(name string, candidates []string) (string, bool) {
+	limit := 1
+	switch {
+	case len(name) > 8:
+		limit = 3
+	case len(name) > 3:
+		limit = 2
+	}
+	best, bestD := "", limit+1
+	for _, c := range candidates {
+		if c == name {
+			continue
+		}
+		if d := levenshtein(name, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best, best != ""
+}
+
+// didYouMean is the Hint for a misspelt name, or "" when nothing is close.
+func didYouMean(name string, candidates []string) string {
+	if c, ok := closest(name, candidates); ok {
+		return fmt.Sprintf("did you mean %q?", c)
+	}
+	return ""
+}
