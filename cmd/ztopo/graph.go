@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/ztopo/ztopo/spec"
+	"github.com/ztopo/ztopo/spec/graph"
+)
+
+const graphUsage = `usage: ztopo graph [--format dot|mermaid] FILE
+
+Prints the wiring of a topology on stdout: one box per node (replicas shown
+as ×N), one edge per connection in the direction data flows, labelled with
+the socket types and transport and marked "bind" on the side that binds;
+endpoints that nobody in the file binds or connects to appear as external
+endpoints; start barriers (sync) are dotted.
+
+    ztopo graph topologies/pipeline.yaml | dot -Tsvg > pipeline.svg
+
+Flags:
+  --format dot|mermaid   output format (default dot): Graphviz DOT, or a
+                         Mermaid flowchart for Markdown pages
+
+Exit status: 0 ok, 1 invalid topology, 2 wrong usage.
+`
+
+func runGraph(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("graph")
+	format := fs.String("format", "dot", "dot or mermaid")
+	files, code, ok := parseArgs(fs, "graph", graphUsage, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	var render func(*spec.Topology) string
+	switch *format {
+	case "dot":
+		render = graph.DOT
+	case "mermaid":
+		render = graph.Mermaid
+	default:
+		return usageError(stderr, "graph", graphUsage, "unknown format %q%s", *format, didYouMean(*format, []string{"dot", "mermaid"}))
+	}
+	switch len(files) {
+	case 0:
+		return usageError(stderr, "graph", graphUsage, "no topology file given")
+	case 1:
+	default:
+		return usageError(stderr, "graph", graphUsage, "one topology file at a time, got %d", len(files))
+	}
+	t, ds := spec.Load(files[0], loadOptions())
+	printDiags(stderr, ds)
+	if t == nil || ds.HasErrors() {
+		return exitFailure
+	}
+	fmt.Fprint(stdout, render(t))
+	return exitOK
+}

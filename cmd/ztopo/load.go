@@ -1,0 +1,26 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/ztopo/ztopo/spec"
+)
+
+// loadOptions are the same for every verb: the process environment
+// overrides a file's vars, and ipc endpoints go to the default runtime
+// directory of the topology's name, so that `plan` resolves `bind: auto`
+// exactly as the running `up` did.
+func loadOptions() spec.LoadOptions {
+	return spec.LoadOptions{Env: os.LookupEnv}
+}
+
+// printDiags writes diagnostics, warnings included, one per line, sorted.
+func printDiags(w io.Writer, ds spec.Diags) {
+	s := append(spec.Diags(nil), ds...)
+	s.Sort()
+	for _, d := range s {
+		fmt.Fprintln(w, d.String())
+	}
+}

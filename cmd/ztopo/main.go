@@ -1,0 +1,200 @@
+// Command ztopo runs ZeroMQ topologies declared in YAML, and checks, draws
+// and diffs them.
+//
+// This package is the only one that knows about flags, exit codes and
+// stdout: every verb is a function from arguments and two writers to an exit
+// code, so that tests run the whole CLI in-process.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// Exit codes, fixed by the contract: scripts rely on them.
+const (
+	exitOK      = 0 // success, including a clean stop by signal
+	exitFailure = 1 // invalid topology, or a failure doing the work
+	exitUsage   = 2 // wrong usage: unknown verb or flag, missing arguments
+)
+
+// verb is one `ztopo VERB`. Adding a verb is one entry in verbs and one file
+// holding its usage text and run function.
+type verb struct {
+	name    string
+	summary string // one line for `ztopo help`
+	// usage is the full help text; its first line is the synopsis
+	// ("usage: ztopo graph [--format dot|mermaid] FILE"), repeated after a
+	// usage error.
+	usage string
+	run   func(args []string, stdout, stderr io.Writer) int
+}
+
+var verbs = map[string]verb{
+	"up":       {name: "up", summary: "run a topology in the foreground, applying edits to its file", usage: upUsage, run: runUp},
+	"validate": {name: "validate", summary: "check topology files without running them", usage: validateUsage, run: runValidate},
+	"graph":    {name: "graph", summary: "draw a topology's wiring as Graphviz DOT or Mermaid", usage: graphUsage, run: runGraph},
+	"plan":     {name: "plan", summary: "show what a reload from one file or git revision to another would do", usage: planUsage, run: runPlan},
+	"ps":       {name: "ps", summary: "list the node instances of a running topology", usage: psUsage, run: runPs},
+	"status":   {name: "status", summary: "show the state of a running topology", usage: statusUsage, run: runStatus},
+	"reload":   {name: "reload", summary: "make a running topology re-read its file", usage: reloadUsage, run: runReload},
+	"down":     {name: "down", summary: "stop a running topology", usage: downUsage, run: runDown},
+	"version":  {name: "version", summary: "print versions of ztopo, libzmq and Go, and the builtin handlers", usage: versionUsage, run: runVersion},
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		printUsage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "help":
+		return runHelp(args[1:], stdout, stderr)
+	case "-h", "-help", "--help":
+		printUsage(stdout)
+		return exitOK
+	case "-version", "--version":
+		return runVersion(args[1:], stdout, stderr)
+	}
+	v, ok := verbs[args[0]]
+	if !ok {
+		if strings.HasPrefix(args[0], "-") {
+			fmt.Fprintf(stderr, "ztopo: unknown flag %s\nRun 'ztopo help' for usage.\n", args[0])
+		} else {
+			fmt.Fprintf(stderr, "ztopo: unknown command %q%s\nRun 'ztopo help' for usage.\n", args[0], didYouMean(args[0], verbNames()))
+		}
+		return exitUsage
+	}
+	return v.run(args[1:], stdout, stderr)
+}
+
+func runHelp(args []string, stdout, stderr io.Writer) int {
+	switch len(args) {
+	case 0:
+		printUsage(stdout)
+		return exitOK
+	case 1:
+		v, ok := verbs[args[0]]
+		if !ok {
+			fmt.Fprintf(stderr, "ztopo help: unknown command %q%s\nRun 'ztopo help' for the list.\n", args[0], didYouMean(args[0], verbNames()))
+			return exitUsage
+		}
+		fmt.Fprint(stdout, v.usage)
+		return exitOK
+	}
+	fmt.Fprint(stderr, "ztopo help: too many arguments\nusage: ztopo help [COMMAND]\n")
+	return exitUsage
+}
+
+func verbNames() []string {
+	names := make([]string, 0, len(verbs))
+	for n := range verbs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func printUsage(w io.Writer) {
+	var b strings.Builder
+	b.WriteString("ztopo runs ZeroMQ topologies declared in YAML.\n\n")
+	b.WriteString("usage: ztopo COMMAND [ARGUMENTS]\n\nCommands:\n")
+	for _, n := range verbNames() {
+		fmt.Fprintf(&b, "  %-9s %s\n", n, verbs[n].summary)
+	}
+	b.WriteString("\nRun 'ztopo help COMMAND' or 'ztopo COMMAND --help' for details.\n")
+	b.WriteString("Exit status: 0 success, 1 invalid topology or failure, 2 wrong usage.\n")
+	fmt.Fprint(w, b.String())
+}
+
+// newFlags returns a verb's flag set. Parse errors are reported by
+// parseArgs, in ztopo's own format, so the flag package prints nothing.
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("ztopo "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// parseArgs parses a verb's flags, which may come before, between or after
+// its positional arguments (`ztopo graph FILE --format mermaid` reads as
+// well as the other order); "--" ends the flags. ok is false when the caller
+// must return code: the help was asked for (printed on stdout, exit 0) or
+// the flags were wrong (reported on stderr, exit 2).
+func parseArgs(fs *flag.FlagSet, name, usage string, args []string, stdout, stderr io.Writer) (pos []string, code int, ok bool) {
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return nil, exitOK, false
+		}
+		if err != nil {
+			return nil, usageError(stderr, name, usage, "%v", err), false
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, exitOK, true
+		}
+		// The flag package consumed a "--" if the argument just before the
+		// rest is one: everything after it is positional.
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), exitOK, true
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// usageError reports wrong usage of a verb and returns exitUsage.
+func usageError(stderr io.Writer, name, usage, format string, args ...any) int {
+	synopsis, _, _ := strings.Cut(usage, "\n")
+	fmt.Fprintf(stderr, "ztopo %s: %s\n%s\nRun 'ztopo help %s' for details.\n", name, fmt.Sprintf(format, args...), synopsis, name)
+	return exitUsage
+}
+
+// didYouMean is ` (did you mean "x"?)` for the candidate nearest to s, or ""
+// when none is a likely typo.
+func didYouMean(s string, candidates []string) string {
+	limit := 1
+	if len(s) > 4 {
+		limit = 2
+	}
+	best, bestD := "", limit+1
+	for _, c := range candidates {
+		if d := editDistance(s, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the Levenshtein distance over bytes (verb names are ASCII).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ztopo/ztopo/spec"
+	"github.com/ztopo/ztopo/spec/graph"
+)
+
+const planUsage = `usage: ztopo plan [--json] OLD NEW
+
+Shows what a running topology would do if its file changed from OLD to NEW,
+without running anything:
+
+    + start worker.3                         a node instance added
+    - stop old                               removed
+    ~ restart sink                           its definition changed
+    = swap handler worker.0 (echo -> upper)  only the handler changed: the
+                                             sockets stay open, nothing lost
+    1 to start, 1 to stop, 1 to restart, 1 handler swap, 4 unchanged
+
+or "no changes". OLD and NEW are files or git revisions of a file, REV:PATH,
+read with git show: PATH is relative to the current directory (as git's
+REV:./PATH), or else to the top of the work tree (as git's REV:PATH).
+
+    ztopo plan HEAD~1:topology.yaml topology.yaml
+
+Flags:
+  --json   print the plan as a JSON object for scripts:
+           {"start": [...], "stop": [...], "restart": [...],
+            "swap": [{"node": ..., "from": ..., "to": ...}], "unchanged": [...]}
+
+Exit status: 0 ok (whether or not anything changes), 1 when OLD or NEW is
+invalid (their problems are printed) or cannot be read, 2 wrong usage.
+`
+
+func runPlan(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("plan")
+	asJSON := fs.Bool("json", false, "print JSON")
+	files, code, ok := parseArgs(fs, "plan", planUsage, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if len(files) != 2 {
+		return usageError(stderr, "plan", planUsage, "want OLD and NEW, got %d argument(s)", len(files))
+	}
+
+	var topos [2]*spec.Topology
+	failed := false
+	for i, arg := range files {
+		t, ds, err := loadPlanArg(arg)
+		if err != nil {
+			fmt.Fprintf(stderr, "ztopo plan: %v\n", err)
+			failed = true
+			continue
+		}
+		printDiags(stderr, ds)
+		if t == nil || ds.HasErrors() {
+			failed = true
+			continue
+		}
+		topos[i] = t
+	}
+	if failed {
+		return exitFailure
+	}
+	old, cur := topos[0], topos[1]
+	p := spec.Diff(old, cur)
+
+	swaps := make([]planSwap, 0, len(p.HandlerOnly))
+	for _, name := range p.HandlerOnly {
+		s := planSwap{Node: name}
+		if n := old.Node(name); n != nil {
+			s.From = graph.HandlerLabel(n.Handler)
+		}
+		if n := cur.Node(name); n != nil {
+			s.To = graph.HandlerLabel(n.Handler)
+		}
+		swaps = append(swaps, s)
+	}
+
+	if *asJSON {
+		out := planJSON{
+			Start:     nonNil(p.Added),
+			Stop:      nonNil(p.Removed),
+			Restart:   nonNil(p.Changed),
+			Swap:      swaps,
+			Unchanged: nonNil(p.Unchanged),
+		}
+		b, err := json.MarshalIndent(out, "", "  ")
+		if err != nil {
+			fmt.Fprintf(stderr, "ztopo plan: %v\n", err)
+			return exitFailure
+		}
+		fmt.Fprintf(stdout, "%s\n", b)
+		return exitOK
+	}
+
+	if len(p.Added)+len(p.Removed)+len(p.Changed)+len(p.HandlerOnly) == 0 {
+		fmt.Fprintln(stdout, "no changes")
+		return exitOK
+	}
+	for _, n := range p.Added {
+		fmt.Fprintf(stdout, "+ start %s\n", n)
+	}
+	for _, n := range p.Removed {
+		fmt.Fprintf(stdout, "- stop %s\n", n)
+	}
+	for _, n := range p.Changed {
+		fmt.Fprintf(stdout, "~ restart %s\n", n)
+	}
+	for _, s := range swaps {
+		fmt.Fprintf(stdout, "= swap handler %s (%s -> %s)\n", s.Node, s.From, s.To)
+	}
+	fmt.Fprintf(stdout, "%d to start, %d to stop, %d to restart, %s, %d unchanged\n",
+		len(p.Added), len(p.Removed), len(p.Changed), plural(len(p.HandlerOnly), "handler swap"), len(p.Unchanged))
+	return exitOK
+}
+
+type planSwap struct {
+	Node string `json:"node"`
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// planJSON is the --json output; every list is present, empty or not, so
+// that scripts need no null checks.
+type planJSON struct {
+	Start     []string   `json:"start"`
+	Stop      []string   `json:"stop"`
+	Restart   []string   `json:"restart"`
+	Swap      []planSwap `json:"swap"`
+	Unchanged []string   `json:"unchanged"`
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, what)
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// loadPlanArg loads a file, or a git revision of one written REV:PATH. An
+// existing file wins over the REV:PATH reading, so a file name holding a
+// colon still works. Diagnostics of a revision name it as written
+// ("HEAD~1:topology.yaml:3:5: ..."), while relative paths inside it are
+// anchored at PATH's directory, as they would be once checked out.
+func loadPlanArg(arg string) (*spec.Topology, spec.Diags, error) {
+	if _, err := os.Stat(arg); err == nil {
+		t, ds := spec.Load(arg, loadOptions())
+		return t, ds, nil
+	}
+	rev, path, ok := strings.Cut(arg, ":")
+	if !ok || rev == "" || path == "" {
+		t, ds := spec.Load(arg, loadOptions()) // reports the missing file
+		return t, ds, nil
+	}
+	data, err := gitShow(rev, path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", arg, err)
+	}
+	t, ds := spec.Parse(path, data, loadOptions())
+	for i := range ds {
+		if ds[i].Pos.File == path {
+			ds[i].Pos.File = arg
+		}
+	}
+	return t, ds, nil
+}
+
+// gitShow reads path at revision rev. The path is first taken relative to
+// the current directory, which is what a user who also passes the file
+// itself means; then, as git itself reads REV:PATH, relative to the top of
+// the work tree.
+func gitShow(rev, path string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir, base := filepath.Split(filepath.Clean(path))
+	if dir == "" {
+		dir = "."
+	}
+	out, err := git(ctx, dir, "show", rev+":./"+base)
+	if err == nil {
+		return out, nil
+	}
+	if !filepath.IsAbs(path) {
+		if out, err2 := git(ctx, ".", "show", rev+":"+filepath.ToSlash(path)); err2 == nil {
+			return out, nil
+		}
+	}
+	return nil, err
+}
+
+func git(ctx context.Context, dir string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return nil, fmt.Errorf("git %s: %s", args[0], msg)
+	}
+	return out, nil
+}
