@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 )
 
 // File is a topology file as written: its structure checked (known keys,
@@ -40,6 +41,7 @@ type FileNode struct {
 	Restart  *Value
 	Sockets  []*FileSocket // file order
 	Sync     *FileSync
+	typos    typos
 }
 
 // FileSocket is one entry of a node's `sockets` as written.
@@ -53,6 +55,7 @@ type FileSocket struct {
 	Identity  *Value
 	Role      *Value
 	Options   []Entry
+	typos     typos
 }
 
 // FileSync is a node's `sync` block as written.
@@ -61,6 +64,7 @@ type FileSync struct {
 	Expect  *Value
 	Bind    *Value
 	Connect *Value
+	typos   typos
 }
 
 // nameRE is what topology, node and socket names look like: they end up in
@@ -95,15 +99,41 @@ func (d *decoder) errorf(p Pos, hint, format string, args ...any) {
 }
 
 // fields walks the entries of a map, reporting keys not in known (with a
-// suggestion) and calling set for the others.
-func (d *decoder) fields(m *Value, where string, known []string, set func(e Entry)) {
+// suggestion) and calling set for the others. It returns the known keys
+// that misspelt keys were taken for, so that "missing handler" is not
+// reported on top of "unknown key handlr (did you mean handler?)".
+func (d *decoder) fields(m *Value, where string, known []string, set func(e Entry)) typos {
+	var t typos
 	for _, e := range m.Entries {
 		if !contains(known, e.Key) {
-			d.errorf(e.KeyPos, didYouMean(e.Key, known), "unknown key %q in %s", e.Key, where)
+			c, ok := closest(e.Key, known)
+			hint := ""
+			if ok {
+				hint = fmt.Sprintf("did you mean %q?", c)
+				if t == nil {
+					t = typos{}
+				}
+				t[c] = true
+			}
+			d.errorf(e.KeyPos, hint, "unknown key %q in %s", e.Key, where)
 			continue
 		}
 		set(e)
 	}
+	return t
+}
+
+// typos is the set of known keys that unknown keys were probably meant as.
+type typos map[string]bool
+
+// any reports whether any of keys was probably misspelt.
+func (t typos) any(keys ...string) bool {
+	for _, k := range keys {
+		if t[k] {
+			return true
+		}
+	}
+	return false
 }
 
 // isMap reports whether v is a map, else reports it. A null counts as an
@@ -124,7 +154,15 @@ func (d *decoder) file(filename string, root *Value) *File {
 		d.errorf(root.Pos, "", "a topology must be a map with version, name and nodes, got %s", root.Shape)
 		return f
 	}
-	d.fields(root, "the topology", topKeys, func(e Entry) {
+	// Top-level keys starting with "x-" are the author's own (as in
+	// docker compose): a place for anchors to merge elsewhere.
+	user := &Value{Shape: ShapeMap, Pos: root.Pos}
+	for _, e := range root.Entries {
+		if !strings.HasPrefix(e.Key, "x-") {
+			user.Entries = append(user.Entries, e)
+		}
+	}
+	typo := d.fields(user, "the topology", topKeys, func(e Entry) {
 		switch e.Key {
 		case "version":
 			f.Version = e.Value
@@ -151,11 +189,11 @@ func (d *decoder) file(filename string, root *Value) *File {
 		key string
 		v   any
 	}{{"version", f.Version}, {"name", f.Name}} {
-		if v, _ := req.v.(*Value); v == nil {
+		if v, _ := req.v.(*Value); v == nil && !typo[req.key] {
 			d.errorf(root.Pos, "", "missing required key %q", req.key)
 		}
 	}
-	if root.Get("nodes") == nil {
+	if root.Get("nodes") == nil && !typo["nodes"] {
 		d.errorf(root.Pos, "", "missing required key %q", "nodes")
 	} else if len(f.Nodes) == 0 {
 		d.errorf(f.NodesPos, "", "nodes is empty: a topology needs at least one node")
@@ -165,7 +203,7 @@ func (d *decoder) file(filename string, root *Value) *File {
 
 func (d *decoder) defaults(v *Value) *FileDefaults {
 	def := &FileDefaults{Pos: v.Pos}
-	d.fields(v, "defaults", defaultsKeys, func(e Entry) {
+	_ = d.fields(v, "defaults", defaultsKeys, func(e Entry) {
 		switch e.Key {
 		case "run":
 			def.Run = e.Value
@@ -185,14 +223,13 @@ func (d *decoder) node(e Entry) *FileNode {
 	if !nameRE.MatchString(e.Key) {
 		d.errorf(e.KeyPos, "", "bad node name %q: use lower-case letters, digits, '-' and '_', starting with a letter or digit", e.Key)
 	}
+	// A null node (`worker:` and nothing) is reported by the resolver
+	// as lacking a handler.
 	if !d.isMap(e.Value, fmt.Sprintf("node %q", e.Key)) {
-		if e.Value.Shape == ShapeNull {
-			d.errorf(e.KeyPos, "", "node %q is empty: it needs a handler or a command", e.Key)
-		}
 		return n
 	}
 	where := fmt.Sprintf("node %q", e.Key)
-	d.fields(e.Value, where, nodeKeys, func(f Entry) {
+	n.typos = d.fields(e.Value, where, nodeKeys, func(f Entry) {
 		v := f.Value
 		if v.IsNull() && f.Key != "config" && f.Key != "sockets" {
 			// `handler:` with nothing is a half-written line; treat it as
@@ -239,7 +276,7 @@ func (d *decoder) socket(node string, e Entry) *FileSocket {
 		}
 		return s
 	}
-	d.fields(e.Value, where, socketKeys, func(f Entry) {
+	s.typos = d.fields(e.Value, where, socketKeys, func(f Entry) {
 		v := f.Value
 		if v.IsNull() {
 			return
@@ -268,7 +305,7 @@ func (d *decoder) socket(node string, e Entry) *FileSocket {
 
 func (d *decoder) sync(node string, v *Value) *FileSync {
 	s := &FileSync{Pos: v.Pos}
-	d.fields(v, fmt.Sprintf("sync of node %q", node), syncKeys, func(f Entry) {
+	s.typos = d.fields(v, fmt.Sprintf("sync of node %q", node), syncKeys, func(f Entry) {
 		if f.Value.IsNull() {
 			return
 		}

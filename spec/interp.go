@@ -81,7 +81,7 @@ func (sc scope) lookup(name, def string, hasDef bool) (string, error) {
 	switch name {
 	case placeholderReplica, placeholderNode:
 		if !sc.inNode {
-			return "", fmt.Errorf("${%s} is only defined inside a node's sockets, config and sync", name)
+			return "", fmt.Errorf("${%s} cannot be used here: it is set per replica, in a node's sockets, config, command and sync", name)
 		}
 		if name == placeholderReplica {
 			return strconv.Itoa(sc.replica), nil

@@ -144,6 +144,7 @@ func (r *resolver) header() {
 			r.errorf(e.KeyPos, "", "variable name %q is reserved: ztopo sets ${%s} for each node instance", e.Key, e.Key)
 		case e.Value.Shape == ShapeList || e.Value.Shape == ShapeMap:
 			r.errorf(e.Value.Pos, "", "variable %q must be a scalar, got %s", e.Key, e.Value.Shape)
+			r.vars[e.Key] = "" // defined, so its uses do not add "undefined" errors
 		default:
 			// Values are taken as written: a var is not interpolated,
 			// so "$" needs no escaping in it.
@@ -385,7 +386,9 @@ func (r *resolver) handler(sc scope, fn *FileNode, n *Node) {
 		r.errorf(fn.Command.Pos, "", "node %q has both handler and command; a command node owns its sockets, so pick one", fn.Name)
 		return
 	case fn.Handler == nil && fn.Command == nil:
-		r.errorf(fn.Pos, "", "node %q needs a handler or a command", fn.Name)
+		if !fn.typos.any("handler", "command") {
+			r.errorf(fn.Pos, "", "node %q needs a handler or a command", fn.Name)
+		}
 		return
 	case fn.Command != nil:
 		n.Handler = HandlerRef{Kind: HandlerCommand, Argv: r.argv(sc, fn.Command, "command")}
@@ -668,7 +671,9 @@ func (r *resolver) socket(sc scope, n *Node, fs *FileSocket, defOpts []Entry) *i
 	is := &isock{s: s, fs: fs}
 	full := n.Base + "." + fs.Name
 	if fs.Type == nil {
-		r.errorf(fs.Pos, "", "socket %q needs a type", full)
+		if !fs.typos.any("type") {
+			r.errorf(fs.Pos, "", "socket %q needs a type", full)
+		}
 	} else if t, ok := r.str(sc, fs.Type, "type"); ok {
 		if st, err := ParseSocketType(t); err != nil {
 			r.errorf(fs.Type.Pos, didYouMean(strings.ToUpper(t), socketTypeNames), "%v", err)
@@ -686,7 +691,7 @@ func (r *resolver) socket(sc scope, n *Node, fs *FileSocket, defOpts []Entry) *i
 			}
 		}
 	}
-	if fs.Bind == nil && fs.Connect == nil {
+	if fs.Bind == nil && fs.Connect == nil && !fs.typos.any("bind", "connect") {
 		r.errorf(fs.Pos, "", "socket %q has neither bind nor connect", full)
 	}
 	if fs.Bind != nil {
@@ -856,7 +861,7 @@ func (r *resolver) sync(sc scope, n *Node, fs *FileSync) *isync {
 	is := &isync{bindPos: fs.Pos, connectPos: fs.Pos}
 	sy := &Sync{}
 	n.Sync = sy
-	if fs.Expect == nil && fs.Connect == nil {
+	if fs.Expect == nil && fs.Connect == nil && fs.Bind == nil && !fs.typos.any("expect", "connect", "bind") {
 		r.errorf(fs.Pos, "", "sync of node %q needs expect (wait for peers) or connect (signal a node)", n.Base)
 	}
 	if fs.Expect != nil {

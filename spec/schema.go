@@ -73,8 +73,8 @@ func BuiltinHandlers() []HandlerSchema {
 				{Name: "until", Kind: KindString, Doc: "complete when a message's last frame equals this text"},
 			},
 		},
-		{Name: "echo", Doc: "answers each request with the same frames; on in sockets, forwards like forward"},
-		{Name: "forward", Doc: "sends each message from an in socket, unchanged, to the out sockets"},
+		{Name: "echo", Doc: "answers each request with the same frames; on in sockets, forwards like forward", Keys: []ConfigKey{{Name: "delay", Kind: KindDuration, Doc: "simulated work: a pause before each message is answered or passed on"}}},
+		{Name: "forward", Doc: "sends each message from an in socket, unchanged, to the out sockets", Keys: []ConfigKey{{Name: "delay", Kind: KindDuration, Doc: "simulated work: a pause before each message is answered or passed on"}}},
 		{
 			Name: "generate",
 			Doc:  "sends count messages (forever without count), then the optional end payload, then completes",
@@ -99,7 +99,7 @@ func BuiltinHandlers() []HandlerSchema {
 			Doc:         "zmq_proxy between frontend and backend, optional capture; steerable so it stops cleanly",
 			NeedSockets: []string{"backend", "frontend"},
 		},
-		{Name: "upper", Doc: "like echo/forward, with the ASCII letters of the last frame upper-cased"},
+		{Name: "upper", Doc: "like echo/forward, with the ASCII letters of the last frame upper-cased", Keys: []ConfigKey{{Name: "delay", Kind: KindDuration, Doc: "simulated work: a pause before each message is answered or passed on"}}},
 	}
 	sort.Slice(hs, func(i, j int) bool { return hs[i].Name < hs[j].Name })
 	return hs

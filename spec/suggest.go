@@ -1,6 +1,9 @@
 package spec
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // levenshtein is the edit distance between a and b (insertions, deletions,
 // substitutions), over bytes: every name ztopo suggests is ASCII.
@@ -43,7 +46,10 @@ func closest(name string, candidates []string) (string, bool) {
 		if c == name {
 			continue
 		}
-		if d := levenshtein(name, c); d < bestD {
+		d := levenshtein(name, c)
+		// On a tie, a candidate that extends what was typed is the
+		// likelier one: "PUL" is a PULL cut short more than a PUB mistyped.
+		if d < bestD || (d == bestD && best != "" && strings.HasPrefix(c, name) && !strings.HasPrefix(best, name)) {
 			best, bestD = c, d
 		}
 	}

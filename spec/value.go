@@ -150,6 +150,9 @@ type converter struct {
 	nodes   int
 	stopped bool // a limit was hit: stop walking, the tree is useless
 	diags   Diags
+	// alias is the outermost alias being expanded: a limit hit inside
+	// it is reported where the author wrote it, not deep in the anchor.
+	alias *yaml.Node
 }
 
 func (c *converter) pos(n *yaml.Node) Pos {
@@ -157,6 +160,9 @@ func (c *converter) pos(n *yaml.Node) Pos {
 }
 
 func (c *converter) stop(n *yaml.Node, msg string) *Value {
+	if c.alias != nil {
+		n = c.alias
+	}
 	if !c.stopped {
 		c.stopped = true
 		c.diags = append(c.diags, Diag{Pos: c.pos(n), Msg: msg})
@@ -184,6 +190,10 @@ func (c *converter) convert(n *yaml.Node, depth int) *Value {
 	case yaml.AliasNode:
 		if n.Alias == nil {
 			return c.stop(n, "alias to an unknown anchor")
+		}
+		if c.alias == nil {
+			c.alias = n
+			defer func() { c.alias = nil }()
 		}
 		v := c.convert(n.Alias, depth+1)
 		if v == nil {

@@ -300,7 +300,10 @@ func qual(in *inst, sock string) string { return in.n.Base + "." + sock }
 
 func (r *resolver) checkLinks(links []link) {
 	for _, l := range links {
-		if strings.HasPrefix(l.ep, "inproc://") {
+		// A command's own literal inproc connect is reported once, by
+		// checkTransport, at the same position.
+		ownCommand := l.from.n.Handler.Kind == HandlerCommand && !l.byRef && !l.toSync
+		if strings.HasPrefix(l.ep, "inproc://") && !ownCommand {
 			for _, end := range []*inst{l.to, l.from} {
 				if end.n.Run != RunGoroutine {
 					what := "runs as a process"

@@ -1,0 +1,102 @@
+package spec
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/txtar"
+)
+
+var update = flag.Bool("update", false, "rewrite the want sections of testdata/bad/*.txtar")
+
+// testRuntimeDir keeps auto ipc paths the same on every machine.
+const testRuntimeDir = "/run/ztopo-test"
+
+// mapEnv is an environment for tests: only what the test says, never the
+// real one.
+func mapEnv(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+func section(ar *txtar.Archive, name string) ([]byte, bool) {
+	for _, f := range ar.Files {
+		if f.Name == name {
+			return f.Data, true
+		}
+	}
+	return nil, false
+}
+
+func render(ds Diags) string {
+	var b strings.Builder
+	for _, d := range ds {
+		b.WriteString(d.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// TestBadFiles loads each testdata/bad archive's topology.yaml (with the
+// variables of its optional env section as the whole environment) and
+// compares the diagnostics with its want section, line for line.
+func TestBadFiles(t *testing.T) {
+	paths, err := filepath.Glob("testdata/bad/*.txtar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) < 30 {
+		t.Fatalf("got %d bad files, want at least 30", len(paths))
+	}
+	for _, path := range paths {
+		t.Run(strings.TrimSuffix(filepath.Base(path), ".txtar"), func(t *testing.T) {
+			ar, err := txtar.ParseFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			src, ok := section(ar, "topology.yaml")
+			if !ok {
+				t.Fatal("no topology.yaml section")
+			}
+			env := map[string]string{}
+			if e, ok := section(ar, "env"); ok {
+				for _, line := range strings.Split(strings.TrimSpace(string(e)), "\n") {
+					k, v, _ := strings.Cut(line, "=")
+					env[k] = v
+				}
+			}
+			topo, ds := Parse("topology.yaml", src, LoadOptions{Env: mapEnv(env), RuntimeDir: testRuntimeDir})
+			got := render(ds)
+			if *update {
+				for i := range ar.Files {
+					if ar.Files[i].Name == "want" {
+						ar.Files[i].Data = []byte(got)
+					}
+				}
+				if err := os.WriteFile(path, txtar.Format(ar), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, _ := section(ar, "want")
+			if got != string(want) {
+				t.Errorf("diagnostics differ\ngot:\n%s\nwant:\n%s", got, want)
+			}
+			if len(ds) == 0 {
+				t.Errorf("got no diagnostics, want at least one")
+			}
+			if ds.HasErrors() != (topo == nil) {
+				t.Errorf("got topology %v with errors %v; want a topology iff there are no errors", topo != nil, ds.HasErrors())
+			}
+			if !bytes.Equal([]byte(got), []byte(tidy(append(Diags(nil), ds...)).Error()+"\n")) {
+				t.Errorf("diagnostics are not sorted and unique:\n%s", got)
+			}
+		})
+	}
+}
