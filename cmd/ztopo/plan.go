@@ -24,8 +24,9 @@ without running anything:
     + start worker.3                         a node instance added
     - stop old                               removed
     ~ restart sink                           its definition changed
-    = swap handler worker.0 (echo -> upper)  only the handler changed: the
-                                             sockets stay open, nothing lost
+    = swap handler worker.0 (echo -> upper)  only the handler or its config
+    = swap handler sink (count, new config)  changed: the sockets stay open,
+                                             nothing is lost
     1 to start, 1 to stop, 1 to restart, 1 handler swap, 4 unchanged
 
 or "no changes". OLD and NEW are files or git revisions of a file, REV:PATH,
@@ -119,6 +120,12 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "~ restart %s\n", n)
 	}
 	for _, s := range swaps {
+		if s.From == s.To {
+			// Same handler, new config: the handler is rebuilt and swapped
+			// all the same.
+			fmt.Fprintf(stdout, "= swap handler %s (%s, new config)\n", s.Node, s.To)
+			continue
+		}
 		fmt.Fprintf(stdout, "= swap handler %s (%s -> %s)\n", s.Node, s.From, s.To)
 	}
 	fmt.Fprintf(stdout, "%d to start, %d to stop, %d to restart, %s, %d unchanged\n",
