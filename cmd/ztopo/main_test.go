@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -30,6 +31,12 @@ func TestScripts(t *testing.T) {
 			env.Setenv("GIT_CONFIG_NOSYSTEM", "1")
 			// The loader's default runtime directory depends on it.
 			env.Setenv("XDG_RUNTIME_DIR", env.WorkDir+"/run")
+			// The example catalogue, for scripts that check it end to end.
+			topologies, err := filepath.Abs("../../topologies")
+			if err != nil {
+				return err
+			}
+			env.Setenv("TOPOLOGIES", topologies)
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
