@@ -1,0 +1,504 @@
+// Package pluginhost runs a node's handler as a plugin: an executable that
+// speaks the ZeroMQ plugin protocol (ztopo-plugin/1, see package plugins)
+// over a private ipc endpoint.
+//
+// A Host binds one ROUTER per plugin generation, starts the executable,
+// waits for its READY and then passes messages as REQ/REP/ERR with many in
+// flight. It restarts a plugin that crashes or hangs (a bounded number of
+// times), reports every message a plugin held when it went away, and swaps
+// to a new executable without losing a message: the new plugin takes new
+// messages as soon as it is READY while the old one answers what it holds
+// and is then stopped.
+//
+// Concurrency: one loop goroutine owns every socket. Submit, Handle, Swap
+// and Close may be called from any goroutine; they hand their work to the
+// loop through an inbox and a wake-up socket.
+package pluginhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/runtime/handler/pluginhost/filewatch"
+)
+
+var (
+	// ErrHandshake wraps every error of a plugin that could not be started
+	// or did not complete the READY handshake (not executable, exited
+	// early, no READY in time, another protocol version). Restarting will
+	// not help: the node should fail without a restart loop.
+	ErrHandshake = errors.New("plugin handshake failed")
+	// ErrLost is wrapped by the Result of a message the plugin held when
+	// it exited, was killed or was stopped.
+	ErrLost = errors.New("message lost by the plugin")
+	// ErrTimeout is the Result error of a message not answered within
+	// Config.Timeout.
+	ErrTimeout = errors.New("plugin did not answer in time")
+	// ErrClosed is returned by Submit and Handle after Close.
+	ErrClosed = errors.New("plugin host closed")
+)
+
+// PluginError is the Result error for an ERR answer: the plugin's text.
+type PluginError struct{ Text string }
+
+func (e *PluginError) Error() string { return "plugin error: " + e.Text }
+
+// Restarts after crashes and hangs are bounded: more than restartLimit
+// within restartWindow fails the host (and so the node, under its own
+// restart policy) instead of looping.
+const (
+	restartLimit  = 5
+	restartWindow = time.Minute
+	backoffMin    = 100 * time.Millisecond
+	backoffMax    = 2 * time.Second
+)
+
+// Config describes a plugin and how to host it.
+type Config struct {
+	Path     string   // absolute path of the executable
+	Args     []string // arguments after argv[0]
+	Env      []string // extra environment, KEY=value, on top of ztopo's
+	Node     string   // node instance name: ZTOPO_NODE, log lines, endpoint names
+	Topology string   // ZTOPO_TOPOLOGY
+	// Dir is a private directory (created with mode 0700 when missing)
+	// for the ipc endpoints; empty: a fresh temporary one. Endpoint paths
+	// must fit in 107 bytes.
+	Dir string
+	// Timeout bounds each request (default 10s). A request that times out
+	// while the plugin has answered nothing since it was sent means the
+	// plugin hangs: it is killed and restarted.
+	Timeout time.Duration
+	// Inflight is how many messages may be unanswered at once (default
+	// 1024); Submit blocks beyond.
+	Inflight int
+	// ReadyTimeout bounds the wait for READY (default 10s).
+	ReadyTimeout time.Duration
+	// Grace is how long a plugin has to exit after STOP before it is
+	// killed (default 2s).
+	Grace time.Duration
+	// WatchFile swaps to the executable's new content whenever it
+	// changes on disk (replace it by rename: Linux refuses writes into a
+	// running executable).
+	WatchFile bool
+	Logger    hclog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Timeout <= 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if c.Inflight <= 0 {
+		c.Inflight = 1024
+	}
+	if c.ReadyTimeout <= 0 {
+		c.ReadyTimeout = 10 * time.Second
+	}
+	if c.Grace <= 0 {
+		c.Grace = 2 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	if c.Node == "" {
+		c.Node = "plugin"
+	}
+	return c
+}
+
+// Stats are a host's counters since New.
+type Stats struct {
+	Restarts int64 // plugins restarted after a crash or a hang
+	Swaps    int64 // completed swaps to a new executable
+	Lost     int64 // messages reported lost (ErrLost)
+	TimedOut int64 // messages reported with ErrTimeout
+	Late     int64 // answers that came after their request timed out
+}
+
+// Host hosts one plugin (two during a swap) for one node instance.
+type Host struct {
+	cfg  Config
+	zctx *zmq4.Context
+	log  hclog.Logger
+	// tmpDir is removed on close when Dir was not given.
+	tmpDir string
+
+	events *inbox[event]
+	slots  chan struct{}
+	// results holds up to Inflight Results for the node to collect
+	// without blocking; out holds the overflow for the pump.
+	results chan handler.Result
+	out     resultQueue
+	// queued counts submitted messages whose Result is not in results
+	// yet: Pending is queued + len(results).
+	queued atomic.Int64
+
+	done      chan struct{} // the loop has exited: no socket, no child left
+	pumpQuit  chan struct{}
+	pumpDone  chan struct{}
+	closeOnce sync.Once
+
+	errMu sync.Mutex
+	err   error // why messages are no longer taken: closed or failed
+
+	watchMu   sync.Mutex
+	watchStop func()
+	watchPath string
+
+	pid                                   atomic.Int64
+	restarts, swaps, lost, timedOut, late atomic.Int64
+	swapCfgMu                             sync.Mutex
+	lastCfg                               Config // the config of the plugin taking new messages
+}
+
+var (
+	_ handler.Handler = (*Host)(nil)
+	_ handler.Async   = (*Host)(nil)
+	_ handler.Closer  = (*Host)(nil)
+)
+
+// New starts the plugin and returns once it is READY. The host lives until
+// Close or until ctx is done. An error that wraps ErrHandshake means the
+// plugin cannot work as configured.
+func New(ctx context.Context, zctx *zmq4.Context, cfg Config) (*Host, error) {
+	if zctx == nil {
+		return nil, errors.New("pluginhost: nil zeromq context")
+	}
+	if !filepath.IsAbs(cfg.Path) {
+		return nil, fmt.Errorf("pluginhost: plugin path %q is not absolute", cfg.Path)
+	}
+	cfg = cfg.withDefaults()
+	h := &Host{
+		cfg:      cfg,
+		zctx:     zctx,
+		log:      cfg.Logger,
+		events:   newInbox[event](),
+		slots:    make(chan struct{}, cfg.Inflight),
+		results:  make(chan handler.Result, cfg.Inflight),
+		done:     make(chan struct{}),
+		pumpQuit: make(chan struct{}),
+		pumpDone: make(chan struct{}),
+		lastCfg:  cfg,
+	}
+	h.out.signal = make(chan struct{}, 1)
+	if h.cfg.Dir == "" {
+		dir, err := os.MkdirTemp("", "ztopo-plugin")
+		if err != nil {
+			return nil, fmt.Errorf("pluginhost: %w", err)
+		}
+		h.cfg.Dir, h.tmpDir = dir, dir
+	} else if err := os.MkdirAll(h.cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("pluginhost: %w", err)
+	}
+	// The longest endpoint this host can name, generation 99999.
+	if p := endpointPath(h.cfg.Dir, h.cfg.Node, 99999); len(p) > maxIPCPath {
+		h.removeTmp()
+		return nil, fmt.Errorf("pluginhost: ipc path %s is %d bytes, the limit is %d: use a shorter Dir", p, len(p), maxIPCPath)
+	}
+
+	initDone := make(chan error, 1)
+	go h.run(ctx, initDone)
+	if err := <-initDone; err != nil {
+		<-h.done
+		h.removeTmp()
+		return nil, err
+	}
+	go h.pump()
+	if cfg.WatchFile {
+		if err := h.watch(cfg.Path); err != nil {
+			h.log.Warn("cannot watch plugin file, swaps on change disabled", "path", cfg.Path, "error", err)
+		}
+	}
+	return h, nil
+}
+
+// maxIPCPath is the longest ipc path libzmq accepts (sun_path less its NUL).
+const maxIPCPath = 107
+
+func endpointPath(dir, node string, gen int) string {
+	return filepath.Join(dir, fmt.Sprintf("%s.plugin.%d.sock", node, gen))
+}
+
+// Handle submits m and waits for its answer: the synchronous form, for
+// simple callers and tests. It may be called from many goroutines.
+func (h *Host) Handle(ctx context.Context, m handler.Msg) ([][]byte, error) {
+	reply := make(chan handler.Result, 1)
+	if err := h.submit(ctx, m, 0, reply); err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-reply:
+		return r.Frames, r.Err
+	case <-ctx.Done():
+		// The answer, when it comes, lands in the buffered channel.
+		return nil, ctx.Err()
+	}
+}
+
+// Submit hands m over under tag; its Result comes on Results. It blocks
+// while Config.Inflight messages are unanswered, until ctx is done.
+// Back-pressure counts unanswered messages only, not Results waiting to be
+// read: drain Results from the same select loop that calls Submit.
+func (h *Host) Submit(ctx context.Context, m handler.Msg, tag uint64) error {
+	return h.submit(ctx, m, tag, nil)
+}
+
+func (h *Host) submit(ctx context.Context, m handler.Msg, tag uint64, reply chan handler.Result) error {
+	if err := h.Err(); err != nil {
+		return err
+	}
+	if len(m.Frames) == 0 {
+		return errors.New("pluginhost: empty message")
+	}
+	select {
+	case h.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-h.done:
+		return h.Err()
+	}
+	if reply == nil {
+		h.queued.Add(1)
+	}
+	if !h.events.put(event{kind: evCall, call: &call{tag: tag, frames: m.Frames, reply: reply}}) {
+		<-h.slots
+		if reply == nil {
+			h.queued.Add(-1)
+		}
+		if err := h.Err(); err != nil {
+			return err
+		}
+		return ErrClosed
+	}
+	return nil
+}
+
+// Results delivers exactly one Result per Submit, in any order. It is
+// never closed; after Close nothing more arrives.
+func (h *Host) Results() <-chan handler.Result { return h.results }
+
+// Pending is how many submitted messages have not been read from Results.
+// It may count a Result for a moment after it was read, never less than
+// those unread: "Pending() == 0 after draining Results" means all is in.
+func (h *Host) Pending() int { return int(h.queued.Load()) + len(h.results) }
+
+// Err is nil while the host takes messages; then why it does not: an
+// error wrapping ErrClosed, or the failure (wrapping handler.ErrFatal or
+// ErrHandshake) after which the node must restart or fail.
+func (h *Host) Err() error {
+	h.errMu.Lock()
+	defer h.errMu.Unlock()
+	return h.err
+}
+
+func (h *Host) setErr(err error) {
+	h.errMu.Lock()
+	if h.err == nil {
+		h.err = err
+	}
+	h.errMu.Unlock()
+}
+
+// Done is closed once the host has stopped: after Close, or after it
+// failed (see Err) and its plugins are gone.
+func (h *Host) Done() <-chan struct{} { return h.done }
+
+// PID is the process id of the plugin that takes new messages, 0 while
+// none does.
+func (h *Host) PID() int { return int(h.pid.Load()) }
+
+// Stats returns the host's counters.
+func (h *Host) Stats() Stats {
+	return Stats{
+		Restarts: h.restarts.Load(),
+		Swaps:    h.swaps.Load(),
+		Lost:     h.lost.Load(),
+		TimedOut: h.timedOut.Load(),
+		Late:     h.late.Load(),
+	}
+}
+
+// Swap starts the plugin cfg describes, waits for its READY, routes new
+// messages to it, and lets the current plugin answer what it holds before
+// it is stopped; nothing is lost. Path, Args, Env, ReadyTimeout, Grace and
+// WatchFile come from cfg; Node, Topology, Dir, Timeout, Inflight and
+// Logger stay as given to New. On error the current plugin stays.
+func (h *Host) Swap(cfg Config) error {
+	if !filepath.IsAbs(cfg.Path) {
+		return fmt.Errorf("pluginhost: plugin path %q is not absolute", cfg.Path)
+	}
+	if err := h.swap(cfg); err != nil {
+		return err
+	}
+	h.watchMu.Lock()
+	changed := h.watchPath != cfg.Path || (h.watchStop != nil) != cfg.WatchFile
+	h.watchMu.Unlock()
+	if changed {
+		h.unwatch()
+		if cfg.WatchFile {
+			if err := h.watch(cfg.Path); err != nil {
+				h.log.Warn("cannot watch plugin file, swaps on change disabled", "path", cfg.Path, "error", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (h *Host) swap(cfg Config) error {
+	base := h.cfg
+	base.Path, base.Args, base.Env = cfg.Path, cfg.Args, cfg.Env
+	base.WatchFile = cfg.WatchFile
+	if cfg.ReadyTimeout > 0 {
+		base.ReadyTimeout = cfg.ReadyTimeout
+	}
+	if cfg.Grace > 0 {
+		base.Grace = cfg.Grace
+	}
+	reply := make(chan error, 1)
+	if !h.events.put(event{kind: evSwap, cfg: base, reply: reply}) {
+		return ErrClosed
+	}
+	select {
+	case err := <-reply:
+		if err == nil {
+			h.swapCfgMu.Lock()
+			h.lastCfg = base
+			h.swapCfgMu.Unlock()
+		}
+		return err
+	case <-h.done:
+		if err := h.Err(); err != nil {
+			return err
+		}
+		return ErrClosed
+	}
+}
+
+func (h *Host) watch(path string) error {
+	stop, err := filewatch.Start(context.Background(), path, filewatch.DefaultDebounce, h.log, func() {
+		h.swapCfgMu.Lock()
+		cfg := h.lastCfg
+		h.swapCfgMu.Unlock()
+		if cfg.Path != path {
+			return
+		}
+		h.log.Info("plugin file changed, swapping", "path", path)
+		if err := h.swap(cfg); err != nil {
+			h.log.Error("plugin swap failed, the running plugin stays", "path", path, "error", err)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	h.watchMu.Lock()
+	h.watchStop, h.watchPath = stop, path
+	h.watchMu.Unlock()
+	return nil
+}
+
+func (h *Host) unwatch() {
+	h.watchMu.Lock()
+	stop := h.watchStop
+	h.watchStop, h.watchPath = nil, ""
+	h.watchMu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// Close sends STOP to the plugins, gives them Config.Grace to answer what
+// they hold and exit, then kills them; messages still unanswered are
+// reported lost on Results (delivered only while someone reads). When ctx
+// is done first, the plugins are killed at once. Close returns once no
+// plugin process is left.
+func (h *Host) Close(ctx context.Context) error {
+	h.closeOnce.Do(func() {
+		h.setErr(ErrClosed)
+		h.unwatch()
+		h.events.put(event{kind: evClose})
+	})
+	select {
+	case <-h.done:
+	case <-ctx.Done():
+		h.events.put(event{kind: evKill})
+		<-h.done
+	}
+	select {
+	case <-h.pumpQuit:
+	default:
+		close(h.pumpQuit)
+	}
+	<-h.pumpDone
+	h.removeTmp()
+	return nil
+}
+
+func (h *Host) removeTmp() {
+	if h.tmpDir != "" {
+		os.RemoveAll(h.tmpDir)
+	}
+}
+
+// resultQueue holds the Results that found the results channel full; the
+// pump moves them over as the node reads. The loop itself never blocks.
+type resultQueue struct {
+	mu     sync.Mutex
+	items  []handler.Result
+	signal chan struct{}
+}
+
+func (q *resultQueue) put(r handler.Result) {
+	q.mu.Lock()
+	q.items = append(q.items, r)
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (q *resultQueue) empty() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items) == 0
+}
+
+func (q *resultQueue) take(spare []handler.Result) []handler.Result {
+	q.mu.Lock()
+	out := q.items
+	q.items = spare[:0]
+	q.mu.Unlock()
+	return out
+}
+
+func (h *Host) pump() {
+	defer close(h.pumpDone)
+	var batch []handler.Result
+	for {
+		select {
+		case <-h.out.signal:
+		case <-h.pumpQuit:
+			return
+		}
+		batch = h.out.take(batch)
+		for i := range batch {
+			select {
+			case h.results <- batch[i]:
+				// Only now: a Result must always be counted
+				// somewhere, or a drain could stop early.
+				h.queued.Add(-1)
+			case <-h.pumpQuit:
+				return
+			}
+			batch[i] = handler.Result{}
+		}
+	}
+}

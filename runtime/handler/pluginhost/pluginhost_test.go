@@ -1,0 +1,705 @@
+package pluginhost_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/runtime/handler/pluginhost"
+)
+
+// syncBuffer collects log output from many goroutines, shown only when a
+// test fails (goroutines may log after the test ended, when t.Log panics).
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type env struct {
+	t       *testing.T
+	zctx    *zmq4.Context
+	logs    *syncBuffer
+	pidFile string
+	dir     string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	zctx, err := zmq4.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "zt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, zctx: zctx, logs: &syncBuffer{}, pidFile: filepath.Join(dir, "pids"), dir: dir}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("host log:\n%s", e.logs)
+		}
+		// Every plugin process any test started must be gone.
+		for _, pid := range e.pids() {
+			if alive(pid) {
+				t.Errorf("plugin process %d outlived its host", pid)
+			}
+		}
+		if err := zctx.Term(); err != nil {
+			t.Errorf("term: %v", err)
+		}
+		os.RemoveAll(dir)
+	})
+	return e
+}
+
+func (e *env) logger() hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Output: e.logs, Level: hclog.Debug, Name: "test"})
+}
+
+// config runs the test binary as the plugin in the given mode.
+func (e *env) config(mode string) pluginhost.Config {
+	return pluginhost.Config{
+		Path:   self(e.t),
+		Env:    []string{modeEnv + "=" + mode, pidFileEnv + "=" + e.pidFile},
+		Node:   "worker.1",
+		Dir:    filepath.Join(e.dir, "run"),
+		Logger: e.logger(),
+	}
+}
+
+func (e *env) pids() []int {
+	data, _ := os.ReadFile(e.pidFile)
+	var pids []int
+	for _, f := range strings.Fields(string(data)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, n)
+		}
+	}
+	return pids
+}
+
+func (e *env) start(cfg pluginhost.Config) *pluginhost.Host {
+	e.t.Helper()
+	h, err := pluginhost.New(context.Background(), e.zctx, cfg)
+	if err != nil {
+		e.t.Fatalf("New: %v", err)
+	}
+	e.t.Cleanup(func() { closeHost(e.t, h) })
+	return h
+}
+
+func closeHost(t *testing.T, h *pluginhost.Host) {
+	pid := h.PID()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.Close(ctx); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	if pid != 0 && alive(pid) {
+		t.Errorf("plugin %d still alive after Close", pid)
+	}
+}
+
+// alive tells whether pid is a live (not zombie) process.
+func alive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: comm may hold spaces, the state follows the last ')'.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
+}
+
+func msg(frames ...string) handler.Msg {
+	m := handler.Msg{Socket: "in"}
+	for _, f := range frames {
+		m.Frames = append(m.Frames, []byte(f))
+	}
+	return m
+}
+
+func frames(fs [][]byte) string { return fmt.Sprintf("%q", fs) }
+
+// drive submits n messages from one goroutine, as a node does, draining
+// Results in the same select loop, and returns each tag's Result. It fails
+// the test on a repeated or unknown tag.
+func drive(t *testing.T, h *pluginhost.Host, n int, payload func(i int) handler.Msg) map[uint64]handler.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	got := make(map[uint64]handler.Result, n)
+	record := func(r handler.Result) {
+		if r.Tag >= uint64(n) {
+			t.Fatalf("result for unknown tag %d", r.Tag)
+		}
+		if _, dup := got[r.Tag]; dup {
+			t.Fatalf("second result for tag %d", r.Tag)
+		}
+		got[r.Tag] = r
+	}
+	next := 0
+	for len(got) < n {
+		if next < n {
+			select {
+			case r := <-h.Results():
+				record(r)
+			default:
+				if err := h.Submit(ctx, payload(next), uint64(next)); err != nil {
+					t.Fatalf("submit %d: %v", next, err)
+				}
+				next++
+			}
+			continue
+		}
+		select {
+		case r := <-h.Results():
+			record(r)
+		case <-ctx.Done():
+			t.Fatalf("got %d results of %d; pending %d", len(got), n, h.Pending())
+		}
+	}
+	// Pending may count the last Result for a moment after it was read.
+	waitFor(t, "Pending() == 0", func() bool { return h.Pending() == 0 })
+	return got
+}
+
+func numbered(i int) handler.Msg { return msg("topic", fmt.Sprintf("msg-%d", i)) }
+
+func checkUpper(t *testing.T, got map[uint64]handler.Result) {
+	t.Helper()
+	for tag, r := range got {
+		want := frames([][]byte{[]byte("topic"), []byte(fmt.Sprintf("MSG-%d", tag))})
+		if r.Err != nil || frames(r.Frames) != want {
+			t.Fatalf("tag %d: got %s, %v; want %s", tag, frames(r.Frames), r.Err, want)
+		}
+	}
+}
+
+func testAnswers(t *testing.T, e *env, cfg pluginhost.Config) {
+	h := e.start(cfg)
+	out, err := h.Handle(context.Background(), msg("news", "hello, World"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := frames(out), `["news" "HELLO, WORLD"]`; got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+	checkUpper(t, drive(t, h, 1000, numbered))
+	if s := h.Stats(); s != (pluginhost.Stats{}) {
+		t.Fatalf("stats %+v, want all zero", s)
+	}
+}
+
+func TestGoPluginAnswers(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config("")
+	cfg.Path = buildExample(t, "upper-go")
+	testAnswers(t, e, cfg)
+}
+
+func TestPythonPluginAnswers(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config("")
+	cfg.Path = pythonPlugin(t)
+	testAnswers(t, e, cfg)
+}
+
+func pythonPlugin(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	p := filepath.Join(filepath.Dir(file), "..", "..", "..", "plugins", "examples", "python", "upper_plugin.py")
+	p, _ = filepath.Abs(p)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPluginErrAndDrop(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config("")
+	cfg.Path = buildExample(t, "reverse-go")
+	h := e.start(cfg)
+	out, err := h.Handle(context.Background(), msg("stressed"))
+	if err != nil || frames(out) != `["desserts"]` {
+		t.Fatalf("got %s, %v; want [\"desserts\"]", frames(out), err)
+	}
+	_, err = h.Handle(context.Background(), msg(""))
+	var perr *pluginhost.PluginError
+	if !errors.As(err, &perr) || err.Error() != "plugin error: nothing to reverse" {
+		t.Fatalf("got %v, want plugin error: nothing to reverse", err)
+	}
+}
+
+func TestPluginEnvironment(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config("env")
+	cfg.Topology = "pipeline"
+	cfg.Env = append(cfg.Env, "EXTRA=yes")
+	h := e.start(cfg)
+	out, err := h.Handle(context.Background(), msg("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := frames(out), `["worker.1" "pipeline" "yes"]`; got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+	// The endpoint lives in the private directory, mode 0700.
+	fi, err := os.Stat(cfg.Dir)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("dir %s: %v, %v; want mode 0700", cfg.Dir, fi.Mode().Perm(), err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Dir, "worker.1.plugin.1.sock")); err != nil {
+		t.Fatalf("endpoint: %v", err)
+	}
+}
+
+func TestHandshakeFailures(t *testing.T) {
+	tests := []struct {
+		mode, want string
+	}{
+		{"no-ready", "plugin handshake failed: no READY within 2s"},
+		{"wrong-protocol", `plugin handshake failed: plugin speaks "ztopo-plugin/2", want "ztopo-plugin/1"`},
+		{"garbage", `plugin handshake failed: plugin sent "HELLO" before READY`},
+		{"exit=4", "plugin handshake failed: plugin exited before READY: exit status 4"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.mode, func(t *testing.T) {
+			e := newEnv(t)
+			cfg := e.config(tc.mode)
+			cfg.ReadyTimeout = 2 * time.Second
+			h, err := pluginhost.New(context.Background(), e.zctx, cfg)
+			if err == nil {
+				closeHost(t, h)
+				t.Fatal("New succeeded")
+			}
+			if !errors.Is(err, pluginhost.ErrHandshake) || err.Error() != tc.want {
+				t.Fatalf("got %v, want %s (wrapping ErrHandshake)", err, tc.want)
+			}
+			if len(e.pids()) != 1 {
+				t.Fatalf("plugin started %d times, want 1 (no restart loop)", len(e.pids()))
+			}
+		})
+	}
+	t.Run("missing", func(t *testing.T) {
+		e := newEnv(t)
+		cfg := e.config("")
+		cfg.Path = "/nonexistent/plugin"
+		_, err := pluginhost.New(context.Background(), e.zctx, cfg)
+		want := "plugin handshake failed: start /nonexistent/plugin: fork/exec /nonexistent/plugin: no such file or directory"
+		if !errors.Is(err, pluginhost.ErrHandshake) || err.Error() != want {
+			t.Fatalf("got %v, want %s", err, want)
+		}
+	})
+	t.Run("relative", func(t *testing.T) {
+		e := newEnv(t)
+		cfg := e.config("")
+		cfg.Path = "bin/plugin"
+		_, err := pluginhost.New(context.Background(), e.zctx, cfg)
+		if err == nil || err.Error() != `pluginhost: plugin path "bin/plugin" is not absolute` {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+// A plugin that exits mid-stream: what it held is reported lost, exactly
+// once per message; it is restarted and later messages are answered.
+func TestCrashMidStream(t *testing.T) {
+	e := newEnv(t)
+	h := e.start(e.config("crash-after=100"))
+	firstPid := h.PID()
+	got := drive(t, h, 150, numbered)
+	lost := 0
+	for tag, r := range got {
+		switch {
+		case errors.Is(r.Err, pluginhost.ErrLost):
+			lost++
+		case r.Err != nil:
+			t.Fatalf("tag %d: unexpected error %v", tag, r.Err)
+		default:
+			want := frames([][]byte{[]byte("topic"), []byte(fmt.Sprintf("MSG-%d", tag))})
+			if frames(r.Frames) != want {
+				t.Fatalf("tag %d: got %s, want %s", tag, frames(r.Frames), want)
+			}
+		}
+	}
+	if lost == 0 {
+		t.Fatal("no message reported lost")
+	}
+	s := h.Stats()
+	if s.Lost != int64(lost) {
+		t.Fatalf("Stats().Lost = %d, want %d (the lost results)", s.Lost, lost)
+	}
+	out, err := h.Handle(context.Background(), msg("after"))
+	if err != nil || frames(out) != `["AFTER"]` {
+		t.Fatalf("after restart: got %s, %v", frames(out), err)
+	}
+	if s := h.Stats(); s.Restarts < 1 {
+		t.Fatalf("Stats().Restarts = %d, want >= 1", s.Restarts)
+	}
+	if alive(firstPid) {
+		t.Fatalf("crashed plugin %d still alive", firstPid)
+	}
+}
+
+// A plugin that stops answering: its requests time out, it is killed and
+// restarted, and the next requests are answered.
+func TestHangKilledAndRestarted(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config("hang-after=5")
+	cfg.Timeout = 500 * time.Millisecond
+	h := e.start(cfg)
+	firstPid := h.PID()
+	got := drive(t, h, 10, numbered)
+	ok, failed := 0, 0
+	for tag, r := range got {
+		switch {
+		case r.Err == nil:
+			ok++
+			if tag >= 5 {
+				t.Fatalf("tag %d answered by a hung plugin", tag)
+			}
+		case errors.Is(r.Err, pluginhost.ErrTimeout), errors.Is(r.Err, pluginhost.ErrLost):
+			failed++
+		default:
+			t.Fatalf("tag %d: unexpected error %v", tag, r.Err)
+		}
+	}
+	if ok != 5 || failed != 5 {
+		t.Fatalf("answered %d, failed %d; want 5 and 5", ok, failed)
+	}
+	waitFor(t, "the hung plugin's restart", func() bool { return h.Stats().Restarts == 1 })
+	out, err := h.Handle(context.Background(), msg("again"))
+	if err != nil || frames(out) != `["AGAIN"]` {
+		t.Fatalf("after restart: got %s, %v", frames(out), err)
+	}
+	if alive(firstPid) {
+		t.Fatalf("hung plugin %d still alive", firstPid)
+	}
+	if s := h.Stats(); s.TimedOut+s.Lost != 5 {
+		t.Fatalf("stats %+v: want TimedOut+Lost = 5", s)
+	}
+}
+
+// One slow request among steady traffic times out alone: the plugin is not
+// killed, and its late answer is counted.
+func TestSlowRequestTimesOutAlone(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config("slow=3000")
+	cfg.Timeout = time.Second
+	h := e.start(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	slow := make(chan error, 1)
+	go func() {
+		_, err := h.Handle(ctx, msg("slow"))
+		slow <- err
+	}()
+	// Quick requests keep coming until the slow one's late answer is in:
+	// a plugin that owes an answer and sends nothing for Timeout hangs.
+	var slowErr error
+	gotSlow := false
+	deadline := time.Now().Add(30 * time.Second)
+	for !gotSlow || h.Stats().Late != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no late answer; stats %+v", h.Stats())
+		}
+		select {
+		case slowErr = <-slow:
+			gotSlow = true
+		case <-time.After(100 * time.Millisecond):
+			out, err := h.Handle(ctx, msg("quick"))
+			if err != nil || frames(out) != `["quick"]` {
+				t.Fatalf("quick: got %s, %v", frames(out), err)
+			}
+		}
+	}
+	if !errors.Is(slowErr, pluginhost.ErrTimeout) || slowErr.Error() != "plugin did not answer in time (1s)" {
+		t.Fatalf("slow: got %v, want ErrTimeout", slowErr)
+	}
+	if s := h.Stats(); s.Restarts != 0 || s.TimedOut != 1 {
+		t.Fatalf("stats %+v: want no restart, one timeout", s)
+	}
+}
+
+// More than the restart limit of crashes fails the host for good: no loop.
+func TestCrashLimitFailsHost(t *testing.T) {
+	e := newEnv(t)
+	h := e.start(e.config("crash-after=0"))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range 6 {
+		_, err := h.Handle(ctx, msg("x"))
+		if !errors.Is(err, pluginhost.ErrLost) {
+			t.Fatalf("message %d: got %v, want ErrLost", i, err)
+		}
+	}
+	_, err := h.Handle(ctx, msg("x"))
+	if !errors.Is(err, handler.ErrFatal) {
+		t.Fatalf("got %v, want ErrFatal", err)
+	}
+	want := "plugin " + self(t) + " failed 6 times within 1m0s, giving up: fatal handler error"
+	if err.Error() != want {
+		t.Fatalf("got %q, want %q", err, want)
+	}
+	select {
+	case <-h.Done():
+	case <-ctx.Done():
+		t.Fatal("failed host did not stop")
+	}
+	if n := len(e.pids()); n != 6 {
+		t.Fatalf("plugin started %d times, want 6", n)
+	}
+}
+
+func TestBackPressure(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config("slow=2000")
+	cfg.Inflight = 2
+	h := e.start(cfg)
+	bg := context.Background()
+	for i := range 2 {
+		if err := h.Submit(bg, msg("slow"), uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(bg, 200*time.Millisecond)
+	defer cancel()
+	if err := h.Submit(ctx, msg("quick"), 2); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("third Submit: got %v, want DeadlineExceeded", err)
+	}
+	if p := h.Pending(); p != 2 {
+		t.Fatalf("Pending() = %d, want 2", p)
+	}
+	for range 2 {
+		select {
+		case r := <-h.Results():
+			if r.Err != nil || frames(r.Frames) != `["slow"]` {
+				t.Fatalf("got %+v", r)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("no result")
+		}
+	}
+}
+
+// Swap with a request held by the old plugin: it answers it after the new
+// one took over; nothing is lost.
+func TestSwapLetsOldFinish(t *testing.T) {
+	e := newEnv(t)
+	h := e.start(e.config("slow=1000"))
+	oldPid := h.PID()
+	bg := context.Background()
+	if err := h.Submit(bg, msg("slow"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Swap(e.config("upper")); err != nil {
+		t.Fatalf("swap: %v", err)
+	}
+	if h.PID() == oldPid {
+		t.Fatal("PID unchanged after swap")
+	}
+	if err := h.Submit(bg, msg("new"), 1); err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint64]string{0: `["slow"]`, 1: `["NEW"]`}
+	for range 2 {
+		select {
+		case r := <-h.Results():
+			if r.Err != nil || frames(r.Frames) != want[r.Tag] {
+				t.Fatalf("tag %d: got %s, %v; want %s", r.Tag, frames(r.Frames), r.Err, want[r.Tag])
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("no result")
+		}
+	}
+	waitFor(t, "the old plugin's exit", func() bool { return !alive(oldPid) })
+	if s := h.Stats(); s.Swaps != 1 || s.Lost != 0 {
+		t.Fatalf("stats %+v: want one swap, nothing lost", s)
+	}
+}
+
+func TestSwapFailureKeepsOld(t *testing.T) {
+	e := newEnv(t)
+	h := e.start(e.config("upper"))
+	pid := h.PID()
+	bad := e.config("wrong-protocol")
+	err := h.Swap(bad)
+	if !errors.Is(err, pluginhost.ErrHandshake) {
+		t.Fatalf("got %v, want ErrHandshake", err)
+	}
+	if h.PID() != pid {
+		t.Fatal("the running plugin was replaced")
+	}
+	out, err := h.Handle(context.Background(), msg("still"))
+	if err != nil || frames(out) != `["STILL"]` {
+		t.Fatalf("got %s, %v", frames(out), err)
+	}
+}
+
+// The plugin's file is replaced while a client keeps sending: the host
+// swaps by itself, every message is answered by the old or the new plugin.
+func TestSwapOnFileChange(t *testing.T) {
+	e := newEnv(t)
+	script := filepath.Join(e.dir, "plugin.sh")
+	writeScript(t, script, "upper")
+	cfg := e.config("")
+	cfg.Path = script
+	cfg.WatchFile = true
+	h := e.start(cfg)
+	oldPid := h.PID()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	results := map[uint64]handler.Result{}
+	submitted := uint64(0)
+	rewritten := false
+	sawNew := false
+	// Keep a window of messages in flight until the new plugin answers.
+	for !sawNew || uint64(len(results)) < submitted {
+		if !sawNew && submitted-uint64(len(results)) < 64 {
+			if err := h.Submit(ctx, numbered(int(submitted)), submitted); err != nil {
+				t.Fatal(err)
+			}
+			submitted++
+			if submitted == 500 && !rewritten {
+				writeScript(t, script, "reverse")
+				rewritten = true
+			}
+			continue
+		}
+		select {
+		case r := <-h.Results():
+			if _, dup := results[r.Tag]; dup {
+				t.Fatalf("second result for %d", r.Tag)
+			}
+			results[r.Tag] = r
+			if r.Err != nil {
+				t.Fatalf("tag %d: %v", r.Tag, r.Err)
+			}
+			p := fmt.Sprintf("msg-%d", r.Tag)
+			upper := strings.ToUpper(p)
+			rev := []byte(p)
+			reverseBytes(rev)
+			switch string(r.Frames[1]) {
+			case upper:
+			case string(rev):
+				sawNew = true
+			default:
+				t.Fatalf("tag %d: got %q, want %q or %q", r.Tag, r.Frames[1], upper, rev)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no swap seen: %d submitted, %d answered", submitted, len(results))
+		}
+	}
+	if s := h.Stats(); s.Swaps != 1 || s.Lost != 0 || s.TimedOut != 0 {
+		t.Fatalf("stats %+v: want one swap, nothing lost", s)
+	}
+	waitFor(t, "the old plugin's exit", func() bool { return !alive(oldPid) })
+	// A touch changes nothing.
+	now := time.Now()
+	if err := os.Chtimes(script, now, now); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if s := h.Stats(); s.Swaps != 1 {
+		t.Fatalf("a touch swapped: %+v", s)
+	}
+}
+
+// writeScript replaces path by a shell script that runs the test binary in
+// mode, by rename, as installers do.
+func writeScript(t *testing.T, path, mode string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	body := fmt.Sprintf("#!/bin/sh\n%s=%s exec %s\n", modeEnv, mode, self(t))
+	if err := os.WriteFile(tmp, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A plugin that ignores STOP is killed after the grace period.
+func TestCloseKillsAfterGrace(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config("ignore-stop")
+	cfg.Grace = 200 * time.Millisecond
+	h, err := pluginhost.New(context.Background(), e.zctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := h.Handle(context.Background(), msg("a"))
+	if err != nil || frames(out) != `["a"]` {
+		t.Fatalf("got %s, %v", frames(out), err)
+	}
+	pid := h.PID()
+	closeHost(t, h)
+	if alive(pid) {
+		t.Fatalf("plugin %d survived Close", pid)
+	}
+	if _, err := h.Handle(context.Background(), msg("late")); !errors.Is(err, pluginhost.ErrClosed) {
+		t.Fatalf("Handle after Close: got %v, want ErrClosed", err)
+	}
+}
+
+// Cancelling New's context closes the host like Close.
+func TestContextEndsHost(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	h, err := pluginhost.New(ctx, e.zctx, e.config("upper"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := h.PID()
+	cancel()
+	select {
+	case <-h.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("host did not stop")
+	}
+	if !errors.Is(h.Err(), pluginhost.ErrClosed) {
+		t.Fatalf("Err() = %v, want ErrClosed", h.Err())
+	}
+	if alive(pid) {
+		t.Fatalf("plugin %d alive", pid)
+	}
+	closeHost(t, h)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
