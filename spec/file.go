@@ -103,11 +103,16 @@ func (d *decoder) errorf(p Pos, hint, format string, args ...any) {
 // that misspelt keys were taken for, so that "missing handler" is not
 // reported on top of "unknown key handlr (did you mean handler?)".
 func (d *decoder) fields(m *Value, where string, known []string, set func(e Entry)) typos {
+	return d.fieldsHint(m, where, known, "", set)
+}
+
+// fieldsHint is fields with a hint for unknown keys that resemble nothing.
+func (d *decoder) fieldsHint(m *Value, where string, known []string, fallback string, set func(e Entry)) typos {
 	var t typos
 	for _, e := range m.Entries {
 		if !contains(known, e.Key) {
 			c, ok := closest(e.Key, known)
-			hint := ""
+			hint := fallback
 			if ok {
 				hint = fmt.Sprintf("did you mean %q?", c)
 				if t == nil {
@@ -162,7 +167,7 @@ func (d *decoder) file(filename string, root *Value) *File {
 			user.Entries = append(user.Entries, e)
 		}
 	}
-	typo := d.fields(user, "the topology", topKeys, func(e Entry) {
+	typo := d.fieldsHint(user, "the topology", topKeys, `keys of your own must start with "x-"`, func(e Entry) {
 		switch e.Key {
 		case "version":
 			f.Version = e.Value

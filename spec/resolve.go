@@ -752,13 +752,15 @@ func (r *resolver) socket(sc scope, n *Node, fs *FileSocket, defOpts []Entry) *i
 // Socket.Identity, which the socket's own identity field sets too.
 func (r *resolver) options(sc scope, is *isock, full string, defOpts []Entry) {
 	merged := map[string]Entry{}
+	fromDefaults := map[string]bool{}
 	var order []string
-	for _, src := range [][]Entry{defOpts, is.fs.Options} {
+	for i, src := range [][]Entry{defOpts, is.fs.Options} {
 		for _, e := range src {
 			if _, seen := merged[e.Key]; !seen {
 				order = append(order, e.Key)
 			}
 			merged[e.Key] = e
+			fromDefaults[e.Key] = i == 0
 		}
 	}
 	names := sortedKeys(socketOptions)
@@ -776,6 +778,8 @@ func (r *resolver) options(sc scope, is *isock, full string, defOpts []Entry) {
 		}
 		if name == "routing_id" || name == "identity" {
 			switch {
+			case is.fs.Identity != nil && fromDefaults[name]:
+				// the socket's own identity wins over the defaults'
 			case is.fs.Identity != nil:
 				r.errorf(e.KeyPos, "", "socket %q sets its identity twice: identity and options.%s", full, name)
 			case idFrom != "":

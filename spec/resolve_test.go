@@ -622,3 +622,24 @@ func TestRepoTopologies(t *testing.T) {
 		})
 	}
 }
+
+func TestIdentityDefaults(t *testing.T) {
+	topo := load(t, `
+version: 1
+name: p
+defaults:
+  options: {routing_id: "${NODE}"}
+nodes:
+  a:
+    handler: echo
+    sockets:
+      s: {type: DEALER, connect: tcp://127.0.0.1:5555}
+      t: {type: DEALER, connect: tcp://127.0.0.1:5555, identity: own}
+`, nil)
+	if got := sock(t, topo, "a", "s").Identity; got != "a" {
+		t.Errorf("from defaults: got %q, want a", got)
+	}
+	if got := sock(t, topo, "a", "t").Identity; got != "own" {
+		t.Errorf("own identity over defaults: got %q, want own", got)
+	}
+}

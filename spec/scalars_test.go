@@ -130,6 +130,9 @@ func TestClosest(t *testing.T) {
 		{"SUBB", socketTypeNames, "SUB"},
 		{"xyz", []string{"sink", "ventilator", "worker"}, ""},
 		{"a", []string{"b"}, "b"},
+		{"ecoh", builtinNames(), "echo"},
+		{"base", topKeys, ""},
+		{"restrat", []string{"options", "restart", "run"}, "restart"},
 		{"transmogrify", builtinNames(), ""},
 	}
 	for _, tt := range tests {
@@ -138,8 +141,13 @@ func TestClosest(t *testing.T) {
 			t.Errorf("closest(%q): got %q, want %q", tt.name, got, tt.want)
 		}
 	}
-	if d := levenshtein("kitten", "sitting"); d != 3 {
-		t.Errorf("levenshtein: got %d, want 3", d)
+	for _, tt := range []struct {
+		a, b string
+		want int
+	}{{"kitten", "sitting", 3}, {"ecoh", "echo", 1}, {"", "abc", 3}, {"abc", "", 3}, {"ca", "abc", 3}, {"same", "same", 0}} {
+		if d := editDistance(tt.a, tt.b); d != tt.want {
+			t.Errorf("editDistance(%q, %q): got %d, want %d", tt.a, tt.b, d, tt.want)
+		}
 	}
 }
 

@@ -5,12 +5,13 @@ import (
 	"strings"
 )
 
-// levenshtein is the edit distance between a and b (insertions, deletions,
-// substitutions), over bytes: every name ztopo suggests is ASCII.
-func levenshtein(a, b string) int {
-	if len(a) < len(b) {
-		a, b = b, a
-	}
+// editDistance is the Levenshtein distance between a and b (insertions,
+// deletions, substitutions) with a swap of two adjacent letters counting as
+// one edit, since "ecoh" for "echo" is the typo people make (the optimal
+// string alignment distance). Over bytes: every name ztopo suggests is ASCII.
+func editDistance(a, b string) int {
+	// d[i][j] is the distance between a[:i] and b[:j]; three rows suffice.
+	prev2 := make([]int, len(b)+1)
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
@@ -24,21 +25,25 @@ func levenshtein(a, b string) int {
 				cost = 0
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
+		prev2, prev, cur = prev, cur, prev2
 	}
 	return prev[len(b)]
 }
 
 // closest returns the candidate nearest to name, if it is near enough to be
-// a likely typo: one edit for short names, up to three for long ones. Ties go
+// a likely typo: one edit for names of up to 4 letters, two up to 8, three
+// beyond. Ties go
 // to the earlier candidate, so callers pass sorted lists for stable output.
 func closest(name string, candidates []string) (string, bool) {
 	limit := 1
 	switch {
 	case len(name) > 8:
 		limit = 3
-	case len(name) > 3:
+	case len(name) > 4:
 		limit = 2
 	}
 	best, bestD := "", limit+1
@@ -46,7 +51,7 @@ func closest(name string, candidates []string) (string, bool) {
 		if c == name {
 			continue
 		}
-		d := levenshtein(name, c)
+		d := editDistance(name, c)
 		// On a tie, a candidate that extends what was typed is the
 		// likelier one: "PUL" is a PULL cut short more than a PUB mistyped.
 		if d < bestD || (d == bestD && best != "" && strings.HasPrefix(c, name) && !strings.HasPrefix(best, name)) {

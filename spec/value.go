@@ -126,6 +126,14 @@ func syntaxDiag(filename string, data []byte, err error) Diag {
 			d.Pos.Line = n
 		}
 		msg = msg[len(m[0]):]
+		// yaml.v3 adds one to the 0-based line of scanner errors only;
+		// a parser error names the line before the construct it was in.
+		for _, p := range []string{"did not find expected", "found duplicate %", "found incompatible YAML", "found undefined tag"} {
+			if strings.HasPrefix(msg, p) {
+				d.Pos.Line++
+				break
+			}
+		}
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
