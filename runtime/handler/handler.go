@@ -14,6 +14,7 @@ package handler
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/ztopo/ztopo/spec"
@@ -114,3 +115,33 @@ var (
 	// ErrFatal marks an error after which the node instance must restart.
 	ErrFatal = errors.New("fatal handler error")
 )
+
+// Completer is implemented by handlers that can finish on their own
+// (generate with a count, count with expect or until). The engine asks it
+// before the node starts: a topology with completing nodes ends when all of
+// them completed; one without runs until it is stopped.
+type Completer interface {
+	Completes() bool
+}
+
+// Waiter is implemented by the Sockets a node gives its Runner. Wait blocks
+// until some of the named sockets have a message to receive and returns
+// their names, in the order given; it returns (nil, nil) after timeout
+// (negative: no timeout), and ctx's error once the Runner must return (the
+// node is stopping, or its handler was swapped). Runners that serve several
+// sockets (lbbroker) wait here instead of blocking in Recv.
+type Waiter interface {
+	Wait(names []string, timeout time.Duration) ([]string, error)
+}
+
+// Controlled is implemented by the Sockets a node gives its Runner. Control
+// returns the node's inproc control socket (a *zmq4.Socket, as any) for a
+// Runner that hands its loop to libzmq's steerable proxy: the node sends
+// "TERMINATE" on it when the Runner must return. Only that Runner may read it.
+type Controlled interface {
+	Control() any
+}
+
+// ControlTerminate is the command the node sends on its control socket to
+// make it return; it is the steerable proxy's own command.
+const ControlTerminate = "TERMINATE"

@@ -15,6 +15,13 @@ type Registry struct {
 // Builtins is the registry the builtin package fills in its init.
 var Builtins = NewRegistry()
 
+// Kinds holds the factories of the out-of-process handler kinds, keyed by
+// spec.HandlerKind ("exec", "plugin"): exechandler and pluginhost register
+// themselves in their init, and the engine builds `handler: {exec: ...}` and
+// `handler: {plugin: ...}` nodes with them (the factory finds the argv or
+// path in Env.Node.Handler).
+var Kinds = NewRegistry()
+
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry { return &Registry{factories: map[string]Factory{}} }
 

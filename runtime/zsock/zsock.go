@@ -281,6 +281,10 @@ func (s *Socket) ReadMonitor() (done bool, err error) {
 	return false, nil
 }
 
+// Unwatch detaches the handshake monitor, if any; a node does so once its
+// sync barrier is passed.
+func (s *Socket) Unwatch() { s.stopWatching() }
+
 // stopWatching detaches the monitor before its receiver closes: a monitor
 // left attached at context termination crashes libzmq (pebbe's warning).
 func (s *Socket) stopWatching() {

@@ -1,0 +1,474 @@
+// Package node runs one node instance: a single goroutine that opens the
+// instance's sockets, passes its start barrier, feeds its handler and closes
+// everything again. Nothing else ever touches those sockets.
+//
+// Stopping: the node binds an inproc PAIR control socket
+// (inproc://ztopo/ctl/<instance>/<seq>) and polls it together with its
+// receive sockets. A small signaller goroutine, which owns the other end,
+// sends "TERMINATE" when the Run context is cancelled or the handler is
+// swapped, so a node blocked in a poll, a send held back by a full peer, a
+// sync barrier or libzmq's steerable proxy wakes up at once. The word is the
+// steerable proxy's own command, so the proxy builtin uses the control socket
+// directly as the proxy's control socket.
+//
+// Handlers live in an atomic slot. SwapHandler stores a new one; the old one
+// gets no further calls and is Closed (handler.Closer) from the node's
+// goroutine — an Async one only after its pending results came back. A swap
+// never closes a socket: messages keep queueing in libzmq meanwhile.
+//
+// Reactive handlers (handler.Handler) get one message at a time: a message
+// from an `in` socket goes to every `out` socket; one from an `inout` socket
+// is answered on it with its routing envelope restored. On REP and on a REQ
+// (which then acts as an lbbroker worker: it announces itself with READY)
+// a dropped message is answered with one empty frame, since those sockets
+// must alternate receive and send. Runners (generate, proxy, lbbroker) get the
+// sockets and own the loop.
+//
+// Run's result: nil when the handler completed, the context's error when the
+// node was stopped, any other error when it failed (a socket error, a
+// handler error wrapping handler.ErrFatal, a panic).
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/runtime/zsock"
+	"github.com/ztopo/ztopo/spec"
+)
+
+// Ready is what a REQ worker sends first, the zguide's load-balancing
+// broker's announcement.
+const Ready = "READY"
+
+// DefaultDrain is the drain bound when Config.Drain is zero.
+const DefaultDrain = 5 * time.Second
+
+// Config describes a node instance to run.
+type Config struct {
+	Spec    *spec.Node
+	Context *zmq4.Context // the process's context, shared by every node
+	// Handler is a handler.Handler (optionally Async) or a handler.Runner,
+	// built by the owner from the node's factory.
+	Handler any
+	Logger  hclog.Logger
+	// Stats per socket name, kept by the owner across restarts; missing
+	// entries are created.
+	Stats map[string]*zsock.Stats
+	// Drain bounds the waits of an orderly end: the linger of a completed
+	// node's sockets (its last messages still reach their peers after it has
+	// gone), and how long pending Async results are awaited. 0: DefaultDrain.
+	Drain time.Duration
+	// OnRunning, if set, is called from the node's goroutine when the handler
+	// starts, after the sync barrier.
+	OnRunning func()
+}
+
+// Node is one node instance. Create it with New, run it with Run (once),
+// and from any goroutine swap its handler or read its socket counters.
+type Node struct {
+	cfg  Config
+	log  hclog.Logger
+	slot atomic.Pointer[slot]
+	wake chan struct{}
+
+	mu        sync.Mutex
+	runCancel context.CancelFunc // cancels the running Runner, if any
+	stale     []any              // swapped-out handlers the node has yet to retire
+
+	stats map[string]*zsock.Stats
+}
+
+type slot struct {
+	h   any
+	gen uint64
+}
+
+// New returns a node ready to Run.
+func New(cfg Config) *Node {
+	if cfg.Drain <= 0 {
+		cfg.Drain = DefaultDrain
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), stats: map[string]*zsock.Stats{}}
+	for _, s := range cfg.Spec.Sockets {
+		st := cfg.Stats[s.Name]
+		if st == nil {
+			st = &zsock.Stats{}
+		}
+		n.stats[s.Name] = st
+	}
+	n.slot.Store(&slot{h: cfg.Handler})
+	return n
+}
+
+// Stats returns the counters of the named socket, or nil.
+func (n *Node) Stats(socket string) *zsock.Stats { return n.stats[socket] }
+
+// Handler returns the current handler.
+func (n *Node) Handler() any { return n.slot.Load().h }
+
+// SwapHandler makes h the node's handler. The previous one gets no further
+// calls once the node notices (at its next message, or at once when idle)
+// and is then closed by the node; a running Runner is asked to return.
+// Safe from any goroutine, before or during Run.
+func (n *Node) SwapHandler(h any) {
+	n.mu.Lock()
+	old := n.slot.Load()
+	n.slot.Store(&slot{h: h, gen: old.gen + 1})
+	n.stale = append(n.stale, old.h)
+	if n.runCancel != nil {
+		n.runCancel()
+	}
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Completes reports whether handler h may complete on its own.
+func Completes(h any) bool {
+	c, ok := h.(handler.Completer)
+	return ok && c.Completes()
+}
+
+var ctlSeq atomic.Uint64
+
+// errStopped is how inner loops say "the node is stopping"; Run turns it
+// into the context's error.
+var errStopped = errors.New("node stopped")
+
+// Run runs the node until its handler completes (nil), ctx is cancelled
+// (ctx's error) or it fails (any other error). Every socket it opened is
+// closed when it returns.
+func (n *Node) Run(ctx context.Context) (err error) {
+	r := &run{n: n, ctx: ctx, log: n.log, byName: map[string]*rsock{}, pending: map[uint64]pendingMsg{}}
+	defer func() {
+		if p := recover(); p != nil {
+			n.log.Error("handler panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", p)
+		}
+		// Any cleanup left (after a panic) happens here, on this goroutine.
+		r.closeAll(false)
+	}()
+
+	if err := r.openControl(); err != nil {
+		return err
+	}
+	if err := r.openSockets(); err != nil {
+		return err
+	}
+	if err := r.barrier(); err != nil {
+		if errors.Is(err, errStopped) {
+			return ctx.Err()
+		}
+		return err
+	}
+	if n.cfg.OnRunning != nil {
+		n.cfg.OnRunning()
+	}
+	completed, err := r.loop()
+	if err == nil && !completed {
+		err = ctx.Err()
+		if err == nil {
+			err = context.Canceled
+		}
+	}
+	if errors.Is(err, errStopped) {
+		err = ctx.Err()
+	}
+	r.finish(completed && err == nil)
+	return err
+}
+
+// run is the state of one Run, owned by the node's goroutine.
+type run struct {
+	n   *Node
+	ctx context.Context
+	log hclog.Logger
+
+	ctl     *zmq4.Socket
+	ctlAddr string
+	sigQuit chan struct{}
+	sigDone chan struct{}
+	socks   []*rsock
+	byName  map[string]*rsock
+	recv    []*rsock // role in and inout, polled
+	outs    []*rsock // role out
+	closed  bool
+
+	// Async bookkeeping.
+	tag      uint64
+	pending  map[uint64]pendingMsg
+	retiring []handler.Async
+	poller   *zmq4.Poller // the reactive loop's, for lockstep holds
+	draining bool         // finishing: sends never wait
+}
+
+type rsock struct {
+	name      string
+	sock      *zsock.Socket
+	role      spec.Role
+	lockstep  bool // REP, REQ worker: must reply before receiving again
+	worker    bool // REQ acting as an lbbroker worker
+	inflight  int  // async messages awaiting their result (lockstep sockets)
+	pollIdx   int
+	announced bool // the worker's READY went out
+	warned    bool // a send failure was logged
+}
+
+type pendingMsg struct {
+	from *rsock
+	env  [][]byte
+}
+
+func (r *run) openControl() error {
+	n := r.n
+	r.ctlAddr = fmt.Sprintf("inproc://ztopo/ctl/%s/%d", n.cfg.Spec.Name, ctlSeq.Add(1))
+	ctl, err := n.cfg.Context.NewSocket(zmq4.PAIR)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	_ = ctl.SetLinger(0)
+	if err := ctl.Bind(r.ctlAddr); err != nil {
+		ctl.Close()
+		return fmt.Errorf("control socket: bind %s: %w", r.ctlAddr, err)
+	}
+	r.ctl = ctl
+	r.sigQuit = make(chan struct{})
+	r.sigDone = make(chan struct{})
+	go r.signaller(r.ctx, r.sigQuit, r.sigDone)
+	return nil
+}
+
+// signaller owns the connecting end of the control pair: it turns context
+// cancellation and handler swaps into a message the node can poll.
+func (r *run) signaller(ctx context.Context, quit <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	s, err := r.n.cfg.Context.NewSocket(zmq4.PAIR)
+	if err != nil {
+		r.log.Error("control signaller: cannot create socket", "error", err)
+		return
+	}
+	defer s.Close()
+	_ = s.SetLinger(0)
+	if err := s.Connect(r.ctlAddr); err != nil {
+		r.log.Error("control signaller: cannot connect", "error", err)
+		return
+	}
+	send := func() {
+		// Never blocks: the node's end is bound before this goroutine starts,
+		// so the pipe exists, and it holds far more than the few wake-ups
+		// that can be outstanding.
+		if _, err := s.Send(handler.ControlTerminate, zmq4.DONTWAIT); err != nil && !zsock.IsAgain(err) {
+			r.log.Debug("control signaller: send failed", "error", err)
+		}
+	}
+	ctxDone := ctx.Done()
+	for {
+		select {
+		case <-ctxDone:
+			send()
+			ctxDone = nil // once is enough; the node is stopping
+		case <-r.n.wake:
+			send()
+		case <-quit:
+			return
+		}
+	}
+}
+
+func (r *run) openSockets() error {
+	n := r.n
+	sp := n.cfg.Spec
+	watch := sp.Sync != nil && sp.Sync.Connect != ""
+	for _, s := range sp.Sockets {
+		zs, err := zsock.OpenWith(n.cfg.Context, s, zsock.Options{Stats: n.stats[s.Name], WatchHandshakes: watch})
+		if err != nil {
+			return err
+		}
+		role := s.Role
+		if role == "" {
+			role = DefaultRole(s.Type)
+		}
+		rs := &rsock{name: s.Name, sock: zs, role: role}
+		t := spec.SocketType(strings.ToUpper(string(s.Type)))
+		rs.lockstep = t == spec.REP || t == spec.REQ
+		rs.worker = t == spec.REQ && role != spec.RoleOut
+		r.socks = append(r.socks, rs)
+		r.byName[s.Name] = rs
+		switch role {
+		case spec.RoleIn, spec.RoleInOut:
+			r.recv = append(r.recv, rs)
+		case spec.RoleOut:
+			r.outs = append(r.outs, rs)
+		}
+	}
+	return nil
+}
+
+// DefaultRole is a socket type's role when the spec sets none (SPEC §1).
+func DefaultRole(t spec.SocketType) spec.Role {
+	switch spec.SocketType(strings.ToUpper(string(t))) {
+	case spec.PULL, spec.SUB, spec.XSUB:
+		return spec.RoleIn
+	case spec.PUSH, spec.PUB, spec.XPUB:
+		return spec.RoleOut
+	}
+	return spec.RoleInOut
+}
+
+// readCtl consumes every waiting control message and reports whether the
+// node must stop.
+func (r *run) readCtl() bool {
+	for {
+		if _, err := r.ctl.RecvBytes(zmq4.DONTWAIT); err != nil {
+			break
+		}
+	}
+	return r.ctx.Err() != nil
+}
+
+// finish ends a run in order: pending async results are awaited (bounded),
+// handlers closed, sockets closed — with the drain linger when the node
+// completed, so its last messages still go out.
+func (r *run) finish(completed bool) {
+	r.drainAsync()
+	r.closeAll(completed)
+}
+
+func (r *run) closeAll(completed bool) {
+	if r.closed {
+		return
+	}
+	r.closed = true
+	cctx, cancel := context.WithTimeout(context.Background(), r.n.cfg.Drain)
+	defer cancel()
+	for _, h := range r.takeStale() {
+		r.closeHandler(cctx, h)
+	}
+	for _, a := range r.retiring {
+		r.closeHandler(cctx, a)
+	}
+	r.retiring = nil
+	r.closeHandler(cctx, r.n.slot.Load().h)
+	for _, s := range r.socks {
+		l := s.sock.Linger()
+		if completed && (l >= 0 && l < r.n.cfg.Drain) {
+			l = r.n.cfg.Drain
+		}
+		if err := s.sock.CloseLinger(l); err != nil {
+			r.log.Debug("close socket", "socket", s.name, "error", err)
+		}
+	}
+	r.socks = nil
+	if r.ctl != nil {
+		close(r.sigQuit)
+		<-r.sigDone
+		r.ctl.Close()
+		r.ctl = nil
+	}
+}
+
+func (r *run) takeStale() []any {
+	r.n.mu.Lock()
+	defer r.n.mu.Unlock()
+	st := r.n.stale
+	r.n.stale = nil
+	return st
+}
+
+func (r *run) closeHandler(ctx context.Context, h any) {
+	c, ok := h.(handler.Closer)
+	if !ok {
+		return
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error("handler close panicked", "panic", fmt.Sprint(p))
+		}
+	}()
+	if err := c.Close(ctx); err != nil {
+		r.log.Warn("handler close failed", "error", err)
+	}
+}
+
+// loop runs handlers until completion, stop or failure, following swaps.
+func (r *run) loop() (completed bool, err error) {
+	for {
+		if r.ctx.Err() != nil {
+			return false, nil
+		}
+		r.retireStale()
+		cur := r.n.slot.Load()
+		var swapped bool
+		switch h := cur.h.(type) {
+		case handler.Runner:
+			completed, swapped, err = r.runRunner(h, cur)
+		case handler.Handler:
+			completed, swapped, err = r.reactive(cur)
+		default:
+			return false, fmt.Errorf("handler %T is neither a Handler nor a Runner", cur.h)
+		}
+		if err != nil || completed || !swapped {
+			return completed, err
+		}
+		r.log.Info("handler swapped")
+	}
+}
+
+// retireStale closes the handlers swapped out since the last look, now that
+// they get no more calls; an Async one first returns what it holds.
+func (r *run) retireStale() {
+	for _, h := range r.takeStale() {
+		if a, ok := h.(handler.Async); ok && a.Pending() > 0 {
+			r.retiring = append(r.retiring, a)
+			continue
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), r.n.cfg.Drain)
+		r.closeHandler(cctx, h)
+		cancel()
+	}
+}
+
+func (r *run) runRunner(h handler.Runner, cur *slot) (completed, swapped bool, err error) {
+	n := r.n
+	n.mu.Lock()
+	rctx, cancel := context.WithCancel(r.ctx)
+	if n.slot.Load() != cur {
+		cancel() // swapped before it even started
+	}
+	n.runCancel = cancel
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		n.runCancel = nil
+		n.mu.Unlock()
+		cancel()
+	}()
+
+	err = h.Run(rctx, &sockets{r: r, ctx: rctx})
+	switch {
+	case r.ctx.Err() != nil:
+		return false, false, nil
+	case rctx.Err() != nil && n.slot.Load() != cur:
+		return false, true, nil
+	case err == nil || errors.Is(err, handler.ErrDone):
+		return true, false, nil
+	case errors.Is(err, errStopped):
+		return false, false, nil
+	}
+	return false, false, err
+}

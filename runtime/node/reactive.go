@@ -1,0 +1,367 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/runtime/zsock"
+	"github.com/ztopo/ztopo/spec"
+)
+
+// batch bounds how many messages the node takes from one socket before it
+// polls again: polling costs a system call, so a busy socket is read
+// without it, yet the other sockets and the control socket are never
+// starved for long.
+const batch = 256
+
+var emptyReply = [][]byte{{}}
+
+// reactive feeds a handler.Handler (or Async) one message at a time until
+// the node stops, the handler completes or is swapped.
+func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
+	h := cur.h.(handler.Handler)
+	async, _ := h.(handler.Async)
+
+	// A REQ with a reactive handler is an lbbroker worker: it speaks first.
+	for _, s := range r.recv {
+		if s.worker && !s.announced {
+			if err := r.send(s, nil, [][]byte{[]byte(Ready)}); err != nil {
+				return false, false, err
+			}
+			s.announced = true
+		}
+	}
+
+	poller := zmq4.NewPoller()
+	poller.Add(r.ctl, zmq4.POLLIN)
+	for _, s := range r.recv {
+		ev := zmq4.POLLIN
+		if s.lockstep && s.inflight > 0 {
+			ev = 0
+		}
+		s.pollIdx = poller.Add(s.sock.Z, ev)
+	}
+	r.poller = poller
+
+	for {
+		timeout := time.Duration(-1)
+		if len(r.pending) > 0 || len(r.retiring) > 0 {
+			timeout = time.Millisecond
+		}
+		polled, err := poller.PollAll(timeout)
+		if err != nil {
+			if zsock.IsInterrupted(err) {
+				continue
+			}
+			return false, false, fmt.Errorf("poll: %w", err)
+		}
+		if polled[0].Events&zmq4.POLLIN != 0 && r.readCtl() {
+			return false, false, nil
+		}
+		if r.n.slot.Load() != cur {
+			return false, true, nil
+		}
+		for _, s := range r.recv {
+			if polled[s.pollIdx].Events&zmq4.POLLIN == 0 {
+				continue
+			}
+			for i := 0; i < batch; i++ {
+				if s.lockstep && s.inflight > 0 {
+					break
+				}
+				frames, err := s.sock.Recv(zmq4.DONTWAIT)
+				if err != nil {
+					if zsock.IsAgain(err) || zsock.IsInterrupted(err) {
+						break
+					}
+					return false, false, fmt.Errorf("socket %q: receive: %w", s.name, err)
+				}
+				done, err := r.dispatch(h, async, s, frames)
+				if err != nil {
+					if errors.Is(err, errStopped) {
+						return false, false, nil
+					}
+					return false, false, err
+				}
+				if done {
+					return true, false, nil
+				}
+				if r.ctx.Err() != nil {
+					return false, false, nil
+				}
+				if r.n.slot.Load() != cur {
+					return false, true, nil
+				}
+			}
+		}
+		if len(r.pending) > 0 || len(r.retiring) > 0 {
+			if err := r.collect(async); err != nil {
+				if errors.Is(err, errStopped) {
+					return false, false, nil
+				}
+				return false, false, err
+			}
+		}
+	}
+}
+
+// dispatch hands one received message to the handler and sends what it
+// returns. done reports that the handler completed.
+func (r *run) dispatch(h handler.Handler, async handler.Async, s *rsock, frames [][]byte) (done bool, err error) {
+	env, body := s.sock.SplitEnvelope(frames)
+	m := handler.Msg{Frames: body, Socket: s.name}
+	if async != nil {
+		r.tag++
+		tag := r.tag
+		r.pending[tag] = pendingMsg{from: s, env: env}
+		r.hold(s)
+		if err := async.Submit(r.ctx, m, tag); err != nil {
+			delete(r.pending, tag)
+			r.release(s)
+			if r.ctx.Err() != nil {
+				return false, errStopped
+			}
+			if errors.Is(err, handler.ErrFatal) {
+				return false, err
+			}
+			r.log.Warn("handler rejected message", "socket", s.name, "error", err)
+			return false, r.deliver(s, env, nil)
+		}
+		return false, nil
+	}
+	out, herr := h.Handle(r.ctx, m)
+	if herr != nil && !errors.Is(herr, handler.ErrDone) {
+		if errors.Is(herr, handler.ErrFatal) {
+			return false, herr
+		}
+		if r.ctx.Err() != nil {
+			return false, errStopped
+		}
+		r.log.Warn("handler error", "socket", s.name, "error", herr)
+		out = nil
+	}
+	if err := r.deliver(s, env, out); err != nil {
+		return false, err
+	}
+	return errors.Is(herr, handler.ErrDone), nil
+}
+
+// hold and release track a lockstep socket's outstanding async message: a
+// REP or REQ must not be read again before its reply went out.
+func (r *run) hold(s *rsock) {
+	if !s.lockstep {
+		return
+	}
+	s.inflight++
+	if s.inflight == 1 && r.poller != nil {
+		_, _ = r.poller.Update(s.pollIdx, 0)
+	}
+}
+
+func (r *run) release(s *rsock) {
+	if !s.lockstep || s.inflight == 0 {
+		return
+	}
+	s.inflight--
+	if s.inflight == 0 && r.poller != nil {
+		_, _ = r.poller.Update(s.pollIdx, zmq4.POLLIN)
+	}
+}
+
+// deliver sends a handler's output: back on an inout socket with the
+// envelope restored, or to every out socket.
+func (r *run) deliver(s *rsock, env, out [][]byte) error {
+	if s.role == spec.RoleInOut {
+		if out == nil {
+			if !s.lockstep {
+				return nil
+			}
+			out = emptyReply
+		}
+		return r.send(s, env, out)
+	}
+	if out == nil {
+		return nil
+	}
+	for _, o := range r.outs {
+		if err := r.send(o, nil, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// collect delivers the results Async handlers have ready, without waiting,
+// and closes retired handlers that hold nothing any more.
+func (r *run) collect(async handler.Async) error {
+	if async != nil {
+		if err := r.collectFrom(async); err != nil {
+			return err
+		}
+	}
+	keep := r.retiring[:0]
+	for _, a := range r.retiring {
+		if err := r.collectFrom(a); err != nil {
+			return err
+		}
+		if a.Pending() > 0 {
+			keep = append(keep, a)
+			continue
+		}
+		r.closeRetired(a)
+	}
+	for i := len(keep); i < len(r.retiring); i++ {
+		r.retiring[i] = nil
+	}
+	r.retiring = keep
+	return nil
+}
+
+func (r *run) collectFrom(a handler.Async) error {
+	for {
+		select {
+		case res := <-a.Results():
+			if err := r.result(res); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+func (r *run) result(res handler.Result) error {
+	p, ok := r.pending[res.Tag]
+	if !ok {
+		r.log.Warn("result for an unknown message", "tag", res.Tag)
+		return nil
+	}
+	delete(r.pending, res.Tag)
+	r.release(p.from)
+	out := res.Frames
+	if res.Err != nil {
+		if errors.Is(res.Err, handler.ErrFatal) {
+			return res.Err
+		}
+		r.log.Warn("handler error", "socket", p.from.name, "error", res.Err)
+		out = nil
+	}
+	return r.deliver(p.from, p.env, out)
+}
+
+// drainAsync waits, at most Drain, for the results of messages Async
+// handlers still hold, and sends them without blocking (the node is ending:
+// a peer that cannot take them loses them).
+func (r *run) drainAsync() {
+	if len(r.pending) == 0 || r.ctl == nil {
+		return
+	}
+	var sources []handler.Async
+	if a, ok := r.n.slot.Load().h.(handler.Async); ok {
+		sources = append(sources, a)
+	}
+	sources = append(sources, r.retiring...)
+	deadline := time.Now().Add(r.n.cfg.Drain)
+	r.draining = true
+	defer func() { r.draining = false }()
+	for len(r.pending) > 0 && time.Now().Before(deadline) {
+		got := false
+		for _, a := range sources {
+			select {
+			case res := <-a.Results():
+				got = true
+				if err := r.result(res); err != nil {
+					r.log.Warn("result after stop", "error", err)
+				}
+			default:
+			}
+		}
+		if !got {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if len(r.pending) > 0 {
+		r.log.Warn("messages still held by the handler at stop", "count", len(r.pending))
+	}
+}
+
+func (r *run) closeRetired(a handler.Async) {
+	ctx, cancel := contextWithTimeout(r.n.cfg.Drain)
+	defer cancel()
+	r.closeHandler(ctx, a)
+}
+
+// send sends one message, waiting while the peer is full but staying
+// stoppable: the wait polls the control socket too.
+func (r *run) send(s *rsock, env, body [][]byte) error {
+	return r.sendCtx(r.stopped, s, env, body)
+}
+
+// sendCtx is send with a custom stop test (a Runner also stops on a swap).
+func (r *run) sendCtx(stopped func() bool, s *rsock, env, body [][]byte) error {
+	err := s.sock.SendEnvelope(env, body, zmq4.DONTWAIT)
+	if err == nil {
+		return nil
+	}
+	if !zsock.IsAgain(err) {
+		return r.sendFailed(s, err)
+	}
+	if r.draining {
+		s.sock.CountSendError()
+		return nil
+	}
+	poller := zmq4.NewPoller()
+	poller.Add(r.ctl, zmq4.POLLIN)
+	poller.Add(s.sock.Z, zmq4.POLLOUT)
+	pause := time.Duration(0)
+	for {
+		polled, err := poller.PollAll(-1)
+		if err != nil {
+			if zsock.IsInterrupted(err) {
+				continue
+			}
+			return fmt.Errorf("poll: %w", err)
+		}
+		if polled[0].Events&zmq4.POLLIN != 0 {
+			r.readCtl()
+		}
+		if stopped() {
+			s.sock.CountSendError()
+			return errStopped
+		}
+		if polled[1].Events&zmq4.POLLOUT == 0 {
+			continue
+		}
+		err = s.sock.SendEnvelope(env, body, zmq4.DONTWAIT)
+		if err == nil {
+			return nil
+		}
+		if !zsock.IsAgain(err) {
+			return r.sendFailed(s, err)
+		}
+		// Writable yet refusing (a ROUTER whose peer is full): do not spin.
+		if pause < 10*time.Millisecond {
+			pause += time.Millisecond
+		}
+		time.Sleep(pause)
+	}
+}
+
+func (r *run) stopped() bool { return r.ctx.Err() != nil }
+
+// sendFailed decides what a send error means: a terminated context ends the
+// node; anything else (an unroutable peer, a socket in the wrong state)
+// loses this message only, and is logged once per socket and counted.
+func (r *run) sendFailed(s *rsock, err error) error {
+	if zsock.IsTerm(err) {
+		return fmt.Errorf("socket %q: send: %w", s.name, err)
+	}
+	if !s.warned {
+		s.warned = true
+		r.log.Warn("send failed, message dropped (further failures on this socket are only counted)", "socket", s.name, "error", err)
+	}
+	return nil
+}

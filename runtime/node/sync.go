@@ -1,0 +1,191 @@
+package node
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/runtime/zsock"
+	"github.com/ztopo/ztopo/spec"
+)
+
+const (
+	// handshakeWait bounds how long a `sync: {connect}` node waits for its
+	// connections before it signals anyway (a peer that never binds must
+	// not hold the node forever; the barrier then only orders start-up).
+	handshakeWait = 10 * time.Second
+	// subscribeSettle is the pause between the last handshake and the sync
+	// request: a SUB sends its subscriptions right after the handshake, on
+	// a different connection than the sync request, and the publisher must
+	// have them before it starts publishing.
+	subscribeSettle = 50 * time.Millisecond
+	// syncReplyWarn is how often a node still waiting for its sync reply
+	// says so.
+	syncReplyWarn = 5 * time.Second
+)
+
+// barrier runs the node's sync start barrier, if it has one.
+func (r *run) barrier() error {
+	sy := r.n.cfg.Spec.Sync
+	if sy == nil {
+		return nil
+	}
+	if sy.Connect != "" {
+		if err := r.syncConnect(sy); err != nil {
+			return err
+		}
+	}
+	if sy.Expect > 0 {
+		return r.syncExpect(sy)
+	}
+	return nil
+}
+
+// syncExpect answers Expect sync requests on a REP bound at sy.Bind, each
+// with one empty frame — what zguide subscribers (REQ send, recv) expect.
+func (r *run) syncExpect(sy *spec.Sync) error {
+	rep, err := zsock.Open(r.n.cfg.Context, &spec.Socket{Name: "sync", Type: spec.REP, Bind: []string{sy.Bind}})
+	if err != nil {
+		return err
+	}
+	// The last reply may still be queued: give it a moment to leave.
+	defer rep.CloseLinger(min(time.Second, r.n.cfg.Drain))
+	r.log.Info("waiting for sync peers", "expect", sy.Expect, "endpoint", sy.Bind)
+	poller := zmq4.NewPoller()
+	poller.Add(r.ctl, zmq4.POLLIN)
+	poller.Add(rep.Z, zmq4.POLLIN)
+	for got := 0; got < sy.Expect; {
+		polled, err := poller.PollAll(-1)
+		if err != nil {
+			if zsock.IsInterrupted(err) {
+				continue
+			}
+			return fmt.Errorf("sync: poll: %w", err)
+		}
+		if polled[0].Events&zmq4.POLLIN != 0 && r.readCtl() {
+			return errStopped
+		}
+		if polled[1].Events&zmq4.POLLIN == 0 {
+			continue
+		}
+		if _, err := rep.Recv(zmq4.DONTWAIT); err != nil {
+			if zsock.IsAgain(err) {
+				continue
+			}
+			return fmt.Errorf("sync: receive: %w", err)
+		}
+		if err := rep.Send(emptyReply, 0); err != nil {
+			return fmt.Errorf("sync: reply: %w", err)
+		}
+		got++
+		r.log.Debug("sync peer arrived", "got", got, "expect", sy.Expect)
+	}
+	r.log.Info("sync barrier passed", "peers", sy.Expect)
+	return nil
+}
+
+// syncConnect waits for the node's connections (and subscriptions), then
+// signals the node at sy.Connect and waits for its answer.
+func (r *run) syncConnect(sy *spec.Sync) error {
+	deadline := time.Now().Add(handshakeWait)
+	for {
+		poller := zmq4.NewPoller()
+		poller.Add(r.ctl, zmq4.POLLIN)
+		var watching []*zsock.Socket
+		for _, s := range r.socks {
+			if m := s.sock.Monitor(); m != nil {
+				poller.Add(m, zmq4.POLLIN)
+				watching = append(watching, s.sock)
+			}
+		}
+		if len(watching) == 0 {
+			break
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			var pending []string
+			for _, s := range watching {
+				pending = append(pending, s.Pending()...)
+				s.Unwatch()
+			}
+			r.log.Warn("sync: connections not established in time, signalling anyway", "pending", pending)
+			break
+		}
+		polled, err := poller.PollAll(min(left, time.Second))
+		if err != nil {
+			if zsock.IsInterrupted(err) {
+				continue
+			}
+			return fmt.Errorf("sync: poll: %w", err)
+		}
+		if polled[0].Events&zmq4.POLLIN != 0 && r.readCtl() {
+			return errStopped
+		}
+		for _, s := range watching {
+			if _, err := s.ReadMonitor(); err != nil {
+				return fmt.Errorf("sync: monitor: %w", err)
+			}
+		}
+	}
+	if err := r.pause(subscribeSettle); err != nil {
+		return err
+	}
+
+	req, err := zsock.Open(r.n.cfg.Context, &spec.Socket{Name: "sync", Type: spec.REQ, Connect: []string{sy.Connect}})
+	if err != nil {
+		return err
+	}
+	defer req.CloseLinger(0)
+	if err := req.Send(emptyReply, 0); err != nil {
+		return fmt.Errorf("sync: request: %w", err)
+	}
+	r.log.Debug("sync request sent", "node", sy.ConnectNode, "endpoint", sy.Connect)
+	poller := zmq4.NewPoller()
+	poller.Add(r.ctl, zmq4.POLLIN)
+	poller.Add(req.Z, zmq4.POLLIN)
+	for {
+		polled, err := poller.PollAll(syncReplyWarn)
+		if err != nil {
+			if zsock.IsInterrupted(err) {
+				continue
+			}
+			return fmt.Errorf("sync: poll: %w", err)
+		}
+		if polled[0].Events&zmq4.POLLIN != 0 && r.readCtl() {
+			return errStopped
+		}
+		if polled[1].Events&zmq4.POLLIN != 0 {
+			if _, err := req.Recv(zmq4.DONTWAIT); err == nil {
+				r.log.Debug("sync reply received", "node", sy.ConnectNode)
+				return nil
+			} else if !zsock.IsAgain(err) {
+				return fmt.Errorf("sync: receive: %w", err)
+			}
+			continue
+		}
+		r.log.Info("still waiting for the sync reply", "node", sy.ConnectNode, "endpoint", sy.Connect)
+	}
+}
+
+// pause waits d, stoppably.
+func (r *run) pause(d time.Duration) error {
+	poller := zmq4.NewPoller()
+	poller.Add(r.ctl, zmq4.POLLIN)
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil
+		}
+		polled, err := poller.PollAll(left)
+		if err != nil {
+			if zsock.IsInterrupted(err) {
+				continue
+			}
+			return err
+		}
+		if polled[0].Events&zmq4.POLLIN != 0 && r.readCtl() {
+			return errStopped
+		}
+	}
+}
