@@ -20,6 +20,14 @@ var defaultRestart = Restart{
 	BackoffMax:  5 * time.Second,
 }
 
+// Limits on what a file may ask for, so that `replicas: 2000000000` or a
+// mesh of replicated nodes is refused instead of exhausting memory.
+const (
+	maxReplicas  = 1000   // per node
+	maxInstances = 10_000 // node instances in a topology
+	maxConnects  = 100_000
+)
+
 var refRE = regexp.MustCompile(`^([a-z0-9][a-z0-9_-]*)\.([a-z0-9][a-z0-9_-]*)$`)
 
 // resolver turns a File into a Topology in two passes: each node instance
@@ -38,6 +46,10 @@ type resolver struct {
 	insts  []*inst
 	byBase map[string][]*inst // replica order
 	files  map[string]*FileNode
+	// connectors are the instances that reference each "node.socket".
+	connectors map[string][]*inst
+	connects   int  // connect endpoints made from references so far
+	tooBig     bool // a size limit was hit: the rest is not worth checking
 }
 
 // inst is a node instance with what the second pass needs.
@@ -113,8 +125,12 @@ func Resolve(f *File, opts LoadOptions) (*Topology, Diags) {
 		r.files[fn.Name] = fn
 		r.node(fn)
 	}
-	r.wire()
-	r.validate()
+	if !r.tooBig {
+		r.wire()
+	}
+	if !r.tooBig {
+		r.validate()
+	}
 	for _, in := range r.insts {
 		r.topo.Nodes = append(r.topo.Nodes, in.n)
 	}
@@ -278,12 +294,23 @@ func (r *resolver) node(fn *FileNode) {
 	count, replicated := 1, fn.Replicas != nil
 	if replicated {
 		if n, ok := r.integer(r.fileScope(), fn.Replicas, "replicas"); ok {
-			if n < 1 {
+			switch {
+			case n < 1:
 				r.errorf(fn.Replicas.Pos, "", "replicas must be at least 1, got %d", n)
-			} else {
+			case n > maxReplicas:
+				r.errorf(fn.Replicas.Pos, "", "replicas must be at most %d, got %d", maxReplicas, n)
+			default:
 				count = n
 			}
 		}
+	}
+	if r.tooBig {
+		return
+	}
+	if len(r.insts)+count > maxInstances {
+		r.errorf(fn.Pos, "", "topology too large: more than %d node instances", maxInstances)
+		r.tooBig = true
+		return
 	}
 	for i := 0; i < count; i++ {
 		name := fn.Name

@@ -643,3 +643,28 @@ nodes:
 		t.Errorf("own identity over defaults: got %q, want own", got)
 	}
 }
+
+func TestSizeLimits(t *testing.T) {
+	const node = "  n%d:\n    replicas: %d\n    handler: forward\n    sockets:\n      in: {type: PULL, bind: auto}\n      out: {type: PUSH, connect: %s}\n"
+	tests := []struct {
+		name, nodes, want string
+	}{
+		{"replicas", fmt.Sprintf(node, 0, 2000000000, "n0.in"), "t.yaml:5:15: replicas must be at most 1000, got 2000000000\n"},
+		{"instances", func() string {
+			var b strings.Builder
+			for i := 0; i < 11; i++ {
+				fmt.Fprintf(&b, node, i, 1000, fmt.Sprintf("n%d.in", i))
+			}
+			return b.String()
+		}(), "t.yaml:64:3: topology too large: more than 10000 node instances\n"},
+		{"connections", fmt.Sprintf(node, 0, 1000, "n1.in") + fmt.Sprintf(node, 1, 1000, "n0.in"), "t.yaml:9:34: topology too large: more than 100000 connections\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := loadErr(t, "version: 1\nname: p\nnodes:\n"+tt.nodes, nil)
+			if got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -11,11 +11,16 @@ import (
 // endpoints, auto binds chosen now that every peer's run mode is known.
 func (r *resolver) wire() {
 	nodeNames := sortedKeys(r.files)
+	r.connectors = map[string][]*inst{}
 	for _, in := range r.insts {
 		for _, is := range in.socks {
 			for i := range is.conns {
 				if c := &is.conns[i]; c.ref {
 					c.ok = r.checkRef(c, nodeNames)
+					key := c.node + "." + c.socket
+					if l := r.connectors[key]; c.ok && (len(l) == 0 || l[len(l)-1] != in) {
+						r.connectors[key] = append(l, in)
+					}
 				}
 			}
 		}
@@ -26,7 +31,7 @@ func (r *resolver) wire() {
 			for i := range is.binds {
 				b := &is.binds[i]
 				if b.auto {
-					b.ep = r.autoEndpoint(in, is.s.Name, r.socketConnectors(in.n.Base, is.s.Name), b.pos)
+					b.ep = r.autoEndpoint(in, is.s.Name, r.connectors[in.n.Base+"."+is.s.Name], b.pos)
 				}
 				if b.ep != "" {
 					is.s.Bind = append(is.s.Bind, b.ep)
@@ -84,23 +89,6 @@ func (r *resolver) checkRef(c *iconn, nodeNames []string) bool {
 	return true
 }
 
-// socketConnectors are the instances with a reference to base.sock.
-func (r *resolver) socketConnectors(base, sock string) []*inst {
-	var out []*inst
-	for _, in := range r.insts {
-	socks:
-		for _, is := range in.socks {
-			for _, c := range is.conns {
-				if c.ok && c.ref && c.node == base && c.socket == sock {
-					out = append(out, in)
-					break socks
-				}
-			}
-		}
-	}
-	return out
-}
-
 // syncConnectors are the instances whose sync connects to base.
 func (r *resolver) syncConnectors(base string) []*inst {
 	var out []*inst
@@ -153,6 +141,13 @@ func (r *resolver) refEndpoints(c iconn) []string {
 			if e, err := ParseEndpoint(b.ep, true); err == nil && e.Port == "*" {
 				r.errorf(c.pos, "bind a fixed port to connect by reference", "cannot connect to %q: it binds an ephemeral port (%s)", c.node+"."+c.socket, b.ep)
 				continue
+			}
+			if r.connects++; r.connects > maxConnects {
+				if !r.tooBig {
+					r.errorf(c.pos, "", "topology too large: more than %d connections", maxConnects)
+					r.tooBig = true
+				}
+				return nil
 			}
 			out = append(out, connectSide(b.ep))
 		}
