@@ -722,7 +722,10 @@ func (r *resolver) socket(sc scope, n *Node, fs *FileSocket, defOpts []Entry) *i
 		r.errorf(fs.Pos, "", "socket %q has neither bind nor connect", full)
 	}
 	if fs.Bind != nil {
-		eps, pos, _ := r.strList(sc, fs.Bind, "bind", true)
+		eps, pos, ok := r.strList(sc, fs.Bind, "bind", true)
+		if ok && len(eps) == 0 {
+			r.errorf(fs.Bind.Pos, "", "bind of socket %q is an empty list", full)
+		}
 		for i, ep := range eps {
 			if ep == "auto" {
 				is.binds = append(is.binds, ibind{auto: true, pos: pos[i]})
@@ -737,7 +740,10 @@ func (r *resolver) socket(sc scope, n *Node, fs *FileSocket, defOpts []Entry) *i
 		}
 	}
 	if fs.Connect != nil {
-		items, pos, _ := r.strList(sc, fs.Connect, "connect", true)
+		items, pos, ok := r.strList(sc, fs.Connect, "connect", true)
+		if ok && len(items) == 0 {
+			r.errorf(fs.Connect.Pos, "", "connect of socket %q is an empty list", full)
+		}
 		for i, it := range items {
 			switch {
 			case strings.Contains(it, "://"):
