@@ -6,23 +6,13 @@ import (
 	"time"
 
 	"github.com/pebbe/zmq4"
-)
-
-// OptKind is how an option's value is written in a topology and handed to
-// libzmq.
-type OptKind int
-
-const (
-	OptInt      OptKind = iota // a plain integer
-	OptDuration                // milliseconds as an int; -1 where libzmq means "infinite" or "never"
-	OptBool                    // 0 or 1
-	OptBytes                   // a string, passed as bytes
+	"github.com/ztopo/ztopo/spec"
 )
 
 // option is one settable socket option: its kind and the pebbe/zmq4 setter
 // that applies it.
 type option struct {
-	kind OptKind
+	kind spec.OptionKind
 	set  func(z *zmq4.Socket, v any) error
 }
 
@@ -38,7 +28,7 @@ var options = map[string]option{
 	"connect_timeout":          durOpt((*zmq4.Socket).SetConnectTimeout),
 	"curve_publickey":          bytesOpt((*zmq4.Socket).SetCurvePublickey),
 	"curve_secretkey":          bytesOpt((*zmq4.Socket).SetCurveSecretkey),
-	"curve_server":             intOpt((*zmq4.Socket).SetCurveServer),
+	"curve_server":             flagOpt((*zmq4.Socket).SetCurveServer),
 	"curve_serverkey":          bytesOpt((*zmq4.Socket).SetCurveServerkey),
 	"gssapi_plaintext":         boolOpt((*zmq4.Socket).SetGssapiPlaintext),
 	"gssapi_principal":         bytesOpt((*zmq4.Socket).SetGssapiPrincipal),
@@ -50,16 +40,16 @@ var options = map[string]option{
 	"heartbeat_ttl":            durOpt((*zmq4.Socket).SetHeartbeatTtl),
 	"identity":                 bytesOpt((*zmq4.Socket).SetIdentity),
 	"immediate":                boolOpt((*zmq4.Socket).SetImmediate),
-	"invert_matching":          intOpt((*zmq4.Socket).SetInvertMatching),
+	"invert_matching":          flagOpt((*zmq4.Socket).SetInvertMatching),
 	"ipv6":                     boolOpt((*zmq4.Socket).SetIpv6),
 	"linger":                   durOpt((*zmq4.Socket).SetLinger),
 	"maxmsgsize":               intOpt(func(z *zmq4.Socket, n int) error { return z.SetMaxmsgsize(int64(n)) }),
 	"multicast_hops":           intOpt((*zmq4.Socket).SetMulticastHops),
 	"multicast_maxtpdu":        intOpt((*zmq4.Socket).SetMulticastMaxtpdu),
 	"plain_password":           bytesOpt((*zmq4.Socket).SetPlainPassword),
-	"plain_server":             intOpt((*zmq4.Socket).SetPlainServer),
+	"plain_server":             flagOpt((*zmq4.Socket).SetPlainServer),
 	"plain_username":           bytesOpt((*zmq4.Socket).SetPlainUsername),
-	"probe_router":             intOpt((*zmq4.Socket).SetProbeRouter),
+	"probe_router":             flagOpt((*zmq4.Socket).SetProbeRouter),
 	"rate":                     intOpt((*zmq4.Socket).SetRate),
 	"rcvbuf":                   intOpt((*zmq4.Socket).SetRcvbuf),
 	"rcvhwm":                   intOpt((*zmq4.Socket).SetRcvhwm),
@@ -67,10 +57,10 @@ var options = map[string]option{
 	"reconnect_ivl":            durOpt((*zmq4.Socket).SetReconnectIvl),
 	"reconnect_ivl_max":        durOpt((*zmq4.Socket).SetReconnectIvlMax),
 	"recovery_ivl":             durOpt((*zmq4.Socket).SetRecoveryIvl),
-	"req_correlate":            intOpt((*zmq4.Socket).SetReqCorrelate),
-	"req_relaxed":              intOpt((*zmq4.Socket).SetReqRelaxed),
+	"req_correlate":            flagOpt((*zmq4.Socket).SetReqCorrelate),
+	"req_relaxed":              flagOpt((*zmq4.Socket).SetReqRelaxed),
 	"router_handover":          boolOpt((*zmq4.Socket).SetRouterHandover),
-	"router_mandatory":         intOpt((*zmq4.Socket).SetRouterMandatory),
+	"router_mandatory":         flagOpt((*zmq4.Socket).SetRouterMandatory),
 	"routing_id":               bytesOpt((*zmq4.Socket).SetIdentity),
 	"sndbuf":                   intOpt((*zmq4.Socket).SetSndbuf),
 	"sndhwm":                   intOpt((*zmq4.Socket).SetSndhwm),
@@ -83,10 +73,10 @@ var options = map[string]option{
 	"tcp_keepalive_intvl":      intOpt((*zmq4.Socket).SetTcpKeepaliveIntvl),
 	"tcp_maxrt":                durOpt((*zmq4.Socket).SetTcpMaxrt),
 	"tos":                      intOpt((*zmq4.Socket).SetTos),
-	"xpub_manual":              intOpt((*zmq4.Socket).SetXpubManual),
+	"xpub_manual":              flagOpt((*zmq4.Socket).SetXpubManual),
 	"xpub_nodrop":              boolOpt((*zmq4.Socket).SetXpubNodrop),
-	"xpub_verbose":             intOpt((*zmq4.Socket).SetXpubVerbose),
-	"xpub_verboser":            intOpt((*zmq4.Socket).SetXpubVerboser),
+	"xpub_verbose":             flagOpt((*zmq4.Socket).SetXpubVerbose),
+	"xpub_verboser":            flagOpt((*zmq4.Socket).SetXpubVerboser),
 	"xpub_welcome_msg":         bytesOpt((*zmq4.Socket).SetXpubWelcomeMsg),
 	"zap_domain":               bytesOpt((*zmq4.Socket).SetZapDomain),
 }
@@ -102,7 +92,7 @@ func OptionNames() []string {
 }
 
 // OptionKind returns the kind of a named option.
-func OptionKind(name string) (OptKind, bool) {
+func OptionKind(name string) (spec.OptionKind, bool) {
 	o, ok := options[name]
 	return o.kind, ok
 }
@@ -146,7 +136,7 @@ func asInt(v any) (int, error) {
 }
 
 func intOpt(f func(*zmq4.Socket, int) error) option {
-	return option{OptInt, func(z *zmq4.Socket, v any) error {
+	return option{spec.OptInt, func(z *zmq4.Socket, v any) error {
 		n, err := asInt(v)
 		if err != nil {
 			return err
@@ -155,8 +145,15 @@ func intOpt(f func(*zmq4.Socket, int) error) option {
 	}}
 }
 
+// flagOpt is a boolean option whose pebbe setter takes an int.
+func flagOpt(f func(*zmq4.Socket, int) error) option {
+	o := intOpt(f)
+	o.kind = spec.OptBool
+	return o
+}
+
 func boolOpt(f func(*zmq4.Socket, bool) error) option {
-	return option{OptBool, func(z *zmq4.Socket, v any) error {
+	return option{spec.OptBool, func(z *zmq4.Socket, v any) error {
 		n, err := asInt(v)
 		if err != nil {
 			return err
@@ -168,7 +165,7 @@ func boolOpt(f func(*zmq4.Socket, bool) error) option {
 // durOpt adapts pebbe's time.Duration setters: a topology gives
 // milliseconds, and pebbe maps the Duration -1 (not -1ms) to libzmq's -1.
 func durOpt(f func(*zmq4.Socket, time.Duration) error) option {
-	return option{OptDuration, func(z *zmq4.Socket, v any) error {
+	return option{spec.OptDuration, func(z *zmq4.Socket, v any) error {
 		if d, ok := v.(time.Duration); ok {
 			if d < 0 {
 				d = -1
@@ -187,7 +184,7 @@ func durOpt(f func(*zmq4.Socket, time.Duration) error) option {
 }
 
 func bytesOpt(f func(*zmq4.Socket, string) error) option {
-	return option{OptBytes, func(z *zmq4.Socket, v any) error {
+	return option{spec.OptBytes, func(z *zmq4.Socket, v any) error {
 		switch s := v.(type) {
 		case string:
 			return f(z, s)

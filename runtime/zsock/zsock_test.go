@@ -351,3 +351,18 @@ func TestSendDontwaitWouldBlock(t *testing.T) {
 		t.Errorf("would-block counted as a send error: %+v", st)
 	}
 }
+
+// TestSpecOptionsHaveSetters: every option a topology may name can be set,
+// with the kind spec parses it as.
+func TestSpecOptionsHaveSetters(t *testing.T) {
+	for name, kind := range spec.SocketOptions() {
+		got, ok := OptionKind(name)
+		if !ok {
+			t.Errorf("option %q has no setter", name)
+			continue
+		}
+		if got != kind {
+			t.Errorf("option %q: kind %v here, %v in spec", name, got, kind)
+		}
+	}
+}
