@@ -12,7 +12,11 @@ import (
 func (r *resolver) wire() {
 	nodeNames := sortedKeys(r.files)
 	r.connectors = map[string][]*inst{}
+	syncConnectors := map[string][]*inst{}
 	for _, in := range r.insts {
+		if in.sync != nil && in.sync.connectNode != "" {
+			syncConnectors[in.sync.connectNode] = append(syncConnectors[in.sync.connectNode], in)
+		}
 		for _, is := range in.socks {
 			for i := range is.conns {
 				if c := &is.conns[i]; c.ref {
@@ -39,7 +43,7 @@ func (r *resolver) wire() {
 			}
 		}
 		if in.sync != nil && in.sync.bindAuto {
-			in.n.Sync.Bind = r.autoEndpoint(in, "sync", r.syncConnectors(in.n.Base), in.sync.bindPos)
+			in.n.Sync.Bind = r.autoEndpoint(in, "sync", syncConnectors[in.n.Base], in.sync.bindPos)
 		}
 	}
 	for _, in := range r.insts {
@@ -87,17 +91,6 @@ func (r *resolver) checkRef(c *iconn, nodeNames []string) bool {
 		return false
 	}
 	return true
-}
-
-// syncConnectors are the instances whose sync connects to base.
-func (r *resolver) syncConnectors(base string) []*inst {
-	var out []*inst
-	for _, in := range r.insts {
-		if in.sync != nil && in.sync.connectNode == base {
-			out = append(out, in)
-		}
-	}
-	return out
 }
 
 // autoEndpoint picks the endpoint of `bind: auto`: inproc when the binding
@@ -272,10 +265,10 @@ func (r *resolver) links(binders map[string][]binder) []link {
 					}
 					continue
 				}
-				for _, b := range binders[endpointKey(c.ep)] {
-					if b.is == is {
-						continue
-					}
+				// Only the first binder owns the endpoint (the others are
+				// errors already), which also keeps this linear.
+				if bs := binders[endpointKey(c.ep)]; len(bs) > 0 && bs[0].is != is {
+					b := bs[0]
 					out = append(out, link{from: in, fs: is, to: b.in, ts: b.is, ep: b.ep, pos: c.pos, toSync: b.is == nil})
 				}
 			}
