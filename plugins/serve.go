@@ -212,6 +212,13 @@ func (s *server) run(ctx context.Context) error {
 			}
 			progress = true
 			switch {
+			case len(msg) >= 2 && string(msg[0]) == Req && s.opts.Workers == 1:
+				// One at a time anyway: handling it right here saves
+				// two goroutine hand-offs per message.
+				out, err := s.call(hctx, msg[2:])
+				if err := s.send(dealer, answer{id: msg[1], frames: out, err: err}); err != nil {
+					return err
+				}
 			case len(msg) >= 2 && string(msg[0]) == Req:
 				j := job{id: msg[1], frames: msg[2:]}
 				select {

@@ -61,6 +61,11 @@ func BenchmarkPluginGo(b *testing.B) {
 	benchPlugin(b, self(b), []string{modeEnv + "=upper"}, 1000)
 }
 
+// The Go SDK plugin handling one message at a time (Workers: 1).
+func BenchmarkPluginGoOneWorker(b *testing.B) {
+	benchPlugin(b, self(b), []string{modeEnv + "=upper1"}, 1000)
+}
+
 // One message at a time: the round-trip latency.
 func BenchmarkPluginGoLockstep(b *testing.B) {
 	benchPlugin(b, self(b), []string{modeEnv + "=upper"}, 1)

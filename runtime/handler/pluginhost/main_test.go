@@ -82,6 +82,11 @@ func testPlugin(mode string) int {
 			upperASCII(f[len(f)-1])
 			return f, nil
 		}, 0)
+	case "upper1":
+		return serve(func(_ context.Context, f [][]byte) ([][]byte, error) {
+			upperASCII(f[len(f)-1])
+			return f, nil
+		}, 1)
 	case "reverse":
 		return serve(func(_ context.Context, f [][]byte) ([][]byte, error) {
 			reverseBytes(f[len(f)-1])
