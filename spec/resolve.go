@@ -135,7 +135,7 @@ func Resolve(f *File, opts LoadOptions) (*Topology, Diags) {
 		r.topo.Nodes = append(r.topo.Nodes, in.n)
 	}
 	sortInstances(r.topo.Nodes)
-	return r.topo, r.diags
+	return r.topo, tidy(r.diags)
 }
 
 func (r *resolver) errorf(p Pos, hint, format string, args ...any) {
