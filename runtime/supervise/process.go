@@ -48,6 +48,11 @@ type Config struct {
 	// StopGrace is the SIGTERM-to-SIGKILL delay used when the context
 	// passed to Start is cancelled; zero means DefaultStopGrace.
 	StopGrace time.Duration
+	// ExtraFiles are passed to the child as file descriptors 3, 4, ...
+	// (exec.Cmd.ExtraFiles), for a side channel next to the logged
+	// stdout/stderr, such as a process node's event pipe. The caller closes
+	// its copies once Start has returned.
+	ExtraFiles []*os.File
 }
 
 // Process is a running child. Its methods are safe for concurrent use.
@@ -112,6 +117,7 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 	cmd.Env = cfg.Env
 	cmd.Stdout = outW
 	cmd.Stderr = errW
+	cmd.ExtraFiles = cfg.ExtraFiles
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid:   true,
 		Pdeathsig: syscall.SIGKILL,

@@ -56,6 +56,14 @@ func helper(mode string) int {
 		case <-time.After(helperLife):
 			return 1
 		}
+	case "extra-file":
+		// Writes to the first of Config.ExtraFiles.
+		f := os.NewFile(3, "extra")
+		if _, err := fmt.Fprintln(f, "side channel"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
 	case "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
 		fmt.Println("ready")
@@ -458,5 +466,32 @@ func waitGone(ctx context.Context, t *testing.T, pid int) {
 			syscall.Kill(pid, syscall.SIGKILL)
 			t.Fatalf("process %d still alive", pid)
 		}
+	}
+}
+
+func TestExtraFilesReachTheChild(t *testing.T) {
+	ctx := testCtx(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cfg := helperConfig("extra-file", nil)
+	cfg.ExtraFiles = []*os.File{w}
+	p, err := Start(ctx, cfg)
+	w.Close() // the child holds its own copy
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopOnCleanup(t, p)
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil {
+		t.Fatalf("read fd 3: %v", err)
+	}
+	if line != "side channel\n" {
+		t.Errorf("fd 3: got %q, want %q", line, "side channel\n")
+	}
+	if err := p.Wait(); err != nil {
+		t.Errorf("Wait: got %v, want nil", err)
 	}
 }
