@@ -1,0 +1,303 @@
+// Command bench measures ztopo against the code it replaces. Each scenario
+// runs as a ztopo topology (YAML text built here, parsed by spec and run
+// in-process by engine.Run), as its hand-written pebbe/zmq4 equivalent, and,
+// where that is natural, as a pyzmq script (bench/py/zbench.py). The runs
+// alternate (ztopo, go, py, ztopo, go, py, ...) so that the three see the
+// same machine, and the table shows medians and the ratios ztopo/go and
+// ztopo/py.
+//
+// Every run is a fresh child process (this program re-executed, or python3):
+// a run never inherits another's heap, threads, sockets or ZeroMQ context,
+// and RSS and thread counts mean something. Each run times the whole
+// program it stands for, from creating the first context to terminating the
+// last, so start-up and shutdown costs are part of every figure.
+//
+//	go run ./bench                      # the whole suite, 5 rounds
+//	go run ./bench -only 'pipeline|stage' -rounds 3
+//	go run ./bench -quick               # a smoke run with tiny counts
+//	go run ./bench -json results.json -cpuprofile /tmp/prof
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"time"
+)
+
+func main() {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(childMain(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// config is the parsed command line of a suite run.
+type config struct {
+	rounds     int
+	only       *regexp.Regexp
+	quick      bool
+	jsonPath   string
+	impls      []string
+	python     string
+	pyScript   string
+	timeout    time.Duration
+	cpuprofile string // directory for one CPU profile per Go child run
+	list       bool
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c config
+	var only, impls string
+	fs.IntVar(&c.rounds, "rounds", 5, "runs of each implementation per scenario, alternated")
+	fs.StringVar(&only, "only", "", "run only the scenarios whose name matches this regular expression")
+	fs.BoolVar(&c.quick, "quick", false, "tiny message counts: a smoke test of the harness, not a measurement")
+	fs.StringVar(&c.jsonPath, "json", "", "write every run and the summary to this file")
+	fs.StringVar(&impls, "impl", "ztopo,go,py", "implementations to run, comma-separated")
+	fs.StringVar(&c.python, "python", "/usr/bin/python3", "the python with pyzmq")
+	fs.StringVar(&c.pyScript, "py", defaultPyScript(), "the pyzmq baselines script")
+	fs.DurationVar(&c.timeout, "timeout", 3*time.Minute, "bound of one run; a run past it is killed and reported")
+	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of every ztopo and go run into this directory")
+	fs.BoolVar(&c.list, "list", false, "list the scenarios and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bench: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	var err error
+	if c.only, err = regexp.Compile(only); err != nil {
+		fmt.Fprintf(stderr, "bench: -only: %v\n", err)
+		return 2
+	}
+	if c.rounds < 1 {
+		fmt.Fprintln(stderr, "bench: -rounds must be at least 1")
+		return 2
+	}
+	for _, i := range strings.Split(impls, ",") {
+		switch i = strings.TrimSpace(i); i {
+		case implZtopo, implGo, implPy:
+			c.impls = append(c.impls, i)
+		case "":
+		default:
+			fmt.Fprintf(stderr, "bench: -impl: unknown implementation %q (want ztopo, go or py)\n", i)
+			return 2
+		}
+	}
+	if c.list {
+		for _, s := range scenarios() {
+			if c.only.MatchString(s.Name) {
+				fmt.Fprintf(stdout, "%-24s %s\n", s.Name, s.Desc)
+			}
+		}
+		return 0
+	}
+	if c.cpuprofile != "" {
+		if err := os.MkdirAll(c.cpuprofile, 0o755); err != nil {
+			fmt.Fprintf(stderr, "bench: %v\n", err)
+			return 1
+		}
+	}
+	suite, err := runSuite(context.Background(), c, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	printTable(stdout, suite)
+	if c.jsonPath != "" {
+		data, err := json.MarshalIndent(suite, "", "  ")
+		if err == nil {
+			err = os.WriteFile(c.jsonPath, append(data, '\n'), 0o644)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: %v\n", err)
+			return 1
+		}
+	}
+	if suite.Failed > 0 {
+		fmt.Fprintf(stderr, "bench: %d runs failed\n", suite.Failed)
+		return 1
+	}
+	return 0
+}
+
+// defaultPyScript finds bench/py/zbench.py next to this source file, which
+// is where it is when the program runs through `go run ./bench` or `go test`
+// from a checkout.
+func defaultPyScript() string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return filepath.Join("bench", "py", "zbench.py")
+	}
+	return filepath.Join(filepath.Dir(file), "py", "zbench.py")
+}
+
+// Suite is everything one invocation measured; it is what -json writes.
+type Suite struct {
+	Machine Machine   `json:"machine"`
+	Command string    `json:"command"`
+	Rounds  int       `json:"rounds"`
+	Quick   bool      `json:"quick"`
+	Runs    []Result  `json:"runs"`
+	Summary []Row     `json:"summary"`
+	Later   []Pending `json:"later,omitempty"`
+	Failed  int       `json:"failed"`
+}
+
+// Pending is a scenario of issue 7 that is not measured yet, and why.
+type Pending struct {
+	Scenario string `json:"scenario"`
+	Reason   string `json:"reason"`
+}
+
+// Machine says where the figures come from.
+type Machine struct {
+	Date    string `json:"date"`
+	NumCPU  int    `json:"nproc"`
+	CPU     string `json:"cpu"`
+	Go      string `json:"go"`
+	LibZMQ  string `json:"libzmq"`
+	PyZMQ   string `json:"pyzmq,omitempty"`
+	Kernel  string `json:"kernel,omitempty"`
+	LoadAvg string `json:"loadavg,omitempty"`
+}
+
+func runSuite(ctx context.Context, c config, progress io.Writer) (*Suite, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	s := &Suite{
+		Machine: machine(c.python),
+		Command: strings.Join(append([]string{"go run ./bench"}, os.Args[1:]...), " "),
+		Rounds:  c.rounds,
+		Quick:   c.quick,
+	}
+	if s.Machine.PyZMQ == "" && contains(c.impls, implPy) {
+		fmt.Fprintf(progress, "bench: %s has no pyzmq; skipping the python baselines\n", c.python)
+		c.impls = remove(c.impls, implPy)
+	}
+	for _, sc := range scenarios() {
+		if !c.only.MatchString(sc.Name) {
+			continue
+		}
+		if sc.Later != "" {
+			s.Later = append(s.Later, Pending{sc.Name, sc.Later})
+			continue
+		}
+		for round := 1; round <= c.rounds; round++ {
+			for _, impl := range c.impls {
+				if !sc.has(impl) {
+					continue
+				}
+				r := runOne(ctx, c, exe, sc, impl, round)
+				s.Runs = append(s.Runs, r)
+				if r.Err != "" {
+					s.Failed++
+				}
+				fmt.Fprintf(progress, "%-24s %-5s round %d: %s\n", sc.Name, impl, round, r.brief())
+			}
+		}
+	}
+	s.Summary = summarize(s.Runs)
+	return s, nil
+}
+
+// runOne runs one scenario in one implementation as a child process and
+// checks that it moved exactly the messages it should have.
+func runOne(ctx context.Context, c config, exe string, sc Scenario, impl string, round int) Result {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	p := sc.params(c.quick)
+	var cmd *exec.Cmd
+	if impl == implPy {
+		cmd = exec.CommandContext(ctx, c.python, append([]string{c.pyScript}, sc.pyArgs(p)...)...)
+	} else {
+		args := []string{"-scenario", sc.Name, "-impl", impl}
+		if c.quick {
+			args = append(args, "-quick")
+		}
+		if c.cpuprofile != "" {
+			args = append(args, "-cpuprofile", filepath.Join(c.cpuprofile, fmt.Sprintf("%s-%s-%d.pprof", strings.ReplaceAll(sc.Name, "/", "_"), impl, round)))
+		}
+		cmd = exec.CommandContext(ctx, exe, args...)
+		cmd.Env = append(os.Environ(), childEnv+"=1")
+	}
+	// A hung run must not hang the suite: after the bound it is killed,
+	// and WaitDelay stops waiting for pipes its children may hold.
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := Result{Scenario: sc.Name, Impl: impl, Round: round}
+	if line := lastLine(stdout.String()); line != "" {
+		if jerr := json.Unmarshal([]byte(line), &r); jerr != nil && err == nil {
+			err = fmt.Errorf("unreadable result %q: %v", line, jerr)
+		}
+		r.Scenario, r.Impl, r.Round = sc.Name, impl, round
+	} else if err == nil {
+		err = errors.New("no result printed")
+	}
+	switch {
+	case ctx.Err() != nil:
+		r.Err = fmt.Sprintf("killed after %v", c.timeout)
+	case err != nil && r.Err == "":
+		r.Err = err.Error()
+	}
+	if r.Err == "" && r.Expected != r.Msgs {
+		r.Err = fmt.Sprintf("moved %d messages, want %d", r.Msgs, r.Expected)
+	}
+	if r.Err != "" {
+		if tail := tailLines(stderr.String(), 8); tail != "" {
+			r.Err += "\n" + tail
+		}
+	}
+	return r
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.TrimSpace(strings.Join(lines, "\n"))
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func remove(list []string, s string) []string {
+	var out []string
+	for _, x := range list {
+		if x != s {
+			out = append(out, x)
+		}
+	}
+	return out
+}

@@ -1,0 +1,328 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// Implementations of a scenario.
+const (
+	implZtopo = "ztopo" // a topology run in-process by engine.Run
+	implGo    = "go"    // hand-written pebbe/zmq4
+	implPy    = "py"    // hand-written pyzmq, bench/py/zbench.py
+)
+
+// Kinds of scenario: they decide which metrics a run reports.
+const (
+	kindThroughput = "throughput" // msg/s
+	kindLatency    = "latency"    // round-trip p50 and p99
+	kindStartup    = "startup"    // time to all nodes up, RSS, OS threads
+)
+
+// Scenario is one measurement of issue 7, in up to three implementations.
+type Scenario struct {
+	Name      string
+	Desc      string
+	Kind      string
+	Count     int // messages (round trips for latency) of a full run
+	Quick     int // the same for -quick
+	Size      int // payload bytes
+	Transport string
+	Nodes     int // startup: goroutine nodes in the topology
+	// Go and Ztopo run the scenario in this process and report what moved.
+	Go, Ztopo func(p Params) (Result, error)
+	// Py is zbench.py's subcommand for the pyzmq equivalent; "" when there
+	// is no natural one.
+	Py      string
+	Targets []Target
+	// Later is why a scenario of issue 7 is not measured yet; it is listed,
+	// not run.
+	Later string
+}
+
+// Params is what one run of a scenario needs.
+type Params struct {
+	Count     int
+	Size      int
+	Transport string
+	Nodes     int
+	Quick     bool
+}
+
+func (s Scenario) params(quick bool) Params {
+	p := Params{Count: s.Count, Size: s.Size, Transport: s.Transport, Nodes: s.Nodes, Quick: quick}
+	if quick {
+		p.Count = s.Quick
+	}
+	return p
+}
+
+func (s Scenario) has(impl string) bool {
+	switch impl {
+	case implZtopo:
+		return s.Ztopo != nil
+	case implGo:
+		return s.Go != nil
+	case implPy:
+		return s.Py != ""
+	}
+	return false
+}
+
+func (s Scenario) pyArgs(p Params) []string {
+	args := []string{s.Py, "--count", strconv.Itoa(p.Count), "--size", strconv.Itoa(p.Size)}
+	if p.Transport != "" {
+		args = append(args, "--transport", p.Transport)
+	}
+	if s.Kind == kindLatency {
+		args = append(args, "--warmup", strconv.Itoa(warmup(p)))
+	}
+	return args
+}
+
+// warmup is how many round trips a latency run makes before it starts
+// timing: connections are set up and caches warm by then.
+func warmup(p Params) int {
+	if p.Quick {
+		return 10
+	}
+	return 1000
+}
+
+// Target is a goal of issue 7 for one metric: ztopo's figure divided by the
+// Vs implementation's (or ztopo's own figure when Vs is empty) must satisfy
+// Op Value.
+type Target struct {
+	Metric string
+	Vs     string
+	Op     string // ">=" or "<="
+	Value  float64
+}
+
+func (t Target) String() string {
+	if t.Vs == "" {
+		return fmt.Sprintf("%s %s %g", t.Metric, t.Op, t.Value)
+	}
+	return fmt.Sprintf("ztopo/%s %s %g×", t.Vs, t.Op, t.Value)
+}
+
+func (t Target) met(v float64) bool {
+	if t.Op == "<=" {
+		return v <= t.Value
+	}
+	return v >= t.Value
+}
+
+const (
+	kib = 1024
+	// pipelineCount and friends size a full run at roughly one to two
+	// seconds of hand-written code on a small machine (2 cores): long enough
+	// for a stable figure, short enough for the suite to stay under ten
+	// minutes.
+	quickCount = 2000
+)
+
+// scenarios lists issue 7's measurements in the order they are run and shown.
+func scenarios() []Scenario {
+	var ss []Scenario
+	for _, tr := range []string{"inproc", "ipc", "tcp"} {
+		for _, size := range []int{16, kib} {
+			count := map[string]int{"inproc": 3_000_000, "ipc": 2_000_000, "tcp": 2_000_000}[tr]
+			if size == kib {
+				count /= 4
+			}
+			ss = append(ss, Scenario{
+				Name:      fmt.Sprintf("pushpull/%s/%s", tr, sizeName(size)),
+				Desc:      fmt.Sprintf("PUSH -> PULL throughput, %s messages over %s", sizeName(size), tr),
+				Kind:      kindThroughput,
+				Count:     count,
+				Quick:     quickCount,
+				Size:      size,
+				Transport: tr,
+				Go:        goPushPull,
+				Ztopo:     ztopoPushPull,
+				Py:        "pushpull",
+			})
+		}
+	}
+	ss = append(ss,
+		Scenario{
+			Name:      "pipeline/tcp/16B",
+			Desc:      "ventilator -> 4 forwarding workers -> sink, tcp, 16 B",
+			Kind:      kindThroughput,
+			Count:     1_000_000,
+			Quick:     quickCount,
+			Size:      16,
+			Transport: "tcp",
+			Go:        goPipeline,
+			Ztopo:     ztopoPipeline,
+			Py:        "pipeline",
+			Targets:   []Target{{Metric: "msg/s", Vs: implGo, Op: ">=", Value: 1.0}, {Metric: "msg/s", Vs: implPy, Op: ">=", Value: 2.0}},
+		},
+		Scenario{
+			Name:      "reqrep/direct/tcp",
+			Desc:      "REQ -> REP echo round trip, tcp, 16 B (one Go client for ztopo and go)",
+			Kind:      kindLatency,
+			Count:     10_000,
+			Quick:     200,
+			Size:      16,
+			Transport: "tcp",
+			Go:        goReqRepDirect,
+			Ztopo:     ztopoReqRepDirect,
+			Py:        "reqrep",
+		},
+		Scenario{
+			Name:      "reqrep/broker/tcp",
+			Desc:      "REQ -> ROUTER/DEALER proxy -> REP echo round trip, tcp front, inproc back",
+			Kind:      kindLatency,
+			Count:     10_000,
+			Quick:     200,
+			Size:      16,
+			Transport: "tcp",
+			Go:        goReqRepBroker,
+			Ztopo:     ztopoReqRepBroker,
+			Py:        "broker",
+			Targets:   []Target{{Metric: "p50 µs", Vs: implGo, Op: "<=", Value: 1.1}},
+		},
+		Scenario{
+			Name:      "fanout/tcp/16B",
+			Desc:      "PUB -> XSUB/XPUB proxy -> 4 SUB, tcp, 16 B; msg/s counts deliveries",
+			Kind:      kindThroughput,
+			Count:     500_000,
+			Quick:     quickCount,
+			Size:      16,
+			Transport: "tcp",
+			Go:        goFanout,
+			Ztopo:     ztopoFanout,
+			Py:        "fanout",
+		},
+		Scenario{
+			Name:      "stage/upper/inproc",
+			Desc:      "generate -> upper-casing stage -> count, inproc, 16 B",
+			Kind:      kindThroughput,
+			Count:     1_500_000,
+			Quick:     quickCount,
+			Size:      16,
+			Transport: "inproc",
+			Go:        goUpperStage,
+			Ztopo:     ztopoUpperStage,
+			Targets:   []Target{{Metric: "msg/s", Vs: implGo, Op: ">=", Value: 0.9}},
+		},
+		Scenario{
+			Name:      "stage/forward/inproc",
+			Desc:      "generate -> forwarding stage -> count, inproc, 16 B",
+			Kind:      kindThroughput,
+			Count:     1_500_000,
+			Quick:     quickCount,
+			Size:      16,
+			Transport: "inproc",
+			Go:        goForwardStage,
+			Ztopo:     ztopoForwardStage,
+			Targets:   []Target{{Metric: "msg/s", Vs: implGo, Op: ">=", Value: 1.5}},
+		},
+	)
+	for _, n := range []int{10, 100, 1000} {
+		sc := Scenario{
+			Name:      fmt.Sprintf("startup/%d", n),
+			Desc:      fmt.Sprintf("%d goroutine nodes (source, %d forwarders, sink), inproc: time to all up, RSS, OS threads", n, n-2),
+			Kind:      kindStartup,
+			Count:     n,
+			Quick:     n,
+			Size:      16,
+			Transport: "inproc",
+			Nodes:     n,
+			Go:        goStartup,
+			Ztopo:     ztopoStartup,
+		}
+		if n == 1000 {
+			sc.Targets = []Target{{Metric: "up ms", Op: "<=", Value: 2000}}
+		}
+		ss = append(ss, sc)
+	}
+	ss = append(ss,
+		Scenario{Name: "reload/handler-swap", Desc: "latency of a reload that swaps one node's handler",
+			Later: "needs the reload path of runtime/engine (Engine.SwapHandler / a Plan apply), not there yet; hook: add Ztopo func here"},
+		Scenario{Name: "plugin/exec", Desc: "a stage whose handler is {exec: [...]} (lines codec)",
+			Later: "needs the exec handler host wired into the engine; hook: a generate -> exec stage -> count topology"},
+		Scenario{Name: "plugin/zmq", Desc: "a stage whose handler is {plugin: ...} (ZeroMQ plugin protocol)",
+			Later: "needs the plugin host wired into the engine; hook: plugins/examples/upper-go as the stage"},
+	)
+	return ss
+}
+
+func sizeName(size int) string {
+	if size >= kib && size%kib == 0 {
+		return fmt.Sprintf("%dKiB", size/kib)
+	}
+	return fmt.Sprintf("%dB", size)
+}
+
+// Result is what one run reports. Children print it as one JSON line; the
+// python script prints the same field names.
+type Result struct {
+	Scenario string `json:"scenario"`
+	Impl     string `json:"impl"`
+	Round    int    `json:"round"`
+	// Expected is what the run had to move: messages received by the
+	// sink(s) (every subscriber's deliveries for fan-out), or timed round
+	// trips. Msgs is what it counted; the harness fails a run where the two
+	// differ.
+	Expected int64   `json:"expected"`
+	Msgs     int64   `json:"msgs"`
+	Seconds  float64 `json:"seconds"`        // the whole run, first context to last termination
+	Rate     float64 `json:"rate,omitempty"` // Msgs / Seconds
+	P50us    float64 `json:"p50_us,omitempty"`
+	P99us    float64 `json:"p99_us,omitempty"`
+	// Startup runs: time from the start of the program to every node
+	// having its sockets open and its handler running, and the process's
+	// resident memory and OS threads at that moment.
+	StartupMs float64 `json:"startup_ms,omitempty"`
+	RSSMiB    float64 `json:"rss_mib,omitempty"`
+	Threads   int     `json:"threads,omitempty"`
+	// Costs per message (per round trip) of the whole Go process, from
+	// runtime.MemStats and runtime.NumCgoCall: the first things to look at
+	// when ztopo is slower than hand-written code.
+	AllocsPerMsg float64 `json:"allocs_per_msg,omitempty"`
+	BytesPerMsg  float64 `json:"bytes_per_msg,omitempty"`
+	CgoPerMsg    float64 `json:"cgo_per_msg,omitempty"`
+	Note         string  `json:"note,omitempty"`
+	Err          string  `json:"error,omitempty"`
+}
+
+func (r Result) brief() string {
+	if r.Err != "" {
+		return "FAILED: " + r.Err
+	}
+	switch {
+	case r.P50us > 0:
+		return fmt.Sprintf("%d round trips, p50 %.1f µs, p99 %.1f µs", r.Msgs, r.P50us, r.P99us)
+	case r.StartupMs > 0:
+		return fmt.Sprintf("up in %.1f ms, %.1f MiB, %d threads, %d msgs in %.2f s", r.StartupMs, r.RSSMiB, r.Threads, r.Msgs, r.Seconds)
+	}
+	return fmt.Sprintf("%d msgs in %.3f s = %s msg/s", r.Msgs, r.Seconds, human(r.Rate))
+}
+
+// metrics are the figures a run of a kind contributes to the table, with
+// whether higher is better.
+func metrics(kind string) []metric {
+	switch kind {
+	case kindLatency:
+		return []metric{
+			{"p50 µs", false, func(r Result) float64 { return r.P50us }},
+			{"p99 µs", false, func(r Result) float64 { return r.P99us }},
+		}
+	case kindStartup:
+		return []metric{
+			{"up ms", false, func(r Result) float64 { return r.StartupMs }},
+			{"RSS MiB", false, func(r Result) float64 { return r.RSSMiB }},
+			{"threads", false, func(r Result) float64 { return float64(r.Threads) }},
+		}
+	}
+	return []metric{{"msg/s", true, func(r Result) float64 { return r.Rate }}}
+}
+
+type metric struct {
+	name   string
+	higher bool
+	value  func(Result) float64
+}
