@@ -112,9 +112,13 @@ func forward(in, out *zmq.Socket) error {
 
 // source sends n copies of msg on a socket that connects or binds ep, then
 // keeps the socket open until the program winds down: a linger-0 close
-// right after the last send would drop what is still queued.
-func (h *hand) source(t zmq.Type, bind bool, ep string, n int, msg []byte) {
+// right after the last send would drop what is still queued. It starts once
+// after is closed, and closes bound once it has bound or connected.
+func (h *hand) source(t zmq.Type, bind bool, ep string, n int, msg []byte, after, bound chan struct{}) {
 	h.spawn(func() error {
+		if !h.await(after) {
+			return nil
+		}
 		s, err := h.socket(t)
 		if err != nil {
 			return err
@@ -128,6 +132,7 @@ func (h *hand) source(t zmq.Type, bind bool, ep string, n int, msg []byte) {
 		if err != nil {
 			return err
 		}
+		close(bound)
 		for i := 0; i < n; i++ {
 			if _, err := s.SendBytes(msg, 0); err != nil {
 				return err
@@ -138,9 +143,21 @@ func (h *hand) source(t zmq.Type, bind bool, ep string, n int, msg []byte) {
 	})
 }
 
-// sink binds a PULL at ep and receives n messages, then closes done; check,
-// when not nil, looks at the first message.
-func (h *hand) sink(ep string, n int, got *int64, done chan struct{}, check func([]byte) error) {
+// await waits until ch is closed (true) or the program winds down (false).
+// Connecting only after the peer has bound spares a tcp connect the
+// reconnect interval (100 ms) it would wait after a refused first try.
+func (h *hand) await(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	case <-h.stop:
+		return false
+	}
+}
+
+// sink binds a PULL at ep, closes bound, and receives n messages, then
+// closes done; check, when not nil, looks at the first message.
+func (h *hand) sink(ep string, n int, got *int64, bound, done chan struct{}, check func([]byte) error) {
 	h.spawn(func() error {
 		s, err := h.socket(zmq.PULL)
 		if err != nil {
@@ -153,6 +170,7 @@ func (h *hand) sink(ep string, n int, got *int64, done chan struct{}, check func
 		if err := s.Bind(ep); err != nil {
 			return err
 		}
+		close(bound)
 		for *got < int64(n) {
 			b, err := s.RecvBytes(0)
 			if err != nil {
@@ -186,9 +204,9 @@ func goPushPull(p Params) (Result, error) {
 		return Result{}, err
 	}
 	var got int64
-	done := make(chan struct{})
-	h.sink(ep, p.Count, &got, done, nil)
-	h.source(zmq.PUSH, false, ep, p.Count, payload(p.Size))
+	bound, done := make(chan struct{}), make(chan struct{})
+	h.sink(ep, p.Count, &got, bound, done, nil)
+	h.source(zmq.PUSH, false, ep, p.Count, payload(p.Size), bound, make(chan struct{}))
 	err = h.wait(done)
 	return Result{Expected: int64(p.Count), Msgs: got, Seconds: time.Since(start).Seconds()}, err
 }
@@ -252,9 +270,14 @@ func goStages(p Params, workers int, stage func([][]byte)) (Result, error) {
 	if stage != nil {
 		check = isUpper
 	}
-	h.sink(sinkEP, p.Count, &got, done, check)
+	sinkBound, ventBound := make(chan struct{}), make(chan struct{})
+	h.sink(sinkEP, p.Count, &got, sinkBound, done, check)
+	h.source(zmq.PUSH, true, ventEP, p.Count, payload(p.Size), sinkBound, ventBound)
 	for i := 0; i < workers; i++ {
 		h.spawn(func() error {
+			if !h.await(ventBound) {
+				return nil
+			}
 			in, err := h.socket(zmq.PULL)
 			if err != nil {
 				return err
@@ -286,7 +309,6 @@ func goStages(p Params, workers int, stage func([][]byte)) (Result, error) {
 			}
 		})
 	}
-	h.source(zmq.PUSH, true, ventEP, p.Count, payload(p.Size))
 	err = h.wait(done)
 	return Result{Expected: int64(p.Count), Msgs: got, Seconds: time.Since(start).Seconds()}, err
 }
@@ -471,6 +493,7 @@ func goFanout(p Params) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	proxyBound := make(chan struct{})
 	h.spawn(func() error {
 		fe, err := h.socket(zmq.XSUB)
 		if err != nil {
@@ -494,6 +517,7 @@ func goFanout(p Params) (Result, error) {
 		if err := be.Bind(back); err != nil {
 			return err
 		}
+		close(proxyBound)
 		return zmq.Proxy(fe, be, nil)
 	})
 	counts := make([]int64, fanoutSubs)
@@ -502,6 +526,9 @@ func goFanout(p Params) (Result, error) {
 		subs.Add(1)
 		h.spawn(func() error {
 			defer subs.Done()
+			if !h.await(proxyBound) {
+				return nil
+			}
 			s, err := h.socket(zmq.SUB)
 			if err != nil {
 				return err
@@ -529,6 +556,9 @@ func goFanout(p Params) (Result, error) {
 		})
 	}
 	h.spawn(func() error {
+		if !h.await(proxyBound) {
+			return nil
+		}
 		s, err := h.socket(zmq.XPUB)
 		if err != nil {
 			return err
