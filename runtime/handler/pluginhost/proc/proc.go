@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -137,6 +138,9 @@ func Start(s Spec) (*Process, error) {
 			return
 		}
 		p.waitErr = cmd.Wait()
+		// What the child left behind in its group (a script's
+		// children) ends with it.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		close(p.done)
 	}()
 	if err := <-started; err != nil {
@@ -162,7 +166,8 @@ func Start(s Spec) (*Process, error) {
 }
 
 // copyLines logs r line by line until EOF (every holder of the pipe's
-// write end is gone).
+// write end is gone). Each line is the message, as for `command` nodes:
+// the logger carries the node's name, stderr lines are marked.
 func copyLines(log hclog.Logger, stream string, r io.Reader) {
 	br := bufio.NewReaderSize(r, 4096)
 	var line []byte
@@ -174,17 +179,26 @@ func copyLines(log hclog.Logger, stream string, r io.Reader) {
 		if err == bufio.ErrBufferFull {
 			continue
 		}
-		if n := len(line); n > 0 && line[n-1] == '\n' {
-			line = line[:n-1]
-		}
-		if len(line) > 0 || err == nil {
-			log.Info("plugin output", "stream", stream, "line", string(line))
+		if len(line) > 0 {
+			emit(log, stream, line)
 		}
 		line = line[:0]
 		if err != nil {
 			return
 		}
 	}
+}
+
+func emit(log hclog.Logger, stream string, b []byte) {
+	s := strings.TrimSuffix(string(b), "\n")
+	s = strings.TrimSuffix(s, "\r")
+	// Log formats (JSON above all) need valid UTF-8; children print anything.
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if stream == "stderr" {
+		log.Info(s, "stream", stream)
+		return
+	}
+	log.Info(s)
 }
 
 // Done is closed when the child has exited and been reaped.

@@ -1,0 +1,358 @@
+package exechandler
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/runtime/handler/pluginhost/proc"
+)
+
+// child is one running process with its writer and reader goroutines.
+type child struct {
+	n      int
+	cfg    Config
+	p      *proc.Process
+	stdin  io.WriteCloser
+	stdout io.ReadCloser
+
+	mu   sync.Mutex
+	fifo []*item // written, not answered, oldest first
+	dead bool    // fifo was failed: the writer must not add to it
+
+	stop       chan struct{} // the writer takes nothing more
+	stopOnce   sync.Once
+	writerDone chan struct{}
+	readerDone chan struct{}
+	retiring   bool // manager's: stdin closed on purpose
+	warned     bool // reader's: extra output reported once
+}
+
+// outputDrain bounds the wait for a dead child's stdout to reach EOF: a
+// process that escaped its group may hold the pipe open.
+const outputDrain = 2 * time.Second
+
+func (e *Exec) startChild(cfg Config, n int) (*child, error) {
+	env := append(os.Environ(), cfg.Env...)
+	if cfg.Node != "" {
+		env = append(env, "ZTOPO_NODE="+cfg.Node)
+	}
+	p, err := proc.Start(proc.Spec{
+		Path:    cfg.Argv[0],
+		Args:    cfg.Argv[1:],
+		Env:     env,
+		Dir:     cfg.Dir,
+		Stdin:   true,
+		Stdout:  true,
+		Logger:  cfg.Logger,
+		LogArgs: []any{"node", cfg.Node, "exec", cfg.Argv[0]},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrStart, cfg.Argv[0], err)
+	}
+	c := &child{
+		n: n, cfg: cfg, p: p, stdin: p.Stdin, stdout: p.Stdout,
+		stop:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+		readerDone: make(chan struct{}),
+	}
+	e.log.Debug("exec handler started", "argv", cfg.Argv, "pid", p.Pid, "gen", n)
+	go c.write(e)
+	go c.read(e)
+	go c.waitExit(e)
+	return c, nil
+}
+
+func (c *child) stopWriting() { c.stopOnce.Do(func() { close(c.stop) }) }
+
+// write takes messages from e.in, notes each in the fifo before writing
+// it (the answer may come before Write returns), and flushes whenever no
+// message is waiting, so that a line-at-a-time child sees every line.
+func (c *child) write(e *Exec) {
+	defer close(c.writerDone)
+	defer c.stdin.Close() // EOF: the child answers what it holds and exits
+	w := bufio.NewWriterSize(c.stdin, 64<<10)
+	for {
+		var it *item
+		select {
+		case <-c.stop:
+			_ = w.Flush()
+			return
+		case it = <-e.in:
+		}
+		for it != nil {
+			c.mu.Lock()
+			if c.dead {
+				c.mu.Unlock()
+				e.in <- it // room: it holds a slot; the next child takes it
+				return
+			}
+			c.fifo = append(c.fifo, it)
+			c.mu.Unlock()
+			if _, err := w.Write(it.frames[len(it.frames)-1]); err != nil {
+				return // the child is gone; waitExit reports the fifo
+			}
+			if err := w.WriteByte('\n'); err != nil {
+				return
+			}
+			select {
+			case <-c.stop:
+				it = nil
+			case it = <-e.in:
+			default:
+				it = nil
+			}
+		}
+		if err := w.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+// read answers the oldest unanswered message with each line of stdout.
+func (c *child) read(e *Exec) {
+	defer close(c.readerDone)
+	br := bufio.NewReaderSize(c.stdout, 64<<10)
+	var long []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			long = append(long, line...)
+			continue
+		}
+		if err != nil {
+			// A last line without its newline is still an answer.
+			if len(line) > 0 || len(long) > 0 {
+				c.answer(e, append(long, line...))
+			}
+			return
+		}
+		line = line[:len(line)-1]
+		if long != nil {
+			line = append(long, line...)
+			long = nil
+		}
+		c.answer(e, line)
+	}
+}
+
+func (c *child) answer(e *Exec, line []byte) {
+	c.mu.Lock()
+	if len(c.fifo) == 0 {
+		c.mu.Unlock()
+		e.extra.Add(1)
+		if !c.warned {
+			c.warned = true
+			e.log.Warn("exec handler wrote a line for no message, dropped (one line per input line, please)",
+				"argv", c.cfg.Argv, "pid", c.p.Pid, "line", string(line))
+		}
+		return
+	}
+	it := c.fifo[0]
+	c.fifo[0] = nil
+	c.fifo = c.fifo[1:]
+	c.mu.Unlock()
+	out := make([][]byte, len(it.frames))
+	copy(out, it.frames)
+	out[len(out)-1] = append([]byte(nil), line...)
+	<-e.slots
+	e.deliver(it, handler.Result{Frames: out})
+}
+
+// waitExit reports, once the child is gone, the messages it held, and then
+// tells the manager.
+func (c *child) waitExit(e *Exec) {
+	<-c.p.Done()
+	select {
+	case <-c.readerDone:
+	case <-time.After(outputDrain):
+		c.stdout.Close() // unblocks the reader
+		<-c.readerDone
+	}
+	c.mu.Lock()
+	c.dead = true
+	held := c.fifo
+	c.fifo = nil
+	c.mu.Unlock()
+	status := proc.Describe(c.p.Err())
+	if len(held) > 0 {
+		lostErr := fmt.Errorf("%w: child %s", ErrLost, status)
+		for _, it := range held {
+			<-e.slots
+			e.deliver(it, handler.Result{Err: lostErr})
+		}
+		e.lost.Add(int64(len(held)))
+		e.log.Warn("exec handler lost messages", "argv", c.cfg.Argv, "pid", c.p.Pid, "count", len(held), "status", status)
+	}
+	c.stopWriting()
+	<-c.writerDone
+	e.exits <- c
+}
+
+// retire closes the child's stdin (through its writer) and ends it after
+// grace: SIGTERM, then SIGKILL.
+func (c *child) retire(grace time.Duration) {
+	if c.retiring {
+		return
+	}
+	c.retiring = true
+	c.stopWriting()
+	go func() {
+		select {
+		case <-c.p.Done():
+			return
+		case <-time.After(grace):
+		}
+		c.p.Signal(syscall.SIGTERM)
+		select {
+		case <-c.p.Done():
+			return
+		case <-time.After(termGrace):
+		}
+		c.p.Kill()
+	}()
+}
+
+// manage owns the set of children: restarts, swaps, close.
+func (e *Exec) manage(ctx context.Context, cur *child) {
+	defer close(e.done)
+	children := map[*child]bool{cur: true}
+	e.pid.Store(int64(cur.p.Pid))
+	curCfg := cur.cfg
+	gen := 1
+	var (
+		restarts     []time.Time
+		restartTimer *time.Timer
+		restartC     <-chan time.Time
+		closing      bool
+		failed       bool
+		forceC       <-chan struct{}
+		ctxDone      = ctx.Done()
+	)
+	beginClose := func(force <-chan struct{}) {
+		closing = true
+		e.mu.Lock()
+		e.closed = true
+		e.mu.Unlock()
+		if restartTimer != nil {
+			restartTimer.Stop()
+			restartC = nil
+		}
+		cur = nil
+		e.pid.Store(0)
+		for c := range children {
+			c.retire(c.cfg.Grace)
+		}
+		forceC = force
+	}
+	fail := func(err error) {
+		failed = true
+		e.setErr(err)
+		e.log.Error("exec handler failed", "error", err)
+		beginClose(nil)
+	}
+	for !((closing || failed) && len(children) == 0) {
+		select {
+		case c := <-e.exits:
+			delete(children, c)
+			status := proc.Describe(c.p.Err())
+			if c != cur || closing {
+				e.log.Debug("exec handler exited", "argv", c.cfg.Argv, "pid", c.p.Pid, "status", status)
+				continue
+			}
+			cur = nil
+			e.pid.Store(0)
+			e.log.Warn("exec handler exited unexpectedly", "argv", c.cfg.Argv, "pid", c.p.Pid, "status", status)
+			now := time.Now()
+			kept := restarts[:0]
+			for _, t := range restarts {
+				if now.Sub(t) < restartWindow {
+					kept = append(kept, t)
+				}
+			}
+			restarts = kept
+			if len(restarts) >= restartLimit {
+				fail(fmt.Errorf("exec handler %s failed %d times within %v, giving up: %w",
+					c.cfg.Argv[0], len(restarts)+1, restartWindow, handler.ErrFatal))
+				continue
+			}
+			delay := time.Duration(0)
+			if n := len(restarts); n > 0 {
+				delay = min(backoffMin<<(n-1), backoffMax)
+			}
+			restarts = append(restarts, now)
+			restartTimer = time.NewTimer(delay)
+			restartC = restartTimer.C
+		case <-restartC:
+			restartC = nil
+			gen++
+			c, err := e.startChild(curCfg, gen)
+			if err != nil {
+				fail(fmt.Errorf("restarting exec handler: %w", err))
+				continue
+			}
+			cur = c
+			children[c] = true
+			e.pid.Store(int64(c.p.Pid))
+			e.restarts.Add(1)
+			e.log.Info("exec handler restarted", "argv", curCfg.Argv, "pid", c.p.Pid)
+		case req := <-e.swaps:
+			if closing || failed {
+				req.reply <- e.closedErr()
+				continue
+			}
+			gen++
+			c, err := e.startChild(req.cfg, gen)
+			if err != nil {
+				req.reply <- err
+				continue
+			}
+			if cur != nil {
+				cur.retire(cur.cfg.Grace)
+			}
+			if restartC != nil {
+				restartTimer.Stop()
+				restartC = nil
+			}
+			cur, curCfg = c, req.cfg
+			children[c] = true
+			e.pid.Store(int64(c.p.Pid))
+			e.nswaps.Add(1)
+			e.log.Info("exec handler swapped", "argv", req.cfg.Argv, "pid", c.p.Pid)
+			req.reply <- nil
+		case cctx := <-e.closing:
+			if !closing {
+				beginClose(cctx.Done())
+			} else {
+				forceC = cctx.Done()
+			}
+		case <-ctxDone:
+			ctxDone = nil
+			e.setErr(fmt.Errorf("%w: %v", ErrClosed, context.Cause(ctx)))
+			if !closing {
+				beginClose(nil)
+			}
+		case <-forceC:
+			forceC = nil
+			for c := range children {
+				c.p.Kill()
+			}
+		}
+	}
+	// No child is left to take what is still queued.
+	for {
+		select {
+		case it := <-e.in:
+			<-e.slots
+			e.deliver(it, handler.Result{Err: e.closedErr()})
+		default:
+			return
+		}
+	}
+}

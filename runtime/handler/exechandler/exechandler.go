@@ -1,0 +1,473 @@
+// Package exechandler runs a node's handler as a long-lived child process
+// speaking the `lines` codec: the last frame of each message is written to
+// its stdin as one line, and each line it writes to stdout is the result
+// for the oldest message not answered yet (strictly 1:1, in order). The
+// result replaces the last frame; other frames (a topic) are kept.
+//
+// The child's stderr goes to the node's log. A child that exits is
+// restarted (a bounded number of times); the lines it held are reported
+// lost, never silently dropped. A payload containing a newline cannot be
+// written without desynchronising the stream: that message gets an error
+// Result and nothing is written.
+//
+// Concurrency: Submit, Handle, Swap and Close may be called from any
+// goroutine. Per child, one goroutine writes stdin and one reads stdout; a
+// manager goroutine starts, swaps and restarts children.
+package exechandler
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/runtime/handler/pluginhost/filewatch"
+)
+
+var (
+	// ErrStart wraps the error of a child that could not be started (no
+	// such program, not executable): restarting will not help.
+	ErrStart = errors.New("exec handler cannot start")
+	// ErrNewline is the Result error of a message whose payload contains
+	// a newline: the lines codec cannot carry it.
+	ErrNewline = errors.New("payload contains a newline, which the lines codec cannot carry")
+	// ErrLost is wrapped by the Result of a message written to a child
+	// that exited before it answered.
+	ErrLost = errors.New("message lost by the exec handler")
+	// ErrClosed is returned by Submit and Handle after Close.
+	ErrClosed = errors.New("exec handler closed")
+)
+
+// Restarts after crashes are bounded like the plugin host's: more than
+// restartLimit within restartWindow fails the handler instead of looping.
+const (
+	restartLimit  = 5
+	restartWindow = time.Minute
+	backoffMin    = 100 * time.Millisecond
+	backoffMax    = 2 * time.Second
+	// termGrace is how long a child has after SIGTERM before SIGKILL.
+	termGrace = 500 * time.Millisecond
+)
+
+// Config describes the child.
+type Config struct {
+	// Argv is the program and its arguments; a program without a slash
+	// is looked up in PATH.
+	Argv []string
+	Dir  string   // working directory; empty: ztopo's
+	Env  []string // extra environment, KEY=value, on top of ztopo's
+	Node string   // node instance, for logs and ZTOPO_NODE
+	// Inflight is how many messages may be written and not yet answered
+	// (default 256); Submit blocks beyond.
+	Inflight int
+	// Grace is how long a child has to answer what it holds and exit
+	// after its stdin is closed (default 2s); then SIGTERM, then SIGKILL.
+	Grace time.Duration
+	// WatchFile swaps to a new child whenever the script's content
+	// changes: WatchPath, or else the first argument naming an existing
+	// file (`python3 upper.py`), or else argv[0] when it is a path.
+	WatchFile bool
+	WatchPath string
+	Logger    hclog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Inflight <= 0 {
+		c.Inflight = 256
+	}
+	if c.Grace <= 0 {
+		c.Grace = 2 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	return c
+}
+
+// watchPath is the file whose changes swap the child, or "".
+func (c Config) watchPath() string {
+	if c.WatchPath != "" {
+		return c.abs(c.WatchPath)
+	}
+	if len(c.Argv) == 0 {
+		return ""
+	}
+	// An interpreter's script (`/usr/bin/python3 upper.py`) is what
+	// changes, not the interpreter.
+	for _, a := range c.Argv[1:] {
+		if strings.HasPrefix(a, "-") {
+			continue
+		}
+		p := c.abs(a)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return p
+		}
+	}
+	if strings.Contains(c.Argv[0], "/") {
+		return c.abs(c.Argv[0])
+	}
+	return ""
+}
+
+func (c Config) abs(p string) string {
+	if filepath.IsAbs(p) || c.Dir == "" {
+		p, _ = filepath.Abs(p)
+		return p
+	}
+	return filepath.Join(c.Dir, p)
+}
+
+// Stats are an Exec's counters since New.
+type Stats struct {
+	Restarts int64 // children restarted after they exited
+	Swaps    int64 // swaps to a new script or argv
+	Lost     int64 // messages reported lost (ErrLost)
+	Extra    int64 // output lines that answered no message (dropped)
+}
+
+// Exec is an exec handler for one node instance.
+type Exec struct {
+	cfg Config
+	log hclog.Logger
+
+	mu     sync.Mutex // guards closed with the sends into in
+	closed bool
+	in     chan *item // messages for whichever child writes next
+	slots  chan struct{}
+
+	results chan handler.Result
+	overMu  sync.Mutex
+	over    []handler.Result // Results that found results full
+	overSig chan struct{}
+	// pumpQuit ends the pump at Close; quitOnce guards it.
+	pumpQuit chan struct{}
+	quitOnce sync.Once
+	queued   atomic.Int64 // Pending is queued + len(results)
+
+	swaps   chan swapReq
+	exits   chan *child
+	closing chan context.Context
+	done    chan struct{} // the manager has exited: no child left
+	errMu   sync.Mutex
+	err     error
+
+	watchMu   sync.Mutex
+	watchStop func()
+	watchPath string
+	cfgMu     sync.Mutex
+	lastCfg   Config
+
+	pid                           atomic.Int64
+	restarts, nswaps, lost, extra atomic.Int64
+}
+
+var (
+	_ handler.Handler = (*Exec)(nil)
+	_ handler.Async   = (*Exec)(nil)
+	_ handler.Closer  = (*Exec)(nil)
+)
+
+type item struct {
+	tag    uint64
+	frames [][]byte
+	reply  chan handler.Result // Handle's; nil: Results
+}
+
+type swapReq struct {
+	cfg   Config
+	reply chan error
+}
+
+// New starts the child. It lives until Close or until ctx is done.
+func New(ctx context.Context, cfg Config) (*Exec, error) {
+	if len(cfg.Argv) == 0 || cfg.Argv[0] == "" {
+		return nil, fmt.Errorf("%w: empty argv", ErrStart)
+	}
+	cfg = cfg.withDefaults()
+	e := &Exec{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		in:       make(chan *item, cfg.Inflight),
+		slots:    make(chan struct{}, cfg.Inflight),
+		results:  make(chan handler.Result, cfg.Inflight),
+		overSig:  make(chan struct{}, 1),
+		pumpQuit: make(chan struct{}),
+		swaps:    make(chan swapReq),
+		exits:    make(chan *child, 16),
+		closing:  make(chan context.Context, 1),
+		done:     make(chan struct{}),
+		lastCfg:  cfg,
+	}
+	first, err := e.startChild(cfg, 1)
+	if err != nil {
+		return nil, err
+	}
+	go e.pump()
+	go e.manage(ctx, first)
+	if cfg.WatchFile {
+		e.watch(cfg)
+	}
+	return e, nil
+}
+
+// Handle submits m and waits for its answer: the synchronous form.
+func (e *Exec) Handle(ctx context.Context, m handler.Msg) ([][]byte, error) {
+	reply := make(chan handler.Result, 1)
+	if err := e.submit(ctx, m, 0, reply); err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-reply:
+		return r.Frames, r.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Submit hands m over under tag; its Result comes on Results. It blocks
+// while Config.Inflight messages are unanswered, until ctx is done.
+func (e *Exec) Submit(ctx context.Context, m handler.Msg, tag uint64) error {
+	return e.submit(ctx, m, tag, nil)
+}
+
+func (e *Exec) submit(ctx context.Context, m handler.Msg, tag uint64, reply chan handler.Result) error {
+	if err := e.Err(); err != nil {
+		return err
+	}
+	if len(m.Frames) == 0 {
+		return errors.New("exechandler: empty message")
+	}
+	it := &item{tag: tag, frames: m.Frames, reply: reply}
+	if reply == nil {
+		e.queued.Add(1)
+	}
+	if bytes.IndexByte(m.Frames[len(m.Frames)-1], '\n') >= 0 {
+		e.deliver(it, handler.Result{Err: ErrNewline})
+		return nil
+	}
+	select {
+	case e.slots <- struct{}{}:
+	case <-ctx.Done():
+		e.unqueue(reply)
+		return ctx.Err()
+	case <-e.done:
+		e.unqueue(reply)
+		return e.closedErr()
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		<-e.slots
+		e.unqueue(reply)
+		return e.closedErr()
+	}
+	e.in <- it // never blocks: a slot was free, so is room in in
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *Exec) unqueue(reply chan handler.Result) {
+	if reply == nil {
+		e.queued.Add(-1)
+	}
+}
+
+// Results delivers exactly one Result per Submit. It is never closed.
+func (e *Exec) Results() <-chan handler.Result { return e.results }
+
+// Pending is how many submitted messages have not been read from Results;
+// it may count one for a moment after it was read, never less.
+func (e *Exec) Pending() int { return int(e.queued.Load()) + len(e.results) }
+
+// Err is nil while the handler takes messages; then ErrClosed or the
+// failure (wrapping handler.ErrFatal) after which the node must restart.
+func (e *Exec) Err() error {
+	e.errMu.Lock()
+	defer e.errMu.Unlock()
+	return e.err
+}
+
+func (e *Exec) setErr(err error) {
+	e.errMu.Lock()
+	if e.err == nil {
+		e.err = err
+	}
+	e.errMu.Unlock()
+}
+
+func (e *Exec) closedErr() error {
+	if err := e.Err(); err != nil {
+		return err
+	}
+	return ErrClosed
+}
+
+// Done is closed once no child is left: after Close, or after a failure.
+func (e *Exec) Done() <-chan struct{} { return e.done }
+
+// PID is the process id of the child taking new messages, 0 when none.
+func (e *Exec) PID() int { return int(e.pid.Load()) }
+
+// Stats returns the handler's counters.
+func (e *Exec) Stats() Stats {
+	return Stats{Restarts: e.restarts.Load(), Swaps: e.nswaps.Load(), Lost: e.lost.Load(), Extra: e.extra.Load()}
+}
+
+// Swap starts the child cfg describes (Argv, Dir, Env, Grace, WatchFile,
+// WatchPath; the rest stays as given to New), routes new messages to it,
+// and lets the current child answer what it holds before it is stopped.
+// On error the current child stays.
+func (e *Exec) Swap(cfg Config) error {
+	if len(cfg.Argv) == 0 || cfg.Argv[0] == "" {
+		return fmt.Errorf("%w: empty argv", ErrStart)
+	}
+	base := e.cfg
+	base.Argv, base.Dir, base.Env = cfg.Argv, cfg.Dir, cfg.Env
+	base.WatchFile, base.WatchPath = cfg.WatchFile, cfg.WatchPath
+	if cfg.Grace > 0 {
+		base.Grace = cfg.Grace
+	}
+	if err := e.swap(base); err != nil {
+		return err
+	}
+	e.watchMu.Lock()
+	changed := e.watchPath != base.watchPath() || (e.watchStop != nil) != base.WatchFile
+	e.watchMu.Unlock()
+	if changed {
+		e.unwatch()
+		if base.WatchFile {
+			e.watch(base)
+		}
+	}
+	return nil
+}
+
+func (e *Exec) swap(cfg Config) error {
+	reply := make(chan error, 1)
+	select {
+	case e.swaps <- swapReq{cfg: cfg, reply: reply}:
+	case <-e.done:
+		return e.closedErr()
+	}
+	if err := <-reply; err != nil {
+		return err
+	}
+	e.cfgMu.Lock()
+	e.lastCfg = cfg
+	e.cfgMu.Unlock()
+	return nil
+}
+
+func (e *Exec) watch(cfg Config) {
+	path := cfg.watchPath()
+	if path == "" {
+		e.log.Warn("exec handler has no script file to watch", "argv", cfg.Argv)
+		return
+	}
+	stop, err := filewatch.Start(context.Background(), path, filewatch.DefaultDebounce, e.log, func() {
+		e.cfgMu.Lock()
+		cur := e.lastCfg
+		e.cfgMu.Unlock()
+		e.log.Info("exec script changed, swapping", "path", path)
+		if err := e.swap(cur); err != nil {
+			e.log.Error("exec swap failed, the running child stays", "path", path, "error", err)
+		}
+	})
+	if err != nil {
+		e.log.Warn("cannot watch exec script, swaps on change disabled", "path", path, "error", err)
+		return
+	}
+	e.watchMu.Lock()
+	e.watchStop, e.watchPath = stop, path
+	e.watchMu.Unlock()
+}
+
+func (e *Exec) unwatch() {
+	e.watchMu.Lock()
+	stop := e.watchStop
+	e.watchStop, e.watchPath = nil, ""
+	e.watchMu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// Close closes the children's stdin, gives them Config.Grace to answer
+// what they hold and exit, then SIGTERM and SIGKILL. Messages unanswered
+// are reported lost (on Results, delivered while someone reads). When ctx
+// is done first the children are killed at once. Close returns once no
+// child is left.
+func (e *Exec) Close(ctx context.Context) error {
+	e.mu.Lock()
+	first := !e.closed
+	e.closed = true
+	e.mu.Unlock()
+	e.unwatch()
+	if first {
+		e.setErr(ErrClosed)
+		e.closing <- ctx
+	}
+	<-e.done
+	e.quitOnce.Do(func() { close(e.pumpQuit) })
+	return nil
+}
+
+// deliver hands a Result to Handle's channel or to Results; it never
+// blocks: Results that find the channel full wait in over for the pump.
+func (e *Exec) deliver(it *item, r handler.Result) {
+	r.Tag = it.tag
+	if it.reply != nil {
+		it.reply <- r
+		return
+	}
+	e.overMu.Lock()
+	if len(e.over) == 0 {
+		select {
+		case e.results <- r:
+			e.overMu.Unlock()
+			e.queued.Add(-1)
+			return
+		default:
+		}
+	}
+	e.over = append(e.over, r)
+	e.overMu.Unlock()
+	select {
+	case e.overSig <- struct{}{}:
+	default:
+	}
+}
+
+// pump moves overflow Results into the channel as it empties; it runs
+// until Close, since Results are still read after a failure.
+func (e *Exec) pump() {
+	var batch []handler.Result
+	for {
+		select {
+		case <-e.overSig:
+		case <-e.pumpQuit:
+			return
+		}
+		e.overMu.Lock()
+		batch, e.over = e.over, batch[:0]
+		e.overMu.Unlock()
+		for i := range batch {
+			select {
+			case e.results <- batch[i]:
+				// Only now: a Result must always be counted somewhere.
+				e.queued.Add(-1)
+			case <-e.pumpQuit:
+				return
+			}
+			batch[i] = handler.Result{}
+		}
+	}
+}

@@ -1,0 +1,499 @@
+package exechandler_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/runtime/handler/exechandler"
+)
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type env struct {
+	t    *testing.T
+	logs *syncBuffer
+	pids map[int]bool // every child seen, checked dead at the end
+	mu   sync.Mutex
+}
+
+func newEnv(t *testing.T) *env {
+	e := &env{t: t, logs: &syncBuffer{}, pids: map[int]bool{}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", e.logs)
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for pid := range e.pids {
+			if alive(pid) {
+				t.Errorf("child %d outlived its handler", pid)
+			}
+		}
+	})
+	return e
+}
+
+func (e *env) logger() hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Output: e.logs, Level: hclog.Debug, Name: "test"})
+}
+
+func (e *env) note(x *exechandler.Exec) {
+	if pid := x.PID(); pid != 0 {
+		e.mu.Lock()
+		e.pids[pid] = true
+		e.mu.Unlock()
+	}
+}
+
+func (e *env) start(cfg exechandler.Config) *exechandler.Exec {
+	e.t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = e.logger()
+	}
+	x, err := exechandler.New(context.Background(), cfg)
+	if err != nil {
+		e.t.Fatalf("New: %v", err)
+	}
+	e.note(x)
+	e.t.Cleanup(func() { e.close(x) })
+	return x
+}
+
+func (e *env) close(x *exechandler.Exec) {
+	e.note(x)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := x.Close(ctx); err != nil {
+		e.t.Errorf("close: %v", err)
+	}
+}
+
+func alive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
+}
+
+func msg(frames ...string) handler.Msg {
+	m := handler.Msg{}
+	for _, f := range frames {
+		m.Frames = append(m.Frames, []byte(f))
+	}
+	return m
+}
+
+func q(fs [][]byte) string { return fmt.Sprintf("%q", fs) }
+
+func script(t *testing.T) string {
+	p, err := filepath.Abs("testdata/upper.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// drive submits n messages from one goroutine as a node does, draining
+// Results in the same loop, and returns every tag's Result.
+func drive(t *testing.T, x *exechandler.Exec, n int, payload func(i int) handler.Msg) map[uint64]handler.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	got := make(map[uint64]handler.Result, n)
+	record := func(r handler.Result) {
+		if _, dup := got[r.Tag]; dup || r.Tag >= uint64(n) {
+			t.Fatalf("unexpected or repeated result for tag %d", r.Tag)
+		}
+		got[r.Tag] = r
+	}
+	next := 0
+	for len(got) < n {
+		if next < n {
+			select {
+			case r := <-x.Results():
+				record(r)
+			default:
+				if err := x.Submit(ctx, payload(next), uint64(next)); err != nil {
+					t.Fatalf("submit %d: %v", next, err)
+				}
+				next++
+			}
+			continue
+		}
+		select {
+		case r := <-x.Results():
+			record(r)
+		case <-ctx.Done():
+			t.Fatalf("got %d results of %d", len(got), n)
+		}
+	}
+	waitFor(t, "Pending() == 0", func() bool { return x.Pending() == 0 })
+	return got
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestSed(t *testing.T) {
+	e := newEnv(t)
+	x := e.start(exechandler.Config{Argv: []string{"sed", "-u", "s/a/b/"}})
+	out, err := x.Handle(context.Background(), msg("topic", "banana"))
+	if err != nil || q(out) != `["topic" "bbnana"]` {
+		t.Fatalf("got %s, %v; want [\"topic\" \"bbnana\"]", q(out), err)
+	}
+	got := drive(t, x, 1000, func(i int) handler.Msg { return msg(fmt.Sprintf("a%d", i)) })
+	for tag, r := range got {
+		if want := fmt.Sprintf(`["b%d"]`, tag); r.Err != nil || q(r.Frames) != want {
+			t.Fatalf("tag %d: got %s, %v; want %s", tag, q(r.Frames), r.Err, want)
+		}
+	}
+}
+
+func TestPythonScript(t *testing.T) {
+	e := newEnv(t)
+	x := e.start(exechandler.Config{Argv: []string{"/usr/bin/python3", script(t)}})
+	got := drive(t, x, 1000, func(i int) handler.Msg { return msg("t", fmt.Sprintf("msg-%d", i)) })
+	for tag, r := range got {
+		if want := fmt.Sprintf(`["t" "MSG-%d"]`, tag); r.Err != nil || q(r.Frames) != want {
+			t.Fatalf("tag %d: got %s, %v; want %s", tag, q(r.Frames), r.Err, want)
+		}
+	}
+}
+
+// A payload with a newline is refused alone; the stream stays in step.
+func TestNewlineKeepsStreamInSync(t *testing.T) {
+	e := newEnv(t)
+	x := e.start(exechandler.Config{Argv: []string{script(t)}})
+	payloads := []string{"one", "two\nthree", "four", "\n", "five"}
+	got := drive(t, x, len(payloads), func(i int) handler.Msg { return msg(payloads[i]) })
+	want := []string{`["ONE"]`, "error", `["FOUR"]`, "error", `["FIVE"]`}
+	for i, w := range want {
+		r := got[uint64(i)]
+		if w == "error" {
+			if !errors.Is(r.Err, exechandler.ErrNewline) {
+				t.Fatalf("payload %q: got %s, %v; want ErrNewline", payloads[i], q(r.Frames), r.Err)
+			}
+			continue
+		}
+		if r.Err != nil || q(r.Frames) != w {
+			t.Fatalf("payload %q: got %s, %v; want %s", payloads[i], q(r.Frames), r.Err, w)
+		}
+	}
+}
+
+func TestLongLine(t *testing.T) {
+	e := newEnv(t)
+	x := e.start(exechandler.Config{Argv: []string{"cat"}})
+	long := strings.Repeat("0123456789", 30000) // 300 kB, several reader buffers
+	out, err := x.Handle(context.Background(), msg(long))
+	if err != nil || len(out) != 1 || string(out[0]) != long {
+		t.Fatalf("got %d frames, err %v; want the 300 kB line back", len(out), err)
+	}
+	out, err = x.Handle(context.Background(), msg("")) // an empty line is a line
+	if err != nil || q(out) != `[""]` {
+		t.Fatalf("empty payload: got %s, %v", q(out), err)
+	}
+}
+
+// A child that exits mid-stream: the lines it held are reported lost,
+// exactly once each; it is restarted and later messages are answered.
+func TestCrashMidStream(t *testing.T) {
+	e := newEnv(t)
+	x := e.start(exechandler.Config{Argv: []string{script(t)}, Env: []string{"EXIT_AFTER=100"}})
+	first := x.PID()
+	got := drive(t, x, 150, func(i int) handler.Msg { return msg(fmt.Sprintf("m%d", i)) })
+	lost := 0
+	for tag, r := range got {
+		switch {
+		case errors.Is(r.Err, exechandler.ErrLost):
+			lost++
+		case r.Err != nil:
+			t.Fatalf("tag %d: %v", tag, r.Err)
+		case q(r.Frames) != fmt.Sprintf(`["M%d"]`, tag):
+			t.Fatalf("tag %d: got %s", tag, q(r.Frames))
+		}
+	}
+	if lost == 0 {
+		t.Fatal("nothing reported lost")
+	}
+	if s := x.Stats(); s.Lost != int64(lost) {
+		t.Fatalf("Stats().Lost = %d, want %d", s.Lost, lost)
+	}
+	out, err := x.Handle(context.Background(), msg("after"))
+	if err != nil || q(out) != `["AFTER"]` {
+		t.Fatalf("after restart: got %s, %v", q(out), err)
+	}
+	if s := x.Stats(); s.Restarts < 1 {
+		t.Fatalf("Stats().Restarts = %d, want >= 1", s.Restarts)
+	}
+	e.note(x)
+	if alive(first) {
+		t.Fatalf("crashed child %d alive", first)
+	}
+}
+
+func TestCrashLimitFailsHandler(t *testing.T) {
+	e := newEnv(t)
+	x := e.start(exechandler.Config{Argv: []string{"sh", "-c", "exit 1"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	select {
+	case <-x.Done():
+	case <-ctx.Done():
+		t.Fatal("a child that always exits did not fail the handler")
+	}
+	err := x.Err()
+	want := "exec handler sh failed 6 times within 1m0s, giving up: fatal handler error"
+	if !errors.Is(err, handler.ErrFatal) || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+	if _, err := x.Handle(ctx, msg("x")); !errors.Is(err, handler.ErrFatal) {
+		t.Fatalf("Handle after failure: got %v, want ErrFatal", err)
+	}
+	if s := x.Stats(); s.Restarts != 5 {
+		t.Fatalf("Stats().Restarts = %d, want 5", s.Restarts)
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	e := newEnv(t)
+	_, err := exechandler.New(context.Background(), exechandler.Config{Argv: []string{"/nonexistent/filter"}, Logger: e.logger()})
+	want := "exec handler cannot start: /nonexistent/filter: fork/exec /nonexistent/filter: no such file or directory"
+	if !errors.Is(err, exechandler.ErrStart) || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+	_, err = exechandler.New(context.Background(), exechandler.Config{})
+	if !errors.Is(err, exechandler.ErrStart) || err.Error() != "exec handler cannot start: empty argv" {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// A child that ignores EOF and SIGTERM is killed; so are its children.
+func TestCloseEscalates(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "sleep.pid")
+	x := e.start(exechandler.Config{
+		Argv:  []string{"sh", "-c", `trap "" TERM; sleep 600 & echo $! > ` + pidFile + `; while :; do sleep 1; done`},
+		Grace: 100 * time.Millisecond,
+	})
+	waitFor(t, "the grandchild", func() bool { _, err := os.Stat(pidFile); return err == nil })
+	var grandchild int
+	waitFor(t, "the grandchild's pid", func() bool {
+		data, _ := os.ReadFile(pidFile)
+		_, err := fmt.Sscan(string(data), &grandchild)
+		return err == nil
+	})
+	pid := x.PID()
+	e.close(x)
+	if alive(pid) || alive(grandchild) {
+		t.Fatalf("alive after Close: child %v, grandchild %v", alive(pid), alive(grandchild))
+	}
+	if _, err := x.Handle(context.Background(), msg("late")); !errors.Is(err, exechandler.ErrClosed) {
+		t.Fatalf("Handle after Close: got %v, want ErrClosed", err)
+	}
+}
+
+// Close lets the child answer what it holds: stdin EOF, not a kill.
+func TestCloseAnswersHeld(t *testing.T) {
+	e := newEnv(t)
+	x := e.start(exechandler.Config{Argv: []string{"sh", "-c", "sleep 0.3; exec cat"}})
+	for i := range 3 {
+		if err := x.Submit(context.Background(), msg(fmt.Sprint(i)), uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go e.close(x)
+	for range 3 {
+		select {
+		case r := <-x.Results():
+			if r.Err != nil || q(r.Frames) != fmt.Sprintf(`["%d"]`, r.Tag) {
+				t.Fatalf("tag %d: got %s, %v", r.Tag, q(r.Frames), r.Err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("no result")
+		}
+	}
+}
+
+func TestBackPressure(t *testing.T) {
+	e := newEnv(t)
+	x := e.start(exechandler.Config{Argv: []string{"sh", "-c", "sleep 2; exec cat"}, Inflight: 2})
+	bg := context.Background()
+	for i := range 2 {
+		if err := x.Submit(bg, msg("x"), uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(bg, 200*time.Millisecond)
+	defer cancel()
+	if err := x.Submit(ctx, msg("y"), 2); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("third Submit: got %v, want DeadlineExceeded", err)
+	}
+	if p := x.Pending(); p != 2 {
+		t.Fatalf("Pending() = %d, want 2", p)
+	}
+}
+
+func TestSwapExplicit(t *testing.T) {
+	e := newEnv(t)
+	x := e.start(exechandler.Config{Argv: []string{"sh", "-c", "sleep 0.5; exec cat"}})
+	old := x.PID()
+	bg := context.Background()
+	if err := x.Submit(bg, msg("held"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Swap(exechandler.Config{Argv: []string{script(t)}}); err != nil {
+		t.Fatal(err)
+	}
+	e.note(x)
+	if err := x.Submit(bg, msg("new"), 1); err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint64]string{0: `["held"]`, 1: `["NEW"]`}
+	for range 2 {
+		select {
+		case r := <-x.Results():
+			if r.Err != nil || q(r.Frames) != want[r.Tag] {
+				t.Fatalf("tag %d: got %s, %v; want %s", r.Tag, q(r.Frames), r.Err, want[r.Tag])
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("no result")
+		}
+	}
+	waitFor(t, "the old child's exit", func() bool { return !alive(old) })
+	if s := x.Stats(); s.Swaps != 1 || s.Lost != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	if err := x.Swap(exechandler.Config{Argv: []string{"/nonexistent"}}); !errors.Is(err, exechandler.ErrStart) {
+		t.Fatalf("swap to a missing program: got %v, want ErrStart", err)
+	}
+	out, err := x.Handle(bg, msg("still"))
+	if err != nil || q(out) != `["STILL"]` {
+		t.Fatalf("after a failed swap: got %s, %v", q(out), err)
+	}
+}
+
+// The script is replaced while a client keeps sending: every message is
+// answered by the old or the new script, none lost.
+func TestSwapOnFileChange(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "filter.py")
+	writeFilter(t, path, "line.upper()")
+	x := e.start(exechandler.Config{Argv: []string{"/usr/bin/python3", path}, WatchFile: true})
+	old := x.PID()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	results := map[uint64]handler.Result{}
+	submitted := uint64(0)
+	sawNew := false
+	for !sawNew || uint64(len(results)) < submitted {
+		if !sawNew && submitted-uint64(len(results)) < 32 {
+			if err := x.Submit(ctx, msg(fmt.Sprintf("msg-%d", submitted)), submitted); err != nil {
+				t.Fatal(err)
+			}
+			submitted++
+			if submitted == 300 {
+				writeFilter(t, path, "line[::-1]")
+			}
+			continue
+		}
+		select {
+		case r := <-x.Results():
+			if _, dup := results[r.Tag]; dup {
+				t.Fatalf("second result for %d", r.Tag)
+			}
+			results[r.Tag] = r
+			if r.Err != nil {
+				t.Fatalf("tag %d: %v", r.Tag, r.Err)
+			}
+			p := fmt.Sprintf("msg-%d", r.Tag)
+			rev := []byte(p)
+			for i, j := 0, len(rev)-1; i < j; i, j = i+1, j-1 {
+				rev[i], rev[j] = rev[j], rev[i]
+			}
+			switch string(r.Frames[0]) {
+			case strings.ToUpper(p):
+			case string(rev):
+				sawNew = true
+			default:
+				t.Fatalf("tag %d: got %q", r.Tag, r.Frames[0])
+			}
+		case <-ctx.Done():
+			t.Fatalf("no swap seen: %d submitted, %d answered", submitted, len(results))
+		}
+	}
+	e.note(x)
+	if s := x.Stats(); s.Swaps != 1 || s.Lost != 0 {
+		t.Fatalf("stats %+v: want one swap, nothing lost", s)
+	}
+	waitFor(t, "the old child's exit", func() bool { return !alive(old) })
+}
+
+// writeFilter writes a Python lines filter applying expr to each line
+// (without its newline), replacing path by rename.
+func writeFilter(t *testing.T, path, expr string) {
+	t.Helper()
+	body := "import sys\nfor line in sys.stdin.buffer:\n    line = line[:-1]\n    sys.stdout.buffer.write(" + expr + " + b'\\n')\n    sys.stdout.buffer.flush()\n"
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStderrToLog(t *testing.T) {
+	e := newEnv(t)
+	x := e.start(exechandler.Config{Argv: []string{"sh", "-c", "echo 'starting up' >&2; exec cat"}, Node: "worker.3"})
+	if _, err := x.Handle(context.Background(), msg("x")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stderr line in the log", func() bool {
+		for _, l := range strings.Split(e.logs.String(), "\n") {
+			if strings.Contains(l, "starting up:") && strings.Contains(l, "node=worker.3") && strings.Contains(l, "stream=stderr") {
+				return true
+			}
+		}
+		return false
+	})
+}
