@@ -63,6 +63,9 @@ func childMain(args []string, stdout, stderr io.Writer) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if *quick {
+		runBound = 20 * time.Second
+	}
 	r := measure(fn, sc.params(*quick))
 	r.Scenario, r.Impl = sc.Name, *impl
 	data, _ := json.Marshal(r)

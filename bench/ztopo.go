@@ -1,0 +1,434 @@
+package main
+
+// The ztopo side: each scenario is a topology written as YAML text, loaded
+// by spec.Parse and run in-process by engine.Run, as a user's `ztopo up`
+// would run it. The clock covers parsing, engine.New and the whole of Run,
+// including its drain and the termination of the context. Message counts
+// come from the engine's own socket counters after Run returned.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	zmq "github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/runtime/engine"
+	"github.com/ztopo/ztopo/spec"
+)
+
+// runBound bounds one ztopo run (the parent kills a child later still).
+var runBound = 2 * time.Minute
+
+// topology parses the YAML text of a benchmark topology.
+func topology(name, yaml string) (*spec.Topology, error) {
+	dir, err := os.MkdirTemp("", "zb")
+	if err != nil {
+		return nil, err
+	}
+	t, diags := spec.Parse(name+".yaml", []byte(yaml), spec.LoadOptions{RuntimeDir: dir})
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("topology %s:\n%v\n%s", name, diags, yaml)
+	}
+	return t, nil
+}
+
+func newEngine(t *spec.Topology) (*engine.Engine, error) {
+	// ZTOPO_BENCH_LOG=debug shows what the engine does in a run.
+	level := hclog.LevelFromString(os.Getenv("ZTOPO_BENCH_LOG"))
+	if level == hclog.NoLevel {
+		level = hclog.Warn
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "ztopo", Level: level, Output: os.Stderr})
+	return engine.New(t, engine.Options{Logger: log})
+}
+
+// runTopology runs a topology that completes by itself and returns the
+// engine (for its counters) and the time from parsing to Run's return.
+func runTopology(name, yaml string) (*engine.Engine, float64, error) {
+	start := time.Now()
+	t, err := topology(name, yaml)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer os.RemoveAll(t.RuntimeDir)
+	e, err := newEngine(t)
+	if err != nil {
+		return nil, 0, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), runBound)
+	defer cancel()
+	err = e.Run(ctx)
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("topology %s did not complete within %v: %s", name, runBound, describe(e))
+	}
+	return e, time.Since(start).Seconds(), err
+}
+
+// describe summarizes the instances' states and counters, for a run that
+// did not complete.
+func describe(e *engine.Engine) string {
+	var b strings.Builder
+	for _, st := range e.Status() {
+		fmt.Fprintf(&b, "\n  %s %s", st.Name, st.State)
+		if st.Error != "" {
+			fmt.Fprintf(&b, " (%s)", st.Error)
+		}
+		for _, s := range st.Sockets {
+			fmt.Fprintf(&b, " %s in=%d out=%d", s.Name, s.MsgsIn, s.MsgsOut)
+		}
+	}
+	return b.String()
+}
+
+// received sums the messages that came in on the instances of node base.
+func received(e *engine.Engine, base string) int64 {
+	var n uint64
+	for _, st := range e.Status() {
+		if st.Node != base {
+			continue
+		}
+		for _, s := range st.Sockets {
+			n += s.MsgsIn
+		}
+	}
+	return int64(n)
+}
+
+func ztopoPushPull(p Params) (Result, error) {
+	eps, err := newEndpoints(p.Transport)
+	if err != nil {
+		return Result{}, err
+	}
+	defer eps.close()
+	ep, err := eps.next("sink")
+	if err != nil {
+		return Result{}, err
+	}
+	yaml := fmt.Sprintf(`version: 1
+name: bench-pushpull
+nodes:
+  source:
+    handler: generate
+    config: {count: %d, size: %d}
+    sockets:
+      out: {type: PUSH, connect: sink.in}
+  sink:
+    handler: count
+    config: {expect: %d}
+    sockets:
+      in: {type: PULL, bind: %q}
+`, p.Count, p.Size, p.Count, ep)
+	return throughputRun("pushpull", yaml, p.Count, "sink")
+}
+
+func throughputRun(name, yaml string, expect int, sink string) (Result, error) {
+	e, secs, err := runTopology(name, yaml)
+	r := Result{Expected: int64(expect), Seconds: secs}
+	if e != nil {
+		r.Msgs = received(e, sink)
+	}
+	return r, err
+}
+
+func ztopoPipeline(p Params) (Result, error) {
+	return ztopoStages(p, 4, "forward")
+}
+
+func ztopoForwardStage(p Params) (Result, error) {
+	return ztopoStages(p, 1, "forward")
+}
+
+func ztopoUpperStage(p Params) (Result, error) {
+	return ztopoStages(p, 1, "upper")
+}
+
+// ztopoStages is the pipeline of the zguide (and of topologies/pipeline.yaml):
+// a ventilator, workers running handler, a sink.
+func ztopoStages(p Params, workers int, handler string) (Result, error) {
+	eps, err := newEndpoints(p.Transport)
+	if err != nil {
+		return Result{}, err
+	}
+	defer eps.close()
+	vent, err := eps.next("vent")
+	if err != nil {
+		return Result{}, err
+	}
+	sink, err := eps.next("sink")
+	if err != nil {
+		return Result{}, err
+	}
+	// The upper stage gets lower-case text to work on, like the go run.
+	content := fmt.Sprintf("size: %d", p.Size)
+	if handler == "upper" {
+		content = fmt.Sprintf("payload: %q", payload(p.Size))
+	}
+	replicas := ""
+	if workers > 1 {
+		replicas = fmt.Sprintf("replicas: %d", workers)
+	}
+	yaml := fmt.Sprintf(`version: 1
+name: bench-stages
+nodes:
+  ventilator:
+    handler: generate
+    config: {count: %d, %s}
+    sockets:
+      out: {type: PUSH, bind: %q}
+  worker:
+    %s
+    handler: %s
+    sockets:
+      in: {type: PULL, connect: ventilator.out}
+      out: {type: PUSH, connect: sink.in}
+  sink:
+    handler: count
+    config: {expect: %d}
+    sockets:
+      in: {type: PULL, bind: %q}
+`, p.Count, content, vent, replicas, handler, p.Count, sink)
+	return throughputRun("stages", yaml, p.Count, "sink")
+}
+
+// serve runs a reactive topology (it never completes) while the shared Go
+// latency client measures round trips against it, then stops it.
+func serve(p Params, name, yaml, ep string) (Result, error) {
+	start := time.Now()
+	t, err := topology(name, yaml)
+	if err != nil {
+		return Result{}, err
+	}
+	defer os.RemoveAll(t.RuntimeDir)
+	e, err := newEngine(t)
+	if err != nil {
+		return Result{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), runBound)
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- e.Run(ctx) }()
+	lat, cerr := reqClient(ep, warmup(p), p.Count, p.Size)
+	cancel()
+	rerr := <-ran
+	r := latencyResult(p, lat, start)
+	if cerr != nil {
+		return r, cerr
+	}
+	return r, rerr
+}
+
+func ztopoReqRepDirect(p Params) (Result, error) {
+	port, err := freePort()
+	if err != nil {
+		return Result{}, err
+	}
+	ep := fmt.Sprintf("tcp://127.0.0.1:%d", port)
+	yaml := fmt.Sprintf(`version: 1
+name: bench-reqrep
+nodes:
+  server:
+    handler: echo
+    sockets:
+      in: {type: REP, bind: %q}
+`, ep)
+	return serve(p, "reqrep", yaml, ep)
+}
+
+// ztopoReqRepBroker is topologies/sharedqueue.yaml's shape: the proxy
+// builtin between a ROUTER and a DEALER, one echo worker behind it.
+func ztopoReqRepBroker(p Params) (Result, error) {
+	port, err := freePort()
+	if err != nil {
+		return Result{}, err
+	}
+	ep := fmt.Sprintf("tcp://127.0.0.1:%d", port)
+	yaml := fmt.Sprintf(`version: 1
+name: bench-broker
+nodes:
+  broker:
+    handler: proxy
+    sockets:
+      frontend: {type: ROUTER, bind: %q}
+      backend: {type: DEALER, bind: "inproc://bench-backend"}
+  worker:
+    handler: echo
+    sockets:
+      in: {type: REP, connect: broker.backend}
+`, ep)
+	return serve(p, "broker", yaml, ep)
+}
+
+// ztopoFanout uses the sync barrier of SPEC §1 against the slow joiner: the
+// publisher starts once the four subscribers are connected and subscribed.
+// As in the go run, XPUB_NODROP turns the high-water marks into
+// back-pressure, so every subscriber must get every message.
+func ztopoFanout(p Params) (Result, error) {
+	var ports [3]int
+	for i := range ports {
+		port, err := freePort()
+		if err != nil {
+			return Result{}, err
+		}
+		ports[i] = port
+	}
+	yaml := fmt.Sprintf(`version: 1
+name: bench-fanout
+nodes:
+  publisher:
+    handler: generate
+    config: {count: %d, size: %d}
+    sync: {expect: %d, bind: "tcp://127.0.0.1:%d"}
+    sockets:
+      out: {type: PUB, connect: proxy.frontend, options: {xpub_nodrop: true}}
+  proxy:
+    handler: proxy
+    sockets:
+      frontend: {type: XSUB, bind: "tcp://127.0.0.1:%d"}
+      backend: {type: XPUB, bind: "tcp://127.0.0.1:%d", options: {xpub_nodrop: true}}
+  subscriber:
+    replicas: %d
+    handler: count
+    config: {expect: %d}
+    sync: {connect: publisher}
+    sockets:
+      in: {type: SUB, connect: proxy.backend, subscribe: [""]}
+`, p.Count, p.Size, fanoutSubs, ports[0], ports[1], ports[2], fanoutSubs, p.Count)
+	return throughputRun("fanout", yaml, p.Count*fanoutSubs, "subscriber")
+}
+
+// ztopoStartup runs p.Nodes goroutine nodes — a feed forwarder, p.Nodes-2
+// forwarders, a count sink — and times parsing, New and Run until the
+// engine reports every instance running (its sockets open, its handler
+// called), by polling Engine.Status: the engine has no "all running" event.
+// Only then does the bench feed p.Count messages into the first node over
+// tcp, so that start-up is measured alone and every forwarder then carries
+// traffic; the topology completes when the sink has them all.
+func ztopoStartup(p Params) (Result, error) {
+	port, err := freePort()
+	if err != nil {
+		return Result{}, err
+	}
+	feed := fmt.Sprintf("tcp://127.0.0.1:%d", port)
+	yaml := fmt.Sprintf(`version: 1
+name: bench-startup
+nodes:
+  feed:
+    handler: forward
+    sockets:
+      in: {type: PULL, bind: %q}
+      out: {type: PUSH, bind: auto}
+  worker:
+    replicas: %d
+    handler: forward
+    sockets:
+      in: {type: PULL, connect: feed.out}
+      out: {type: PUSH, connect: sink.in}
+  sink:
+    handler: count
+    config: {expect: %d}
+    sockets:
+      in: {type: PULL, bind: auto}
+`, feed, p.Nodes-2, p.Count)
+	start := time.Now()
+	t, err := topology("startup", yaml)
+	if err != nil {
+		return Result{}, err
+	}
+	defer os.RemoveAll(t.RuntimeDir)
+	e, err := newEngine(t)
+	if err != nil {
+		return Result{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), runBound)
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- e.Run(ctx) }()
+	r := Result{Expected: int64(p.Count)}
+	up, err := waitRunning(e, p.Nodes, ran)
+	if err != nil {
+		cancel()
+		<-ran
+		return r, err
+	}
+	r.StartupMs = float64(up.Sub(start).Microseconds()) / 1e3
+	r.RSSMiB, r.Threads = procStatus()
+	if err := feedMessages(feed, p.Count, p.Size); err != nil {
+		cancel()
+		<-ran
+		return r, err
+	}
+	rss, threads := procStatus()
+	r.RSSMiB, r.Threads = max(r.RSSMiB, rss), max(r.Threads, threads)
+	err = <-ran
+	r.Seconds = time.Since(start).Seconds()
+	r.Msgs = received(e, "sink")
+	return r, err
+}
+
+// waitRunning polls Status until n instances are running, and returns
+// when that was first seen.
+// An end of Run seen here is put back into ran (buffered) for the caller.
+func waitRunning(e *engine.Engine, n int, ran chan error) (time.Time, error) {
+	deadline := time.After(runBound)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		sts := e.Status()
+		running := 0
+		var states []string
+		for _, st := range sts {
+			if st.State == engine.StateRunning {
+				running++
+			} else if len(states) < 5 {
+				states = append(states, fmt.Sprintf("%s %s %s", st.Name, st.State, st.Error))
+			}
+		}
+		if running == n && len(sts) == n {
+			return time.Now(), nil
+		}
+		select {
+		case <-tick.C:
+		case err := <-ran:
+			ran <- err
+			return time.Time{}, fmt.Errorf("topology ended before every node ran (%d of %d running): %v", running, n, err)
+		case <-deadline:
+			return time.Time{}, fmt.Errorf("%d of %d nodes running after %v: %s", running, n, runBound, strings.Join(states, "; "))
+		}
+	}
+}
+
+// feedMessages pushes n messages into the startup topology's feed node.
+func feedMessages(ep string, n, size int) error {
+	ctx, err := zmq.NewContext()
+	if err != nil {
+		return err
+	}
+	err = func() error {
+		s, err := ctx.NewSocket(zmq.PUSH)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		// Close waits (bounded) until what is queued has gone out.
+		if err := s.SetLinger(10 * time.Second); err != nil {
+			return err
+		}
+		if err := s.Connect(ep); err != nil {
+			return err
+		}
+		msg := payload(size)
+		for i := 0; i < n; i++ {
+			if _, err := s.SendBytes(msg, 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	if terr := ctx.Term(); err == nil {
+		err = terr
+	}
+	return err
+}
