@@ -1,0 +1,100 @@
+package procnode
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/ztopo/ztopo/spec"
+)
+
+// Variables ztopo gives every child (SPEC §1, `command`).
+const (
+	EnvNode     = "ZTOPO_NODE"     // the instance name, "worker.2"
+	EnvReplica  = "ZTOPO_REPLICA"  // its replica index, "2" ("0" without replicas)
+	EnvTopology = "ZTOPO_TOPOLOGY" // the topology's name
+	// EnvConfig is a command node's config as JSON, set when it has one:
+	// spec keeps a command's config as written, for the program to read.
+	EnvConfig = "ZTOPO_CONFIG"
+)
+
+// SocketEnv is the variable holding a socket's endpoints of one kind
+// ("BIND" or "CONNECT"): ZTOPO_<SOCKET>_<KIND>, the socket name upper-cased
+// and every character other than an ASCII letter or digit turned into `_`
+// (socket `in-2` binds are ZTOPO_IN_2_BIND).
+func SocketEnv(socket, kind string) string {
+	var b strings.Builder
+	b.WriteString("ZTOPO_")
+	for _, c := range socket {
+		switch {
+		case c >= 'a' && c <= 'z':
+			b.WriteRune(c - 'a' + 'A')
+		case c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+			b.WriteRune(c)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	b.WriteByte('_')
+	b.WriteString(kind)
+	return b.String()
+}
+
+// inherited drops from env what ztopo sets itself, so that a ztopo run
+// under another ztopo (or a shell that exported one) never passes a stale
+// endpoint on: the node variables, and every ZTOPO_*_BIND and
+// ZTOPO_*_CONNECT.
+func inherited(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case k == EnvNode, k == EnvReplica, k == EnvTopology, k == EnvConfig, k == EnvSpec, k == EnvLogLevel:
+			continue
+		case strings.HasPrefix(k, "ZTOPO_") && (strings.HasSuffix(k, "_BIND") || strings.HasSuffix(k, "_CONNECT")):
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// nodeEnv is env with the node variables every child gets.
+func nodeEnv(env []string, t *spec.Topology, n *spec.Node) []string {
+	return append(inherited(env),
+		EnvNode+"="+n.Name,
+		EnvReplica+"="+strconv.Itoa(n.Replica),
+		EnvTopology+"="+t.Name,
+	)
+}
+
+// commandEnv is a command node's environment: env, the node variables, its
+// config, and each socket's endpoints.
+func commandEnv(env []string, t *spec.Topology, n *spec.Node) ([]string, error) {
+	out := nodeEnv(env, t, n)
+	if len(n.Config) > 0 {
+		b, err := json.Marshal(n.Config)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		out = append(out, EnvConfig+"="+string(b))
+	}
+	owner := map[string]string{}
+	for _, s := range n.Sockets {
+		for _, kv := range []struct {
+			kind string
+			eps  []string
+		}{{"BIND", s.Bind}, {"CONNECT", s.Connect}} {
+			name := SocketEnv(s.Name, kv.kind)
+			if prev, dup := owner[name]; dup && prev != s.Name {
+				return nil, fmt.Errorf("sockets %q and %q would both be given %s; rename one", prev, s.Name, name)
+			}
+			owner[name] = s.Name
+			if len(kv.eps) > 0 {
+				out = append(out, name+"="+strings.Join(kv.eps, ","))
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,304 @@
+package procnode
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/pebbe/zmq4"
+
+	_ "github.com/ztopo/ztopo/runtime/handler/builtin"
+	"github.com/ztopo/ztopo/spec"
+)
+
+// bound is the generous limit of every wait in these tests.
+const bound = 30 * time.Second
+
+// TestMain lets the test binary act as `ztopo _node`, the way
+// cmd/ztopo/node.go does, so that process nodes run the real child path:
+// Config.Self is the test binary itself.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == ChildVerb {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		err := RunChild(ctx)
+		stop()
+		switch {
+		case err == nil, ctx.Err() != nil && errors.Is(err, ctx.Err()):
+			os.Exit(0)
+		case !Reported(err):
+			fmt.Fprintln(os.Stderr, err)
+		}
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+func self(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// entry is one log entry the parent wrote.
+type entry map[string]any
+
+func (e entry) str(k string) string { s, _ := e[k].(string); return s }
+
+// capture is an hclog JSON sink that keeps every entry and hands each to a
+// channel, so tests wait for log lines instead of polling.
+type capture struct {
+	t     *testing.T
+	mu    sync.Mutex
+	all   []entry
+	lines chan entry
+}
+
+func newCapture(t *testing.T, name string) (*capture, hclog.Logger) {
+	c := &capture{t: t, lines: make(chan entry, 10000)}
+	lg := hclog.New(&hclog.LoggerOptions{Output: c, JSONFormat: true, Level: hclog.Debug})
+	return c, lg.Named("node").With("node", name)
+}
+
+func (c *capture) Write(b []byte) (int, error) {
+	var e entry
+	if err := json.Unmarshal(b, &e); err != nil {
+		c.t.Errorf("log entry is not JSON: %q", b)
+		return len(b), nil
+	}
+	c.t.Logf("log: %s", strings.TrimSpace(string(b)))
+	c.mu.Lock()
+	c.all = append(c.all, e)
+	c.mu.Unlock()
+	select {
+	case c.lines <- e:
+	default:
+	}
+	return len(b), nil
+}
+
+// find returns the first entry whose message is msg, or nil.
+func (c *capture) find(msg string) entry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.all {
+		if e.str("@message") == msg {
+			return e
+		}
+	}
+	return nil
+}
+
+// messages returns the messages of the info and higher entries with the
+// given stream ("" for stdout lines and the child's own entries), in order.
+func (c *capture) messages(stream string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, e := range c.all {
+		if e.str("stream") == stream && e.str("@level") != "debug" && e.str("@level") != "trace" {
+			out = append(out, e.str("@message"))
+		}
+	}
+	return out
+}
+
+// started is a Runner running in a goroutine.
+type started struct {
+	r       *Runner
+	cancel  context.CancelFunc
+	done    chan error
+	running chan struct{}
+}
+
+func start(t *testing.T, cfg Config) *started {
+	t.Helper()
+	running := make(chan struct{})
+	var once sync.Once
+	cfg.OnRunning = func() { once.Do(func() { close(running) }) }
+	if cfg.Self == "" {
+		cfg.Self = self(t)
+	}
+	r := New(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &started{r: r, cancel: cancel, done: make(chan error, 1), running: running}
+	go func() { s.done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(bound):
+			t.Errorf("Run did not return after its context was cancelled")
+		}
+	})
+	return s
+}
+
+func (s *started) waitRunning(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.running:
+	case err := <-s.done:
+		s.done <- err
+		t.Fatalf("Run returned before the node ran: %v", err)
+	case <-time.After(bound):
+		t.Fatal("node not running in time")
+	}
+}
+
+func (s *started) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-s.done:
+		s.done <- err // for the cleanup
+		return err
+	case <-time.After(bound):
+		t.Fatal("Run did not return in time")
+	}
+	return nil
+}
+
+// zctx returns a ZeroMQ context for the test's own peers, terminated
+// (bounded) at the end of the test.
+func zctx(t *testing.T) *zmq4.Context {
+	t.Helper()
+	c, err := zmq4.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		done := make(chan error, 1)
+		go func() { done <- c.Term() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("term: %v", err)
+			}
+		case <-time.After(bound):
+			t.Errorf("context termination hangs: a socket was left open")
+		}
+	})
+	return c
+}
+
+// peer opens a test-side socket, bound to ep, with linger 0 and a receive
+// timeout, closed at the end of the test (before its context terminates).
+func peer(t *testing.T, c *zmq4.Context, typ zmq4.Type, bind, connect string) *zmq4.Socket {
+	t.Helper()
+	s, err := c.NewSocket(typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetRcvtimeo(bound); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSndtimeo(bound); err != nil {
+		t.Fatal(err)
+	}
+	if bind != "" {
+		if err := s.Bind(bind); err != nil {
+			t.Fatalf("bind %s: %v", bind, err)
+		}
+	}
+	if connect != "" {
+		if err := s.Connect(connect); err != nil {
+			t.Fatalf("connect %s: %v", connect, err)
+		}
+	}
+	return s
+}
+
+func send(t *testing.T, s *zmq4.Socket, frames ...string) {
+	t.Helper()
+	parts := make([]any, len(frames))
+	for i, f := range frames {
+		parts[i] = f
+	}
+	if _, err := s.SendMessage(parts...); err != nil {
+		t.Fatalf("send %q: %v", frames, err)
+	}
+}
+
+func recv(t *testing.T, s *zmq4.Socket) []string {
+	t.Helper()
+	m, err := s.RecvMessage(0)
+	if err != nil {
+		t.Fatalf("receive: %v", err)
+	}
+	return m
+}
+
+func topo(dir string) *spec.Topology {
+	return &spec.Topology{Version: 1, Name: "ptest", File: dir + "/topology.yaml", Dir: dir}
+}
+
+// groupMembers lists the processes whose process group is pgid.
+func groupMembers(t *testing.T, pgid int) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces and parens.
+		s := string(b)
+		rest := s[strings.LastIndexByte(s, ')')+2:]
+		f := strings.Fields(rest)
+		if len(f) > 2 && f[2] == strconv.Itoa(pgid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// noLeftovers waits (bounded) until neither the child nor anything of its
+// process group exists any more.
+func noLeftovers(t *testing.T, pid int) {
+	t.Helper()
+	if pid <= 0 {
+		t.Fatalf("no child pid to check (got %d)", pid)
+	}
+	deadline := time.Now().Add(bound)
+	for {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+		left := groupMembers(t, pid)
+		if errors.Is(err, os.ErrNotExist) && len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes left behind: child %d (stat: %v), group members %v", pid, err, left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
