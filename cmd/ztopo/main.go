@@ -35,6 +35,9 @@ type verb struct {
 	// usage error.
 	usage string
 	run   func(args []string, stdout, stderr io.Writer) int
+	// hidden verbs are for ztopo's own use (the node child): left out of
+	// help and suggestions.
+	hidden bool
 }
 
 var verbs = map[string]verb{
@@ -47,6 +50,7 @@ var verbs = map[string]verb{
 	"reload":   {name: "reload", summary: "make a running topology re-read its file", usage: reloadUsage, run: runReload},
 	"down":     {name: "down", summary: "stop a running topology", usage: downUsage, run: runDown},
 	"version":  {name: "version", summary: "print versions of ztopo, libzmq and Go, and the builtin handlers", usage: versionUsage, run: runVersion},
+	"_node":    {name: "_node", summary: "run one node of a running topology (started by ztopo up)", usage: nodeUsage, run: runNode, hidden: true},
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -95,8 +99,10 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 
 func verbNames() []string {
 	names := make([]string, 0, len(verbs))
-	for n := range verbs {
-		names = append(names, n)
+	for n, v := range verbs {
+		if !v.hidden {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	return names
