@@ -40,7 +40,47 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(1)
 	}
+	if os.Getenv(parentHelperEnv) != "" {
+		os.Exit(parentHelper())
+	}
 	os.Exit(m.Run())
+}
+
+// parentHelperEnv makes the test binary play `ztopo up` with one process
+// node: it prints the node child's pid, then waits to be killed.
+const parentHelperEnv = "ZTOPO_PROCNODE_TEST_PARENT"
+
+func parentHelper() int {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ep := os.Getenv(parentHelperEnv)
+	var r *Runner
+	running := make(chan struct{})
+	r = New(Config{
+		Node:      forwardNode("fwd", ep, ep),
+		Topology:  &spec.Topology{Version: 1, Name: "ptest"},
+		Self:      exe,
+		OnRunning: func() { close(running) },
+	})
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	select {
+	case <-running:
+		fmt.Println("child", r.PID())
+	case err := <-done:
+		fmt.Fprintln(os.Stderr, "run:", err)
+		return 1
+	case <-time.After(bound):
+		return 1
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+	}
+	return 0
 }
 
 func self(t *testing.T) string {

@@ -1,10 +1,12 @@
 package procnode
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -249,6 +251,44 @@ func TestProcessNodeRestartsKeepCounting(t *testing.T) {
 	if got := fmt.Sprint(r.Stats()); got != fmt.Sprint(want) {
 		t.Errorf("Stats over two runs: got %s, want %v", got, want)
 	}
+}
+
+func TestNodeChildDiesWithZtopo(t *testing.T) {
+	// A `ztopo up` (here the test binary in its parent role) killed with
+	// SIGKILL leaves no node child behind: the parent-death signal ends it.
+	parent := exec.Command(self(t))
+	parent.Env = append(os.Environ(), parentHelperEnv+"="+zsocktest.TCP(t))
+	parent.Stderr = os.Stderr
+	out, err := parent.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := parent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { parent.Process.Kill(); parent.Wait() })
+	lines := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		lines <- line
+	}()
+	var pid int
+	select {
+	case line := <-lines:
+		if _, err := fmt.Sscanf(line, "child %d", &pid); err != nil {
+			t.Fatalf("parent said %q: %v", line, err)
+		}
+	case <-time.After(bound):
+		t.Fatal("the parent did not report its node child")
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+		t.Fatalf("node child %d not running: %v", pid, err)
+	}
+	if err := parent.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	parent.Wait()
+	noLeftovers(t, pid)
 }
 
 func TestRunWithoutSelf(t *testing.T) {
