@@ -47,6 +47,11 @@ func RunChild(ctx context.Context) error {
 	if js == "" {
 		return fmt.Errorf("%s is not set: `ztopo %s` runs one node of `ztopo up`, which starts it", EnvSpec, ChildVerb)
 	}
+	levelName := os.Getenv(EnvLogLevel)
+	// Read once; the processes this node starts (exec and plugin handlers)
+	// must not take themselves for node children.
+	os.Unsetenv(EnvSpec)
+	os.Unsetenv(EnvLogLevel)
 	var st syscall.Stat_t
 	if err := syscall.Fstat(eventsFD, &st); err != nil {
 		return fmt.Errorf("event pipe (file descriptor %d): %w", eventsFD, err)
@@ -58,7 +63,7 @@ func RunChild(ctx context.Context) error {
 	defer f.Close()
 	lw := &lineWriter{w: f}
 
-	level := hclog.LevelFromString(os.Getenv(EnvLogLevel))
+	level := hclog.LevelFromString(levelName)
 	if level == hclog.NoLevel {
 		level = hclog.Info
 	}
