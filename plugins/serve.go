@@ -132,15 +132,20 @@ func (s *server) run(ctx context.Context) error {
 
 	hctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	jobs := make(chan job, 4*s.opts.Workers)
+	// Requests go to the workers in chunks: one channel hand-off (and
+	// at most one goroutine wake-up) per chunk rather than per request,
+	// while a lone request still gets a worker to itself.
+	jobs := make(chan []job, 2*s.opts.Workers)
 	var wg sync.WaitGroup
 	for range s.opts.Workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := range jobs {
-				out, err := s.call(hctx, j.frames)
-				s.answers.put(answer{id: j.id, frames: out, err: err})
+			for chunk := range jobs {
+				for _, j := range chunk {
+					out, err := s.call(hctx, j.frames)
+					s.answers.put(answer{id: j.id, frames: out, err: err})
+				}
 			}
 		}()
 	}
@@ -148,18 +153,19 @@ func (s *server) run(ctx context.Context) error {
 	defer stopAfterCtx()
 
 	var (
-		held     *job // a request the workers had no room for yet
+		backlog  [][]job // chunks the workers had no room for yet
+		reqs     []job
 		stopping bool
 		batch    []answer
 	)
 	beginStop := func() {
 		stopping = true
-		if held != nil {
-			// Workers never block, so this completes once one of them
-			// finishes the request it is on.
-			jobs <- *held
-			held = nil
+		// Workers never block, so these sends complete as they finish
+		// the requests they are on.
+		for _, chunk := range backlog {
+			jobs <- chunk
 		}
+		backlog = nil
 		close(jobs)
 		go func() {
 			wg.Wait()
@@ -192,18 +198,22 @@ func (s *server) run(ctx context.Context) error {
 			return nil
 		}
 		progress := len(batch) > 0
-		if held != nil {
+		for len(backlog) > 0 {
 			select {
-			case jobs <- *held:
-				held = nil
+			case jobs <- backlog[0]:
+				backlog[0] = nil
+				backlog = backlog[1:]
 				progress = true
+				continue
 			default:
 			}
+			break
 		}
 		// A bounded batch of requests per turn keeps answers flowing
 		// while requests pour in.
-		for i := 0; i < 256 && held == nil && !stopping; i++ {
-			msg, err := dealer.RecvMessageBytes(zmq4.DONTWAIT)
+		reqs = reqs[:0]
+		for i := 0; i < 256 && len(backlog) == 0 && !stopping; i++ {
+			msg, err := recvMsg(dealer)
 			if err != nil {
 				if isAgain(err) {
 					break
@@ -220,23 +230,21 @@ func (s *server) run(ctx context.Context) error {
 					return err
 				}
 			case len(msg) >= 2 && string(msg[0]) == Req:
-				j := job{id: msg[1], frames: msg[2:]}
-				select {
-				case jobs <- j:
-				default:
-					held = &j
-				}
+				reqs = append(reqs, job{id: msg[1], frames: msg[2:]})
 			case len(msg) == 1 && string(msg[0]) == Stop:
+				s.dispatch(jobs, &backlog, reqs)
+				reqs = reqs[:0]
 				beginStop()
 			default:
 				s.opts.ErrorLog.Printf("ignoring unknown message %q (%d frames)", firstFrame(msg), len(msg))
 			}
 		}
+		s.dispatch(jobs, &backlog, reqs)
 		if progress {
 			continue
 		}
 		events := zmq4.State(0)
-		if held == nil && !stopping {
+		if len(backlog) == 0 && !stopping {
 			events = zmq4.POLLIN
 		}
 		if _, err := poller.Update(dealerID, events); err != nil {
@@ -253,6 +261,29 @@ func (s *server) run(ctx context.Context) error {
 				drain(wake)
 			}
 		}
+	}
+}
+
+// dispatch splits reqs into one chunk per worker and hands them over; what
+// finds the channel full waits in backlog (and the loop stops reading).
+func (s *server) dispatch(jobs chan []job, backlog *[][]job, reqs []job) {
+	if len(reqs) == 0 {
+		return
+	}
+	size := (len(reqs) + s.opts.Workers - 1) / s.opts.Workers
+	for len(reqs) > 0 {
+		n := min(size, len(reqs))
+		chunk := make([]job, n)
+		copy(chunk, reqs[:n])
+		reqs = reqs[n:]
+		if len(*backlog) == 0 {
+			select {
+			case jobs <- chunk:
+				continue
+			default:
+			}
+		}
+		*backlog = append(*backlog, chunk)
 	}
 }
 
@@ -306,6 +337,26 @@ func sendFrames(sock *zmq4.Socket, cmd, id []byte, frames ...[]byte) (int, error
 		}
 	}
 	return len(frames) + 2, nil
+}
+
+// recvMsg receives one message without waiting, sized for a protocol
+// message (RecvMessageBytes grows its slice from zero).
+func recvMsg(sock *zmq4.Socket) ([][]byte, error) {
+	msg := make([][]byte, 0, 4)
+	for {
+		b, err := sock.RecvBytes(zmq4.DONTWAIT)
+		if err != nil {
+			return nil, err
+		}
+		msg = append(msg, b)
+		more, err := sock.GetRcvmore()
+		if err != nil {
+			return nil, err
+		}
+		if !more {
+			return msg, nil
+		}
+	}
 }
 
 func firstFrame(msg [][]byte) []byte {

@@ -94,3 +94,16 @@ func (p *inProcess) Submit(ctx context.Context, m handler.Msg, tag uint64) error
 
 func (p *inProcess) Results() <-chan handler.Result { return p.results }
 func (p *inProcess) Pending() int                   { return len(p.results) }
+
+func BenchmarkPluginGoOneWorkerLockstep(b *testing.B) {
+	benchPlugin(b, self(b), []string{modeEnv + "=upper1"}, 1)
+}
+
+// The Python example plugin, many in flight and one at a time.
+func BenchmarkPluginPython(b *testing.B) {
+	benchPlugin(b, pythonPlugin(b), nil, 1000)
+}
+
+func BenchmarkPluginPythonLockstep(b *testing.B) {
+	benchPlugin(b, pythonPlugin(b), nil, 1)
+}

@@ -403,7 +403,7 @@ func (l *loop) recvFrom(g *gen) bool {
 	}
 	got := false
 	for range 512 {
-		msg, err := g.router.RecvMessageBytes(zmq4.DONTWAIT)
+		msg, err := recvRouter(g.router)
 		if err != nil {
 			if zmq4.AsErrno(err) != zmq4.Errno(syscall.EAGAIN) {
 				l.h.log.Error("plugin receive failed", "gen", g.n, "error", err)
@@ -515,6 +515,35 @@ func (l *loop) send(c *call, g *gen) {
 		g.busySince = l.now
 	}
 	g.owed++
+}
+
+// recvRouter receives one message from a ROUTER without waiting. Unlike
+// RecvMessageBytes it does not ask whether the routing id has more frames
+// (a ROUTER always adds one to a message of at least one frame) and sizes
+// the result for a protocol message: a cgo call and a few allocations less
+// per message on the hot path.
+func recvRouter(sock *zmq4.Socket) ([][]byte, error) {
+	peer, err := sock.RecvBytes(zmq4.DONTWAIT)
+	if err != nil {
+		return nil, err
+	}
+	msg := make([][]byte, 1, 6)
+	msg[0] = peer
+	for {
+		// The rest of a multipart message arrives with its first frame.
+		b, err := sock.RecvBytes(zmq4.DONTWAIT)
+		if err != nil {
+			return nil, err
+		}
+		msg = append(msg, b)
+		more, err := sock.GetRcvmore()
+		if err != nil {
+			return nil, err
+		}
+		if !more {
+			return msg, nil
+		}
+	}
 }
 
 // sendReq sends [peer, REQ, id, frames...] without SendMessage's boxing.

@@ -230,7 +230,7 @@ func TestPythonPluginAnswers(t *testing.T) {
 	testAnswers(t, e, cfg)
 }
 
-func pythonPlugin(t *testing.T) string {
+func pythonPlugin(t testing.TB) string {
 	_, file, _, _ := runtime.Caller(0)
 	p := filepath.Join(filepath.Dir(file), "..", "..", "..", "plugins", "examples", "python", "upper_plugin.py")
 	p, _ = filepath.Abs(p)

@@ -127,7 +127,7 @@ func TestOutputAndStatus(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
 	want := map[string]bool{
-		fmt.Sprintf("[INFO]  to-out: node=n1 pid=%d", p.Pid):                true,
+		fmt.Sprintf("[INFO]  to-out: node=n1 pid=%d", p.Pid):               true,
 		fmt.Sprintf("[INFO]  to-err: node=n1 pid=%d stream=stderr", p.Pid): true,
 		fmt.Sprintf("[INFO]  no newline: node=n1 pid=%d", p.Pid):           true,
 	}
