@@ -67,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&impls, "impl", "ztopo,go,py", "implementations to run, comma-separated")
 	fs.StringVar(&c.python, "python", "/usr/bin/python3", "the python with pyzmq")
 	fs.StringVar(&c.pyScript, "py", defaultPyScript(), "the pyzmq baselines script")
-	fs.DurationVar(&c.timeout, "timeout", 3*time.Minute, "bound of one run; a run past it is killed and reported")
+	fs.DurationVar(&c.timeout, "timeout", 90*time.Second, "bound of one run; a run past it is killed and reported")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of every ztopo and go run into this directory")
 	fs.BoolVar(&c.list, "list", false, "list the scenarios and exit")
 	if err := fs.Parse(args); err != nil {
