@@ -27,6 +27,7 @@ var catalogue = []string{
 	"mtserver.yaml",
 	"pair-chain.yaml",
 	"pipeline.yaml",
+	"plugins.yaml",
 	"poller.yaml",
 	"pubsub-proxy.yaml",
 	"sharedqueue.yaml",

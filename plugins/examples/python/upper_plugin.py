@@ -31,11 +31,18 @@ def main():
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 1000)  # let last answers leave, but never hang on exit
+    sock.setsockopt(zmq.RCVTIMEO, 1000)  # wake up now and then to check on ztopo
     sock.connect(endpoint)
+    parent = os.getppid()
     sock.send_multipart([b"READY", b"ztopo-plugin/1"])
     print("upper_plugin ready for node %s" % os.environ.get("ZTOPO_NODE", "?"), file=sys.stderr)
     while True:
-        msg = sock.recv_multipart()
+        try:
+            msg = sock.recv_multipart()
+        except zmq.Again:
+            if os.getppid() != parent:
+                break  # ztopo is gone (it kills its plugins on Linux; elsewhere, this)
+            continue
         cmd = msg[0]
         if cmd == b"STOP":
             break
