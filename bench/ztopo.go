@@ -21,7 +21,7 @@ import (
 
 // runBound bounds one ztopo run: ten times the longest healthy one. The
 // parent kills a child that outlives its own -timeout.
-var runBound = time.Minute
+var runBound = 30 * time.Second
 
 // topology parses the YAML text of a benchmark topology.
 func topology(name, yaml string) (*spec.Topology, error) {
