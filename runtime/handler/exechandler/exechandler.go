@@ -369,7 +369,7 @@ func (e *Exec) swap(cfg Config) error {
 func (e *Exec) watch(cfg Config) {
 	path := cfg.watchPath()
 	if path == "" {
-		e.log.Warn("exec handler has no script file to watch", "argv", cfg.Argv)
+		e.log.Debug("exec handler has no script file to watch", "argv", cfg.Argv)
 		return
 	}
 	stop, err := filewatch.Start(context.Background(), path, filewatch.DefaultDebounce, e.log, func() {

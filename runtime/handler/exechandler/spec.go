@@ -1,6 +1,11 @@
 package exechandler
 
-import "github.com/ztopo/ztopo/spec"
+import (
+	"context"
+
+	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/spec"
+)
 
 // ConfigFor is the Config of a resolved `handler: {exec: [...]}` node
 // instance. The child runs in the topology file's directory, so that a
@@ -13,4 +18,21 @@ func ConfigFor(n *spec.Node, t *spec.Topology) Config {
 		cfg.Env = []string{"ZTOPO_TOPOLOGY=" + t.Name}
 	}
 	return cfg
+}
+
+func init() {
+	handler.Kinds.Register(string(spec.HandlerExec), NewFactory(true))
+}
+
+// NewFactory returns the handler.Factory of `handler: {exec: [...]}`
+// nodes, registered in handler.Kinds with watch on (the script file swaps
+// the child when it changes); `ztopo up --no-watch` registers one with
+// watch off in its own registry. An error wrapping ErrStart means the
+// program cannot be started.
+func NewFactory(watch bool) handler.Factory {
+	return func(_ map[string]any, env handler.Env) (any, error) {
+		cfg := ConfigFor(env.Node, env.Topo)
+		cfg.Logger, cfg.WatchFile = env.Logger, watch
+		return New(context.Background(), cfg)
+	}
 }

@@ -1,9 +1,14 @@
 package pluginhost_test
 
 import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/handler/pluginhost"
 	"github.com/ztopo/ztopo/spec"
 )
@@ -20,5 +25,35 @@ func TestConfigFor(t *testing.T) {
 	if got.Path != want.Path || got.Node != want.Node || got.Topology != want.Topology || got.Dir != want.Dir ||
 		got.Timeout != want.Timeout || got.Inflight != want.Inflight {
 		t.Fatalf("got %+v, want %+v", got, want)
+	}
+}
+
+// The factory the engine finds in handler.Kinds builds a READY host from a
+// resolved node.
+func TestFactory(t *testing.T) {
+	e := newEnv(t)
+	f, ok := handler.Kinds.Lookup(string(spec.HandlerPlugin))
+	if !ok {
+		t.Fatal("no plugin factory in handler.Kinds")
+	}
+	n := &spec.Node{Name: "shout", Handler: spec.HandlerRef{Kind: spec.HandlerPlugin, Path: pythonPlugin(t)}, Config: map[string]any{}}
+	h, err := f(n.Config, handler.Env{Node: n, Topo: &spec.Topology{Name: "plugins", RuntimeDir: e.dir}, Logger: e.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := h.(*pluginhost.Host)
+	defer closeHost(t, host)
+	out, err := host.Handle(context.Background(), msg("hi"))
+	if err != nil || frames(out) != `["HI"]` {
+		t.Fatalf("got %s, %v", frames(out), err)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "shout.plugin.1.sock")); err != nil {
+		t.Fatalf("endpoint not in the runtime dir: %v", err)
+	}
+	// A handshake failure comes out of the factory, for the engine to fail
+	// the node without restarting it.
+	n.Handler.Path = "/nonexistent"
+	if _, err := f(n.Config, handler.Env{Node: n, Topo: &spec.Topology{Name: "plugins", RuntimeDir: e.dir}}); !errors.Is(err, pluginhost.ErrHandshake) {
+		t.Fatalf("got %v, want ErrHandshake", err)
 	}
 }
