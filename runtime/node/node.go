@@ -71,6 +71,16 @@ type Config struct {
 	// OnRunning, if set, is called from the node's goroutine when the handler
 	// starts, after the sync barrier.
 	OnRunning func()
+	// OnCompleted, if set, is called from the node's goroutine when the
+	// handler completed.
+	OnCompleted func()
+	// HoldOnComplete keeps a completed node's sockets open until Run's
+	// context is cancelled. Messages it sent may still sit in libzmq's
+	// queues, and closing a socket does not reliably deliver them even with
+	// a linger (libzmq issue 4660 for ipc, 3774 for tcp): they leave while
+	// the socket stays open. The engine stops completed nodes after the
+	// drain.
+	HoldOnComplete bool
 }
 
 // Node is one node instance. Create it with New, run it with Run (once),
@@ -189,8 +199,31 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	if errors.Is(err, errStopped) {
 		err = ctx.Err()
 	}
+	if completed && err == nil {
+		if n.cfg.OnCompleted != nil {
+			n.cfg.OnCompleted()
+		}
+		if n.cfg.HoldOnComplete {
+			r.holdOpen()
+		}
+	}
 	r.finish(completed && err == nil)
 	return err
+}
+
+// holdOpen waits, sockets open, until the node is stopped. Incoming
+// messages stay queued in libzmq (up to the high-water mark) and are
+// dropped at close: a completed node has nothing more to do with them.
+func (r *run) holdOpen() {
+	r.n.log.Debug("completed; holding sockets open until stopped")
+	for !r.stopped() {
+		poller := zmq4.NewPoller()
+		poller.Add(r.ctl, zmq4.POLLIN)
+		if _, err := poller.Poll(-1); err != nil && !zsock.IsInterrupted(err) {
+			return
+		}
+		r.readCtl()
+	}
 }
 
 // run is the state of one Run, owned by the node's goroutine.

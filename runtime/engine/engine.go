@@ -1,0 +1,362 @@
+// Package engine runs a resolved topology: one ZeroMQ context for the whole
+// process, one supervised node instance per spec.Node, the completion rule
+// and an orderly, bounded shutdown.
+//
+// Context: Run creates the process's single ZeroMQ context (so inproc works
+// between every goroutine node) and terminates it before returning. Every
+// socket has a bounded linger, so termination cannot hang; the only wait is
+// for the last messages of completed nodes (their linger is the drain
+// grace), and Run bounds even that.
+//
+// Completion (SPEC §2): a node completes when its handler is done (generate
+// after its count, count at expect/until). If the topology has completing
+// nodes, Run returns nil once all of them completed, after draining and
+// stopping the purely reactive ones. A topology without completing nodes
+// runs until ctx is cancelled.
+//
+// Stopping, on cancel or after completion: producers (generate, and any
+// node without a receiving socket) stop first; then the engine waits, at
+// most Grace, until no socket counter moves any more (in-flight messages
+// have drained); then it stops the rest in data-flow order, sources first,
+// each level with a bounded wait. Kill skips the drain.
+//
+// Supervision: an instance that fails (a socket error such as a bind on a
+// taken port, a handler error wrapping handler.ErrFatal, a panic) is
+// restarted under its spec.Restart (runtime/supervise.Limiter: exponential
+// backoff, at most MaxRestarts within Within). Past the limit it is failed
+// for good, the others keep running, and Run's error names it. A restarted
+// instance keeps its socket counters. Endpoints: an instance's sockets are
+// closed before its replacement opens them (stop-before-start); zsock
+// retries a bind while libzmq releases the address.
+//
+// Where nodes run: each instance has an instanceRunner. Goroutine nodes
+// (node.Node) are the only kind so far; `run: process` and `command` nodes
+// make Run fail with a clear error until process runners exist.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/runtime/handler"
+	_ "github.com/ztopo/ztopo/runtime/handler/builtin" // the builtin handlers
+	"github.com/ztopo/ztopo/runtime/zsock"
+	"github.com/ztopo/ztopo/spec"
+)
+
+// DefaultGrace is the drain grace when Options.Grace is zero.
+const DefaultGrace = 5 * time.Second
+
+// Options configure an Engine.
+type Options struct {
+	Logger hclog.Logger
+	// Registry holds the builtin handlers; nil: handler.Builtins.
+	Registry *handler.Registry
+	// Kinds holds the exec and plugin handler factories; nil: handler.Kinds.
+	Kinds *handler.Registry
+	// Grace bounds the drain on stop, and the linger of completed nodes'
+	// sockets; 0: DefaultGrace.
+	Grace time.Duration
+}
+
+// State is where an instance is in its life.
+type State string
+
+const (
+	StateStarting   State = "starting"   // opening sockets, waiting at its sync barrier
+	StateRunning    State = "running"    // its handler runs
+	StateCompleted  State = "completed"  // its handler is done
+	StateRestarting State = "restarting" // it failed and waits for its backoff
+	StateFailed     State = "failed"     // it failed for good
+	StateStopped    State = "stopped"    // stopped by the engine
+)
+
+// SocketStats are one socket's counters.
+type SocketStats struct {
+	Name                                           string
+	MsgsIn, MsgsOut, BytesIn, BytesOut, SendErrors uint64
+}
+
+// InstanceStatus describes one node instance.
+type InstanceStatus struct {
+	Name     string       // instance name: "worker.2"
+	Node     string       // node name as written: "worker"
+	Run      spec.RunMode // goroutine or process
+	PID      int          // process id of a process instance; 0 for a goroutine
+	State    State
+	Restarts int
+	Started  time.Time // when the current (or last) run started
+	Error    string    // the last failure, if any
+	Sockets  []SocketStats
+}
+
+// Engine runs one topology. Create it with New, then call Run once.
+type Engine struct {
+	topo *spec.Topology
+	opts Options
+	log  hclog.Logger
+
+	mu      sync.Mutex
+	insts   map[string]*instance
+	zctx    *zmq4.Context // set while Run runs
+	runCtx  context.Context
+	running bool
+
+	changed chan struct{} // coalesced "some instance changed state"
+	kill    chan struct{}
+	killed  sync.Once
+	wg      sync.WaitGroup // supervisors
+}
+
+// New prepares an engine for t. It checks what can be checked before
+// starting anything: every handler resolves to a factory.
+func New(t *spec.Topology, opts Options) (*Engine, error) {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Registry == nil {
+		opts.Registry = handler.Builtins
+	}
+	if opts.Kinds == nil {
+		opts.Kinds = handler.Kinds
+	}
+	if opts.Grace <= 0 {
+		opts.Grace = DefaultGrace
+	}
+	e := &Engine{
+		topo:    t,
+		opts:    opts,
+		log:     opts.Logger,
+		insts:   map[string]*instance{},
+		changed: make(chan struct{}, 1),
+		kill:    make(chan struct{}),
+	}
+	var errs []error
+	for _, n := range t.Nodes {
+		in, err := e.newInstance(n)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		e.insts[n.Name] = in
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// factory finds the factory of a node's handler.
+func (e *Engine) factory(n *spec.Node) (handler.Factory, error) {
+	switch n.Handler.Kind {
+	case spec.HandlerBuiltin, "":
+		f, ok := e.opts.Registry.Lookup(n.Handler.Name)
+		if !ok {
+			return nil, fmt.Errorf("node %q: unknown handler %q", n.Name, n.Handler.Name)
+		}
+		return f, nil
+	case spec.HandlerExec, spec.HandlerPlugin:
+		f, ok := e.opts.Kinds.Lookup(string(n.Handler.Kind))
+		if !ok {
+			return nil, fmt.Errorf("node %q: %s handlers are not available in this build", n.Name, n.Handler.Kind)
+		}
+		return f, nil
+	case spec.HandlerCommand:
+		return nil, nil // a command owns its sockets; it has no handler
+	}
+	return nil, fmt.Errorf("node %q: unknown handler kind %q", n.Name, n.Handler.Kind)
+}
+
+// Grace is the drain grace in effect.
+func (e *Engine) Grace() time.Duration { return e.opts.Grace }
+
+// Kill makes a running Run stop at once: no drain, no waiting for lingering
+// messages. For the CLI's second signal.
+func (e *Engine) Kill() {
+	e.killed.Do(func() { close(e.kill) })
+}
+
+func (e *Engine) isKilled() bool {
+	select {
+	case <-e.kill:
+		return true
+	default:
+		return false
+	}
+}
+
+func (e *Engine) notify() {
+	select {
+	case e.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Run starts every instance and blocks until the topology completed (nil),
+// ctx was cancelled and everything drained and stopped (nil), or — in both
+// cases — with an error naming every instance that failed for good. It
+// terminates the ZeroMQ context before returning and never hangs.
+func (e *Engine) Run(ctx context.Context) error {
+	e.mu.Lock()
+	if e.running || e.zctx != nil {
+		e.mu.Unlock()
+		return errors.New("engine: Run called twice")
+	}
+	for _, name := range e.sortedNames() {
+		if err := e.insts[name].runnable(); err != nil {
+			e.mu.Unlock()
+			return err
+		}
+	}
+	zctx, err := zsock.NewContext()
+	if err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	e.zctx = zctx
+	e.running = true
+	// Instances run under their own context: on cancel the engine decides
+	// in which order they stop.
+	runCtx, stopAll := context.WithCancel(context.Background())
+	defer stopAll()
+	e.runCtx = runCtx
+	insts := e.sortedInstances()
+	completing := 0
+	for _, in := range insts {
+		if in.completes {
+			completing++
+		}
+	}
+	e.log.Info("starting topology", "name", e.topo.Name, "instances", len(insts), "completing", completing)
+	for _, in := range insts {
+		e.startInstance(in)
+	}
+	e.mu.Unlock()
+
+	reason := ""
+	for reason == "" {
+		select {
+		case <-ctx.Done():
+			reason = "stop requested"
+		case <-e.kill:
+			reason = "killed"
+		case <-e.changed:
+			reason = e.finished()
+		}
+	}
+	e.log.Info("stopping topology", "reason", reason)
+	e.shutdown()
+	stopAll()
+	e.wg.Wait()
+
+	e.mu.Lock()
+	e.running = false
+	e.mu.Unlock()
+	e.terminate(zctx)
+
+	var failed []string
+	var errs []error
+	for _, in := range e.sortedInstances() {
+		if st, err := in.final(); st == StateFailed {
+			failed = append(failed, in.spec.Name)
+			errs = append(errs, fmt.Errorf("node %q failed: %v", in.spec.Name, err))
+		}
+	}
+	if len(errs) > 0 {
+		e.log.Error("topology ended with failed nodes", "failed", strings.Join(failed, ","))
+		return errors.Join(errs...)
+	}
+	e.log.Info("topology stopped", "name", e.topo.Name)
+	return nil
+}
+
+// finished tells whether Run is done waiting: every completing instance
+// completed (or failed for good), or nothing runs any more.
+func (e *Engine) finished() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	completing, done, live := 0, 0, 0
+	for _, in := range e.insts {
+		st := in.state()
+		terminal := st == StateCompleted || st == StateFailed || st == StateStopped
+		if !terminal {
+			live++
+		}
+		if in.completes {
+			completing++
+			if terminal {
+				done++
+			}
+		}
+	}
+	switch {
+	case completing > 0 && done == completing:
+		return "every completing node is done"
+	case live == 0 && len(e.insts) > 0:
+		return "no node is running"
+	}
+	return ""
+}
+
+// terminate ends the context, waiting at most for the drain linger of
+// completed nodes (a little less when killed).
+func (e *Engine) terminate(zctx *zmq4.Context) {
+	done := make(chan error, 1)
+	go func() { done <- zctx.Term() }()
+	limit := e.opts.Grace + 2*time.Second
+	if e.isKilled() {
+		limit = 200 * time.Millisecond
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			e.log.Warn("zeromq context termination failed", "error", err)
+		}
+	case <-time.After(limit):
+		e.log.Warn("zeromq context still terminating; giving up on undelivered messages", "waited", limit)
+	}
+	e.mu.Lock()
+	e.zctx = nil
+	e.mu.Unlock()
+}
+
+func (e *Engine) sortedNames() []string {
+	names := make([]string, 0, len(e.insts))
+	for n := range e.insts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// sortedInstances returns the instances by name; e.mu must be held or the
+// set must not change concurrently.
+func (e *Engine) sortedInstances() []*instance {
+	var out []*instance
+	for _, n := range e.sortedNames() {
+		out = append(out, e.insts[n])
+	}
+	return out
+}
+
+// Status describes every instance, sorted by name.
+func (e *Engine) Status() []InstanceStatus {
+	e.mu.Lock()
+	insts := e.sortedInstances()
+	e.mu.Unlock()
+	out := make([]InstanceStatus, 0, len(insts))
+	for _, in := range insts {
+		out = append(out, in.status())
+	}
+	return out
+}
+
+// Topology returns the topology the engine was built from.
+func (e *Engine) Topology() *spec.Topology { return e.topo }

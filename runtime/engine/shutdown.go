@@ -1,0 +1,199 @@
+package engine
+
+import (
+	"strings"
+	"time"
+
+	"github.com/ztopo/ztopo/runtime/node"
+	"github.com/ztopo/ztopo/spec"
+)
+
+const (
+	// drainSample is how often the drain looks at the socket counters, and
+	// quietSamples how many unchanged looks in a row mean "drained".
+	drainSample  = 50 * time.Millisecond
+	quietSamples = 3
+	// minLevelWait is the least a stop level is waited for, even past the
+	// grace: a node's own stop is quick (it polls its control socket), this
+	// only covers a handler's Close.
+	minLevelWait = time.Second
+)
+
+// shutdown stops every instance in order: running producers, drain, then
+// the rest by data-flow level. Completed producers are not stopped before
+// the drain: they hold their sockets open so that what they queued still
+// flows. Bounded by Grace (plus a short wait per level).
+func (e *Engine) shutdown() {
+	deadline := time.Now().Add(e.opts.Grace)
+	e.mu.Lock()
+	insts := e.sortedInstances()
+	e.mu.Unlock()
+
+	if e.isKilled() {
+		for _, in := range insts {
+			in.stop()
+		}
+		return
+	}
+
+	var producers []*instance
+	for _, in := range insts {
+		if in.producer && !terminal(in.state()) && in.state() != StateCompleted {
+			in.stop()
+			producers = append(producers, in)
+		}
+	}
+	for _, in := range producers {
+		in.wait(max(time.Until(deadline), minLevelWait))
+	}
+	e.drain(insts, deadline)
+	for _, level := range levels(insts) {
+		for _, in := range level {
+			in.stop()
+		}
+		for _, in := range level {
+			if !in.wait(max(time.Until(deadline), minLevelWait)) {
+				in.log.Warn("node is slow to stop")
+			}
+		}
+	}
+}
+
+func terminal(st State) bool {
+	return st == StateCompleted || st == StateFailed || st == StateStopped
+}
+
+// drain waits until no socket counter moves for a few samples in a row, or
+// the deadline passes, or the engine is killed.
+func (e *Engine) drain(insts []*instance, deadline time.Time) {
+	last, quiet := uint64(0), 0
+	for first := true; ; first = false {
+		var total uint64
+		for _, in := range insts {
+			for _, st := range in.stats {
+				s := st.Snapshot()
+				total += s.MsgsIn + s.MsgsOut
+			}
+		}
+		if !first && total == last {
+			quiet++
+			if quiet >= quietSamples {
+				return
+			}
+		} else {
+			quiet = 0
+		}
+		last = total
+		wait := min(drainSample, time.Until(deadline))
+		if wait <= 0 {
+			e.log.Warn("drain grace expired with messages still moving")
+			return
+		}
+		select {
+		case <-e.kill:
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// levels orders instances by data flow: an edge A→B when a socket of A
+// sends (role out, or inout towards an in socket) to an endpoint a socket
+// of B receives on. Level 0 has no incoming edge. Instances on a cycle end
+// up together in a last level.
+func levels(insts []*instance) [][]*instance {
+	idx := map[*instance]int{}
+	for i, in := range insts {
+		idx[in] = i
+	}
+	indeg := make([]int, len(insts))
+	out := make([][]int, len(insts))
+	for i, a := range insts {
+		for j, b := range insts {
+			if i != j && flowsTo(a.spec, b.spec) {
+				out[i] = append(out[i], j)
+				indeg[j]++
+			}
+		}
+	}
+	var result [][]*instance
+	done := make([]bool, len(insts))
+	for left := len(insts); left > 0; {
+		var level []int
+		for i := range insts {
+			if !done[i] && indeg[i] == 0 {
+				level = append(level, i)
+			}
+		}
+		if len(level) == 0 {
+			var rest []*instance
+			for i, in := range insts {
+				if !done[i] {
+					rest = append(rest, in)
+				}
+			}
+			return append(result, rest)
+		}
+		var li []*instance
+		for _, i := range level {
+			done[i] = true
+			left--
+			li = append(li, insts[i])
+			for _, j := range out[i] {
+				indeg[j]--
+			}
+		}
+		result = append(result, li)
+	}
+	return result
+}
+
+func role(s *spec.Socket) spec.Role {
+	if s.Role != "" {
+		return s.Role
+	}
+	return node.DefaultRole(s.Type)
+}
+
+func flowsTo(a, b *spec.Node) bool {
+	for _, sa := range a.Sockets {
+		ra := role(sa)
+		if ra == spec.RoleIn {
+			continue
+		}
+		for _, sb := range b.Sockets {
+			rb := role(sb)
+			if rb == spec.RoleOut || (ra == spec.RoleInOut && rb == spec.RoleInOut) {
+				continue
+			}
+			if shareEndpoint(sa, sb) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func shareEndpoint(a, b *spec.Socket) bool {
+	match := func(binds, connects []string) bool {
+		for _, x := range binds {
+			for _, y := range connects {
+				if local(x) == local(y) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return match(a.Bind, b.Connect) || match(b.Bind, a.Connect)
+}
+
+// local maps wildcard tcp binds to the loopback address peers connect to.
+func local(ep string) string {
+	for _, w := range []string{"tcp://*:", "tcp://0.0.0.0:"} {
+		if strings.HasPrefix(ep, w) {
+			return "tcp://127.0.0.1:" + ep[len(w):]
+		}
+	}
+	return ep
+}

@@ -1,0 +1,191 @@
+// Package builtin holds the builtin handlers of SPEC §1, registered in
+// handler.Builtins under the names spec.BuiltinHandlers() lists:
+//
+//	forward   each message from an in socket, unchanged, to the out sockets;
+//	          config: delay (simulated work per message)
+//	echo      each request answered with the same frames; on in sockets it
+//	          forwards like forward; config: delay
+//	upper     like echo/forward with the ASCII letters of the last frame
+//	          upper-cased; config: delay
+//	log       logs every message (frames shown %q, binary-safe) at info and
+//	          passes it on like forward
+//	count     a sink: counts messages and sends nothing on (a REP or REQ
+//	          worker answers one empty frame); completes at `expect` messages
+//	          or at a message whose last frame equals `until` (that message
+//	          is not counted); logs "received N messages in D (R msg/s)",
+//	          D measured from the first message; without expect or until it
+//	          never completes and logs the line when stopped
+//	generate  a Runner: sends `count` messages (absent: forever) to every
+//	          out and inout socket, then the `end` payload if set, then
+//	          completes. The body is `payload` (text) or `size` bytes of 'x';
+//	          default payload "hello". With `topics`, each message is
+//	          [topic, body], topics taken round robin, and `end` is sent as
+//	          [topic, end] once per topic (what zguide subscribers filtering
+//	          by topic wait for); without topics `end` is one frame. `interval`
+//	          pauses between messages. On a REQ socket it is a client: each
+//	          request waits for its reply before the next is sent.
+//	proxy     zmq_proxy_steerable between `frontend` and `backend`, with an
+//	          optional `capture` socket: queue (ROUTER/DEALER), forwarder
+//	          (XSUB/XPUB) or streamer (PULL/PUSH), by the types given. The
+//	          node's control socket is the proxy's: TERMINATE stops it.
+//	          Messages pass inside libzmq, so its socket counters stay at 0.
+//	lbbroker  the zguide load-balancing broker between ROUTER `frontend`
+//	          (clients) and ROUTER `backend` (workers announcing READY).
+//
+// delay is simulated work: the handler sleeps, stoppably, before answering.
+package builtin
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ztopo/ztopo/runtime/handler"
+)
+
+func init() {
+	handler.Builtins.Register("count", newCount)
+	handler.Builtins.Register("echo", newEcho)
+	handler.Builtins.Register("forward", newForward)
+	handler.Builtins.Register("generate", newGenerate)
+	handler.Builtins.Register("lbbroker", newLBBroker)
+	handler.Builtins.Register("log", newLog)
+	handler.Builtins.Register("proxy", newProxy)
+	handler.Builtins.Register("upper", newUpper)
+}
+
+// config reads a handler's config: values come typed from spec (int,
+// string, time.Duration, []string), and every key must be used, so a key
+// the handler does not know is an error even when the config was built by
+// hand rather than by spec.
+type config struct {
+	name string
+	m    map[string]any
+	used map[string]bool
+	errs []string
+}
+
+func newConfig(name string, m map[string]any) *config {
+	return &config{name: name, m: m, used: map[string]bool{}}
+}
+
+func (c *config) has(key string) bool {
+	_, ok := c.m[key]
+	return ok
+}
+
+func (c *config) get(key string) (any, bool) {
+	v, ok := c.m[key]
+	if ok {
+		c.used[key] = true
+	}
+	return v, ok
+}
+
+func (c *config) bad(key string, want string, v any) {
+	c.errs = append(c.errs, fmt.Sprintf("%s: want %s, got %T", key, want, v))
+}
+
+func (c *config) int(key string, def int) int {
+	v, ok := c.get(key)
+	if !ok {
+		return def
+	}
+	switch n := v.(type) {
+	case int:
+		if n < 0 {
+			c.errs = append(c.errs, fmt.Sprintf("%s: must not be negative, got %d", key, n))
+		}
+		return n
+	case int64:
+		return int(n)
+	}
+	c.bad(key, "an integer", v)
+	return def
+}
+
+func (c *config) string(key, def string) string {
+	v, ok := c.get(key)
+	if !ok {
+		return def
+	}
+	if s, ok := v.(string); ok {
+		return s
+	}
+	c.bad(key, "a string", v)
+	return def
+}
+
+func (c *config) duration(key string) time.Duration {
+	v, ok := c.get(key)
+	if !ok {
+		return 0
+	}
+	switch d := v.(type) {
+	case time.Duration:
+		return d
+	case int:
+		return time.Duration(d) * time.Millisecond
+	}
+	c.bad(key, "a duration", v)
+	return 0
+}
+
+func (c *config) strings(key string) []string {
+	v, ok := c.get(key)
+	if !ok {
+		return nil
+	}
+	switch l := v.(type) {
+	case []string:
+		return l
+	case []any:
+		out := make([]string, len(l))
+		for i, x := range l {
+			s, ok := x.(string)
+			if !ok {
+				c.bad(key, "a list of strings", v)
+				return nil
+			}
+			out[i] = s
+		}
+		return out
+	}
+	c.bad(key, "a list of strings", v)
+	return nil
+}
+
+// err reports bad values and unknown keys.
+func (c *config) err() error {
+	var unknown []string
+	for k := range c.m {
+		if !c.used[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		c.errs = append(c.errs, fmt.Sprintf("unknown config key %q", k))
+	}
+	if len(c.errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: %s", c.name, strings.Join(c.errs, "; "))
+}
+
+// sleep pauses d, returning early with ctx's error when the node stops.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,283 @@
+package builtin
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/spec"
+)
+
+// DefaultPayload is what generate sends without payload or size.
+const DefaultPayload = "hello"
+
+// Generate sends Count messages (Forever: no limit), then End, then completes.
+type Generate struct {
+	Count    int
+	Forever  bool
+	Body     []byte
+	Topics   [][]byte
+	Interval time.Duration
+	End      []byte
+	HasEnd   bool
+	Logger   hclog.Logger
+
+	sent, replies int
+}
+
+var (
+	_ handler.Runner    = (*Generate)(nil)
+	_ handler.Completer = (*Generate)(nil)
+)
+
+// Completes reports whether a count was given.
+func (g *Generate) Completes() bool { return !g.Forever }
+
+// Sent is how many messages (not counting end) were sent to each socket.
+func (g *Generate) Sent() int { return g.sent }
+
+func (g *Generate) Run(ctx context.Context, s handler.Sockets) error {
+	var outs, clients []string
+	for _, name := range s.Names() {
+		sp := s.Spec(name)
+		role := sp.Role
+		t := spec.SocketType(strings.ToUpper(string(sp.Type)))
+		switch {
+		case t == spec.REQ && role != spec.RoleOut && role != spec.RoleIn:
+			clients = append(clients, name)
+		case role == spec.RoleOut || role == spec.RoleInOut || (role == "" && defaultSends(t)):
+			outs = append(outs, name)
+		}
+	}
+	if len(outs)+len(clients) == 0 {
+		return fmt.Errorf("generate: no socket to send on: %w", handler.ErrFatal)
+	}
+	frames := [][]byte{g.Body}
+	if len(g.Topics) > 0 {
+		frames = [][]byte{nil, g.Body}
+	}
+	send := func(fs [][]byte) error {
+		for _, name := range outs {
+			if err := s.Send(name, fs); err != nil {
+				return err
+			}
+		}
+		for _, name := range clients {
+			if err := s.Send(name, fs); err != nil {
+				return err
+			}
+			if _, err := s.Recv(name); err != nil {
+				return err
+			}
+			g.replies++
+		}
+		return nil
+	}
+	var tick *time.Ticker
+	if g.Interval > 0 {
+		tick = time.NewTicker(g.Interval)
+		defer tick.Stop()
+	}
+	start := time.Now()
+	for i := 0; g.Forever || i < g.Count; i++ {
+		if len(g.Topics) > 0 {
+			frames[0] = g.Topics[i%len(g.Topics)]
+		}
+		if err := send(frames); err != nil {
+			return err
+		}
+		g.sent++
+		if tick != nil && (g.Forever || i+1 < g.Count) {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-tick.C:
+			}
+		} else if i&1023 == 1023 && ctx.Err() != nil {
+			// Sends that never block never look at the control socket.
+			return ctx.Err()
+		}
+	}
+	if g.HasEnd {
+		if len(g.Topics) == 0 {
+			if err := send([][]byte{g.End}); err != nil {
+				return err
+			}
+		}
+		for _, t := range g.Topics {
+			if err := send([][]byte{t, g.End}); err != nil {
+				return err
+			}
+		}
+	}
+	d := time.Since(start)
+	if len(clients) > 0 {
+		g.Logger.Info("generated requests", "count", g.sent, "replies", g.replies, "elapsed", d)
+	} else {
+		g.Logger.Info("generated messages", "count", g.sent, "elapsed", d)
+	}
+	return nil
+}
+
+func defaultSends(t spec.SocketType) bool {
+	switch t {
+	case spec.PULL, spec.SUB, spec.XSUB:
+		return false
+	}
+	return true
+}
+
+func newGenerate(cfg map[string]any, env handler.Env) (any, error) {
+	c := newConfig("generate", cfg)
+	g := &Generate{Logger: env.Logger}
+	if g.Logger == nil {
+		g.Logger = hclog.NewNullLogger()
+	}
+	if c.has("count") {
+		g.Count = c.int("count", 0)
+	} else {
+		g.Forever = true
+	}
+	switch {
+	case c.has("payload") && c.has("size"):
+		c.get("payload")
+		c.get("size")
+		c.errs = append(c.errs, "payload and size are exclusive")
+	case c.has("size"):
+		g.Body = bytes.Repeat([]byte{'x'}, c.int("size", 0))
+	default:
+		g.Body = []byte(c.string("payload", DefaultPayload))
+	}
+	for _, t := range c.strings("topics") {
+		g.Topics = append(g.Topics, []byte(t))
+	}
+	g.Interval = c.duration("interval")
+	if c.has("end") {
+		g.End, g.HasEnd = []byte(c.string("end", "")), true
+	}
+	return g, c.err()
+}
+
+// Proxy runs libzmq's steerable proxy on the node's sockets.
+type Proxy struct{}
+
+var _ handler.Runner = (*Proxy)(nil)
+
+func (p *Proxy) Run(ctx context.Context, s handler.Sockets) error {
+	front, _ := s.Raw("frontend").(*zmq4.Socket)
+	back, _ := s.Raw("backend").(*zmq4.Socket)
+	if front == nil || back == nil {
+		return fmt.Errorf("proxy: needs sockets named frontend and backend: %w", handler.ErrFatal)
+	}
+	capture, _ := s.Raw("capture").(*zmq4.Socket)
+	c, ok := s.(handler.Controlled)
+	if !ok {
+		return fmt.Errorf("proxy: the node gives no control socket: %w", handler.ErrFatal)
+	}
+	ctl, _ := c.Control().(*zmq4.Socket)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// pebbe retries EINTR itself; any error here is real.
+		if err := zmq4.ProxySteerable(front, back, capture, ctl); err != nil {
+			return fmt.Errorf("proxy: %w", err)
+		}
+		// TERMINATE arrived. When the node is neither stopping nor swapping
+		// it was a stale wake-up: proxy on.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+func newProxy(cfg map[string]any, _ handler.Env) (any, error) {
+	return &Proxy{}, newConfig("proxy", cfg).err()
+}
+
+// LBBroker is the zguide load-balancing broker.
+type LBBroker struct {
+	Logger hclog.Logger
+}
+
+var _ handler.Runner = (*LBBroker)(nil)
+
+var ready = []byte("READY")
+
+func (b *LBBroker) Run(ctx context.Context, s handler.Sockets) error {
+	w, ok := s.(handler.Waiter)
+	if !ok {
+		return fmt.Errorf("lbbroker: the node's sockets cannot wait: %w", handler.ErrFatal)
+	}
+	if s.Spec("frontend") == nil || s.Spec("backend") == nil {
+		return fmt.Errorf("lbbroker: needs sockets named frontend and backend: %w", handler.ErrFatal)
+	}
+	var workers [][]byte // identities of idle workers, oldest first
+	backendOnly := []string{"backend"}
+	both := []string{"backend", "frontend"}
+	for {
+		names := backendOnly
+		if len(workers) > 0 {
+			// Clients are only heard while a worker can take their request.
+			names = both
+		}
+		readyNames, err := w.Wait(names, -1)
+		if err != nil {
+			return err
+		}
+		for _, name := range readyNames {
+			switch name {
+			case "backend":
+				// [worker, "", READY] or [worker, "", client, "", reply...]
+				m, err := s.Recv("backend")
+				if err != nil {
+					return err
+				}
+				if len(m) < 3 || len(m[1]) != 0 {
+					b.Logger.Warn("malformed message from a worker", "frames", fmt.Sprintf("%q", m))
+					continue
+				}
+				workers = append(workers, m[0])
+				if len(m) == 3 && bytes.Equal(m[2], ready) {
+					continue
+				}
+				if err := s.Send("frontend", m[2:]); err != nil {
+					return err
+				}
+			case "frontend":
+				if len(workers) == 0 {
+					continue
+				}
+				// [client, "", request...] goes to the oldest idle worker.
+				m, err := s.Recv("frontend")
+				if err != nil {
+					return err
+				}
+				worker := workers[0]
+				workers = workers[1:]
+				out := make([][]byte, 0, len(m)+2)
+				out = append(out, worker, nil)
+				out = append(out, m...)
+				if err := s.Send("backend", out); err != nil {
+					return err
+				}
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+func newLBBroker(cfg map[string]any, env handler.Env) (any, error) {
+	lg := env.Logger
+	if lg == nil {
+		lg = hclog.NewNullLogger()
+	}
+	return &LBBroker{Logger: lg}, newConfig("lbbroker", cfg).err()
+}

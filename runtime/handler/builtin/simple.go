@@ -1,0 +1,171 @@
+package builtin
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/ztopo/ztopo/runtime/handler"
+)
+
+// Forward passes each message on unchanged: to the out sockets from an in
+// socket, back to the sender from an inout one (which makes it echo).
+type Forward struct {
+	Delay time.Duration
+}
+
+var _ handler.Handler = (*Forward)(nil)
+
+// Handle returns the message after the configured delay.
+func (f *Forward) Handle(ctx context.Context, m handler.Msg) ([][]byte, error) {
+	if err := sleep(ctx, f.Delay); err != nil {
+		return nil, err
+	}
+	return m.Frames, nil
+}
+
+func newForward(cfg map[string]any, _ handler.Env) (any, error) {
+	c := newConfig("forward", cfg)
+	f := &Forward{Delay: c.duration("delay")}
+	return f, c.err()
+}
+
+// echo and forward behave alike: the node sends the result back on inout
+// sockets and on to out sockets for in sockets.
+func newEcho(cfg map[string]any, _ handler.Env) (any, error) {
+	c := newConfig("echo", cfg)
+	f := &Forward{Delay: c.duration("delay")}
+	return f, c.err()
+}
+
+// Upper upper-cases the ASCII letters of a message's last frame.
+type Upper struct {
+	Delay time.Duration
+}
+
+var _ handler.Handler = (*Upper)(nil)
+
+// Handle upper-cases in place: the frames are the handler's to change.
+func (u *Upper) Handle(ctx context.Context, m handler.Msg) ([][]byte, error) {
+	if err := sleep(ctx, u.Delay); err != nil {
+		return nil, err
+	}
+	if len(m.Frames) > 0 {
+		last := m.Frames[len(m.Frames)-1]
+		for i, b := range last {
+			if 'a' <= b && b <= 'z' {
+				last[i] = b - 'a' + 'A'
+			}
+		}
+	}
+	return m.Frames, nil
+}
+
+func newUpper(cfg map[string]any, _ handler.Env) (any, error) {
+	c := newConfig("upper", cfg)
+	u := &Upper{Delay: c.duration("delay")}
+	return u, c.err()
+}
+
+// Log logs every message and passes it on.
+type Log struct {
+	Logger hclog.Logger
+}
+
+var _ handler.Handler = (*Log)(nil)
+
+// Handle logs the frames quoted, so binary frames stay readable.
+func (l *Log) Handle(_ context.Context, m handler.Msg) ([][]byte, error) {
+	l.Logger.Info("message", "socket", m.Socket, "frames", fmt.Sprintf("%q", m.Frames))
+	return m.Frames, nil
+}
+
+func newLog(cfg map[string]any, env handler.Env) (any, error) {
+	c := newConfig("log", cfg)
+	lg := env.Logger
+	if lg == nil {
+		lg = hclog.NewNullLogger()
+	}
+	return &Log{Logger: lg}, c.err()
+}
+
+// Count counts messages and completes at Expect or at Until.
+type Count struct {
+	Expect   int    // 0: no limit
+	Until    string // "": none
+	HasUntil bool
+	Logger   hclog.Logger
+
+	n        int
+	first    time.Time
+	last     time.Time
+	reported bool
+}
+
+var (
+	_ handler.Handler   = (*Count)(nil)
+	_ handler.Completer = (*Count)(nil)
+	_ handler.Closer    = (*Count)(nil)
+)
+
+// Completes reports whether the count has a limit.
+func (c *Count) Completes() bool { return c.Expect > 0 || c.HasUntil }
+
+// N is how many messages were counted.
+func (c *Count) N() int { return c.n }
+
+// Handle counts one message; it sends nothing on.
+func (c *Count) Handle(_ context.Context, m handler.Msg) ([][]byte, error) {
+	now := time.Now()
+	if c.HasUntil && len(m.Frames) > 0 && string(m.Frames[len(m.Frames)-1]) == c.Until {
+		if c.first.IsZero() {
+			c.first = now
+		}
+		c.last = now
+		c.report()
+		return nil, handler.ErrDone
+	}
+	c.n++
+	if c.n == 1 {
+		c.first = now
+	}
+	c.last = now
+	if c.Expect > 0 && c.n >= c.Expect {
+		c.report()
+		return nil, handler.ErrDone
+	}
+	return nil, nil
+}
+
+// Close reports the count of a node stopped before it completed.
+func (c *Count) Close(context.Context) error {
+	if !c.reported && c.n > 0 {
+		c.report()
+	}
+	return nil
+}
+
+func (c *Count) report() {
+	c.reported = true
+	d := c.last.Sub(c.first)
+	rate := 0.0
+	if d > 0 {
+		rate = float64(c.n) / d.Seconds()
+	}
+	d = d.Round(time.Microsecond)
+	c.Logger.Info(fmt.Sprintf("received %d messages in %v (%.0f msg/s)", c.n, d, rate),
+		"count", c.n, "elapsed", d, "rate", int64(rate))
+}
+
+func newCount(cfg map[string]any, env handler.Env) (any, error) {
+	c := newConfig("count", cfg)
+	k := &Count{Expect: c.int("expect", 0), Logger: env.Logger}
+	if c.has("until") {
+		k.Until, k.HasUntil = c.string("until", ""), true
+	}
+	if k.Logger == nil {
+		k.Logger = hclog.NewNullLogger()
+	}
+	return k, c.err()
+}
