@@ -149,6 +149,7 @@ func (s *server) run(ctx context.Context) error {
 			}
 		}()
 	}
+	parent := os.Getppid()
 	stopAfterCtx := context.AfterFunc(ctx, s.answers.wake)
 	defer stopAfterCtx()
 
@@ -251,10 +252,17 @@ func (s *server) run(ctx context.Context) error {
 			return fmt.Errorf("plugins: poll: %w", err)
 		}
 		// Answers and ctx wake the poll through the wake socket; the
-		// timeout is only a safety net.
+		// timeout is for noticing an orphaned plugin.
 		polled, err := poller.Poll(time.Second)
 		if err != nil {
 			return fmt.Errorf("plugins: poll: %w", err)
+		}
+		if len(polled) == 0 && !stopping && os.Getppid() != parent {
+			// ztopo is gone without a STOP (on Linux it kills its
+			// plugins; elsewhere this is how they end).
+			s.opts.ErrorLog.Printf("parent process gone, stopping")
+			beginStop()
+			continue
 		}
 		for _, p := range polled {
 			if p.Socket == wake {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/plugins/plugintest"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/handler/pluginhost"
 )
@@ -702,4 +704,31 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// A Go plugin whose parent goes away without a STOP (and without the
+// parent-death signal ztopo sets) stops by itself.
+func TestOrphanedPluginStops(t *testing.T) {
+	e := newEnv(t)
+	host, err := plugintest.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	// sh starts the plugin in the background and exits soon after: the
+	// plugin is reparented.
+	cmd := exec.Command("/bin/sh", "-c", self(t)+" & sleep 0.5")
+	cmd.Env = append(os.Environ(), modeEnv+"=upper", pidFileEnv+"="+e.pidFile)
+	if err := host.Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	out, err := host.Call([]byte("x"))
+	if err != nil || frames(out) != `["X"]` {
+		t.Fatalf("got %s, %v", frames(out), err)
+	}
+	pids := e.pids()
+	if len(pids) != 1 {
+		t.Fatalf("pids %v, want one plugin", pids)
+	}
+	waitFor(t, "the orphaned plugin's exit", func() bool { return !alive(pids[0]) })
 }
