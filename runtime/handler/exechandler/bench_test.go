@@ -66,3 +66,7 @@ func BenchmarkInProcess(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 }
+
+// sed with buffered input and line-buffered output: sed -u reads its input
+// one byte at a time, stdbuf -oL only flushes each line.
+func BenchmarkExecStdbufSed(b *testing.B) { benchLines(b, "stdbuf", "-oL", "sed", "s/a/b/") }

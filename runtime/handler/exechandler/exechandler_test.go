@@ -497,3 +497,20 @@ func TestStderrToLog(t *testing.T) {
 		return false
 	})
 }
+
+// A filter with buffered input and line-buffered output keeps the 1:1
+// stream as well as sed -u does.
+func TestStdbufSed(t *testing.T) {
+	e := newEnv(t)
+	x := e.start(exechandler.Config{Argv: []string{"stdbuf", "-oL", "sed", "s/a/b/"}})
+	out, err := x.Handle(context.Background(), msg("banana"))
+	if err != nil || q(out) != `["bbnana"]` {
+		t.Fatalf("got %s, %v", q(out), err)
+	}
+	got := drive(t, x, 1000, func(i int) handler.Msg { return msg(fmt.Sprintf("a%d", i)) })
+	for tag, r := range got {
+		if want := fmt.Sprintf(`["b%d"]`, tag); r.Err != nil || q(r.Frames) != want {
+			t.Fatalf("tag %d: got %s, %v; want %s", tag, q(r.Frames), r.Err, want)
+		}
+	}
+}
