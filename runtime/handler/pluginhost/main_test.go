@@ -92,6 +92,13 @@ func testPlugin(mode string) int {
 			reverseBytes(f[len(f)-1])
 			return f, nil
 		}, 0)
+	case "drop-empty":
+		return serve(func(_ context.Context, f [][]byte) ([][]byte, error) {
+			if len(f[len(f)-1]) == 0 {
+				return nil, nil
+			}
+			return f, nil
+		}, 0)
 	case "env":
 		return serve(func(_ context.Context, f [][]byte) ([][]byte, error) {
 			return [][]byte{[]byte(os.Getenv(plugins.EnvNode)), []byte(os.Getenv(plugins.EnvTopology)), []byte(os.Getenv("EXTRA"))}, nil

@@ -258,6 +258,28 @@ func TestPluginErrAndDrop(t *testing.T) {
 	}
 }
 
+// REP with no frame after the id drops the message: a nil Result.
+func TestPluginDrops(t *testing.T) {
+	e := newEnv(t)
+	h := e.start(e.config("drop-empty"))
+	bg := context.Background()
+	if err := h.Submit(bg, msg("t", ""), 7); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-h.Results():
+		if r.Tag != 7 || r.Err != nil || r.Frames != nil {
+			t.Fatalf("got %+v, want tag 7 with nil frames and no error", r)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no result")
+	}
+	out, err := h.Handle(bg, msg("t", "kept"))
+	if err != nil || frames(out) != `["t" "kept"]` {
+		t.Fatalf("got %s, %v", frames(out), err)
+	}
+}
+
 func TestPluginEnvironment(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.config("env")
