@@ -113,6 +113,17 @@ type Engine struct {
 	kill    chan struct{}
 	killed  sync.Once
 	wg      sync.WaitGroup // supervisors
+
+	// Reloads (reload.go). reloadMu serializes Apply with itself and with
+	// Run's start and stop, so that every instance a reload starts is
+	// stopped by Run's shutdown. reloading keeps finished from judging a
+	// half-applied instance set; stopping (under mu) refuses reloads once
+	// Run stops; stopReq, closed when Run begins to stop, cuts a running
+	// reload's drain short.
+	reloadMu  sync.Mutex
+	reloading bool
+	stopping  bool
+	stopReq   chan struct{}
 }
 
 // New prepares an engine for t. It checks what can be checked before
@@ -137,10 +148,11 @@ func New(t *spec.Topology, opts Options) (*Engine, error) {
 		insts:   map[string]*instance{},
 		changed: make(chan struct{}, 1),
 		kill:    make(chan struct{}),
+		stopReq: make(chan struct{}),
 	}
 	var errs []error
 	for _, n := range t.Nodes {
-		in, err := e.newInstance(n)
+		in, err := e.newInstance(n, t)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -204,20 +216,26 @@ func (e *Engine) notify() {
 // cases — with an error naming every instance that failed for good. It
 // terminates the ZeroMQ context before returning and never hangs.
 func (e *Engine) Run(ctx context.Context) error {
+	// No reload while the instances start: each is started exactly once.
+	e.reloadMu.Lock()
 	e.mu.Lock()
-	if e.running || e.zctx != nil {
+	unlock := func() {
 		e.mu.Unlock()
+		e.reloadMu.Unlock()
+	}
+	if e.running || e.zctx != nil || e.stopping {
+		unlock()
 		return errors.New("engine: Run called twice")
 	}
 	for _, name := range e.sortedNames() {
 		if err := e.insts[name].runnable(); err != nil {
-			e.mu.Unlock()
+			unlock()
 			return err
 		}
 	}
 	zctx, err := zsock.NewContext()
 	if err != nil {
-		e.mu.Unlock()
+		unlock()
 		return err
 	}
 	e.zctx = zctx
@@ -238,7 +256,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	for _, in := range insts {
 		e.startInstance(in)
 	}
-	e.mu.Unlock()
+	unlock()
 
 	reason := ""
 	for reason == "" {
@@ -251,6 +269,14 @@ func (e *Engine) Run(ctx context.Context) error {
 			reason = e.finished()
 		}
 	}
+	// A reload in progress ends first (its drain is cut short), and none
+	// starts after: shutdown sees the final instance set.
+	close(e.stopReq)
+	e.reloadMu.Lock()
+	e.mu.Lock()
+	e.stopping = true
+	e.mu.Unlock()
+	e.reloadMu.Unlock()
 	e.log.Info("stopping topology", "reason", reason)
 	e.shutdown()
 	stopAll()
@@ -282,6 +308,9 @@ func (e *Engine) Run(ctx context.Context) error {
 func (e *Engine) finished() string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.reloading {
+		return "" // Apply notifies again when it is done
+	}
 	completing, done, live := 0, 0, 0
 	for _, in := range e.insts {
 		st := in.state()
@@ -358,5 +387,11 @@ func (e *Engine) Status() []InstanceStatus {
 	return out
 }
 
-// Topology returns the topology the engine was built from.
-func (e *Engine) Topology() *spec.Topology { return e.topo }
+// Topology returns the topology the engine runs: the one it was built
+// from, or the last one Apply applied (with the previous definition of any
+// node whose new one failed and was rolled back).
+func (e *Engine) Topology() *spec.Topology {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.topo
+}

@@ -55,7 +55,8 @@ type instance struct {
 
 	mu        sync.Mutex
 	spec      *spec.Node
-	first     any // the handler built by New, used by the first attempt
+	topo      *spec.Topology // spec's topology, the handler's Env.Topo
+	first     any            // the handler built by New, used by the first attempt
 	completes bool
 	st        State
 	restarts  int
@@ -67,10 +68,11 @@ type instance struct {
 	producer  bool
 }
 
-func (e *Engine) newInstance(n *spec.Node) (*instance, error) {
+func (e *Engine) newInstance(n *spec.Node, t *spec.Topology) (*instance, error) {
 	in := &instance{
 		e:     e,
 		spec:  n,
+		topo:  t,
 		log:   e.log.Named("node").With("node", n.Name),
 		stats: map[string]*zsock.Stats{},
 		st:    StateStarting,
@@ -112,7 +114,10 @@ func (in *instance) build(n *spec.Node) (any, error) {
 	if cfg == nil {
 		cfg = map[string]any{}
 	}
-	h, err := f(cfg, handler.Env{Node: n, Topo: in.e.topo, Logger: in.log})
+	in.mu.Lock()
+	topo := in.topo
+	in.mu.Unlock()
+	h, err := f(cfg, handler.Env{Node: n, Topo: topo, Logger: in.log})
 	if err != nil {
 		return nil, fmt.Errorf("node %q: %w", n.Name, err)
 	}

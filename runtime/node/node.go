@@ -326,7 +326,7 @@ func (r *run) signaller(ctx context.Context, quit <-chan struct{}, done chan<- s
 func (r *run) openSockets() error {
 	n := r.n
 	sp := n.cfg.Spec
-	watch := sp.Sync != nil && sp.Sync.Connect != ""
+	watch := sp.Sync != nil
 	for _, s := range sp.Sockets {
 		zs, err := zsock.OpenWith(n.cfg.Context, s, zsock.Options{Stats: n.stats[s.Name], WatchHandshakes: watch})
 		if err != nil {
@@ -399,7 +399,11 @@ func (r *run) closeAll(completed bool) {
 	r.closeHandler(cctx, r.n.slot.Load().h)
 	for _, s := range r.socks {
 		l := s.sock.Linger()
-		if completed && (l >= 0 && l < r.n.cfg.Drain) {
+		// A completed node's last output may still be queued: give it the
+		// drain grace to leave (over tcp; see HoldOnComplete). Receiving
+		// sockets keep their own linger — a SUB's pending unsubscription to
+		// a publisher that is gone would only hold up context termination.
+		if completed && s.role != spec.RoleIn && l >= 0 && l < r.n.cfg.Drain {
 			l = r.n.cfg.Drain
 		}
 		if err := s.sock.CloseLinger(l); err != nil {

@@ -50,6 +50,9 @@ func (r *run) syncExpect(sy *spec.Sync) error {
 	}
 	// The last reply may still be queued: give it a moment to leave.
 	defer rep.CloseLinger(min(time.Second, r.n.cfg.Drain))
+	if err := r.waitConnections(); err != nil {
+		return err
+	}
 	r.log.Info("waiting for sync peers", "expect", sy.Expect, "endpoint", sy.Bind)
 	poller := zmq4.NewPoller()
 	poller.Add(r.ctl, zmq4.POLLIN)
@@ -87,50 +90,9 @@ func (r *run) syncExpect(sy *spec.Sync) error {
 // syncConnect waits for the node's connections (and subscriptions), then
 // signals the node at sy.Connect and waits for its answer.
 func (r *run) syncConnect(sy *spec.Sync) error {
-	deadline := time.Now().Add(handshakeWait)
-	for {
-		poller := zmq4.NewPoller()
-		poller.Add(r.ctl, zmq4.POLLIN)
-		var watching []*zsock.Socket
-		for _, s := range r.socks {
-			if m := s.sock.Monitor(); m != nil {
-				poller.Add(m, zmq4.POLLIN)
-				watching = append(watching, s.sock)
-			}
-		}
-		if len(watching) == 0 {
-			break
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			var pending []string
-			for _, s := range watching {
-				pending = append(pending, s.Pending()...)
-				s.Unwatch()
-			}
-			r.log.Warn("sync: connections not established in time, signalling anyway", "pending", pending)
-			break
-		}
-		polled, err := poller.PollAll(min(left, time.Second))
-		if err != nil {
-			if zsock.IsInterrupted(err) {
-				continue
-			}
-			return fmt.Errorf("sync: poll: %w", err)
-		}
-		if polled[0].Events&zmq4.POLLIN != 0 && r.readCtl() {
-			return errStopped
-		}
-		for _, s := range watching {
-			if _, err := s.ReadMonitor(); err != nil {
-				return fmt.Errorf("sync: monitor: %w", err)
-			}
-		}
-	}
-	if err := r.pause(subscribeSettle); err != nil {
+	if err := r.waitConnections(); err != nil {
 		return err
 	}
-
 	req, err := zsock.Open(r.n.cfg.Context, &spec.Socket{Name: "sync", Type: spec.REQ, Connect: []string{sy.Connect}})
 	if err != nil {
 		return err
@@ -165,6 +127,61 @@ func (r *run) syncConnect(sy *spec.Sync) error {
 		}
 		r.log.Info("still waiting for the sync reply", "node", sy.ConnectNode, "endpoint", sy.Connect)
 	}
+}
+
+// waitConnections waits (bounded by handshakeWait) until every tcp/ipc
+// connect of the node's sockets completed its handshake, then lets
+// subscriptions settle. Both sides of a barrier do it: a subscriber so that
+// its subscription is in place before it signals, a publisher that connects
+// (to a proxy's XSUB) so that the subscriptions forwarded to it have
+// arrived before it publishes.
+func (r *run) waitConnections() error {
+	deadline := time.Now().Add(handshakeWait)
+	watched := false
+	for {
+		poller := zmq4.NewPoller()
+		poller.Add(r.ctl, zmq4.POLLIN)
+		var watching []*zsock.Socket
+		for _, s := range r.socks {
+			if m := s.sock.Monitor(); m != nil {
+				poller.Add(m, zmq4.POLLIN)
+				watching = append(watching, s.sock)
+			}
+		}
+		if len(watching) == 0 {
+			break
+		}
+		watched = true
+		left := time.Until(deadline)
+		if left <= 0 {
+			var pending []string
+			for _, s := range watching {
+				pending = append(pending, s.Pending()...)
+				s.Unwatch()
+			}
+			r.log.Warn("sync: connections not established in time, going on anyway", "pending", pending)
+			break
+		}
+		polled, err := poller.PollAll(min(left, time.Second))
+		if err != nil {
+			if zsock.IsInterrupted(err) {
+				continue
+			}
+			return fmt.Errorf("sync: poll: %w", err)
+		}
+		if polled[0].Events&zmq4.POLLIN != 0 && r.readCtl() {
+			return errStopped
+		}
+		for _, s := range watching {
+			if _, err := s.ReadMonitor(); err != nil {
+				return fmt.Errorf("sync: monitor: %w", err)
+			}
+		}
+	}
+	if !watched && r.n.cfg.Spec.Sync.Connect == "" {
+		return nil
+	}
+	return r.pause(subscribeSettle)
 }
 
 // pause waits d, stoppably.
