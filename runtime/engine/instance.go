@@ -83,7 +83,7 @@ func (e *Engine) newInstance(n *spec.Node, t *spec.Topology) (*instance, error) 
 	if n.Handler.Kind == spec.HandlerCommand {
 		return in, nil // refused by runnable, checked by Run
 	}
-	h, err := in.build(n)
+	h, err := in.build(n, t)
 	if err != nil {
 		return nil, err
 	}
@@ -104,8 +104,8 @@ func (in *instance) runnable() error {
 	return nil
 }
 
-// build makes a fresh handler for n.
-func (in *instance) build(n *spec.Node) (any, error) {
+// build makes a fresh handler for n, a node of t.
+func (in *instance) build(n *spec.Node, t *spec.Topology) (any, error) {
 	f, err := in.e.factory(n)
 	if err != nil {
 		return nil, err
@@ -114,10 +114,7 @@ func (in *instance) build(n *spec.Node) (any, error) {
 	if cfg == nil {
 		cfg = map[string]any{}
 	}
-	in.mu.Lock()
-	topo := in.topo
-	in.mu.Unlock()
-	h, err := f(cfg, handler.Env{Node: n, Topo: topo, Logger: in.log})
+	h, err := f(cfg, handler.Env{Node: n, Topo: t, Logger: in.log})
 	if err != nil {
 		return nil, fmt.Errorf("node %q: %w", n.Name, err)
 	}
@@ -254,13 +251,13 @@ func (in *instance) supervise(ctx context.Context) {
 	lim := supervise.NewLimiter(r)
 	for {
 		in.mu.Lock()
-		sp := in.spec
+		sp, topo := in.spec, in.topo
 		h := in.first
 		in.first = nil
 		in.mu.Unlock()
 		if h == nil {
 			var err error
-			if h, err = in.build(sp); err != nil {
+			if h, err = in.build(sp, topo); err != nil {
 				in.log.Error("cannot build handler", "error", err)
 				in.fail(err)
 				return
@@ -283,6 +280,12 @@ func (in *instance) supervise(ctx context.Context) {
 		in.runner = runner
 		in.started = time.Now()
 		in.st = StateStarting
+		if late := in.first; late != nil {
+			// A swap arrived while this attempt was being set up: the
+			// node takes it before its first message.
+			in.first = nil
+			_ = runner.swap(late)
+		}
 		in.mu.Unlock()
 		in.e.notify()
 
@@ -351,29 +354,17 @@ func (e *Engine) SwapHandler(instance string, ref spec.HandlerRef, cfg map[strin
 		return fmt.Errorf("no node instance %q", instance)
 	}
 	in.mu.Lock()
-	ns := *in.spec
+	ns, topo := *in.spec, in.topo
 	in.mu.Unlock()
 	ns.Handler = ref
 	ns.Config = cfg
-	h, err := in.build(&ns)
+	h, err := in.build(&ns, topo)
 	if err != nil {
 		return err
 	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.spec = &ns
-	switch {
-	case in.runner != nil && in.st != StateRestarting:
-		if err := in.runner.swap(h); err != nil {
-			return err
-		}
-	case in.st == StateRestarting:
-		in.first = h // the next attempt starts with it
-	default:
-		in.first = h
+	if err := in.swapTo(&ns, topo, h); err != nil {
+		return err
 	}
-	in.completes = node.Completes(h)
-	in.producer = isProducer(&ns, h)
 	in.log.Info("handler swapped", "handler", describe(ref))
 	return nil
 }

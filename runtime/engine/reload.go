@@ -1,0 +1,647 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/runtime/node"
+	"github.com/ztopo/ztopo/spec"
+)
+
+const (
+	// startWait bounds how long Apply waits for a node it started to run
+	// (past a bind that zsock retries for a while) before it calls the new
+	// definition failed.
+	startWait = 10 * time.Second
+	// syncSettle is how long a node with a sync barrier must have been
+	// starting, without failing, to count as started: its barrier may wait
+	// for peers that come later, which is no failure of its definition.
+	// Longer than zsock's bind retry, so that a bind failure shows first.
+	syncSettle = 2500 * time.Millisecond
+	// startPoll is how often Apply looks at the nodes it started.
+	startPoll = 2 * time.Millisecond
+)
+
+// ErrStopped is Apply's error once Run is stopping or has returned.
+var ErrStopped = errors.New("engine is stopping; reload ignored")
+
+// Report is what one Apply did.
+type Report struct {
+	// Plan is spec.Diff(previous, new): Plan.Empty() when nothing changed.
+	Plan spec.Plan
+	// Failed lists the nodes whose new definition could not be applied
+	// (its handler could not be built, it cannot run in this build, it did
+	// not start), sorted by node. Every other node of the plan was applied.
+	Failed []NodeError
+	// RolledBack lists the failed nodes that run their previous definition:
+	// a changed node restarted with it, or a node whose new handler could
+	// not even be built and was never touched. A failed added node is
+	// dropped; a failed changed node whose previous definition cannot be
+	// started either is dropped too, and Failed says both errors. Dropped
+	// nodes are not in Engine.Topology, so the next reload retries them.
+	RolledBack []string
+	Duration   time.Duration
+}
+
+// NodeError is the failure of one node of a reload.
+type NodeError struct {
+	Node string
+	Err  error
+}
+
+func (e NodeError) Error() string { return fmt.Sprintf("node %q: %v", e.Node, e.Err) }
+func (e NodeError) Unwrap() error { return e.Err }
+
+// Err joins the node failures, or is nil.
+func (r Report) Err() error {
+	errs := make([]error, len(r.Failed))
+	for i, f := range r.Failed {
+		errs[i] = f
+	}
+	return errors.Join(errs...)
+}
+
+// Apply moves the running topology to t, which must be loaded and valid
+// (the caller reports an invalid file and keeps the old topology). It is
+// safe from any goroutine while Run runs; reloads are serialized. Before
+// Run it only replaces what Run will start; once Run stops it returns
+// ErrStopped.
+//
+// spec.Diff(current, t) decides: an empty plan does nothing. Otherwise, in
+// this order: handler-only changes swap the handler in the node's atomic
+// slot (sockets stay open; each message is answered by the old or the new
+// handler), removed nodes and the old instances of changed nodes are
+// drained and stopped, then added nodes and the new instances of changed
+// nodes start (stop-before-start: an endpoint passes from an old instance
+// to its replacement; zsock retries the bind while libzmq releases it).
+// Unchanged instances are not touched.
+//
+// Draining: a node being stopped keeps running until its socket counters
+// stayed still for a few samples (messages it holds are passed on first),
+// at most Grace; producers stop at once. See the package doc for what this
+// can and cannot save.
+//
+// A handler-only change becomes a restart where no swap is possible: on a
+// process node (its handler lives in another process), and on an instance
+// that is not live (completed, failed or stopped), which the reload starts
+// again with its new definition.
+//
+// Failures are per node and roll that node back (Report.RolledBack); the
+// other nodes keep their new state. The error is Report.Err(), or
+// ErrStopped or ctx's error when the reload did not run. Engine.Topology
+// then describes what runs.
+func (e *Engine) Apply(ctx context.Context, t *spec.Topology) (Report, error) {
+	if t == nil {
+		return Report{}, errors.New("engine: Apply needs a topology")
+	}
+	start := time.Now()
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return Report{}, err
+	}
+	e.mu.Lock()
+	old, running, stopping := e.topo, e.running, e.stopping
+	e.mu.Unlock()
+	if stopping {
+		return Report{}, ErrStopped
+	}
+	rl := &reload{
+		e: e, ctx: ctx, log: e.log.Named("reload"),
+		old: old, new: t, plan: spec.Diff(old, t),
+		oldNodes: byName(old), failed: map[string]error{},
+		kept: map[string]bool{}, dropped: map[string]bool{},
+	}
+	if rl.plan.Empty() {
+		rl.adopt()
+		rl.log.Info("topology unchanged; nothing to reload", "unchanged", len(rl.plan.Unchanged))
+		return Report{Plan: rl.plan, Duration: time.Since(start)}, nil
+	}
+
+	e.mu.Lock()
+	e.reloading = true
+	e.mu.Unlock()
+	if running {
+		rl.apply()
+	} else {
+		rl.applyIdle()
+	}
+	rl.adopt()
+	e.mu.Lock()
+	e.reloading = false
+	e.mu.Unlock()
+	// Completion may have changed: a completing node came or went.
+	e.notify()
+
+	rep := rl.report(time.Since(start))
+	rl.log.Info("reload applied",
+		"started", rl.started, "stopped", rl.stopped, "restarted", rl.restarted,
+		"swapped", rl.swapped, "unchanged", len(rl.plan.Unchanged),
+		"failed", len(rep.Failed), "duration", rep.Duration)
+	return rep, rep.Err()
+}
+
+// reload is the state of one Apply.
+type reload struct {
+	e        *Engine
+	ctx      context.Context
+	log      hclog.Logger
+	old, new *spec.Topology
+	plan     spec.Plan
+	oldNodes map[string]*spec.Node
+
+	failed  map[string]error
+	kept    map[string]bool // failed, running (or trying) its old definition
+	dropped map[string]bool // failed, running nothing
+
+	started, stopped, restarted, swapped int
+}
+
+// swapJob is a handler-only change: the instance keeps running.
+type swapJob struct {
+	in *instance
+	n  *spec.Node
+	h  any
+}
+
+// startJob starts a node instance: added (old nil) or the replacement of a
+// changed one.
+type startJob struct {
+	n   *spec.Node
+	old *instance
+	in  *instance
+}
+
+func byName(t *spec.Topology) map[string]*spec.Node {
+	m := map[string]*spec.Node{}
+	if t != nil {
+		for _, n := range t.Nodes {
+			m[n.Name] = n
+		}
+	}
+	return m
+}
+
+func (rl *reload) fail(name string, err error) {
+	rl.log.Error("reload failed for node", "node", name, "error", err)
+	rl.failed[name] = err
+}
+
+// prepare builds everything the plan needs before anything is stopped, so
+// that a definition whose handler cannot be built never costs the running
+// one: swaps for handler-only changes, new instances (with their first
+// handler) for added and changed nodes.
+func (rl *reload) prepare() (swaps []swapJob, starts []startJob) {
+	e := rl.e
+	e.mu.Lock()
+	current := make(map[string]*instance, len(e.insts))
+	for name, in := range e.insts {
+		current[name] = in
+	}
+	e.mu.Unlock()
+	newNodes := byName(rl.new)
+
+	var restarts []string
+	for _, name := range rl.plan.HandlerOnly {
+		in, n := current[name], newNodes[name]
+		if in == nil {
+			restarts = append(restarts, name)
+			continue
+		}
+		if why := noSwap(in, n); why != "" {
+			rl.log.Debug("handler change needs a restart", "node", name, "reason", why)
+			restarts = append(restarts, name)
+			continue
+		}
+		h, err := in.build(n, rl.new)
+		if err != nil {
+			rl.fail(name, err)
+			rl.kept[name] = true
+			continue
+		}
+		swaps = append(swaps, swapJob{in: in, n: n, h: h})
+	}
+	restarts = append(restarts, rl.plan.Changed...)
+	sort.Strings(restarts)
+	for _, name := range append(restarts, rl.plan.Added...) {
+		n, old := newNodes[name], current[name]
+		in, err := rl.e.newInstance(n, rl.new)
+		if err == nil {
+			if err = in.runnable(); err != nil {
+				in.discard()
+			}
+		}
+		if err != nil {
+			rl.fail(name, err)
+			if old != nil {
+				rl.kept[name] = true
+			} else {
+				rl.dropped[name] = true
+			}
+			continue
+		}
+		starts = append(starts, startJob{n: n, old: old, in: in})
+	}
+	return swaps, starts
+}
+
+// noSwap says why a handler-only change of in cannot be a swap, or "".
+func noSwap(in *instance, n *spec.Node) string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	switch {
+	case in.spec.Run == spec.RunProcess || n.Run == spec.RunProcess:
+		return "the handler runs in a child process"
+	case in.st == StateCompleted || in.st == StateFailed || in.st == StateStopped:
+		return "the instance is " + string(in.st)
+	}
+	return ""
+}
+
+// apply runs the plan on a running engine.
+func (rl *reload) apply() {
+	e := rl.e
+	swaps, starts := rl.prepare()
+
+	for _, j := range swaps {
+		rl.log.Info("swapping handler", "node", j.n.Name, "handler", describe(j.n.Handler))
+		if err := j.in.swapTo(j.n, rl.new, j.h); err != nil {
+			discard(j.h)
+			rl.fail(j.n.Name, err)
+			rl.kept[j.n.Name] = true
+			continue
+		}
+		rl.swapped++
+	}
+
+	// Stop before start: what the old instances bound is free for their
+	// replacements.
+	var olds []*instance
+	e.mu.Lock()
+	for _, name := range rl.plan.Removed {
+		if in := e.insts[name]; in != nil {
+			olds = append(olds, in)
+			rl.log.Info("stopping node", "node", name)
+		}
+	}
+	for _, j := range starts {
+		if j.old != nil {
+			olds = append(olds, j.old)
+			rl.log.Info("restarting node", "node", j.n.Name)
+		}
+	}
+	e.mu.Unlock()
+	e.retire(rl.ctx, olds)
+	e.mu.Lock()
+	for _, in := range olds {
+		if e.insts[in.name()] == in {
+			delete(e.insts, in.name())
+		}
+	}
+	e.mu.Unlock()
+	rl.stopped = len(rl.plan.Removed)
+
+	e.mu.Lock()
+	for _, j := range starts {
+		if j.old == nil {
+			rl.log.Info("starting node", "node", j.n.Name)
+		}
+		e.insts[j.n.Name] = j.in
+		e.startInstance(j.in)
+	}
+	e.mu.Unlock()
+	news := make([]*instance, len(starts))
+	for i, j := range starts {
+		news[i] = j.in
+	}
+	errs := e.awaitStart(rl.ctx, news)
+
+	var rollbacks []*instance
+	for _, j := range starts {
+		name := j.n.Name
+		err, bad := errs[j.in]
+		if !bad {
+			if j.old == nil {
+				rl.started++
+			} else {
+				rl.restarted++
+			}
+			continue
+		}
+		rl.fail(name, err)
+		e.remove(j.in)
+		if j.old == nil {
+			rl.dropped[name] = true
+			continue
+		}
+		// Back to the previous definition, as a fresh instance.
+		j.old.mu.Lock()
+		on, ot := j.old.spec, j.old.topo
+		j.old.mu.Unlock()
+		rb, rerr := e.newInstance(on, ot)
+		if rerr != nil {
+			rl.failed[name] = fmt.Errorf("%w; rollback: %v", err, rerr)
+			rl.dropped[name] = true
+			continue
+		}
+		rl.log.Info("rolling back node", "node", name)
+		rl.kept[name] = true
+		e.mu.Lock()
+		e.insts[name] = rb
+		e.startInstance(rb)
+		e.mu.Unlock()
+		rollbacks = append(rollbacks, rb)
+	}
+	for rb, err := range e.awaitStart(rl.ctx, rollbacks) {
+		// It stays under its supervisor, restart policy and all.
+		name := rb.name()
+		rl.log.Error("rollback did not start", "node", name, "error", err)
+		rl.failed[name] = fmt.Errorf("%w; rollback: %v", rl.failed[name], err)
+	}
+}
+
+// applyIdle applies the plan before Run: nothing runs yet, so instances
+// are replaced, added and dropped; Run starts what is there.
+func (rl *reload) applyIdle() {
+	e := rl.e
+	swaps, starts := rl.prepare()
+	var gone []*instance
+	defer func() {
+		for _, in := range gone {
+			in.discard()
+		}
+	}()
+	for _, j := range swaps {
+		if err := j.in.swapTo(j.n, rl.new, j.h); err != nil {
+			discard(j.h)
+			rl.fail(j.n.Name, err)
+			rl.kept[j.n.Name] = true
+			continue
+		}
+		rl.swapped++
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, name := range rl.plan.Removed {
+		if in := e.insts[name]; in != nil {
+			gone = append(gone, in)
+			delete(e.insts, name)
+		}
+	}
+	for _, j := range starts {
+		if j.old != nil {
+			gone = append(gone, j.old)
+			rl.restarted++
+		} else {
+			rl.started++
+		}
+		e.insts[j.n.Name] = j.in
+	}
+	rl.stopped = len(rl.plan.Removed)
+}
+
+// adopt makes the engine's topology what runs now: t, with the previous
+// definition of the nodes kept after a failure and without the dropped
+// ones. Instances left alone take their new (equal) definition, so that
+// later restarts and Status follow the file.
+func (rl *reload) adopt() {
+	eff := *rl.new
+	eff.Nodes = make([]*spec.Node, 0, len(rl.new.Nodes))
+	for _, n := range rl.new.Nodes {
+		switch {
+		case rl.dropped[n.Name]:
+		case rl.kept[n.Name] && rl.oldNodes[n.Name] != nil:
+			eff.Nodes = append(eff.Nodes, rl.oldNodes[n.Name])
+		default:
+			eff.Nodes = append(eff.Nodes, n)
+		}
+	}
+	e := rl.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, name := range rl.plan.Unchanged {
+		if in := e.insts[name]; in != nil {
+			n := rl.new.Node(name)
+			in.mu.Lock()
+			in.spec, in.topo = n, rl.new
+			in.mu.Unlock()
+		}
+	}
+	e.topo = &eff
+}
+
+func (rl *reload) report(d time.Duration) Report {
+	rep := Report{Plan: rl.plan, Duration: d}
+	for name, err := range rl.failed {
+		rep.Failed = append(rep.Failed, NodeError{Node: name, Err: err})
+		if rl.kept[name] && !rl.dropped[name] {
+			rep.RolledBack = append(rep.RolledBack, name)
+		}
+	}
+	sort.Slice(rep.Failed, func(i, j int) bool { return rep.Failed[i].Node < rep.Failed[j].Node })
+	sort.Strings(rep.RolledBack)
+	return rep
+}
+
+// swapTo gives a live instance the definition n (of topology t), whose
+// handler h is built: into the running node's slot, or for its next attempt
+// when it is between attempts.
+func (in *instance) swapTo(n *spec.Node, t *spec.Topology, h any) error {
+	in.mu.Lock()
+	var stale any
+	switch {
+	case in.runner != nil && in.st != StateRestarting:
+		if err := in.runner.swap(h); err != nil {
+			in.mu.Unlock()
+			return err
+		}
+	default:
+		// Restarting (or not started yet): the next attempt starts with
+		// it; supervise also hands it over if that attempt is being set up.
+		stale, in.first = in.first, h
+	}
+	in.spec, in.topo = n, t
+	in.completes = node.Completes(h)
+	in.producer = isProducer(n, h)
+	in.mu.Unlock()
+	discard(stale)
+	return nil
+}
+
+func (in *instance) name() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.spec.Name
+}
+
+// discard closes the handler built for an instance that never ran.
+func (in *instance) discard() {
+	in.mu.Lock()
+	h := in.first
+	in.first = nil
+	in.mu.Unlock()
+	discard(h)
+}
+
+// discard closes a handler that never ran (a plugin host or exec child was
+// already started by its factory).
+func discard(h any) {
+	if c, ok := h.(handler.Closer); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = c.Close(ctx)
+	}
+}
+
+// moved is the instance's message count, in and out, over every socket.
+func (in *instance) moved() uint64 {
+	var total uint64
+	for _, st := range in.stats {
+		s := st.Snapshot()
+		total += s.MsgsIn + s.MsgsOut
+	}
+	return total
+}
+
+// remove stops a started instance at once and takes it out of the set.
+func (e *Engine) remove(in *instance) {
+	in.stop()
+	if !in.wait(minLevelWait) {
+		in.log.Warn("node is slow to stop")
+	}
+	e.mu.Lock()
+	if e.insts[in.name()] == in {
+		delete(e.insts, in.name())
+	}
+	e.mu.Unlock()
+}
+
+// retire drains and stops instances that a reload removes or replaces.
+// Producers stop at once; every other instance keeps running until its
+// counters stayed still for quietSamples samples, so that what it already
+// received is handled and what it sent has left — at most Grace, and cut
+// short when the engine stops, is killed or ctx ends.
+func (e *Engine) retire(ctx context.Context, insts []*instance) {
+	if len(insts) == 0 {
+		return
+	}
+	deadline := time.Now().Add(e.opts.Grace)
+	last := make(map[*instance]uint64, len(insts))
+	quiet := make(map[*instance]int, len(insts))
+	var draining []*instance
+	for _, in := range insts {
+		in.mu.Lock()
+		// A completed producer may still have output queued: it drains.
+		now := (in.producer && in.st != StateCompleted) ||
+			in.st == StateFailed || in.st == StateStopped || in.st == StateRestarting
+		in.mu.Unlock()
+		if now {
+			in.stop()
+			continue
+		}
+		last[in] = in.moved()
+		draining = append(draining, in)
+	}
+	for len(draining) > 0 {
+		wait := min(drainSample, time.Until(deadline))
+		cut := ""
+		if wait <= 0 {
+			cut = "drain grace expired"
+		} else {
+			select {
+			case <-ctx.Done():
+				cut = "reload cancelled"
+			case <-e.stopReq:
+				cut = "engine stopping"
+			case <-e.kill:
+				cut = "engine killed"
+			case <-time.After(wait):
+			}
+		}
+		if cut != "" {
+			for _, in := range draining {
+				in.log.Warn("stopping node with messages still moving", "reason", cut)
+				in.stop()
+			}
+			break
+		}
+		busy := draining[:0]
+		for _, in := range draining {
+			m := in.moved()
+			if m == last[in] {
+				quiet[in]++
+			} else {
+				quiet[in] = 0
+			}
+			last[in] = m
+			if quiet[in] >= quietSamples {
+				in.stop()
+				continue
+			}
+			busy = append(busy, in)
+		}
+		draining = busy
+	}
+	for _, in := range insts {
+		if !in.wait(max(time.Until(deadline), minLevelWait)) {
+			in.log.Warn("node is slow to stop")
+		}
+	}
+}
+
+// awaitStart waits until every instance runs (or completed), failed, or
+// startWait passed, and returns the errors of those that did not start. A
+// node with a sync barrier counts as started once it waited there for
+// syncSettle without failing. When ctx ends or the engine stops, the
+// instances not yet judged are left to their supervisors.
+func (e *Engine) awaitStart(ctx context.Context, insts []*instance) map[*instance]error {
+	errs := map[*instance]error{}
+	deadline := time.Now().Add(startWait)
+	pending := append([]*instance(nil), insts...)
+	for len(pending) > 0 {
+		left := pending[:0]
+		for _, in := range pending {
+			in.mu.Lock()
+			st, err, since, sync := in.st, in.lastErr, time.Since(in.started), in.spec.Sync != nil
+			started := !in.started.IsZero()
+			in.mu.Unlock()
+			switch {
+			case err != nil:
+				errs[in] = err
+			case st == StateFailed || st == StateStopped:
+				errs[in] = fmt.Errorf("%s while starting", st)
+			case st == StateRunning || st == StateCompleted || st == StateRestarting:
+				// Restarting without an error: it completed and its policy
+				// is "always".
+			case started && sync && since >= syncSettle:
+			default:
+				left = append(left, in)
+			}
+		}
+		pending = left
+		if len(pending) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, in := range pending {
+				errs[in] = fmt.Errorf("did not start within %v", startWait)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return errs
+		case <-e.stopReq:
+			return errs
+		case <-e.kill:
+			return errs
+		case <-time.After(startPoll):
+		}
+	}
+	return errs
+}
