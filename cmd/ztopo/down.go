@@ -1,14 +1,64 @@
 package main
 
-import "io"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ztopo/ztopo/runtime/control"
+)
 
 const downUsage = `usage: ztopo down FILE|NAME
 
 Stops a running topology as SIGTERM would: producers first, then a bounded
-drain, then everything.
+drain, then everything. Waits until it has stopped: at most its grace
+period plus 10 seconds.
+
+Exit status: 0 stopped, 1 no such topology is running or it did not stop
+in time, 2 wrong usage.
 `
 
+// downMargin is added to the topology's grace for the wait in down: the
+// drain is bounded by the grace, stopping the nodes after it by a little
+// more.
+const downMargin = 10 * time.Second
+
 func runDown(args []string, stdout, stderr io.Writer) int {
-	// TODO(issue 4): send down on the control socket.
-	return notImplemented("down", downUsage, args, stdout, stderr)
+	fs := newFlags("down")
+	pos, code, ok := parseArgs(fs, "down", downUsage, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	tg, code, ok := oneTarget("down", downUsage, pos, stderr)
+	if !ok {
+		return code
+	}
+	var st upStatus
+	if err := tg.call(context.Background(), control.VerbStatus, &st); err != nil {
+		fmt.Fprintf(stderr, "ztopo down: %v\n", err)
+		return exitFailure
+	}
+	if err := tg.call(context.Background(), control.VerbDown, nil); err != nil {
+		fmt.Fprintf(stderr, "ztopo down: %v\n", err)
+		return exitFailure
+	}
+	bound := time.Duration(st.GraceMS)*time.Millisecond + downMargin
+	deadline := time.Now().Add(bound)
+	for {
+		// The control socket answers until the topology has stopped.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := control.Call(ctx, tg.endpoint, control.VerbPing, nil)
+		cancel()
+		if errors.Is(err, control.ErrNotRunning) {
+			fmt.Fprintf(stdout, "topology %s stopped\n", tg.name)
+			return exitOK
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(stderr, "ztopo down: topology %q still running after %v (pid %d)\n", tg.name, bound, st.PID)
+			return exitFailure
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

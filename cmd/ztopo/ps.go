@@ -1,14 +1,213 @@
 package main
 
-import "io"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
 
-const psUsage = `usage: ztopo ps FILE|NAME
+	"github.com/ztopo/ztopo/runtime/control"
+	"github.com/ztopo/ztopo/spec"
+)
 
-Lists each node instance of a running topology (found by its file or its
-name): state, pid or goroutine, restarts, messages in and out.
+const psUsage = `usage: ztopo ps [--json] FILE|NAME
+
+Lists each node instance of a running topology, found by its file or its
+name:
+
+  NODE      the instance (worker.2 for a replica)
+  STATE     starting, running, completed, restarting, failed or stopped
+  PID       the process of a "run: process" or command node, else goroutine
+  RESTARTS  restarts under the node's restart policy
+  UPTIME    since the current run started (starting or running nodes)
+  IN, OUT   messages received and sent, summed over the node's sockets
+  RATE      messages per second in/out over the last 2 seconds, as
+            sampled by ztopo up (process nodes report once a second)
+
+--json prints the instances as a JSON array (the "nodes" of
+'ztopo status --json').
+
+Exit status: 0 ok, 1 no such topology is running, 2 wrong usage.
 `
 
 func runPs(args []string, stdout, stderr io.Writer) int {
-	// TODO(issue 4): ask the control socket.
-	return notImplemented("ps", psUsage, args, stdout, stderr)
+	fs := newFlags("ps")
+	asJSON := fs.Bool("json", false, "")
+	pos, code, ok := parseArgs(fs, "ps", psUsage, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	tg, code, ok := oneTarget("ps", psUsage, pos, stderr)
+	if !ok {
+		return code
+	}
+	var st upStatus
+	if err := tg.call(context.Background(), control.VerbPs, &st); err != nil {
+		fmt.Fprintf(stderr, "ztopo ps: %v\n", err)
+		return exitFailure
+	}
+	if *asJSON {
+		return printJSON("ps", st.Nodes, stdout, stderr)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTATE\tPID\tRESTARTS\tUPTIME\tIN\tOUT\tRATE")
+	for _, n := range st.Nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%s/%s\n",
+			n.Name, n.State, pidText(n), n.Restarts, uptimeText(n.UptimeSeconds),
+			n.MsgsIn, n.MsgsOut, rateText(n.RateIn), rateText(n.RateOut))
+	}
+	tw.Flush()
+	return exitOK
+}
+
+// target is a running topology as named on the command line.
+type target struct {
+	name     string
+	endpoint string // its control socket
+}
+
+// topologyNameRE is the syntax of topology names (SPEC §1).
+var topologyNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// oneTarget checks that exactly one FILE|NAME was given and resolves it.
+func oneTarget(verb, usage string, pos []string, stderr io.Writer) (target, int, bool) {
+	switch len(pos) {
+	case 0:
+		return target{}, usageError(stderr, verb, usage, "no topology file or name given"), false
+	case 1:
+	default:
+		return target{}, usageError(stderr, verb, usage, "want one topology file or name, got %d", len(pos)), false
+	}
+	tg, err := resolveTarget(pos[0])
+	if err != nil {
+		var ds spec.Diags
+		if errors.As(err, &ds) {
+			printDiags(stderr, ds)
+		} else {
+			fmt.Fprintf(stderr, "ztopo %s: %v\n", verb, err)
+		}
+		return target{}, exitFailure, false
+	}
+	return tg, exitOK, true
+}
+
+// resolveTarget reads FILE|NAME: a path to an existing file is a topology
+// file, whose name (and runtime directory) is what `ztopo up` of that file
+// used; anything else is a topology name. A file that no longer validates
+// (being edited, say) still names its topology if its name can be read.
+func resolveTarget(arg string) (target, error) {
+	if fi, err := os.Stat(arg); err == nil && !fi.IsDir() {
+		t, ds := spec.Load(arg, loadOptions())
+		if t != nil {
+			return target{name: t.Name, endpoint: control.Endpoint(t.RuntimeDir)}, nil
+		}
+		name := fileName(arg)
+		if name == "" {
+			return target{}, ds
+		}
+		return target{name: name, endpoint: control.Endpoint(spec.DefaultRuntimeDir(name))}, nil
+	}
+	if strings.ContainsRune(arg, '/') || strings.HasSuffix(arg, ".yaml") || strings.HasSuffix(arg, ".yml") {
+		return target{}, fmt.Errorf("%s: no such topology file", arg)
+	}
+	if !topologyNameRE.MatchString(arg) {
+		return target{}, fmt.Errorf("%q is neither a topology file nor a topology name", arg)
+	}
+	return target{name: arg, endpoint: control.Endpoint(spec.DefaultRuntimeDir(arg))}, nil
+}
+
+// fileName is the literal name of a topology file that does not validate,
+// or "".
+func fileName(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	f, _ := spec.ReadFile(path, data)
+	if f == nil || f.Name == nil || !topologyNameRE.MatchString(f.Name.Text) {
+		return ""
+	}
+	return f.Name.Text
+}
+
+// call sends verb to the topology's control socket; an error says plainly
+// when the topology is not running.
+func (tg target) call(ctx context.Context, verb string, out any) error {
+	err := control.Call(ctx, tg.endpoint, verb, out)
+	if errors.Is(err, control.ErrNotRunning) {
+		return fmt.Errorf("no topology %q is running", tg.name)
+	}
+	return err
+}
+
+func printJSON(verb string, v any, stdout, stderr io.Writer) int {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		fmt.Fprintf(stderr, "ztopo %s: %v\n", verb, err)
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "%s\n", b)
+	return exitOK
+}
+
+func pidText(n nodeStatus) string {
+	switch {
+	case n.PID > 0:
+		return strconv.Itoa(n.PID)
+	case n.Run == "goroutine":
+		return "goroutine"
+	}
+	return "-"
+}
+
+// uptimeText is a compact duration, docker-style precision: 45s, 3m12s,
+// 2h5m, 3d4h; "-" for none.
+func uptimeText(sec float64) string {
+	if sec <= 0 {
+		return "-"
+	}
+	d := time.Duration(sec * float64(time.Second))
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+// rateText is a message rate with at most three significant digits:
+// 0, 7.5, 840, 12.3k, 1.05M.
+func rateText(r float64) string {
+	switch {
+	case r <= 0:
+		return "0"
+	case r < 10:
+		return strconv.FormatFloat(math.Round(r*10)/10, 'f', -1, 64)
+	case r < 1000:
+		return strconv.FormatFloat(math.Round(r), 'f', -1, 64)
+	case r < 1e6:
+		return sig3(r/1e3) + "k"
+	}
+	return sig3(r/1e6) + "M"
+}
+
+func sig3(v float64) string {
+	switch {
+	case v < 10:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	case v < 100:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
 }

@@ -1,14 +1,125 @@
 package main
 
-import "io"
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
 
-const reloadUsage = `usage: ztopo reload FILE|NAME
+	"github.com/ztopo/ztopo/runtime/control"
+	"github.com/ztopo/ztopo/spec"
+	"github.com/ztopo/ztopo/spec/graph"
+)
 
-Makes a running topology re-read its file now, as an edit or SIGHUP would:
-an invalid file is rejected and the topology keeps running unchanged.
+const reloadUsage = `usage: ztopo reload [--json] FILE|NAME
+
+Makes a running topology re-read its file now, as an edit or SIGHUP would,
+and prints what the reload did, in the format of 'ztopo plan': the nodes
+started (+), stopped (-), restarted (~) and whose handler was swapped (=).
+An invalid file is rejected: its problems are printed (FILE:LINE:COL:
+message) and the topology keeps running unchanged.
+
+--json prints the reload's result as JSON: {"result": "applied" |
+"unchanged" | "rejected" | "failed", "file", "plan", "diagnostics",
+"duration_ms", "error"}.
+
+Exit status: 0 applied or nothing to change, 1 the file is invalid, a node
+failed to apply (it was rolled back), or no such topology is running, 2
+wrong usage.
 `
 
+// reloadTimeout bounds the wait for a reload's answer: restarting a node
+// may take up to the running topology's grace.
+const reloadTimeout = 2 * time.Minute
+
 func runReload(args []string, stdout, stderr io.Writer) int {
-	// TODO(issue 4): send reload on the control socket.
-	return notImplemented("reload", reloadUsage, args, stdout, stderr)
+	fs := newFlags("reload")
+	asJSON := fs.Bool("json", false, "")
+	pos, code, ok := parseArgs(fs, "reload", reloadUsage, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	tg, code, ok := oneTarget("reload", reloadUsage, pos, stderr)
+	if !ok {
+		return code
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), reloadTimeout)
+	defer cancel()
+	var res struct {
+		reloadResult
+		Error string `json:"error,omitempty"`
+	}
+	err := tg.call(ctx, control.VerbReload, &res)
+	if *asJSON && res.Result != "" {
+		if err != nil {
+			res.Error = err.Error()
+		}
+		if c := printJSON("reload", res, stdout, stderr); c != exitOK || err != nil {
+			return exitFailure
+		}
+		return exitOK
+	}
+	switch res.Result {
+	case "rejected":
+		for _, d := range res.Diagnostics {
+			fmt.Fprintln(stderr, d)
+		}
+	case "applied", "unchanged", "failed":
+		if res.Plan != nil {
+			printPlan(stdout, *res.Plan)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ztopo reload: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// planToJSON is a plan from old to new as `ztopo plan --json` shows it.
+func planToJSON(old, cur *spec.Topology, p spec.Plan) *planJSON {
+	swaps := make([]planSwap, 0, len(p.HandlerOnly))
+	for _, name := range p.HandlerOnly {
+		s := planSwap{Node: name}
+		if n := old.Node(name); n != nil {
+			s.From = graph.HandlerLabel(n.Handler)
+		}
+		if n := cur.Node(name); n != nil {
+			s.To = graph.HandlerLabel(n.Handler)
+		}
+		swaps = append(swaps, s)
+	}
+	return &planJSON{
+		Start:     nonNil(p.Added),
+		Stop:      nonNil(p.Removed),
+		Restart:   nonNil(p.Changed),
+		Swap:      swaps,
+		Unchanged: nonNil(p.Unchanged),
+	}
+}
+
+// printPlan prints a plan the way `ztopo plan` does.
+func printPlan(w io.Writer, p planJSON) {
+	if len(p.Start)+len(p.Stop)+len(p.Restart)+len(p.Swap) == 0 {
+		fmt.Fprintln(w, "no changes")
+		return
+	}
+	for _, n := range p.Start {
+		fmt.Fprintf(w, "+ start %s\n", n)
+	}
+	for _, n := range p.Stop {
+		fmt.Fprintf(w, "- stop %s\n", n)
+	}
+	for _, n := range p.Restart {
+		fmt.Fprintf(w, "~ restart %s\n", n)
+	}
+	for _, s := range p.Swap {
+		if s.From == s.To {
+			fmt.Fprintf(w, "= swap handler %s (%s, new config)\n", s.Node, s.To)
+			continue
+		}
+		fmt.Fprintf(w, "= swap handler %s (%s -> %s)\n", s.Node, s.From, s.To)
+	}
+	fmt.Fprintf(w, "%d to start, %d to stop, %d to restart, %s, %d unchanged\n",
+		len(p.Start), len(p.Stop), len(p.Restart), plural(len(p.Swap), "handler swap"), len(p.Unchanged))
 }

@@ -1,15 +1,77 @@
 package main
 
-import "io"
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
 
-const statusUsage = `usage: ztopo status FILE|NAME
+	"github.com/ztopo/ztopo/runtime/control"
+)
 
-Shows the state of a running topology (found by its file or its name): the
-topology as a whole, then each node instance with its state, pid or
-goroutine, restarts, and messages in and out.
+const statusUsage = `usage: ztopo status [--json] FILE|NAME
+
+Shows the state of a running topology, found by its file or its name: the
+topology as a whole (name, file, pid of ztopo up, state, uptime, reloads),
+then the counters of each socket of each node instance: messages and bytes
+in and out, send failures, and rates over the last 2 seconds.
+
+The state is running, degraded (a node failed for good and is not
+restarted any more) or stopping. Reloads count the applied ones, then the
+rejected (invalid file) and failed (rolled back) ones.
+
+--json prints the whole status as one JSON object.
+
+Exit status: 0 ok, 1 no such topology is running, 2 wrong usage.
 `
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
-	// TODO(issue 4): ask the control socket.
-	return notImplemented("status", statusUsage, args, stdout, stderr)
+	fs := newFlags("status")
+	asJSON := fs.Bool("json", false, "")
+	pos, code, ok := parseArgs(fs, "status", statusUsage, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	tg, code, ok := oneTarget("status", statusUsage, pos, stderr)
+	if !ok {
+		return code
+	}
+	var st upStatus
+	if err := tg.call(context.Background(), control.VerbStatus, &st); err != nil {
+		fmt.Fprintf(stderr, "ztopo status: %v\n", err)
+		return exitFailure
+	}
+	if *asJSON {
+		return printJSON("status", st, stdout, stderr)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "name:\t%s\n", st.Name)
+	fmt.Fprintf(tw, "file:\t%s\n", st.File)
+	fmt.Fprintf(tw, "pid:\t%d\n", st.PID)
+	fmt.Fprintf(tw, "state:\t%s\n", st.State)
+	fmt.Fprintf(tw, "uptime:\t%s\n", uptimeText(st.UptimeSeconds))
+	fmt.Fprintf(tw, "reloads:\t%d (%d rejected, %d failed)\n", st.Reloads, st.ReloadsRejected, st.ReloadsFailed)
+	tw.Flush()
+	fmt.Fprintln(stdout)
+
+	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTATE\tSOCKET\tMSGS IN\tMSGS OUT\tBYTES IN\tBYTES OUT\tSEND ERRORS\tRATE IN\tRATE OUT")
+	for _, n := range st.Nodes {
+		if len(n.Sockets) == 0 {
+			// A command node's sockets are its own: nothing to count.
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\n", n.Name, n.State)
+		}
+		for _, s := range n.Sockets {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n",
+				n.Name, n.State, s.Name, s.MsgsIn, s.MsgsOut, s.BytesIn, s.BytesOut, s.SendErrors,
+				rateText(s.RateIn), rateText(s.RateOut))
+		}
+	}
+	tw.Flush()
+	for _, n := range st.Nodes {
+		if n.Error != "" {
+			fmt.Fprintf(stdout, "%s: last error: %s\n", n.Name, n.Error)
+		}
+	}
+	return exitOK
 }

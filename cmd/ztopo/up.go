@@ -1,25 +1,835 @@
 package main
 
-import "io"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	oklog "github.com/oklog/run"
+	"github.com/pebbe/zmq4"
+
+	"github.com/ztopo/ztopo/runtime/control"
+	"github.com/ztopo/ztopo/runtime/engine"
+	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/runtime/metrics"
+	"github.com/ztopo/ztopo/runtime/watch"
+	"github.com/ztopo/ztopo/spec"
+
+	// Handler registrations, made in the packages' init: builtin fills
+	// handler.Builtins (echo, forward, ...), exechandler and pluginhost put
+	// the "exec" and "plugin" factories in handler.Kinds. They are linked
+	// into the whole binary, so `ztopo _node` children have them too.
+	_ "github.com/ztopo/ztopo/runtime/handler/builtin"
+	"github.com/ztopo/ztopo/runtime/handler/exechandler"
+	"github.com/ztopo/ztopo/runtime/handler/pluginhost"
+)
 
 const upUsage = `usage: ztopo up [flags] FILE
 
 Runs the topology in the foreground until SIGINT/SIGTERM or 'ztopo down'. A
 topology whose nodes complete (a generate with a count, a count with expect)
 ends by itself once they have. While it runs, edits to FILE are applied:
-only the nodes whose definition changed restart; SIGHUP reloads too.
+only the nodes whose definition changed restart; SIGHUP and 'ztopo reload'
+reload too. An invalid edit is logged (FILE:LINE:COL: message) and the
+running topology is left as it is.
+
+The first SIGINT or SIGTERM stops the producers, lets in-flight messages
+drain for at most the grace period, then stops everything; a second one
+exits at once (exit status 1: messages may have been lost).
 
 Flags:
-  --no-watch              do not watch FILE for changes
+  --no-watch              do not watch FILE (nor exec and plugin files) for changes
   --log-format text|json  log format (default text)
   --log-level LEVEL       trace, debug, info, warn or error (default info)
-  --metrics ADDR          serve Prometheus metrics on ADDR
+  --grace DUR             drain grace on stop, e.g. 2s (default 5s)
+  --metrics ADDR          serve Prometheus metrics at http://ADDR/metrics
+                          (port 0 picks one; the log says which)
 
-Exit status: 0 success (including a stop by signal), 1 invalid topology or a
-node that failed for good, 2 wrong usage.
+Exit status: 0 success (the topology completed, or was stopped by a signal
+or 'ztopo down'), 1 invalid topology, a node that failed for good, or
+another instance already running the topology, 2 wrong usage.
 `
 
+// Actor results that are not failures of the topology.
+var (
+	errForced = errors.New("forced exit on a second signal")
+)
+
+// engineDone is the engine actor's result: the group ended because the
+// engine returned, with err (nil: completed or stopped cleanly).
+type engineDone struct{ err error }
+
+func (e *engineDone) Error() string {
+	if e.err == nil {
+		return "topology stopped"
+	}
+	return e.err.Error()
+}
+
+// killBound is how long a forced exit waits for the engine to return after
+// Kill before leaving without it: children die with ztopo anyway (their
+// parent-death signal), and the user asked for an exit now.
+const killBound = 2 * time.Second
+
+// dupSignal is how soon after the first stop signal another one counts as
+// the same request delivered twice rather than a user's second Ctrl-C.
+const dupSignal = 250 * time.Millisecond
+
 func runUp(args []string, stdout, stderr io.Writer) int {
-	// TODO(issue 3): load, run the engine, watch and reload.
-	return notImplemented("up", upUsage, args, stdout, stderr)
+	fs := newFlags("up")
+	noWatch := fs.Bool("no-watch", false, "")
+	logFormat := fs.String("log-format", "text", "")
+	logLevel := fs.String("log-level", "info", "")
+	grace := fs.Duration("grace", engine.DefaultGrace, "")
+	metricsAddr := fs.String("metrics", "", "")
+	pos, code, ok := parseArgs(fs, "up", upUsage, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	switch {
+	case len(pos) == 0:
+		return usageError(stderr, "up", upUsage, "no topology file given")
+	case len(pos) > 1:
+		return usageError(stderr, "up", upUsage, "want one topology file, got %d", len(pos))
+	case *logFormat != "text" && *logFormat != "json":
+		return usageError(stderr, "up", upUsage, "--log-format must be text or json, got %q", *logFormat)
+	case *grace <= 0:
+		return usageError(stderr, "up", upUsage, "--grace must be positive, got %v", *grace)
+	}
+	level := hclog.LevelFromString(*logLevel)
+	if level == hclog.NoLevel || level == hclog.Off {
+		return usageError(stderr, "up", upUsage, "--log-level must be trace, debug, info, warn or error, got %q", *logLevel)
+	}
+
+	// Signals are caught from here on: a Ctrl-C while starting must still
+	// stop the topology in order and remove the runtime directory.
+	sigc := make(chan os.Signal, 4)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigc)
+
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:       "ztopo",
+		Level:      level,
+		Output:     stderr,
+		JSONFormat: *logFormat == "json",
+	})
+
+	path := pos[0]
+	// The watcher comes before the first read: an edit made between the
+	// read and the start of the watch would otherwise never be applied.
+	var w *watch.Watcher
+	var werr error
+	if !*noWatch {
+		w, werr = watch.New(path, logger.Named("watch"))
+	}
+	t, ds := spec.Load(path, loadOptions())
+	printDiags(stderr, ds)
+	if t == nil {
+		if w != nil {
+			w.Close()
+		}
+		return exitFailure
+	}
+	if werr != nil {
+		fmt.Fprintf(stderr, "ztopo up: %v\n", werr)
+		return exitFailure
+	}
+
+	u, err := newUpRun(t, path, upOptions{
+		logger:  logger,
+		grace:   *grace,
+		noWatch: *noWatch,
+		metrics: *metricsAddr,
+		watcher: w,
+		signals: sigc,
+	})
+	if err != nil {
+		if w != nil {
+			w.Close()
+		}
+		fmt.Fprintf(stderr, "ztopo up: %v\n", err)
+		return exitFailure
+	}
+	return u.run(stderr)
+}
+
+type upOptions struct {
+	logger  hclog.Logger
+	grace   time.Duration
+	noWatch bool
+	metrics string // listen address, "" for none
+	watcher *watch.Watcher
+	signals chan os.Signal
+}
+
+// upRun is one `ztopo up`: the engine and everything around it. It is the
+// control socket's Handler too.
+type upRun struct {
+	opts    upOptions
+	log     hclog.Logger
+	file    string // the topology file as given
+	eng     *engine.Engine
+	started time.Time
+	mln     net.Listener // metrics, nil without --metrics
+
+	topo atomic.Pointer[spec.Topology] // the definition running now
+
+	// stopCtx is cancelled (with the reason) to stop the topology in
+	// order; the engine actor runs the engine under it.
+	stopCtx context.Context
+	stop    context.CancelCauseFunc
+
+	killOnce sync.Once
+	killed   chan struct{} // closed on the second signal
+
+	engineStarted chan struct{} // closed once engine.Run was called
+	notOwner      atomic.Bool   // another instance serves the control socket
+
+	reloads reloadCounts
+	rl      *reloader
+	rates   *rateSampler
+}
+
+type reloadCounts struct{ applied, rejected, failed atomic.Uint64 }
+
+func newUpRun(t *spec.Topology, file string, opts upOptions) (*upRun, error) {
+	if err := control.EnsureRuntimeDir(t.RuntimeDir); err != nil {
+		return nil, err
+	}
+	eopts := engine.Options{Logger: opts.logger, Grace: opts.grace}
+	if opts.noWatch {
+		// The default registrations watch exec scripts and plugin files and
+		// swap them on change; --no-watch means no watching at all.
+		kinds := handler.NewRegistry()
+		kinds.Register(string(spec.HandlerExec), exechandler.NewFactory(false))
+		kinds.Register(string(spec.HandlerPlugin), pluginhost.NewFactory(false))
+		eopts.Kinds = kinds
+	}
+	eng, err := engine.New(t, eopts)
+	if err != nil {
+		return nil, err
+	}
+	u := &upRun{
+		opts:          opts,
+		log:           opts.logger,
+		file:          file,
+		eng:           eng,
+		started:       time.Now(),
+		killed:        make(chan struct{}),
+		engineStarted: make(chan struct{}),
+		rl:            newReloader(),
+	}
+	u.rates = newRateSampler(eng.Status)
+	u.topo.Store(t)
+	u.stopCtx, u.stop = context.WithCancelCause(context.Background())
+	if opts.metrics != "" {
+		ln, err := net.Listen("tcp", opts.metrics)
+		if err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		u.mln = ln
+	}
+	return u, nil
+}
+
+func (u *upRun) kill() {
+	u.killOnce.Do(func() {
+		close(u.killed)
+		u.eng.Kill()
+	})
+}
+
+// run runs the group until the engine returns, and gives the exit code.
+func (u *upRun) run(stderr io.Writer) int {
+	t := u.topo.Load()
+	var g oklog.Group
+
+	// Signals. The first SIGINT/SIGTERM stops the topology in order; this
+	// actor keeps running so that a second one can force the exit. SIGHUP
+	// is a reload request.
+	{
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			var first time.Time
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case s := <-u.opts.signals:
+					switch {
+					case s == syscall.SIGHUP:
+						u.log.Info("reload requested", "by", "SIGHUP")
+						u.rl.request(nil)
+					case first.IsZero():
+						first = time.Now()
+						u.log.Info("stopping topology", "signal", s.String(), "grace", u.eng.Grace())
+						u.stop(fmt.Errorf("signal %v", s))
+					case time.Since(first) < dupSignal:
+						// timeout(1) and `kill -- -PGID` signal the process
+						// and its group: one request, delivered twice.
+						u.log.Debug("signal repeated at once, taken as the same request", "signal", s.String())
+					default:
+						u.log.Warn("second signal, exiting at once", "signal", s.String())
+						u.kill()
+						return errForced
+					}
+				}
+			}
+		}, func(error) { cancel() })
+	}
+
+	// Control socket: ps, status, reload and down. It has a ZeroMQ context
+	// of its own (ipc needs nothing from the nodes' context), created, used
+	// and terminated in this actor's goroutine. Serve fails at once when
+	// another instance serves the topology; the engine waits for Serve to
+	// be ours before it starts anything.
+	{
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			zctx, err := zmq4.NewContext()
+			if err != nil {
+				return fmt.Errorf("control socket: %w", err)
+			}
+			defer zctx.Term()
+			err = control.Serve(ctx, zctx, control.Endpoint(t.RuntimeDir), u, u.log.Named("control"))
+			var re *control.RunningError
+			if errors.As(err, &re) {
+				u.notOwner.Store(true)
+			}
+			if err == nil && ctx.Err() == nil {
+				err = errors.New("control socket stopped")
+			}
+			return err
+		}, func(error) { cancel() })
+	}
+
+	// Watcher: content changes of the file are reload requests. A watcher
+	// that breaks is logged and left; the topology keeps running.
+	if w := u.opts.watcher; w != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			errc := make(chan error, 1)
+			go func() { errc <- w.Run(ctx) }()
+			for p := range w.Events() {
+				u.log.Info("topology file changed", "file", p)
+				u.rl.request(nil)
+			}
+			if err := <-errc; err != nil && ctx.Err() == nil {
+				u.log.Error("file watch stopped; edits are no longer applied (SIGHUP and ztopo reload still work)", "error", err)
+				<-ctx.Done()
+			}
+			return nil
+		}, func(error) { cancel() })
+	}
+
+	// Reload loop: one reload at a time, of the latest request.
+	{
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			u.reloadLoop(ctx)
+			return nil
+		}, func(error) { cancel() })
+	}
+
+	// Rates: counters sampled twice a second for ps and status.
+	{
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			u.rates.run(ctx)
+			return nil
+		}, func(error) { cancel() })
+	}
+
+	// Metrics, with --metrics.
+	if u.mln != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", metrics.Handler(u.metricsSnapshot))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		u.log.Info("serving metrics", "url", "http://"+u.mln.Addr().String()+"/metrics")
+		g.Add(func() error {
+			if err := srv.Serve(u.mln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("metrics server: %w", err)
+			}
+			return nil
+		}, func(error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+		})
+	}
+
+	// Engine: runs the topology; when it returns, the group ends.
+	{
+		g.Add(func() error {
+			if !u.awaitControl() {
+				return &engineDone{} // stopped before it started
+			}
+			close(u.engineStarted)
+			done := make(chan error, 1)
+			go func() { done <- u.eng.Run(u.stopCtx) }()
+			select {
+			case err := <-done:
+				return &engineDone{err: err}
+			case <-u.killed:
+			}
+			select {
+			case err := <-done:
+				return &engineDone{err: err}
+			case <-time.After(killBound):
+				u.log.Warn("engine still stopping; exiting without it")
+				return errForced
+			}
+		}, func(err error) {
+			if !errors.Is(err, errForced) {
+				u.stop(fmt.Errorf("ztopo is exiting: %w", err))
+			}
+		})
+	}
+
+	err := g.Run()
+	if !u.notOwner.Load() {
+		removeRuntimeDir(t.RuntimeDir, u.log)
+	}
+	var ed *engineDone
+	switch {
+	case errors.Is(err, errForced):
+		return exitFailure
+	case errors.As(err, &ed):
+		if ed.err != nil {
+			return exitFailure
+		}
+		return exitOK
+	case err == nil:
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "ztopo up: %v\n", err)
+	return exitFailure
+}
+
+// awaitControl waits until our control socket answers, so that the engine
+// never starts next to another instance of the topology: it would bind the
+// same ports and, worse, take over its ipc paths. False when the topology
+// was stopped (or the group ended) first.
+func (u *upRun) awaitControl() bool {
+	endpoint := control.Endpoint(u.topo.Load().RuntimeDir)
+	for {
+		ctx, cancel := context.WithTimeout(u.stopCtx, time.Second)
+		var pong struct {
+			Pid int `json:"pid"`
+		}
+		err := control.Call(ctx, endpoint, control.VerbPing, &pong)
+		cancel()
+		if err == nil && pong.Pid == os.Getpid() {
+			return true
+		}
+		select {
+		case <-u.stopCtx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// removeRuntimeDir removes the runtime directory (control socket, auto ipc
+// paths) unless another instance serves it by now: the control socket's
+// lock tells, and is held while removing so that no instance can start
+// serving in between.
+func removeRuntimeDir(dir string, log hclog.Logger) {
+	lockPath := filepath.Join(dir, control.SocketName+".lock")
+	f, err := os.OpenFile(lockPath, os.O_RDWR, 0)
+	if err == nil {
+		defer f.Close()
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			log.Debug("runtime directory in use by another instance, left in place", "dir", dir)
+			return
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		log.Warn("cannot remove runtime directory", "dir", dir, "error", err)
+		return
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		log.Warn("cannot remove runtime directory", "dir", dir, "error", err)
+	}
+}
+
+// Name is the topology name, for the control socket's ping and errors.
+func (u *upRun) Name() string { return u.topo.Load().Name }
+
+// Status is the reply to ps and status.
+func (u *upRun) Status() any {
+	t := u.topo.Load()
+	insts := u.eng.Status()
+	rates := u.rates.current()
+	now := time.Now()
+	st := upStatus{
+		Name:            t.Name,
+		File:            t.File,
+		PID:             os.Getpid(),
+		State:           "running",
+		Started:         u.started,
+		UptimeSeconds:   now.Sub(u.started).Seconds(),
+		GraceMS:         u.eng.Grace().Milliseconds(),
+		Reloads:         u.reloads.applied.Load(),
+		ReloadsRejected: u.reloads.rejected.Load(),
+		ReloadsFailed:   u.reloads.failed.Load(),
+		Nodes:           make([]nodeStatus, 0, len(insts)),
+	}
+	for _, in := range insts {
+		ns := nodeStatus{
+			Name:     in.Name,
+			Node:     in.Node,
+			Run:      string(in.Run),
+			PID:      in.PID,
+			State:    string(in.State),
+			Restarts: in.Restarts,
+			Error:    in.Error,
+			Sockets:  make([]socketStatus, 0, len(in.Sockets)),
+		}
+		if (in.State == engine.StateRunning || in.State == engine.StateStarting) && !in.Started.IsZero() {
+			ns.UptimeSeconds = now.Sub(in.Started).Seconds()
+		}
+		if in.State == engine.StateFailed {
+			st.State = "degraded"
+		}
+		for _, so := range in.Sockets {
+			r := rates[rateKey{in.Name, so.Name}]
+			ns.Sockets = append(ns.Sockets, socketStatus{
+				Name: so.Name, MsgsIn: so.MsgsIn, MsgsOut: so.MsgsOut,
+				BytesIn: so.BytesIn, BytesOut: so.BytesOut, SendErrors: so.SendErrors,
+				RateIn: r.in, RateOut: r.out,
+			})
+			ns.MsgsIn += so.MsgsIn
+			ns.MsgsOut += so.MsgsOut
+			ns.RateIn += r.in
+			ns.RateOut += r.out
+		}
+		st.Nodes = append(st.Nodes, ns)
+	}
+	if u.stopCtx.Err() != nil {
+		st.State = "stopping"
+	}
+	return st
+}
+
+// Reload is the control socket's reload: it goes through the reload loop
+// like any other request and answers with that reload's result.
+func (u *upRun) Reload() (any, error) {
+	reply := make(chan reloadOutcome, 1)
+	u.rl.request(reply)
+	select {
+	case out := <-reply:
+		return out.result, out.err
+	case <-u.rl.done:
+		return nil, errors.New("the topology is stopping")
+	}
+}
+
+// Down is the control socket's down: the same orderly stop as SIGTERM.
+func (u *upRun) Down() error {
+	u.log.Info("stopping topology", "by", "ztopo down", "grace", u.eng.Grace())
+	u.stop(errors.New("ztopo down"))
+	return nil
+}
+
+func (u *upRun) metricsSnapshot() metrics.Snapshot {
+	return metrics.Snapshot{
+		Instances: u.eng.Status(),
+		Reloads: metrics.Reloads{
+			Applied:  u.reloads.applied.Load(),
+			Rejected: u.reloads.rejected.Load(),
+			Failed:   u.reloads.failed.Load(),
+		},
+	}
+}
+
+// upStatus is the control socket's answer to ps and status, and the JSON
+// `ztopo status --json` prints.
+type upStatus struct {
+	Name            string       `json:"name"`
+	File            string       `json:"file"`
+	PID             int          `json:"pid"`
+	State           string       `json:"state"` // running, degraded (a node failed for good) or stopping
+	Started         time.Time    `json:"started"`
+	UptimeSeconds   float64      `json:"uptime_seconds"`
+	GraceMS         int64        `json:"grace_ms"`
+	Reloads         uint64       `json:"reloads"` // applied reloads
+	ReloadsRejected uint64       `json:"reloads_rejected"`
+	ReloadsFailed   uint64       `json:"reloads_failed"`
+	Nodes           []nodeStatus `json:"nodes"`
+}
+
+// nodeStatus is one node instance; MsgsIn/MsgsOut and the rates are its
+// sockets' summed.
+type nodeStatus struct {
+	Name          string         `json:"name"`
+	Node          string         `json:"node"`
+	Run           string         `json:"run"`
+	PID           int            `json:"pid"` // 0 for a goroutine
+	State         string         `json:"state"`
+	Restarts      int            `json:"restarts"`
+	UptimeSeconds float64        `json:"uptime_seconds"` // 0 unless starting or running
+	Error         string         `json:"error,omitempty"`
+	MsgsIn        uint64         `json:"msgs_in"`
+	MsgsOut       uint64         `json:"msgs_out"`
+	RateIn        float64        `json:"rate_in"`
+	RateOut       float64        `json:"rate_out"`
+	Sockets       []socketStatus `json:"sockets"`
+}
+
+type socketStatus struct {
+	Name       string  `json:"name"`
+	MsgsIn     uint64  `json:"msgs_in"`
+	MsgsOut    uint64  `json:"msgs_out"`
+	BytesIn    uint64  `json:"bytes_in"`
+	BytesOut   uint64  `json:"bytes_out"`
+	SendErrors uint64  `json:"send_errors"`
+	RateIn     float64 `json:"rate_in"`  // messages per second over the last rateWindow
+	RateOut    float64 `json:"rate_out"` // messages per second over the last rateWindow
+}
+
+// reloader is the latest-value queue of reload requests: file events,
+// SIGHUP and `ztopo reload` all land here. kick holds at most one token, so
+// a burst of requests while a reload runs gives one more reload, of the
+// file as it is by then. Callers that want the result (ztopo reload) leave
+// a reply channel, answered by the first reload that starts after their
+// request.
+type reloader struct {
+	kick chan struct{}
+	done chan struct{} // closed when the loop has ended
+
+	mu      sync.Mutex
+	waiters []chan<- reloadOutcome
+}
+
+type reloadOutcome struct {
+	result *reloadResult
+	err    error
+}
+
+func newReloader() *reloader {
+	return &reloader{kick: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (r *reloader) request(reply chan<- reloadOutcome) {
+	if reply != nil {
+		r.mu.Lock()
+		r.waiters = append(r.waiters, reply)
+		r.mu.Unlock()
+	}
+	select {
+	case r.kick <- struct{}{}:
+	default: // a reload is pending already; it will read the latest file
+	}
+}
+
+func (r *reloader) take() []chan<- reloadOutcome {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := r.waiters
+	r.waiters = nil
+	return w
+}
+
+// reloadLoop serves reload requests until ctx is done. Requests made before
+// the engine started wait for it: there is nothing to apply them to yet.
+func (u *upRun) reloadLoop(ctx context.Context) {
+	defer close(u.rl.done)
+	select {
+	case <-ctx.Done():
+		return
+	case <-u.engineStarted:
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-u.rl.kick:
+		}
+		waiters := u.rl.take()
+		res, err := u.reload(ctx)
+		for _, w := range waiters {
+			w <- reloadOutcome{res, err}
+		}
+	}
+}
+
+// reloadResult is a reload's outcome, in the control socket's reply.
+type reloadResult struct {
+	Result      string    `json:"result"` // applied, unchanged, rejected or failed
+	File        string    `json:"file"`
+	Plan        *planJSON `json:"plan,omitempty"`
+	Diagnostics []string  `json:"diagnostics,omitempty"`
+	DurationMS  float64   `json:"duration_ms"`
+}
+
+// reload is the one reload path (STYLE 10): load and validate; an invalid
+// file is rejected with every diagnostic logged and the topology left
+// alone; an unchanged one is skipped; otherwise the plan is logged and
+// applied, and one summary line says how it went.
+func (u *upRun) reload(ctx context.Context) (*reloadResult, error) {
+	start := time.Now()
+	log := u.log.Named("reload")
+	cur := u.topo.Load()
+	res := &reloadResult{File: cur.File}
+	finish := func(result string) {
+		res.Result = result
+		res.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	}
+	if u.stopCtx.Err() != nil {
+		finish("rejected")
+		return res, errors.New("the topology is stopping")
+	}
+
+	t, ds := spec.Load(u.file, loadOptions())
+	for _, d := range ds {
+		res.Diagnostics = append(res.Diagnostics, d.String())
+		if d.Severity == spec.Error {
+			log.Error(d.String())
+		} else {
+			log.Warn(d.String())
+		}
+	}
+	if t == nil {
+		u.reloads.rejected.Add(1)
+		finish("rejected")
+		log.Error("reload rejected, the running topology is unchanged", "file", u.file, "errors", countErrors(ds))
+		return res, fmt.Errorf("%s is invalid; the running topology is unchanged", u.file)
+	}
+	if t.Name != cur.Name {
+		u.reloads.rejected.Add(1)
+		msg := fmt.Sprintf("the topology name cannot change while it runs (%q to %q); stop it and start it again", cur.Name, t.Name)
+		res.Diagnostics = append(res.Diagnostics, msg)
+		finish("rejected")
+		log.Error("reload rejected, the running topology is unchanged", "file", u.file, "error", msg)
+		return res, errors.New(msg)
+	}
+
+	// Apply plans (spec.Diff against what runs), logs each node it touches
+	// and the reload's summary line; an empty plan touches nothing.
+	report, err := u.eng.Apply(ctx, t)
+	if errors.Is(err, engine.ErrStopped) {
+		finish("rejected")
+		return res, errors.New("the topology is stopping")
+	}
+	res.Plan = planToJSON(cur, t, report.Plan)
+	u.topo.Store(u.eng.Topology())
+	if err != nil {
+		u.reloads.failed.Add(1)
+		finish("failed")
+		log.Error("reload failed", "error", err, "rolled_back", report.RolledBack)
+		return res, fmt.Errorf("reload failed: %w", err)
+	}
+	u.reloads.applied.Add(1)
+	if report.Plan.Empty() {
+		finish("unchanged")
+	} else {
+		finish("applied")
+	}
+	return res, nil
+}
+
+func countErrors(ds spec.Diags) int {
+	n := 0
+	for _, d := range ds {
+		if d.Severity == spec.Error {
+			n++
+		}
+	}
+	return n
+}
+
+// rateWindow is the span rates are computed over, and rateSample how often
+// the counters are sampled. Process nodes report their counters once a
+// second (procnode.StatsInterval), so a window of a few of their reports
+// keeps their rate from jumping between 0 and twice the truth.
+const (
+	rateSample = 500 * time.Millisecond
+	rateWindow = 2 * time.Second
+)
+
+type rateKey struct{ inst, socket string }
+
+type rate struct{ in, out float64 }
+
+type rateSnap struct {
+	at     time.Time
+	counts map[rateKey][2]uint64
+}
+
+// rateSampler keeps the samples of the last rateWindow; rates are the
+// difference between the newest and the oldest.
+type rateSampler struct {
+	status func() []engine.InstanceStatus
+
+	mu    sync.Mutex
+	snaps []rateSnap
+}
+
+func newRateSampler(status func() []engine.InstanceStatus) *rateSampler {
+	return &rateSampler{status: status}
+}
+
+func (r *rateSampler) run(ctx context.Context) {
+	t := time.NewTicker(rateSample)
+	defer t.Stop()
+	r.sample()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.sample()
+		}
+	}
+}
+
+func (r *rateSampler) sample() {
+	s := rateSnap{at: time.Now(), counts: map[rateKey][2]uint64{}}
+	for _, in := range r.status() {
+		for _, so := range in.Sockets {
+			s.counts[rateKey{in.Name, so.Name}] = [2]uint64{so.MsgsIn, so.MsgsOut}
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.snaps = append(r.snaps, s)
+	keep := int(rateWindow/rateSample) + 1
+	if len(r.snaps) > keep {
+		r.snaps = append(r.snaps[:0], r.snaps[len(r.snaps)-keep:]...)
+	}
+}
+
+func (r *rateSampler) current() map[rateKey]rate {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[rateKey]rate{}
+	if len(r.snaps) < 2 {
+		return out
+	}
+	first, last := r.snaps[0], r.snaps[len(r.snaps)-1]
+	dt := last.at.Sub(first.at).Seconds()
+	if dt <= 0 {
+		return out
+	}
+	for k, c := range last.counts {
+		p, ok := first.counts[k]
+		// A counter that went down belongs to a replaced instance: no rate
+		// until the window holds two samples of the new one.
+		if !ok || c[0] < p[0] || c[1] < p[1] {
+			continue
+		}
+		out[k] = rate{in: float64(c[0]-p[0]) / dt, out: float64(c[1]-p[1]) / dt}
+	}
+	return out
 }
