@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -54,7 +55,14 @@ type NodeError struct {
 	Err  error
 }
 
-func (e NodeError) Error() string { return fmt.Sprintf("node %q: %v", e.Node, e.Err) }
+func (e NodeError) Error() string {
+	msg := e.Err.Error()
+	// Errors of building a handler name their node already.
+	if prefix := fmt.Sprintf("node %q: ", e.Node); !strings.HasPrefix(msg, prefix) {
+		msg = prefix + msg
+	}
+	return msg
+}
 func (e NodeError) Unwrap() error { return e.Err }
 
 // Err joins the node failures, or is nil.

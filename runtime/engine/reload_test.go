@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -314,5 +315,472 @@ func TestApplySwapsHandlerUnderLoad(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "restarting node") {
 		t.Errorf("a handler swap restarted a node")
+	}
+}
+
+const streamYAML = `version: 1
+name: stream
+nodes:
+  source:
+    handler: generate
+    config:
+      count: ${N}
+      interval: 1ms
+      payload: abc
+    sockets:
+      out: {type: PUSH, bind: auto}
+  stream:
+    handler: ${H}
+    sockets:
+      frontend: {type: PULL, connect: source.out}
+      backend: {type: PUSH, bind: auto}
+  sink:
+    handler: count
+    config:
+      expect: ${N}
+    sockets:
+      in: {type: PULL, connect: stream.backend}
+`
+
+// TestApplySwapsProxyRunner: a handler-only change on a node running the
+// steerable proxy (a Runner) makes the proxy return and the node go on with
+// the new handler on the same sockets, and back; nothing is lost.
+func TestApplySwapsProxyRunner(t *testing.T) {
+	const n = 2000
+	dir := rlDir(t)
+	vars := map[string]string{"N": fmt.Sprint(n), "H": "proxy"}
+	lg, logs := newLogger(t)
+	r := rlStart(t, rlParse(t, dir, streamYAML, vars), Options{Logger: lg})
+	rlWaitFor(t, "the stream flowing", func() bool { return rlStat(r.e, "sink", "in").MsgsIn >= 200 })
+	before := rlStarted(r.e)
+
+	rep := rlMust(t, r.e, rlParse(t, dir, streamYAML, rlVars(vars, "H", "upper")))
+	rlPlan(t, rep.Plan, spec.Plan{HandlerOnly: []string{"stream"}, Unchanged: []string{"sink", "source"}})
+	// The proxy passes messages inside libzmq, uncounted; upper counts them.
+	rlWaitFor(t, "upper at work", func() bool { return rlStat(r.e, "stream", "frontend").MsgsIn >= 100 })
+	rlMust(t, r.e, rlParse(t, dir, streamYAML, vars))
+	handled := rlStat(r.e, "stream", "frontend").MsgsIn
+
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := rlStat(r.e, "sink", "in").MsgsIn; got != n {
+		t.Errorf("sink received %d, want %d", got, n)
+	}
+	// After the swap back at most the message in hand went through upper.
+	if got := rlStat(r.e, "stream", "frontend").MsgsIn; got < handled || got > handled+1 {
+		t.Errorf("upper handled %d messages in all, %d when swapped out", got, handled)
+	}
+	if got := rlStat(r.e, "stream", "frontend").MsgsIn; got >= n {
+		t.Errorf("upper handled all %d messages: the proxy never ran", got)
+	}
+	for name, at := range rlStarted(r.e) {
+		if !at.Equal(before[name]) {
+			t.Errorf("%s restarted (started %v, was %v)", name, at, before[name])
+		}
+	}
+	if c := strings.Count(logs.String(), "swapping handler: node=stream"); c != 2 {
+		t.Errorf("%d swap lines, want 2", c)
+	}
+}
+
+const pipelineYAML = `version: 1
+name: pipe
+nodes:
+  ventilator:
+    handler: generate
+    config:
+      count: ${N}
+      interval: 1ms
+      size: 8
+    sockets:
+      out: {type: PUSH, bind: "${VENT}"}
+  worker:
+    replicas: ${WORKERS}
+    handler: forward
+    sockets:
+      in: {type: PULL, connect: ventilator.out}
+      out: {type: PUSH, connect: sink.in}
+  sink:
+    handler: count
+    config:
+      expect: ${N}
+    sockets:
+      in: {type: PULL, bind: auto}
+`
+
+// TestApplyReplicasWhilePipelineRuns: workers 2 -> 4 -> 1 while the
+// ventilator streams. Adding replicas touches nobody; removed workers are
+// drained before they stop, so the sink's count stays exact.
+func TestApplyReplicasWhilePipelineRuns(t *testing.T) {
+	const n = 3000
+	dir := rlDir(t)
+	vars := map[string]string{"N": fmt.Sprint(n), "VENT": zsocktest.TCP(t), "WORKERS": "2"}
+	lg, logs := newLogger(t)
+	// A grace long enough for the stream: the removed workers drain until
+	// the ventilator is done.
+	r := rlStart(t, rlParse(t, dir, pipelineYAML, vars), Options{Logger: lg, Grace: bound})
+	sink := func() uint64 { return rlStat(r.e, "sink", "in").MsgsIn }
+	rlWaitFor(t, "the stream flowing", func() bool { return sink() >= 300 })
+	before := rlStarted(r.e)
+
+	rep := rlMust(t, r.e, rlParse(t, dir, pipelineYAML, rlVars(vars, "WORKERS", "4")))
+	rlPlan(t, rep.Plan, spec.Plan{Added: []string{"worker.2", "worker.3"},
+		Unchanged: []string{"sink", "ventilator", "worker.0", "worker.1"}})
+	if got := rlNames(r.e); !reflect.DeepEqual(got, []string{"sink", "ventilator", "worker.0", "worker.1", "worker.2", "worker.3"}) {
+		t.Fatalf("instances: %v", got)
+	}
+	rlWaitFor(t, "new workers at work", func() bool {
+		return rlStat(r.e, "worker.2", "in").MsgsIn > 0 && rlStat(r.e, "worker.3", "in").MsgsIn > 0
+	})
+	if s := sink(); s >= n {
+		t.Fatalf("the stream ended (%d) before the scale-down", s)
+	}
+
+	rep = rlMust(t, r.e, rlParse(t, dir, pipelineYAML, rlVars(vars, "WORKERS", "1")))
+	t.Logf("scale-down took %v, sink at %d of %d", rep.Duration, sink(), n)
+	rlPlan(t, rep.Plan, spec.Plan{Removed: []string{"worker.1", "worker.2", "worker.3"},
+		Unchanged: []string{"sink", "ventilator", "worker.0"}})
+	if got := rlNames(r.e); !reflect.DeepEqual(got, []string{"sink", "ventilator", "worker.0"}) {
+		t.Errorf("instances after scale-down: %v", got)
+	}
+
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := sink(); got != n {
+		t.Errorf("sink received %d, want %d", got, n)
+	}
+	for _, name := range []string{"sink", "ventilator", "worker.0"} {
+		if st := statusOf(r.e, name); !st.Started.Equal(before[name]) || st.Restarts != 0 {
+			t.Errorf("%s was restarted: %+v", name, st)
+		}
+	}
+	if got := r.e.Topology(); len(got.Nodes) != 3 || got.Node("worker.0").Replicas != 1 {
+		t.Errorf("engine topology not current: %d nodes", len(got.Nodes))
+	}
+	if strings.Contains(logs.String(), "stopping node with messages still moving") {
+		t.Errorf("a removed worker was stopped before it drained")
+	}
+}
+
+const sideYAML = `version: 1
+name: side
+nodes:
+  ventilator:
+    handler: generate
+    config:
+      count: ${N}
+      interval: 1ms
+      size: 8
+    sockets:
+      out: {type: PUSH, bind: auto}
+  worker:
+    replicas: 2
+    handler: forward
+    sockets:
+      in: {type: PULL, connect: ventilator.out}
+      out: {type: PUSH, connect: sink.in}
+  sink:
+    handler: count
+    config:
+      expect: ${N}
+    sockets:
+      in: {type: PULL, bind: auto}
+  side:
+    handler: ${SIDE}
+    sockets:
+      in: {type: PULL, bind: "${SIDE_EP}"}
+`
+
+// TestApplyUnrelatedNodeLeavesPipeline: while a pipeline streams, only an
+// unrelated node changes (its handler, then its endpoint): the pipeline's
+// instances are not touched and the sink's count is exact.
+func TestApplyUnrelatedNodeLeavesPipeline(t *testing.T) {
+	const n = 2000
+	dir := rlDir(t)
+	vars := map[string]string{"N": fmt.Sprint(n), "SIDE": "log", "SIDE_EP": "ipc://" + filepath.Join(dir, "side1")}
+	lg, _ := newLogger(t)
+	r := rlStart(t, rlParse(t, dir, sideYAML, vars), Options{Logger: lg})
+	rlWaitFor(t, "the stream flowing", func() bool { return rlStat(r.e, "sink", "in").MsgsIn >= 200 })
+	pipeline := []string{"sink", "ventilator", "worker.0", "worker.1"}
+	before := rlStarted(r.e)
+
+	vars = rlVars(vars, "SIDE", "forward")
+	rep := rlMust(t, r.e, rlParse(t, dir, sideYAML, vars))
+	rlPlan(t, rep.Plan, spec.Plan{HandlerOnly: []string{"side"}, Unchanged: pipeline})
+	if !statusOf(r.e, "side").Started.Equal(before["side"]) {
+		t.Errorf("side restarted by a handler swap")
+	}
+	vars = rlVars(vars, "SIDE_EP", "ipc://"+filepath.Join(dir, "side2"))
+	rep = rlMust(t, r.e, rlParse(t, dir, sideYAML, vars))
+	rlPlan(t, rep.Plan, spec.Plan{Changed: []string{"side"}, Unchanged: pipeline})
+	if statusOf(r.e, "side").Started.Equal(before["side"]) {
+		t.Errorf("side was not restarted for a new endpoint")
+	}
+	if s := rlStat(r.e, "sink", "in").MsgsIn; s >= n {
+		t.Errorf("the stream ended (%d) before the reloads were done; they prove nothing", s)
+	}
+
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := rlStat(r.e, "sink", "in").MsgsIn; got != n {
+		t.Errorf("sink received %d, want %d", got, n)
+	}
+	for _, name := range pipeline {
+		if st := statusOf(r.e, name); !st.Started.Equal(before[name]) || st.Restarts != 0 {
+			t.Errorf("%s was touched: started %v (was %v), restarts %d", name, st.Started, before[name], st.Restarts)
+		}
+	}
+	if got := r.e.Topology().Node("side"); got.Handler.Name != "forward" || got.Socket("in").Bind[0] != vars["SIDE_EP"] {
+		t.Errorf("engine topology not current: %+v", got)
+	}
+}
+
+// rlServices is a topology of echo REP services, one per name, each bound
+// at vars[NAME] (upper-cased name).
+func rlServices(names ...string) string {
+	var b strings.Builder
+	b.WriteString("version: 1\nname: services\nnodes:\n")
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %s:\n    handler: echo\n    sockets:\n      in: {type: REP, bind: \"${%s}\"}\n", n, strings.ToUpper(n))
+	}
+	return b.String()
+}
+
+// rlFree waits until the tcp endpoint's port can be bound again: libzmq
+// releases a closed listener in its I/O thread, a moment later.
+func rlFree(t testing.TB, ep string) {
+	t.Helper()
+	addr := strings.TrimPrefix(ep, "tcp://")
+	rlWaitFor(t, ep+" free", func() bool {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return false
+		}
+		l.Close()
+		return true
+	})
+}
+
+// TestApplyAddsAndRemovesNodes: an added node starts and serves; a removed
+// node's goroutine ends and its endpoint is free; the other is untouched.
+func TestApplyAddsAndRemovesNodes(t *testing.T) {
+	dir := rlDir(t)
+	vars := map[string]string{"A": zsocktest.TCP(t), "B": zsocktest.TCP(t)}
+	lg, logs := newLogger(t)
+	r := rlStart(t, rlParse(t, dir, rlServices("a"), vars), Options{Logger: lg})
+	rlWaitFor(t, "a running", func() bool { return rlRunning2(r.e, "a") })
+
+	rep := rlMust(t, r.e, rlParse(t, dir, rlServices("a", "b"), vars))
+	rlPlan(t, rep.Plan, spec.Plan{Added: []string{"b"}, Unchanged: []string{"a"}})
+	if st := statusOf(r.e, "b"); st.State != StateRunning {
+		t.Fatalf("b after Apply: %s, want running", st.State)
+	}
+	if got, err := rlRequest(t, vars["B"], "to b"); err != nil || got != "to b" {
+		t.Fatalf("b replied %q, %v", got, err)
+	}
+
+	r.e.mu.Lock()
+	oldA := r.e.insts["a"]
+	r.e.mu.Unlock()
+	rep = rlMust(t, r.e, rlParse(t, dir, rlServices("b"), vars))
+	rlPlan(t, rep.Plan, spec.Plan{Removed: []string{"a"}, Unchanged: []string{"b"}})
+	select {
+	case <-oldA.done:
+	default:
+		t.Errorf("a's goroutine still runs after Apply returned")
+	}
+	if got := rlNames(r.e); !reflect.DeepEqual(got, []string{"b"}) {
+		t.Errorf("instances: %v, want [b]", got)
+	}
+	rlFree(t, vars["A"])
+	if got, err := rlRequest(t, vars["B"], "still b"); err != nil || got != "still b" {
+		t.Fatalf("b replied %q, %v", got, err)
+	}
+	if r.e.Topology().Node("a") != nil || r.e.Topology().Node("b") == nil {
+		t.Errorf("engine topology not current")
+	}
+	for _, want := range []string{"starting node: node=b", "stopping node: node=a",
+		"reload applied: started=1 stopped=0", "reload applied: started=0 stopped=1"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	if err := r.stop(t); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
+const completingYAML = `version: 1
+name: done
+nodes:
+  svc:
+    handler: echo
+    sockets:
+      in: {type: REP, bind: auto}
+  gen:
+    handler: generate
+    config:
+      count: 100
+    sockets:
+      out: {type: PUSH, bind: auto}
+  sink:
+    handler: count
+    config:
+      expect: 100
+    sockets:
+      in: {type: PULL, connect: gen.out}
+`
+
+// idleNode completes at 5 messages, which never come.
+const idleNode = `  idle:
+    handler: count
+    config:
+      expect: 5
+    sockets:
+      in: {type: PULL, bind: auto}
+`
+
+// TestApplyCompletionBookkeeping: a reload that adds completing nodes to a
+// reactive topology makes it end when they are done; one that removes the
+// last completing node that is not done ends it too.
+func TestApplyCompletionBookkeeping(t *testing.T) {
+	t.Run("add", func(t *testing.T) {
+		dir := rlDir(t)
+		lg, _ := newLogger(t)
+		r := rlStart(t, rlParse(t, dir, rlServices("svc"), map[string]string{"SVC": "ipc://" + filepath.Join(dir, "svc")}), Options{Logger: lg})
+		rlWaitFor(t, "svc running", func() bool { return rlRunning2(r.e, "svc") })
+		rep := rlMust(t, r.e, rlParse(t, dir, completingYAML, nil))
+		// bind: auto made svc an inproc endpoint: it changed.
+		rlPlan(t, rep.Plan, spec.Plan{Added: []string{"gen", "sink"}, Changed: []string{"svc"}})
+		if err := r.wait(t); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if got := rlStat(r.e, "sink", "in").MsgsIn; got != 100 {
+			t.Errorf("sink received %d, want 100", got)
+		}
+		if st := statusOf(r.e, "sink"); st.State != StateCompleted {
+			t.Errorf("sink: %s, want completed", st.State)
+		}
+	})
+	t.Run("remove", func(t *testing.T) {
+		dir := rlDir(t)
+		lg, _ := newLogger(t)
+		r := rlStart(t, rlParse(t, dir, completingYAML+idleNode, nil), Options{Logger: lg})
+		rlWaitFor(t, "sink done", func() bool { return statusOf(r.e, "sink").State == StateCompleted })
+		select {
+		case err := <-r.done:
+			t.Fatalf("Run returned (%v) while idle waits", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		rep := rlMust(t, r.e, rlParse(t, dir, completingYAML, nil))
+		rlPlan(t, rep.Plan, spec.Plan{Removed: []string{"idle"}, Unchanged: []string{"gen", "sink", "svc"}})
+		if err := r.wait(t); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	})
+}
+
+// TestApplyRollsBackNodeThatCannotStart: the new definition of svc binds an
+// endpoint a foreign socket holds. svc fails, runs its old definition
+// again, and the report says why; the node added by the same reload runs.
+func TestApplyRollsBackNodeThatCannotStart(t *testing.T) {
+	dir := rlDir(t)
+	vars := map[string]string{"SVC": zsocktest.TCP(t), "EXTRA": zsocktest.TCP(t)}
+	taken := zsocktest.TCP(t)
+	foreign, err := zmq4.NewSocket(zmq4.PULL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer foreign.Close()
+	_ = foreign.SetLinger(0)
+	if err := foreign.Bind(taken); err != nil {
+		t.Fatal(err)
+	}
+	lg, logs := newLogger(t)
+	r := rlStart(t, rlParse(t, dir, rlServices("svc"), vars), Options{Logger: lg})
+	rlWaitFor(t, "svc running", func() bool { return rlRunning2(r.e, "svc") })
+
+	rep, err := rlApply(t, r.e, rlParse(t, dir, rlServices("extra", "svc"), rlVars(vars, "SVC", taken)))
+	want := fmt.Sprintf(`node "svc": socket "in": bind %s: address already in use`, taken)
+	if err == nil || err.Error() != want {
+		t.Fatalf("Apply: got %v, want %s", err, want)
+	}
+	rlPlan(t, rep.Plan, spec.Plan{Added: []string{"extra"}, Changed: []string{"svc"}})
+	if len(rep.Failed) != 1 || rep.Failed[0].Node != "svc" || rep.Failed[0].Error() != want {
+		t.Errorf("Failed: %v", rep.Failed)
+	}
+	if !reflect.DeepEqual(rep.RolledBack, []string{"svc"}) {
+		t.Errorf("RolledBack: got %v, want [svc]", rep.RolledBack)
+	}
+	for _, name := range []string{"extra", "svc"} {
+		if st := statusOf(r.e, name); st.State != StateRunning {
+			t.Errorf("%s: %s, want running", name, st.State)
+		}
+	}
+	if got, err := rlRequest(t, vars["SVC"], "old svc"); err != nil || got != "old svc" {
+		t.Errorf("svc at its old endpoint replied %q, %v", got, err)
+	}
+	if got, err := rlRequest(t, vars["EXTRA"], "extra"); err != nil || got != "extra" {
+		t.Errorf("extra replied %q, %v", got, err)
+	}
+	topo := r.e.Topology()
+	if got := topo.Node("svc").Socket("in").Bind; !reflect.DeepEqual(got, []string{vars["SVC"]}) {
+		t.Errorf("engine topology: svc binds %v, want its old endpoint", got)
+	}
+	if topo.Node("extra") == nil {
+		t.Errorf("engine topology lacks extra")
+	}
+	for _, line := range []string{"rolling back node: node=svc",
+		"reload applied: started=1 stopped=0 restarted=0 swapped=0 unchanged=0 failed=1"} {
+		if !strings.Contains(logs.String(), line) {
+			t.Errorf("log lacks %q", line)
+		}
+	}
+
+	// The same file again, once the endpoint is free: the reload retries svc.
+	foreign.Close()
+	rlFree(t, taken)
+	rep = rlMust(t, r.e, rlParse(t, dir, rlServices("extra", "svc"), rlVars(vars, "SVC", taken)))
+	rlPlan(t, rep.Plan, spec.Plan{Changed: []string{"svc"}, Unchanged: []string{"extra"}})
+	if got, err := rlRequest(t, taken, "new svc"); err != nil || got != "new svc" {
+		t.Errorf("svc at its new endpoint replied %q, %v", got, err)
+	}
+}
+
+// TestApplyKeepsNodeWhoseHandlerCannotBeBuilt: a handler-only change to a
+// plugin that exits before READY fails in its factory, before the running
+// node is touched: it keeps serving with its old handler.
+func TestApplyKeepsNodeWhoseHandlerCannotBeBuilt(t *testing.T) {
+	dir := rlDir(t)
+	if err := os.WriteFile(filepath.Join(dir, "bad.sh"), []byte("#!/bin/sh\nexit 4\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"SVC": zsocktest.TCP(t)}
+	lg, _ := newLogger(t)
+	r := rlStart(t, rlParse(t, dir, rlServices("svc"), vars), Options{Logger: lg})
+	rlWaitFor(t, "svc running", func() bool { return rlRunning2(r.e, "svc") })
+	started := statusOf(r.e, "svc").Started
+
+	plugin := strings.Replace(rlServices("svc"), "handler: echo", "handler: {plugin: ./bad.sh}", 1)
+	rep, err := rlApply(t, r.e, rlParse(t, dir, plugin, vars))
+	want := `node "svc": plugin handshake failed: plugin exited before READY: exit status 4`
+	if err == nil || err.Error() != want {
+		t.Fatalf("Apply: got %v, want %s", err, want)
+	}
+	rlPlan(t, rep.Plan, spec.Plan{HandlerOnly: []string{"svc"}})
+	if !reflect.DeepEqual(rep.RolledBack, []string{"svc"}) {
+		t.Errorf("RolledBack: got %v, want [svc]", rep.RolledBack)
+	}
+	if st := statusOf(r.e, "svc"); st.State != StateRunning || !st.Started.Equal(started) {
+		t.Errorf("svc was touched: %+v", st)
+	}
+	if got, err := rlRequest(t, vars["SVC"], "echo me"); err != nil || got != "echo me" {
+		t.Errorf("svc replied %q, %v", got, err)
+	}
+	if h := r.e.Topology().Node("svc").Handler; h.Kind != spec.HandlerBuiltin || h.Name != "echo" {
+		t.Errorf("engine topology: svc handler %+v, want echo", h)
 	}
 }
