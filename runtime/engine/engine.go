@@ -29,6 +29,33 @@
 // closed before its replacement opens them (stop-before-start); zsock
 // retries a bind while libzmq releases the address.
 //
+// Reload (Apply, reload.go): spec.Diff(running, new) is applied node by
+// node; instances the plan leaves alone are never touched. A handler-only
+// change stores the new handler in the node's atomic slot: its sockets stay
+// open, a Runner (proxy, lbbroker, generate) returns and the node goes on
+// with the new handler, and each message is handled by the old handler or
+// the new one — none is lost. Removed nodes and the old instances of
+// changed nodes stop before anything starts (stop-before-start, as for
+// restarts: a bound endpoint passes from an old instance to its
+// replacement, zsock retrying the bind). A changed node is a new instance:
+// its Started, restarts and socket counters begin afresh; a swap keeps them.
+// A node whose new definition fails (its handler cannot be built, it does
+// not start) goes back to its previous one; the others keep the new state.
+//
+// Stopping a node on reload drains it first. Closing a PULL (or REP)
+// socket drops what libzmq queued for it — its own receive pipe, and the
+// sending peer's pipe to it — and disconnecting first does not help: the
+// pending messages of a pipe cannot be read once its reader has asked to
+// end it. A PUSH (or DEALER) peer keeps routing to every connected peer,
+// so nothing but the peer's own pause makes a worker's queue empty. The
+// engine therefore lets a removed node work on until its socket counters
+// stayed still for a few samples (150 ms): lossless when the flow pauses
+// within Grace (the test scales workers 2 -> 4 -> 1 under a stream and the
+// sink's count is exact; stopping at once lost a message or two at 1k
+// msg/s), lossy only for what is queued when a stream outlasts Grace.
+// Producers stop at once. A proxy's counters never move (messages pass
+// inside libzmq), so a removed proxy is stopped after one quiet period.
+//
 // Where nodes run: each instance has an instanceRunner. Goroutine nodes
 // (node.Node) are the only kind so far; `run: process` and `command` nodes
 // make Run fail with a clear error until process runners exist.

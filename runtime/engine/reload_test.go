@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -782,5 +784,263 @@ func TestApplyKeepsNodeWhoseHandlerCannotBeBuilt(t *testing.T) {
 	}
 	if h := r.e.Topology().Node("svc").Handler; h.Kind != spec.HandlerBuiltin || h.Name != "echo" {
 		t.Errorf("engine topology: svc handler %+v, want echo", h)
+	}
+}
+
+// rlFifty is a topology of 50 echo REP services n00..n49, each on its own
+// ipc endpoint in dir; handlers overrides some nodes' handler, endpoints
+// some nodes' endpoint name.
+func rlFifty(t testing.TB, dir string, handlers, endpoints map[string]string) *spec.Topology {
+	var b strings.Builder
+	b.WriteString("version: 1\nname: fifty\nnodes:\n")
+	for i := 0; i < 50; i++ {
+		name := fmt.Sprintf("n%02d", i)
+		h, ep := "echo", name
+		if o, ok := handlers[name]; ok {
+			h = o
+		}
+		if o, ok := endpoints[name]; ok {
+			ep = o
+		}
+		fmt.Fprintf(&b, "  %s:\n    handler: %s\n    sockets:\n      in: {type: REP, bind: \"ipc://%s\"}\n", name, h, filepath.Join(dir, ep))
+	}
+	return rlParse(t, dir, b.String(), nil)
+}
+
+func rlAllRunning(e *Engine) bool {
+	for _, st := range e.Status() {
+		if st.State != StateRunning {
+			return false
+		}
+	}
+	return true
+}
+
+// TestApplyTouchesOnlyChangedNode: in a 50-node topology, a one-node change
+// (a handler, then an endpoint) leaves the 49 other instances alone.
+func TestApplyTouchesOnlyChangedNode(t *testing.T) {
+	dir := rlDir(t)
+	lg, _ := newLogger(t)
+	r := rlStart(t, rlFifty(t, dir, nil, nil), Options{Logger: lg})
+	rlWaitFor(t, "50 nodes running", func() bool { return rlAllRunning(r.e) })
+	before := rlStarted(r.e)
+	if len(before) != 50 {
+		t.Fatalf("%d instances, want 50", len(before))
+	}
+	others := func(except string) []string {
+		var names []string
+		for i := 0; i < 50; i++ {
+			if n := fmt.Sprintf("n%02d", i); n != except {
+				names = append(names, n)
+			}
+		}
+		return names
+	}
+
+	rep := rlMust(t, r.e, rlFifty(t, dir, map[string]string{"n07": "upper"}, nil))
+	rlPlan(t, rep.Plan, spec.Plan{HandlerOnly: []string{"n07"}, Unchanged: others("n07")})
+	if got := rlStarted(r.e); !reflect.DeepEqual(got, before) {
+		t.Errorf("a handler swap restarted instances")
+	}
+	if got, err := rlRequest(t, "ipc://"+filepath.Join(dir, "n07"), "ping"); err != nil || got != "PING" {
+		t.Errorf("n07 replied %q, %v; want PING", got, err)
+	}
+
+	rep = rlMust(t, r.e, rlFifty(t, dir, map[string]string{"n07": "upper"}, map[string]string{"n23": "moved"}))
+	rlPlan(t, rep.Plan, spec.Plan{Changed: []string{"n23"}, Unchanged: others("n23")})
+	after := rlStarted(r.e)
+	for name, at := range before {
+		if changed := !after[name].Equal(at); changed != (name == "n23") {
+			t.Errorf("%s: restarted %v, want %v", name, changed, name == "n23")
+		}
+	}
+	if got, err := rlRequest(t, "ipc://"+filepath.Join(dir, "moved"), "pong"); err != nil || got != "pong" {
+		t.Errorf("n23 replied %q, %v at its new endpoint", got, err)
+	}
+}
+
+// BenchmarkReload50 measures a reload of a 50-node topology that changes
+// one node's handler (echo <-> upper), from the Apply call until a REQ
+// client gets its reply from the new handler: ms/reload is the median.
+func BenchmarkReload50(b *testing.B) {
+	dir := rlDir(b)
+	topos := [2]*spec.Topology{
+		rlFifty(b, dir, nil, nil),
+		rlFifty(b, dir, map[string]string{"n07": "upper"}, nil),
+	}
+	want := [2]string{"ping", "PING"}
+	r := rlStart(b, topos[0], Options{})
+	rlWaitFor(b, "50 nodes running", func() bool { return rlAllRunning(r.e) })
+	client, err := zmq4.NewSocket(zmq4.REQ)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	_ = client.SetLinger(0)
+	_ = client.SetRcvtimeo(bound)
+	if err := client.Connect("ipc://" + filepath.Join(dir, "n07")); err != nil {
+		b.Fatal(err)
+	}
+	ask := func() string {
+		if _, err := client.Send("ping", 0); err != nil {
+			b.Fatal(err)
+		}
+		reply, err := client.Recv(0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return reply
+	}
+	if got := ask(); got != want[0] {
+		b.Fatalf("before: got %q", got)
+	}
+	var samples []time.Duration
+	i := 0
+	for b.Loop() {
+		i++
+		start := time.Now()
+		if _, err := rlApply(b, r.e, topos[i%2]); err != nil {
+			b.Fatal(err)
+		}
+		for ask() != want[i%2] {
+		}
+		samples = append(samples, time.Since(start))
+	}
+	sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
+	b.ReportMetric(float64(samples[len(samples)/2])/float64(time.Millisecond), "ms/reload")
+}
+
+// TestApplyBeforeAndAfterRun: before Run, Apply only changes what Run will
+// start; once Run has stopped, it refuses.
+func TestApplyBeforeAndAfterRun(t *testing.T) {
+	dir := rlDir(t)
+	vars := map[string]string{"A": zsocktest.TCP(t), "B": zsocktest.TCP(t)}
+	e, err := New(rlParse(t, dir, rlServices("a"), vars), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := rlMust(t, e, rlParse(t, dir, rlServices("b"), vars))
+	rlPlan(t, rep.Plan, spec.Plan{Added: []string{"b"}, Removed: []string{"a"}})
+	if got := rlNames(e); !reflect.DeepEqual(got, []string{"b"}) {
+		t.Fatalf("instances before Run: %v, want [b]", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	rlWaitFor(t, "b running", func() bool { return rlRunning2(e, "b") })
+	if got, err := rlRequest(t, vars["B"], "b"); err != nil || got != "b" {
+		t.Fatalf("b replied %q, %v", got, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if _, err := rlApply(t, e, rlParse(t, dir, rlServices("a"), vars)); !errors.Is(err, ErrStopped) {
+		t.Errorf("Apply after Run: got %v, want %v", err, ErrStopped)
+	}
+	if got := rlNames(e); !reflect.DeepEqual(got, []string{"b"}) {
+		t.Errorf("instances after a refused reload: %v", got)
+	}
+}
+
+const foreverYAML = `version: 1
+name: forever
+nodes:
+  ventilator:
+    handler: generate
+    config:
+      interval: 1ms
+    sockets:
+      out: {type: PUSH, bind: auto}
+  worker:
+    replicas: ${WORKERS}
+    handler: forward
+    sockets:
+      in: {type: PULL, connect: ventilator.out}
+      out: {type: PUSH, connect: sink.in}
+  sink:
+    handler: count
+    sockets:
+      in: {type: PULL, bind: auto}
+`
+
+// TestStopCutsReloadDrainShort: a removed worker of an endless stream never
+// goes quiet; stopping the engine meanwhile ends the reload's drain and Run
+// returns.
+func TestStopCutsReloadDrainShort(t *testing.T) {
+	dir := rlDir(t)
+	lg, logs := newLogger(t)
+	r := rlStart(t, rlParse(t, dir, foreverYAML, map[string]string{"WORKERS": "2"}), Options{Logger: lg, Grace: time.Minute})
+	rlWaitFor(t, "the stream flowing", func() bool { return rlStat(r.e, "sink", "in").MsgsIn >= 100 })
+	applied := make(chan error, 1)
+	go func() {
+		_, err := rlApply(t, r.e, rlParse(t, dir, foreverYAML, map[string]string{"WORKERS": "1"}))
+		applied <- err
+	}()
+	rlWaitFor(t, "the reload draining worker.1", func() bool { return strings.Contains(logs.String(), "stopping node: node=worker.1") })
+	if err := r.stop(t); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	select {
+	case err := <-applied:
+		if err != nil {
+			t.Errorf("Apply: %v", err)
+		}
+	case <-time.After(bound):
+		t.Fatal("Apply hangs")
+	}
+	if !strings.Contains(logs.String(), `stopping node with messages still moving: node=worker.1 reason="engine stopping"`) {
+		t.Errorf("the drain was not cut short by the stop")
+	}
+}
+
+const replicasYAML = `version: 1
+name: replicas
+nodes:
+  broker:
+    handler: proxy
+    sockets:
+      frontend: {type: ROUTER, bind: auto}
+      backend: {type: DEALER, bind: auto}
+  worker:
+    replicas: ${WORKERS}
+    handler: echo
+    sockets:
+      in: {type: REP, connect: broker.backend}
+`
+
+// TestConcurrentApplies: reloads from several goroutines are serialized;
+// the engine ends up running exactly what its Topology says.
+func TestConcurrentApplies(t *testing.T) {
+	dir := rlDir(t)
+	lg, _ := newLogger(t)
+	r := rlStart(t, rlParse(t, dir, replicasYAML, map[string]string{"WORKERS": "1"}), Options{Logger: lg})
+	errs := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			var err error
+			for i := 0; i < 3 && err == nil; i++ {
+				_, err = rlApply(t, r.e, rlParse(t, dir, replicasYAML, map[string]string{"WORKERS": fmt.Sprint(1 + (g+i)%3)}))
+			}
+			errs <- err
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-errs; err != nil {
+			t.Errorf("Apply: %v", err)
+		}
+	}
+	var want []string
+	for _, n := range r.e.Topology().Nodes {
+		want = append(want, n.Name)
+	}
+	sort.Strings(want)
+	if got := rlNames(r.e); !reflect.DeepEqual(got, want) {
+		t.Errorf("instances %v, topology %v", got, want)
+	}
+	rlWaitFor(t, "every instance running", func() bool { return rlAllRunning(r.e) })
+	if err := r.stop(t); err != nil {
+		t.Errorf("Run: %v", err)
 	}
 }
