@@ -407,6 +407,7 @@ func (u *upRun) run(stderr io.Writer) int {
 		return exitFailure
 	case errors.As(err, &ed):
 		if ed.err != nil {
+			fmt.Fprintf(stderr, "ztopo up: %v\n", ed.err)
 			return exitFailure
 		}
 		return exitOK
