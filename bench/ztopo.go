@@ -264,8 +264,8 @@ nodes:
 
 // ztopoFanout uses the sync barrier of SPEC §1 against the slow joiner: the
 // publisher starts once the four subscribers are connected and subscribed.
-// As in the go run, XPUB_NODROP turns the high-water marks into
-// back-pressure, so every subscriber must get every message.
+// As in the go run, the publishing sockets have no send high-water mark and
+// XPUB_NODROP, so every subscriber must get every message.
 func ztopoFanout(p Params) (Result, error) {
 	var ports [3]int
 	for i := range ports {
@@ -283,12 +283,12 @@ nodes:
     config: {count: %d, size: %d}
     sync: {expect: %d, bind: "tcp://127.0.0.1:%d"}
     sockets:
-      out: {type: PUB, connect: proxy.frontend, options: {xpub_nodrop: true}}
+      out: {type: PUB, connect: proxy.frontend, options: {sndhwm: 0, xpub_nodrop: true}}
   proxy:
     handler: proxy
     sockets:
       frontend: {type: XSUB, bind: "tcp://127.0.0.1:%d"}
-      backend: {type: XPUB, bind: "tcp://127.0.0.1:%d", options: {xpub_nodrop: true}}
+      backend: {type: XPUB, bind: "tcp://127.0.0.1:%d", options: {sndhwm: 0, xpub_nodrop: true}}
   subscriber:
     replicas: %d
     handler: count
