@@ -134,12 +134,16 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 		w, werr = watch.New(path, logger.Named("watch"))
 	}
 	t, ds := spec.Load(path, loadOptions())
-	printDiags(stderr, ds)
 	if t == nil {
+		printDiags(stderr, ds)
 		if w != nil {
 			w.Close()
 		}
 		return exitFailure
+	}
+	// Warnings of a valid file go to the log, which may be JSON.
+	for _, d := range ds {
+		logger.Warn(d.String())
 	}
 	if werr != nil {
 		fmt.Fprintf(stderr, "ztopo up: %v\n", werr)
