@@ -194,20 +194,10 @@ func rateText(r float64) string {
 		return "0"
 	case r < 10:
 		return strconv.FormatFloat(math.Round(r*10)/10, 'f', -1, 64)
-	case r < 1000:
+	case r < 999.5:
 		return strconv.FormatFloat(math.Round(r), 'f', -1, 64)
-	case r < 1e6:
-		return sig3(r/1e3) + "k"
+	case r < 999.5e3:
+		return strconv.FormatFloat(r/1e3, 'g', 3, 64) + "k"
 	}
-	return sig3(r/1e6) + "M"
-}
-
-func sig3(v float64) string {
-	switch {
-	case v < 10:
-		return strconv.FormatFloat(v, 'f', 2, 64)
-	case v < 100:
-		return strconv.FormatFloat(v, 'f', 1, 64)
-	}
-	return strconv.FormatFloat(v, 'f', 0, 64)
+	return strconv.FormatFloat(r/1e6, 'g', 3, 64) + "M"
 }

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ztopo/ztopo/runtime/engine"
+)
+
+// TestReloaderCoalesces checks the latest-value queue: requests made while
+// one is pending give one reload, and every caller waiting for a result
+// gets that reload's.
+func TestReloaderCoalesces(t *testing.T) {
+	r := newReloader()
+	a, b := make(chan reloadOutcome, 1), make(chan reloadOutcome, 1)
+	r.request(a)
+	r.request(nil) // a file event
+	r.request(b)
+	if got, want := len(r.kick), 1; got != want {
+		t.Fatalf("pending kicks: got %d, want %d", got, want)
+	}
+	<-r.kick
+	ws := r.take()
+	if got, want := len(ws), 2; got != want {
+		t.Fatalf("waiters: got %d, want %d", got, want)
+	}
+	res := &reloadResult{Result: "applied"}
+	for _, w := range ws {
+		w <- reloadOutcome{result: res}
+	}
+	for name, c := range map[string]chan reloadOutcome{"a": a, "b": b} {
+		if got := (<-c).result; got != res {
+			t.Errorf("%s: got %v, want the reload's result", name, got)
+		}
+	}
+	if got := len(r.take()); got != 0 {
+		t.Errorf("waiters after take: got %d, want 0", got)
+	}
+}
+
+func TestRates(t *testing.T) {
+	k := rateKey{"sink", "in"}
+	gone := rateKey{"old", "in"}
+	t0 := time.Unix(100, 0)
+	r := newRateSampler(func() []engine.InstanceStatus { return nil })
+	r.snaps = []rateSnap{
+		{at: t0, counts: map[rateKey][2]uint64{k: {100, 10}, gone: {50, 0}}},
+		{at: t0.Add(time.Second), counts: map[rateKey][2]uint64{k: {300, 10}}},
+		{at: t0.Add(2 * time.Second), counts: map[rateKey][2]uint64{k: {500, 30}, {"new", "in"}: {5, 0}}},
+	}
+	got := r.current()
+	if want := (rate{in: 200, out: 10}); got[k] != want {
+		t.Errorf("rate of %v: got %+v, want %+v", k, got[k], want)
+	}
+	if len(got) != 1 {
+		t.Errorf("rates: got %v, want only %v (no rate without two samples)", got, k)
+	}
+
+	// A counter that went down (a replaced instance) has no rate.
+	r.snaps[2].counts[k] = [2]uint64{1, 0}
+	if got := r.current(); len(got) != 0 {
+		t.Errorf("rates after a reset: got %v, want none", got)
+	}
+
+	// The window keeps rateWindow/rateSample+1 samples.
+	r = newRateSampler(func() []engine.InstanceStatus { return nil })
+	for i := 0; i < 20; i++ {
+		r.sample()
+	}
+	if got, want := len(r.snaps), int(rateWindow/rateSample)+1; got != want {
+		t.Errorf("samples kept: got %d, want %d", got, want)
+	}
+}
+
+func TestFormats(t *testing.T) {
+	for _, c := range []struct {
+		sec  float64
+		want string
+	}{
+		{0, "-"}, {0.4, "0s"}, {59.9, "59s"}, {61, "1m1s"}, {3600 + 120, "1h2m"}, {2*86400 + 3*3600, "2d3h"},
+	} {
+		if got := uptimeText(c.sec); got != c.want {
+			t.Errorf("uptimeText(%v): got %q, want %q", c.sec, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		r    float64
+		want string
+	}{
+		{0, "0"}, {-1, "0"}, {0.25, "0.3"}, {7.5, "7.5"}, {840.4, "840"}, {12345, "12.3k"}, {1050000, "1.05M"}, {999999, "1M"}, {9999, "10k"}, {999.6, "1k"},
+	} {
+		if got := rateText(c.r); got != c.want {
+			t.Errorf("rateText(%v): got %q, want %q", c.r, got, c.want)
+		}
+	}
+}
