@@ -30,7 +30,10 @@
 // retries a bind while libzmq releases the address.
 //
 // Reload (Apply, reload.go): spec.Diff(running, new) is applied node by
-// node; instances the plan leaves alone are never touched. A handler-only
+// node; instances the plan leaves alone are not touched — unless they are
+// connected over inproc to a node that stops or restarts: libzmq never
+// re-establishes an inproc connection to a new binder (tcp and ipc
+// reconnect), so they restart after it (Report.Dependents). A handler-only
 // change stores the new handler in the node's atomic slot: its sockets stay
 // open, a Runner (proxy, lbbroker, generate) returns and the node goes on
 // with the new handler, and each message is handled by the old handler or

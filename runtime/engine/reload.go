@@ -46,6 +46,13 @@ type Report struct {
 	// started either is dropped too, and Failed says both errors. Dropped
 	// nodes are not in Engine.Topology, so the next reload retries them.
 	RolledBack []string
+	// Dependents lists the instances restarted although the plan leaves
+	// them unchanged (or only swaps their handler): each connects over
+	// inproc to a node that stops or restarts, and libzmq does not
+	// re-establish an inproc connection to a new binder. They are drained
+	// and restarted with it, and counted as restarted. tcp and ipc peers
+	// reconnect by themselves and are never restarted.
+	Dependents []string
 	Duration   time.Duration
 }
 
@@ -87,7 +94,10 @@ func (r Report) Err() error {
 // drained and stopped, then added nodes and the new instances of changed
 // nodes start (stop-before-start: an endpoint passes from an old instance
 // to its replacement; zsock retries the bind while libzmq releases it).
-// Unchanged instances are not touched.
+// Unchanged instances are not touched, with one exception: an instance
+// connected over inproc to a node that stops or restarts restarts with it
+// (Report.Dependents), since libzmq never re-establishes an inproc
+// connection to a new binder; tcp and ipc peers reconnect by themselves.
 //
 // Draining: a node being stopped keeps running until its socket counters
 // stayed still for a few samples (messages it holds are passed on first),
@@ -123,7 +133,7 @@ func (e *Engine) Apply(ctx context.Context, t *spec.Topology) (Report, error) {
 		e: e, ctx: ctx, log: e.log.Named("reload"),
 		old: old, new: t, plan: spec.Diff(old, t),
 		oldNodes: byName(old), failed: map[string]error{},
-		kept: map[string]bool{}, dropped: map[string]bool{},
+		kept: map[string]bool{}, dropped: map[string]bool{}, why: map[string]string{},
 	}
 	if rl.plan.Empty() {
 		rl.adopt()
@@ -147,9 +157,15 @@ func (e *Engine) Apply(ctx context.Context, t *spec.Topology) (Report, error) {
 	e.notify()
 
 	rep := rl.report(time.Since(start))
+	unchanged := len(rl.plan.Unchanged)
+	for _, name := range rl.plan.Unchanged {
+		if rl.why[name] != "" {
+			unchanged--
+		}
+	}
 	rl.log.Info("reload applied",
 		"started", rl.started, "stopped", rl.stopped, "restarted", rl.restarted,
-		"swapped", rl.swapped, "unchanged", len(rl.plan.Unchanged),
+		"swapped", rl.swapped, "unchanged", unchanged,
 		"failed", len(rep.Failed), "duration", rep.Duration)
 	return rep, rep.Err()
 }
@@ -164,8 +180,10 @@ type reload struct {
 	oldNodes map[string]*spec.Node
 
 	failed  map[string]error
-	kept    map[string]bool // failed, running (or trying) its old definition
-	dropped map[string]bool // failed, running nothing
+	kept    map[string]bool   // failed, running (or trying) its old definition
+	dropped map[string]bool   // failed, running nothing
+	why     map[string]string // restarts the plan does not name as such: why
+	deps    []string          // instances restarted for an inproc peer
 
 	started, stopped, restarted, swapped int
 }
@@ -204,7 +222,7 @@ func (rl *reload) fail(name string, err error) {
 // that a definition whose handler cannot be built never costs the running
 // one: swaps for handler-only changes, new instances (with their first
 // handler) for added and changed nodes.
-func (rl *reload) prepare() (swaps []swapJob, starts []startJob) {
+func (rl *reload) prepare(live bool) (swaps []swapJob, starts []startJob) {
 	e := rl.e
 	e.mu.Lock()
 	current := make(map[string]*instance, len(e.insts))
@@ -222,7 +240,7 @@ func (rl *reload) prepare() (swaps []swapJob, starts []startJob) {
 			continue
 		}
 		if why := noSwap(in, n); why != "" {
-			rl.log.Debug("handler change needs a restart", "node", name, "reason", why)
+			rl.why[name] = "handler change: " + why
 			restarts = append(restarts, name)
 			continue
 		}
@@ -235,6 +253,36 @@ func (rl *reload) prepare() (swaps []swapJob, starts []startJob) {
 		swaps = append(swaps, swapJob{in: in, n: n, h: h})
 	}
 	restarts = append(restarts, rl.plan.Changed...)
+	if live {
+		going := map[string]bool{}
+		for _, name := range append(append([]string(nil), restarts...), rl.plan.Removed...) {
+			going[name] = true
+		}
+		candidates := append([]string(nil), rl.plan.Unchanged...)
+		for _, j := range swaps {
+			candidates = append(candidates, j.n.Name)
+		}
+		deps := rl.inprocDependents(going, candidates, newNodes)
+		if len(deps) > 0 {
+			kept := swaps[:0]
+			for _, j := range swaps {
+				if deps[j.n.Name] == "" {
+					kept = append(kept, j)
+					continue
+				}
+				discard(j.h)
+			}
+			swaps = kept
+			for _, name := range candidates {
+				if peer := deps[name]; peer != "" {
+					rl.why[name] = fmt.Sprintf("it connects over inproc to %s, which restarts (inproc connections are not re-established)", peer)
+					rl.deps = append(rl.deps, name)
+					restarts = append(restarts, name)
+				}
+			}
+			sort.Strings(rl.deps)
+		}
+	}
 	sort.Strings(restarts)
 	for _, name := range append(restarts, rl.plan.Added...) {
 		n, old := newNodes[name], current[name]
@@ -258,6 +306,54 @@ func (rl *reload) prepare() (swaps []swapJob, starts []startJob) {
 	return swaps, starts
 }
 
+// inprocDependents finds the instances among candidates that must restart
+// because an instance that stops or restarts (going) binds an inproc
+// endpoint they connect to: libzmq never re-establishes an inproc
+// connection whose binder went away (tcp and ipc reconnect by themselves).
+// It is transitive, since a dependent's restart drops the inproc
+// connections to what it binds. The result maps each to the peer it
+// follows.
+func (rl *reload) inprocDependents(going map[string]bool, candidates []string, newNodes map[string]*spec.Node) map[string]string {
+	bound := map[string]string{} // inproc endpoint -> the instance that binds it
+	addBinds := func(n *spec.Node) {
+		if n == nil {
+			return
+		}
+		for _, s := range n.Sockets {
+			for _, ep := range s.Bind {
+				if strings.HasPrefix(ep, "inproc://") {
+					bound[ep] = n.Name
+				}
+			}
+		}
+	}
+	for name := range going {
+		addBinds(rl.oldNodes[name])
+	}
+	deps := map[string]string{}
+	for grew := len(bound) > 0; grew; {
+		grew = false
+		for _, name := range candidates {
+			n := newNodes[name]
+			if going[name] || deps[name] != "" || n == nil {
+				continue
+			}
+		sockets:
+			for _, s := range n.Sockets {
+				for _, ep := range s.Connect {
+					if peer, ok := bound[ep]; ok {
+						deps[name] = peer
+						addBinds(rl.oldNodes[name])
+						grew = true
+						break sockets
+					}
+				}
+			}
+		}
+	}
+	return deps
+}
+
 // noSwap says why a handler-only change of in cannot be a swap, or "".
 func noSwap(in *instance, n *spec.Node) string {
 	in.mu.Lock()
@@ -274,7 +370,7 @@ func noSwap(in *instance, n *spec.Node) string {
 // apply runs the plan on a running engine.
 func (rl *reload) apply() {
 	e := rl.e
-	swaps, starts := rl.prepare()
+	swaps, starts := rl.prepare(true)
 
 	for _, j := range swaps {
 		rl.log.Info("swapping handler", "node", j.n.Name, "handler", describe(j.n.Handler))
@@ -298,8 +394,13 @@ func (rl *reload) apply() {
 		}
 	}
 	for _, j := range starts {
-		if j.old != nil {
-			olds = append(olds, j.old)
+		if j.old == nil {
+			continue
+		}
+		olds = append(olds, j.old)
+		if why := rl.why[j.n.Name]; why != "" {
+			rl.log.Info("restarting node", "node", j.n.Name, "reason", why)
+		} else {
 			rl.log.Info("restarting node", "node", j.n.Name)
 		}
 	}
@@ -377,7 +478,7 @@ func (rl *reload) apply() {
 // are replaced, added and dropped; Run starts what is there.
 func (rl *reload) applyIdle() {
 	e := rl.e
-	swaps, starts := rl.prepare()
+	swaps, starts := rl.prepare(false)
 	var gone []*instance
 	defer func() {
 		for _, in := range gone {
@@ -444,7 +545,7 @@ func (rl *reload) adopt() {
 }
 
 func (rl *reload) report(d time.Duration) Report {
-	rep := Report{Plan: rl.plan, Duration: d}
+	rep := Report{Plan: rl.plan, Dependents: rl.deps, Duration: d}
 	for name, err := range rl.failed {
 		rep.Failed = append(rep.Failed, NodeError{Node: name, Err: err})
 		if rl.kept[name] && !rl.dropped[name] {

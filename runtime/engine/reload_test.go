@@ -1044,3 +1044,79 @@ func TestConcurrentApplies(t *testing.T) {
 		t.Errorf("Run: %v", err)
 	}
 }
+
+const rerunYAML = `version: 1
+name: rerun
+nodes:
+  gen:
+    handler: generate
+    config:
+      count: ${COUNT}
+    sockets:
+      out: {type: PUSH, bind: "${GEN}"}
+  sink:
+    handler: count
+    sockets:
+      in: {type: PULL, connect: gen.out}
+` + idleNode
+
+// TestApplyRerunsCompletedNode: a handler-only change to a node that has
+// completed cannot be a swap (it no longer handles anything): the reload
+// starts it again with its new config. Over ipc the sink reconnects by
+// itself and is untouched; over inproc, which libzmq never reconnects, the
+// sink is restarted with it (a fresh instance: its count starts at 0).
+func TestApplyRerunsCompletedNode(t *testing.T) {
+	for _, tc := range []struct {
+		name, gen  string
+		dependents []string
+		want       uint64
+	}{
+		{"ipc", "ipc", nil, 120},
+		{"inproc", "auto", []string{"sink"}, 70},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := rlDir(t)
+			vars := map[string]string{"COUNT": "50", "GEN": tc.gen}
+			if tc.gen == "ipc" {
+				vars["GEN"] = "ipc://" + filepath.Join(dir, "gen")
+			}
+			lg, logs := newLogger(t)
+			r := rlStart(t, rlParse(t, dir, rerunYAML, vars), Options{Logger: lg})
+			rlWaitFor(t, "gen completed", func() bool { return statusOf(r.e, "gen").State == StateCompleted })
+			rlWaitFor(t, "50 at the sink", func() bool { return rlStat(r.e, "sink", "in").MsgsIn == 50 })
+			before := rlStarted(r.e)
+
+			rep := rlMust(t, r.e, rlParse(t, dir, rerunYAML, rlVars(vars, "COUNT", "70")))
+			rlPlan(t, rep.Plan, spec.Plan{HandlerOnly: []string{"gen"}, Unchanged: []string{"idle", "sink"}})
+			if !reflect.DeepEqual(rep.Dependents, tc.dependents) {
+				t.Errorf("Dependents: got %v, want %v", rep.Dependents, tc.dependents)
+			}
+			rlWaitFor(t, "the rerun at the sink", func() bool { return rlStat(r.e, "sink", "in").MsgsIn >= tc.want })
+			if err := r.stop(t); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if got := rlStat(r.e, "sink", "in").MsgsIn; got != tc.want {
+				t.Errorf("sink received %d, want %d", got, tc.want)
+			}
+			if statusOf(r.e, "gen").Started.Equal(before["gen"]) {
+				t.Errorf("gen was not restarted")
+			}
+			if restarted := !statusOf(r.e, "sink").Started.Equal(before["sink"]); restarted != (tc.dependents != nil) {
+				t.Errorf("sink restarted: %v", restarted)
+			}
+			if !statusOf(r.e, "idle").Started.Equal(before["idle"]) {
+				t.Errorf("idle was restarted")
+			}
+			lines := []string{`restarting node: node=gen reason="handler change: the instance is completed"`}
+			if tc.dependents != nil {
+				lines = append(lines, `restarting node: node=sink reason="it connects over inproc to gen, which restarts (inproc connections are not re-established)"`,
+					"reload applied: started=0 stopped=0 restarted=2 swapped=0 unchanged=1 failed=0")
+			}
+			for _, want := range lines {
+				if !strings.Contains(logs.String(), want) {
+					t.Errorf("log lacks %q", want)
+				}
+			}
+		})
+	}
+}
