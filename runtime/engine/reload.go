@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -472,6 +473,79 @@ func (rl *reload) apply() {
 		rl.log.Error("rollback did not start", "node", name, "error", err)
 		rl.failed[name] = fmt.Errorf("%w; rollback: %v", rl.failed[name], err)
 	}
+	rl.reconnect(rollbacks)
+}
+
+// reconnect restarts the instances connected over inproc to nodes that were
+// rolled back: the failed new instance may have bound an inproc endpoint
+// before it failed, and whoever connected to it lost the connection when it
+// closed.
+func (rl *reload) reconnect(rolledBack []*instance) {
+	if len(rolledBack) == 0 {
+		return
+	}
+	e := rl.e
+	going := map[string]bool{}
+	for _, rb := range rolledBack {
+		going[rb.name()] = true
+	}
+	e.mu.Lock()
+	current := map[string]*instance{}
+	specs := map[string]*spec.Node{}
+	var candidates []string
+	for name, in := range e.insts {
+		if going[name] {
+			continue
+		}
+		in.mu.Lock()
+		specs[name] = in.spec
+		in.mu.Unlock()
+		current[name] = in
+		candidates = append(candidates, name)
+	}
+	e.mu.Unlock()
+	sort.Strings(candidates)
+	deps := rl.inprocDependents(going, candidates, specs)
+	var olds, news []*instance
+	for _, name := range candidates {
+		peer := deps[name]
+		if peer == "" {
+			continue
+		}
+		old := current[name]
+		old.mu.Lock()
+		n, t := old.spec, old.topo
+		old.mu.Unlock()
+		in, err := e.newInstance(n, t)
+		if err != nil {
+			rl.fail(name, err)
+			continue
+		}
+		rl.log.Info("restarting node", "node", name, "reason",
+			fmt.Sprintf("it connects over inproc to %s, which was rolled back", peer))
+		olds = append(olds, old)
+		news = append(news, in)
+		if !slices.Contains(rl.deps, name) && rl.why[name] == "" && !slices.Contains(rl.plan.Changed, name) && !slices.Contains(rl.plan.Added, name) {
+			rl.deps = append(rl.deps, name)
+		}
+	}
+	sort.Strings(rl.deps)
+	e.retire(rl.ctx, olds)
+	e.mu.Lock()
+	for i, old := range olds {
+		if e.insts[old.name()] == old {
+			e.insts[old.name()] = news[i]
+			e.startInstance(news[i])
+		} else {
+			news[i].discard()
+		}
+	}
+	e.mu.Unlock()
+	errs := e.awaitStart(rl.ctx, news)
+	for in, err := range errs {
+		rl.fail(in.name(), err)
+	}
+	rl.restarted += len(news) - len(errs)
 }
 
 // applyIdle applies the plan before Run: nothing runs yet, so instances

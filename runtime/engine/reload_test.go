@@ -1120,3 +1120,66 @@ func TestApplyRerunsCompletedNode(t *testing.T) {
 		})
 	}
 }
+
+const rollbackInprocYAML = `version: 1
+name: rbinproc
+nodes:
+  x:
+    handler: forward
+    sockets:
+      a: {type: PUSH, bind: "inproc://rb-a"}
+      b: {type: PULL, bind: "${B}"}
+  d:
+    handler: count
+    sockets:
+      in: {type: PULL, connect: x.a}
+`
+
+// TestApplyRollbackReconnectsInprocPeers: x's new definition binds its
+// inproc socket, then fails on a taken tcp endpoint. Its inproc peer d had
+// connected to the failed instance; after x rolls back, d is restarted so
+// that it is connected to the instance that runs.
+func TestApplyRollbackReconnectsInprocPeers(t *testing.T) {
+	dir := rlDir(t)
+	vars := map[string]string{"B": zsocktest.TCP(t)}
+	taken := zsocktest.TCP(t)
+	foreign, err := zmq4.NewSocket(zmq4.PULL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer foreign.Close()
+	_ = foreign.SetLinger(0)
+	if err := foreign.Bind(taken); err != nil {
+		t.Fatal(err)
+	}
+	lg, logs := newLogger(t)
+	r := rlStart(t, rlParse(t, dir, rollbackInprocYAML, vars), Options{Logger: lg})
+	rlWaitFor(t, "x and d running", func() bool { return rlRunning2(r.e, "x") && rlRunning2(r.e, "d") })
+
+	rep, err := rlApply(t, r.e, rlParse(t, dir, rollbackInprocYAML, rlVars(vars, "B", taken)))
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Apply: got %v, want a bind failure", err)
+	}
+	if !reflect.DeepEqual(rep.RolledBack, []string{"x"}) || !reflect.DeepEqual(rep.Dependents, []string{"d"}) {
+		t.Errorf("RolledBack %v, Dependents %v; want [x], [d]", rep.RolledBack, rep.Dependents)
+	}
+	if want := `restarting node: node=d reason="it connects over inproc to x, which was rolled back"`; !strings.Contains(logs.String(), want) {
+		t.Errorf("log lacks %q", want)
+	}
+
+	push, err := zmq4.NewSocket(zmq4.PUSH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer push.Close()
+	_ = push.SetLinger(0)
+	if err := push.Connect(vars["B"]); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		if _, err := push.Send(fmt.Sprint(i), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rlWaitFor(t, "10 messages through the rolled-back x to d", func() bool { return rlStat(r.e, "d", "in").MsgsIn == 10 })
+}
