@@ -14,7 +14,7 @@ import (
 	"github.com/ztopo/ztopo/spec"
 )
 
-const bound = 20 * time.Second
+const bound = 40 * time.Second
 
 // logBuf collects log output for assertions and shows it on failure.
 type logBuf struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -60,6 +61,8 @@ func (s *started) wait(t *testing.T, limit time.Duration) error {
 	case <-s.done:
 		return s.err
 	case <-time.After(limit):
+		buf := make([]byte, 1<<20)
+		t.Logf("goroutines:\n%s", buf[:runtime.Stack(buf, true)])
 		t.Fatalf("Run did not return within %v", limit)
 		return nil
 	}

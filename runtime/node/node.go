@@ -95,6 +95,8 @@ type Node struct {
 	runCancel context.CancelFunc // cancels the running Runner, if any
 	stale     []any              // swapped-out handlers the node has yet to retire
 
+	seenGen atomic.Uint64 // generation of the handler the node last started
+
 	stats map[string]*zsock.Stats
 }
 
@@ -155,6 +157,10 @@ func Completes(h any) bool {
 }
 
 var ctlSeq atomic.Uint64
+
+// resendEvery is how often the signaller repeats a control message the node
+// has not acted on yet.
+const resendEvery = 100 * time.Millisecond
 
 // errStopped is how inner loops say "the node is stopping"; Run turns it
 // into the context's error.
@@ -309,14 +315,28 @@ func (r *run) signaller(ctx context.Context, quit <-chan struct{}, done chan<- s
 			r.log.Debug("control signaller: send failed", "error", err)
 		}
 	}
+	// libzmq 4.3.4's steerable proxy can miss a control message that
+	// arrives while it waits (seen with tcp peers coming and going); another
+	// one gets through. So the word is repeated until the node has acted:
+	// stopped (quit), or picked up the swapped-in handler.
 	ctxDone := ctx.Done()
+	stopping := false
+	var again <-chan time.Time
 	for {
 		select {
 		case <-ctxDone:
+			ctxDone, stopping = nil, true
 			send()
-			ctxDone = nil // once is enough; the node is stopping
+			again = time.After(resendEvery)
 		case <-r.n.wake:
 			send()
+			again = time.After(resendEvery)
+		case <-again:
+			again = nil
+			if stopping || r.n.slot.Load().gen > r.n.seenGen.Load() {
+				send()
+				again = time.After(resendEvery)
+			}
 		case <-quit:
 			return
 		}
@@ -450,6 +470,7 @@ func (r *run) loop() (completed bool, err error) {
 		}
 		r.retireStale()
 		cur := r.n.slot.Load()
+		r.n.seenGen.Store(cur.gen)
 		var swapped bool
 		switch h := cur.h.(type) {
 		case handler.Runner:
