@@ -16,8 +16,8 @@ topology as a whole (name, file, pid of ztopo up, state, uptime, reloads),
 then the counters of each socket of each node instance: messages and bytes
 in and out, send failures, and rates over the last 2 seconds.
 
-The state is running, degraded (a node failed for good and is not
-restarted any more) or stopping. Reloads count the applied ones, then the
+The state is starting, running, degraded (a node failed for good and is
+not restarted any more) or stopping. Reloads count the applied ones, then the
 rejected (invalid file) and failed (rolled back) ones.
 
 --json prints the whole status as one JSON object.

@@ -183,9 +183,14 @@ type upRun struct {
 	opts    upOptions
 	log     hclog.Logger
 	file    string // the topology file as given
-	eng     *engine.Engine
+	eopts   engine.Options
 	started time.Time
 	mln     net.Listener // metrics, nil without --metrics
+
+	// eng is nil until the control socket is ours: building an engine
+	// already starts plugin processes, with endpoints in the runtime
+	// directory that another instance of the topology may be using.
+	eng atomic.Pointer[engine.Engine]
 
 	topo atomic.Pointer[spec.Topology] // the definition running now
 
@@ -207,10 +212,9 @@ type upRun struct {
 
 type reloadCounts struct{ applied, rejected, failed atomic.Uint64 }
 
+// newUpRun prepares what can fail before anything is started; the runtime
+// directory comes last, so that no failure here leaves it behind.
 func newUpRun(t *spec.Topology, file string, opts upOptions) (*upRun, error) {
-	if err := control.EnsureRuntimeDir(t.RuntimeDir); err != nil {
-		return nil, err
-	}
 	eopts := engine.Options{Logger: opts.logger, Grace: opts.grace}
 	if opts.noWatch {
 		// The default registrations watch exec scripts and plugin files and
@@ -220,21 +224,17 @@ func newUpRun(t *spec.Topology, file string, opts upOptions) (*upRun, error) {
 		kinds.Register(string(spec.HandlerPlugin), pluginhost.NewFactory(false))
 		eopts.Kinds = kinds
 	}
-	eng, err := engine.New(t, eopts)
-	if err != nil {
-		return nil, err
-	}
 	u := &upRun{
 		opts:          opts,
 		log:           opts.logger,
 		file:          file,
-		eng:           eng,
+		eopts:         eopts,
 		started:       time.Now(),
 		killed:        make(chan struct{}),
 		engineStarted: make(chan struct{}),
 		rl:            newReloader(),
 	}
-	u.rates = newRateSampler(eng.Status)
+	u.rates = newRateSampler(u.instances)
 	u.topo.Store(t)
 	u.stopCtx, u.stop = context.WithCancelCause(context.Background())
 	if opts.metrics != "" {
@@ -244,14 +244,40 @@ func newUpRun(t *spec.Topology, file string, opts upOptions) (*upRun, error) {
 		}
 		u.mln = ln
 	}
+	if err := control.EnsureRuntimeDir(t.RuntimeDir); err != nil {
+		if u.mln != nil {
+			u.mln.Close()
+		}
+		return nil, err
+	}
 	return u, nil
+}
+
+// instances is the engine's status, empty before the engine exists.
+func (u *upRun) instances() []engine.InstanceStatus {
+	if e := u.eng.Load(); e != nil {
+		return e.Status()
+	}
+	return nil
 }
 
 func (u *upRun) kill() {
 	u.killOnce.Do(func() {
 		close(u.killed)
-		u.eng.Kill()
+		if e := u.eng.Load(); e != nil {
+			e.Kill()
+		}
 	})
+}
+
+// isKilled reports whether the second signal came.
+func (u *upRun) isKilled() bool {
+	select {
+	case <-u.killed:
+		return true
+	default:
+		return false
+	}
 }
 
 // run runs the group until the engine returns, and gives the exit code.
@@ -277,7 +303,7 @@ func (u *upRun) run(stderr io.Writer) int {
 						u.rl.request(nil)
 					case first.IsZero():
 						first = time.Now()
-						u.log.Info("stopping topology", "signal", s.String(), "grace", u.eng.Grace())
+						u.log.Info("stopping topology", "signal", s.String(), "grace", u.opts.grace)
 						u.stop(fmt.Errorf("signal %v", s))
 					case time.Since(first) < dupSignal:
 						// timeout(1) and `kill -- -PGID` signal the process
@@ -379,9 +405,17 @@ func (u *upRun) run(stderr io.Writer) int {
 			if !u.awaitControl() {
 				return &engineDone{} // stopped before it started
 			}
+			eng, err := engine.New(t, u.eopts)
+			if err != nil {
+				return &engineDone{err: err}
+			}
+			u.eng.Store(eng)
+			if u.isKilled() {
+				eng.Kill() // kill came while the engine was being built
+			}
 			close(u.engineStarted)
 			done := make(chan error, 1)
-			go func() { done <- u.eng.Run(u.stopCtx) }()
+			go func() { done <- eng.Run(u.stopCtx) }()
 			select {
 			case err := <-done:
 				return &engineDone{err: err}
@@ -474,7 +508,7 @@ func (u *upRun) Name() string { return u.topo.Load().Name }
 // Status is the reply to ps and status.
 func (u *upRun) Status() any {
 	t := u.topo.Load()
-	insts := u.eng.Status()
+	insts := u.instances()
 	rates := u.rates.current()
 	now := time.Now()
 	st := upStatus{
@@ -484,7 +518,7 @@ func (u *upRun) Status() any {
 		State:           "running",
 		Started:         u.started,
 		UptimeSeconds:   now.Sub(u.started).Seconds(),
-		GraceMS:         u.eng.Grace().Milliseconds(),
+		GraceMS:         u.opts.grace.Milliseconds(),
 		Reloads:         u.reloads.applied.Load(),
 		ReloadsRejected: u.reloads.rejected.Load(),
 		ReloadsFailed:   u.reloads.failed.Load(),
@@ -521,8 +555,11 @@ func (u *upRun) Status() any {
 		}
 		st.Nodes = append(st.Nodes, ns)
 	}
-	if u.stopCtx.Err() != nil {
+	switch {
+	case u.stopCtx.Err() != nil:
 		st.State = "stopping"
+	case u.eng.Load() == nil:
+		st.State = "starting"
 	}
 	return st
 }
@@ -542,14 +579,14 @@ func (u *upRun) Reload() (any, error) {
 
 // Down is the control socket's down: the same orderly stop as SIGTERM.
 func (u *upRun) Down() error {
-	u.log.Info("stopping topology", "by", "ztopo down", "grace", u.eng.Grace())
+	u.log.Info("stopping topology", "by", "ztopo down", "grace", u.opts.grace)
 	u.stop(errors.New("ztopo down"))
 	return nil
 }
 
 func (u *upRun) metricsSnapshot() metrics.Snapshot {
 	return metrics.Snapshot{
-		Instances: u.eng.Status(),
+		Instances: u.instances(),
 		Reloads: metrics.Reloads{
 			Applied:  u.reloads.applied.Load(),
 			Rejected: u.reloads.rejected.Load(),
@@ -564,7 +601,7 @@ type upStatus struct {
 	Name            string       `json:"name"`
 	File            string       `json:"file"`
 	PID             int          `json:"pid"`
-	State           string       `json:"state"` // running, degraded (a node failed for good) or stopping
+	State           string       `json:"state"` // starting, running, degraded (a node failed for good) or stopping
 	Started         time.Time    `json:"started"`
 	UptimeSeconds   float64      `json:"uptime_seconds"`
 	GraceMS         int64        `json:"grace_ms"`
@@ -722,13 +759,14 @@ func (u *upRun) reload(ctx context.Context) (*reloadResult, error) {
 
 	// Apply plans (spec.Diff against what runs), logs each node it touches
 	// and the reload's summary line; an empty plan touches nothing.
-	report, err := u.eng.Apply(ctx, t)
+	eng := u.eng.Load() // set: reloads wait for the engine to start
+	report, err := eng.Apply(ctx, t)
 	if errors.Is(err, engine.ErrStopped) {
 		finish("rejected")
 		return res, errors.New("the topology is stopping")
 	}
 	res.Plan = planToJSON(cur, t, report.Plan)
-	u.topo.Store(u.eng.Topology())
+	u.topo.Store(eng.Topology())
 	if err != nil {
 		u.reloads.failed.Add(1)
 		finish("failed")
