@@ -299,6 +299,45 @@ nodes:
 	}
 }
 
+// TestUpSecondSignalExitsAtOnce stops a topology whose drain cannot end
+// (one message circling between two forwarders keeps the counters moving
+// for the whole grace), then signals again: up exits at once, with 1.
+func TestUpSecondSignalExitsAtOnce(t *testing.T) {
+	bin := buildZtopo(t)
+	d := newE2EDir(t)
+	a := "ipc://" + filepath.Join(d.root, "a.sock")
+	file := d.write(t, "loop.yaml", fmt.Sprintf(`version: 1
+name: e2eloop
+nodes:
+  a:
+    handler: forward
+    sockets:
+      in: {type: PULL, bind: %s}
+      out: {type: PUSH, connect: b.in}
+  b:
+    handler: forward
+    sockets:
+      in: {type: PULL, bind: ipc://%s/b.sock}
+      out: {type: PUSH, connect: a.in}
+`, a, d.root))
+	const grace = 5 * time.Minute // never waited for
+	up := startUp(t, bin, d, "--no-watch", "--grace", grace.String(), file)
+	up.waitStatus(d.topologyRuntime("e2eloop"), allRunning)
+	sendPush(t, a, 1, 8)
+
+	up.signal(syscall.SIGINT)
+	up.waitLog(regexp.MustCompile(`stopping topology: signal=interrupt grace=5m0s`))
+	// Later than a duplicate delivery of the first signal would come.
+	time.Sleep(2 * dupSignal)
+	up.signal(syscall.SIGINT)
+	if code := up.exitCode(e2eBound); code != 1 {
+		t.Fatalf("exit status after a second SIGINT: got %d, want 1", code)
+	}
+	if log := up.log(); !strings.Contains(log, "second signal, exiting at once: signal=interrupt") {
+		t.Errorf("log has no line about the second signal")
+	}
+}
+
 // TestUpSIGKILLLeavesNoChild kills `ztopo up` running process nodes with
 // SIGKILL: their processes must go too, the port they bound must be free
 // right after, and a new `ztopo up` of the same topology must start over
