@@ -31,6 +31,7 @@ func topology(name, yaml string) (*spec.Topology, error) {
 	}
 	t, diags := spec.Parse(name+".yaml", []byte(yaml), spec.LoadOptions{RuntimeDir: dir})
 	if diags.HasErrors() {
+		os.RemoveAll(dir)
 		return nil, fmt.Errorf("topology %s:\n%v\n%s", name, diags, yaml)
 	}
 	return t, nil
