@@ -82,6 +82,12 @@ func (c *child) write(e *Exec) {
 		var it *item
 		select {
 		case <-c.stop:
+			// Closing (not swapping): what was submitted before Close still
+			// goes to this child, which answers it before its EOF. On a swap
+			// the queue is left to the new child.
+			if e.isClosed() {
+				c.writeQueued(e, w)
+			}
 			_ = w.Flush()
 			return
 		case it = <-e.in:
@@ -110,6 +116,31 @@ func (c *child) write(e *Exec) {
 			}
 		}
 		if err := w.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+// writeQueued writes what is left in e.in, without waiting for more.
+func (c *child) writeQueued(e *Exec, w *bufio.Writer) {
+	for {
+		select {
+		case it := <-e.in:
+			c.mu.Lock()
+			if c.dead {
+				c.mu.Unlock()
+				e.in <- it
+				return
+			}
+			c.fifo = append(c.fifo, it)
+			c.mu.Unlock()
+			if _, err := w.Write(it.frames[len(it.frames)-1]); err != nil {
+				return
+			}
+			if err := w.WriteByte('\n'); err != nil {
+				return
+			}
+		default:
 			return
 		}
 	}

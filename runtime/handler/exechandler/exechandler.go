@@ -471,3 +471,10 @@ func (e *Exec) pump() {
 		}
 	}
 }
+
+// isClosed reports whether Close has begun (no Submit is taken any more).
+func (e *Exec) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
+}
