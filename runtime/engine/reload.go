@@ -416,20 +416,23 @@ func (rl *reload) apply() {
 	e.mu.Unlock()
 	rl.stopped = len(rl.plan.Removed)
 
-	e.mu.Lock()
-	for _, j := range starts {
-		if j.old == nil {
-			rl.log.Info("starting node", "node", j.n.Name)
+	errs := map[*instance]error{}
+	for _, wave := range startWaves(starts) {
+		e.mu.Lock()
+		news := make([]*instance, len(wave))
+		for i, j := range wave {
+			if j.old == nil {
+				rl.log.Info("starting node", "node", j.n.Name)
+			}
+			e.insts[j.n.Name] = j.in
+			e.startInstance(j.in)
+			news[i] = j.in
 		}
-		e.insts[j.n.Name] = j.in
-		e.startInstance(j.in)
+		e.mu.Unlock()
+		for in, err := range e.awaitStart(rl.ctx, news) {
+			errs[in] = err
+		}
 	}
-	e.mu.Unlock()
-	news := make([]*instance, len(starts))
-	for i, j := range starts {
-		news[i] = j.in
-	}
-	errs := e.awaitStart(rl.ctx, news)
 
 	var rollbacks []*instance
 	for _, j := range starts {
@@ -546,6 +549,69 @@ func (rl *reload) reconnect(rolledBack []*instance) {
 		rl.fail(in.name(), err)
 	}
 	rl.restarted += len(news) - len(errs)
+}
+
+// startWaves orders start jobs so that a node connecting to an inproc
+// endpoint that another started node binds starts after that node runs.
+// libzmq unregisters a closed socket's inproc endpoints a moment after the
+// close, in its reaper thread: a connect in that moment reaches the old
+// socket and dies with it, whereas a connect once the new binder is bound
+// (or before anyone is) is kept. Nodes on an inproc cycle start together.
+func startWaves(starts []startJob) [][]startJob {
+	binder := map[string]int{}
+	for i, j := range starts {
+		for _, s := range j.n.Sockets {
+			for _, ep := range s.Bind {
+				if strings.HasPrefix(ep, "inproc://") {
+					binder[ep] = i
+				}
+			}
+		}
+	}
+	after := make([][]int, len(starts))
+	for i, j := range starts {
+		for _, s := range j.n.Sockets {
+			for _, ep := range s.Connect {
+				if b, ok := binder[ep]; ok && b != i {
+					after[i] = append(after[i], b)
+				}
+			}
+		}
+	}
+	placed := make([]bool, len(starts))
+	var waves [][]startJob
+	for left := len(starts); left > 0; {
+		var wave []int
+		for i := range starts {
+			if placed[i] {
+				continue
+			}
+			ready := true
+			for _, b := range after[i] {
+				ready = ready && placed[b]
+			}
+			if ready {
+				wave = append(wave, i)
+			}
+		}
+		if len(wave) == 0 { // a cycle: the rest together
+			for i := range starts {
+				if !placed[i] {
+					wave = append(wave, i)
+				}
+			}
+		}
+		jobs := make([]startJob, len(wave))
+		for k, i := range wave {
+			jobs[k] = starts[i]
+		}
+		for _, i := range wave {
+			placed[i] = true
+			left--
+		}
+		waves = append(waves, jobs)
+	}
+	return waves
 }
 
 // applyIdle applies the plan before Run: nothing runs yet, so instances

@@ -505,6 +505,7 @@ func TestApplyUnrelatedNodeLeavesPipeline(t *testing.T) {
 	lg, _ := newLogger(t)
 	r := rlStart(t, rlParse(t, dir, sideYAML, vars), Options{Logger: lg})
 	rlWaitFor(t, "the stream flowing", func() bool { return rlStat(r.e, "sink", "in").MsgsIn >= 200 })
+	rlWaitFor(t, "side running", func() bool { return rlRunning2(r.e, "side") })
 	pipeline := []string{"sink", "ventilator", "worker.0", "worker.1"}
 	before := rlStarted(r.e)
 
@@ -1084,6 +1085,7 @@ func TestApplyRerunsCompletedNode(t *testing.T) {
 			r := rlStart(t, rlParse(t, dir, rerunYAML, vars), Options{Logger: lg})
 			rlWaitFor(t, "gen completed", func() bool { return statusOf(r.e, "gen").State == StateCompleted })
 			rlWaitFor(t, "50 at the sink", func() bool { return rlStat(r.e, "sink", "in").MsgsIn == 50 })
+			rlWaitFor(t, "idle running", func() bool { return rlRunning2(r.e, "idle") })
 			before := rlStarted(r.e)
 
 			rep := rlMust(t, r.e, rlParse(t, dir, rerunYAML, rlVars(vars, "COUNT", "70")))
