@@ -42,17 +42,18 @@ type Report struct {
 	Failed []NodeError
 	// RolledBack lists the failed nodes that run their previous definition:
 	// a changed node restarted with it, or a node whose new handler could
-	// not even be built and was never touched. A failed added node is
-	// dropped; a failed changed node whose previous definition cannot be
-	// started either is dropped too, and Failed says both errors. Dropped
+	// not even be built and was never touched. If the previous definition
+	// does not start either, it stays under its supervisor (restart policy)
+	// and Failed says both errors. A failed added node is dropped, and so is
+	// a changed one whose previous handler cannot be built again: dropped
 	// nodes are not in Engine.Topology, so the next reload retries them.
 	RolledBack []string
 	// Dependents lists the instances restarted although the plan leaves
 	// them unchanged (or only swaps their handler): each connects over
-	// inproc to a node that stops or restarts, and libzmq does not
-	// re-establish an inproc connection to a new binder. They are drained
-	// and restarted with it, and counted as restarted. tcp and ipc peers
-	// reconnect by themselves and are never restarted.
+	// inproc to a node that stops, restarts or was rolled back, and libzmq
+	// does not re-establish an inproc connection to a new binder. They are
+	// drained and restarted after it, and counted as restarted. tcp and ipc
+	// peers reconnect by themselves and are never restarted.
 	Dependents []string
 	Duration   time.Duration
 }
