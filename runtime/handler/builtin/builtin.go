@@ -13,7 +13,8 @@
 //	          worker answers one empty frame); completes at `expect` messages
 //	          or at a message whose last frame equals `until` (that message
 //	          is not counted); logs "received N messages in D (R msg/s)",
-//	          D measured from the first message; without expect or until it
+//	          D measured from the first message (the clock is read at the
+//	          first, every 64th and the last message); without expect or until it
 //	          never completes and logs the line when stopped
 //	generate  a Runner: sends `count` messages (absent: forever) to every
 //	          out and inout socket, then the `end` payload if set, then

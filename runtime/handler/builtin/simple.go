@@ -115,10 +115,16 @@ func (c *Count) Completes() bool { return c.Expect > 0 || c.HasUntil }
 // N is how many messages were counted.
 func (c *Count) N() int { return c.n }
 
+// stampEvery is how often (in messages) Count reads the clock between the
+// first message and the last: time.Now per message was 6 % of a sink's CPU.
+// A count stopped before it completed reports D up to the last stamp, at
+// most stampEvery-1 messages short of its last message.
+const stampEvery = 64
+
 // Handle counts one message; it sends nothing on.
 func (c *Count) Handle(_ context.Context, m handler.Msg) ([][]byte, error) {
-	now := time.Now()
 	if c.HasUntil && len(m.Frames) > 0 && string(m.Frames[len(m.Frames)-1]) == c.Until {
+		now := time.Now()
 		if c.first.IsZero() {
 			c.first = now
 		}
@@ -127,13 +133,20 @@ func (c *Count) Handle(_ context.Context, m handler.Msg) ([][]byte, error) {
 		return nil, handler.ErrDone
 	}
 	c.n++
-	if c.n == 1 {
-		c.first = now
-	}
-	c.last = now
 	if c.Expect > 0 && c.n >= c.Expect {
+		now := time.Now()
+		if c.n == 1 {
+			c.first = now
+		}
+		c.last = now
 		c.report()
 		return nil, handler.ErrDone
+	}
+	if c.n == 1 || c.n%stampEvery == 0 {
+		c.last = time.Now()
+		if c.n == 1 {
+			c.first = c.last
+		}
 	}
 	return nil, nil
 }
