@@ -93,6 +93,8 @@ type Socket struct {
 	linger time.Duration
 	env    envKind
 
+	rxs *rxState // receive buffers, from the first receive on
+
 	mon     *zmq4.Socket        // handshake monitor receiver, when watching
 	pending map[string]struct{} // connect endpoints without a handshake yet
 }
@@ -323,35 +325,33 @@ func (s *Socket) CloseLinger(d time.Duration) error {
 // Recv receives one multipart message, counting it. With zmq4.DONTWAIT it
 // returns an error satisfying IsAgain when nothing is waiting.
 func (s *Socket) Recv(flags zmq4.Flag) ([][]byte, error) {
-	z := s.Z
-	first, err := z.RecvBytes(flags)
+	return s.RecvInto(nil, flags)
+}
+
+// RecvInto is Recv appending the frames to dst[:0], so that a caller that
+// is done with the previous message before the next can reuse one slice
+// (a message of one frame then allocates only its frame). The frames
+// themselves are always new.
+func (s *Socket) RecvInto(dst [][]byte, flags zmq4.Flag) ([][]byte, error) {
+	first, more, err := s.recvFrame(flags)
 	if err != nil {
 		return nil, err
 	}
 	n := len(first)
-	more, err := z.GetRcvmore()
-	if err != nil {
-		return nil, err
-	}
-	if !more {
-		s.Stats.msgsIn.Add(1)
-		s.Stats.bytesIn.Add(uint64(n))
-		return [][]byte{first}, nil
-	}
-	msg := make([][]byte, 1, 4)
-	msg[0] = first
+	msg := append(dst[:0], first)
 	for more {
 		// The rest of a multipart message is already here: ZeroMQ delivers
 		// messages atomically, so a blocking read cannot wait.
-		b, err := z.RecvBytes(0)
+		var b []byte
+		b, more, err = s.recvFrame(0)
+		for IsInterrupted(err) {
+			b, more, err = s.recvFrame(0)
+		}
 		if err != nil {
 			return nil, err
 		}
 		n += len(b)
 		msg = append(msg, b)
-		if more, err = z.GetRcvmore(); err != nil {
-			return nil, err
-		}
 	}
 	s.Stats.msgsIn.Add(1)
 	s.Stats.bytesIn.Add(uint64(n))
