@@ -188,14 +188,21 @@ func (u *upProc) waitLog(re *regexp.Regexp) []string {
 	}
 }
 
-// exitCode waits for the process to end, at most bound.
-func (u *upProc) exitCode(bound time.Duration) int {
+// wait waits for the process to end, at most bound.
+func (u *upProc) wait(bound time.Duration) {
 	u.t.Helper()
 	select {
 	case <-u.done:
 	case <-time.After(bound):
 		u.t.Fatalf("ztopo up still running %v after it was stopped", bound)
 	}
+}
+
+// exitCode waits for the process to end, at most bound, and returns its
+// exit status.
+func (u *upProc) exitCode(bound time.Duration) int {
+	u.t.Helper()
+	u.wait(bound)
 	var ee *exec.ExitError
 	switch {
 	case u.err == nil:
@@ -390,7 +397,7 @@ nodes:
 	}
 
 	up.signal(syscall.SIGKILL)
-	up.exitCode(e2eBound)
+	up.wait(e2eBound)
 	deadline := time.Now().Add(e2eBound)
 	for {
 		alive := aliveOf(kids)
