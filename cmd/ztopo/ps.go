@@ -29,8 +29,9 @@ name:
   RESTARTS  restarts under the node's restart policy
   UPTIME    since the current run started (starting or running nodes)
   IN, OUT   messages received and sent, summed over the node's sockets
-  RATE      messages per second in/out over the last 2 seconds, as
-            sampled by ztopo up (process nodes report once a second)
+  RATE      messages per second in/out, sampled by ztopo up over the
+            last 2 seconds (5 for process nodes, which report their
+            counters once a second)
 
 --json prints the instances as a JSON array (the "nodes" of
 'ztopo status --json').

@@ -14,7 +14,8 @@ const statusUsage = `usage: ztopo status [--json] FILE|NAME
 Shows the state of a running topology, found by its file or its name: the
 topology as a whole (name, file, pid of ztopo up, state, uptime, reloads),
 then the counters of each socket of each node instance: messages and bytes
-in and out, send failures, and rates over the last 2 seconds.
+in and out, send failures, and rates over the last 2 seconds (5 for
+process nodes).
 
 The state is starting, running, degraded (a node failed for good and is
 not restarted any more) or stopping. Reloads count the applied ones, then the

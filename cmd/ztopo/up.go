@@ -636,8 +636,8 @@ type socketStatus struct {
 	BytesIn    uint64  `json:"bytes_in"`
 	BytesOut   uint64  `json:"bytes_out"`
 	SendErrors uint64  `json:"send_errors"`
-	RateIn     float64 `json:"rate_in"`  // messages per second over the last rateWindow
-	RateOut    float64 `json:"rate_out"` // messages per second over the last rateWindow
+	RateIn     float64 `json:"rate_in"`  // messages per second, see rateWindow
+	RateOut    float64 `json:"rate_out"` // messages per second, see rateWindow
 }
 
 // reloader is the latest-value queue of reload requests: file events,
@@ -792,26 +792,35 @@ func countErrors(ds spec.Diags) int {
 	return n
 }
 
-// rateWindow is the span rates are computed over, and rateSample how often
-// the counters are sampled. Process nodes report their counters once a
-// second (procnode.StatsInterval), so a window of a few of their reports
-// keeps their rate from jumping between 0 and twice the truth.
+// Rates are computed over the last rateWindow, sampled every rateSample.
+// Process nodes report their counters once a second (procnode.
+// StatsInterval), in steps: over a window of two seconds their rate would
+// jump by half its value depending on how many reports fell in it, so
+// theirs is computed over procRateWindow (one report more or less is 20%).
 const (
-	rateSample = 500 * time.Millisecond
-	rateWindow = 2 * time.Second
+	rateSample     = 500 * time.Millisecond
+	rateWindow     = 2 * time.Second
+	procRateWindow = 5 * time.Second
 )
 
 type rateKey struct{ inst, socket string }
 
 type rate struct{ in, out float64 }
 
-type rateSnap struct {
-	at     time.Time
-	counts map[rateKey][2]uint64
+// rateCount is one socket's counters in a sample.
+type rateCount struct {
+	in, out uint64
+	process bool // the instance runs in a child process
 }
 
-// rateSampler keeps the samples of the last rateWindow; rates are the
-// difference between the newest and the oldest.
+type rateSnap struct {
+	at     time.Time
+	counts map[rateKey]rateCount
+}
+
+// rateSampler keeps the samples of the last procRateWindow; a socket's rate
+// is the difference between the newest sample and the oldest one within
+// its window.
 type rateSampler struct {
 	status func() []engine.InstanceStatus
 
@@ -838,16 +847,16 @@ func (r *rateSampler) run(ctx context.Context) {
 }
 
 func (r *rateSampler) sample() {
-	s := rateSnap{at: time.Now(), counts: map[rateKey][2]uint64{}}
+	s := rateSnap{at: time.Now(), counts: map[rateKey]rateCount{}}
 	for _, in := range r.status() {
 		for _, so := range in.Sockets {
-			s.counts[rateKey{in.Name, so.Name}] = [2]uint64{so.MsgsIn, so.MsgsOut}
+			s.counts[rateKey{in.Name, so.Name}] = rateCount{so.MsgsIn, so.MsgsOut, in.Run == spec.RunProcess}
 		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.snaps = append(r.snaps, s)
-	keep := int(rateWindow/rateSample) + 1
+	keep := int(procRateWindow/rateSample) + 1
 	if len(r.snaps) > keep {
 		r.snaps = append(r.snaps[:0], r.snaps[len(r.snaps)-keep:]...)
 	}
@@ -860,19 +869,32 @@ func (r *rateSampler) current() map[rateKey]rate {
 	if len(r.snaps) < 2 {
 		return out
 	}
-	first, last := r.snaps[0], r.snaps[len(r.snaps)-1]
-	dt := last.at.Sub(first.at).Seconds()
-	if dt <= 0 {
-		return out
-	}
+	last := r.snaps[len(r.snaps)-1]
 	for k, c := range last.counts {
-		p, ok := first.counts[k]
-		// A counter that went down belongs to a replaced instance: no rate
-		// until the window holds two samples of the new one.
-		if !ok || c[0] < p[0] || c[1] < p[1] {
+		window := rateWindow
+		if c.process {
+			window = procRateWindow
+		}
+		// The oldest sample within the window that knows this socket.
+		var first *rateSnap
+		for i := range r.snaps[:len(r.snaps)-1] {
+			s := &r.snaps[i]
+			if _, ok := s.counts[k]; ok && last.at.Sub(s.at) <= window {
+				first = s
+				break
+			}
+		}
+		if first == nil {
 			continue
 		}
-		out[k] = rate{in: float64(c[0]-p[0]) / dt, out: float64(c[1]-p[1]) / dt}
+		p := first.counts[k]
+		dt := last.at.Sub(first.at).Seconds()
+		// A counter that went down belongs to a replaced instance: no rate
+		// until the window holds two samples of the new one.
+		if dt <= 0 || c.in < p.in || c.out < p.out {
+			continue
+		}
+		out[k] = rate{in: float64(c.in-p.in) / dt, out: float64(c.out-p.out) / dt}
 	}
 	return out
 }

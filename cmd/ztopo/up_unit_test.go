@@ -40,34 +40,40 @@ func TestReloaderCoalesces(t *testing.T) {
 
 func TestRates(t *testing.T) {
 	k := rateKey{"sink", "in"}
+	p := rateKey{"worker.0", "in"}
 	gone := rateKey{"old", "in"}
 	t0 := time.Unix(100, 0)
+	at := func(sec float64) time.Time { return t0.Add(time.Duration(sec * float64(time.Second))) }
 	r := newRateSampler(func() []engine.InstanceStatus { return nil })
 	r.snaps = []rateSnap{
-		{at: t0, counts: map[rateKey][2]uint64{k: {100, 10}, gone: {50, 0}}},
-		{at: t0.Add(time.Second), counts: map[rateKey][2]uint64{k: {300, 10}}},
-		{at: t0.Add(2 * time.Second), counts: map[rateKey][2]uint64{k: {500, 30}, {"new", "in"}: {5, 0}}},
+		{at: at(0), counts: map[rateKey]rateCount{k: {in: 100}, gone: {in: 50}, p: {in: 0, process: true}}},
+		{at: at(1), counts: map[rateKey]rateCount{k: {in: 100, out: 10}, p: {in: 1000, process: true}}},
+		{at: at(2), counts: map[rateKey]rateCount{k: {in: 300, out: 10}, p: {in: 1000, process: true}}},
+		{at: at(3), counts: map[rateKey]rateCount{k: {in: 500, out: 30}, p: {in: 3000, process: true}, {"new", "in"}: {in: 5}}},
 	}
 	got := r.current()
-	if want := (rate{in: 200, out: 10}); got[k] != want {
-		t.Errorf("rate of %v: got %+v, want %+v", k, got[k], want)
+	// A goroutine node's over the last 2 s; a process node's over up to 5 s.
+	for key, want := range map[rateKey]rate{k: {in: 200, out: 10}, p: {in: 1000}} {
+		if got[key] != want {
+			t.Errorf("rate of %v: got %+v, want %+v", key, got[key], want)
+		}
 	}
-	if len(got) != 1 {
-		t.Errorf("rates: got %v, want only %v (no rate without two samples)", got, k)
+	if len(got) != 2 {
+		t.Errorf("rates: got %v, want only %v and %v (no rate without two samples)", got, k, p)
 	}
 
 	// A counter that went down (a replaced instance) has no rate.
-	r.snaps[2].counts[k] = [2]uint64{1, 0}
-	if got := r.current(); len(got) != 0 {
-		t.Errorf("rates after a reset: got %v, want none", got)
+	r.snaps[3].counts[k] = rateCount{in: 1}
+	if _, ok := r.current()[k]; ok {
+		t.Errorf("rate after a reset: got one, want none")
 	}
 
-	// The window keeps rateWindow/rateSample+1 samples.
+	// The samples of the longest window are kept.
 	r = newRateSampler(func() []engine.InstanceStatus { return nil })
 	for i := 0; i < 20; i++ {
 		r.sample()
 	}
-	if got, want := len(r.snaps), int(rateWindow/rateSample)+1; got != want {
+	if got, want := len(r.snaps), int(procRateWindow/rateSample)+1; got != want {
 		t.Errorf("samples kept: got %d, want %d", got, want)
 	}
 }
