@@ -240,8 +240,15 @@ func scenarios() []Scenario {
 		ss = append(ss, sc)
 	}
 	ss = append(ss,
-		Scenario{Name: "reload/handler-swap", Desc: "latency of a reload that swaps one node's handler",
-			Later: "needs the reload path of runtime/engine (Engine.SwapHandler / a Plan apply), not there yet; hook: add Ztopo func here"},
+		Scenario{
+			Name:    "reload/50-nodes",
+			Desc:    "save of the file -> new handler serving, 50-node topology, watcher + load + Apply as in ztopo up",
+			Kind:    kindLatency,
+			Count:   20,
+			Quick:   2,
+			Ztopo:   ztopoReload,
+			Targets: []Target{{Metric: "p50 µs", Op: "<=", Value: 150_000}},
+		},
 		Scenario{Name: "plugin/exec", Desc: "a stage whose handler is {exec: [...]} (lines codec)",
 			Later: "needs the exec handler host wired into the engine; hook: a generate -> exec stage -> count topology"},
 		Scenario{Name: "plugin/zmq", Desc: "a stage whose handler is {plugin: ...} (ZeroMQ plugin protocol)",
