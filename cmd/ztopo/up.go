@@ -216,6 +216,11 @@ type reloadCounts struct{ applied, rejected, failed atomic.Uint64 }
 // directory comes last, so that no failure here leaves it behind.
 func newUpRun(t *spec.Topology, file string, opts upOptions) (*upRun, error) {
 	eopts := engine.Options{Logger: opts.logger, Grace: opts.grace}
+	// Process nodes re-execute this binary as `ztopo _node`. Should the
+	// platform not tell its path, the engine refuses them by name.
+	if self, err := os.Executable(); err == nil {
+		eopts.Self = self
+	}
 	if opts.noWatch {
 		// The default registrations watch exec scripts and plugin files and
 		// swap them on change; --no-watch means no watching at all.

@@ -59,9 +59,29 @@
 // Producers stop at once. A proxy's counters never move (messages pass
 // inside libzmq), so a removed proxy is stopped after one quiet period.
 //
-// Where nodes run: each instance has an instanceRunner. Goroutine nodes
-// (node.Node) are the only kind so far; `run: process` and `command` nodes
-// make Run fail with a clear error until process runners exist.
+// Where nodes run: each instance has an instanceRunner. A goroutine node
+// is a node.Node on the engine's context. A `run: process` node runs in a
+// child, `Options.Self _node`, and a `command` node is its program
+// (process.go, runtime/procnode): supervised like the others (restart
+// policy, backoff, failed for good past the limit), stopped with SIGTERM
+// and, after Grace, SIGKILL, and dying with ztopo. The engine never builds
+// a process node's exec or plugin handler (that would start its processes
+// here): builtins are built once to learn whether they complete, exec and
+// plugin handlers count as reactive, and a command as completing (exit 0).
+// A handler change on a process node restarts it. Its counters come from
+// its child's reports, at most a second old while it runs; a command's
+// sockets are the program's own and have none, so the drain cannot see
+// what moves through it.
+//
+// Inproc after a supervised restart: when an instance that binds an inproc
+// endpoint runs again after a restart, the live instances connected to it
+// restart too (they would never be reconnected, as on reload), each once
+// its binder runs; a restart of theirs restarts their own inproc peers in
+// turn, never going back along the chain. These restarts are counted in
+// Restarts but not against the restart limit. On an inproc cycle (a
+// connects to b, b to a) one link stays lost: after a restarts, b restarts
+// for it, and a's connection to b dies with b's old socket — restarting a
+// again would cut b's. Cycles of nodes that may fail want ipc.
 package engine
 
 import (
@@ -92,8 +112,15 @@ type Options struct {
 	// Kinds holds the exec and plugin handler factories; nil: handler.Kinds.
 	Kinds *handler.Registry
 	// Grace bounds the drain on stop, and the linger of completed nodes'
-	// sockets; 0: DefaultGrace.
+	// sockets; 0: DefaultGrace. A process node's child gets as long
+	// between SIGTERM and SIGKILL.
 	Grace time.Duration
+	// Self is the ztopo executable, which process nodes re-execute as
+	// `ztopo _node` (os.Executable() in the CLI). It has no default: in a
+	// test the running executable is the test binary, which would run the
+	// tests again. Without it, Run refuses topologies with `run: process`
+	// nodes; command nodes do not need it.
+	Self string
 }
 
 // State is where an instance is in its life.

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,8 +27,8 @@ var defaultRestart = spec.Restart{
 }
 
 // instanceRunner runs one attempt of an instance: the seam between the
-// supervisor and where the instance lives (a goroutine today; a child
-// process with issue 4).
+// supervisor and where the instance lives (goroutineRunner, or
+// processRunner for a child process).
 type instanceRunner interface {
 	// run blocks until the attempt ends: nil when it completed, ctx's
 	// error when stopped, another error when it failed.
@@ -66,6 +67,17 @@ type instance struct {
 	cancel    context.CancelFunc // stops this instance's supervisor
 	done      chan struct{}      // closed when the supervisor returned
 	producer  bool
+	proc      *processRunner // process and command nodes; nil for a goroutine
+
+	// Restarts for an inproc peer (see bounce): attempts counts the runs
+	// of this instance; cancelAttempt ends the current one; bounced says
+	// why it was ended, and causes which instances' restarts led here (the
+	// chain of restarts never goes back along itself).
+	attempts      int
+	cancelAttempt context.CancelFunc
+	bounced       string
+	causes        map[string]bool
+	bounces       int
 }
 
 func (e *Engine) newInstance(n *spec.Node, t *spec.Topology) (*instance, error) {
@@ -77,11 +89,17 @@ func (e *Engine) newInstance(n *spec.Node, t *spec.Topology) (*instance, error) 
 		stats: map[string]*zsock.Stats{},
 		st:    StateStarting,
 	}
+	if isProcess(n) {
+		completes, producer, err := in.processTraits(n, t)
+		if err != nil {
+			return nil, err
+		}
+		in.completes, in.producer = completes, producer
+		in.proc = in.newProcessRunner(n, t)
+		return in, nil
+	}
 	for _, s := range n.Sockets {
 		in.stats[s.Name] = &zsock.Stats{}
-	}
-	if n.Handler.Kind == spec.HandlerCommand {
-		return in, nil // refused by runnable, checked by Run
 	}
 	h, err := in.build(n, t)
 	if err != nil {
@@ -93,13 +111,11 @@ func (e *Engine) newInstance(n *spec.Node, t *spec.Topology) (*instance, error) 
 	return in, nil
 }
 
-// runnable reports what keeps this instance from running in this build.
+// runnable reports what keeps this instance from running with this
+// engine's options.
 func (in *instance) runnable() error {
-	switch {
-	case in.spec.Handler.Kind == spec.HandlerCommand:
-		return fmt.Errorf("node %q: command nodes are not supported yet (they run as processes)", in.spec.Name)
-	case in.spec.Run == spec.RunProcess:
-		return fmt.Errorf("node %q: run: process is not supported yet", in.spec.Name)
+	if in.proc != nil && !in.proc.command && in.e.opts.Self == "" {
+		return fmt.Errorf("node %q: run: process needs the ztopo executable to re-execute (engine option Self)", in.spec.Name)
 	}
 	return nil
 }
@@ -184,12 +200,12 @@ func (in *instance) status() InstanceStatus {
 	}
 	sp := in.spec
 	in.mu.Unlock()
+	counters := in.counters()
 	for _, so := range sp.Sockets {
-		st := in.stats[so.Name]
-		if st == nil {
+		snap, ok := counters[so.Name]
+		if !ok {
 			continue
 		}
-		snap := st.Snapshot()
 		s.Sockets = append(s.Sockets, SocketStats{
 			Name: so.Name, MsgsIn: snap.MsgsIn, MsgsOut: snap.MsgsOut,
 			BytesIn: snap.BytesIn, BytesOut: snap.BytesOut, SendErrors: snap.SendErrors,
@@ -250,37 +266,43 @@ func (in *instance) supervise(ctx context.Context) {
 	}
 	lim := supervise.NewLimiter(r)
 	for {
-		in.mu.Lock()
-		sp, topo := in.spec, in.topo
-		h := in.first
-		in.first = nil
-		in.mu.Unlock()
-		if h == nil {
-			var err error
-			if h, err = in.build(sp, topo); err != nil {
-				in.log.Error("cannot build handler", "error", err)
-				in.fail(err)
-				return
+		var runner instanceRunner = in.proc
+		if in.proc == nil {
+			in.mu.Lock()
+			sp, topo := in.spec, in.topo
+			h := in.first
+			in.first = nil
+			in.mu.Unlock()
+			if h == nil {
+				var err error
+				if h, err = in.build(sp, topo); err != nil {
+					in.log.Error("cannot build handler", "error", err)
+					in.fail(err)
+					return
+				}
 			}
+			runner = &goroutineRunner{n: node.New(node.Config{
+				Spec:        sp,
+				Context:     in.e.zctx,
+				Handler:     h,
+				Logger:      in.log,
+				Stats:       in.stats,
+				Drain:       in.e.opts.Grace,
+				OnRunning:   in.running,
+				OnCompleted: func() { in.setState(StateCompleted) },
+				// Under "always" a completion is followed by a restart, so the
+				// node must return; otherwise it keeps its queues flowing.
+				HoldOnComplete: r.Policy != spec.RestartAlways,
+			})}
 		}
-		runner := &goroutineRunner{n: node.New(node.Config{
-			Spec:        sp,
-			Context:     in.e.zctx,
-			Handler:     h,
-			Logger:      in.log,
-			Stats:       in.stats,
-			Drain:       in.e.opts.Grace,
-			OnRunning:   func() { in.setState(StateRunning) },
-			OnCompleted: func() { in.setState(StateCompleted) },
-			// Under "always" a completion is followed by a restart, so the
-			// node must return; otherwise it keeps its queues flowing.
-			HoldOnComplete: r.Policy != spec.RestartAlways,
-		})}
+		attempt, cancelAttempt := context.WithCancel(ctx)
 		in.mu.Lock()
 		in.runner = runner
 		in.started = time.Now()
 		in.st = StateStarting
-		if late := in.first; late != nil {
+		in.attempts++
+		in.cancelAttempt = cancelAttempt
+		if late := in.first; late != nil && in.proc == nil {
 			// A swap arrived while this attempt was being set up: the
 			// node takes it before its first message.
 			in.first = nil
@@ -289,13 +311,32 @@ func (in *instance) supervise(ctx context.Context) {
 		in.mu.Unlock()
 		in.e.notify()
 
-		err := runner.run(ctx)
+		err := runner.run(attempt)
+		cancelAttempt()
 		now := time.Now()
 		if ctx.Err() != nil {
 			if err != nil || in.state() != StateCompleted {
 				in.setState(StateStopped)
 			}
 			return
+		}
+		in.mu.Lock()
+		why := in.bounced
+		in.bounced = ""
+		in.cancelAttempt = nil
+		if why != "" && in.st != StateCompleted {
+			// Ended by bounce, not by itself: at once again, outside the
+			// restart limit.
+			in.bounces++
+			in.restarts = lim.Restarts() + in.bounces
+			in.mu.Unlock()
+			in.log.Info("restarting node", "reason", why)
+			continue
+		}
+		in.causes = nil
+		in.mu.Unlock()
+		if why != "" {
+			err = nil // it completed before the bounce reached it
 		}
 		failed := err != nil
 		if failed {
@@ -319,7 +360,7 @@ func (in *instance) supervise(ctx context.Context) {
 			return
 		}
 		in.mu.Lock()
-		in.restarts = lim.Restarts()
+		in.restarts = lim.Restarts() + in.bounces
 		in.mu.Unlock()
 		in.setState(StateRestarting)
 		in.log.Info("restarting node", "in", delay, "restarts", lim.Restarts())
@@ -332,6 +373,97 @@ func (in *instance) supervise(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// running is OnRunning of every attempt. When the attempt is a restart of a
+// goroutine instance, the inproc peers connected to what it binds must
+// connect again.
+func (in *instance) running() {
+	in.mu.Lock()
+	in.st = StateRunning
+	again := in.attempts > 1 && in.proc == nil
+	causes := in.causes
+	in.causes = nil
+	in.mu.Unlock()
+	in.e.notify()
+	if again {
+		// Not from the node's goroutine, which must go on; the caller's
+		// supervisor is in e.wg, so the count is not zero here.
+		in.e.wg.Add(1)
+		go func() {
+			defer in.e.wg.Done()
+			in.e.reconnectPeers(in, causes)
+		}()
+	}
+}
+
+// reconnectPeers restarts the live goroutine instances that connect to an
+// inproc endpoint binder binds, now that binder runs again after a restart:
+// libzmq dropped their connection with binder's old socket and never
+// re-establishes an inproc one (tcp and ipc peers reconnect by themselves).
+// causes are the instances whose restarts led to binder's: they are not
+// restarted again, so that a cycle of inproc peers ends.
+func (e *Engine) reconnectPeers(binder *instance, causes map[string]bool) {
+	binder.mu.Lock()
+	bn := binder.spec
+	binder.mu.Unlock()
+	eps := map[string]bool{}
+	for _, s := range bn.Sockets {
+		for _, ep := range s.Bind {
+			if strings.HasPrefix(ep, "inproc://") {
+				eps[ep] = true
+			}
+		}
+	}
+	if len(eps) == 0 {
+		return
+	}
+	chain := map[string]bool{bn.Name: true}
+	for c := range causes {
+		chain[c] = true
+	}
+	e.mu.Lock()
+	if !e.running || e.stopping || e.insts[bn.Name] != binder {
+		e.mu.Unlock()
+		return
+	}
+	var peers []*instance
+	for name, in := range e.insts {
+		if chain[name] || in.proc != nil {
+			continue
+		}
+		in.mu.Lock()
+		n := in.spec
+		in.mu.Unlock()
+	sockets:
+		for _, s := range n.Sockets {
+			for _, ep := range s.Connect {
+				if eps[ep] {
+					peers = append(peers, in)
+					break sockets
+				}
+			}
+		}
+	}
+	e.mu.Unlock()
+	why := fmt.Sprintf("it connects over inproc to %s, which restarted (inproc connections are not re-established)", bn.Name)
+	for _, p := range peers {
+		p.bounce(why, chain)
+	}
+}
+
+// bounce ends the current attempt of a live instance so that its
+// supervisor starts the next one at once, outside the restart limit.
+func (in *instance) bounce(why string, causes map[string]bool) {
+	in.mu.Lock()
+	c := in.cancelAttempt
+	if c == nil || in.bounced != "" || (in.st != StateRunning && in.st != StateStarting) {
+		in.mu.Unlock()
+		return
+	}
+	in.bounced, in.causes = why, causes
+	in.mu.Unlock()
+	c()
 }
 
 func (in *instance) fail(err error) {
@@ -352,6 +484,11 @@ func (e *Engine) SwapHandler(instance string, ref spec.HandlerRef, cfg map[strin
 	e.mu.Unlock()
 	if in == nil {
 		return fmt.Errorf("no node instance %q", instance)
+	}
+	if in.proc != nil {
+		// Checked before building: an exec or plugin handler's factory
+		// would start its processes here, in the parent.
+		return fmt.Errorf("node %q: %w", instance, errProcessSwap)
 	}
 	in.mu.Lock()
 	ns, topo := *in.spec, in.topo

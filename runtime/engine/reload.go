@@ -702,6 +702,9 @@ func (rl *reload) report(d time.Duration) Report {
 // handler h is built: into the running node's slot, or for its next attempt
 // when it is between attempts.
 func (in *instance) swapTo(n *spec.Node, t *spec.Topology, h any) error {
+	if in.proc != nil {
+		return errProcessSwap
+	}
 	in.mu.Lock()
 	var stale any
 	switch {
@@ -751,8 +754,7 @@ func discard(h any) {
 // moved is the instance's message count, in and out, over every socket.
 func (in *instance) moved() uint64 {
 	var total uint64
-	for _, st := range in.stats {
-		s := st.Snapshot()
+	for _, s := range in.counters() {
 		total += s.MsgsIn + s.MsgsOut
 	}
 	return total
@@ -829,7 +831,7 @@ func (e *Engine) retire(ctx context.Context, insts []*instance) {
 				quiet[in] = 0
 			}
 			last[in] = m
-			if quiet[in] >= quietSamples {
+			if quiet[in] >= in.quietNeeded() {
 				in.stop()
 				continue
 			}

@@ -63,21 +63,23 @@ func terminal(st State) bool {
 	return st == StateCompleted || st == StateFailed || st == StateStopped
 }
 
-// drain waits until no socket counter moves for a few samples in a row, or
-// the deadline passes, or the engine is killed.
+// drain waits until no socket counter moves for a few samples in a row
+// (longer than a process node's report interval when there is one), or the
+// deadline passes, or the engine is killed.
 func (e *Engine) drain(insts []*instance, deadline time.Time) {
+	need := quietSamples
+	for _, in := range insts {
+		need = max(need, in.quietNeeded())
+	}
 	last, quiet := uint64(0), 0
 	for first := true; ; first = false {
 		var total uint64
 		for _, in := range insts {
-			for _, st := range in.stats {
-				s := st.Snapshot()
-				total += s.MsgsIn + s.MsgsOut
-			}
+			total += in.moved()
 		}
 		if !first && total == last {
 			quiet++
-			if quiet >= quietSamples {
+			if quiet >= need {
 				return
 			}
 		} else {

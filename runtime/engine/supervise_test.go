@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -254,17 +258,49 @@ func TestSwapHandlerThroughEngine(t *testing.T) {
 	}
 }
 
-func TestProcessNodesNotSupportedYet(t *testing.T) {
-	n := builtinNode("relay", "forward", nil, sock("in", spec.PULL, list("inproc://x"), nil))
-	n.Run = spec.RunProcess
-	e, err := New(&spec.Topology{Name: "t", Nodes: []*spec.Node{n}}, Options{})
+// TestCommandFailsAfterRestartLimit: a command that always exits 1 runs
+// exactly 1 + max_restarts times, with at least the backoff between runs
+// (doubling from backoff_min), then is failed and Run says so by name.
+func TestCommandFailsAfterRestartLimit(t *testing.T) {
+	dir := rlDir(t)
+	runs := filepath.Join(dir, "runs")
+	topo := rlParse(t, dir, `version: 1
+name: crashing
+nodes:
+  crasher:
+    command: [/bin/sh, -c, 'date +%s%N >> runs; exit 1']
+    restart: {policy: on-failure, max_restarts: 2, within: 1m, backoff_min: 50ms, backoff_max: 200ms}
+`, nil)
+	lg, _ := newLogger(t)
+	e, err := runTopo(t, topo, Options{Logger: lg})
+	want := regexp.MustCompile(`^node "crasher" failed: node crasher: process \d+ exited: exit status 1 \(restart limit reached: 2 restarts within 1m0s\)$`)
+	if err == nil || !want.MatchString(err.Error()) {
+		t.Fatalf("Run: got %v, want %s", err, want)
+	}
+	st := statusOf(e, "crasher")
+	if st.State != StateFailed || st.Restarts != 2 || st.PID != 0 {
+		t.Errorf("crasher: %s, restarts %d, pid %d; want failed, 2, none", st.State, st.Restarts, st.PID)
+	}
+	b, err := os.ReadFile(runs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), bound)
-	defer cancel()
-	if err := e.Run(ctx); err == nil || err.Error() != `node "relay": run: process is not supported yet` {
-		t.Fatalf("Run: got %v", err)
+	var at []int64
+	for _, l := range strings.Fields(string(b)) {
+		ns, err := strconv.ParseInt(l, 10, 64)
+		if err != nil {
+			t.Fatalf("runs file: %q", b)
+		}
+		at = append(at, ns)
+	}
+	if len(at) != 3 {
+		t.Fatalf("runs: got %d, want 3 (1 + 2 restarts)", len(at))
+	}
+	// Lower bounds only: a busy machine makes the gaps longer, never shorter.
+	for i, min := range []time.Duration{50 * time.Millisecond, 100 * time.Millisecond} {
+		if gap := time.Duration(at[i+1] - at[i]); gap < min {
+			t.Errorf("gap before run %d: %v, want at least %v", i+2, gap, min)
+		}
 	}
 }
 

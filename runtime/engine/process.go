@@ -1,0 +1,101 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ztopo/ztopo/runtime/node"
+	"github.com/ztopo/ztopo/runtime/procnode"
+	"github.com/ztopo/ztopo/runtime/zsock"
+	"github.com/ztopo/ztopo/spec"
+)
+
+// errProcessSwap is swap's error on a process instance: its handler lives
+// in the child, so a handler change restarts the instance (Apply does so).
+var errProcessSwap = errors.New("the handler runs in a child process and cannot be swapped in place; the node must restart")
+
+// processRunner runs the attempts of a `run: process` or `command` instance
+// as child processes (runtime/procnode). One procnode.Runner serves every
+// attempt of the instance, so that its socket counters add up over restarts
+// the way a goroutine node's do.
+type processRunner struct {
+	r       *procnode.Runner
+	command bool // a command: no counters
+}
+
+func (p *processRunner) run(ctx context.Context) error { return p.r.Run(ctx) }
+func (p *processRunner) swap(any) error                { return errProcessSwap }
+func (p *processRunner) pid() int                      { return p.r.PID() }
+
+// isProcess tells whether n runs in a child process.
+func isProcess(n *spec.Node) bool {
+	return n.Run == spec.RunProcess || n.Handler.Kind == spec.HandlerCommand
+}
+
+// newProcessRunner prepares the child of a process instance; nothing starts
+// before its first attempt.
+func (in *instance) newProcessRunner(n *spec.Node, t *spec.Topology) *processRunner {
+	return &processRunner{r: procnode.New(procnode.Config{
+		Node:     n,
+		Topology: t,
+		Self:     in.e.opts.Self,
+		Logger:   in.log,
+		// The same bound as a goroutine node's drain: SIGTERM, then at
+		// most Grace before SIGKILL.
+		Grace:     in.e.opts.Grace,
+		Drain:     in.e.opts.Grace,
+		OnRunning: in.running,
+	}), command: n.Handler.Kind == spec.HandlerCommand}
+}
+
+// processTraits learns what the engine must know of a process instance
+// without starting anything in this process: whether it completes and
+// whether it is a producer. A builtin handler is built (which checks its
+// config too) and closed again. Exec and plugin handlers are not built here
+// — their factories start processes; the child builds them — and count as
+// reactive. A command completes when it exits 0, so it counts as
+// completing: a topology with one ends when the program does.
+func (in *instance) processTraits(n *spec.Node, t *spec.Topology) (completes, producer bool, err error) {
+	switch n.Handler.Kind {
+	case spec.HandlerCommand:
+		if len(n.Handler.Argv) == 0 {
+			return false, false, fmt.Errorf("node %q: command is empty", n.Name)
+		}
+		return true, isProducer(n, nil), nil
+	case spec.HandlerExec, spec.HandlerPlugin:
+		return false, isProducer(n, nil), nil
+	}
+	h, err := in.build(n, t)
+	if err != nil {
+		return false, false, err
+	}
+	defer discard(h)
+	return node.Completes(h), isProducer(n, h), nil
+}
+
+// counters returns the counters of each socket of the instance: the
+// engine's own for a goroutine node; for a process node, what its child
+// last reported (at most procnode.StatsInterval old); none for a command,
+// whose sockets belong to the program.
+func (in *instance) counters() map[string]zsock.StatsSnapshot {
+	if in.proc != nil {
+		return in.proc.r.Stats()
+	}
+	out := make(map[string]zsock.StatsSnapshot, len(in.stats))
+	for name, st := range in.stats {
+		out[name] = st.Snapshot()
+	}
+	return out
+}
+
+// quietNeeded is how many drain samples in a row without a counter change
+// mean that the instance has drained. A process node reports its counters
+// only every procnode.StatsInterval, so a still figure means something only
+// over a longer span than that.
+func (in *instance) quietNeeded() int {
+	if in.proc != nil && !in.proc.command {
+		return int(procnode.StatsInterval/drainSample) + quietSamples
+	}
+	return quietSamples
+}
