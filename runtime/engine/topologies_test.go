@@ -87,8 +87,10 @@ func sum(e *Engine, base, socket string, f func(SocketStats) uint64) uint64 {
 func in(s SocketStats) uint64  { return s.MsgsIn }
 func out(s SocketStats) uint64 { return s.MsgsOut }
 
-// TestTopologies runs every goroutine topology of topologies/ to its end and
-// checks its message counts exactly.
+// TestTopologies runs every topology of topologies/ to its end and checks
+// its message counts exactly (the process node's from its child's last
+// report, exact once it has ended) and the summary line of its counting
+// sink.
 func TestTopologies(t *testing.T) {
 	type count struct {
 		node, socket string
@@ -96,64 +98,91 @@ func TestTopologies(t *testing.T) {
 		want         uint64
 	}
 	tests := []struct {
-		file   string
-		counts []count
+		file    string
+		counts  []count
+		summary string // a line the log must have, if set
+		python  bool   // needs /usr/bin/python3 with pyzmq
 	}{
-		{"envelope.yaml", []count{
+		{file: "envelope.yaml", counts: []count{
 			{"publisher", "out", out, 100},
 			{"only-b", "in", in, 50},
 			{"everything", "in", in, 100},
 		}},
-		{"identity.yaml", []count{
+		{file: "identity.yaml", counts: []count{
 			{"named", "req", in, 10},
 			{"anonymous", "req", in, 5},
 			{"worker", "in", in, 15},
 			{"worker", "in", out, 15},
 		}},
-		{"lbbroker.yaml", []count{
+		// END included: the sink stops at it without counting it in its
+		// summary.
+		{file: "mixed.yaml", counts: []count{
+			{"source", "out", out, 1001},
+			{"relay", "in", in, 1001},
+			{"relay", "out", out, 1001},
+			{"sink", "in", in, 1001},
+		}, summary: "received 1000 messages in ", python: true},
+		{file: "plugins.yaml", counts: []count{
+			{"source", "out", out, 10000},
+			{"shout", "in", in, 10000},
+			{"tidy", "out", out, 10000},
+			{"sink", "in", in, 10000},
+		}, summary: "received 10000 messages in ", python: true},
+		{file: "lbbroker.yaml", counts: []count{
 			{"client", "req", out, 20},
 			{"client", "req", in, 20},
 			{"worker", "in", in, 20},
 			{"worker", "in", out, 23}, // 20 replies and 3 READY
 		}},
-		{"mtserver.yaml", []count{
+		{file: "mtserver.yaml", counts: []count{
 			{"client", "req", in, 10},
 			{"worker", "in", in, 10},
 		}},
-		{"pair-chain.yaml", []count{
+		{file: "pair-chain.yaml", counts: []count{
 			{"step2", "out", out, 1},
 			{"step3", "in", in, 1},
 		}},
-		{"pipeline.yaml", []count{
+		{file: "pipeline.yaml", counts: []count{
 			{"ventilator", "out", out, 100000},
 			{"worker", "in", in, 100000},
 			{"sink", "in", in, 100000},
 		}},
-		{"poller.yaml", []count{
+		{file: "poller.yaml", counts: []count{
 			{"worker", "tasks", in, 100},
 			{"worker", "control", in, 21}, // 20 ticks and KILL
 			{"sink", "in", in, 121},
 		}},
-		{"pubsub-proxy.yaml", []count{
+		{file: "pubsub-proxy.yaml", counts: []count{
 			{"publisher", "out", out, 201},
 			{"subscriber", "in", in, 402},
 		}},
-		{"sharedqueue.yaml", []count{
+		{file: "sharedqueue.yaml", counts: []count{
 			{"client", "req", in, 30},
 			{"worker", "in", in, 30},
 		}},
-		{"syncpub.yaml", []count{
+		{file: "syncpub.yaml", counts: []count{
 			{"publisher", "out", out, 10001},
 			{"subscriber", "in", in, 30003},
 		}},
 	}
 	for _, tc := range tests {
 		t.Run(strings.TrimSuffix(tc.file, ".yaml"), func(t *testing.T) {
+			if tc.python {
+				needPyzmq(t)
+			}
 			topo := loadFile(t, topoFile(tc.file), nil)
-			lg, _ := newLogger(t)
-			e, err := runTopo(t, topo, Options{Logger: lg})
+			for _, n := range topo.Nodes {
+				if n.Run == spec.RunProcess && n.Handler.Kind != spec.HandlerCommand {
+					needZtopo(t)
+				}
+			}
+			lg, logs := newLogger(t)
+			e, err := runTopo(t, topo, Options{Logger: lg, Self: ztopoBin})
 			if err != nil {
 				t.Fatalf("Run: %v", err)
+			}
+			if tc.summary != "" && !strings.Contains(logs.String(), tc.summary) {
+				t.Errorf("no %q in the log", tc.summary)
 			}
 			for _, c := range tc.counts {
 				if got := sum(e, c.node, c.socket, c.f); got != c.want {
