@@ -23,6 +23,12 @@ import (
 // Msg is one multipart message as a handler sees it: the routing envelope
 // (ROUTER identities, the empty delimiter) has been removed by the runtime and
 // is restored on the reply. Pub-sub topic frames are part of Frames.
+//
+// Ownership: the frames' bytes are the handler's (it may change them in
+// place and return them), but the Frames slice itself is reused by the node
+// for its next message once Handle returned and the output was sent: a
+// Handler that keeps Frames beyond Handle copies the slice. An Async
+// handler's Submit gets a slice of its own and may keep it.
 type Msg struct {
 	Frames [][]byte
 	Socket string // name of the socket it came in on

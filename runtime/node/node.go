@@ -254,6 +254,10 @@ type run struct {
 	retiring []handler.Async
 	poller   *zmq4.Poller // the reactive loop's, for lockstep holds
 	draining bool         // finishing: sends never wait
+
+	// fast is set while a forward runs as libzmq's proxy (fastpath.go);
+	// the signaller reads the proxy's counters into the socket stats.
+	fast atomic.Pointer[proxyStats]
 }
 
 type rsock struct {
@@ -308,6 +312,7 @@ func (r *run) signaller(ctx context.Context, quit <-chan struct{}, done chan<- s
 		return
 	}
 	send := func() {
+		r.finalProxyStats(s)
 		// Never blocks: the node's end is bound before this goroutine starts,
 		// so the pipe exists, and it holds far more than the few wake-ups
 		// that can be outstanding.
@@ -322,8 +327,12 @@ func (r *run) signaller(ctx context.Context, quit <-chan struct{}, done chan<- s
 	ctxDone := ctx.Done()
 	stopping := false
 	var again <-chan time.Time
+	stats := time.NewTimer(statsIdle)
+	defer stats.Stop()
 	for {
 		select {
+		case <-stats.C:
+			stats.Reset(r.refreshProxyStats(s))
 		case <-ctxDone:
 			ctxDone, stopping = nil, true
 			send()

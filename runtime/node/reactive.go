@@ -35,6 +35,18 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 		}
 	}
 
+	if in, out, ok := r.fastPath(h, async); ok {
+		return r.proxyForward(cur, in, out)
+	}
+
+	// A synchronous handler is done with a message's frames slice when it
+	// returns and the node has sent its output (handler.Msg's contract), so
+	// each socket reuses one; an Async handler keeps messages after Submit.
+	var bufs [][][]byte
+	if async == nil {
+		bufs = make([][][]byte, len(r.recv))
+	}
+
 	poller := zmq4.NewPoller()
 	poller.Add(r.ctl, zmq4.POLLIN)
 	for _, s := range r.recv {
@@ -64,7 +76,7 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 		if r.n.slot.Load() != cur {
 			return false, true, nil
 		}
-		for _, s := range r.recv {
+		for si, s := range r.recv {
 			if polled[s.pollIdx].Events&zmq4.POLLIN == 0 {
 				continue
 			}
@@ -72,7 +84,15 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 				if s.lockstep && s.inflight > 0 {
 					break
 				}
-				frames, err := s.sock.Recv(zmq4.DONTWAIT)
+				var frames [][]byte
+				if bufs != nil {
+					frames, err = s.sock.RecvInto(bufs[si], zmq4.DONTWAIT)
+					if err == nil {
+						bufs[si] = frames
+					}
+				} else {
+					frames, err = s.sock.Recv(zmq4.DONTWAIT)
+				}
 				if err != nil {
 					if zsock.IsAgain(err) || zsock.IsInterrupted(err) {
 						break

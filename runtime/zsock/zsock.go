@@ -485,3 +485,13 @@ func Type(t spec.SocketType) (zmq4.Type, bool) {
 	z, ok := zmqTypes[spec.SocketType(strings.ToUpper(string(t)))]
 	return z, ok
 }
+
+// AddProxied counts messages that libzmq's proxy moved through the socket
+// (its STATISTICS): the proxy receives and sends them without this
+// package's Recv and Send.
+func (st *Stats) AddProxied(msgsIn, bytesIn, msgsOut, bytesOut uint64) {
+	st.msgsIn.Add(msgsIn)
+	st.bytesIn.Add(bytesIn)
+	st.msgsOut.Add(msgsOut)
+	st.bytesOut.Add(bytesOut)
+}

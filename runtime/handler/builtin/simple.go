@@ -182,3 +182,7 @@ func newCount(cfg map[string]any, env handler.Env) (any, error) {
 	}
 	return k, c.err()
 }
+
+// Passthrough lets the node run a forward without a delay, between one
+// receiving and one sending socket, as libzmq's own proxy (node.Passthrough).
+func (f *Forward) Passthrough() bool { return f.Delay == 0 }

@@ -1,0 +1,165 @@
+package node
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/runtime/zsock"
+	"github.com/ztopo/ztopo/spec"
+)
+
+// Passthrough is implemented by handlers that may return every message
+// unchanged (builtin forward without a delay). When Passthrough reports
+// true and the node has exactly one receiving socket (PULL or SUB, role in)
+// and one sending socket (PUSH or PUB, role out), the node hands both to
+// libzmq's steerable proxy: messages move inside libzmq, with no cgo
+// crossing, allocation or handler call per message. The handler's Handle is
+// then never called. The socket types are restricted so that the proxy's
+// other direction (backend to frontend) can never carry anything: a
+// receiving XSUB or DEALER, or an XPUB that hears subscriptions, would make
+// the proxy behave unlike the reactive loop.
+type Passthrough interface {
+	Passthrough() bool
+}
+
+// Counters of a fast-path node: the proxy's STATISTICS are read by the
+// signaller goroutine, which owns the other end of the control pair the
+// proxy is steered through, every statsBusy while messages move (statsIdle
+// otherwise), and exactly when the proxy is stopped: PAUSE, STATISTICS,
+// then TERMINATE. ps and the engine's drain see them at that pace.
+const (
+	statsBusy  = 100 * time.Millisecond
+	statsIdle  = time.Second
+	statsReply = 100 * time.Millisecond // wait for the proxy's answer
+)
+
+// proxyStats turns one proxy run's cumulative STATISTICS into increments
+// of the node's socket counters. Used only by the signaller goroutine.
+type proxyStats struct {
+	in, out *zsock.Stats
+	last    [8]uint64
+}
+
+func (r *run) fastPath(h handler.Handler, async handler.Async) (in, out *rsock, ok bool) {
+	p, isP := h.(Passthrough)
+	if !isP || async != nil || !p.Passthrough() || len(r.recv) != 1 || len(r.outs) != 1 {
+		return nil, nil, false
+	}
+	in, out = r.recv[0], r.outs[0]
+	if in.role != spec.RoleIn {
+		return nil, nil, false
+	}
+	switch spec.SocketType(strings.ToUpper(string(in.sock.Spec.Type))) {
+	case spec.PULL, spec.SUB:
+	default:
+		return nil, nil, false
+	}
+	switch spec.SocketType(strings.ToUpper(string(out.sock.Spec.Type))) {
+	case spec.PUSH, spec.PUB:
+	default:
+		return nil, nil, false
+	}
+	return in, out, true
+}
+
+// proxyForward runs the proxy until the node stops or its handler is
+// swapped; a stale wake-up (neither) restarts it.
+func (r *run) proxyForward(cur *slot, in, out *rsock) (completed, swapped bool, err error) {
+	r.log.Debug("forwarding inside libzmq", "from", in.name, "to", out.name)
+	for {
+		r.fast.Store(&proxyStats{in: in.sock.Stats, out: out.sock.Stats})
+		// pebbe retries EINTR itself; any error here is real.
+		err := zmq4.ProxySteerable(in.sock.Z, out.sock.Z, nil, r.ctl)
+		r.fast.Store(nil)
+		if err != nil {
+			return false, false, fmt.Errorf("forward proxy: %w", err)
+		}
+		// Repeated TERMINATEs and unanswered requests are spent.
+		stop := r.readCtl()
+		if stop || r.ctx.Err() != nil {
+			return false, false, nil
+		}
+		if r.n.slot.Load() != cur {
+			return false, true, nil
+		}
+	}
+}
+
+// refreshProxyStats is called by the signaller on its stats timer; it
+// returns when to call it next.
+func (r *run) refreshProxyStats(s *zmq4.Socket) time.Duration {
+	ps := r.fast.Load()
+	if ps == nil {
+		return statsIdle
+	}
+	if r.askProxyStats(s, ps, false) {
+		return statsBusy
+	}
+	return statsIdle
+}
+
+// finalProxyStats is called by the signaller before it sends TERMINATE: the
+// proxy is paused first, so the figures are exact.
+func (r *run) finalProxyStats(s *zmq4.Socket) {
+	if ps := r.fast.Load(); ps != nil {
+		r.askProxyStats(s, ps, true)
+	}
+}
+
+// askProxyStats asks the proxy for its counters and adds what moved since
+// the last answer; it reports whether anything did.
+func (r *run) askProxyStats(s *zmq4.Socket, ps *proxyStats, pause bool) (moved bool) {
+	// Answers to requests that timed out are stale.
+	for {
+		if _, err := s.RecvMessageBytes(zmq4.DONTWAIT); err != nil {
+			break
+		}
+	}
+	if pause {
+		if _, err := s.Send("PAUSE", zmq4.DONTWAIT); err != nil {
+			return false
+		}
+	}
+	poller := zmq4.NewPoller()
+	poller.Add(s, zmq4.POLLIN)
+	for try := 0; try < 2; try++ {
+		if _, err := s.Send("STATISTICS", zmq4.DONTWAIT); err != nil {
+			return false
+		}
+		polled, err := poller.Poll(statsReply)
+		if err != nil || len(polled) == 0 {
+			continue // libzmq 4.3.4's proxy can miss a command: ask again
+		}
+		reply, err := s.RecvMessageBytes(0)
+		if err != nil || len(reply) != 8 {
+			return false
+		}
+		var now [8]uint64
+		for i, f := range reply {
+			if len(f) != 8 {
+				return false
+			}
+			now[i] = binary.NativeEndian.Uint64(f)
+		}
+		// Frontend: msgs in, bytes in, msgs out, bytes out; backend likewise.
+		// Forwarding runs one way, so the frontend receives, the backend sends.
+		d := func(i int) uint64 {
+			if now[i] < ps.last[i] {
+				return 0
+			}
+			return now[i] - ps.last[i]
+		}
+		ps.in.AddProxied(d(0), d(1), 0, 0)
+		ps.out.AddProxied(0, 0, d(6), d(7))
+		moved = d(0) > 0 || d(6) > 0
+		for i := range now {
+			ps.last[i] = max(ps.last[i], now[i])
+		}
+		return moved
+	}
+	return false
+}

@@ -1,0 +1,151 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/runtime/zsock"
+	"github.com/ztopo/ztopo/spec"
+)
+
+// passthrough is a forward that lets the node proxy; it counts the calls
+// it should never get.
+type passthrough struct{ calls atomic.Int64 }
+
+func (p *passthrough) Handle(_ context.Context, m handler.Msg) ([][]byte, error) {
+	p.calls.Add(1)
+	return m.Frames, nil
+}
+func (p *passthrough) Passthrough() bool { return true }
+
+func TestFastPathForwardsAndCountsExactly(t *testing.T) {
+	zctx := newCtx(t)
+	in, out := "inproc://fast-in", "inproc://fast-out"
+	sink := peer(t, zctx, spec.PULL, out, "")
+	h := &passthrough{}
+	st := start(t, zctx, Config{Spec: pipeNode("fwd", in, out), Handler: h})
+	src := peer(t, zctx, spec.PUSH, "", in)
+
+	// In batches well under the high-water marks, so that sending never
+	// waits for this goroutine to receive.
+	const n, batch = 10000, 500
+	var bytes uint64
+	for b := 0; b < n; b += batch {
+		for i := b; i < b+batch; i++ {
+			m := fr("topic", fmt.Sprintf("body-%d", i))
+			bytes += uint64(len(m[0]) + len(m[1]))
+			if err := src.Send(m, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := b; i < b+batch; i++ {
+			if got, want := q(recv(t, sink)), q(fr("topic", fmt.Sprintf("body-%d", i))); got != want {
+				t.Fatalf("message %d: got %s, want %s", i, got, want)
+			}
+		}
+	}
+	// While it runs the counters follow within statsIdle+statsBusy.
+	waitFor(t, func() bool {
+		return st.n.Stats("in").Snapshot().MsgsIn == n && st.n.Stats("out").Snapshot().MsgsOut == n
+	})
+	st.cancel()
+	if err := st.wait(t); err != context.Canceled {
+		t.Fatalf("run: got %v, want %v", err, context.Canceled)
+	}
+	if got := h.calls.Load(); got != 0 {
+		t.Errorf("Handle called %d times on the fast path, want 0", got)
+	}
+	want := zsock.StatsSnapshot{MsgsIn: n, BytesIn: bytes}
+	if got := st.n.Stats("in").Snapshot(); got != want {
+		t.Errorf("in stats: got %+v, want %+v", got, want)
+	}
+	want = zsock.StatsSnapshot{MsgsOut: n, BytesOut: bytes}
+	if got := st.n.Stats("out").Snapshot(); got != want {
+		t.Errorf("out stats: got %+v, want %+v", got, want)
+	}
+}
+
+// TestFastPathSwap: swapping the handler of a proxying node stops the
+// proxy; the new handler gets every message from then on, none is lost,
+// and the counters add up across both.
+func TestFastPathSwap(t *testing.T) {
+	zctx := newCtx(t)
+	in, out := "inproc://fast-swap-in", "inproc://fast-swap-out"
+	sink := peer(t, zctx, spec.PULL, out, "")
+	st := start(t, zctx, Config{Spec: pipeNode("fwd", in, out), Handler: &passthrough{}})
+	src := peer(t, zctx, spec.PUSH, "", in)
+	tagged := handler.HandlerFunc(func(_ context.Context, m handler.Msg) ([][]byte, error) {
+		return [][]byte{append([]byte("B:"), m.Frames[0]...)}, nil
+	})
+
+	const n = 2000
+	seenB := false
+	for i := 0; i < n; i++ {
+		if i == n/2 {
+			st.n.SwapHandler(tagged)
+		}
+		if err := src.Send(fr(fmt.Sprint(i)), 0); err != nil {
+			t.Fatal(err)
+		}
+		got := string(recv(t, sink)[0])
+		switch {
+		case got == "B:"+fmt.Sprint(i):
+			seenB = true
+		case got == fmt.Sprint(i) && !seenB:
+		default:
+			t.Fatalf("message %d: got %q (seen B: %v)", i, got, seenB)
+		}
+	}
+	if !seenB {
+		t.Fatal("the new handler never got a message")
+	}
+	st.cancel()
+	st.wait(t)
+	if got := st.n.Stats("in").Snapshot().MsgsIn; got != n {
+		t.Errorf("in: got %d messages, want %d", got, n)
+	}
+	if got := st.n.Stats("out").Snapshot().MsgsOut; got != n {
+		t.Errorf("out: got %d messages, want %d", got, n)
+	}
+}
+
+func TestFastPathOnlyForOneWayPairs(t *testing.T) {
+	mk := func(inType, outType spec.SocketType, inRole spec.Role) *run {
+		sock := func(name string, typ spec.SocketType) *zsock.Socket {
+			return &zsock.Socket{Spec: &spec.Socket{Name: name, Type: typ}}
+		}
+		return &run{
+			recv: []*rsock{{name: "in", sock: sock("in", inType), role: inRole}},
+			outs: []*rsock{{name: "out", sock: sock("out", outType), role: spec.RoleOut}},
+		}
+	}
+	tests := []struct {
+		name string
+		r    *run
+		h    handler.Handler
+		want bool
+	}{
+		{"pull push", mk(spec.PULL, spec.PUSH, spec.RoleIn), &passthrough{}, true},
+		{"sub pub", mk(spec.SUB, spec.PUB, spec.RoleIn), &passthrough{}, true},
+		{"lower-case types", mk("pull", "push", spec.RoleIn), &passthrough{}, true},
+		{"xsub in", mk(spec.XSUB, spec.PUSH, spec.RoleIn), &passthrough{}, false},
+		{"xpub out", mk(spec.PULL, spec.XPUB, spec.RoleIn), &passthrough{}, false},
+		{"dealer in", mk(spec.DEALER, spec.PUSH, spec.RoleIn), &passthrough{}, false},
+		{"not a passthrough", mk(spec.PULL, spec.PUSH, spec.RoleIn), forward, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, _, got := tt.r.fastPath(tt.h, nil); got != tt.want {
+				t.Errorf("fastPath = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	r := mk(spec.PULL, spec.PUSH, spec.RoleIn)
+	r.outs = append(r.outs, r.outs[0])
+	if _, _, got := r.fastPath(&passthrough{}, nil); got {
+		t.Error("fastPath with two out sockets = true, want false")
+	}
+}
