@@ -46,7 +46,9 @@ func (e *Engine) shutdown() {
 	for _, in := range producers {
 		in.wait(max(time.Until(deadline), minLevelWait))
 	}
-	e.drain(insts, deadline)
+	if needsDrain(insts) {
+		e.drain(insts, deadline)
+	}
 	for _, level := range levels(insts) {
 		for _, in := range level {
 			in.stop()
@@ -59,6 +61,90 @@ func (e *Engine) shutdown() {
 	}
 }
 
+// relays are the builtin handlers whose only effect is what they send on:
+// a message that reaches one matters only if what it sends reaches a node
+// that still does something with it.
+var relays = map[string]bool{"forward": true, "echo": true, "upper": true, "proxy": true, "lbbroker": true}
+
+// needsDrain reports whether waiting for in-flight messages can still make
+// a difference: whether some instance that is not done yet could consume
+// one — a sink that counts or logs, an exec or plugin handler, a command, a
+// peer outside the topology — directly or through running relays. When
+// every completing node completed and only relays feeding completed nodes
+// are left (a finished pipeline), the quiet wait would only cost its
+// 150 ms. A signal that stops a topology with running sinks still drains.
+func needsDrain(insts []*instance) bool {
+	live := make([]bool, len(insts))
+	useful := make([]bool, len(insts))
+	for i, in := range insts {
+		live[i] = !terminal(in.state())
+		h := in.spec.Handler
+		useful[i] = live[i] && !(h.Kind == spec.HandlerBuiltin && relays[h.Name])
+	}
+	for changed := true; changed; {
+		changed = false
+		for i, in := range insts {
+			if live[i] && !useful[i] && relayMatters(in, insts, useful) {
+				useful[i], changed = true, true
+			}
+		}
+	}
+	for i := range insts {
+		if useful[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// relayMatters reports whether what relay in sends can reach a useful
+// instance or a peer outside the topology: a tcp or ipc bind (anyone may
+// connect) or a connect no instance binds.
+func relayMatters(in *instance, insts []*instance, useful []bool) bool {
+	for _, sa := range in.spec.Sockets {
+		if role(sa) == spec.RoleIn {
+			continue
+		}
+		for _, ep := range sa.Bind {
+			if !strings.HasPrefix(ep, "inproc://") {
+				return true
+			}
+		}
+		for _, ep := range sa.Connect {
+			bound := false
+			for j, other := range insts {
+				if other == in {
+					continue
+				}
+				for _, sb := range other.spec.Sockets {
+					for _, b := range sb.Bind {
+						if local(b) == local(ep) {
+							bound = true
+							if useful[j] {
+								return true
+							}
+						}
+					}
+				}
+			}
+			if !bound {
+				return true
+			}
+		}
+		// Peers connecting to an inproc bind are all in this process.
+		for j, other := range insts {
+			if other == in || !useful[j] {
+				continue
+			}
+			for _, sb := range other.spec.Sockets {
+				if shareEndpoint(sa, sb) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
 func terminal(st State) bool {
 	return st == StateCompleted || st == StateFailed || st == StateStopped
 }
