@@ -307,8 +307,9 @@ nodes:
 }
 
 // TestUpSecondSignalExitsAtOnce stops a topology whose drain cannot end
-// (one message circling between two nodes keeps the counters moving for
-// the whole grace), then signals again: up exits at once, with 1.
+// (one message circling between two nodes, copied to a sink each round,
+// keeps the counters moving for the whole grace), then signals again: up
+// exits at once, with 1.
 func TestUpSecondSignalExitsAtOnce(t *testing.T) {
 	bin := buildZtopo(t)
 	d := newE2EDir(t)
@@ -321,11 +322,16 @@ nodes:
     sockets:
       in: {type: PULL, bind: %s}
       out: {type: PUSH, connect: b.in}
+      tap: {type: PUSH, connect: sink.in}
   b:
     handler: upper
     sockets:
       in: {type: PULL, bind: ipc://%s/b.sock}
       out: {type: PUSH, connect: a.in}
+  sink:
+    handler: count
+    sockets:
+      in: {type: PULL, bind: auto}
 `, a, d.root))
 	const grace = 5 * time.Minute // never waited for
 	up := startUp(t, bin, d, "--no-watch", "--grace", grace.String(), file)
