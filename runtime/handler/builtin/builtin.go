@@ -2,7 +2,9 @@
 // handler.Builtins under the names spec.BuiltinHandlers() lists:
 //
 //	forward   each message from an in socket, unchanged, to the out sockets;
-//	          config: delay (simulated work per message)
+//	          config: delay (simulated work per message). Without a delay,
+//	          between one PULL/SUB and one PUSH/PUB socket, the node runs it
+//	          as libzmq's proxy (node.Passthrough)
 //	echo      each request answered with the same frames; on in sockets it
 //	          forwards like forward; config: delay
 //	upper     like echo/forward with the ASCII letters of the last frame
