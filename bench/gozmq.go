@@ -221,6 +221,12 @@ func goForwardStage(p Params) (Result, error) {
 	return goStages(p, 1, nil)
 }
 
+// goProxyStage is the forwarding stage as zmq.Proxy (libzmq's device loop),
+// the baseline of the proxy builtin.
+func goProxyStage(p Params) (Result, error) {
+	return goStagesWith(p, 1, nil, true)
+}
+
 func goUpperStage(p Params) (Result, error) {
 	return goStages(p, 1, upper)
 }
@@ -246,6 +252,11 @@ func isUpper(b []byte) error {
 
 // goStages runs source -> workers × stage -> sink; stage nil forwards.
 func goStages(p Params, workers int, stage func([][]byte)) (Result, error) {
+	return goStagesWith(p, workers, stage, false)
+}
+
+// goStagesWith is goStages; with proxy, each worker is zmq.Proxy(in, out).
+func goStagesWith(p Params, workers int, stage func([][]byte), proxy bool) (Result, error) {
 	eps, err := newEndpoints(p.Transport)
 	if err != nil {
 		return Result{}, err
@@ -293,6 +304,9 @@ func goStages(p Params, workers int, stage func([][]byte)) (Result, error) {
 			}
 			if err := out.Connect(sinkEP); err != nil {
 				return err
+			}
+			if proxy {
+				return zmq.Proxy(in, out, nil)
 			}
 			if stage == nil {
 				return forward(in, out)

@@ -209,6 +209,18 @@ func scenarios() []Scenario {
 			Targets:   []Target{{Metric: "msg/s", Vs: implGo, Op: ">=", Value: 0.9}},
 		},
 		Scenario{
+			Name:      "stage/proxy/inproc",
+			Desc:      "generate -> proxy builtin (PULL/PUSH streamer) -> count vs zmq.Proxy, inproc, 16 B",
+			Kind:      kindThroughput,
+			Count:     1_500_000,
+			Quick:     quickCount,
+			Size:      16,
+			Transport: "inproc",
+			Go:        goProxyStage,
+			Ztopo:     ztopoProxyStage,
+			Targets:   []Target{{Metric: "msg/s", Vs: implGo, Op: ">=", Value: 0.95}},
+		},
+		Scenario{
 			Name:      "stage/forward/inproc",
 			Desc:      "generate -> forwarding stage -> count, inproc, 16 B",
 			Kind:      kindThroughput,

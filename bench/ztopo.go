@@ -149,6 +149,44 @@ func ztopoUpperStage(p Params) (Result, error) {
 
 // ztopoStages is the pipeline of the zguide (and of topologies/pipeline.yaml):
 // a ventilator, workers running handler, a sink.
+// ztopoProxyStage is the forwarding stage as the proxy builtin (a PULL
+// frontend, a PUSH backend: zmq_proxy's streamer).
+func ztopoProxyStage(p Params) (Result, error) {
+	eps, err := newEndpoints(p.Transport)
+	if err != nil {
+		return Result{}, err
+	}
+	defer eps.close()
+	vent, err := eps.next("vent")
+	if err != nil {
+		return Result{}, err
+	}
+	sink, err := eps.next("sink")
+	if err != nil {
+		return Result{}, err
+	}
+	yaml := fmt.Sprintf(`version: 1
+name: bench-proxy
+nodes:
+  ventilator:
+    handler: generate
+    config: {count: %d, size: %d}
+    sockets:
+      out: {type: PUSH, bind: %q}
+  streamer:
+    handler: proxy
+    sockets:
+      frontend: {type: PULL, connect: ventilator.out}
+      backend: {type: PUSH, connect: sink.in}
+  sink:
+    handler: count
+    config: {expect: %d}
+    sockets:
+      in: {type: PULL, bind: %q}
+`, p.Count, p.Size, vent, p.Count, sink)
+	return throughputRun("proxy", yaml, p.Count, "sink")
+}
+
 func ztopoStages(p Params, workers int, handler string) (Result, error) {
 	eps, err := newEndpoints(p.Transport)
 	if err != nil {
