@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -317,11 +318,12 @@ func (r *run) closeRetired(a handler.Async) {
 // send sends one message, waiting while the peer is full but staying
 // stoppable: the wait polls the control socket too.
 func (r *run) send(s *rsock, env, body [][]byte) error {
-	return r.sendCtx(r.stopped, s, env, body)
+	return r.sendCtx(r.ctx, s, env, body)
 }
 
-// sendCtx is send with a custom stop test (a Runner also stops on a swap).
-func (r *run) sendCtx(stopped func() bool, s *rsock, env, body [][]byte) error {
+// sendCtx is send stopping with ctx (a Runner's also ends on a swap). A
+// context, not a func: a method value would cost an allocation per message.
+func (r *run) sendCtx(ctx context.Context, s *rsock, env, body [][]byte) error {
 	err := s.sock.SendEnvelope(env, body, zmq4.DONTWAIT)
 	if err == nil {
 		return nil
@@ -348,7 +350,7 @@ func (r *run) sendCtx(stopped func() bool, s *rsock, env, body [][]byte) error {
 		if polled[0].Events&zmq4.POLLIN != 0 {
 			r.readCtl()
 		}
-		if stopped() {
+		if ctx.Err() != nil {
 			s.sock.CountSendError()
 			return errStopped
 		}

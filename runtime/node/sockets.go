@@ -73,7 +73,7 @@ func (s *sockets) Send(name string, frames [][]byte) error {
 	if err != nil {
 		return err
 	}
-	if err := s.r.sendCtx(s.stopped, rs, nil, frames); err != nil {
+	if err := s.r.sendCtx(s.ctx, rs, nil, frames); err != nil {
 		if errors.Is(err, errStopped) {
 			return s.err()
 		}
