@@ -61,6 +61,13 @@ func closest(name string, candidates []string) (string, bool) {
 	return best, best != ""
 }
 
+// Suggest returns the candidate nearest to name when it is a likely typo of
+// it, for did-you-mean hints outside spec (the CLI's verb names); pass the
+// candidates sorted for stable output.
+func Suggest(name string, candidates []string) (string, bool) {
+	return closest(name, candidates)
+}
+
 // didYouMean is the Hint for a misspelt name, or "" when nothing is close.
 func didYouMean(name string, candidates []string) string {
 	if c, ok := closest(name, candidates); ok {

@@ -14,6 +14,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/ztopo/ztopo/spec"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -168,39 +170,8 @@ func usageError(stderr io.Writer, name, usage, format string, args ...any) int {
 // didYouMean is ` (did you mean "x"?)` for the candidate nearest to s, or ""
 // when none is a likely typo.
 func didYouMean(s string, candidates []string) string {
-	limit := 1
-	if len(s) > 4 {
-		limit = 2
+	if c, ok := spec.Suggest(s, candidates); ok {
+		return fmt.Sprintf(" (did you mean %q?)", c)
 	}
-	best, bestD := "", limit+1
-	for _, c := range candidates {
-		if d := editDistance(s, c); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// editDistance is the Levenshtein distance over bytes (verb names are ASCII).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return ""
 }
