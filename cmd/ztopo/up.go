@@ -17,13 +17,13 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	oklog "github.com/oklog/run"
-	"github.com/pebbe/zmq4"
 
 	"github.com/ztopo/ztopo/runtime/control"
 	"github.com/ztopo/ztopo/runtime/engine"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/metrics"
 	"github.com/ztopo/ztopo/runtime/watch"
+	"github.com/ztopo/ztopo/runtime/zsock"
 	"github.com/ztopo/ztopo/spec"
 
 	// Handler registrations, made in the packages' init: builtin fills
@@ -332,7 +332,7 @@ func (u *upRun) run(stderr io.Writer) int {
 	{
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {
-			zctx, err := zmq4.NewContext()
+			zctx, err := zsock.NewContext()
 			if err != nil {
 				return fmt.Errorf("control socket: %w", err)
 			}

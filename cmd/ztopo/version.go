@@ -6,7 +6,7 @@ import (
 	"runtime"
 	"strings"
 
-	zmq "github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/runtime/zsock"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -29,14 +29,14 @@ func runVersion(args []string, stdout, stderr io.Writer) int {
 	if len(rest) > 0 {
 		return usageError(stderr, "version", versionUsage, "unexpected argument %q", rest[0])
 	}
-	major, minor, patch := zmq.Version()
+	lib := zsock.LinkedLibrary()
 	var names []string
 	for _, h := range spec.BuiltinHandlers() {
 		names = append(names, h.Name)
 	}
 	fmt.Fprintf(stdout, "ztopo %s\n", version)
-	fmt.Fprintf(stdout, "libzmq: %d.%d.%d\n", major, minor, patch)
-	fmt.Fprintf(stdout, "capabilities: curve=%s ipc=%s pgm=%s\n", yesNo(zmq.HasCurve()), yesNo(zmq.HasIpc()), yesNo(zmq.HasPgm()))
+	fmt.Fprintf(stdout, "libzmq: %s\n", lib.Version)
+	fmt.Fprintf(stdout, "capabilities: curve=%s ipc=%s pgm=%s\n", yesNo(lib.Curve), yesNo(lib.IPC), yesNo(lib.PGM))
 	fmt.Fprintf(stdout, "go: %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(stdout, "builtin handlers: %s\n", strings.Join(names, " "))
 	return exitOK

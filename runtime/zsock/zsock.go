@@ -495,3 +495,20 @@ func (st *Stats) AddProxied(msgsIn, bytesIn, msgsOut, bytesOut uint64) {
 	st.msgsOut.Add(msgsOut)
 	st.bytesOut.Add(bytesOut)
 }
+
+// Library describes the linked libzmq, for `ztopo version`.
+type Library struct {
+	Version         string // "4.3.4"
+	Curve, IPC, PGM bool   // capabilities
+}
+
+// LinkedLibrary reports the version and capabilities of the libzmq in use.
+func LinkedLibrary() Library {
+	major, minor, patch := zmq4.Version()
+	return Library{
+		Version: fmt.Sprintf("%d.%d.%d", major, minor, patch),
+		Curve:   zmq4.HasCurve(),
+		IPC:     zmq4.HasIpc(),
+		PGM:     zmq4.HasPgm(),
+	}
+}
