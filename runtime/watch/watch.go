@@ -393,3 +393,48 @@ func (w *Watcher) close() error {
 
 // Close releases a Watcher that will not be Run; after Run it does nothing.
 func (w *Watcher) Close() error { return w.close() }
+
+// OnChange watches path until ctx is done or stop is called, calling
+// changed each time the file's content changes, with the semantics of a
+// Watcher (New documents them). It is for a handler host that swaps to a
+// new executable: changed runs on the watcher's own goroutine, one call at
+// a time, so a slow swap folds later changes into one more call rather than
+// queueing them. The watch is in place when OnChange returns; stop waits
+// for the goroutines and for a call of changed in progress, so changed must
+// not call stop.
+func OnChange(ctx context.Context, path string, logger hclog.Logger, changed func(), opts ...Option) (stop func(), err error) {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	w, err := New(path, logger, opts...)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	runDone := make(chan struct{})
+	go func() {
+		defer close(runDone)
+		if err := w.Run(ctx); err != nil {
+			logger.Warn("file watch stopped, changes are no longer seen", "path", path, "error", err)
+		}
+	}()
+	callDone := make(chan struct{})
+	go func() {
+		defer close(callDone)
+		// Events is closed when Run returns, which ends this loop.
+		for range w.Events() {
+			if ctx.Err() != nil {
+				continue // stopping: drain without calling
+			}
+			changed()
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			<-runDone
+			<-callDone
+		})
+	}, nil
+}

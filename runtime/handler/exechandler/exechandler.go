@@ -29,7 +29,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/ztopo/ztopo/runtime/handler"
-	"github.com/ztopo/ztopo/runtime/handler/pluginhost/filewatch"
+	"github.com/ztopo/ztopo/runtime/watch"
 )
 
 var (
@@ -372,7 +372,7 @@ func (e *Exec) watch(cfg Config) {
 		e.log.Debug("exec handler has no script file to watch", "argv", cfg.Argv)
 		return
 	}
-	stop, err := filewatch.Start(context.Background(), path, filewatch.DefaultDebounce, e.log, func() {
+	stop, err := watch.OnChange(context.Background(), path, e.log, func() {
 		e.cfgMu.Lock()
 		cur := e.lastCfg
 		e.cfgMu.Unlock()

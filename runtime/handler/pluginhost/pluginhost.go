@@ -28,7 +28,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/pebbe/zmq4"
 	"github.com/ztopo/ztopo/runtime/handler"
-	"github.com/ztopo/ztopo/runtime/handler/pluginhost/filewatch"
+	"github.com/ztopo/ztopo/runtime/watch"
 )
 
 var (
@@ -383,7 +383,7 @@ func (h *Host) swap(cfg Config) error {
 }
 
 func (h *Host) watch(path string) error {
-	stop, err := filewatch.Start(context.Background(), path, filewatch.DefaultDebounce, h.log, func() {
+	stop, err := watch.OnChange(context.Background(), path, h.log, func() {
 		h.swapCfgMu.Lock()
 		cfg := h.lastCfg
 		h.swapCfgMu.Unlock()
