@@ -1,5 +1,6 @@
 // Package supervise decides when a node instance is restarted (Limiter) and
-// runs node instances as child processes (Process).
+// runs child processes (Process): node instances, and the processes behind
+// exec and plugin handlers, which talk over the child's stdin and stdout.
 //
 // A Limiter is pure bookkeeping over a resolved spec.Restart: the engine
 // reports each end of an instance and gets back whether to restart it and

@@ -53,6 +53,14 @@ type Config struct {
 	// stdout/stderr, such as a process node's event pipe. The caller closes
 	// its copies once Start has returned.
 	ExtraFiles []*os.File
+	// Stdin and Stdout give the caller pipes to the child's stdin and
+	// stdout (Process.Stdin, Process.Stdout), for a protocol spoken over
+	// them such as an exec handler's; a piped stdout is not logged. Without
+	// Stdin the child's stdin is /dev/null.
+	Stdin, Stdout bool
+	// LogArgs are key/value pairs added, after node=Name, to every line
+	// logged for the child, so that a handler's output names the handler.
+	LogArgs []any
 }
 
 // Process is a running child. Its methods are safe for concurrent use.
@@ -67,6 +75,9 @@ type Process struct {
 	pid     int
 	logger  hclog.Logger
 	done    chan struct{}
+	exited  chan struct{} // closed once the child is reaped, before done
+	stdin   io.WriteCloser
+	stdout  io.ReadCloser
 	stopped atomic.Bool
 	stop    sync.Once
 
@@ -97,43 +108,75 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 	if cfg.Name != "" {
 		logger = logger.With("node", cfg.Name)
 	}
+	if len(cfg.LogArgs) > 0 {
+		logger = logger.With(cfg.LogArgs...)
+	}
 
 	// Our own pipes rather than cmd.StdoutPipe: cmd.Wait then returns as
 	// soon as the child exits, so that its group can be killed before we
-	// wait for the output to end.
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", cfg.Name, err)
+	// wait for the output to end. childEnds are the child's copies, closed
+	// here once it has started; ours are closed too if it has not.
+	var childEnds, ourEnds []*os.File
+	closeAll := func(fs []*os.File) {
+		for _, f := range fs {
+			f.Close()
+		}
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		return nil, fmt.Errorf("start %s: %w", cfg.Name, err)
+	pipe := func() (r, w *os.File, err error) {
+		r, w, err = os.Pipe()
+		if err != nil {
+			closeAll(childEnds)
+			closeAll(ourEnds)
+			return nil, nil, fmt.Errorf("start %s: %w", cfg.Name, err)
+		}
+		return r, w, nil
 	}
-
+	p := &Process{name: cfg.Name, logger: logger, done: make(chan struct{}), exited: make(chan struct{})}
 	cmd := exec.Command(cfg.Argv[0], cfg.Argv[1:]...)
 	cmd.Dir = cfg.Dir
 	cmd.Env = cfg.Env
-	cmd.Stdout = outW
-	cmd.Stderr = errW
 	cmd.ExtraFiles = cfg.ExtraFiles
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid:   true,
 		Pdeathsig: syscall.SIGKILL,
 	}
+	if cfg.Stdin {
+		r, w, err := pipe()
+		if err != nil {
+			return nil, err
+		}
+		cmd.Stdin, p.stdin = r, w
+		childEnds, ourEnds = append(childEnds, r), append(ourEnds, w)
+	}
+	var outR *os.File // logged stdout, nil when piped to the caller
+	{
+		r, w, err := pipe()
+		if err != nil {
+			return nil, err
+		}
+		cmd.Stdout = w
+		if cfg.Stdout {
+			p.stdout = r
+		} else {
+			outR = r
+		}
+		childEnds, ourEnds = append(childEnds, w), append(ourEnds, r)
+	}
+	errR, errW, err := pipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = errW
+	childEnds, ourEnds = append(childEnds, errW), append(ourEnds, errR)
 
-	p := &Process{name: cfg.Name, logger: logger, done: make(chan struct{})}
 	started := make(chan error, 1)
 	go p.run(cmd, started, outR, errR)
 	err = <-started
-	// The child holds its own copies of the write ends; ours must be closed
-	// so that the readers see EOF when the child's group is gone.
-	outW.Close()
-	errW.Close()
+	// The child holds its own copies; ours of its ends must be closed so
+	// that the readers see EOF when the child's group is gone.
+	closeAll(childEnds)
 	if err != nil {
-		outR.Close()
-		errR.Close()
+		closeAll(ourEnds)
 		return nil, fmt.Errorf("start %s: %w", cfg.Name, err)
 	}
 
@@ -158,22 +201,36 @@ func (p *Process) run(cmd *exec.Cmd, started chan<- error, outR, errR *os.File) 
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 
-	if err := cmd.Start(); err != nil {
-		started <- err
-		return
+	for attempt := 0; ; attempt++ {
+		err := cmd.Start()
+		if err == nil {
+			break
+		}
+		// ETXTBSY: a just-written executable (a swapped plugin) may still
+		// be open for writing in a child forked meanwhile by another
+		// goroutine (golang/go#22315); it clears within milliseconds.
+		if !errors.Is(err, syscall.ETXTBSY) || attempt == 20 {
+			started <- err
+			return
+		}
+		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
 	}
 	p.pid = cmd.Process.Pid
 	p.logger.Debug("process started", "pid", p.pid, "argv", cmd.Args)
 
 	var readers sync.WaitGroup
-	readers.Add(2)
-	go func() { defer readers.Done(); copyLines(outR, p.logger, false) }()
+	if outR != nil {
+		readers.Add(1)
+		go func() { defer readers.Done(); copyLines(outR, p.logger, false) }()
+	}
+	readers.Add(1)
 	go func() { defer readers.Done(); copyLines(errR, p.logger, true) }()
 	started <- nil
 
 	err := cmd.Wait()
 	// Whatever the child left in its group dies with it.
 	killGroup(p.pid, syscall.SIGKILL)
+	close(p.exited)
 
 	drained := make(chan struct{})
 	go func() { readers.Wait(); close(drained) }()
@@ -184,7 +241,9 @@ func (p *Process) run(cmd *exec.Cmd, started chan<- error, outR, errR *os.File) 
 	}
 	// Closing unblocks readers still waiting on a pipe held by a stray
 	// process (pipes from os.Pipe are pollable, so Close interrupts Read).
-	outR.Close()
+	if outR != nil {
+		outR.Close()
+	}
 	errR.Close()
 	<-drained
 
@@ -229,6 +288,40 @@ func (p *Process) Wait() error {
 
 // Done is closed once the child has exited and its output has been logged.
 func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Signal sends sig to the child's process group, so that a shell script's
+// own children get it too. It does nothing once the child was reaped: its
+// pid may belong to someone else by then.
+func (p *Process) Signal(sig syscall.Signal) {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	killGroup(p.pid, sig)
+}
+
+// Kill sends SIGKILL to the child's process group at once, for a caller
+// that runs its own stop sequence (or none) rather than Stop's.
+func (p *Process) Kill() { p.Signal(syscall.SIGKILL) }
+
+// Stdin is the write end of the child's stdin when Config.Stdin was set,
+// else nil. Closing it is the caller's business (EOF for the child).
+func (p *Process) Stdin() io.WriteCloser { return p.stdin }
+
+// Stdout is the read end of the child's stdout when Config.Stdout was set,
+// else nil. The caller reads it (or the child blocks once the pipe is
+// full) and closes it.
+func (p *Process) Stdout() io.ReadCloser { return p.stdout }
+
+// Describe turns what Wait returns into words for logs and errors:
+// "exit status 3", "signal: killed".
+func Describe(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
 
 // Pid is the child's process id, which is also its process group id.
 func (p *Process) Pid() int { return p.pid }

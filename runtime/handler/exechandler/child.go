@@ -3,6 +3,7 @@ package exechandler
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,14 +12,14 @@ import (
 	"time"
 
 	"github.com/ztopo/ztopo/runtime/handler"
-	"github.com/ztopo/ztopo/runtime/handler/pluginhost/proc"
+	"github.com/ztopo/ztopo/runtime/supervise"
 )
 
 // child is one running process with its writer and reader goroutines.
 type child struct {
 	n      int
 	cfg    Config
-	p      *proc.Process
+	p      *supervise.Process
 	stdin  io.WriteCloser
 	stdout io.ReadCloser
 
@@ -43,26 +44,31 @@ func (e *Exec) startChild(cfg Config, n int) (*child, error) {
 	if cfg.Node != "" {
 		env = append(env, "ZTOPO_NODE="+cfg.Node)
 	}
-	p, err := proc.Start(proc.Spec{
-		Path:    cfg.Argv[0],
-		Args:    cfg.Argv[1:],
+	// No context: the manager runs its own stop sequence (retire, Close).
+	p, err := supervise.Start(context.Background(), supervise.Config{
+		Argv:    cfg.Argv,
 		Env:     env,
 		Dir:     cfg.Dir,
 		Stdin:   true,
 		Stdout:  true,
 		Logger:  cfg.Logger,
-		LogArgs: []any{"node", cfg.Node, "exec", cfg.Argv[0]},
+		Name:    cfg.Node,
+		LogArgs: []any{"exec", cfg.Argv[0]},
 	})
 	if err != nil {
+		// supervise names the node; this error names the program instead.
+		if cause := errors.Unwrap(err); cause != nil {
+			err = cause
+		}
 		return nil, fmt.Errorf("%w: %s: %v", ErrStart, cfg.Argv[0], err)
 	}
 	c := &child{
-		n: n, cfg: cfg, p: p, stdin: p.Stdin, stdout: p.Stdout,
+		n: n, cfg: cfg, p: p, stdin: p.Stdin(), stdout: p.Stdout(),
 		stop:       make(chan struct{}),
 		writerDone: make(chan struct{}),
 		readerDone: make(chan struct{}),
 	}
-	e.log.Debug("exec handler started", "argv", cfg.Argv, "pid", p.Pid, "gen", n)
+	e.log.Debug("exec handler started", "argv", cfg.Argv, "pid", p.Pid(), "gen", n)
 	go c.write(e)
 	go c.read(e)
 	go c.waitExit(e)
@@ -181,7 +187,7 @@ func (c *child) answer(e *Exec, line []byte) {
 		if !c.warned {
 			c.warned = true
 			e.log.Warn("exec handler wrote a line for no message, dropped (one line per input line, please)",
-				"argv", c.cfg.Argv, "pid", c.p.Pid, "line", string(line))
+				"argv", c.cfg.Argv, "pid", c.p.Pid(), "line", string(line))
 		}
 		return
 	}
@@ -211,7 +217,7 @@ func (c *child) waitExit(e *Exec) {
 	held := c.fifo
 	c.fifo = nil
 	c.mu.Unlock()
-	status := proc.Describe(c.p.Err())
+	status := supervise.Describe(c.p.Wait())
 	if len(held) > 0 {
 		lostErr := fmt.Errorf("%w: child %s", ErrLost, status)
 		for _, it := range held {
@@ -219,7 +225,7 @@ func (c *child) waitExit(e *Exec) {
 			e.deliver(it, handler.Result{Err: lostErr})
 		}
 		e.lost.Add(int64(len(held)))
-		e.log.Warn("exec handler lost messages", "argv", c.cfg.Argv, "pid", c.p.Pid, "count", len(held), "status", status)
+		e.log.Warn("exec handler lost messages", "argv", c.cfg.Argv, "pid", c.p.Pid(), "count", len(held), "status", status)
 	}
 	c.stopWriting()
 	<-c.writerDone
@@ -254,7 +260,7 @@ func (c *child) retire(grace time.Duration) {
 func (e *Exec) manage(ctx context.Context, cur *child) {
 	defer close(e.done)
 	children := map[*child]bool{cur: true}
-	e.pid.Store(int64(cur.p.Pid))
+	e.pid.Store(int64(cur.p.Pid()))
 	curCfg := cur.cfg
 	gen := 1
 	var (
@@ -292,14 +298,14 @@ func (e *Exec) manage(ctx context.Context, cur *child) {
 		select {
 		case c := <-e.exits:
 			delete(children, c)
-			status := proc.Describe(c.p.Err())
+			status := supervise.Describe(c.p.Wait())
 			if c != cur || closing {
-				e.log.Debug("exec handler exited", "argv", c.cfg.Argv, "pid", c.p.Pid, "status", status)
+				e.log.Debug("exec handler exited", "argv", c.cfg.Argv, "pid", c.p.Pid(), "status", status)
 				continue
 			}
 			cur = nil
 			e.pid.Store(0)
-			e.log.Warn("exec handler exited unexpectedly", "argv", c.cfg.Argv, "pid", c.p.Pid, "status", status)
+			e.log.Warn("exec handler exited unexpectedly", "argv", c.cfg.Argv, "pid", c.p.Pid(), "status", status)
 			now := time.Now()
 			kept := restarts[:0]
 			for _, t := range restarts {
@@ -330,9 +336,9 @@ func (e *Exec) manage(ctx context.Context, cur *child) {
 			}
 			cur = c
 			children[c] = true
-			e.pid.Store(int64(c.p.Pid))
+			e.pid.Store(int64(c.p.Pid()))
 			e.restarts.Add(1)
-			e.log.Info("exec handler restarted", "argv", curCfg.Argv, "pid", c.p.Pid)
+			e.log.Info("exec handler restarted", "argv", curCfg.Argv, "pid", c.p.Pid())
 		case req := <-e.swaps:
 			if closing || failed {
 				req.reply <- e.closedErr()
@@ -353,9 +359,9 @@ func (e *Exec) manage(ctx context.Context, cur *child) {
 			}
 			cur, curCfg = c, req.cfg
 			children[c] = true
-			e.pid.Store(int64(c.p.Pid))
+			e.pid.Store(int64(c.p.Pid()))
 			e.nswaps.Add(1)
-			e.log.Info("exec handler swapped", "argv", req.cfg.Argv, "pid", c.p.Pid)
+			e.log.Info("exec handler swapped", "argv", req.cfg.Argv, "pid", c.p.Pid())
 			req.reply <- nil
 		case cctx := <-e.closing:
 			if !closing {

@@ -13,7 +13,7 @@ import (
 	"github.com/pebbe/zmq4"
 	"github.com/ztopo/ztopo/plugins"
 	"github.com/ztopo/ztopo/runtime/handler"
-	"github.com/ztopo/ztopo/runtime/handler/pluginhost/proc"
+	"github.com/ztopo/ztopo/runtime/supervise"
 )
 
 type eventKind int
@@ -75,7 +75,7 @@ type gen struct {
 	cfg      Config
 	router   *zmq4.Socket
 	path     string // of the ipc endpoint
-	proc     *proc.Process
+	proc     *supervise.Process
 	peer     []byte // routing id from READY
 	state    genState
 	killed   bool
@@ -312,16 +312,21 @@ func (l *loop) startGen(cfg Config, onReady func(error)) (*gen, error) {
 		plugins.EnvEndpoint+"="+endpoint,
 		plugins.EnvNode+"="+cfg.Node,
 		plugins.EnvTopology+"="+cfg.Topology)
-	p, err := proc.Start(proc.Spec{
-		Path:    cfg.Path,
-		Args:    cfg.Args,
+	// No context: the loop runs its own stop sequence (STOP, then kill).
+	p, err := supervise.Start(context.Background(), supervise.Config{
+		Argv:    append([]string{cfg.Path}, cfg.Args...),
 		Env:     env,
 		Logger:  cfg.Logger,
-		LogArgs: []any{"node", cfg.Node, "plugin", cfg.Path},
+		Name:    cfg.Node,
+		LogArgs: []any{"plugin", cfg.Path},
 	})
 	if err != nil {
 		router.Close()
 		_ = os.Remove(g.path)
+		// supervise names the node; this error names the plugin instead.
+		if cause := errors.Unwrap(err); cause != nil {
+			err = cause
+		}
 		return nil, fmt.Errorf("%w: start %s: %v", ErrHandshake, cfg.Path, err)
 	}
 	g.router, g.proc = router, p
@@ -330,7 +335,7 @@ func (l *loop) startGen(cfg Config, onReady func(error)) (*gen, error) {
 	g.readyBy = time.Now().Add(cfg.ReadyTimeout)
 	l.gens = append(l.gens, g)
 	l.dirty = true
-	l.h.log.Debug("plugin started", "plugin", cfg.Path, "pid", p.Pid, "gen", g.n)
+	l.h.log.Debug("plugin started", "plugin", cfg.Path, "pid", p.Pid(), "gen", g.n)
 	go func() {
 		<-p.Done()
 		l.h.events.put(event{kind: evExit, gen: g})
@@ -341,7 +346,7 @@ func (l *loop) startGen(cfg Config, onReady func(error)) (*gen, error) {
 // setCur makes g take new messages and sends it those that waited.
 func (l *loop) setCur(g *gen) {
 	l.cur, l.curCfg = g, g.cfg
-	l.h.pid.Store(int64(g.proc.Pid))
+	l.h.pid.Store(int64(g.proc.Pid()))
 	waiting := l.waiting
 	l.waiting = nil
 	for _, c := range waiting {
@@ -379,7 +384,7 @@ func (l *loop) startSwap(cfg Config, reply chan error) {
 			l.drain(old)
 		}
 		l.h.swaps.Add(1)
-		l.h.log.Info("plugin swapped", "plugin", cfg.Path, "pid", g.proc.Pid, "gen", g.n)
+		l.h.log.Info("plugin swapped", "plugin", cfg.Path, "pid", g.proc.Pid(), "gen", g.n)
 		reply <- nil
 	}
 }
@@ -624,7 +629,7 @@ func (l *loop) timers() {
 			continue
 		}
 		l.h.log.Warn("plugin hangs, killing it", "plugin", g.cfg.Path, "gen", g.n,
-			"pid", g.proc.Pid, "timeout", l.h.cfg.Timeout, "owed", g.owed)
+			"pid", g.proc.Pid(), "timeout", l.h.cfg.Timeout, "owed", g.owed)
 		l.kill(g, "hung")
 		if g == l.cur {
 			l.cur = nil
@@ -653,7 +658,7 @@ func (l *loop) kill(g *gen, why string) {
 		return
 	}
 	g.killed = true
-	l.h.log.Debug("killing plugin", "gen", g.n, "pid", g.proc.Pid, "reason", why)
+	l.h.log.Debug("killing plugin", "gen", g.n, "pid", g.proc.Pid(), "reason", why)
 	g.proc.Kill()
 }
 
@@ -687,7 +692,7 @@ func (l *loop) stop(g *gen) {
 // exited cleans up after g's process is gone.
 func (l *loop) exited(g *gen) {
 	g.exited = true
-	status := proc.Describe(g.proc.Err())
+	status := supervise.Describe(g.proc.Wait())
 	if g.state == starting && g.onReady != nil {
 		l.handshakeFailed(g, fmt.Errorf("%w: plugin exited before READY: %s", ErrHandshake, status))
 	}
@@ -713,7 +718,7 @@ func (l *loop) exited(g *gen) {
 		l.h.log.Debug("plugin exited", "plugin", g.cfg.Path, "gen", g.n, "status", status)
 	} else {
 		l.h.log.Warn("plugin exited unexpectedly", "plugin", g.cfg.Path, "gen", g.n,
-			"pid", g.proc.Pid, "status", status, "state", stateNames[g.state])
+			"pid", g.proc.Pid(), "status", status, "state", stateNames[g.state])
 	}
 	g.router.Close()
 	g.router = nil
@@ -777,7 +782,7 @@ func (l *loop) restart() {
 			l.drain(g)
 			return
 		}
-		l.h.log.Info("plugin restarted", "plugin", cfg.Path, "pid", g.proc.Pid, "gen", g.n)
+		l.h.log.Info("plugin restarted", "plugin", cfg.Path, "pid", g.proc.Pid(), "gen", g.n)
 		l.setCur(g)
 	}
 }
