@@ -46,6 +46,10 @@ func (in *instance) newProcessRunner(n *spec.Node, t *spec.Topology) *processRun
 		Grace:     in.e.opts.Grace,
 		Drain:     in.e.opts.Grace,
 		OnRunning: in.running,
+		// As for goroutine nodes: a completed child keeps its sockets open
+		// until the engine stops it, so that its last messages leave.
+		OnCompleted:    func() { in.setState(StateCompleted) },
+		HoldOnComplete: n.Restart.Policy != spec.RestartAlways,
 	}), command: n.Handler.Kind == spec.HandlerCommand}
 }
 

@@ -580,3 +580,48 @@ func TestInprocCycleRestartsEachOnce(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 }
+
+// TestCompletingProcessNodeLosesNothing: a process node that completes keeps
+// its child (and sockets) until the topology stops, so its last messages
+// still leave over ipc (libzmq loses them when the socket closes early), and
+// the topology ends by itself.
+func TestCompletingProcessNodeLosesNothing(t *testing.T) {
+	self := needZtopo(t)
+	dir := rlDir(t)
+	topo := rlParse(t, dir, `version: 1
+name: proccomplete
+nodes:
+  source:
+    run: process
+    handler: generate
+    config: {count: 200000, size: 16}
+    sockets:
+      out: {type: PUSH, bind: auto}
+  relay:
+    handler: forward
+    sockets:
+      in: {type: PULL, connect: source.out}
+      out: {type: PUSH, connect: sink.in}
+  sink:
+    handler: count
+    config: {expect: 200000}
+    sockets:
+      in: {type: PULL, bind: auto}
+`, nil)
+	lg, _ := newLogger(t)
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	e, err := New(topo, Options{Logger: lg, Self: self})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if err := e.Run(ctx); err != nil || ctx.Err() != nil {
+		t.Fatalf("Run: %v (ctx: %v)", err, ctx.Err())
+	}
+	if got := statusOf(e, "sink").Sockets[0].MsgsIn; got != 200000 {
+		t.Errorf("sink received %d, want 20000", got)
+	}
+	if st := statusOf(e, "source").State; st != StateCompleted {
+		t.Errorf("source state %s, want %s", st, StateCompleted)
+	}
+}

@@ -48,10 +48,12 @@ func RunChild(ctx context.Context) error {
 		return fmt.Errorf("%s is not set: `ztopo %s` runs one node of `ztopo up`, which starts it", EnvSpec, ChildVerb)
 	}
 	levelName := os.Getenv(EnvLogLevel)
+	hold := os.Getenv(EnvHold) == "1"
 	// Read once; the processes this node starts (exec and plugin handlers)
 	// must not take themselves for node children.
 	os.Unsetenv(EnvSpec)
 	os.Unsetenv(EnvLogLevel)
+	os.Unsetenv(EnvHold)
 	var st syscall.Stat_t
 	if err := syscall.Fstat(eventsFD, &st); err != nil {
 		return fmt.Errorf("event pipe (file descriptor %d): %w", eventsFD, err)
@@ -70,7 +72,7 @@ func RunChild(ctx context.Context) error {
 	// The parent stamps each entry when it logs it again.
 	logger := childLogger{hclog.New(&hclog.LoggerOptions{Output: lw, JSONFormat: true, Level: level, DisableTime: true})}
 
-	err := serveChild(ctx, js, lw, logger)
+	err := serveChild(ctx, js, hold, lw, logger)
 	switch {
 	case err == nil:
 		lw.send(event{Event: eventCompleted})
@@ -82,7 +84,7 @@ func RunChild(ctx context.Context) error {
 	return reportedError{err}
 }
 
-func serveChild(ctx context.Context, js string, lw *lineWriter, logger hclog.Logger) error {
+func serveChild(ctx context.Context, js string, hold bool, lw *lineWriter, logger hclog.Logger) error {
 	topo, n, drain, err := decodeSpec(js)
 	if err != nil {
 		return err
@@ -116,6 +118,10 @@ func serveChild(ctx context.Context, js string, lw *lineWriter, logger hclog.Log
 		Stats:     stats,
 		Drain:     drain,
 		OnRunning: func() { lw.send(event{Event: eventRunning}) },
+		// Reported at once, not at exit: a held child completes long before
+		// it is stopped, and the topology may be waiting for it.
+		OnCompleted:    func() { lw.send(event{Event: eventCompleted}) },
+		HoldOnComplete: hold,
 	})
 
 	stop := make(chan struct{})

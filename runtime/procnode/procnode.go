@@ -57,6 +57,9 @@ const (
 	// EnvLogLevel is the parent's log level, so that the child does not
 	// produce entries the parent would drop.
 	EnvLogLevel = "ZTOPO_LOG_LEVEL"
+	// EnvHold is "1" when the child must keep its sockets open after its
+	// node completed, until it is stopped (Config.HoldOnComplete).
+	EnvHold = "ZTOPO_NODE_HOLD"
 	// ChildVerb is the hidden ztopo verb that runs a node child.
 	ChildVerb = "_node"
 	// eventsFD is the child's end of the event pipe (the first ExtraFile).
@@ -92,6 +95,14 @@ type Config struct {
 	// a command right after it started. It may be called from another
 	// goroutine than Run's, and must not block.
 	OnRunning func()
+	// OnCompleted, if set, is called once per Run when a process node's
+	// handler completed; from another goroutine than Run's, must not block.
+	OnCompleted func()
+	// HoldOnComplete keeps a completed process node's child, and so its
+	// sockets, alive until ctx is cancelled: closing a socket does not
+	// reliably deliver what is still queued in libzmq (issue 4660 for ipc),
+	// as node.Config.HoldOnComplete says. Run then returns nil when stopped.
+	HoldOnComplete bool
 	// Env is the environment the child's is built from; nil means ztopo's
 	// own (os.Environ()). ZTOPO_* variables ztopo sets are replaced, never
 	// inherited.
@@ -329,6 +340,9 @@ func (r *Runner) runProcess(ctx context.Context) error {
 		EnvSpec+"="+js,
 		EnvLogLevel+"="+levelName(r.log.GetLevel()),
 	)
+	if r.cfg.HoldOnComplete {
+		env = append(env, EnvHold+"=1")
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("node %s: event pipe: %w", n.Name, err)
@@ -368,8 +382,12 @@ func (r *Runner) runProcess(ctx context.Context) error {
 			r.mu.Unlock()
 		case eventCompleted:
 			mu.Lock()
+			first := !completed
 			completed = true
 			mu.Unlock()
+			if first && r.cfg.OnCompleted != nil {
+				r.cfg.OnCompleted()
+			}
 		case eventFailed:
 			mu.Lock()
 			reason = ev.Error
@@ -397,10 +415,11 @@ func (r *Runner) runProcess(ctx context.Context) error {
 	mu.Lock()
 	defer mu.Unlock()
 	switch {
+	case werr == nil && completed:
+		// Also when stopped: a held child completed before it was asked to.
+		return nil
 	case p.Stopped() && ctx.Err() != nil:
 		return ctx.Err()
-	case werr == nil && completed:
-		return nil
 	case werr == nil:
 		return exitError(n.Name, p, nil, "the node stopped without completing (a signal from outside ztopo?)")
 	}
