@@ -261,10 +261,28 @@ func scenarios() []Scenario {
 			Ztopo:   ztopoReload,
 			Targets: []Target{{Metric: "p50 µs", Op: "<=", Value: 150_000}},
 		},
-		Scenario{Name: "plugin/exec", Desc: "a stage whose handler is {exec: [...]} (lines codec)",
-			Later: "needs the exec handler host wired into the engine; hook: a generate -> exec stage -> count topology"},
-		Scenario{Name: "plugin/zmq", Desc: "a stage whose handler is {plugin: ...} (ZeroMQ plugin protocol)",
-			Later: "needs the plugin host wired into the engine; hook: plugins/examples/upper-go as the stage"},
+		Scenario{
+			Name:      "plugin/zmq/16B",
+			Desc:      "generate -> {plugin: upper-go} (ZeroMQ plugin protocol, many in flight) -> count, 16 B",
+			Kind:      kindThroughput,
+			Count:     300_000,
+			Quick:     quickCount,
+			Size:      16,
+			Transport: "inproc",
+			Ztopo:     ztopoPluginStage,
+			Targets:   []Target{{Metric: "msg/s", Op: ">=", Value: 200_000}},
+		},
+		Scenario{
+			Name:      "plugin/exec/16B",
+			Desc:      "generate -> {exec: [stdbuf -oL tr a-z A-Z]} (lines codec) -> count, 16 B",
+			Kind:      kindThroughput,
+			Count:     300_000,
+			Quick:     quickCount,
+			Size:      16,
+			Transport: "inproc",
+			Ztopo:     ztopoExecStage,
+			Targets:   []Target{{Metric: "msg/s", Op: ">=", Value: 100_000}},
+		},
 	)
 	return ss
 }
