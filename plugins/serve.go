@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/internal/inbox"
 )
 
 // Options tune ServeEndpoint. The zero value is ready to use.
@@ -61,7 +62,7 @@ func ServeEndpoint(ctx context.Context, endpoint string, h Handler, opts Options
 	if err != nil {
 		return fmt.Errorf("plugins: zeromq context: %w", err)
 	}
-	s := &server{zctx: zctx, endpoint: endpoint, h: h, opts: opts.withDefaults()}
+	s := &server{zctx: zctx, endpoint: endpoint, h: h, opts: opts.withDefaults(), answers: inbox.New[answer]()}
 	err = s.run(ctx)
 	// Every socket is closed by now, each with a bounded linger, so Term
 	// returns once queued answers are flushed or the linger expires.
@@ -93,7 +94,7 @@ type server struct {
 	h        Handler
 	opts     Options
 
-	answers     inbox[answer]
+	answers     *inbox.Inbox[answer]
 	workersDone atomic.Bool
 }
 
@@ -119,7 +120,7 @@ func (s *server) run(ctx context.Context) error {
 		return fmt.Errorf("plugins: connect %s: %w", s.endpoint, err)
 	}
 
-	wake, stopWaker, err := startWaker(s.zctx, &s.answers.kick)
+	wake, stopWaker, err := inbox.StartWaker(s.zctx, s.answers.Kick())
 	if err != nil {
 		return err
 	}
@@ -144,13 +145,13 @@ func (s *server) run(ctx context.Context) error {
 			for chunk := range jobs {
 				for _, j := range chunk {
 					out, err := s.call(hctx, j.frames)
-					s.answers.put(answer{id: j.id, frames: out, err: err})
+					s.answers.Put(answer{id: j.id, frames: out, err: err})
 				}
 			}
 		}()
 	}
 	parent := os.Getppid()
-	stopAfterCtx := context.AfterFunc(ctx, s.answers.wake)
+	stopAfterCtx := context.AfterFunc(ctx, s.answers.Wake)
 	defer stopAfterCtx()
 
 	var (
@@ -171,7 +172,7 @@ func (s *server) run(ctx context.Context) error {
 		go func() {
 			wg.Wait()
 			s.workersDone.Store(true)
-			s.answers.wake()
+			s.answers.Wake()
 		}()
 	}
 	defer func() {
@@ -188,7 +189,7 @@ func (s *server) run(ctx context.Context) error {
 			beginStop()
 		}
 		done := s.workersDone.Load()
-		batch = s.answers.take(batch)
+		batch = s.answers.Take(batch)
 		for i := range batch {
 			if err := s.send(dealer, batch[i]); err != nil {
 				return err
@@ -266,7 +267,7 @@ func (s *server) run(ctx context.Context) error {
 		}
 		for _, p := range polled {
 			if p.Socket == wake {
-				drain(wake)
+				inbox.Drain(wake)
 			}
 		}
 	}
@@ -379,122 +380,4 @@ func firstFrame(msg [][]byte) []byte {
 
 func isAgain(err error) bool {
 	return zmq4.AsErrno(err) == zmq4.Errno(syscall.EAGAIN)
-}
-
-// drain empties a wake-up socket; its messages carry no data.
-func drain(sock *zmq4.Socket) {
-	for {
-		if _, err := sock.RecvBytes(zmq4.DONTWAIT); err != nil {
-			return
-		}
-	}
-}
-
-// inbox hands items from any goroutine to the goroutine that owns the
-// sockets. That goroutine cannot block on a Go channel and a socket at
-// once, so a put kicks a wake-up socket, but only when the owner said it
-// found the inbox empty: under load the owner never sleeps and nothing is
-// sent over the socket.
-type inbox[T any] struct {
-	mu       sync.Mutex
-	items    []T
-	sleeping bool
-	kick     chan struct{} // capacity 1: kicks coalesce
-}
-
-func (b *inbox[T]) put(v T) {
-	b.mu.Lock()
-	b.items = append(b.items, v)
-	w := b.sleeping
-	b.sleeping = false
-	b.mu.Unlock()
-	if w {
-		b.kickNow()
-	}
-}
-
-// wake makes the owner look at its world again (ctx done, workers done).
-func (b *inbox[T]) wake() {
-	b.mu.Lock()
-	b.sleeping = false
-	b.mu.Unlock()
-	b.kickNow()
-}
-
-func (b *inbox[T]) kickNow() {
-	select {
-	case b.kick <- struct{}{}:
-	default:
-	}
-}
-
-// take returns what was put since the last take, reusing spare's storage
-// for the next batch. When there is nothing, the owner is marked asleep.
-func (b *inbox[T]) take(spare []T) []T {
-	b.mu.Lock()
-	out := b.items
-	b.items = spare[:0]
-	if len(out) == 0 {
-		b.sleeping = true
-	}
-	b.mu.Unlock()
-	return out
-}
-
-var wakeSeq atomic.Uint64
-
-// startWaker binds an inproc PULL for the caller's goroutine (returned, to
-// poll and close) and starts a goroutine that owns the connected PUSH and
-// sends one empty message per kick. *kick is created here.
-func startWaker(zctx *zmq4.Context, kick *chan struct{}) (*zmq4.Socket, func(), error) {
-	*kick = make(chan struct{}, 1)
-	pull, err := zctx.NewSocket(zmq4.PULL)
-	if err != nil {
-		return nil, nil, fmt.Errorf("plugins: wake socket: %w", err)
-	}
-	_ = pull.SetLinger(0)
-	ep := fmt.Sprintf("inproc://ztopo-plugin-wake-%d", wakeSeq.Add(1))
-	if err := pull.Bind(ep); err != nil {
-		pull.Close()
-		return nil, nil, fmt.Errorf("plugins: wake socket: %w", err)
-	}
-	quit := make(chan struct{})
-	exited := make(chan struct{})
-	ready := make(chan error, 1)
-	go func() {
-		defer close(exited)
-		push, err := zctx.NewSocket(zmq4.PUSH)
-		if err != nil {
-			ready <- err
-			return
-		}
-		defer push.Close()
-		_ = push.SetLinger(0)
-		// One pending wake-up is as good as many.
-		_ = push.SetSndhwm(1)
-		if err := push.Connect(ep); err != nil {
-			ready <- err
-			return
-		}
-		ready <- nil
-		k := *kick
-		for {
-			select {
-			case <-quit:
-				return
-			case <-k:
-				_, _ = push.SendBytes(nil, zmq4.DONTWAIT)
-			}
-		}
-	}()
-	if err := <-ready; err != nil {
-		<-exited
-		pull.Close()
-		return nil, nil, fmt.Errorf("plugins: wake socket: %w", err)
-	}
-	stop := func() {
-		close(quit)
-		<-exited
-	}
-	return pull, stop, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/internal/inbox"
 	"github.com/ztopo/ztopo/plugins"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/supervise"
@@ -130,7 +131,7 @@ func (h *Host) run(ctx context.Context, initDone chan<- error) {
 	l := &loop{h: h, calls: map[uint64]*call{}, curCfg: h.cfg, now: time.Now()}
 	l.list.next, l.list.prev = &l.list, &l.list
 
-	wake, stopWaker, err := startWaker(h.zctx, h.events.kick)
+	wake, stopWaker, err := inbox.StartWaker(h.zctx, h.events.Kick())
 	if err != nil {
 		initDone <- fmt.Errorf("pluginhost: %w", err)
 		return
@@ -140,7 +141,7 @@ func (h *Host) run(ctx context.Context, initDone chan<- error) {
 	l.wake = wake
 	stopCtx := context.AfterFunc(ctx, func() {
 		h.setErr(fmt.Errorf("%w: %v", ErrClosed, context.Cause(ctx)))
-		h.events.put(event{kind: evClose})
+		h.events.Put(event{kind: evClose})
 	})
 	defer stopCtx()
 
@@ -161,7 +162,7 @@ func (h *Host) run(ctx context.Context, initDone chan<- error) {
 	for !((l.closing || l.failed != nil) && len(l.gens) == 0) {
 		l.turn()
 	}
-	for _, ev := range h.events.close() {
+	for _, ev := range h.events.Close() {
 		l.handle(ev)
 	}
 	for _, c := range l.calls {
@@ -181,7 +182,7 @@ func (h *Host) closedErr() error {
 func (l *loop) turn() {
 	l.now = time.Now()
 	progress := false
-	l.batch = l.h.events.take(l.batch)
+	l.batch = l.h.events.Take(l.batch)
 	for i := range l.batch {
 		l.handle(l.batch[i])
 		l.batch[i] = event{}
@@ -214,7 +215,7 @@ func (l *loop) turn() {
 	}
 	for _, p := range polled {
 		if p.Socket == l.wake {
-			drain(l.wake)
+			inbox.Drain(l.wake)
 		}
 	}
 }
@@ -338,7 +339,7 @@ func (l *loop) startGen(cfg Config, onReady func(error)) (*gen, error) {
 	l.h.log.Debug("plugin started", "plugin", cfg.Path, "pid", p.Pid(), "gen", g.n)
 	go func() {
 		<-p.Done()
-		l.h.events.put(event{kind: evExit, gen: g})
+		l.h.events.Put(event{kind: evExit, gen: g})
 	}()
 	return g, nil
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/internal/inbox"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/watch"
 )
@@ -131,7 +132,7 @@ type Host struct {
 	// tmpDir is removed on close when Dir was not given.
 	tmpDir string
 
-	events *inbox[event]
+	events *inbox.Inbox[event]
 	slots  chan struct{}
 	// results holds up to Inflight Results for the node to collect
 	// without blocking; out holds the overflow for the pump.
@@ -180,7 +181,7 @@ func New(ctx context.Context, zctx *zmq4.Context, cfg Config) (*Host, error) {
 		cfg:      cfg,
 		zctx:     zctx,
 		log:      cfg.Logger,
-		events:   newInbox[event](),
+		events:   inbox.New[event](),
 		slots:    make(chan struct{}, cfg.Inflight),
 		results:  make(chan handler.Result, cfg.Inflight),
 		done:     make(chan struct{}),
@@ -268,7 +269,7 @@ func (h *Host) submit(ctx context.Context, m handler.Msg, tag uint64, reply chan
 	if reply == nil {
 		h.queued.Add(1)
 	}
-	if !h.events.put(event{kind: evCall, call: &call{tag: tag, frames: m.Frames, reply: reply}}) {
+	if !h.events.Put(event{kind: evCall, call: &call{tag: tag, frames: m.Frames, reply: reply}}) {
 		<-h.slots
 		if reply == nil {
 			h.queued.Add(-1)
@@ -363,7 +364,7 @@ func (h *Host) swap(cfg Config) error {
 		base.Grace = cfg.Grace
 	}
 	reply := make(chan error, 1)
-	if !h.events.put(event{kind: evSwap, cfg: base, reply: reply}) {
+	if !h.events.Put(event{kind: evSwap, cfg: base, reply: reply}) {
 		return ErrClosed
 	}
 	select {
@@ -423,12 +424,12 @@ func (h *Host) Close(ctx context.Context) error {
 	h.closeOnce.Do(func() {
 		h.setErr(ErrClosed)
 		h.unwatch()
-		h.events.put(event{kind: evClose})
+		h.events.Put(event{kind: evClose})
 	})
 	select {
 	case <-h.done:
 	case <-ctx.Done():
-		h.events.put(event{kind: evKill})
+		h.events.Put(event{kind: evKill})
 		<-h.done
 	}
 	select {
