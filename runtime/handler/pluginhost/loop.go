@@ -115,6 +115,7 @@ type loop struct {
 	failed    error
 	now       time.Time
 	idbuf     []byte
+	zio       *zio
 	batch     []event
 }
 
@@ -128,7 +129,7 @@ var (
 // initDone.
 func (h *Host) run(ctx context.Context, initDone chan<- error) {
 	defer close(h.done)
-	l := &loop{h: h, calls: map[uint64]*call{}, curCfg: h.cfg, now: time.Now()}
+	l := &loop{h: h, calls: map[uint64]*call{}, curCfg: h.cfg, now: time.Now(), zio: newZIO()}
 	l.list.next, l.list.prev = &l.list, &l.list
 
 	wake, stopWaker, err := inbox.StartWaker(h.zctx, h.events.Kick())
@@ -407,6 +408,23 @@ func (l *loop) recvFrom(g *gen) bool {
 	if g.router == nil {
 		return false
 	}
+	if fastIO {
+		got := false
+		for range 64 {
+			some, err := l.zio.recvBatch(g.router, func(msg [][]byte) { l.message(g, msg) })
+			got = got || some
+			if err != nil {
+				if zmq4.AsErrno(err) != zmq4.Errno(syscall.EAGAIN) {
+					l.h.log.Error("plugin receive failed", "gen", g.n, "error", err)
+				}
+				return got
+			}
+			if g.router == nil {
+				return got
+			}
+		}
+		return got
+	}
 	got := false
 	for range 512 {
 		msg, err := recvRouter(g.router)
@@ -422,6 +440,8 @@ func (l *loop) recvFrom(g *gen) bool {
 	return got
 }
 
+// message handles one message from g's ROUTER. Its frames may alias a
+// receive buffer: what outlives the call is copied.
 func (l *loop) message(g *gen, msg [][]byte) {
 	if len(msg) < 2 {
 		return
@@ -432,7 +452,7 @@ func (l *loop) message(g *gen, msg [][]byte) {
 		}
 		switch {
 		case len(msg) == 3 && string(msg[1]) == plugins.Ready && string(msg[2]) == plugins.Protocol:
-			g.peer = msg[0]
+			g.peer = bytes.Clone(msg[0])
 			g.state = ready
 			g.lastAnswer = l.now
 			if f := g.onReady; f != nil {
@@ -468,7 +488,7 @@ func (l *loop) message(g *gen, msg [][]byte) {
 	if cmd == plugins.Rep {
 		var frames [][]byte
 		if len(msg) > 3 {
-			frames = msg[3:]
+			frames = cloneFrames(msg[3:])
 		}
 		l.finish(c, handler.Result{Frames: frames})
 		return
@@ -478,6 +498,23 @@ func (l *loop) message(g *gen, msg [][]byte) {
 		text = string(bytes.Join(msg[3:], []byte(" ")))
 	}
 	l.finish(c, handler.Result{Err: &PluginError{Text: text}})
+}
+
+// cloneFrames copies frames into one allocation for the bytes and one
+// for the slice.
+func cloneFrames(frames [][]byte) [][]byte {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	buf := make([]byte, n)
+	out := make([][]byte, len(frames))
+	for i, f := range frames {
+		k := copy(buf, f)
+		out[i] = buf[:k:k]
+		buf = buf[k:]
+	}
+	return out
 }
 
 func (l *loop) warnOnce(g *gen, msg string) {
@@ -512,7 +549,7 @@ func (l *loop) send(c *call, g *gen) {
 	c.gen, c.sent = g, l.now
 	g.inflight++
 	l.idbuf = strconv.AppendUint(l.idbuf[:0], c.id, 10)
-	if err := sendReq(g.router, g.peer, l.idbuf, c.frames); err != nil {
+	if err := l.zio.sendReq(g.router, g.peer, l.idbuf, c.frames); err != nil {
 		l.h.lost.Add(1)
 		l.finish(c, handler.Result{Err: fmt.Errorf("%w: send to plugin: %v", ErrLost, err)})
 		return
