@@ -754,3 +754,26 @@ func TestOrphanedPluginStops(t *testing.T) {
 	}
 	waitFor(t, "the orphaned plugin's exit", func() bool { return !alive(pids[0]) })
 }
+
+// TestLargeFramesPassWhole: frames larger than the host's 64 KB batch
+// buffer, in both directions and mixed with small ones in flight, come back
+// whole and upper-cased (the oversized and split-message receive paths).
+func TestLargeFramesPassWhole(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config("")
+	cfg.Path = buildExample(t, "upper-go")
+	h := e.start(cfg)
+	sizes := []int{1, 70_000, 10, 300_000, 65_536, 65_535, 3}
+	got := drive(t, h, 60, func(i int) handler.Msg {
+		return msg("topic", strings.Repeat("ab", sizes[i%len(sizes)]/2+1))
+	})
+	if len(got) != 60 {
+		t.Fatalf("got %d results, want 60", len(got))
+	}
+	for tag, r := range got {
+		want := strings.Repeat("AB", sizes[int(tag)%len(sizes)]/2+1)
+		if r.Err != nil || len(r.Frames) != 2 || string(r.Frames[0]) != "topic" || string(r.Frames[1]) != want {
+			t.Fatalf("tag %d: got %d frames (err %v), last %d bytes; want topic + %d bytes upper-cased", tag, len(r.Frames), r.Err, len(r.Frames[len(r.Frames)-1]), len(want))
+		}
+	}
+}
