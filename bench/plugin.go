@@ -39,35 +39,10 @@ func ztopoPluginStage(p Params) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return ztopoHandlerStage(p, fmt.Sprintf("{plugin: %q}", bin))
+	return ztopoStage(p, 1, fmt.Sprintf("{plugin: %q}", bin), "in", "out", true)
 }
 
 func ztopoExecStage(p Params) (Result, error) {
 	// stdbuf -oL: tr writes each line as it is done, as the lines codec needs.
-	return ztopoHandlerStage(p, "{exec: [stdbuf, -oL, tr, a-z, A-Z]}")
-}
-
-// ztopoHandlerStage runs generate -> a stage with handler h -> count over
-// inproc and checks nothing was lost.
-func ztopoHandlerStage(p Params, h string) (Result, error) {
-	yaml := fmt.Sprintf(`version: 1
-name: bench-plugin
-nodes:
-  source:
-    handler: generate
-    config: {count: %d, payload: %q}
-    sockets:
-      out: {type: PUSH, bind: auto}
-  stage:
-    handler: %s
-    sockets:
-      in: {type: PULL, connect: source.out}
-      out: {type: PUSH, connect: sink.in}
-  sink:
-    handler: count
-    config: {expect: %d}
-    sockets:
-      in: {type: PULL, bind: auto}
-`, p.Count, payload(p.Size), h, p.Count)
-	return throughputRun("plugin", yaml, p.Count, "sink")
+	return ztopoStage(p, 1, "{exec: [stdbuf, -oL, tr, a-z, A-Z]}", "in", "out", true)
 }

@@ -147,47 +147,24 @@ func ztopoUpperStage(p Params) (Result, error) {
 	return ztopoStages(p, 1, "upper")
 }
 
-// ztopoStages is the pipeline of the zguide (and of topologies/pipeline.yaml):
-// a ventilator, workers running handler, a sink.
 // ztopoProxyStage is the forwarding stage as the proxy builtin (a PULL
 // frontend, a PUSH backend: zmq_proxy's streamer).
 func ztopoProxyStage(p Params) (Result, error) {
-	eps, err := newEndpoints(p.Transport)
-	if err != nil {
-		return Result{}, err
-	}
-	defer eps.close()
-	vent, err := eps.next("vent")
-	if err != nil {
-		return Result{}, err
-	}
-	sink, err := eps.next("sink")
-	if err != nil {
-		return Result{}, err
-	}
-	yaml := fmt.Sprintf(`version: 1
-name: bench-proxy
-nodes:
-  ventilator:
-    handler: generate
-    config: {count: %d, size: %d}
-    sockets:
-      out: {type: PUSH, bind: %q}
-  streamer:
-    handler: proxy
-    sockets:
-      frontend: {type: PULL, connect: ventilator.out}
-      backend: {type: PUSH, connect: sink.in}
-  sink:
-    handler: count
-    config: {expect: %d}
-    sockets:
-      in: {type: PULL, bind: %q}
-`, p.Count, p.Size, vent, p.Count, sink)
-	return throughputRun("proxy", yaml, p.Count, "sink")
+	return ztopoStage(p, 1, "proxy", "frontend", "backend", false)
 }
 
+// ztopoStages is the pipeline of the zguide (and of topologies/pipeline.yaml):
+// a ventilator, workers running handler, a sink. The upper stage gets
+// lower-case text to work on, like the go run.
 func ztopoStages(p Params, workers int, handler string) (Result, error) {
+	return ztopoStage(p, workers, handler, "in", "out", handler == "upper")
+}
+
+// ztopoStage runs ventilator -> workers × handler (its receiving and sending
+// sockets named in and out) -> sink and checks nothing was lost. handler is
+// YAML: a builtin name or a {plugin: ...} / {exec: [...]} map. With text the
+// ventilator sends lower-case text rather than filler bytes.
+func ztopoStage(p Params, workers int, handler, in, out string, text bool) (Result, error) {
 	eps, err := newEndpoints(p.Transport)
 	if err != nil {
 		return Result{}, err
@@ -201,9 +178,8 @@ func ztopoStages(p Params, workers int, handler string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	// The upper stage gets lower-case text to work on, like the go run.
 	content := fmt.Sprintf("size: %d", p.Size)
-	if handler == "upper" {
+	if text {
 		content = fmt.Sprintf("payload: %q", payload(p.Size))
 	}
 	replicas := ""
@@ -222,14 +198,14 @@ nodes:
     %s
     handler: %s
     sockets:
-      in: {type: PULL, connect: ventilator.out}
-      out: {type: PUSH, connect: sink.in}
+      %s: {type: PULL, connect: ventilator.out}
+      %s: {type: PUSH, connect: sink.in}
   sink:
     handler: count
     config: {expect: %d}
     sockets:
       in: {type: PULL, bind: %q}
-`, p.Count, content, vent, replicas, handler, p.Count, sink)
+`, p.Count, content, vent, replicas, handler, in, out, p.Count, sink)
 	return throughputRun("stages", yaml, p.Count, "sink")
 }
 
