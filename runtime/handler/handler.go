@@ -151,3 +151,19 @@ type Controlled interface {
 // ControlTerminate is the command the node sends on its control socket to
 // make it return; it is the steerable proxy's own command.
 const ControlTerminate = "TERMINATE"
+
+// AwaitReply is the synchronous Handle of an Async handler: submit hands the
+// message over with reply (capacity 1, so a late answer never blocks the
+// handler), and AwaitReply waits for that Result or for ctx.
+func AwaitReply(ctx context.Context, submit func(reply chan Result) error) ([][]byte, error) {
+	reply := make(chan Result, 1)
+	if err := submit(reply); err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-reply:
+		return r.Frames, r.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}

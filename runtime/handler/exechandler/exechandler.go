@@ -220,16 +220,9 @@ func New(ctx context.Context, cfg Config) (*Exec, error) {
 
 // Handle submits m and waits for its answer: the synchronous form.
 func (e *Exec) Handle(ctx context.Context, m handler.Msg) ([][]byte, error) {
-	reply := make(chan handler.Result, 1)
-	if err := e.submit(ctx, m, 0, reply); err != nil {
-		return nil, err
-	}
-	select {
-	case r := <-reply:
-		return r.Frames, r.Err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return handler.AwaitReply(ctx, func(reply chan handler.Result) error {
+		return e.submit(ctx, m, 0, reply)
+	})
 }
 
 // Submit hands m over under tag; its Result comes on Results. It blocks

@@ -231,17 +231,9 @@ func endpointPath(dir, node string, gen int) string {
 // Handle submits m and waits for its answer: the synchronous form, for
 // simple callers and tests. It may be called from many goroutines.
 func (h *Host) Handle(ctx context.Context, m handler.Msg) ([][]byte, error) {
-	reply := make(chan handler.Result, 1)
-	if err := h.submit(ctx, m, 0, reply); err != nil {
-		return nil, err
-	}
-	select {
-	case r := <-reply:
-		return r.Frames, r.Err
-	case <-ctx.Done():
-		// The answer, when it comes, lands in the buffered channel.
-		return nil, ctx.Err()
-	}
+	return handler.AwaitReply(ctx, func(reply chan handler.Result) error {
+		return h.submit(ctx, m, 0, reply)
+	})
 }
 
 // Submit hands m over under tag; its Result comes on Results. It blocks
