@@ -73,6 +73,22 @@ var socField, fastRecv = func() (uintptr, bool) {
 	return f.Offset, true
 }()
 
+// Handle returns the libzmq socket (void *) behind z, for C helpers that
+// drive it without pebbe's per-frame calls (zsock's receive, the plugin
+// host's batched I/O); ok is false when pebbe's layout is not the one
+// checked at start-up, and callers then use pebbe's calls. Valid while z is
+// open, and only on the goroutine that owns z. Handle(nil) tells whether
+// handles are available at all.
+func Handle(z *zmq4.Socket) (h unsafe.Pointer, ok bool) {
+	if !fastRecv {
+		return nil, false
+	}
+	if z == nil {
+		return nil, true // asks only whether handles are available
+	}
+	return handle(z), true
+}
+
 // handle is the libzmq socket behind z; valid while z is open.
 func handle(z *zmq4.Socket) unsafe.Pointer {
 	return *(*unsafe.Pointer)(unsafe.Add(unsafe.Pointer(z), socField))

@@ -81,29 +81,23 @@ static int zt_sendm(void *s, const char *buf, const size_t *sizes, int n) {
 import "C"
 
 import (
-	"reflect"
 	"syscall"
 	"unsafe"
 
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/runtime/zsock"
 )
 
-// socField locates pebbe/zmq4's libzmq socket handle (the unexported field
-// `soc unsafe.Pointer` of zmq4.Socket, v1.4.0). pebbe's RecvBytes makes
-// five cgo calls per frame and SendBytes one per frame; with the handle
-// the loop receives a whole batch of messages, and sends a message, in
-// one. The layout is checked once: should a pebbe release change it,
-// fastIO is false and the loop uses pebbe's calls.
-var socField, fastIO = func() (uintptr, bool) {
-	f, ok := reflect.TypeOf(zmq4.Socket{}).FieldByName("soc")
-	if !ok || f.Type != reflect.TypeOf(unsafe.Pointer(nil)) {
-		return 0, false
-	}
-	return f.Offset, true
-}()
+// fastIO: with libzmq's own socket handle (zsock.Handle) the loop receives
+// a whole batch of messages, and sends a message, in one cgo call; pebbe's
+// RecvBytes makes five per frame and SendBytes one. Should a pebbe release
+// change the layout zsock checks, fastIO is false and the loop uses pebbe's
+// calls.
+var _, fastIO = zsock.Handle(nil)
 
 func handle(z *zmq4.Socket) unsafe.Pointer {
-	return *(*unsafe.Pointer)(unsafe.Add(unsafe.Pointer(z), socField))
+	h, _ := zsock.Handle(z)
+	return h
 }
 
 const (
