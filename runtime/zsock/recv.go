@@ -49,49 +49,24 @@ static void zt_take(zt_rx *rx, void *dst, size_t n) {
 import "C"
 
 import (
-	"reflect"
 	"syscall"
 	"unsafe"
 
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/internal/zbatch"
 )
 
 // scratchSize is the receive buffer of a socket: frames up to this size
 // cost one cgo call; larger ones a second one to copy them out.
 const scratchSize = 4096
 
-// socField locates pebbe/zmq4's libzmq socket handle (the unexported field
-// `soc unsafe.Pointer` of zmq4.Socket, v1.4.0). pebbe's RecvBytes makes five
-// cgo calls per frame and a getsockopt for RCVMORE a sixth; receiving with
-// libzmq directly takes one. The layout is checked once at start-up: should
-// a pebbe release change it, fastRecv is false and Recv uses pebbe's calls.
-var socField, fastRecv = func() (uintptr, bool) {
-	f, ok := reflect.TypeOf(zmq4.Socket{}).FieldByName("soc")
-	if !ok || f.Type != reflect.TypeOf(unsafe.Pointer(nil)) {
-		return 0, false
-	}
-	return f.Offset, true
-}()
-
-// Handle returns the libzmq socket (void *) behind z, for C helpers that
-// drive it without pebbe's per-frame calls (zsock's receive, the plugin
-// host's batched I/O); ok is false when pebbe's layout is not the one
-// checked at start-up, and callers then use pebbe's calls. Valid while z is
-// open, and only on the goroutine that owns z. Handle(nil) tells whether
-// handles are available at all.
-func Handle(z *zmq4.Socket) (h unsafe.Pointer, ok bool) {
-	if !fastRecv {
-		return nil, false
-	}
-	if z == nil {
-		return nil, true // asks only whether handles are available
-	}
-	return handle(z), true
-}
+// Handle returns the libzmq socket (void *) behind z (see zbatch.Handle).
+func Handle(z *zmq4.Socket) (unsafe.Pointer, bool) { return zbatch.Handle(z) }
 
 // handle is the libzmq socket behind z; valid while z is open.
 func handle(z *zmq4.Socket) unsafe.Pointer {
-	return *(*unsafe.Pointer)(unsafe.Add(unsafe.Pointer(z), socField))
+	h, _ := zbatch.Handle(z)
+	return h
 }
 
 // rxState is a Socket's receive state, made on its first receive.
@@ -102,7 +77,7 @@ type rxState struct {
 
 // recvFrame receives one frame into a new slice of its exact size.
 func (s *Socket) recvFrame(flags zmq4.Flag) (b []byte, more bool, err error) {
-	if !fastRecv {
+	if !zbatch.Fast {
 		return s.recvFramePebbe(flags)
 	}
 	st := s.rxs

@@ -6,11 +6,12 @@ import (
 	"testing"
 
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/internal/zbatch"
 	"github.com/ztopo/ztopo/spec"
 )
 
 func TestFastRecvLayout(t *testing.T) {
-	if !fastRecv {
+	if !zbatch.Fast {
 		t.Fatal("pebbe/zmq4's Socket has no `soc unsafe.Pointer` field any more: receives fall back to pebbe's calls")
 	}
 }

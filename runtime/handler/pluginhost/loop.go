@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/pebbe/zmq4"
 	"github.com/ztopo/ztopo/internal/inbox"
+	"github.com/ztopo/ztopo/internal/zbatch"
 	"github.com/ztopo/ztopo/plugins"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/supervise"
@@ -115,7 +115,8 @@ type loop struct {
 	failed    error
 	now       time.Time
 	idbuf     []byte
-	zio       *zio
+	zio       *zbatch.IO
+	head      [][]byte // [peer, REQ, id] of the request being sent
 	batch     []event
 }
 
@@ -129,7 +130,7 @@ var (
 // initDone.
 func (h *Host) run(ctx context.Context, initDone chan<- error) {
 	defer close(h.done)
-	l := &loop{h: h, calls: map[uint64]*call{}, curCfg: h.cfg, now: time.Now(), zio: newZIO()}
+	l := &loop{h: h, calls: map[uint64]*call{}, curCfg: h.cfg, now: time.Now(), zio: zbatch.New()}
 	l.list.next, l.list.prev = &l.list, &l.list
 
 	wake, stopWaker, err := inbox.StartWaker(h.zctx, h.events.Kick())
@@ -408,34 +409,19 @@ func (l *loop) recvFrom(g *gen) bool {
 	if g.router == nil {
 		return false
 	}
-	if fastIO {
-		got := false
-		for range 64 {
-			some, err := l.zio.recvBatch(g.router, func(msg [][]byte) { l.message(g, msg) })
-			got = got || some
-			if err != nil {
-				if zmq4.AsErrno(err) != zmq4.Errno(syscall.EAGAIN) {
-					l.h.log.Error("plugin receive failed", "gen", g.n, "error", err)
-				}
-				return got
-			}
-			if g.router == nil {
-				return got
-			}
-		}
-		return got
-	}
 	got := false
-	for range 512 {
-		msg, err := recvRouter(g.router)
+	for range 64 {
+		some, err := l.zio.Recv(g.router, func(msg [][]byte) { l.message(g, msg) })
+		got = got || some
 		if err != nil {
-			if zmq4.AsErrno(err) != zmq4.Errno(syscall.EAGAIN) {
+			if !zbatch.Transient(err) {
 				l.h.log.Error("plugin receive failed", "gen", g.n, "error", err)
 			}
 			return got
 		}
-		got = true
-		l.message(g, msg)
+		if g.router == nil {
+			return got
+		}
 	}
 	return got
 }
@@ -549,7 +535,8 @@ func (l *loop) send(c *call, g *gen) {
 	c.gen, c.sent = g, l.now
 	g.inflight++
 	l.idbuf = strconv.AppendUint(l.idbuf[:0], c.id, 10)
-	if err := l.zio.sendReq(g.router, g.peer, l.idbuf, c.frames); err != nil {
+	l.head = append(l.head[:0], g.peer, reqCmd, l.idbuf)
+	if err := l.zio.Send(g.router, l.head, c.frames, 0); err != nil {
 		l.h.lost.Add(1)
 		l.finish(c, handler.Result{Err: fmt.Errorf("%w: send to plugin: %v", ErrLost, err)})
 		return
@@ -558,58 +545,6 @@ func (l *loop) send(c *call, g *gen) {
 		g.busySince = l.now
 	}
 	g.owed++
-}
-
-// recvRouter receives one message from a ROUTER without waiting. Unlike
-// RecvMessageBytes it does not ask whether the routing id has more frames
-// (a ROUTER always adds one to a message of at least one frame) and sizes
-// the result for a protocol message: a cgo call and a few allocations less
-// per message on the hot path.
-func recvRouter(sock *zmq4.Socket) ([][]byte, error) {
-	peer, err := sock.RecvBytes(zmq4.DONTWAIT)
-	if err != nil {
-		return nil, err
-	}
-	msg := make([][]byte, 1, 6)
-	msg[0] = peer
-	for {
-		// The rest of a multipart message arrives with its first frame.
-		b, err := sock.RecvBytes(zmq4.DONTWAIT)
-		if err != nil {
-			return nil, err
-		}
-		msg = append(msg, b)
-		more, err := sock.GetRcvmore()
-		if err != nil {
-			return nil, err
-		}
-		if !more {
-			return msg, nil
-		}
-	}
-}
-
-// sendReq sends [peer, REQ, id, frames...] without SendMessage's boxing.
-func sendReq(sock *zmq4.Socket, peer, id []byte, frames [][]byte) error {
-	if _, err := sock.SendBytes(peer, zmq4.SNDMORE); err != nil {
-		return err
-	}
-	if _, err := sock.SendBytes(reqCmd, zmq4.SNDMORE); err != nil {
-		return err
-	}
-	if _, err := sock.SendBytes(id, zmq4.SNDMORE); err != nil {
-		return err
-	}
-	for i, f := range frames {
-		flag := zmq4.SNDMORE
-		if i == len(frames)-1 {
-			flag = 0
-		}
-		if _, err := sock.SendBytes(f, flag); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // finish gives c its Result and takes it off the books.

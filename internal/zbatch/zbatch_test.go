@@ -1,0 +1,205 @@
+package zbatch
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pebbe/zmq4"
+)
+
+// pair returns a connected PUSH and PULL on their own context, each with a
+// bounded linger, closed at the end of the test.
+func pair(t *testing.T, hwm int) (push, pull *zmq4.Socket) {
+	t.Helper()
+	zctx, err := zmq4.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pull, err = zctx.NewSocket(zmq4.PULL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push, err = zctx.NewSocket(zmq4.PUSH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		push.Close()
+		pull.Close()
+		zctx.Term()
+	})
+	for _, s := range []*zmq4.Socket{push, pull} {
+		if err := s.SetLinger(100 * time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hwm > 0 {
+		_ = push.SetSndhwm(hwm)
+		_ = pull.SetRcvhwm(hwm)
+	}
+	ep := fmt.Sprintf("inproc://zbatch-%s", t.Name())
+	if err := pull.Bind(ep); err != nil {
+		t.Fatal(err)
+	}
+	if err := push.Connect(ep); err != nil {
+		t.Fatal(err)
+	}
+	return push, pull
+}
+
+// recvAll receives with Recv, polling between batches, until want messages
+// came or the bound passed.
+func recvAll(t *testing.T, io *IO, pull *zmq4.Socket, want int, fn func([][]byte)) int {
+	t.Helper()
+	poller := zmq4.NewPoller()
+	poller.Add(pull, zmq4.POLLIN)
+	deadline := time.Now().Add(20 * time.Second)
+	got := 0
+	for got < want && time.Now().Before(deadline) {
+		_, err := io.Recv(pull, func(msg [][]byte) {
+			got++
+			fn(msg)
+		})
+		if err != nil && !Transient(err) {
+			t.Fatalf("Recv: %v", err)
+		}
+		if err != nil {
+			if _, err := poller.Poll(10 * time.Millisecond); err != nil && zmq4.AsErrno(err) != zmq4.Errno(syscall.EINTR) {
+				t.Fatalf("poll: %v", err)
+			}
+		}
+	}
+	return got
+}
+
+// TestMessagesArriveWhole sends messages of many shapes (empty frames,
+// several frames, frames larger than the receive buffer, messages with more
+// frames than one batch holds) and checks each arrives whole and in order.
+func TestMessagesArriveWhole(t *testing.T) {
+	push, pull := pair(t, 0)
+	sender, receiver := New(), New()
+	big := bytes.Repeat([]byte("x"), rxScratch+10)
+	many := make([][]byte, maxFrames+5)
+	for i := range many {
+		many[i] = []byte(strconv.Itoa(i))
+	}
+	cases := []struct {
+		head, body [][]byte
+	}{
+		{nil, [][]byte{[]byte("one")}},
+		{[][]byte{[]byte("REQ"), []byte("7")}, [][]byte{[]byte("a"), {}, []byte("c")}},
+		{[][]byte{{}}, nil},
+		{[][]byte{[]byte("h")}, [][]byte{big}},
+		{[][]byte{big}, [][]byte{[]byte("tail")}},
+		{nil, many},
+		{[][]byte{[]byte("last")}, [][]byte{[]byte("z")}},
+	}
+	var want [][][]byte
+	for _, c := range cases {
+		if err := sender.Send(push, c.head, c.body, 0); err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+		want = append(want, append(append([][]byte{}, c.head...), c.body...))
+	}
+	var got [][][]byte
+	n := recvAll(t, receiver, pull, len(want), func(msg [][]byte) {
+		kept := make([][]byte, len(msg))
+		for i, f := range msg {
+			kept[i] = bytes.Clone(f)
+		}
+		got = append(got, kept)
+	})
+	if n != len(want) {
+		t.Fatalf("received %d messages, want %d", n, len(want))
+	}
+	for i := range want {
+		if len(got[i]) != len(want[i]) {
+			t.Fatalf("message %d: %d frames, want %d", i, len(got[i]), len(want[i]))
+		}
+		for j := range want[i] {
+			if !bytes.Equal(got[i][j], want[i][j]) {
+				t.Fatalf("message %d frame %d: %.20q (%d bytes), want %.20q (%d bytes)", i, j, got[i][j], len(got[i][j]), want[i][j], len(want[i][j]))
+			}
+		}
+	}
+}
+
+// TestSignalsLoseNothing sends through a tiny high-water mark, so that
+// sends block in libzmq, while every thread of the process is sent signals
+// (SIGURG, which the Go runtime takes and ignores). An interrupted send must
+// be sent again and an interrupted receive must lose nothing: every
+// message arrives exactly once, in order. Before Send retried EINTR, a
+// signal during a send lost the message with "interrupted system call".
+func TestSignalsLoseNothing(t *testing.T) {
+	const n = 100_000
+	push, pull := pair(t, 4)
+	stop := make(chan struct{})
+	var signals atomic.Int64
+	go func() {
+		pid := os.Getpid()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			tasks, err := os.ReadDir("/proc/self/task")
+			if err != nil {
+				return
+			}
+			for _, task := range tasks {
+				tid, err := strconv.Atoi(task.Name())
+				if err == nil && syscall.Tgkill(pid, tid, syscall.SIGURG) == nil {
+					signals.Add(1)
+				}
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}()
+	var once sync.Once
+	stopSignals := func() { once.Do(func() { close(stop) }) }
+	defer stopSignals()
+
+	// The signals end with the sends: pebbe's poll restarts after every
+	// signal, and a storm that never ends would never let it return.
+	sent := make(chan error, 1)
+	go func() {
+		defer stopSignals()
+		io := New()
+		var seq [8]byte
+		for i := range n {
+			binary.BigEndian.PutUint64(seq[:], uint64(i))
+			if err := io.Send(push, [][]byte{[]byte("REQ")}, [][]byte{seq[:], []byte("payload")}, 0); err != nil {
+				sent <- fmt.Errorf("send %d: %w", i, err)
+				return
+			}
+		}
+		sent <- nil
+	}()
+	next := uint64(0)
+	bad := 0
+	got := recvAll(t, New(), pull, n, func(msg [][]byte) {
+		if len(msg) != 3 || binary.BigEndian.Uint64(msg[1]) != next {
+			bad++
+		}
+		next++
+	})
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if got != n || bad != 0 {
+		t.Fatalf("received %d messages (%d out of order or malformed), want %d", got, bad, n)
+	}
+	if signals.Load() == 0 {
+		t.Fatal("no signal was sent: the test proved nothing")
+	}
+	t.Logf("%d messages through %d signals", n, signals.Load())
+}
