@@ -1,6 +1,7 @@
 package plugins
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/pebbe/zmq4"
 	"github.com/ztopo/ztopo/internal/inbox"
+	"github.com/ztopo/ztopo/internal/zbatch"
 )
 
 // Options tune ServeEndpoint. The zero value is ready to use.
@@ -62,7 +64,7 @@ func ServeEndpoint(ctx context.Context, endpoint string, h Handler, opts Options
 	if err != nil {
 		return fmt.Errorf("plugins: zeromq context: %w", err)
 	}
-	s := &server{zctx: zctx, endpoint: endpoint, h: h, opts: opts.withDefaults(), answers: inbox.New[answer]()}
+	s := &server{zctx: zctx, endpoint: endpoint, h: h, opts: opts.withDefaults(), answers: inbox.New[answer](), io: zbatch.New()}
 	err = s.run(ctx)
 	// Every socket is closed by now, each with a bounded linger, so Term
 	// returns once queued answers are flushed or the linger expires.
@@ -96,6 +98,11 @@ type server struct {
 
 	answers     *inbox.Inbox[answer]
 	workersDone atomic.Bool
+
+	// Owned by run's goroutine.
+	io      *zbatch.IO
+	head    [][]byte // [REP or ERR, id] of the answer being sent
+	errText [][]byte
 }
 
 // run owns the DEALER and the wake-up PULL for its whole life; workers hand
@@ -181,6 +188,37 @@ func (s *server) run(ctx context.Context) error {
 		}
 	}()
 
+	// onMsg takes one message of a received batch; its frames alias the
+	// batch buffer, so what is kept is copied.
+	var (
+		stopAsked bool
+		sendErr   error
+	)
+	onMsg := func(msg [][]byte) {
+		switch {
+		case len(msg) >= 2 && string(msg[0]) == Req && (stopping || stopAsked):
+			// The host sends nothing after STOP; should it, the
+			// request is answered rather than dropped.
+			s.answers.Put(answer{id: bytes.Clone(msg[1]), err: errors.New("plugin is stopping")})
+		case len(msg) >= 2 && string(msg[0]) == Req && s.opts.Workers == 1:
+			// One at a time anyway: handling it right here saves
+			// two goroutine hand-offs per message.
+			if sendErr != nil {
+				return
+			}
+			kept := cloneFrames(msg[1:])
+			out, err := s.call(hctx, kept[1:])
+			sendErr = s.send(dealer, answer{id: kept[0], frames: out, err: err})
+		case len(msg) >= 2 && string(msg[0]) == Req:
+			kept := cloneFrames(msg[1:])
+			reqs = append(reqs, job{id: kept[0], frames: kept[1:]})
+		case len(msg) == 1 && string(msg[0]) == Stop:
+			stopAsked = true
+		default:
+			s.opts.ErrorLog.Printf("ignoring unknown message %q (%d frames)", firstFrame(msg), len(msg))
+		}
+	}
+
 	poller := zmq4.NewPoller()
 	dealerID := poller.Add(dealer, zmq4.POLLIN)
 	poller.Add(wake, zmq4.POLLIN)
@@ -211,37 +249,27 @@ func (s *server) run(ctx context.Context) error {
 			}
 			break
 		}
-		// A bounded batch of requests per turn keeps answers flowing
+		// A bounded number of batches per turn keeps answers flowing
 		// while requests pour in.
-		reqs = reqs[:0]
-		for i := 0; i < 256 && len(backlog) == 0 && !stopping; i++ {
-			msg, err := recvMsg(dealer)
+		for i := 0; i < 4 && len(backlog) == 0 && !stopping && sendErr == nil; i++ {
+			some, err := s.io.Recv(dealer, onMsg)
+			progress = progress || some
+			if sendErr != nil {
+				return sendErr
+			}
+			s.dispatch(jobs, &backlog, reqs)
+			reqs = reqs[:0]
+			if stopAsked {
+				stopAsked = false
+				beginStop()
+			}
 			if err != nil {
-				if isAgain(err) {
+				if zbatch.Transient(err) {
 					break
 				}
 				return fmt.Errorf("plugins: receive: %w", err)
 			}
-			progress = true
-			switch {
-			case len(msg) >= 2 && string(msg[0]) == Req && s.opts.Workers == 1:
-				// One at a time anyway: handling it right here saves
-				// two goroutine hand-offs per message.
-				out, err := s.call(hctx, msg[2:])
-				if err := s.send(dealer, answer{id: msg[1], frames: out, err: err}); err != nil {
-					return err
-				}
-			case len(msg) >= 2 && string(msg[0]) == Req:
-				reqs = append(reqs, job{id: msg[1], frames: msg[2:]})
-			case len(msg) == 1 && string(msg[0]) == Stop:
-				s.dispatch(jobs, &backlog, reqs)
-				reqs = reqs[:0]
-				beginStop()
-			default:
-				s.opts.ErrorLog.Printf("ignoring unknown message %q (%d frames)", firstFrame(msg), len(msg))
-			}
 		}
-		s.dispatch(jobs, &backlog, reqs)
 		if progress {
 			continue
 		}
@@ -311,12 +339,15 @@ func (s *server) call(ctx context.Context, frames [][]byte) (out [][]byte, err e
 func (s *server) send(dealer *zmq4.Socket, a answer) error {
 	var err error
 	if a.err != nil {
-		_, err = sendFrames(dealer, errCmd, a.id, []byte(a.err.Error()))
+		s.head = append(s.head[:0], errCmd, a.id)
+		s.errText = append(s.errText[:0], []byte(a.err.Error()))
+		err = s.io.Send(dealer, s.head, s.errText, 0)
 	} else {
-		_, err = sendFrames(dealer, repCmd, a.id, a.frames...)
+		s.head = append(s.head[:0], repCmd, a.id)
+		err = s.io.Send(dealer, s.head, a.frames, 0)
 	}
 	if err != nil {
-		if isAgain(err) {
+		if zmq4.AsErrno(err) == zmq4.Errno(syscall.EAGAIN) {
 			return fmt.Errorf("plugins: ztopo took no answer for %v", s.opts.SendTimeout)
 		}
 		return fmt.Errorf("plugins: send answer: %w", err)
@@ -324,48 +355,21 @@ func (s *server) send(dealer *zmq4.Socket, a answer) error {
 	return nil
 }
 
-// sendFrames sends cmd, id and frames as one message without the
-// interface boxing of SendMessage.
-func sendFrames(sock *zmq4.Socket, cmd, id []byte, frames ...[]byte) (int, error) {
-	flag := zmq4.SNDMORE
-	if _, err := sock.SendBytes(cmd, flag); err != nil {
-		return 0, err
+// cloneFrames copies frames into one allocation for the bytes and one for
+// the slice.
+func cloneFrames(frames [][]byte) [][]byte {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
 	}
-	if len(frames) == 0 {
-		flag = 0
-	}
-	if _, err := sock.SendBytes(id, flag); err != nil {
-		return 0, err
-	}
+	buf := make([]byte, n)
+	out := make([][]byte, len(frames))
 	for i, f := range frames {
-		if i == len(frames)-1 {
-			flag = 0
-		}
-		if _, err := sock.SendBytes(f, flag); err != nil {
-			return 0, err
-		}
+		k := copy(buf, f)
+		out[i] = buf[:k:k]
+		buf = buf[k:]
 	}
-	return len(frames) + 2, nil
-}
-
-// recvMsg receives one message without waiting, sized for a protocol
-// message (RecvMessageBytes grows its slice from zero).
-func recvMsg(sock *zmq4.Socket) ([][]byte, error) {
-	msg := make([][]byte, 0, 4)
-	for {
-		b, err := sock.RecvBytes(zmq4.DONTWAIT)
-		if err != nil {
-			return nil, err
-		}
-		msg = append(msg, b)
-		more, err := sock.GetRcvmore()
-		if err != nil {
-			return nil, err
-		}
-		if !more {
-			return msg, nil
-		}
-	}
+	return out
 }
 
 func firstFrame(msg [][]byte) []byte {
@@ -376,8 +380,4 @@ func firstFrame(msg [][]byte) []byte {
 		return msg[0][:32]
 	}
 	return msg[0]
-}
-
-func isAgain(err error) bool {
-	return zmq4.AsErrno(err) == zmq4.Errno(syscall.EAGAIN)
 }
