@@ -60,9 +60,6 @@ import (
 // cost one cgo call; larger ones a second one to copy them out.
 const scratchSize = 4096
 
-// Handle returns the libzmq socket (void *) behind z (see zbatch.Handle).
-func Handle(z *zmq4.Socket) (unsafe.Pointer, bool) { return zbatch.Handle(z) }
-
 // handle is the libzmq socket behind z; valid while z is open.
 func handle(z *zmq4.Socket) unsafe.Pointer {
 	h, _ := zbatch.Handle(z)
