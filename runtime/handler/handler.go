@@ -74,6 +74,16 @@ type Async interface {
 	Pending() int
 }
 
+// Notifier is implemented by Async handlers that tell when a Result is
+// ready, so that a node with results outstanding and nothing to read sleeps
+// until one comes rather than looking at Results on a timer.
+type Notifier interface {
+	// OnResult sets f, which the handler calls after each Result it
+	// makes receivable on Results, from any goroutine; f never blocks.
+	// Set once, before the first Submit.
+	OnResult(f func())
+}
+
 // Result is the answer to one submitted message.
 type Result struct {
 	Tag    uint64
@@ -151,6 +161,12 @@ type Controlled interface {
 // ControlTerminate is the command the node sends on its control socket to
 // make it return; it is the steerable proxy's own command.
 const ControlTerminate = "TERMINATE"
+
+// ControlResume is what the node's control socket carries to wake the node
+// when an Async result is ready: the steerable proxy's no-op command, so
+// that a wake-up arriving late, after the node handed the socket to the
+// proxy, does nothing there.
+const ControlResume = "RESUME"
 
 // AwaitReply is the synchronous Handle of an Async handler: submit hands the
 // message over with reply (capacity 1, so a late answer never blocks the

@@ -143,14 +143,7 @@ type Exec struct {
 	in     chan *item // messages for whichever child writes next
 	slots  chan struct{}
 
-	results chan handler.Result
-	overMu  sync.Mutex
-	over    []handler.Result // Results that found results full
-	overSig chan struct{}
-	// pumpQuit ends the pump at Close; quitOnce guards it.
-	pumpQuit chan struct{}
-	quitOnce sync.Once
-	queued   atomic.Int64 // Pending is queued + len(results)
+	results *handler.ResultQueue
 
 	swaps   chan swapReq
 	exits   chan *child
@@ -193,24 +186,21 @@ func New(ctx context.Context, cfg Config) (*Exec, error) {
 	}
 	cfg = cfg.withDefaults()
 	e := &Exec{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		in:       make(chan *item, cfg.Inflight),
-		slots:    make(chan struct{}, cfg.Inflight),
-		results:  make(chan handler.Result, cfg.Inflight),
-		overSig:  make(chan struct{}, 1),
-		pumpQuit: make(chan struct{}),
-		swaps:    make(chan swapReq),
-		exits:    make(chan *child, 16),
-		closing:  make(chan context.Context, 1),
-		done:     make(chan struct{}),
-		lastCfg:  cfg,
+		cfg:     cfg,
+		log:     cfg.Logger,
+		in:      make(chan *item, cfg.Inflight),
+		slots:   make(chan struct{}, cfg.Inflight),
+		swaps:   make(chan swapReq),
+		exits:   make(chan *child, 16),
+		closing: make(chan context.Context, 1),
+		done:    make(chan struct{}),
+		lastCfg: cfg,
 	}
 	first, err := e.startChild(cfg, 1)
 	if err != nil {
 		return nil, err
 	}
-	go e.pump()
+	e.results = handler.NewResultQueue(cfg.Inflight)
 	go e.manage(ctx, first)
 	if cfg.WatchFile {
 		e.watch(cfg)
@@ -240,7 +230,7 @@ func (e *Exec) submit(ctx context.Context, m handler.Msg, tag uint64, reply chan
 	}
 	it := &item{tag: tag, frames: m.Frames, reply: reply}
 	if reply == nil {
-		e.queued.Add(1)
+		e.results.Add(1)
 	}
 	if bytes.IndexByte(m.Frames[len(m.Frames)-1], '\n') >= 0 {
 		e.deliver(it, handler.Result{Err: ErrNewline})
@@ -269,16 +259,19 @@ func (e *Exec) submit(ctx context.Context, m handler.Msg, tag uint64, reply chan
 
 func (e *Exec) unqueue(reply chan handler.Result) {
 	if reply == nil {
-		e.queued.Add(-1)
+		e.results.Add(-1)
 	}
 }
 
 // Results delivers exactly one Result per Submit. It is never closed.
-func (e *Exec) Results() <-chan handler.Result { return e.results }
+func (e *Exec) Results() <-chan handler.Result { return e.results.C() }
 
 // Pending is how many submitted messages have not been read from Results;
 // it may count one for a moment after it was read, never less.
-func (e *Exec) Pending() int { return int(e.queued.Load()) + len(e.results) }
+func (e *Exec) Pending() int { return e.results.Pending() }
+
+// OnResult implements handler.Notifier.
+func (e *Exec) OnResult(f func()) { e.results.OnResult(f) }
 
 // Err is nil while the handler takes messages; then ErrClosed or the
 // failure (wrapping handler.ErrFatal) after which the node must restart.
@@ -409,7 +402,7 @@ func (e *Exec) Close(ctx context.Context) error {
 		e.closing <- ctx
 	}
 	<-e.done
-	e.quitOnce.Do(func() { close(e.pumpQuit) })
+	e.results.Close()
 	return nil
 }
 
@@ -421,48 +414,7 @@ func (e *Exec) deliver(it *item, r handler.Result) {
 		it.reply <- r
 		return
 	}
-	e.overMu.Lock()
-	if len(e.over) == 0 {
-		select {
-		case e.results <- r:
-			e.overMu.Unlock()
-			e.queued.Add(-1)
-			return
-		default:
-		}
-	}
-	e.over = append(e.over, r)
-	e.overMu.Unlock()
-	select {
-	case e.overSig <- struct{}{}:
-	default:
-	}
-}
-
-// pump moves overflow Results into the channel as it empties; it runs
-// until Close, since Results are still read after a failure.
-func (e *Exec) pump() {
-	var batch []handler.Result
-	for {
-		select {
-		case <-e.overSig:
-		case <-e.pumpQuit:
-			return
-		}
-		e.overMu.Lock()
-		batch, e.over = e.over, batch[:0]
-		e.overMu.Unlock()
-		for i := range batch {
-			select {
-			case e.results <- batch[i]:
-				// Only now: a Result must always be counted somewhere.
-				e.queued.Add(-1)
-			case <-e.pumpQuit:
-				return
-			}
-			batch[i] = handler.Result{}
-		}
-	}
+	e.results.Put(r)
 }
 
 // isClosed reports whether Close has begun (no Submit is taken any more).

@@ -573,15 +573,7 @@ func (l *loop) deliver(c *call, r handler.Result) {
 		c.reply <- r // buffered for exactly this one
 		return
 	}
-	if l.h.out.empty() {
-		select {
-		case l.h.results <- r:
-			l.h.queued.Add(-1)
-			return
-		default:
-		}
-	}
-	l.h.out.put(r)
+	l.h.results.Put(r)
 }
 
 func (l *loop) timers() {

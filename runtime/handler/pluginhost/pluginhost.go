@@ -134,17 +134,11 @@ type Host struct {
 
 	events *inbox.Inbox[event]
 	slots  chan struct{}
-	// results holds up to Inflight Results for the node to collect
-	// without blocking; out holds the overflow for the pump.
-	results chan handler.Result
-	out     resultQueue
-	// queued counts submitted messages whose Result is not in results
-	// yet: Pending is queued + len(results).
-	queued atomic.Int64
+	// results holds up to Inflight Results for the node to collect; the
+	// loop never blocks on it.
+	results *handler.ResultQueue
 
 	done      chan struct{} // the loop has exited: no socket, no child left
-	pumpQuit  chan struct{}
-	pumpDone  chan struct{}
 	closeOnce sync.Once
 
 	errMu sync.Mutex
@@ -178,18 +172,14 @@ func New(ctx context.Context, zctx *zmq4.Context, cfg Config) (*Host, error) {
 	}
 	cfg = cfg.withDefaults()
 	h := &Host{
-		cfg:      cfg,
-		zctx:     zctx,
-		log:      cfg.Logger,
-		events:   inbox.New[event](),
-		slots:    make(chan struct{}, cfg.Inflight),
-		results:  make(chan handler.Result, cfg.Inflight),
-		done:     make(chan struct{}),
-		pumpQuit: make(chan struct{}),
-		pumpDone: make(chan struct{}),
-		lastCfg:  cfg,
+		cfg:     cfg,
+		zctx:    zctx,
+		log:     cfg.Logger,
+		events:  inbox.New[event](),
+		slots:   make(chan struct{}, cfg.Inflight),
+		done:    make(chan struct{}),
+		lastCfg: cfg,
 	}
-	h.out.signal = make(chan struct{}, 1)
 	if h.cfg.Dir == "" {
 		dir, err := os.MkdirTemp("", "ztopo-plugin")
 		if err != nil {
@@ -205,14 +195,15 @@ func New(ctx context.Context, zctx *zmq4.Context, cfg Config) (*Host, error) {
 		return nil, fmt.Errorf("pluginhost: ipc path %s is %d bytes, the limit is %d: use a shorter Dir", p, len(p), maxIPCPath)
 	}
 
+	h.results = handler.NewResultQueue(cfg.Inflight)
 	initDone := make(chan error, 1)
 	go h.run(ctx, initDone)
 	if err := <-initDone; err != nil {
 		<-h.done
+		h.results.Close()
 		h.removeTmp()
 		return nil, err
 	}
-	go h.pump()
 	if cfg.WatchFile {
 		if err := h.watch(cfg.Path); err != nil {
 			h.log.Warn("cannot watch plugin file, swaps on change disabled", "path", cfg.Path, "error", err)
@@ -259,12 +250,12 @@ func (h *Host) submit(ctx context.Context, m handler.Msg, tag uint64, reply chan
 		return h.Err()
 	}
 	if reply == nil {
-		h.queued.Add(1)
+		h.results.Add(1)
 	}
 	if !h.events.Put(event{kind: evCall, call: &call{tag: tag, frames: m.Frames, reply: reply}}) {
 		<-h.slots
 		if reply == nil {
-			h.queued.Add(-1)
+			h.results.Add(-1)
 		}
 		if err := h.Err(); err != nil {
 			return err
@@ -276,12 +267,15 @@ func (h *Host) submit(ctx context.Context, m handler.Msg, tag uint64, reply chan
 
 // Results delivers exactly one Result per Submit, in any order. It is
 // never closed; after Close nothing more arrives.
-func (h *Host) Results() <-chan handler.Result { return h.results }
+func (h *Host) Results() <-chan handler.Result { return h.results.C() }
 
 // Pending is how many submitted messages have not been read from Results.
 // It may count a Result for a moment after it was read, never less than
 // those unread: "Pending() == 0 after draining Results" means all is in.
-func (h *Host) Pending() int { return int(h.queued.Load()) + len(h.results) }
+func (h *Host) Pending() int { return h.results.Pending() }
+
+// OnResult implements handler.Notifier.
+func (h *Host) OnResult(f func()) { h.results.OnResult(f) }
 
 // Err is nil while the host takes messages; then why it does not: an
 // error wrapping ErrClosed, or the failure (wrapping handler.ErrFatal or
@@ -424,12 +418,7 @@ func (h *Host) Close(ctx context.Context) error {
 		h.events.Put(event{kind: evKill})
 		<-h.done
 	}
-	select {
-	case <-h.pumpQuit:
-	default:
-		close(h.pumpQuit)
-	}
-	<-h.pumpDone
+	h.results.Close()
 	h.removeTmp()
 	return nil
 }
@@ -437,61 +426,5 @@ func (h *Host) Close(ctx context.Context) error {
 func (h *Host) removeTmp() {
 	if h.tmpDir != "" {
 		os.RemoveAll(h.tmpDir)
-	}
-}
-
-// resultQueue holds the Results that found the results channel full; the
-// pump moves them over as the node reads. The loop itself never blocks.
-type resultQueue struct {
-	mu     sync.Mutex
-	items  []handler.Result
-	signal chan struct{}
-}
-
-func (q *resultQueue) put(r handler.Result) {
-	q.mu.Lock()
-	q.items = append(q.items, r)
-	q.mu.Unlock()
-	select {
-	case q.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (q *resultQueue) empty() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.items) == 0
-}
-
-func (q *resultQueue) take(spare []handler.Result) []handler.Result {
-	q.mu.Lock()
-	out := q.items
-	q.items = spare[:0]
-	q.mu.Unlock()
-	return out
-}
-
-func (h *Host) pump() {
-	defer close(h.pumpDone)
-	var batch []handler.Result
-	for {
-		select {
-		case <-h.out.signal:
-		case <-h.pumpQuit:
-			return
-		}
-		batch = h.out.take(batch)
-		for i := range batch {
-			select {
-			case h.results <- batch[i]:
-				// Only now: a Result must always be counted
-				// somewhere, or a drain could stop early.
-				h.queued.Add(-1)
-			case <-h.pumpQuit:
-				return
-			}
-			batch[i] = handler.Result{}
-		}
 	}
 }
