@@ -254,6 +254,11 @@ type run struct {
 	retiring []handler.Async
 	poller   *zmq4.Poller // the reactive loop's, for lockstep holds
 	draining bool         // finishing: sends never wait
+	// sleeping is set while the reactive loop waits with results
+	// outstanding; resultReady then kicks resultWake, and the signaller
+	// turns the kick into a control message.
+	sleeping   atomic.Bool
+	resultWake chan struct{}
 
 	// fast is set while a forward runs as libzmq's proxy (fastpath.go);
 	// the signaller reads the proxy's counters into the socket stats.
@@ -292,6 +297,7 @@ func (r *run) openControl() error {
 	r.ctl = ctl
 	r.sigQuit = make(chan struct{})
 	r.sigDone = make(chan struct{})
+	r.resultWake = make(chan struct{}, 1)
 	go r.signaller(r.ctx, r.sigQuit, r.sigDone)
 	return nil
 }
@@ -340,6 +346,11 @@ func (r *run) signaller(ctx context.Context, quit <-chan struct{}, done chan<- s
 		case <-r.n.wake:
 			send()
 			again = time.After(resendEvery)
+		case <-r.resultWake:
+			// Not TERMINATE: see ControlResume.
+			if _, err := s.Send(handler.ControlResume, zmq4.DONTWAIT); err != nil && !zsock.IsAgain(err) {
+				r.log.Debug("control signaller: send failed", "error", err)
+			}
 		case <-again:
 			again = nil
 			if stopping || r.n.slot.Load().gen > r.n.seenGen.Load() {
@@ -492,7 +503,9 @@ func (r *run) loop() (completed bool, err error) {
 		if err != nil || completed || !swapped {
 			return completed, err
 		}
-		r.log.Info("handler swapped")
+		if r.n.slot.Load() != cur {
+			r.log.Info("handler swapped")
+		}
 	}
 }
 

@@ -628,3 +628,122 @@ func TestAsyncOnRepIsLockstep(t *testing.T) {
 		}
 	}
 }
+
+// lateAsync answers each message from a goroutine of its own when the test
+// releases it, through a handler.ResultQueue as the plugin and exec hosts
+// do, so the node is told of each Result (handler.Notifier).
+type lateAsync struct {
+	q      *handler.ResultQueue
+	held   chan handler.Result
+	closed atomic.Int32
+}
+
+func newLateAsync() *lateAsync {
+	return &lateAsync{q: handler.NewResultQueue(16), held: make(chan handler.Result, 16)}
+}
+
+func (l *lateAsync) Handle(context.Context, handler.Msg) ([][]byte, error) {
+	panic("Handle called on an Async handler")
+}
+
+func (l *lateAsync) Submit(_ context.Context, m handler.Msg, tag uint64) error {
+	l.q.Add(1)
+	l.held <- handler.Result{Tag: tag, Frames: [][]byte{bytes.ToUpper(m.Frames[0])}}
+	return nil
+}
+
+func (l *lateAsync) Results() <-chan handler.Result { return l.q.C() }
+func (l *lateAsync) Pending() int                   { return l.q.Pending() }
+func (l *lateAsync) OnResult(f func())              { l.q.OnResult(f) }
+func (l *lateAsync) Close(context.Context) error {
+	l.closed.Add(1)
+	l.q.Close()
+	return nil
+}
+
+// release answers the oldest message the handler holds, once the node has
+// had time to go to sleep waiting for it.
+func (l *lateAsync) release(t *testing.T) {
+	t.Helper()
+	select {
+	case r := <-l.held:
+		go func() {
+			time.Sleep(5 * time.Millisecond)
+			l.q.Put(r)
+		}()
+	case <-time.After(bound):
+		t.Fatal("the handler never got the message")
+	}
+}
+
+// TestAsyncResultWakesTheNode: a REP node whose Async handler answers later,
+// from another goroutine, while nothing else arrives. The node sleeps in its
+// poll with no timer (the handler is a Notifier), so each reply reaching the
+// client proves the Result woke it.
+func TestAsyncResultWakesTheNode(t *testing.T) {
+	zctx := newCtx(t)
+	ep := "inproc://async-wake"
+	sp := &spec.Node{Name: "srv", Sockets: []*spec.Socket{{Name: "rep", Type: spec.REP, Bind: []string{ep}}}}
+	l := newLateAsync()
+	start(t, zctx, Config{Spec: sp, Handler: l})
+	c := peer(t, zctx, spec.REQ, "", ep)
+	for i := 0; i < 20; i++ {
+		if err := c.Send(fr(fmt.Sprint("late", i)), 0); err != nil {
+			t.Fatal(err)
+		}
+		l.release(t)
+		if got, want := q(recv(t, c)), q(fr(fmt.Sprint("LATE", i))); got != want {
+			t.Fatalf("got %s, want %s", got, want)
+		}
+	}
+}
+
+// TestSwapFromAsyncToFastPath: a forward swapped in while the old Async
+// handler still holds a message does not go into libzmq's proxy (which
+// could not deliver the old handler's Result) until that Result is out:
+// the held message arrives as soon as it is answered, messages sent since
+// the swap are forwarded, and the old handler is closed once it holds
+// nothing.
+func TestSwapFromAsyncToFastPath(t *testing.T) {
+	zctx := newCtx(t)
+	in, out := "inproc://async-fast-in", "inproc://async-fast-out"
+	sink := peer(t, zctx, spec.PULL, out, "")
+	l := newLateAsync()
+	st := start(t, zctx, Config{Spec: pipeNode("plug", in, out), Handler: l})
+	src := peer(t, zctx, spec.PUSH, "", in)
+	send := func(m string) {
+		t.Helper()
+		if err := src.Send(fr(m), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("a")
+	var r handler.Result
+	select {
+	case r = <-l.held: // the old handler holds "a", unanswered
+	case <-time.After(bound):
+		t.Fatal("the handler never got the message")
+	}
+	fwd := &passthrough{}
+	st.n.SwapHandler(fwd)
+	send("b")
+	if got := string(recv(t, sink)[0]); got != "b" {
+		t.Fatalf("got %q, want b (forwarded by the new handler)", got)
+	}
+	l.q.Put(r)
+	if got := string(recv(t, sink)[0]); got != "A" {
+		t.Fatalf("got %q, want A (the old handler's answer)", got)
+	}
+	waitFor(t, func() bool { return l.closed.Load() == 1 })
+	for i := 0; i < 100; i++ {
+		send(fmt.Sprint(i))
+		if got := string(recv(t, sink)[0]); got != fmt.Sprint(i) {
+			t.Fatalf("got %q, want %d", got, i)
+		}
+	}
+	st.cancel()
+	st.wait(t)
+	if got := st.n.Stats("out").Snapshot().MsgsOut; got != 102 {
+		t.Errorf("out: %d messages, want 102", got)
+	}
+}

@@ -36,7 +36,10 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 		}
 	}
 
-	if in, out, ok := r.fastPath(h, async); ok {
+	// The proxy cannot collect a swapped-out handler's results: the fast
+	// path waits until they are in.
+	in, out, fast := r.fastPath(h, async)
+	if fast && len(r.retiring) == 0 {
 		return r.proxyForward(cur, in, out)
 	}
 
@@ -59,12 +62,11 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 	}
 	r.poller = poller
 
+	if nt, ok := async.(handler.Notifier); ok {
+		nt.OnResult(r.resultReady)
+	}
 	for {
-		timeout := time.Duration(-1)
-		if len(r.pending) > 0 || len(r.retiring) > 0 {
-			timeout = time.Millisecond
-		}
-		polled, err := poller.PollAll(timeout)
+		polled, err := r.poll(poller, async)
 		if err != nil {
 			if zsock.IsInterrupted(err) {
 				continue
@@ -125,8 +127,85 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 				}
 				return false, false, err
 			}
+			if fast && len(r.retiring) == 0 {
+				return false, true, nil // on to the fast path
+			}
 		}
 	}
+}
+
+// poll waits for the node's sockets and, while Async results are
+// outstanding, for those too: a Notifier handler wakes the node through the
+// control socket (resultReady), any other is looked at every millisecond.
+func (r *run) poll(poller *zmq4.Poller, async handler.Async) ([]zmq4.Polled, error) {
+	if len(r.pending) == 0 && len(r.retiring) == 0 {
+		return poller.PollAll(-1)
+	}
+	// A first look that does not sleep: under load there is always
+	// something, and the wake-up machinery stays out of the way.
+	polled, err := poller.PollAll(0)
+	if err != nil || anyEvent(polled) || r.resultsWaiting(async) {
+		return polled, err
+	}
+	if !r.canSleep(async) {
+		return poller.PollAll(time.Millisecond)
+	}
+	r.sleeping.Store(true)
+	// A Result that came after the look above but before the flag was
+	// set found nobody asleep and woke nobody: look once more.
+	if r.resultsWaiting(async) {
+		r.sleeping.Store(false)
+		return polled, nil
+	}
+	polled, err = poller.PollAll(-1)
+	r.sleeping.Store(false)
+	return polled, err
+}
+
+// resultReady is the nodes's handler.Notifier hook, called by a handler's
+// goroutine after each Result: it wakes the node only if it sleeps.
+func (r *run) resultReady() {
+	if r.sleeping.CompareAndSwap(true, false) {
+		select {
+		case r.resultWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (r *run) resultsWaiting(async handler.Async) bool {
+	if async != nil && len(async.Results()) > 0 {
+		return true
+	}
+	for _, a := range r.retiring {
+		if len(a.Results()) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// canSleep reports whether every handler with results outstanding wakes
+// the node when one is ready.
+func (r *run) canSleep(async handler.Async) bool {
+	if _, ok := async.(handler.Notifier); async != nil && !ok {
+		return false
+	}
+	for _, a := range r.retiring {
+		if _, ok := a.(handler.Notifier); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func anyEvent(polled []zmq4.Polled) bool {
+	for _, p := range polled {
+		if p.Events != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // dispatch hands one received message to the handler and sends what it
