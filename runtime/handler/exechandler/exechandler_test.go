@@ -376,11 +376,24 @@ func TestBackPressure(t *testing.T) {
 
 func TestSwapExplicit(t *testing.T) {
 	e := newEnv(t)
-	x := e.start(exechandler.Config{Argv: []string{"sh", "-c", "sleep 0.5; exec cat"}})
+	// The old child notes (in marker) that it holds the line, then
+	// answers it half a second later: a message still queued at the swap
+	// would go to the new child, one held stays with the old.
+	marker := filepath.Join(t.TempDir(), "held")
+	x := e.start(exechandler.Config{Argv: []string{"sh", "-c",
+		`IFS= read -r l; echo x > "$0"; sleep 0.5; printf '%s\n' "$l"; exec cat`, marker}})
 	old := x.PID()
 	bg := context.Background()
 	if err := x.Submit(bg, msg("held"), 0); err != nil {
 		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the old child never got the message")
+		}
 	}
 	if err := x.Swap(exechandler.Config{Argv: []string{script(t)}}); err != nil {
 		t.Fatal(err)
