@@ -203,3 +203,89 @@ func TestSignalsLoseNothing(t *testing.T) {
 	}
 	t.Logf("%d messages through %d signals", n, signals.Load())
 }
+
+// TestPollerSocketsAndDescriptors: one poll reports a socket and a Waker's
+// descriptor apart, through libzmq's zmq_poll and through the fallback used
+// when pebbe's socket layout is unknown.
+func TestPollerSocketsAndDescriptors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		poll func(p *Poller, timeout time.Duration) (int, error)
+	}{
+		{"zmq_poll", (*Poller).Poll},
+		{"fallback", func(p *Poller, timeout time.Duration) (int, error) {
+			for i := range p.items {
+				p.items[i].revents = 0
+			}
+			return p.pollSlow(timeout)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			push, pull := pair(t, 0)
+			w, err := NewWaker()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			var p Poller
+			si := p.Add(pull, zmq4.POLLIN)
+			wi := p.AddFd(w.Fd(), zmq4.POLLIN)
+			poll := func(timeout time.Duration) int {
+				t.Helper()
+				n, err := tc.poll(&p, timeout)
+				if err != nil {
+					t.Fatalf("poll: %v", err)
+				}
+				return n
+			}
+			if n := poll(10 * time.Millisecond); n != 0 {
+				t.Fatalf("idle poll: %d ready, want 0", n)
+			}
+			go w.Wake()
+			if n := poll(20 * time.Second); n != 1 || p.Ready(wi) == 0 || p.Ready(si) != 0 {
+				t.Fatalf("after Wake: %d ready (socket %v, waker %v), want the waker alone", n, p.Ready(si), p.Ready(wi))
+			}
+			w.Drain()
+			if n := poll(0); n != 0 {
+				t.Fatalf("after Drain: %d ready, want 0", n)
+			}
+			if _, err := push.SendBytes([]byte("m"), 0); err != nil {
+				t.Fatal(err)
+			}
+			if n := poll(20 * time.Second); n != 1 || p.Ready(si)&zmq4.POLLIN == 0 || p.Ready(wi) != 0 {
+				t.Fatalf("after a send: %d ready (socket %v, waker %v), want the socket alone", n, p.Ready(si), p.Ready(wi))
+			}
+			p.Update(si, 0)
+			if n := poll(0); n != 0 {
+				t.Fatalf("socket no longer watched: %d ready, want 0", n)
+			}
+		})
+	}
+}
+
+// TestWakerAfterClose: a Wake racing a Close never writes to a released
+// descriptor (which a new file could have taken); Close twice is fine.
+func TestWakerAfterClose(t *testing.T) {
+	w, err := NewWaker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	other, err := NewWaker() // likely takes the same descriptor number
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	w.Wake()
+	w.Drain()
+	if err := w.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	var p Poller
+	p.AddFd(other.Fd(), zmq4.POLLIN)
+	if n, err := p.Poll(0); err != nil || n != 0 {
+		t.Fatalf("the other waker is readable (%d, %v): a closed Waker wrote to its descriptor", n, err)
+	}
+}
