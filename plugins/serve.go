@@ -64,8 +64,15 @@ func ServeEndpoint(ctx context.Context, endpoint string, h Handler, opts Options
 	if err != nil {
 		return fmt.Errorf("plugins: zeromq context: %w", err)
 	}
-	s := &server{zctx: zctx, endpoint: endpoint, h: h, opts: opts.withDefaults(), answers: inbox.New[answer](), io: zbatch.New()}
+	answers, err := inbox.New[answer]()
+	if err != nil {
+		zctx.Term()
+		return fmt.Errorf("plugins: %w", err)
+	}
+	s := &server{zctx: zctx, endpoint: endpoint, h: h, opts: opts.withDefaults(), answers: answers, io: zbatch.New()}
 	err = s.run(ctx)
+	// Workers still on a request after a failure find it closed.
+	answers.Close()
 	// Every socket is closed by now, each with a bounded linger, so Term
 	// returns once queued answers are flushed or the linger expires.
 	if terr := zctx.Term(); err == nil && terr != nil {
@@ -105,8 +112,8 @@ type server struct {
 	errText [][]byte
 }
 
-// run owns the DEALER and the wake-up PULL for its whole life; workers hand
-// answers over through s.answers, never through a socket.
+// run owns the DEALER for its whole life; workers hand answers over
+// through s.answers, never through a socket.
 func (s *server) run(ctx context.Context) error {
 	dealer, err := s.zctx.NewSocket(zmq4.DEALER)
 	if err != nil {
@@ -126,13 +133,6 @@ func (s *server) run(ctx context.Context) error {
 	if err := dealer.Connect(s.endpoint); err != nil {
 		return fmt.Errorf("plugins: connect %s: %w", s.endpoint, err)
 	}
-
-	wake, stopWaker, err := inbox.StartWaker(s.zctx, s.answers.Kick())
-	if err != nil {
-		return err
-	}
-	defer stopWaker()
-	defer wake.Close()
 
 	if _, err := dealer.SendMessage(Ready, Protocol); err != nil {
 		return fmt.Errorf("plugins: send READY: %w", err)
@@ -219,9 +219,9 @@ func (s *server) run(ctx context.Context) error {
 		}
 	}
 
-	poller := zmq4.NewPoller()
+	var poller zbatch.Poller
 	dealerID := poller.Add(dealer, zmq4.POLLIN)
-	poller.Add(wake, zmq4.POLLIN)
+	wakeID := poller.AddFd(s.answers.Fd(), zmq4.POLLIN)
 	for {
 		if !stopping && ctx.Err() != nil {
 			beginStop()
@@ -277,26 +277,25 @@ func (s *server) run(ctx context.Context) error {
 		if len(backlog) == 0 && !stopping {
 			events = zmq4.POLLIN
 		}
-		if _, err := poller.Update(dealerID, events); err != nil {
-			return fmt.Errorf("plugins: poll: %w", err)
-		}
-		// Answers and ctx wake the poll through the wake socket; the
-		// timeout is for noticing an orphaned plugin.
-		polled, err := poller.Poll(time.Second)
+		poller.Update(dealerID, events)
+		// Answers and ctx wake the poll through the inbox; the timeout
+		// is for noticing an orphaned plugin.
+		ready, err := poller.Poll(time.Second)
 		if err != nil {
+			if zmq4.AsErrno(err) == zmq4.Errno(syscall.EINTR) {
+				continue
+			}
 			return fmt.Errorf("plugins: poll: %w", err)
 		}
-		if len(polled) == 0 && !stopping && os.Getppid() != parent {
+		if ready == 0 && !stopping && os.Getppid() != parent {
 			// ztopo is gone without a STOP (on Linux it kills its
 			// plugins; elsewhere this is how they end).
 			s.opts.ErrorLog.Printf("parent process gone, stopping")
 			beginStop()
 			continue
 		}
-		for _, p := range polled {
-			if p.Socket == wake {
-				inbox.Drain(wake)
-			}
+		if poller.Ready(wakeID) != 0 {
+			s.answers.Drain()
 		}
 	}
 }

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/pebbe/zmq4"
-	"github.com/ztopo/ztopo/internal/inbox"
 	"github.com/ztopo/ztopo/internal/zbatch"
 	"github.com/ztopo/ztopo/plugins"
 	"github.com/ztopo/ztopo/runtime/handler"
@@ -96,8 +96,7 @@ type gen struct {
 
 type loop struct {
 	h       *Host
-	wake    *zmq4.Socket
-	poller  *zmq4.Poller
+	poller  zbatch.Poller
 	dirty   bool // gens changed: rebuild the poller
 	gens    []*gen
 	cur     *gen // takes new messages once ready; nil while restarting
@@ -125,22 +124,14 @@ var (
 	stopCmd = []byte(plugins.Stop)
 )
 
-// run is the loop goroutine: it owns the wake-up socket and every
-// generation's ROUTER, and reports the first plugin's handshake on
+// run is the loop goroutine: it owns every generation's ROUTER, and reports the first plugin's handshake on
 // initDone.
 func (h *Host) run(ctx context.Context, initDone chan<- error) {
 	defer close(h.done)
+	defer h.events.Close() // after an early return; else a no-op
 	l := &loop{h: h, calls: map[uint64]*call{}, curCfg: h.cfg, now: time.Now(), zio: zbatch.New()}
 	l.list.next, l.list.prev = &l.list, &l.list
 
-	wake, stopWaker, err := inbox.StartWaker(h.zctx, h.events.Kick())
-	if err != nil {
-		initDone <- fmt.Errorf("pluginhost: %w", err)
-		return
-	}
-	defer stopWaker()
-	defer wake.Close()
-	l.wake = wake
 	stopCtx := context.AfterFunc(ctx, func() {
 		h.setErr(fmt.Errorf("%w: %v", ErrClosed, context.Cause(ctx)))
 		h.events.Put(event{kind: evClose})
@@ -200,8 +191,8 @@ func (l *loop) turn() {
 		return
 	}
 	if l.dirty {
-		l.poller = zmq4.NewPoller()
-		l.poller.Add(l.wake, zmq4.POLLIN)
+		l.poller = zbatch.Poller{}
+		l.poller.AddFd(l.h.events.Fd(), zmq4.POLLIN)
 		for _, g := range l.gens {
 			if g.router != nil {
 				l.poller.Add(g.router, zmq4.POLLIN)
@@ -209,16 +200,16 @@ func (l *loop) turn() {
 		}
 		l.dirty = false
 	}
-	polled, err := l.poller.Poll(l.sleepFor())
-	if err != nil {
+	if _, err := l.poller.Poll(l.sleepFor()); err != nil {
+		if zmq4.AsErrno(err) == zmq4.Errno(syscall.EINTR) {
+			return
+		}
 		l.h.log.Error("plugin host poll failed", "error", err)
 		time.Sleep(10 * time.Millisecond)
 		return
 	}
-	for _, p := range polled {
-		if p.Socket == l.wake {
-			inbox.Drain(l.wake)
-		}
+	if l.poller.Ready(0) != 0 {
+		l.h.events.Drain()
 	}
 }
 

@@ -175,7 +175,6 @@ func New(ctx context.Context, zctx *zmq4.Context, cfg Config) (*Host, error) {
 		cfg:     cfg,
 		zctx:    zctx,
 		log:     cfg.Logger,
-		events:  inbox.New[event](),
 		slots:   make(chan struct{}, cfg.Inflight),
 		done:    make(chan struct{}),
 		lastCfg: cfg,
@@ -195,6 +194,12 @@ func New(ctx context.Context, zctx *zmq4.Context, cfg Config) (*Host, error) {
 		return nil, fmt.Errorf("pluginhost: ipc path %s is %d bytes, the limit is %d: use a shorter Dir", p, len(p), maxIPCPath)
 	}
 
+	events, err := inbox.New[event]()
+	if err != nil {
+		h.removeTmp()
+		return nil, fmt.Errorf("pluginhost: %w", err)
+	}
+	h.events = events
 	h.results = handler.NewResultQueue(cfg.Inflight)
 	initDone := make(chan error, 1)
 	go h.run(ctx, initDone)
