@@ -162,12 +162,6 @@ type Controlled interface {
 // make it return; it is the steerable proxy's own command.
 const ControlTerminate = "TERMINATE"
 
-// ControlResume is what the node's control socket carries to wake the node
-// when an Async result is ready: the steerable proxy's no-op command, so
-// that a wake-up arriving late, after the node handed the socket to the
-// proxy, does nothing there.
-const ControlResume = "RESUME"
-
 // AwaitReply is the synchronous Handle of an Async handler: submit hands the
 // message over with reply (capacity 1, so a late answer never blocks the
 // handler), and AwaitReply waits for that Result or for ctx.

@@ -41,6 +41,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/internal/zbatch"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/zsock"
 	"github.com/ztopo/ztopo/spec"
@@ -252,13 +253,13 @@ type run struct {
 	tag      uint64
 	pending  map[uint64]pendingMsg
 	retiring []handler.Async
-	poller   *zmq4.Poller // the reactive loop's, for lockstep holds
-	draining bool         // finishing: sends never wait
+	poller   *zbatch.Poller // the reactive loop's, for lockstep holds
+	draining bool           // finishing: sends never wait
 	// sleeping is set while the reactive loop waits with results
-	// outstanding; resultReady then kicks resultWake, and the signaller
-	// turns the kick into a control message.
-	sleeping   atomic.Bool
-	resultWake chan struct{}
+	// outstanding; resultReady then wakes it through resultWaker, made
+	// when a Notifier handler first runs.
+	sleeping    atomic.Bool
+	resultWaker *zbatch.Waker
 
 	// fast is set while a forward runs as libzmq's proxy (fastpath.go);
 	// the signaller reads the proxy's counters into the socket stats.
@@ -297,7 +298,6 @@ func (r *run) openControl() error {
 	r.ctl = ctl
 	r.sigQuit = make(chan struct{})
 	r.sigDone = make(chan struct{})
-	r.resultWake = make(chan struct{}, 1)
 	go r.signaller(r.ctx, r.sigQuit, r.sigDone)
 	return nil
 }
@@ -346,11 +346,7 @@ func (r *run) signaller(ctx context.Context, quit <-chan struct{}, done chan<- s
 		case <-r.n.wake:
 			send()
 			again = time.After(resendEvery)
-		case <-r.resultWake:
-			// Not TERMINATE: see ControlResume.
-			if _, err := s.Send(handler.ControlResume, zmq4.DONTWAIT); err != nil && !zsock.IsAgain(err) {
-				r.log.Debug("control signaller: send failed", "error", err)
-			}
+
 		case <-again:
 			again = nil
 			if stopping || r.n.slot.Load().gen > r.n.seenGen.Load() {
@@ -437,6 +433,10 @@ func (r *run) closeAll(completed bool) {
 	}
 	r.retiring = nil
 	r.closeHandler(cctx, r.n.slot.Load().h)
+	// Closed handlers call resultReady no more.
+	if r.resultWaker != nil {
+		_ = r.resultWaker.Close()
+	}
 	for _, s := range r.socks {
 		l := s.sock.Linger()
 		// A completed node's last output may still be queued: give it the

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/internal/zbatch"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/zsock"
 	"github.com/ztopo/ztopo/spec"
@@ -51,7 +52,17 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 		bufs = make([][][]byte, len(r.recv))
 	}
 
-	poller := zmq4.NewPoller()
+	if nt, ok := async.(handler.Notifier); ok {
+		if r.resultWaker == nil {
+			w, err := zbatch.NewWaker()
+			if err != nil {
+				return false, false, fmt.Errorf("result wake-up: %w", err)
+			}
+			r.resultWaker = w
+		}
+		nt.OnResult(r.resultReady)
+	}
+	poller := &zbatch.Poller{}
 	poller.Add(r.ctl, zmq4.POLLIN)
 	for _, s := range r.recv {
 		ev := zmq4.POLLIN
@@ -60,27 +71,32 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 		}
 		s.pollIdx = poller.Add(s.sock.Z, ev)
 	}
+	// Also while the current handler is not Async: a swapped-out one may
+	// still have results to come.
+	wakeIdx := -1
+	if r.resultWaker != nil {
+		wakeIdx = poller.AddFd(r.resultWaker.Fd(), zmq4.POLLIN)
+	}
 	r.poller = poller
 
-	if nt, ok := async.(handler.Notifier); ok {
-		nt.OnResult(r.resultReady)
-	}
 	for {
-		polled, err := r.poll(poller, async)
-		if err != nil {
+		if err := r.poll(poller, async); err != nil {
 			if zsock.IsInterrupted(err) {
 				continue
 			}
 			return false, false, fmt.Errorf("poll: %w", err)
 		}
-		if polled[0].Events&zmq4.POLLIN != 0 && r.readCtl() {
+		if wakeIdx >= 0 && poller.Ready(wakeIdx) != 0 {
+			r.resultWaker.Drain()
+		}
+		if poller.Ready(0)&zmq4.POLLIN != 0 && r.readCtl() {
 			return false, false, nil
 		}
 		if r.n.slot.Load() != cur {
 			return false, true, nil
 		}
 		for si, s := range r.recv {
-			if polled[s.pollIdx].Events&zmq4.POLLIN == 0 {
+			if poller.Ready(s.pollIdx)&zmq4.POLLIN == 0 {
 				continue
 			}
 			for i := 0; i < batch; i++ {
@@ -135,41 +151,40 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 }
 
 // poll waits for the node's sockets and, while Async results are
-// outstanding, for those too: a Notifier handler wakes the node through the
-// control socket (resultReady), any other is looked at every millisecond.
-func (r *run) poll(poller *zmq4.Poller, async handler.Async) ([]zmq4.Polled, error) {
+// outstanding, for those too: a Notifier handler wakes the node through
+// resultWaker, any other is looked at every millisecond.
+func (r *run) poll(poller *zbatch.Poller, async handler.Async) error {
 	if len(r.pending) == 0 && len(r.retiring) == 0 {
-		return poller.PollAll(-1)
+		_, err := poller.Poll(-1)
+		return err
 	}
 	// A first look that does not sleep: under load there is always
-	// something, and the wake-up machinery stays out of the way.
-	polled, err := poller.PollAll(0)
-	if err != nil || anyEvent(polled) || r.resultsWaiting(async) {
-		return polled, err
+	// something, and no wake-up is asked for.
+	n, err := poller.Poll(0)
+	if err != nil || n > 0 || r.resultsWaiting(async) {
+		return err
 	}
 	if !r.canSleep(async) {
-		return poller.PollAll(time.Millisecond)
+		_, err := poller.Poll(time.Millisecond)
+		return err
 	}
 	r.sleeping.Store(true)
 	// A Result that came after the look above but before the flag was
 	// set found nobody asleep and woke nobody: look once more.
 	if r.resultsWaiting(async) {
 		r.sleeping.Store(false)
-		return polled, nil
+		return nil
 	}
-	polled, err = poller.PollAll(-1)
+	_, err = poller.Poll(-1)
 	r.sleeping.Store(false)
-	return polled, err
+	return err
 }
 
-// resultReady is the nodes's handler.Notifier hook, called by a handler's
+// resultReady is the node's handler.Notifier hook, called by a handler's
 // goroutine after each Result: it wakes the node only if it sleeps.
 func (r *run) resultReady() {
 	if r.sleeping.CompareAndSwap(true, false) {
-		select {
-		case r.resultWake <- struct{}{}:
-		default:
-		}
+		r.resultWaker.Wake()
 	}
 }
 
@@ -197,15 +212,6 @@ func (r *run) canSleep(async handler.Async) bool {
 		}
 	}
 	return true
-}
-
-func anyEvent(polled []zmq4.Polled) bool {
-	for _, p := range polled {
-		if p.Events != 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // dispatch hands one received message to the handler and sends what it
@@ -257,7 +263,7 @@ func (r *run) hold(s *rsock) {
 	}
 	s.inflight++
 	if s.inflight == 1 && r.poller != nil {
-		_, _ = r.poller.Update(s.pollIdx, 0)
+		r.poller.Update(s.pollIdx, 0)
 	}
 }
 
@@ -267,7 +273,7 @@ func (r *run) release(s *rsock) {
 	}
 	s.inflight--
 	if s.inflight == 0 && r.poller != nil {
-		_, _ = r.poller.Update(s.pollIdx, zmq4.POLLIN)
+		r.poller.Update(s.pollIdx, zmq4.POLLIN)
 	}
 }
 
