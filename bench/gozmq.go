@@ -9,6 +9,7 @@ package main
 // its own sockets on the way out.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sync"
@@ -329,8 +330,9 @@ func goStagesWith(p Params, workers int, stage func([][]byte), proxy bool) (Resu
 
 // reqClient is the latency client shared by the ztopo and go runs of a
 // round-trip scenario: its own context, one REQ, warm round trips first,
-// then n timed ones.
-func reqClient(ep string, warm, n, size int) ([]time.Duration, error) {
+// then n timed ones. Each reply must be the request, or want(request) when
+// want is not nil.
+func reqClient(ep string, warm, n, size int, want func([]byte) []byte) ([]time.Duration, error) {
 	ctx, err := zmq.NewContext()
 	if err != nil {
 		return nil, err
@@ -351,6 +353,10 @@ func reqClient(ep string, warm, n, size int) ([]time.Duration, error) {
 			return nil, err
 		}
 		msg := payload(size)
+		expect := msg
+		if want != nil {
+			expect = want(bytes.Clone(msg))
+		}
 		lat := make([]time.Duration, 0, n)
 		for i := 0; i < warm+n; i++ {
 			t := time.Now()
@@ -364,8 +370,8 @@ func reqClient(ep string, warm, n, size int) ([]time.Duration, error) {
 			if i >= warm {
 				lat = append(lat, time.Since(t))
 			}
-			if string(rep) != string(msg) {
-				return lat, fmt.Errorf("round trip %d: got %q, want %q", i, rep, msg)
+			if string(rep) != string(expect) {
+				return lat, fmt.Errorf("round trip %d: got %q, want %q", i, rep, expect)
 			}
 		}
 		return lat, nil
@@ -413,7 +419,7 @@ func goReqRepDirect(p Params) (Result, error) {
 		}
 		return echo(s)
 	})
-	lat, err := reqClient(ep, warmup(p), p.Count, p.Size)
+	lat, err := reqClient(ep, warmup(p), p.Count, p.Size, nil)
 	if err != nil {
 		h.fail(err)
 	}
@@ -472,7 +478,7 @@ func goReqRepBroker(p Params) (Result, error) {
 		}
 		return echo(s)
 	})
-	lat, err := reqClient(front, warmup(p), p.Count, p.Size)
+	lat, err := reqClient(front, warmup(p), p.Count, p.Size, nil)
 	if err != nil {
 		h.fail(err)
 	}

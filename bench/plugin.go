@@ -6,6 +6,7 @@ package main
 // (stage/upper/inproc) does, so that the two figures compare directly.
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -45,4 +46,33 @@ func ztopoPluginStage(p Params) (Result, error) {
 func ztopoExecStage(p Params) (Result, error) {
 	// stdbuf -oL: tr writes each line as it is done, as the lines codec needs.
 	return ztopoStage(p, 1, "{exec: [stdbuf, -oL, tr, a-z, A-Z]}", "in", "out", true)
+}
+
+// ztopoPluginReqRep is reqrep/direct/tcp with the plugin as the REP's
+// handler: one request in flight at a time, so each round trip waits for
+// the plugin's answer to wake the node.
+func ztopoPluginReqRep(p Params) (Result, error) {
+	dir, err := os.MkdirTemp("", "zbp")
+	if err != nil {
+		return Result{}, err
+	}
+	defer os.RemoveAll(dir)
+	bin, err := buildUpperPlugin(dir)
+	if err != nil {
+		return Result{}, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return Result{}, err
+	}
+	ep := fmt.Sprintf("tcp://127.0.0.1:%d", port)
+	yaml := fmt.Sprintf(`version: 1
+name: bench-plugin-reqrep
+nodes:
+  server:
+    handler: {plugin: %q}
+    sockets:
+      in: {type: REP, bind: %q}
+`, bin, ep)
+	return serve(p, "plugin-reqrep", yaml, ep, bytes.ToUpper)
 }

@@ -273,6 +273,16 @@ func scenarios() []Scenario {
 			Targets:   []Target{{Metric: "msg/s", Op: ">=", Value: 200_000}},
 		},
 		Scenario{
+			Name:      "plugin/reqrep/tcp",
+			Desc:      "REQ -> REP {plugin: upper-go} round trip, tcp, 16 B (compare reqrep/direct/tcp: echo in-process)",
+			Kind:      kindLatency,
+			Count:     10_000,
+			Quick:     200,
+			Size:      16,
+			Transport: "tcp",
+			Ztopo:     ztopoPluginReqRep,
+		},
+		Scenario{
 			Name:      "plugin/exec/16B",
 			Desc:      "generate -> {exec: [stdbuf -oL tr a-z A-Z]} (lines codec) -> count, 16 B",
 			Kind:      kindThroughput,

@@ -210,8 +210,9 @@ nodes:
 }
 
 // serve runs a reactive topology (it never completes) while the shared Go
-// latency client measures round trips against it, then stops it.
-func serve(p Params, name, yaml, ep string) (Result, error) {
+// latency client measures round trips against it, then stops it. want is
+// the reply expected for a request (nil: the request itself).
+func serve(p Params, name, yaml, ep string, want func([]byte) []byte) (Result, error) {
 	start := time.Now()
 	t, err := topology(name, yaml)
 	if err != nil {
@@ -226,7 +227,7 @@ func serve(p Params, name, yaml, ep string) (Result, error) {
 	defer cancel()
 	ran := make(chan error, 1)
 	go func() { ran <- e.Run(ctx) }()
-	lat, cerr := reqClient(ep, warmup(p), p.Count, p.Size)
+	lat, cerr := reqClient(ep, warmup(p), p.Count, p.Size, want)
 	cancel()
 	rerr := <-ran
 	r := latencyResult(p, lat, start)
@@ -250,7 +251,7 @@ nodes:
     sockets:
       in: {type: REP, bind: %q}
 `, ep)
-	return serve(p, "reqrep", yaml, ep)
+	return serve(p, "reqrep", yaml, ep, nil)
 }
 
 // ztopoReqRepBroker is topologies/sharedqueue.yaml's shape: the proxy
@@ -274,7 +275,7 @@ nodes:
     sockets:
       in: {type: REP, connect: broker.backend}
 `, ep)
-	return serve(p, "broker", yaml, ep)
+	return serve(p, "broker", yaml, ep, nil)
 }
 
 // ztopoFanout uses the sync barrier of SPEC §1 against the slow joiner: the
