@@ -17,29 +17,30 @@ import (
 	_ "github.com/ztopo/ztopo/runtime/handler/pluginhost"
 )
 
-// buildUpperPlugin builds the example Go plugin into dir. The go command's
-// build cache makes this quick after the first time; it happens before the
-// run's clock starts.
-func buildUpperPlugin(dir string) (string, error) {
-	bin := filepath.Join(dir, "upper-go")
+// upperPlugin builds the example Go plugin into a temporary directory that
+// remove deletes. The go command's build cache makes this quick after the
+// first time; it happens before the run's clock starts.
+func upperPlugin() (bin string, remove func(), err error) {
+	dir, err := os.MkdirTemp("", "zbp")
+	if err != nil {
+		return "", nil, err
+	}
+	bin = filepath.Join(dir, "upper-go")
 	cmd := exec.Command("go", "build", "-o", bin, "github.com/ztopo/ztopo/plugins/examples/upper-go")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("building the upper-go plugin: %w", err)
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("building the upper-go plugin: %w", err)
 	}
-	return bin, nil
+	return bin, func() { os.RemoveAll(dir) }, nil
 }
 
 func ztopoPluginStage(p Params) (Result, error) {
-	dir, err := os.MkdirTemp("", "zbp")
+	bin, remove, err := upperPlugin()
 	if err != nil {
 		return Result{}, err
 	}
-	defer os.RemoveAll(dir)
-	bin, err := buildUpperPlugin(dir)
-	if err != nil {
-		return Result{}, err
-	}
+	defer remove()
 	return ztopoStage(p, 1, fmt.Sprintf("{plugin: %q}", bin), "in", "out", true)
 }
 
@@ -52,15 +53,11 @@ func ztopoExecStage(p Params) (Result, error) {
 // handler: one request in flight at a time, so each round trip waits for
 // the plugin's answer to wake the node.
 func ztopoPluginReqRep(p Params) (Result, error) {
-	dir, err := os.MkdirTemp("", "zbp")
+	bin, remove, err := upperPlugin()
 	if err != nil {
 		return Result{}, err
 	}
-	defer os.RemoveAll(dir)
-	bin, err := buildUpperPlugin(dir)
-	if err != nil {
-		return Result{}, err
-	}
+	defer remove()
 	port, err := freePort()
 	if err != nil {
 		return Result{}, err

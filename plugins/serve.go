@@ -206,11 +206,11 @@ func (s *server) run(ctx context.Context) error {
 			if sendErr != nil {
 				return
 			}
-			kept := cloneFrames(msg[1:])
+			kept := zbatch.Clone(msg[1:])
 			out, err := s.call(hctx, kept[1:])
 			sendErr = s.send(dealer, answer{id: kept[0], frames: out, err: err})
 		case len(msg) >= 2 && string(msg[0]) == Req:
-			kept := cloneFrames(msg[1:])
+			kept := zbatch.Clone(msg[1:])
 			reqs = append(reqs, job{id: kept[0], frames: kept[1:]})
 		case len(msg) == 1 && string(msg[0]) == Stop:
 			stopAsked = true
@@ -352,23 +352,6 @@ func (s *server) send(dealer *zmq4.Socket, a answer) error {
 		return fmt.Errorf("plugins: send answer: %w", err)
 	}
 	return nil
-}
-
-// cloneFrames copies frames into one allocation for the bytes and one for
-// the slice.
-func cloneFrames(frames [][]byte) [][]byte {
-	n := 0
-	for _, f := range frames {
-		n += len(f)
-	}
-	buf := make([]byte, n)
-	out := make([][]byte, len(frames))
-	for i, f := range frames {
-		k := copy(buf, f)
-		out[i] = buf[:k:k]
-		buf = buf[k:]
-	}
-	return out
 }
 
 func firstFrame(msg [][]byte) []byte {

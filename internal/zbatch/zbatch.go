@@ -240,6 +240,23 @@ func (z *IO) Recv(sock *zmq4.Socket, fn func(msg [][]byte)) (bool, error) {
 	return nf > 0, err
 }
 
+// Clone copies frames (a received message that aliases the batch buffer)
+// into one allocation for the bytes and one for the slice.
+func Clone(frames [][]byte) [][]byte {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	buf := make([]byte, n)
+	out := make([][]byte, len(frames))
+	for i, f := range frames {
+		k := copy(buf, f)
+		out[i] = buf[:k:k]
+		buf = buf[k:]
+	}
+	return out
+}
+
 // recvRest appends the remaining frames of a message to msg.
 func recvRest(sock *zmq4.Socket, msg [][]byte) ([][]byte, error) {
 	for {

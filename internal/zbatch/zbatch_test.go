@@ -111,11 +111,7 @@ func TestMessagesArriveWhole(t *testing.T) {
 	}
 	var got [][][]byte
 	n := recvAll(t, receiver, pull, len(want), func(msg [][]byte) {
-		kept := make([][]byte, len(msg))
-		for i, f := range msg {
-			kept[i] = bytes.Clone(f)
-		}
-		got = append(got, kept)
+		got = append(got, Clone(msg)) // msg aliases the batch buffer
 	})
 	if n != len(want) {
 		t.Fatalf("received %d messages, want %d", n, len(want))

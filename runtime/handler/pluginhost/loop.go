@@ -465,7 +465,7 @@ func (l *loop) message(g *gen, msg [][]byte) {
 	if cmd == plugins.Rep {
 		var frames [][]byte
 		if len(msg) > 3 {
-			frames = cloneFrames(msg[3:])
+			frames = zbatch.Clone(msg[3:])
 		}
 		l.finish(c, handler.Result{Frames: frames})
 		return
@@ -475,23 +475,6 @@ func (l *loop) message(g *gen, msg [][]byte) {
 		text = string(bytes.Join(msg[3:], []byte(" ")))
 	}
 	l.finish(c, handler.Result{Err: &PluginError{Text: text}})
-}
-
-// cloneFrames copies frames into one allocation for the bytes and one
-// for the slice.
-func cloneFrames(frames [][]byte) [][]byte {
-	n := 0
-	for _, f := range frames {
-		n += len(f)
-	}
-	buf := make([]byte, n)
-	out := make([][]byte, len(frames))
-	for i, f := range frames {
-		k := copy(buf, f)
-		out[i] = buf[:k:k]
-		buf = buf[k:]
-	}
-	return out
 }
 
 func (l *loop) warnOnce(g *gen, msg string) {
