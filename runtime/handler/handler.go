@@ -80,7 +80,7 @@ type Async interface {
 type Notifier interface {
 	// OnResult sets f, which the handler calls after each Result it
 	// makes receivable on Results, from any goroutine; f never blocks.
-	// Set once, before the first Submit.
+	// The node sets it before its first Submit; a later call replaces f.
 	OnResult(f func())
 }
 
