@@ -196,11 +196,12 @@ func New(ctx context.Context, cfg Config) (*Exec, error) {
 		done:    make(chan struct{}),
 		lastCfg: cfg,
 	}
+	e.results = handler.NewResultQueue(cfg.Inflight)
 	first, err := e.startChild(cfg, 1)
 	if err != nil {
+		e.results.Close()
 		return nil, err
 	}
-	e.results = handler.NewResultQueue(cfg.Inflight)
 	go e.manage(ctx, first)
 	if cfg.WatchFile {
 		e.watch(cfg)
