@@ -23,18 +23,24 @@ import (
 // parent kills a child that outlives its own -timeout.
 var runBound = 30 * time.Second
 
-// topology parses the YAML text of a benchmark topology.
-func topology(name, yaml string) (*spec.Topology, error) {
+// load parses the YAML text of a benchmark topology and makes its engine;
+// remove deletes the topology's runtime directory once the run is over.
+func load(name, yaml string) (e *engine.Engine, remove func(), err error) {
 	dir, err := os.MkdirTemp("", "zb")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	remove = func() { os.RemoveAll(dir) }
 	t, diags := spec.Parse(name+".yaml", []byte(yaml), spec.LoadOptions{RuntimeDir: dir})
 	if diags.HasErrors() {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("topology %s:\n%v\n%s", name, diags, yaml)
+		remove()
+		return nil, nil, fmt.Errorf("topology %s:\n%v\n%s", name, diags, yaml)
 	}
-	return t, nil
+	if e, err = newEngine(t); err != nil {
+		remove()
+		return nil, nil, err
+	}
+	return e, remove, nil
 }
 
 func newEngine(t *spec.Topology) (*engine.Engine, error) {
@@ -51,15 +57,11 @@ func newEngine(t *spec.Topology) (*engine.Engine, error) {
 // engine (for its counters) and the time from parsing to Run's return.
 func runTopology(name, yaml string) (*engine.Engine, float64, error) {
 	start := time.Now()
-	t, err := topology(name, yaml)
+	e, remove, err := load(name, yaml)
 	if err != nil {
 		return nil, 0, err
 	}
-	defer os.RemoveAll(t.RuntimeDir)
-	e, err := newEngine(t)
-	if err != nil {
-		return nil, 0, err
-	}
+	defer remove()
 	ctx, cancel := context.WithTimeout(context.Background(), runBound)
 	defer cancel()
 	err = e.Run(ctx)
@@ -214,15 +216,11 @@ nodes:
 // the reply expected for a request (nil: the request itself).
 func serve(p Params, name, yaml, ep string, want func([]byte) []byte) (Result, error) {
 	start := time.Now()
-	t, err := topology(name, yaml)
+	e, remove, err := load(name, yaml)
 	if err != nil {
 		return Result{}, err
 	}
-	defer os.RemoveAll(t.RuntimeDir)
-	e, err := newEngine(t)
-	if err != nil {
-		return Result{}, err
-	}
+	defer remove()
 	ctx, cancel := context.WithTimeout(context.Background(), runBound)
 	defer cancel()
 	ran := make(chan error, 1)
@@ -350,15 +348,11 @@ nodes:
       in: {type: PULL, bind: auto}
 `, feed, p.Nodes-2, p.Count)
 	start := time.Now()
-	t, err := topology("startup", yaml)
+	e, remove, err := load("startup", yaml)
 	if err != nil {
 		return Result{}, err
 	}
-	defer os.RemoveAll(t.RuntimeDir)
-	e, err := newEngine(t)
-	if err != nil {
-		return Result{}, err
-	}
+	defer remove()
 	ctx, cancel := context.WithTimeout(context.Background(), runBound)
 	defer cancel()
 	ran := make(chan error, 1)
