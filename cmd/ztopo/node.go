@@ -37,7 +37,7 @@ func runNode(args []string, stdout, stderr io.Writer) int {
 	// foreground group. Either one stops the node the same orderly way.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	err := procnode.RunChild(ctx)
+	err := procnode.RunChild(ctx, handlerKinds)
 	switch {
 	case err == nil, ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		return exitOK

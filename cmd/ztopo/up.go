@@ -212,6 +212,19 @@ type upRun struct {
 
 type reloadCounts struct{ applied, rejected, failed atomic.Uint64 }
 
+// handlerKinds gives the exec and plugin handler factories: the default
+// registrations, which watch exec scripts and plugin files and swap them on
+// change, or ones that do not watch.
+func handlerKinds(watch bool) *handler.Registry {
+	if watch {
+		return handler.Kinds
+	}
+	kinds := handler.NewRegistry()
+	kinds.Register(string(spec.HandlerExec), exechandler.NewFactory(false))
+	kinds.Register(string(spec.HandlerPlugin), pluginhost.NewFactory(false))
+	return kinds
+}
+
 // newUpRun prepares what can fail before anything is started; the runtime
 // directory comes last, so that no failure here leaves it behind.
 func newUpRun(t *spec.Topology, file string, opts upOptions) (*upRun, error) {
@@ -222,12 +235,9 @@ func newUpRun(t *spec.Topology, file string, opts upOptions) (*upRun, error) {
 		eopts.Self = self
 	}
 	if opts.noWatch {
-		// The default registrations watch exec scripts and plugin files and
-		// swap them on change; --no-watch means no watching at all.
-		kinds := handler.NewRegistry()
-		kinds.Register(string(spec.HandlerExec), exechandler.NewFactory(false))
-		kinds.Register(string(spec.HandlerPlugin), pluginhost.NewFactory(false))
-		eopts.Kinds = kinds
+		// --no-watch means no watching at all, in this process and in the
+		// children of process nodes.
+		eopts.Kinds, eopts.NoWatch = handlerKinds(false), true
 	}
 	u := &upRun{
 		opts:          opts,

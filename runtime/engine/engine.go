@@ -111,6 +111,9 @@ type Options struct {
 	Registry *handler.Registry
 	// Kinds holds the exec and plugin handler factories; nil: handler.Kinds.
 	Kinds *handler.Registry
+	// NoWatch is passed on to process nodes' children: their exec and
+	// plugin handlers do not watch their files (Kinds serves this process).
+	NoWatch bool
 	// Grace bounds the drain on stop, and the linger of completed nodes'
 	// sockets; 0: DefaultGrace. A process node's child gets as long
 	// between SIGTERM and SIGKILL.

@@ -50,6 +50,7 @@ func (in *instance) newProcessRunner(n *spec.Node, t *spec.Topology) *processRun
 		// until the engine stops it, so that its last messages leave.
 		OnCompleted:    func() { in.setState(StateCompleted) },
 		HoldOnComplete: n.Restart.Policy != spec.RestartAlways,
+		NoWatch:        in.e.opts.NoWatch,
 	}), command: n.Handler.Kind == spec.HandlerCommand}
 }
 

@@ -42,18 +42,27 @@ func Reported(err error) bool {
 // cancelled — the caller cancels it on SIGTERM and SIGINT — (ctx's error),
 // or the node fails (another error). The caller maps these to exit status
 // 0, 0 and 1.
-func RunChild(ctx context.Context) error {
+//
+// kinds gives the exec and plugin handler factories, with file watching on
+// or off as the parent asked (Config.NoWatch); nil means handler.Kinds,
+// which watch.
+func RunChild(ctx context.Context, kinds func(watch bool) *handler.Registry) error {
 	js := os.Getenv(EnvSpec)
 	if js == "" {
 		return fmt.Errorf("%s is not set: `ztopo %s` runs one node of `ztopo up`, which starts it", EnvSpec, ChildVerb)
 	}
 	levelName := os.Getenv(EnvLogLevel)
 	hold := os.Getenv(EnvHold) == "1"
+	reg := handler.Kinds
+	if kinds != nil {
+		reg = kinds(os.Getenv(EnvNoWatch) != "1")
+	}
 	// Read once; the processes this node starts (exec and plugin handlers)
 	// must not take themselves for node children.
 	os.Unsetenv(EnvSpec)
 	os.Unsetenv(EnvLogLevel)
 	os.Unsetenv(EnvHold)
+	os.Unsetenv(EnvNoWatch)
 	var st syscall.Stat_t
 	if err := syscall.Fstat(eventsFD, &st); err != nil {
 		return fmt.Errorf("event pipe (file descriptor %d): %w", eventsFD, err)
@@ -72,7 +81,7 @@ func RunChild(ctx context.Context) error {
 	// The parent stamps each entry when it logs it again.
 	logger := childLogger{hclog.New(&hclog.LoggerOptions{Output: lw, JSONFormat: true, Level: level, DisableTime: true})}
 
-	err := serveChild(ctx, js, hold, lw, logger)
+	err := serveChild(ctx, js, hold, reg, lw, logger)
 	switch {
 	case err == nil:
 		lw.send(event{Event: eventCompleted})
@@ -84,12 +93,12 @@ func RunChild(ctx context.Context) error {
 	return reportedError{err}
 }
 
-func serveChild(ctx context.Context, js string, hold bool, lw *lineWriter, logger hclog.Logger) error {
+func serveChild(ctx context.Context, js string, hold bool, kinds *handler.Registry, lw *lineWriter, logger hclog.Logger) error {
 	topo, n, drain, err := decodeSpec(js)
 	if err != nil {
 		return err
 	}
-	h, err := buildHandler(topo, n, logger)
+	h, err := buildHandler(topo, n, kinds, logger)
 	if err != nil {
 		return err
 	}
@@ -149,8 +158,8 @@ func serveChild(ctx context.Context, js string, hold bool, lw *lineWriter, logge
 
 // buildHandler builds the node's handler the way the engine does for a
 // goroutine node: builtins from handler.Builtins, exec and plugin handlers
-// from handler.Kinds.
-func buildHandler(t *spec.Topology, n *spec.Node, logger hclog.Logger) (any, error) {
+// from kinds.
+func buildHandler(t *spec.Topology, n *spec.Node, kinds *handler.Registry, logger hclog.Logger) (any, error) {
 	var f handler.Factory
 	var ok bool
 	switch n.Handler.Kind {
@@ -159,7 +168,7 @@ func buildHandler(t *spec.Topology, n *spec.Node, logger hclog.Logger) (any, err
 			return nil, fmt.Errorf("unknown builtin handler %q (this ztopo has: %s)", n.Handler.Name, strings.Join(handler.Builtins.Names(), ", "))
 		}
 	case spec.HandlerExec, spec.HandlerPlugin:
-		if f, ok = handler.Kinds.Lookup(string(n.Handler.Kind)); !ok {
+		if f, ok = kinds.Lookup(string(n.Handler.Kind)); !ok {
 			return nil, fmt.Errorf("this ztopo cannot run %s handlers", n.Handler.Kind)
 		}
 	default:

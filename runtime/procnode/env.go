@@ -50,7 +50,7 @@ func inherited(env []string) []string {
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		switch {
-		case k == EnvNode, k == EnvReplica, k == EnvTopology, k == EnvConfig, k == EnvSpec, k == EnvLogLevel, k == EnvHold:
+		case k == EnvNode, k == EnvReplica, k == EnvTopology, k == EnvConfig, k == EnvSpec, k == EnvLogLevel, k == EnvHold, k == EnvNoWatch:
 			continue
 		case strings.HasPrefix(k, "ZTOPO_") && (strings.HasSuffix(k, "_BIND") || strings.HasSuffix(k, "_CONNECT")):
 			continue

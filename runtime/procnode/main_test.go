@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/pebbe/zmq4"
 
+	"github.com/ztopo/ztopo/runtime/handler"
 	_ "github.com/ztopo/ztopo/runtime/handler/builtin"
 	"github.com/ztopo/ztopo/spec"
 )
@@ -30,7 +31,7 @@ const bound = 30 * time.Second
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == ChildVerb {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-		err := RunChild(ctx)
+		err := RunChild(ctx, testKinds)
 		stop()
 		switch {
 		case err == nil, ctx.Err() != nil && errors.Is(err, ctx.Err()):
@@ -44,6 +45,19 @@ func TestMain(m *testing.M) {
 		os.Exit(parentHelper())
 	}
 	os.Exit(m.Run())
+}
+
+// testKinds stands for the CLI's exec and plugin registries in the child:
+// its exec handler answers each message with "watch=true" or "watch=false",
+// the watch setting the child chose its registry by, then the message.
+func testKinds(watch bool) *handler.Registry {
+	kinds := handler.NewRegistry()
+	kinds.Register(string(spec.HandlerExec), func(map[string]any, handler.Env) (any, error) {
+		return handler.HandlerFunc(func(_ context.Context, m handler.Msg) ([][]byte, error) {
+			return append([][]byte{fmt.Appendf(nil, "watch=%t", watch)}, m.Frames...), nil
+		}), nil
+	})
+	return kinds
 }
 
 // parentHelperEnv makes the test binary play `ztopo up` with one process

@@ -96,6 +96,33 @@ func TestProcessNodeForwards(t *testing.T) {
 	noLeftovers(t, pid)
 }
 
+// TestProcessNodeNoWatch: the child builds its exec and plugin handlers
+// from the registry that matches Config.NoWatch (`ztopo up --no-watch`).
+func TestProcessNodeNoWatch(t *testing.T) {
+	for _, noWatch := range []bool{false, true} {
+		t.Run(fmt.Sprint("NoWatch=", noWatch), func(t *testing.T) {
+			zc := zctx(t)
+			src, dst := zsocktest.TCP(t), zsocktest.TCP(t)
+			push := peer(t, zc, zmq4.PUSH, src, "")
+			pull := peer(t, zc, zmq4.PULL, dst, "")
+			_, logger := newCapture(t, "ex")
+			n := forwardNode("ex", src, dst)
+			n.Handler = spec.HandlerRef{Kind: spec.HandlerExec}
+			s := start(t, Config{Node: n, Topology: topo(t.TempDir()), Logger: logger, NoWatch: noWatch})
+			s.waitRunning(t)
+			send(t, push, "m")
+			want := fmt.Sprintf("watch=%t|m", !noWatch)
+			if got := strings.Join(recv(t, pull), "|"); got != want {
+				t.Errorf("got %q, want %q", got, want)
+			}
+			s.cancel()
+			if err := s.wait(t); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Run after cancel: got %v, want %v", err, context.Canceled)
+			}
+		})
+	}
+}
+
 func TestProcessNodeCompletes(t *testing.T) {
 	// The ipc endpoint is in a runtime directory that does not exist yet:
 	// the Runner creates it, private, before the child binds there.
@@ -302,7 +329,7 @@ func TestRunWithoutSelf(t *testing.T) {
 
 func TestRunChildOutsideZtopo(t *testing.T) {
 	t.Setenv(EnvSpec, "")
-	err := RunChild(testCtx(t))
+	err := RunChild(testCtx(t), nil)
 	want := "ZTOPO_NODE_SPEC is not set: `ztopo _node` runs one node of `ztopo up`, which starts it"
 	if err == nil || err.Error() != want {
 		t.Fatalf("RunChild: got %v, want %s", err, want)

@@ -60,6 +60,9 @@ const (
 	// EnvHold is "1" when the child must keep its sockets open after its
 	// node completed, until it is stopped (Config.HoldOnComplete).
 	EnvHold = "ZTOPO_NODE_HOLD"
+	// EnvNoWatch is "1" when the child's exec and plugin handlers must not
+	// watch their files (Config.NoWatch).
+	EnvNoWatch = "ZTOPO_NODE_NO_WATCH"
 	// ChildVerb is the hidden ztopo verb that runs a node child.
 	ChildVerb = "_node"
 	// eventsFD is the child's end of the event pipe (the first ExtraFile).
@@ -103,6 +106,9 @@ type Config struct {
 	// reliably deliver what is still queued in libzmq (issue 4660 for ipc),
 	// as node.Config.HoldOnComplete says. Run then returns nil when stopped.
 	HoldOnComplete bool
+	// NoWatch tells the child that its exec and plugin handlers must not
+	// watch their files for changes (`ztopo up --no-watch`).
+	NoWatch bool
 	// Env is the environment the child's is built from; nil means ztopo's
 	// own (os.Environ()). ZTOPO_* variables ztopo sets are replaced, never
 	// inherited.
@@ -342,6 +348,9 @@ func (r *Runner) runProcess(ctx context.Context) error {
 	)
 	if r.cfg.HoldOnComplete {
 		env = append(env, EnvHold+"=1")
+	}
+	if r.cfg.NoWatch {
+		env = append(env, EnvNoWatch+"=1")
 	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
