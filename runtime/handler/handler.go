@@ -154,8 +154,15 @@ type Waiter interface {
 // returns the node's inproc control socket (a *zmq4.Socket, as any) for a
 // Runner that hands its loop to libzmq's steerable proxy: the node sends
 // "TERMINATE" on it when the Runner must return. Only that Runner may read it.
+//
+// Proxying is called right before each run of the proxy, with the names of
+// the sockets it is given (capture: "" for none), and done right after it
+// returned: meanwhile the node counts what the proxy moves from its
+// STATISTICS, asked on the control socket, since the Runner's Send and Recv
+// see none of it.
 type Controlled interface {
 	Control() any
+	Proxying(frontend, backend, capture string) (done func())
 }
 
 // ControlTerminate is the command the node sends on its control socket to

@@ -26,11 +26,13 @@ type Passthrough interface {
 	Passthrough() bool
 }
 
-// Counters of a fast-path node: the proxy's STATISTICS are read by the
-// signaller goroutine, which owns the other end of the control pair the
-// proxy is steered through, every statsBusy while messages move (statsIdle
-// otherwise), and exactly when the proxy is stopped: PAUSE, STATISTICS,
-// then TERMINATE. ps and the engine's drain see them at that pace.
+// Counters of a node whose messages libzmq's steerable proxy moves (a
+// forward on the fast path, or a Runner that said Proxying): the proxy's
+// STATISTICS are read by the signaller goroutine, which owns the other end
+// of the control pair the proxy is steered through, every statsBusy while
+// messages move (statsIdle otherwise), and exactly when the proxy is
+// stopped: PAUSE, STATISTICS, then TERMINATE. ps and the engine's drain see
+// them at that pace.
 const (
 	statsBusy  = 100 * time.Millisecond
 	statsIdle  = time.Second
@@ -40,8 +42,9 @@ const (
 // proxyStats turns one proxy run's cumulative STATISTICS into increments
 // of the node's socket counters. Used only by the signaller goroutine.
 type proxyStats struct {
-	in, out *zsock.Stats
-	last    [8]uint64
+	front, back *zsock.Stats
+	capture     *zsock.Stats // nil: none
+	last        [8]uint64
 }
 
 func (r *run) fastPath(h handler.Handler, async handler.Async) (in, out *rsock, ok bool) {
@@ -71,7 +74,7 @@ func (r *run) fastPath(h handler.Handler, async handler.Async) (in, out *rsock, 
 func (r *run) proxyForward(cur *slot, in, out *rsock) (completed, swapped bool, err error) {
 	r.log.Debug("forwarding inside libzmq", "from", in.name, "to", out.name)
 	for {
-		r.fast.Store(&proxyStats{in: in.sock.Stats, out: out.sock.Stats})
+		r.fast.Store(&proxyStats{front: in.sock.Stats, back: out.sock.Stats})
 		// pebbe retries EINTR itself; any error here is real.
 		err := zmq4.ProxySteerable(in.sock.Z, out.sock.Z, nil, r.ctl)
 		r.fast.Store(nil)
@@ -146,16 +149,20 @@ func (r *run) askProxyStats(s *zmq4.Socket, ps *proxyStats, pause bool) (moved b
 			now[i] = binary.NativeEndian.Uint64(f)
 		}
 		// Frontend: msgs in, bytes in, msgs out, bytes out; backend likewise.
-		// Forwarding runs one way, so the frontend receives, the backend sends.
+		// A multipart message counts once. The capture socket gets a copy
+		// of what either side received.
 		d := func(i int) uint64 {
 			if now[i] < ps.last[i] {
 				return 0
 			}
 			return now[i] - ps.last[i]
 		}
-		ps.in.AddProxied(d(0), d(1), 0, 0)
-		ps.out.AddProxied(0, 0, d(6), d(7))
-		moved = d(0) > 0 || d(6) > 0
+		ps.front.AddProxied(d(0), d(1), d(2), d(3))
+		ps.back.AddProxied(d(4), d(5), d(6), d(7))
+		if ps.capture != nil {
+			ps.capture.AddProxied(0, 0, d(0)+d(4), d(1)+d(5))
+		}
+		moved = d(0) > 0 || d(4) > 0
 		for i := range now {
 			ps.last[i] = max(ps.last[i], now[i])
 		}

@@ -51,6 +51,24 @@ func (s *sockets) Raw(name string) any {
 
 func (s *sockets) Control() any { return s.r.ctl }
 
+func (s *sockets) Proxying(frontend, backend, capture string) (done func()) {
+	ps := &proxyStats{}
+	if rs := s.r.byName[frontend]; rs != nil {
+		ps.front = rs.sock.Stats
+	}
+	if rs := s.r.byName[backend]; rs != nil {
+		ps.back = rs.sock.Stats
+	}
+	if rs := s.r.byName[capture]; rs != nil {
+		ps.capture = rs.sock.Stats
+	}
+	if ps.front == nil || ps.back == nil {
+		return func() {}
+	}
+	s.r.fast.Store(ps)
+	return func() { s.r.fast.Store(nil) }
+}
+
 func (s *sockets) stopped() bool { return s.ctx.Err() != nil }
 
 func (s *sockets) err() error {

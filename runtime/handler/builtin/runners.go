@@ -184,8 +184,15 @@ func (p *Proxy) Run(ctx context.Context, s handler.Sockets) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		captureName := ""
+		if capture != nil {
+			captureName = "capture"
+		}
+		done := c.Proxying("frontend", "backend", captureName)
 		// pebbe retries EINTR itself; any error here is real.
-		if err := zmq4.ProxySteerable(front, back, capture, ctl); err != nil {
+		err := zmq4.ProxySteerable(front, back, capture, ctl)
+		done()
+		if err != nil {
 			return fmt.Errorf("proxy: %w", err)
 		}
 		// TERMINATE arrived. When the node is neither stopping nor swapping

@@ -96,8 +96,11 @@ func TestProxyStreamerWithCapture(t *testing.T) {
 	src := peer(t, zctx, &spec.Socket{Name: "src", Type: spec.PUSH, Connect: []string{"inproc://p-front"}})
 	dst := peer(t, zctx, &spec.Socket{Name: "dst", Type: spec.PULL, Connect: []string{"inproc://p-back"}})
 	spy := peer(t, zctx, &spec.Socket{Name: "spy", Type: spec.PULL, Connect: []string{"inproc://p-cap"}})
+	var bytes uint64
 	for i := 0; i < 100; i++ {
-		if err := src.Send(fr(fmt.Sprint(i), "x"), 0); err != nil {
+		m := fr(fmt.Sprint(i), "x")
+		bytes += uint64(len(m[0]) + len(m[1]))
+		if err := src.Send(m, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -112,11 +115,22 @@ func TestProxyStreamerWithCapture(t *testing.T) {
 	if err := r.stop(t); !errors.Is(err, context.Canceled) {
 		t.Fatalf("stop: got %v, want context.Canceled", err)
 	}
+	// The proxy's own counters, read when it stopped: a message of two
+	// frames counts once, and the capture socket sent a copy of each.
+	for name, want := range map[string]zsock.StatsSnapshot{
+		"frontend": {MsgsIn: 100, BytesIn: bytes},
+		"backend":  {MsgsOut: 100, BytesOut: bytes},
+		"capture":  {MsgsOut: 100, BytesOut: bytes},
+	} {
+		if got := r.n.Stats(name).Snapshot(); got != want {
+			t.Errorf("%s counters: got %+v, want %+v", name, got, want)
+		}
+	}
 }
 
 // TestProxyQueueSwap: a REQ/REP exchange through a ROUTER/DEALER proxy
 // survives a swap of the proxy handler: the sockets stay, the new proxy
-// picks up where the old one stopped.
+// picks up where the old one stopped, and the counters add up across both.
 func TestProxyQueueSwap(t *testing.T) {
 	zctx := newCtx(t)
 	sp := &spec.Node{Name: "queue", Sockets: []*spec.Socket{
@@ -139,6 +153,15 @@ func TestProxyQueueSwap(t *testing.T) {
 		}
 		if got, want := q(recv(t, client)), q(fr(fmt.Sprint("rep:req", i))); got != want {
 			t.Fatalf("reply %d: got %s, want %s", i, got, want)
+		}
+	}
+	if err := r.stop(t); !errors.Is(err, context.Canceled) {
+		t.Fatalf("stop: got %v, want context.Canceled", err)
+	}
+	for _, name := range []string{"frontend", "backend"} {
+		got := r.n.Stats(name).Snapshot()
+		if got.MsgsIn != 50 || got.MsgsOut != 50 {
+			t.Errorf("%s counters: got %d in, %d out; want 50 and 50", name, got.MsgsIn, got.MsgsOut)
 		}
 	}
 }
