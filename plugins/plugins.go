@@ -80,7 +80,8 @@ var ErrNoEndpoint = errors.New("plugins: " + EnvEndpoint + " is not set (is this
 
 // Serve connects to the ztopo host named by ZTOPO_PLUGIN_ENDPOINT and
 // answers its requests with h until ztopo sends STOP or ctx is done; then it
-// finishes the requests it holds and returns nil.
+// finishes the requests it holds, answers any request that still comes with
+// ERR "plugin is stopping", and returns nil.
 func Serve(ctx context.Context, h Handler) error {
 	ep := os.Getenv(EnvEndpoint)
 	if ep == "" {

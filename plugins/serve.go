@@ -197,8 +197,9 @@ func (s *server) run(ctx context.Context) error {
 	onMsg := func(msg [][]byte) {
 		switch {
 		case len(msg) >= 2 && string(msg[0]) == Req && (stopping || stopAsked):
-			// The host sends nothing after STOP; should it, the
-			// request is answered rather than dropped.
+			// ztopo sends nothing after STOP; should a host do so, the
+			// request is answered rather than left without a word
+			// while the plugin finishes what it holds.
 			s.answers.Put(answer{id: bytes.Clone(msg[1]), err: errors.New("plugin is stopping")})
 		case len(msg) >= 2 && string(msg[0]) == Req && s.opts.Workers == 1:
 			// One at a time anyway: handling it right here saves
@@ -213,7 +214,7 @@ func (s *server) run(ctx context.Context) error {
 			kept := zbatch.Clone(msg[1:])
 			reqs = append(reqs, job{id: kept[0], frames: kept[1:]})
 		case len(msg) == 1 && string(msg[0]) == Stop:
-			stopAsked = true
+			stopAsked = !stopping
 		default:
 			s.opts.ErrorLog.Printf("ignoring unknown message %q (%d frames)", firstFrame(msg), len(msg))
 		}
@@ -250,8 +251,9 @@ func (s *server) run(ctx context.Context) error {
 			break
 		}
 		// A bounded number of batches per turn keeps answers flowing
-		// while requests pour in.
-		for i := 0; i < 4 && len(backlog) == 0 && !stopping && sendErr == nil; i++ {
+		// while requests pour in. Reading goes on while stopping, to
+		// answer what still comes in.
+		for i := 0; i < 4 && len(backlog) == 0 && sendErr == nil; i++ {
 			some, err := s.io.Recv(dealer, onMsg)
 			progress = progress || some
 			if sendErr != nil {
@@ -274,7 +276,7 @@ func (s *server) run(ctx context.Context) error {
 			continue
 		}
 		events := zmq4.State(0)
-		if len(backlog) == 0 && !stopping {
+		if len(backlog) == 0 {
 			events = zmq4.POLLIN
 		}
 		poller.Update(dealerID, events)

@@ -166,6 +166,55 @@ func TestServeStopFinishesInFlight(t *testing.T) {
 	}
 }
 
+// A request that comes after STOP, while the plugin still finishes what it
+// holds, is answered with ERR rather than left without a word.
+func TestServeAnswersErrAfterStop(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	h := plugins.HandlerFunc(func(ctx context.Context, frames [][]byte) ([][]byte, error) {
+		started <- struct{}{}
+		<-release
+		return upper(ctx, frames)
+	})
+	host := newHost(t, h, plugins.Options{Workers: 2})
+	first, err := host.Send([]byte("first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the handler did not start")
+	}
+	if err := host.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Not an assertion on time: a pause so that the plugin most often reads
+	// STOP on its own and the late request after it, not in the same batch.
+	time.Sleep(50 * time.Millisecond)
+	late, err := host.Send([]byte("late"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := host.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ID != late || !r.IsErr || r.Err != "plugin is stopping" {
+		t.Fatalf("got %+v, want ERR %s \"plugin is stopping\"", r, late)
+	}
+	close(release)
+	if r, err = host.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if r.ID != first || r.IsErr || fmt.Sprintf("%q", r.Frames) != `["FIRST"]` {
+		t.Fatalf("got %+v, want REP %s FIRST", r, first)
+	}
+	if err := host.Close(); err != nil {
+		t.Fatalf("Serve returned %v, want nil", err)
+	}
+}
+
 func TestServeStopsOnContext(t *testing.T) {
 	host, err := plugintest.New()
 	if err != nil {

@@ -36,9 +36,10 @@ type Host struct {
 	peer   []byte
 	seq    uint64
 
-	cmd    *exec.Cmd
-	exited chan error // the program's or in-process Serve's result
-	cancel context.CancelFunc
+	cmd     *exec.Cmd
+	exited  chan error // the program's or in-process Serve's result
+	cancel  context.CancelFunc
+	stopped bool // STOP was sent
 }
 
 // Reply is one answer from the plugin.
@@ -235,13 +236,28 @@ func (h *Host) Call(frames ...[]byte) ([][]byte, error) {
 	}
 }
 
-// Close sends STOP, waits up to Timeout for the plugin to end (then kills a
-// program), and releases the socket. It returns the plugin's own error.
+// Stop sends STOP and returns at once: Recv then reads the answers the
+// plugin gives while it winds down, and Close waits for its end.
+func (h *Host) Stop() error {
+	if h.peer == nil {
+		return errors.New("plugintest: no plugin")
+	}
+	if h.stopped {
+		return nil
+	}
+	h.stopped = true
+	_, err := h.router.SendMessage(h.peer, plugins.Stop)
+	return err
+}
+
+// Close sends STOP (unless Stop did), waits up to Timeout for the plugin to
+// end (then kills a program), and releases the socket. It returns the
+// plugin's own error.
 func (h *Host) Close() error {
 	var perr error
 	if h.exited != nil {
 		if h.peer != nil {
-			_, _ = h.router.SendMessage(h.peer, plugins.Stop)
+			_ = h.Stop()
 		}
 		select {
 		case perr = <-h.exited:
