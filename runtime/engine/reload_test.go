@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -575,6 +576,26 @@ func rlFree(t testing.TB, ep string) {
 	})
 }
 
+// rlTaken returns a tcp endpoint that a socket of the test holds bound, so
+// that a node binding it cannot start; release closes that socket (the test's
+// end does too).
+func rlTaken(t testing.TB) (ep string, release func()) {
+	t.Helper()
+	ep = zsocktest.TCP(t)
+	foreign, err := zmq4.NewSocket(zmq4.PULL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = foreign.SetLinger(0)
+	var once sync.Once
+	release = func() { once.Do(func() { foreign.Close() }) }
+	t.Cleanup(release)
+	if err := foreign.Bind(ep); err != nil {
+		t.Fatal(err)
+	}
+	return ep, release
+}
+
 // TestApplyAddsAndRemovesNodes: an added node starts and serves; a removed
 // node's goroutine ends and its endpoint is free; the other is untouched.
 func TestApplyAddsAndRemovesNodes(t *testing.T) {
@@ -700,16 +721,7 @@ func TestApplyCompletionBookkeeping(t *testing.T) {
 func TestApplyRollsBackNodeThatCannotStart(t *testing.T) {
 	dir := rlDir(t)
 	vars := map[string]string{"SVC": zsocktest.TCP(t), "EXTRA": zsocktest.TCP(t)}
-	taken := zsocktest.TCP(t)
-	foreign, err := zmq4.NewSocket(zmq4.PULL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer foreign.Close()
-	_ = foreign.SetLinger(0)
-	if err := foreign.Bind(taken); err != nil {
-		t.Fatal(err)
-	}
+	taken, release := rlTaken(t)
 	lg, logs := newLogger(t)
 	r := rlStart(t, rlParse(t, dir, rlServices("svc"), vars), Options{Logger: lg})
 	rlWaitFor(t, "svc running", func() bool { return rlRunning2(r.e, "svc") })
@@ -752,7 +764,7 @@ func TestApplyRollsBackNodeThatCannotStart(t *testing.T) {
 	}
 
 	// The same file again, once the endpoint is free: the reload retries svc.
-	foreign.Close()
+	release()
 	rlFree(t, taken)
 	rep = rlMust(t, r.e, rlParse(t, dir, rlServices("extra", "svc"), rlVars(vars, "SVC", taken)))
 	rlPlan(t, rep.Plan, spec.Plan{Changed: []string{"svc"}, Unchanged: []string{"extra"}})
@@ -1152,16 +1164,7 @@ nodes:
 func TestApplyRollbackReconnectsInprocPeers(t *testing.T) {
 	dir := rlDir(t)
 	vars := map[string]string{"B": zsocktest.TCP(t)}
-	taken := zsocktest.TCP(t)
-	foreign, err := zmq4.NewSocket(zmq4.PULL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer foreign.Close()
-	_ = foreign.SetLinger(0)
-	if err := foreign.Bind(taken); err != nil {
-		t.Fatal(err)
-	}
+	taken, _ := rlTaken(t)
 	lg, logs := newLogger(t)
 	r := rlStart(t, rlParse(t, dir, rollbackInprocYAML, vars), Options{Logger: lg})
 	rlWaitFor(t, "x and d running", func() bool { return rlRunning2(r.e, "x") && rlRunning2(r.e, "d") })
