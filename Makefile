@@ -2,6 +2,7 @@
 # their own prerequisites first (scripts/deps.sh, apt-get on Debian).
 GO      ?= go
 TOPO    ?= topologies/pipeline.yaml
+PREFIX  ?= /usr/local
 # The fuzz budget is a count of inputs, not a duration: with a duration, Go
 # 1.26's fuzz coordinator can report "context deadline exceeded" as a failure
 # when its deadline falls while a worker is busy (go.dev/issue/75804, fixed in
@@ -9,15 +10,22 @@ TOPO    ?= topologies/pipeline.yaml
 FUZZTIME ?= 200000x
 FUZZMINTIME ?= 10s
 
-.PHONY: all deps build run test fuzz bench bench-smoke vet clean
+.PHONY: all deps build install run test fuzz bench bench-smoke vet clean
 
 all: build
 
 deps:
 	@./scripts/deps.sh
 
+# A cold build compiles libzmq's Go binding and every dependency with cgo:
+# minutes on a small machine, silent while it lasts; say so first.
 build: deps
+	@[ -x bin/ztopo ] || echo "building bin/ztopo: the first build compiles every dependency and takes a few minutes..." >&2
 	$(GO) build -o bin/ztopo ./cmd/ztopo
+
+# Copies the binary to $(PREFIX)/bin (default /usr/local/bin; DESTDIR for packaging).
+install: build
+	install -D -m 0755 bin/ztopo $(DESTDIR)$(PREFIX)/bin/ztopo
 
 # Runs a real topology: ventilator -> 4 workers -> sink; it ends by itself.
 run: build

@@ -20,7 +20,7 @@
 // Load and Parse do all three and return the Topology only when there are
 // no errors. Diff compares two Topologies into the Plan of a reload.
 //
-// Beyond the format of SPEC §1, a file may hold top-level keys starting
+// A file may also hold top-level keys starting
 // with "x-", ignored, as a place for YAML anchors that nodes merge in
 // (`<<: *common`).
 package spec
