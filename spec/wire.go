@@ -142,7 +142,7 @@ func (r *resolver) refEndpoints(c iconn) []string {
 				}
 				return nil
 			}
-			out = append(out, connectSide(b.ep))
+			out = append(out, ConnectSide(b.ep))
 		}
 	}
 	return out
@@ -164,7 +164,7 @@ func (r *resolver) syncConnect(in *inst, nodeNames []string) {
 	case targets[0].n.Sync.Bind == "":
 		// its bind was invalid, and reported
 	default:
-		in.n.Sync.Connect = connectSide(targets[0].n.Sync.Bind)
+		in.n.Sync.Connect = ConnectSide(targets[0].n.Sync.Bind)
 	}
 }
 
@@ -202,15 +202,15 @@ type binder struct {
 }
 
 // checkBinds reports endpoints bound more than once and returns who binds
-// what, keyed by endpointKey.
+// what, keyed by EndpointKey.
 func (r *resolver) checkBinds() map[string][]binder {
 	m := map[string][]binder{}
 	var keys []string
 	add := func(b binder) {
-		if e, err := ParseEndpoint(b.ep, true); err == nil && e.Port == "*" {
+		if ephemeral(b.ep) {
 			return // every ephemeral bind gets its own port
 		}
-		k := endpointKey(b.ep)
+		k := EndpointKey(b.ep)
 		if _, ok := m[k]; !ok {
 			keys = append(keys, k)
 		}
@@ -267,7 +267,7 @@ func (r *resolver) links(binders map[string][]binder) []link {
 				}
 				// Only the first binder owns the endpoint (the others are
 				// errors already), which also keeps this linear.
-				if bs := binders[endpointKey(c.ep)]; len(bs) > 0 && bs[0].is != is {
+				if bs := binders[EndpointKey(c.ep)]; len(bs) > 0 && bs[0].is != is {
 					b := bs[0]
 					out = append(out, link{from: in, fs: is, to: b.in, ts: b.is, ep: b.ep, pos: c.pos, toSync: b.is == nil})
 				}

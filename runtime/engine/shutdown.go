@@ -118,7 +118,7 @@ func relayMatters(in *instance, insts []*instance, useful []bool) bool {
 				}
 				for _, sb := range other.spec.Sockets {
 					for _, b := range sb.Bind {
-						if local(b) == local(ep) {
+						if spec.Meet(b, ep) {
 							bound = true
 							if useful[j] {
 								return true
@@ -266,7 +266,7 @@ func shareEndpoint(a, b *spec.Socket) bool {
 	match := func(binds, connects []string) bool {
 		for _, x := range binds {
 			for _, y := range connects {
-				if local(x) == local(y) {
+				if spec.Meet(x, y) {
 					return true
 				}
 			}
@@ -274,14 +274,4 @@ func shareEndpoint(a, b *spec.Socket) bool {
 		return false
 	}
 	return match(a.Bind, b.Connect) || match(b.Bind, a.Connect)
-}
-
-// local maps wildcard tcp binds to the loopback address peers connect to.
-func local(ep string) string {
-	for _, w := range []string{"tcp://*:", "tcp://0.0.0.0:"} {
-		if strings.HasPrefix(ep, w) {
-			return "tcp://127.0.0.1:" + ep[len(w):]
-		}
-	}
-	return ep
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/ztopo/ztopo/spec"
@@ -48,6 +49,10 @@ func TestNeedsDrain(t *testing.T) {
 			inst("b", "upper", StateRunning, sock("in", spec.PULL, "inproc://b", ""), sock("out", spec.PUSH, "inproc://c", "")),
 			inst("c", "log", StateRunning, sock("in", spec.PULL, "", "inproc://c")),
 		}, true},
+		{"relay to a completed sink bound on the IPv6 wildcard", []*instance{
+			inst("w", "forward", StateRunning, sock("in", spec.PULL, "inproc://w", ""), sock("out", spec.PUSH, "", "tcp://[::1]:5002")),
+			inst("c", "count", StateCompleted, sock("in", spec.PULL, "tcp://[::]:5002", "")),
+		}, false},
 		{"relay chain to a completed sink", []*instance{
 			inst("a", "forward", StateRunning, sock("in", spec.PULL, "inproc://a", ""), sock("out", spec.PUSH, "", "inproc://b")),
 			inst("b", "upper", StateRunning, sock("in", spec.PULL, "inproc://b", ""), sock("out", spec.PUSH, "inproc://c", "")),
@@ -60,5 +65,30 @@ func TestNeedsDrain(t *testing.T) {
 				t.Errorf("needsDrain = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestLevelsWildcardBinds: a sink bound on a wildcard and the worker that
+// reaches it at loopback are one edge, so the sink stops after the worker.
+func TestLevelsWildcardBinds(t *testing.T) {
+	for _, tc := range []struct{ bind, connect string }{
+		{"tcp://*:5003", "tcp://127.0.0.1:5003"},
+		{"tcp://0.0.0.0:5003", "tcp://localhost:5003"},
+		{"tcp://[::]:5003", "tcp://[::1]:5003"},
+	} {
+		w := &instance{spec: &spec.Node{Name: "w", Sockets: []*spec.Socket{{Name: "out", Type: spec.PUSH, Connect: []string{tc.connect}}}}}
+		c := &instance{spec: &spec.Node{Name: "c", Sockets: []*spec.Socket{{Name: "in", Type: spec.PULL, Bind: []string{tc.bind}}}}}
+		ls := levels([]*instance{c, w})
+		if len(ls) != 2 || ls[0][0] != w || ls[1][0] != c {
+			var got []string
+			for _, l := range ls {
+				var names []string
+				for _, in := range l {
+					names = append(names, in.spec.Name)
+				}
+				got = append(got, strings.Join(names, ","))
+			}
+			t.Errorf("bind %s, connect %s: levels %q, want [w c]", tc.bind, tc.connect, got)
+		}
 	}
 }

@@ -172,35 +172,49 @@ func TestBindOnTakenPortNamesNodeSocketEndpoint(t *testing.T) {
 }
 
 func TestCancelMidStreamDrainsAndReturns(t *testing.T) {
-	vent, sink := zsocktest.TCP(t), zsocktest.TCP(t)
-	topo := &spec.Topology{Name: "t", Nodes: []*spec.Node{
-		builtinNode("ventilator", "generate", map[string]any{"size": 16}, sock("out", spec.PUSH, list(vent), nil)),
-		builtinNode("worker.0", "forward", nil, sock("in", spec.PULL, nil, list(vent)), sock("out", spec.PUSH, nil, list(sink))),
-		builtinNode("worker.1", "forward", nil, sock("in", spec.PULL, nil, list(vent)), sock("out", spec.PUSH, nil, list(sink))),
-		builtinNode("sink", "count", nil, sock("in", spec.PULL, list(sink), nil)),
-	}}
-	const grace = 2 * time.Second
-	s := startEngine(t, topo, Options{Grace: grace})
-	waitFor(t, "messages at the sink", func() bool { return statusOf(s.e, "sink").Sockets[0].MsgsIn > 1000 })
-	s.cancel()
-	// Generous: the drain itself is bounded by grace; the rest is a few
-	// polls and closes.
-	if err := s.wait(t, grace+20*time.Second); err != nil {
-		t.Fatalf("Run: got %v, want nil", err)
-	}
-	for _, st := range s.e.Status() {
-		if st.State != StateStopped {
-			t.Errorf("%s: %s, want stopped", st.Name, st.State)
-		}
-	}
-	// Producers stop first and the rest drains: what the workers took is
-	// what the sink got.
-	var fwd uint64
-	for _, w := range []string{"worker.0", "worker.1"} {
-		fwd += statusOf(s.e, w).Sockets[1].MsgsOut
-	}
-	if got := statusOf(s.e, "sink").Sockets[0].MsgsIn; got != fwd {
-		t.Errorf("sink got %d, workers sent %d", got, fwd)
+	// The sink binds the wildcard of its family and the others connect to
+	// the loopback the loader would give them: the shutdown order must see
+	// them as one edge (spec.Meet) for the workers to drain into the sink.
+	for _, tc := range []struct{ name, wildcard, loopback string }{
+		{"ipv4", "tcp://*:", "tcp://127.0.0.1:"},
+		{"ipv6", "tcp://[::]:", "tcp://[::1]:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port := func() string { return strings.TrimPrefix(zsocktest.TCP(t), "tcp://127.0.0.1:") }
+			vp, sp := port(), port()
+			v6 := []spec.Option{{Name: "ipv6", Value: 1}}
+			s6 := func(s *spec.Socket) *spec.Socket { s.Options = v6; return s }
+			vent, sink := tc.loopback+vp, tc.loopback+sp
+			topo := &spec.Topology{Name: "t", Nodes: []*spec.Node{
+				builtinNode("ventilator", "generate", map[string]any{"size": 16}, s6(sock("out", spec.PUSH, list(tc.wildcard+vp), nil))),
+				builtinNode("worker.0", "forward", nil, s6(sock("in", spec.PULL, nil, list(vent))), s6(sock("out", spec.PUSH, nil, list(sink)))),
+				builtinNode("worker.1", "forward", nil, s6(sock("in", spec.PULL, nil, list(vent))), s6(sock("out", spec.PUSH, nil, list(sink)))),
+				builtinNode("sink", "count", nil, s6(sock("in", spec.PULL, list(tc.wildcard+sp), nil))),
+			}}
+			const grace = 2 * time.Second
+			s := startEngine(t, topo, Options{Grace: grace})
+			waitFor(t, "messages at the sink", func() bool { return statusOf(s.e, "sink").Sockets[0].MsgsIn > 1000 })
+			s.cancel()
+			// Generous: the drain itself is bounded by grace; the rest is a few
+			// polls and closes.
+			if err := s.wait(t, grace+20*time.Second); err != nil {
+				t.Fatalf("Run: got %v, want nil", err)
+			}
+			for _, st := range s.e.Status() {
+				if st.State != StateStopped {
+					t.Errorf("%s: %s, want stopped", st.Name, st.State)
+				}
+			}
+			// Producers stop first and the rest drains: what the workers took is
+			// what the sink got.
+			var fwd uint64
+			for _, w := range []string{"worker.0", "worker.1"} {
+				fwd += statusOf(s.e, w).Sockets[1].MsgsOut
+			}
+			if got := statusOf(s.e, "sink").Sockets[0].MsgsIn; got != fwd {
+				t.Errorf("sink got %d, workers sent %d", got, fwd)
+			}
+		})
 	}
 }
 

@@ -107,26 +107,6 @@ func shapeOf(n *spec.Node) string {
 	return shapeBuiltin
 }
 
-// normalize makes a bind endpoint comparable with a literal connect
-// endpoint: wildcard and localhost tcp hosts are the loopback address, as
-// the loader resolves them for local peers.
-func normalize(ep string) string {
-	const p = "tcp://"
-	if !strings.HasPrefix(ep, p) {
-		return ep
-	}
-	rest := ep[len(p):]
-	i := strings.LastIndex(rest, ":")
-	if i < 0 {
-		return ep
-	}
-	switch rest[:i] {
-	case "*", "0.0.0.0", "localhost":
-		return p + "127.0.0.1" + rest[i:]
-	}
-	return ep
-}
-
 // transport is an endpoint's scheme: tcp, ipc, inproc, pgm, epgm.
 func transport(ep string) string {
 	if u, err := url.Parse(ep); err == nil && u.Scheme != "" {
@@ -230,8 +210,11 @@ func build(t *spec.Topology) model {
 	for _, n := range t.Nodes {
 		for _, s := range n.Sockets {
 			for _, ep := range s.Bind {
-				if _, dup := bound[normalize(ep)]; !dup {
-					bound[normalize(ep)] = sockRef{first[n.Base], first[n.Base].Socket(s.Name)}
+				if !spec.Meet(ep, ep) {
+					continue // an ephemeral port: nobody can name it
+				}
+				if _, dup := bound[spec.EndpointKey(ep)]; !dup {
+					bound[spec.EndpointKey(ep)] = sockRef{first[n.Base], first[n.Base].Socket(s.Name)}
 				}
 			}
 		}
@@ -302,15 +285,15 @@ func build(t *spec.Topology) model {
 				}
 				eps := bindsOf(pb, ps)
 				for _, ep := range eps {
-					fromPeers[normalize(ep)] = true
+					fromPeers[spec.EndpointKey(ep)] = true
 				}
 				connectEdge(n, s, pn, pn.Socket(ps), eps)
 			}
 			for _, ep := range s.Connect {
-				if fromPeers[normalize(ep)] {
+				if fromPeers[spec.EndpointKey(ep)] {
 					continue
 				}
-				if r, ok := bound[normalize(ep)]; ok {
+				if r, ok := bound[spec.EndpointKey(ep)]; ok {
 					connectEdge(n, s, r.node, r.sock, []string{ep})
 					continue
 				}
