@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 // messages it had to. It tests the harness and the programs it compares,
 // never their speed.
 func TestQuickSuite(t *testing.T) {
-	impls := []string{implZtopo, implGo}
+	impls := []string{implZtopo, implGo, implC}
 	const python = "/usr/bin/python3"
 	if err := exec.Command(python, "-c", "import zmq").Run(); err != nil {
 		t.Logf("no pyzmq in %s (%v): python baselines not run", python, err)
@@ -145,8 +145,8 @@ func TestSummarize(t *testing.T) {
 	if r.Runs[implPy] != 1 {
 		t.Errorf("got %d py runs, want 1", r.Runs[implPy])
 	}
-	if r.VsGo != 200.0/300 || r.VsPy != 2 {
-		t.Errorf("got ratios %v, %v, want %v, 2", r.VsGo, r.VsPy, 200.0/300)
+	if r.Vs[implGo] != 200.0/300 || r.Vs[implPy] != 2 || len(r.Vs) != 2 {
+		t.Errorf("got ratios %v, want go %v, py 2", r.Vs, 200.0/300)
 	}
 	// ztopo/go >= 1.0 is missed, ztopo/py >= 2 is met: the row misses.
 	if r.Met == nil || *r.Met {
@@ -162,7 +162,7 @@ func TestUsage(t *testing.T) {
 		out  string
 	}{
 		{"bad regexp", []string{"-only", "("}, 2, "bench: -only: error parsing regexp"},
-		{"bad impl", []string{"-impl", "rust"}, 2, `bench: -impl: unknown implementation "rust" (want ztopo, go or py)`},
+		{"bad impl", []string{"-impl", "rust"}, 2, `bench: -impl: unknown implementation "rust" (want ztopo, go, py or c)`},
 		{"stray argument", []string{"pipeline"}, 2, `bench: unexpected argument "pipeline"`},
 		{"zero rounds", []string{"-rounds", "0"}, 2, "bench: -rounds must be at least 1"},
 		{"list", []string{"-list", "-only", "^startup/1000$"}, 0, "startup/1000"},

@@ -4,7 +4,9 @@
 // where that is natural, as a pyzmq script (bench/py/zbench.py). The runs
 // alternate (ztopo, go, py, ztopo, go, py, ...) so that the three see the
 // same machine, and the table shows medians and the ratios ztopo/go and
-// ztopo/py.
+// ztopo/py. Where it means something, a C program against libzmq
+// (bench/c/zbench.c, compiled by the bench with the system compiler) runs
+// beside them: ztopo/c is how far ztopo is from what libzmq itself does.
 //
 // Every run is a fresh child process (this program re-executed, or python3):
 // a run never inherits another's heap, threads, sockets or ZeroMQ context,
@@ -50,6 +52,7 @@ type config struct {
 	impls      []string
 	python     string
 	pyScript   string
+	cBin       string // the compiled C baseline; runSuite builds it when empty
 	timeout    time.Duration
 	cpuprofile string // directory for one CPU profile per Go child run
 	list       bool
@@ -64,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&only, "only", "", "run only the scenarios whose name matches this regular expression")
 	fs.BoolVar(&c.quick, "quick", false, "tiny message counts: a smoke test of the harness, not a measurement")
 	fs.StringVar(&c.jsonPath, "json", "", "write every run and the summary to this file")
-	fs.StringVar(&impls, "impl", "ztopo,go,py", "implementations to run, comma-separated")
+	fs.StringVar(&impls, "impl", "ztopo,go,py,c", "implementations to run, comma-separated")
 	fs.StringVar(&c.python, "python", "/usr/bin/python3", "the python with pyzmq")
 	fs.StringVar(&c.pyScript, "py", defaultPyScript(), "the pyzmq baselines script")
 	fs.DurationVar(&c.timeout, "timeout", 90*time.Second, "bound of one run; a run past it is killed and reported")
@@ -91,11 +94,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, i := range strings.Split(impls, ",") {
 		switch i = strings.TrimSpace(i); i {
-		case implZtopo, implGo, implPy:
+		case implZtopo, implGo, implPy, implC:
 			c.impls = append(c.impls, i)
 		case "":
 		default:
-			fmt.Fprintf(stderr, "bench: -impl: unknown implementation %q (want ztopo, go or py)\n", i)
+			fmt.Fprintf(stderr, "bench: -impl: unknown implementation %q (want ztopo, go, py or c)\n", i)
 			return 2
 		}
 	}
@@ -192,6 +195,14 @@ func runSuite(ctx context.Context, c config, progress io.Writer) (*Suite, error)
 		fmt.Fprintf(progress, "bench: %s has no pyzmq; skipping the python baselines\n", c.python)
 		c.impls = remove(c.impls, implPy)
 	}
+	if c.cBin == "" && contains(c.impls, implC) && c.needs(implC) {
+		bin, removeC, err := buildC()
+		if err != nil {
+			return nil, fmt.Errorf("building the C baseline (-impl without c skips it): %w", err)
+		}
+		defer removeC()
+		c.cBin = bin
+	}
 	for _, sc := range scenarios() {
 		if !c.only.MatchString(sc.Name) {
 			continue
@@ -225,9 +236,12 @@ func runOne(ctx context.Context, c config, exe string, sc Scenario, impl string,
 	defer cancel()
 	p := sc.params(c.quick)
 	var cmd *exec.Cmd
-	if impl == implPy {
-		cmd = exec.CommandContext(ctx, c.python, append([]string{c.pyScript}, sc.pyArgs(p)...)...)
-	} else {
+	switch impl {
+	case implPy:
+		cmd = exec.CommandContext(ctx, c.python, append([]string{c.pyScript}, sc.extArgs(sc.Py, p)...)...)
+	case implC:
+		cmd = exec.CommandContext(ctx, c.cBin, sc.extArgs(sc.C, p)...)
+	default:
 		args := []string{"-scenario", sc.Name, "-impl", impl}
 		if c.quick {
 			args = append(args, "-quick")
@@ -268,6 +282,16 @@ func runOne(ctx context.Context, c config, exe string, sc Scenario, impl string,
 		}
 	}
 	return r
+}
+
+// needs says whether a scenario the run selects has impl.
+func (c config) needs(impl string) bool {
+	for _, sc := range scenarios() {
+		if c.only.MatchString(sc.Name) && sc.Later == "" && sc.has(impl) {
+			return true
+		}
+	}
+	return false
 }
 
 func lastLine(s string) string {

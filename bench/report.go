@@ -23,10 +23,9 @@ type Row struct {
 	// runs that was.
 	Median map[string]float64 `json:"median"`
 	Runs   map[string]int     `json:"runs"`
-	// VsGo and VsPy are ztopo's median divided by go's and py's (0: not
-	// measured).
-	VsGo float64 `json:"ztopo_vs_go,omitempty"`
-	VsPy float64 `json:"ztopo_vs_py,omitempty"`
+	// Vs is ztopo's median divided by another implementation's, by that
+	// implementation (go, py, c); absent when either was not measured.
+	Vs map[string]float64 `json:"ztopo_vs,omitempty"`
 	// Per-message costs (medians), go and ztopo, throughput and latency rows.
 	Allocs map[string]float64 `json:"allocs_per_msg,omitempty"`
 	Cgo    map[string]float64 `json:"cgo_per_msg,omitempty"`
@@ -60,7 +59,7 @@ func summarize(runs []Result) []Row {
 					continue
 				}
 				vals[r.Impl] = append(vals[r.Impl], m.value(r))
-				if r.Impl != implPy {
+				if r.Impl == implZtopo || r.Impl == implGo {
 					allocs[r.Impl] = append(allocs[r.Impl], r.AllocsPerMsg)
 					cgo[r.Impl] = append(cgo[r.Impl], r.CgoPerMsg)
 				}
@@ -70,11 +69,13 @@ func summarize(runs []Result) []Row {
 				row.Runs[impl] = len(vs)
 			}
 			if z, ok := row.Median[implZtopo]; ok {
-				if g := row.Median[implGo]; g > 0 {
-					row.VsGo = z / g
-				}
-				if p := row.Median[implPy]; p > 0 {
-					row.VsPy = z / p
+				for _, o := range others {
+					if v := row.Median[o]; v > 0 {
+						if row.Vs == nil {
+							row.Vs = map[string]float64{}
+						}
+						row.Vs[o] = z / v
+					}
 				}
 			}
 			if i == 0 && s.Kind != kindStartup {
@@ -90,11 +91,8 @@ func summarize(runs []Result) []Row {
 					continue
 				}
 				texts = append(texts, t.String())
-				v, ok := row.VsGo, row.VsGo > 0
-				switch t.Vs {
-				case implPy:
-					v, ok = row.VsPy, row.VsPy > 0
-				case "":
+				v, ok := row.Vs[t.Vs]
+				if t.Vs == "" {
 					v, ok = row.Median[implZtopo]
 				}
 				if !ok {
@@ -128,7 +126,7 @@ func printTable(w io.Writer, s *Suite) {
 	fmt.Fprintf(w, "machine: %d CPUs, %s; %s; libzmq %s; pyzmq %s; %s\n", s.Machine.NumCPU, s.Machine.CPU, s.Machine.Go, s.Machine.LibZMQ, orNone(s.Machine.PyZMQ), s.Machine.Date)
 	fmt.Fprintf(w, "command: %s  (medians of %d rounds; ratios are ztopo's median over the other's)\n\n", s.Command, s.Rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tmetric\tztopo\tgo\tpy\tztopo/go\tztopo/py\ttarget\t")
+	fmt.Fprintln(tw, "scenario\tmetric\tztopo\tgo\tpy\tc\tztopo/go\tztopo/py\tztopo/c\ttarget\t")
 	for _, r := range s.Summary {
 		target := r.Target
 		if r.Met != nil {
@@ -138,8 +136,9 @@ func printTable(w io.Writer, s *Suite) {
 				target += " MISSED"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Metric,
-			figure(r, implZtopo), figure(r, implGo), figure(r, implPy), ratio(r.VsGo), ratio(r.VsPy), target)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Metric,
+			figure(r, implZtopo), figure(r, implGo), figure(r, implPy), figure(r, implC),
+			ratio(r.Vs[implGo]), ratio(r.Vs[implPy]), ratio(r.Vs[implC]), target)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nper message (medians; whole process, so a pipeline counts every hop): allocations, bytes allocated, cgo calls")

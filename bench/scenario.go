@@ -10,7 +10,12 @@ const (
 	implZtopo = "ztopo" // a topology run in-process by engine.Run
 	implGo    = "go"    // hand-written pebbe/zmq4
 	implPy    = "py"    // hand-written pyzmq, bench/py/zbench.py
+	implC     = "c"     // hand-written C against libzmq, bench/c/zbench.c: the limit
 )
+
+// others are the implementations ztopo is compared with, in the order of
+// the table's columns.
+var others = []string{implGo, implPy, implC}
 
 // Kinds of scenario: they decide which metrics a run reports.
 const (
@@ -33,7 +38,10 @@ type Scenario struct {
 	Go, Ztopo func(p Params) (Result, error)
 	// Py is zbench.py's subcommand for the pyzmq equivalent; "" when there
 	// is no natural one.
-	Py      string
+	Py string
+	// C is zbench.c's subcommand for the C equivalent; "" when there is
+	// none.
+	C       string
 	Targets []Target
 	// Later is why a scenario of issue 7 is not measured yet; it is listed,
 	// not run.
@@ -65,12 +73,15 @@ func (s Scenario) has(impl string) bool {
 		return s.Go != nil
 	case implPy:
 		return s.Py != ""
+	case implC:
+		return s.C != ""
 	}
 	return false
 }
 
-func (s Scenario) pyArgs(p Params) []string {
-	args := []string{s.Py, "--count", strconv.Itoa(p.Count), "--size", strconv.Itoa(p.Size)}
+// extArgs are the arguments of zbench.py and zbench.c for subcommand cmd.
+func (s Scenario) extArgs(cmd string, p Params) []string {
+	args := []string{cmd, "--count", strconv.Itoa(p.Count), "--size", strconv.Itoa(p.Size)}
 	if p.Transport != "" {
 		args = append(args, "--transport", p.Transport)
 	}
@@ -131,6 +142,11 @@ func scenarios() []Scenario {
 			if size == kib {
 				count /= 4
 			}
+			var targets []Target
+			if tr == "tcp" && size == 16 {
+				// Issue 20: within reach of libzmq itself.
+				targets = []Target{{Metric: "msg/s", Vs: implC, Op: ">=", Value: 0.6}}
+			}
 			ss = append(ss, Scenario{
 				Name:      fmt.Sprintf("pushpull/%s/%s", tr, sizeName(size)),
 				Desc:      fmt.Sprintf("PUSH -> PULL throughput, %s messages over %s", sizeName(size), tr),
@@ -142,6 +158,8 @@ func scenarios() []Scenario {
 				Go:        goPushPull,
 				Ztopo:     ztopoPushPull,
 				Py:        "pushpull",
+				C:         "pushpull",
+				Targets:   targets,
 			})
 		}
 	}
@@ -157,6 +175,7 @@ func scenarios() []Scenario {
 			Go:        goPipeline,
 			Ztopo:     ztopoPipeline,
 			Py:        "pipeline",
+			C:         "pipeline",
 			Targets:   []Target{{Metric: "msg/s", Vs: implGo, Op: ">=", Value: 1.0}, {Metric: "msg/s", Vs: implPy, Op: ">=", Value: 2.0}},
 		},
 		Scenario{
@@ -170,6 +189,7 @@ func scenarios() []Scenario {
 			Go:        goReqRepDirect,
 			Ztopo:     ztopoReqRepDirect,
 			Py:        "reqrep",
+			C:         "reqrep",
 		},
 		Scenario{
 			Name:      "reqrep/broker/tcp",
@@ -182,6 +202,7 @@ func scenarios() []Scenario {
 			Go:        goReqRepBroker,
 			Ztopo:     ztopoReqRepBroker,
 			Py:        "broker",
+			C:         "broker",
 			Targets:   []Target{{Metric: "p50 µs", Vs: implGo, Op: "<=", Value: 1.1}},
 		},
 		Scenario{
@@ -195,6 +216,7 @@ func scenarios() []Scenario {
 			Go:        goFanout,
 			Ztopo:     ztopoFanout,
 			Py:        "fanout",
+			C:         "fanout",
 		},
 		Scenario{
 			Name:      "stage/upper/inproc",
@@ -218,6 +240,7 @@ func scenarios() []Scenario {
 			Transport: "inproc",
 			Go:        goProxyStage,
 			Ztopo:     ztopoProxyStage,
+			C:         "proxy",
 			Targets:   []Target{{Metric: "msg/s", Vs: implGo, Op: ">=", Value: 0.95}},
 		},
 		Scenario{
@@ -230,6 +253,7 @@ func scenarios() []Scenario {
 			Transport: "inproc",
 			Go:        goForwardStage,
 			Ztopo:     ztopoForwardStage,
+			C:         "forward",
 			Targets:   []Target{{Metric: "msg/s", Vs: implGo, Op: ">=", Value: 1.5}},
 		},
 	)
