@@ -127,30 +127,47 @@ func TestPercentiles(t *testing.T) {
 
 func TestSummarize(t *testing.T) {
 	runs := []Result{
-		{Scenario: "pipeline/tcp/16B", Impl: implZtopo, Rate: 300},
-		{Scenario: "pipeline/tcp/16B", Impl: implGo, Rate: 200},
-		{Scenario: "pipeline/tcp/16B", Impl: implPy, Rate: 100},
-		{Scenario: "pipeline/tcp/16B", Impl: implZtopo, Rate: 100},
-		{Scenario: "pipeline/tcp/16B", Impl: implGo, Rate: 400},
-		{Scenario: "pipeline/tcp/16B", Impl: implPy, Rate: 9999, Err: "boom"}, // failed runs do not count
+		{Scenario: "pipeline/tcp/16B", Impl: implZtopo, Round: 1, Rate: 300},
+		{Scenario: "pipeline/tcp/16B", Impl: implGo, Round: 1, Rate: 200},
+		{Scenario: "pipeline/tcp/16B", Impl: implPy, Round: 1, Rate: 100},
+		{Scenario: "pipeline/tcp/16B", Impl: implZtopo, Round: 2, Rate: 100},
+		{Scenario: "pipeline/tcp/16B", Impl: implGo, Round: 2, Rate: 400},
+		{Scenario: "pipeline/tcp/16B", Impl: implPy, Round: 2, Rate: 9999, Err: "boom"}, // failed runs do not count
+		{Scenario: "pipeline/tcp/16B", Impl: implZtopo, Round: 3, Rate: 200},
+		{Scenario: "pipeline/tcp/16B", Impl: implGo, Round: 3, Rate: 100},
 	}
-	rows := summarize(runs)
+	rows := summarize(runs, map[string][2]float64{"pipeline/tcp/16B": {0.5, 1.5}})
 	if len(rows) != 1 {
 		t.Fatalf("got %d rows, want 1", len(rows))
 	}
 	r := rows[0]
-	if r.Median[implZtopo] != 200 || r.Median[implGo] != 300 || r.Median[implPy] != 100 {
-		t.Errorf("got medians %v, want ztopo 200, go 300, py 100", r.Median)
+	if r.Median[implZtopo] != 200 || r.Median[implGo] != 200 || r.Median[implPy] != 100 {
+		t.Errorf("got medians %v, want ztopo 200, go 200, py 100", r.Median)
 	}
-	if r.Runs[implPy] != 1 {
-		t.Errorf("got %d py runs, want 1", r.Runs[implPy])
+	if r.Runs[implPy] != 1 || r.Runs[implGo] != 3 {
+		t.Errorf("got runs %v, want py 1, go 3", r.Runs)
 	}
-	if r.Vs[implGo] != 200.0/300 || r.Vs[implPy] != 2 || len(r.Vs) != 2 {
-		t.Errorf("got ratios %v, want go %v, py 2", r.Vs, 200.0/300)
+	// Half the range over the median: (300-100)/2/200, (400-100)/2/200.
+	if r.Spread[implZtopo] != 0.5 || r.Spread[implGo] != 0.75 || r.Spread[implPy] != 0 {
+		t.Errorf("got spreads %v, want ztopo 0.5, go 0.75, py 0", r.Spread)
 	}
-	// ztopo/go >= 1.0 is missed, ztopo/py >= 2 is met: the row misses.
-	if r.Met == nil || *r.Met {
-		t.Errorf("got target met %v, want false", r.Met)
+	// Per round: 300/200, 100/400, 200/100; against py only round 1.
+	if r.Vs[implGo] != 1.5 || r.Vs[implPy] != 3 || len(r.Vs) != 2 {
+		t.Errorf("got ratios %v, want go 1.5, py 3", r.Vs)
+	}
+	if r.VsRange[implGo] != [2]float64{0.25, 2} {
+		t.Errorf("got go ratio range %v, want [0.25 2]", r.VsRange[implGo])
+	}
+	if r.Load != [2]float64{0.5, 1.5} {
+		t.Errorf("got load %v, want [0.5 1.5]", r.Load)
+	}
+	// ztopo/go >= 1.0 and ztopo/py >= 2 are met.
+	if r.Met == nil || !*r.Met {
+		t.Errorf("got target met %v, want true", r.Met)
+	}
+	runs[0].Rate, runs[6].Rate = 150, 150 // ratios 0.75, 0.25, 1.5 (median 0.75); py 1.5
+	if r := summarize(runs, nil)[0]; r.Met == nil || *r.Met {
+		t.Errorf("got target met %v with ratios %v, want false", r.Met, r.Vs)
 	}
 }
 

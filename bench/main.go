@@ -170,14 +170,17 @@ type Pending struct {
 
 // Machine says where the figures come from.
 type Machine struct {
-	Date    string `json:"date"`
-	NumCPU  int    `json:"nproc"`
-	CPU     string `json:"cpu"`
-	Go      string `json:"go"`
-	LibZMQ  string `json:"libzmq"`
-	PyZMQ   string `json:"pyzmq,omitempty"`
-	Kernel  string `json:"kernel,omitempty"`
-	LoadAvg string `json:"loadavg,omitempty"`
+	Date   string `json:"date"`
+	NumCPU int    `json:"nproc"`
+	CPU    string `json:"cpu"`
+	Go     string `json:"go"`
+	LibZMQ string `json:"libzmq"`
+	PyZMQ  string `json:"pyzmq,omitempty"`
+	Kernel string `json:"kernel,omitempty"`
+	// LoadAvg and LoadAfter are /proc/loadavg's load averages (1, 5 and
+	// 15 minutes) when the suite started and when it ended.
+	LoadAvg   string `json:"loadavg,omitempty"`
+	LoadAfter string `json:"loadavg_after,omitempty"`
 }
 
 func runSuite(ctx context.Context, c config, progress io.Writer) (*Suite, error) {
@@ -203,6 +206,7 @@ func runSuite(ctx context.Context, c config, progress io.Writer) (*Suite, error)
 		defer removeC()
 		c.cBin = bin
 	}
+	load := map[string][2]float64{}
 	for _, sc := range scenarios() {
 		if !c.only.MatchString(sc.Name) {
 			continue
@@ -211,6 +215,7 @@ func runSuite(ctx context.Context, c config, progress io.Writer) (*Suite, error)
 			s.Later = append(s.Later, Pending{sc.Name, sc.Later})
 			continue
 		}
+		before := load1()
 		for round := 1; round <= c.rounds; round++ {
 			for _, impl := range c.impls {
 				if !sc.has(impl) {
@@ -224,8 +229,10 @@ func runSuite(ctx context.Context, c config, progress io.Writer) (*Suite, error)
 				fmt.Fprintf(progress, "%-24s %-5s round %d: %s\n", sc.Name, impl, round, r.brief())
 			}
 		}
+		load[sc.Name] = [2]float64{before, load1()}
 	}
-	s.Summary = summarize(s.Runs)
+	s.Machine.LoadAfter = loadAvg()
+	s.Summary = summarize(s.Runs, load)
 	return s, nil
 }
 

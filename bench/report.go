@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,17 +25,29 @@ type Row struct {
 	// runs that was.
 	Median map[string]float64 `json:"median"`
 	Runs   map[string]int     `json:"runs"`
-	// Vs is ztopo's median divided by another implementation's, by that
-	// implementation (go, py, c); absent when either was not measured.
-	Vs map[string]float64 `json:"ztopo_vs,omitempty"`
+	// Spread is how far an implementation's runs strayed from their
+	// median: half the range (max-min) over the median, 0.1 for ±10 %.
+	Spread map[string]float64 `json:"spread"`
+	// Vs is ztopo's figure over another implementation's (go, py, c): the
+	// median of the ratios of runs of the same round, which ran one after
+	// the other and so saw the same machine. VsRange is the lowest and
+	// highest of those ratios. Absent when either was not measured.
+	Vs      map[string]float64    `json:"ztopo_vs,omitempty"`
+	VsRange map[string][2]float64 `json:"ztopo_vs_range,omitempty"`
+	// Load is the 1-minute load average before the scenario's first run
+	// and after its last: above the machine's CPU count, other work
+	// competed for the cores.
+	Load [2]float64 `json:"loadavg"`
 	// Per-message costs (medians), go and ztopo, throughput and latency rows.
 	Allocs map[string]float64 `json:"allocs_per_msg,omitempty"`
 	Cgo    map[string]float64 `json:"cgo_per_msg,omitempty"`
-	Target string             `json:"target,omitempty"`
-	Met    *bool              `json:"target_met,omitempty"`
+	// Target lists the row's targets, each followed by met or MISSED when
+	// both figures it compares were measured; Met is whether all were.
+	Target string `json:"target,omitempty"`
+	Met    *bool  `json:"target_met,omitempty"`
 }
 
-func summarize(runs []Result) []Row {
+func summarize(runs []Result, load map[string][2]float64) []Row {
 	byScenario := map[string][]Result{}
 	var order []string
 	for _, r := range runs {
@@ -50,8 +64,9 @@ func summarize(runs []Result) []Row {
 	for _, name := range order {
 		s := sc[name]
 		for i, m := range metrics(s.Kind) {
-			row := Row{Scenario: name, Metric: m.name, Higher: m.higher, Median: map[string]float64{}, Runs: map[string]int{}}
+			row := Row{Scenario: name, Metric: m.name, Higher: m.higher, Median: map[string]float64{}, Runs: map[string]int{}, Spread: map[string]float64{}, Load: load[name]}
 			vals := map[string][]float64{}
+			byRound := map[string]map[int]float64{}
 			allocs := map[string][]float64{}
 			cgo := map[string][]float64{}
 			for _, r := range byScenario[name] {
@@ -59,6 +74,10 @@ func summarize(runs []Result) []Row {
 					continue
 				}
 				vals[r.Impl] = append(vals[r.Impl], m.value(r))
+				if byRound[r.Impl] == nil {
+					byRound[r.Impl] = map[int]float64{}
+				}
+				byRound[r.Impl][r.Round] = m.value(r)
 				if r.Impl == implZtopo || r.Impl == implGo {
 					allocs[r.Impl] = append(allocs[r.Impl], r.AllocsPerMsg)
 					cgo[r.Impl] = append(cgo[r.Impl], r.CgoPerMsg)
@@ -67,16 +86,18 @@ func summarize(runs []Result) []Row {
 			for impl, vs := range vals {
 				row.Median[impl] = median(vs)
 				row.Runs[impl] = len(vs)
+				row.Spread[impl] = spread(vs)
 			}
-			if z, ok := row.Median[implZtopo]; ok {
-				for _, o := range others {
-					if v := row.Median[o]; v > 0 {
-						if row.Vs == nil {
-							row.Vs = map[string]float64{}
-						}
-						row.Vs[o] = z / v
-					}
+			for _, o := range others {
+				rs := pairedRatios(byRound[implZtopo], byRound[o])
+				if len(rs) == 0 {
+					continue
 				}
+				if row.Vs == nil {
+					row.Vs, row.VsRange = map[string]float64{}, map[string][2]float64{}
+				}
+				row.Vs[o] = median(rs)
+				row.VsRange[o] = [2]float64{slices.Min(rs), slices.Max(rs)}
 			}
 			if i == 0 && s.Kind != kindStartup {
 				row.Allocs, row.Cgo = map[string]float64{}, map[string]float64{}
@@ -90,15 +111,16 @@ func summarize(runs []Result) []Row {
 				if t.Metric != m.name {
 					continue
 				}
-				texts = append(texts, t.String())
 				v, ok := row.Vs[t.Vs]
 				if t.Vs == "" {
 					v, ok = row.Median[implZtopo]
 				}
 				if !ok {
+					texts = append(texts, t.String())
 					continue
 				}
 				met := t.met(v)
+				texts = append(texts, t.String()+map[bool]string{true: " met", false: " MISSED"}[met])
 				if row.Met == nil || !met {
 					row.Met = &met
 				}
@@ -108,6 +130,28 @@ func summarize(runs []Result) []Row {
 		}
 	}
 	return rows
+}
+
+// pairedRatios divides a's figure of each round by b's of the same round,
+// for the rounds where both have one.
+func pairedRatios(a, b map[int]float64) []float64 {
+	var rs []float64
+	for round, x := range a {
+		if y, ok := b[round]; ok && y > 0 {
+			rs = append(rs, x/y)
+		}
+	}
+	sort.Float64s(rs)
+	return rs
+}
+
+// spread is half the range of vs over their median.
+func spread(vs []float64) float64 {
+	m := median(vs)
+	if m == 0 {
+		return 0
+	}
+	return (slices.Max(vs) - slices.Min(vs)) / 2 / m
 }
 
 func median(vs []float64) float64 {
@@ -124,21 +168,20 @@ func median(vs []float64) float64 {
 
 func printTable(w io.Writer, s *Suite) {
 	fmt.Fprintf(w, "machine: %d CPUs, %s; %s; libzmq %s; pyzmq %s; %s\n", s.Machine.NumCPU, s.Machine.CPU, s.Machine.Go, s.Machine.LibZMQ, orNone(s.Machine.PyZMQ), s.Machine.Date)
-	fmt.Fprintf(w, "command: %s  (medians of %d rounds; ratios are ztopo's median over the other's)\n\n", s.Command, s.Rounds)
+	fmt.Fprintf(w, "command: %s\n", s.Command)
+	fmt.Fprintf(w, "figures: medians of %d rounds, ± half their range; ratios: medians of the ratios of runs of the same round\n", s.Rounds)
+	fmt.Fprintf(w, "load average: %s before, %s after (1, 5, 15 min; %d CPUs)", s.Machine.LoadAvg, s.Machine.LoadAfter, s.Machine.NumCPU)
+	if s.Rounds < 5 {
+		fmt.Fprintf(w, "; fewer than 5 rounds: the ratios are indications, not measurements")
+	}
+	fmt.Fprintf(w, "\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tmetric\tztopo\tgo\tpy\tc\tztopo/go\tztopo/py\tztopo/c\ttarget\t")
+	fmt.Fprintln(tw, "scenario\tmetric\tztopo\tgo\tpy\tc\tztopo/go\tztopo/py\tztopo/c\tload\ttarget\t")
 	for _, r := range s.Summary {
 		target := r.Target
-		if r.Met != nil {
-			if *r.Met {
-				target += " met"
-			} else {
-				target += " MISSED"
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Metric,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f→%.1f\t%s\t\n", r.Scenario, r.Metric,
 			figure(r, implZtopo), figure(r, implGo), figure(r, implPy), figure(r, implC),
-			ratio(r.Vs[implGo]), ratio(r.Vs[implPy]), ratio(r.Vs[implC]), target)
+			ratio(r.Vs[implGo]), ratio(r.Vs[implPy]), ratio(r.Vs[implC]), r.Load[0], r.Load[1], target)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nper message (medians; whole process, so a pipeline counts every hop): allocations, bytes allocated, cgo calls")
@@ -169,13 +212,19 @@ func figure(r Row, impl string) string {
 	if !ok {
 		return "-"
 	}
+	var f string
 	switch r.Metric {
 	case "msg/s":
-		return human(v)
+		f = human(v)
 	case "threads":
-		return fmt.Sprintf("%.0f", v)
+		f = fmt.Sprintf("%.0f", v)
+	default:
+		f = fmt.Sprintf("%.1f", v)
 	}
-	return fmt.Sprintf("%.1f", v)
+	if r.Runs[impl] > 1 {
+		f += fmt.Sprintf(" ±%.0f%%", 100*r.Spread[impl])
+	}
+	return f
 }
 
 func cost(m map[string]float64, impl string) string {
@@ -211,6 +260,21 @@ func human(v float64) string {
 	return fmt.Sprintf("%.0f", v)
 }
 
+// loadAvg is /proc/loadavg's three load averages.
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	return strings.Join(strings.Fields(string(data))[:3], " ")
+}
+
+// load1 is the 1-minute load average.
+func load1() float64 {
+	f, _ := strconv.ParseFloat(strings.Split(loadAvg(), " ")[0], 64)
+	return f
+}
+
 func machine(python string) Machine {
 	maj, min, patch := zmq4.Version()
 	m := Machine{
@@ -230,9 +294,7 @@ func machine(python string) Machine {
 	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(data))
 	}
-	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
-		m.LoadAvg = strings.Join(strings.Fields(string(data))[:3], " ")
-	}
+	m.LoadAvg = loadAvg()
 	if out, err := exec.Command(python, "-c", "import zmq; print(zmq.__version__)").Output(); err == nil {
 		m.PyZMQ = strings.TrimSpace(string(out))
 	}
