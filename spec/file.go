@@ -71,6 +71,10 @@ type FileSync struct {
 // ipc paths, inproc names, env var names and log keys.
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
+// ValidName tells whether s is a valid topology, node or socket name:
+// [a-z0-9][a-z0-9_-]*.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
 var (
 	topKeys      = []string{"defaults", "name", "nodes", "vars", "version"}
 	defaultsKeys = []string{"options", "restart", "run"}

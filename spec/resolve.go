@@ -11,8 +11,10 @@ import (
 	"time"
 )
 
-// Built-in restart defaults, applied under whatever the file says.
-var defaultRestart = Restart{
+// DefaultRestart is the restart policy of a node whose file says nothing
+// (on-failure, 5 restarts within 1m, backoff 100ms doubling up to 5s); what
+// the file says is applied over it.
+var DefaultRestart = Restart{
 	Policy:      RestartOnFailure,
 	MaxRestarts: 5,
 	Within:      time.Minute,
@@ -622,7 +624,7 @@ func (r *resolver) plain(sc scope, v *Value) any {
 // restart merges the defaults' restart under the node's own, field by
 // field, over the built-in defaults.
 func (r *resolver) restart(sc scope, def, own *Value) Restart {
-	rs := defaultRestart
+	rs := DefaultRestart
 	var minPos, maxPos Pos
 	for _, v := range []*Value{def, own} {
 		if v == nil {
@@ -708,7 +710,7 @@ func (r *resolver) socket(sc scope, n *Node, fs *FileSocket, defOpts []Entry) *i
 			s.Type = st
 		}
 	}
-	s.Role = defaultRole(s.Type)
+	s.Role = DefaultRole(s.Type)
 	if fs.Role != nil {
 		if ro, ok := r.str(sc, fs.Role, "role"); ok {
 			if role, err := ParseRole(ro); err != nil {

@@ -264,7 +264,7 @@ nodes:
 }
 
 func TestRestartForms(t *testing.T) {
-	def := defaultRestart
+	def := DefaultRestart
 	tests := []struct {
 		name, restart string
 		want          Restart

@@ -112,7 +112,7 @@ func TestDefaultRoles(t *testing.T) {
 		REP: RoleInOut, ROUTER: RoleInOut, REQ: RoleInOut, DEALER: RoleInOut, PAIR: RoleInOut, STREAM: RoleInOut,
 	}
 	for ty, role := range want {
-		if got := defaultRole(ty); got != role {
+		if got := DefaultRole(ty); got != role {
 			t.Errorf("%s: got %s, want %s", ty, got, role)
 		}
 	}
@@ -206,4 +206,25 @@ func equalStrings(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+func TestHandlerLabel(t *testing.T) {
+	cases := []struct {
+		name string
+		h    HandlerRef
+		want string
+	}{
+		{"builtin", HandlerRef{Kind: HandlerBuiltin, Name: "echo"}, "echo"},
+		{"exec with flags", HandlerRef{Kind: HandlerExec, Argv: []string{"/bin/sed", "-u", "s/a/b/"}}, "exec sed"},
+		{"exec with script", HandlerRef{Kind: HandlerExec, Argv: []string{"/usr/bin/python3", "/src/h/upper.py"}}, "exec python3 upper.py"},
+		{"plugin", HandlerRef{Kind: HandlerPlugin, Path: "/src/plugins/upper-v2"}, "plugin upper-v2"},
+		{"command", HandlerRef{Kind: HandlerCommand, Argv: []string{"/src/bin/worker"}}, "worker"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.h.Label(); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
 }

@@ -233,8 +233,10 @@ var compatible = map[SocketType][]SocketType{
 	STREAM: nil, // raw TCP peers only
 }
 
-// defaultRole is the role of a socket type when the file sets none.
-func defaultRole(t SocketType) Role {
+// DefaultRole is the role of a socket type when the file sets none (PULL,
+// SUB, XSUB: in; PUSH, PUB, XPUB: out; the rest inout). The resolver sets
+// Socket.Role from it once; nothing else decides a default role.
+func DefaultRole(t SocketType) Role {
 	switch t {
 	case PULL, SUB, XSUB:
 		return RoleIn

@@ -1,6 +1,10 @@
 package spec
 
-import "time"
+import (
+	"path/filepath"
+	"strings"
+	"time"
+)
 
 // Topology is a resolved topology: variables interpolated, defaults merged,
 // replicas expanded, `node.socket` references and `bind: auto` turned into
@@ -58,6 +62,36 @@ type HandlerRef struct {
 	Codec string   // exec: "lines" (the only codec of format version 1)
 }
 
+// Label describes what a node runs in a few words: the builtin name,
+// "exec sed", "plugin upper-v2", or a command's program and script names.
+func (h HandlerRef) Label() string {
+	switch h.Kind {
+	case HandlerBuiltin:
+		return h.Name
+	case HandlerExec:
+		return strings.TrimSpace("exec " + shortArgv(h.Argv))
+	case HandlerPlugin:
+		return "plugin " + filepath.Base(h.Path)
+	case HandlerCommand:
+		return shortArgv(h.Argv)
+	}
+	return string(h.Kind)
+}
+
+// shortArgv keeps the program's base name and, when the next argument is
+// not a flag, that argument's base name: "python3 upper_worker.py" tells
+// more than "python3" and is shorter than the absolute paths.
+func shortArgv(argv []string) string {
+	if len(argv) == 0 {
+		return ""
+	}
+	s := filepath.Base(argv[0])
+	if len(argv) > 1 && argv[1] != "" && !strings.HasPrefix(argv[1], "-") {
+		s += " " + filepath.Base(argv[1])
+	}
+	return s
+}
+
 // Node is one resolved node instance.
 type Node struct {
 	Name     string // instance name: "sink", or "worker.2" for a replica
@@ -107,7 +141,9 @@ type Restart struct {
 	BackoffMax  time.Duration
 }
 
-// SocketType is a ZeroMQ socket type, upper case (PUSH, PULL, ...).
+// SocketType is a ZeroMQ socket type, upper case (PUSH, PULL, ...):
+// ParseSocketType normalises what the file says once, and nothing after the
+// resolver compares types in any other case.
 type SocketType string
 
 const (
@@ -158,6 +194,15 @@ type Socket struct {
 	Identity string
 	Options  []Option // sorted by Name
 	Pos      Pos
+}
+
+// EffectiveRole is the socket's role: Role, which the resolver always sets,
+// or for a Socket built by hand without one, the default by type.
+func (s *Socket) EffectiveRole() Role {
+	if s.Role != "" {
+		return s.Role
+	}
+	return DefaultRole(s.Type)
 }
 
 // Option is a socket option by its libzmq name without ZMQ_, lower case.

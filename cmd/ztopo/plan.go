@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/ztopo/ztopo/spec"
-	"github.com/ztopo/ztopo/spec/graph"
 )
 
 const planUsage = `usage: ztopo plan [--json] OLD NEW
@@ -81,10 +80,10 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 	for _, name := range p.HandlerOnly {
 		s := planSwap{Node: name}
 		if n := old.Node(name); n != nil {
-			s.From = graph.HandlerLabel(n.Handler)
+			s.From = n.Handler.Label()
 		}
 		if n := cur.Node(name); n != nil {
-			s.To = graph.HandlerLabel(n.Handler)
+			s.To = n.Handler.Label()
 		}
 		swaps = append(swaps, s)
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -75,9 +74,6 @@ type target struct {
 	endpoint string // its control socket
 }
 
-// topologyNameRE is the syntax of topology names (SPEC §1).
-var topologyNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
-
 // oneTarget checks that exactly one FILE|NAME was given and resolves it.
 func oneTarget(verb, usage string, pos []string, stderr io.Writer) (target, int, bool) {
 	switch len(pos) {
@@ -119,7 +115,7 @@ func resolveTarget(arg string) (target, error) {
 	if strings.ContainsRune(arg, '/') || strings.HasSuffix(arg, ".yaml") || strings.HasSuffix(arg, ".yml") {
 		return target{}, fmt.Errorf("%s: no such topology file", arg)
 	}
-	if !topologyNameRE.MatchString(arg) {
+	if !spec.ValidName(arg) {
 		return target{}, fmt.Errorf("%q is neither a topology file nor a topology name", arg)
 	}
 	return target{name: arg, endpoint: control.Endpoint(spec.DefaultRuntimeDir(arg))}, nil
@@ -133,7 +129,7 @@ func fileName(path string) string {
 		return ""
 	}
 	f, _ := spec.ReadFile(path, data)
-	if f == nil || f.Name == nil || !topologyNameRE.MatchString(f.Name.Text) {
+	if f == nil || f.Name == nil || !spec.ValidName(f.Name.Text) {
 		return ""
 	}
 	return f.Name.Text

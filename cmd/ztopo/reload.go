@@ -8,7 +8,6 @@ import (
 
 	"github.com/ztopo/ztopo/runtime/control"
 	"github.com/ztopo/ztopo/spec"
-	"github.com/ztopo/ztopo/spec/graph"
 )
 
 const reloadUsage = `usage: ztopo reload [--json] FILE|NAME
@@ -82,10 +81,10 @@ func planToJSON(old, cur *spec.Topology, p spec.Plan) *planJSON {
 	for _, name := range p.HandlerOnly {
 		s := planSwap{Node: name}
 		if n := old.Node(name); n != nil {
-			s.From = graph.HandlerLabel(n.Handler)
+			s.From = n.Handler.Label()
 		}
 		if n := cur.Node(name); n != nil {
-			s.To = graph.HandlerLabel(n.Handler)
+			s.To = n.Handler.Label()
 		}
 		swaps = append(swaps, s)
 	}

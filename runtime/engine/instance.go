@@ -16,16 +16,6 @@ import (
 	"github.com/ztopo/ztopo/spec"
 )
 
-// defaultRestart applies to hand-built nodes whose Restart is zero; the spec
-// loader always resolves one (these are its documented defaults).
-var defaultRestart = spec.Restart{
-	Policy:      spec.RestartOnFailure,
-	MaxRestarts: 5,
-	Within:      time.Minute,
-	BackoffMin:  100 * time.Millisecond,
-	BackoffMax:  5 * time.Second,
-}
-
 // instanceRunner runs one attempt of an instance: the seam between the
 // supervisor and where the instance lives (goroutineRunner, or
 // processRunner for a child process).
@@ -149,11 +139,7 @@ func isProducer(n *spec.Node, h any) bool {
 		return true
 	}
 	for _, s := range n.Sockets {
-		role := s.Role
-		if role == "" {
-			role = node.DefaultRole(s.Type)
-		}
-		if role != spec.RoleOut {
+		if s.EffectiveRole() != spec.RoleOut {
 			return false
 		}
 	}
@@ -262,7 +248,7 @@ func (in *instance) supervise(ctx context.Context) {
 	r := in.spec.Restart
 	in.mu.Unlock()
 	if r.Policy == "" {
-		r = defaultRestart
+		r = spec.DefaultRestart // a hand-built node: the loader's default
 	}
 	lim := supervise.NewLimiter(r)
 	for {
@@ -502,16 +488,6 @@ func (e *Engine) SwapHandler(instance string, ref spec.HandlerRef, cfg map[strin
 	if err := in.swapTo(&ns, topo, h); err != nil {
 		return err
 	}
-	in.log.Info("handler swapped", "handler", describe(ref))
+	in.log.Info("handler swapped", "handler", ref.Label())
 	return nil
-}
-
-func describe(ref spec.HandlerRef) string {
-	switch ref.Kind {
-	case spec.HandlerExec, spec.HandlerCommand:
-		return fmt.Sprint(ref.Argv)
-	case spec.HandlerPlugin:
-		return ref.Path
-	}
-	return ref.Name
 }

@@ -375,7 +375,7 @@ func (rl *reload) apply() {
 	swaps, starts := rl.prepare(true)
 
 	for _, j := range swaps {
-		rl.log.Info("swapping handler", "node", j.n.Name, "handler", describe(j.n.Handler))
+		rl.log.Info("swapping handler", "node", j.n.Name, "handler", j.n.Handler.Label())
 		if err := j.in.swapTo(j.n, rl.new, j.h); err != nil {
 			discard(j.h)
 			rl.fail(j.n.Name, err)

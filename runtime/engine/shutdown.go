@@ -4,7 +4,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ztopo/ztopo/runtime/node"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -102,7 +101,7 @@ func needsDrain(insts []*instance) bool {
 // connect) or a connect no instance binds.
 func relayMatters(in *instance, insts []*instance, useful []bool) bool {
 	for _, sa := range in.spec.Sockets {
-		if role(sa) == spec.RoleIn {
+		if sa.EffectiveRole() == spec.RoleIn {
 			continue
 		}
 		for _, ep := range sa.Bind {
@@ -236,21 +235,14 @@ func levels(insts []*instance) [][]*instance {
 	return result
 }
 
-func role(s *spec.Socket) spec.Role {
-	if s.Role != "" {
-		return s.Role
-	}
-	return node.DefaultRole(s.Type)
-}
-
 func flowsTo(a, b *spec.Node) bool {
 	for _, sa := range a.Sockets {
-		ra := role(sa)
+		ra := sa.EffectiveRole()
 		if ra == spec.RoleIn {
 			continue
 		}
 		for _, sb := range b.Sockets {
-			rb := role(sb)
+			rb := sb.EffectiveRole()
 			if rb == spec.RoleOut || (ra == spec.RoleInOut && rb == spec.RoleInOut) {
 				continue
 			}

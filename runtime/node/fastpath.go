@@ -3,7 +3,6 @@ package node
 import (
 	"encoding/binary"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/pebbe/zmq4"
@@ -56,12 +55,12 @@ func (r *run) fastPath(h handler.Handler, async handler.Async) (in, out *rsock, 
 	if in.role != spec.RoleIn {
 		return nil, nil, false
 	}
-	switch spec.SocketType(strings.ToUpper(string(in.sock.Spec.Type))) {
+	switch in.sock.Spec.Type {
 	case spec.PULL, spec.SUB:
 	default:
 		return nil, nil, false
 	}
-	switch spec.SocketType(strings.ToUpper(string(out.sock.Spec.Type))) {
+	switch out.sock.Spec.Type {
 	case spec.PUSH, spec.PUB:
 	default:
 		return nil, nil, false

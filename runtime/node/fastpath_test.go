@@ -130,7 +130,6 @@ func TestFastPathOnlyForOneWayPairs(t *testing.T) {
 	}{
 		{"pull push", mk(spec.PULL, spec.PUSH, spec.RoleIn), &passthrough{}, true},
 		{"sub pub", mk(spec.SUB, spec.PUB, spec.RoleIn), &passthrough{}, true},
-		{"lower-case types", mk("pull", "push", spec.RoleIn), &passthrough{}, true},
 		{"xsub in", mk(spec.XSUB, spec.PUSH, spec.RoleIn), &passthrough{}, false},
 		{"xpub out", mk(spec.PULL, spec.XPUB, spec.RoleIn), &passthrough{}, false},
 		{"dealer in", mk(spec.DEALER, spec.PUSH, spec.RoleIn), &passthrough{}, false},

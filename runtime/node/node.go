@@ -34,7 +34,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -368,12 +367,9 @@ func (r *run) openSockets() error {
 		if err != nil {
 			return err
 		}
-		role := s.Role
-		if role == "" {
-			role = DefaultRole(s.Type)
-		}
+		role := s.EffectiveRole()
 		rs := &rsock{name: s.Name, sock: zs, role: role}
-		t := spec.SocketType(strings.ToUpper(string(s.Type)))
+		t := s.Type
 		rs.lockstep = t == spec.REP || t == spec.REQ
 		rs.worker = t == spec.REQ && role != spec.RoleOut
 		r.socks = append(r.socks, rs)
@@ -386,17 +382,6 @@ func (r *run) openSockets() error {
 		}
 	}
 	return nil
-}
-
-// DefaultRole is a socket type's role when the spec sets none (SPEC §1).
-func DefaultRole(t spec.SocketType) spec.Role {
-	switch spec.SocketType(strings.ToUpper(string(t))) {
-	case spec.PULL, spec.SUB, spec.XSUB:
-		return spec.RoleIn
-	case spec.PUSH, spec.PUB, spec.XPUB:
-		return spec.RoleOut
-	}
-	return spec.RoleInOut
 }
 
 // readCtl consumes every waiting control message and reports whether the

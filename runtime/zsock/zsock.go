@@ -120,7 +120,7 @@ var monSeq atomic.Uint64
 
 // OpenWith is Open with options.
 func OpenWith(ctx *zmq4.Context, s *spec.Socket, o Options) (sock *Socket, err error) {
-	t, ok := zmqTypes[spec.SocketType(strings.ToUpper(string(s.Type)))]
+	t, ok := zmqTypes[s.Type]
 	if !ok {
 		return nil, fmt.Errorf("socket %q: unknown type %q", s.Name, s.Type)
 	}
@@ -482,7 +482,7 @@ var zmqTypes = map[spec.SocketType]zmq4.Type{
 
 // Type returns the pebbe/zmq4 type of a spec socket type.
 func Type(t spec.SocketType) (zmq4.Type, bool) {
-	z, ok := zmqTypes[spec.SocketType(strings.ToUpper(string(t)))]
+	z, ok := zmqTypes[t]
 	return z, ok
 }
 

@@ -62,36 +62,6 @@ type model struct {
 	edges     []gedge
 }
 
-// HandlerLabel describes what a node runs in a few words: the builtin name,
-// "exec sed", "plugin upper-v2", or a command's program and script names.
-func HandlerLabel(h spec.HandlerRef) string {
-	switch h.Kind {
-	case spec.HandlerBuiltin:
-		return h.Name
-	case spec.HandlerExec:
-		return strings.TrimSpace("exec " + shortArgv(h.Argv))
-	case spec.HandlerPlugin:
-		return "plugin " + filepath.Base(h.Path)
-	case spec.HandlerCommand:
-		return shortArgv(h.Argv)
-	}
-	return string(h.Kind)
-}
-
-// shortArgv keeps the program's base name and, when the next argument is
-// not a flag, that argument's base name: "python3 upper_worker.py" tells
-// more than "python3" and is shorter than the absolute paths.
-func shortArgv(argv []string) string {
-	if len(argv) == 0 {
-		return ""
-	}
-	s := filepath.Base(argv[0])
-	if len(argv) > 1 && argv[1] != "" && !strings.HasPrefix(argv[1], "-") {
-		s += " " + filepath.Base(argv[1])
-	}
-	return s
-}
-
 func shapeOf(n *spec.Node) string {
 	switch n.Handler.Kind {
 	case spec.HandlerExec:
@@ -328,7 +298,7 @@ func build(t *spec.Topology) model {
 
 	for _, base := range bases {
 		n := first[base]
-		label := HandlerLabel(n.Handler)
+		label := n.Handler.Label()
 		if n.Replicas > 1 {
 			label += " ×" + strconv.Itoa(n.Replicas)
 		}

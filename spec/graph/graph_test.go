@@ -168,27 +168,6 @@ func TestNilTopology(t *testing.T) {
 	}
 }
 
-func TestHandlerLabel(t *testing.T) {
-	cases := []struct {
-		name string
-		h    spec.HandlerRef
-		want string
-	}{
-		{"builtin", builtin("echo"), "echo"},
-		{"exec with flags", spec.HandlerRef{Kind: spec.HandlerExec, Argv: []string{"/bin/sed", "-u", "s/a/b/"}}, "exec sed"},
-		{"exec with script", spec.HandlerRef{Kind: spec.HandlerExec, Argv: []string{"/usr/bin/python3", "/src/h/upper.py"}}, "exec python3 upper.py"},
-		{"plugin", spec.HandlerRef{Kind: spec.HandlerPlugin, Path: "/src/plugins/upper-v2"}, "plugin upper-v2"},
-		{"command", spec.HandlerRef{Kind: spec.HandlerCommand, Argv: []string{"/src/bin/worker"}}, "worker"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := HandlerLabel(tc.h); got != tc.want {
-				t.Errorf("got %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
 func TestFlow(t *testing.T) {
 	cases := []struct {
 		a, b  spec.Role

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -45,12 +44,11 @@ func (g *Generate) Run(ctx context.Context, s handler.Sockets) error {
 	var outs, clients []string
 	for _, name := range s.Names() {
 		sp := s.Spec(name)
-		role := sp.Role
-		t := spec.SocketType(strings.ToUpper(string(sp.Type)))
+		role := sp.EffectiveRole()
 		switch {
-		case t == spec.REQ && role != spec.RoleOut && role != spec.RoleIn:
+		case sp.Type == spec.REQ && role == spec.RoleInOut:
 			clients = append(clients, name)
-		case role == spec.RoleOut || role == spec.RoleInOut || (role == "" && defaultSends(t)):
+		case role == spec.RoleOut || role == spec.RoleInOut:
 			outs = append(outs, name)
 		}
 	}
@@ -122,14 +120,6 @@ func (g *Generate) Run(ctx context.Context, s handler.Sockets) error {
 		g.Logger.Info("generated messages", "count", g.sent, "elapsed", d)
 	}
 	return nil
-}
-
-func defaultSends(t spec.SocketType) bool {
-	switch t {
-	case spec.PULL, spec.SUB, spec.XSUB:
-		return false
-	}
-	return true
 }
 
 func newGenerate(cfg map[string]any, env handler.Env) (any, error) {
