@@ -41,6 +41,15 @@ test: deps
 bench: build
 	$(GO) run ./bench
 
+# The speed effect of a change before it lands: the ztopo side of each
+# scenario, built from REF and from the working tree, run alternately;
+# prints new/ref. make bench-compare REF=main ONLY='pipeline|fanout' ROUNDS=5
+ROUNDS ?= 5
+ONLY   ?=
+bench-compare: deps
+	@test -n "$(REF)" || { echo "usage: make bench-compare REF=<git revision> [ONLY=regexp] [ROUNDS=n]" >&2; exit 2; }
+	GO=$(GO) ./scripts/bench-compare.sh '$(REF)' -rounds $(ROUNDS) -only '$(ONLY)'
+
 # The whole bench suite once, on tiny counts: it fails when a run of any
 # implementation breaks or moves a wrong number of messages, and asserts no
 # speed (the figures of so short a run mean nothing). About 25 s.

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -192,6 +194,67 @@ func TestUsage(t *testing.T) {
 			}
 			if !strings.Contains(out.String(), tc.out) {
 				t.Errorf("got output %q, want it to contain %q", out.String(), tc.out)
+			}
+		})
+	}
+}
+
+// TestCompare runs the test binary against itself as -compare does with
+// two builds: every round of both sides, alternating, and a row per metric.
+func TestCompare(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := config{rounds: 2, only: regexp.MustCompile(`^(pushpull/inproc/16B|reqrep/direct/tcp)$`), quick: true, timeout: 60 * time.Second}
+	var progress strings.Builder
+	cmp, err := runCompare(context.Background(), c, exe, "", &progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmp.Failed != 0 {
+		t.Fatalf("%d runs failed:\n%s", cmp.Failed, progress.String())
+	}
+	var order []string
+	for _, r := range cmp.Runs {
+		order = append(order, fmt.Sprintf("%s %s %d", r.Scenario, r.Impl, r.Round))
+	}
+	want := []string{
+		"pushpull/inproc/16B ref 1", "pushpull/inproc/16B new 1", "pushpull/inproc/16B new 2", "pushpull/inproc/16B ref 2",
+		"reqrep/direct/tcp ref 1", "reqrep/direct/tcp new 1", "reqrep/direct/tcp new 2", "reqrep/direct/tcp ref 2",
+	}
+	if !slices.Equal(order, want) {
+		t.Errorf("got runs\n%s\nwant\n%s", strings.Join(order, "\n"), strings.Join(want, "\n"))
+	}
+	var rows []string
+	for _, r := range cmp.Rows {
+		rows = append(rows, r.Scenario+" "+r.Metric)
+		if r.Ratio <= 0 || r.Range[0] > r.Ratio || r.Range[1] < r.Ratio {
+			t.Errorf("%s %s: ratio %v outside its range %v", r.Scenario, r.Metric, r.Ratio, r.Range)
+		}
+	}
+	if want := []string{"pushpull/inproc/16B msg/s", "reqrep/direct/tcp p50 µs", "reqrep/direct/tcp p99 µs"}; !slices.Equal(rows, want) {
+		t.Errorf("got rows %q, want %q", rows, want)
+	}
+}
+
+func TestVerdict(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		higher bool
+		lo, hi float64
+		want   string
+	}{
+		{"faster every round", true, 1.05, 1.2, "better"},
+		{"slower every round", true, 0.8, 0.95, "worse"},
+		{"rounds disagree", true, 0.9, 1.1, "noise"},
+		{"lower latency every round", false, 0.8, 0.9, "better"},
+		{"higher latency every round", false, 1.1, 1.3, "worse"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := CompRow{Higher: tc.higher, Ratio: (tc.lo + tc.hi) / 2, Range: [2]float64{tc.lo, tc.hi}}
+			if got := verdict(r); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
 	}

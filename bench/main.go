@@ -56,6 +56,8 @@ type config struct {
 	timeout    time.Duration
 	cpuprofile string // directory for one CPU profile per Go child run
 	list       bool
+	compare    string // a bench binary of another build: run its ztopo side against this one's
+	compareDir string // the working directory of compare's children
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -73,6 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.timeout, "timeout", 90*time.Second, "bound of one run; a run past it is killed and reported")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of every ztopo and go run into this directory")
 	fs.BoolVar(&c.list, "list", false, "list the scenarios and exit")
+	fs.StringVar(&c.compare, "compare", "", "a bench binary of another build (make bench-compare REF=rev): run its ztopo side and this one's alternately and print new/ref")
+	fs.StringVar(&c.compareDir, "compare-dir", "", "the source tree of the -compare binary, its children's working directory")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -116,27 +120,54 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	if c.compare != "" {
+		return compareMain(c, stdout, stderr)
+	}
 	suite, err := runSuite(context.Background(), c, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
 	}
 	printTable(stdout, suite)
-	if c.jsonPath != "" {
-		data, err := json.MarshalIndent(suite, "", "  ")
-		if err == nil {
-			err = os.WriteFile(c.jsonPath, append(data, '\n'), 0o644)
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "bench: %v\n", err)
-			return 1
-		}
+	if err := writeJSON(c.jsonPath, suite); err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
 	}
 	if suite.Failed > 0 {
 		fmt.Fprintf(stderr, "bench: %d runs failed\n", suite.Failed)
 		return 1
 	}
 	return 0
+}
+
+func compareMain(c config, stdout, stderr io.Writer) int {
+	cmp, err := runCompare(context.Background(), c, c.compare, c.compareDir, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	printComparison(stdout, cmp)
+	if err := writeJSON(c.jsonPath, cmp); err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	if cmp.Failed > 0 {
+		fmt.Fprintf(stderr, "bench: %d runs failed\n", cmp.Failed)
+		return 1
+	}
+	return 0
+}
+
+// writeJSON writes v to path, indented; nothing when path is "".
+func writeJSON(path string, v any) error {
+	if path == "" {
+		return nil
+	}
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
 }
 
 // defaultPyScript finds bench/py/zbench.py next to this source file, which
@@ -239,6 +270,12 @@ func runSuite(ctx context.Context, c config, progress io.Writer) (*Suite, error)
 // runOne runs one scenario in one implementation as a child process and
 // checks that it moved exactly the messages it should have.
 func runOne(ctx context.Context, c config, exe string, sc Scenario, impl string, round int) Result {
+	return runOneIn(ctx, c, exe, "", sc, impl, round)
+}
+
+// runOneIn is runOne with the child's working directory dir ("": this
+// process's).
+func runOneIn(ctx context.Context, c config, exe, dir string, sc Scenario, impl string, round int) Result {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	p := sc.params(c.quick)
@@ -259,6 +296,7 @@ func runOne(ctx context.Context, c config, exe string, sc Scenario, impl string,
 		cmd = exec.CommandContext(ctx, exe, args...)
 		cmd.Env = append(os.Environ(), childEnv+"=1")
 	}
+	cmd.Dir = dir
 	// A hung run must not hang the suite: after the bound it is killed,
 	// and WaitDelay stops waiting for pipes its children may hold.
 	cmd.WaitDelay = 5 * time.Second
