@@ -19,6 +19,9 @@ type File struct {
 	Defaults *FileDefaults
 	Nodes    []*FileNode // file order
 	NodesPos Pos         // the `nodes` key
+	Hosts    []*FileHost // file order; nil without `hosts`
+	HostsPos Pos         // the `hosts` key
+	Ports    *FilePorts  // nil without `ports`
 }
 
 // FileDefaults is the `defaults` block.
@@ -26,6 +29,7 @@ type FileDefaults struct {
 	Pos     Pos
 	Run     *Value
 	Restart *Value
+	Host    *Value
 	Options []Entry // option name -> value
 }
 
@@ -39,6 +43,7 @@ type FileNode struct {
 	Run      *Value
 	Replicas *Value
 	Restart  *Value
+	Host     *Value
 	Sockets  []*FileSocket // file order
 	Sync     *FileSync
 	typos    typos
@@ -76,9 +81,9 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 func ValidName(s string) bool { return nameRE.MatchString(s) }
 
 var (
-	topKeys      = []string{"defaults", "name", "nodes", "vars", "version"}
-	defaultsKeys = []string{"options", "restart", "run"}
-	nodeKeys     = []string{"command", "config", "handler", "replicas", "restart", "run", "sockets", "sync"}
+	topKeys      = []string{"defaults", "hosts", "name", "nodes", "ports", "vars", "version"}
+	defaultsKeys = []string{"host", "options", "restart", "run"}
+	nodeKeys     = []string{"command", "config", "handler", "host", "replicas", "restart", "run", "sockets", "sync"}
 	socketKeys   = []string{"bind", "connect", "identity", "options", "role", "subscribe", "type"}
 	syncKeys     = []string{"bind", "connect", "expect"}
 )
@@ -185,6 +190,17 @@ func (d *decoder) file(filename string, root *Value) *File {
 			if d.isMap(e.Value, "defaults") {
 				f.Defaults = d.defaults(e.Value)
 			}
+		case "hosts":
+			f.HostsPos = e.KeyPos
+			if d.isMap(e.Value, "hosts") {
+				for _, he := range e.Value.Entries {
+					f.Hosts = append(f.Hosts, d.host(he))
+				}
+			}
+		case "ports":
+			if d.isMap(e.Value, "ports") {
+				f.Ports = d.ports(e.Value)
+			}
 		case "nodes":
 			f.NodesPos = e.KeyPos
 			if d.isMap(e.Value, "nodes") {
@@ -218,6 +234,8 @@ func (d *decoder) defaults(v *Value) *FileDefaults {
 			def.Run = e.Value
 		case "restart":
 			def.Restart = e.Value
+		case "host":
+			def.Host = e.Value
 		case "options":
 			if d.isMap(e.Value, "defaults.options") {
 				def.Options = e.Value.Entries
@@ -258,6 +276,8 @@ func (d *decoder) node(e Entry) *FileNode {
 			n.Replicas = v
 		case "restart":
 			n.Restart = v
+		case "host":
+			n.Host = v
 		case "sockets":
 			if d.isMap(v, fmt.Sprintf("sockets of node %q", e.Key)) {
 				for _, se := range v.Entries {

@@ -44,7 +44,8 @@ func render(ds Diags) string {
 }
 
 // TestBadFiles loads each testdata/bad archive's topology.yaml (with the
-// variables of its optional env section as the whole environment) and
+// variables of its optional env section as the whole environment, for the
+// share of its optional host section) and
 // compares the diagnostics with its want section, line for line.
 func TestBadFiles(t *testing.T) {
 	paths, err := filepath.Glob("testdata/bad/*.txtar")
@@ -71,7 +72,9 @@ func TestBadFiles(t *testing.T) {
 					env[k] = v
 				}
 			}
-			topo, ds := Parse("topology.yaml", src, LoadOptions{Env: mapEnv(env), RuntimeDir: testRuntimeDir})
+			// An optional host section runs the load as `up --host` would.
+			host, _ := section(ar, "host")
+			topo, ds := Parse("topology.yaml", src, LoadOptions{Env: mapEnv(env), RuntimeDir: testRuntimeDir, Host: strings.TrimSpace(string(host))})
 			got := render(ds)
 			if *update {
 				for i := range ar.Files {

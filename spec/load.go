@@ -14,8 +14,13 @@ type LoadOptions struct {
 	// RuntimeDir.
 	Env func(key string) (string, bool)
 	// RuntimeDir holds the ipc endpoints of `bind: auto`; "" means
-	// DefaultRuntimeDir(name).
+	// DefaultRuntimeDir(name), or ShareRuntimeDir(name, Host) for a share.
 	RuntimeDir string
+	// Host selects the share of one host of the file's `hosts`: the
+	// Topology holds only the nodes placed there, and references to nodes
+	// on other hosts resolve to those hosts' addresses. "" runs every node
+	// on this machine, every reference at loopback.
+	Host string
 }
 
 func (o LoadOptions) env() func(string) (string, bool) {
@@ -85,6 +90,12 @@ func tidy(ds Diags) Diags {
 // live: $XDG_RUNTIME_DIR/ztopo/<name> (a per-user tmpfs on systemd systems),
 // else <os.TempDir()>/ztopo-<uid>/<name>.
 func DefaultRuntimeDir(name string) string { return runtimeDir(name, os.LookupEnv) }
+
+// ShareRuntimeDir is the runtime directory of one host's share of a
+// topology, NAME@HOST beside the directory of the whole: several shares
+// may run on one machine (namespaces, containers with a shared /tmp, a
+// laptop rehearsing a deployment) without sharing a control socket.
+func ShareRuntimeDir(name, host string) string { return runtimeDir(name+"@"+host, os.LookupEnv) }
 
 func runtimeDir(name string, env func(string) (string, bool)) string {
 	if d, ok := env("XDG_RUNTIME_DIR"); ok && d != "" {

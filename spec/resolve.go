@@ -52,6 +52,15 @@ type resolver struct {
 	connectors map[string][]*inst
 	connects   int  // connect endpoints made from references so far
 	tooBig     bool // a size limit was hit: the rest is not worth checking
+
+	hosts     map[string]string // host name -> address; nil without hosts
+	hostNames []string          // sorted
+	share     string            // LoadOptions.Host
+	// autoPorts: "instance.socket" (or "instance/sync") -> the tcp port of
+	// a bind: auto reached from another host; 0 when none could be given.
+	autoPorts map[string]int
+	// autoLoopback are the loopback endpoints those got without a share.
+	autoLoopback map[string]bool
 }
 
 // inst is a node instance with what the second pass needs.
@@ -116,9 +125,14 @@ func Resolve(f *File, opts LoadOptions) (*Topology, Diags) {
 	r.dir = filepath.Dir(abs)
 	r.topo = &Topology{File: abs, Dir: r.dir}
 	r.header()
+	r.placement(opts.Host)
 	r.topo.RuntimeDir = opts.RuntimeDir
 	if r.topo.RuntimeDir == "" {
-		r.topo.RuntimeDir = runtimeDir(r.topo.Name, r.env)
+		name := r.topo.Name
+		if r.share != "" {
+			name += "@" + r.share
+		}
+		r.topo.RuntimeDir = runtimeDir(name, r.env)
 	}
 	for _, fn := range f.Nodes {
 		if _, dup := r.files[fn.Name]; dup {
@@ -134,7 +148,9 @@ func Resolve(f *File, opts LoadOptions) (*Topology, Diags) {
 		r.validate()
 	}
 	for _, in := range r.insts {
-		r.topo.Nodes = append(r.topo.Nodes, in.n)
+		if r.share == "" || in.n.Host == r.share {
+			r.topo.Nodes = append(r.topo.Nodes, in.n)
+		}
 	}
 	sortInstances(r.topo.Nodes)
 	return r.topo, tidy(r.diags)
@@ -356,6 +372,7 @@ func (r *resolver) instance(fn *FileNode, name string, replica, replicas int) *i
 	}
 
 	n.Restart = r.restart(sc, def.Restart, fn.Restart)
+	n.Host = r.nodeHost(sc, fn, def.Host)
 
 	for _, fs := range fn.Sockets {
 		if n.Socket(fs.Name) != nil {

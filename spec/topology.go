@@ -22,7 +22,20 @@ type Topology struct {
 	// Nodes are node instances sorted by Base, then Replica (so worker.2
 	// comes before worker.10); a node with replicas: 3 appears as name.0,
 	// name.1, name.2, and a node without replicas under its plain name.
+	// When Share names a host, only the instances placed on it.
 	Nodes []*Node
+	// Hosts are the machines of the file's `hosts`, sorted by name; nil
+	// when the file has none.
+	Hosts []Host
+	// Share is the host whose share of the file this Topology runs
+	// (LoadOptions.Host); "" runs every node on this machine.
+	Share string
+}
+
+// Host is one machine of a deployment.
+type Host struct {
+	Name    string
+	Address string // how peers on other hosts reach it: an IP address or a DNS name
 }
 
 // Node returns the instance named name, or nil.
@@ -99,6 +112,7 @@ type Node struct {
 	Replica  int    // 0-based replica index (0 for a node without replicas)
 	Replicas int    // replicas of Base (1 when not replicated)
 	Pos      Pos    // position of the node's key in the file
+	Host     string // the host it is placed on (its own host, or defaults'); "" without hosts
 
 	Handler HandlerRef
 	// Config is the handler's config, checked against the handler's schema,

@@ -29,13 +29,14 @@ func (r *resolver) wire() {
 			}
 		}
 	}
+	r.assignPorts(syncConnectors)
 	for _, in := range r.insts {
 		for _, is := range in.socks {
 			is.s.Bind = nil
 			for i := range is.binds {
 				b := &is.binds[i]
 				if b.auto {
-					b.ep = r.autoEndpoint(in, is.s.Name, r.connectors[in.n.Base+"."+is.s.Name], b.pos)
+					b.ep = r.autoEndpoint(in, is.s.Name, false, r.connectors[in.n.Base+"."+is.s.Name], b.pos)
 				}
 				if b.ep != "" {
 					is.s.Bind = append(is.s.Bind, b.ep)
@@ -43,7 +44,7 @@ func (r *resolver) wire() {
 			}
 		}
 		if in.sync != nil && in.sync.bindAuto {
-			in.n.Sync.Bind = r.autoEndpoint(in, "sync", syncConnectors[in.n.Base], in.sync.bindPos)
+			in.n.Sync.Bind = r.autoEndpoint(in, "sync", true, syncConnectors[in.n.Base], in.sync.bindPos)
 		}
 	}
 	for _, in := range r.insts {
@@ -55,7 +56,7 @@ func (r *resolver) wire() {
 				case !c.ref:
 					is.s.Connect = append(is.s.Connect, c.ep)
 				default:
-					is.s.Connect = append(is.s.Connect, r.refEndpoints(c)...)
+					is.s.Connect = append(is.s.Connect, r.refEndpoints(in, c)...)
 				}
 			}
 		}
@@ -96,8 +97,11 @@ func (r *resolver) checkRef(c *iconn, nodeNames []string) bool {
 // autoEndpoint picks the endpoint of `bind: auto`: inproc when the binding
 // instance and every instance that connects to it share ztopo's ZeroMQ
 // context (they all run as goroutines), else an ipc path in the runtime
-// directory.
-func (r *resolver) autoEndpoint(in *inst, sock string, connectors []*inst, pos Pos) string {
+// directory; a tcp port from `ports` when a connector is on another host.
+func (r *resolver) autoEndpoint(in *inst, sock string, sync bool, connectors []*inst, pos Pos) string {
+	if ep, cross := r.autoTCP(in, sock, sync); cross {
+		return ep
+	}
 	shared := in.n.Run == RunGoroutine
 	for _, c := range connectors {
 		if c.n.Run != RunGoroutine {
@@ -117,10 +121,10 @@ func (r *resolver) autoEndpoint(in *inst, sock string, connectors []*inst, pos P
 	return ep
 }
 
-// refEndpoints are the endpoints a reference connects to: every bind of the
-// named socket on every replica, in replica order, wildcard hosts turned
-// into loopback.
-func (r *resolver) refEndpoints(c iconn) []string {
+// refEndpoints are the endpoints a reference of in connects to: every bind
+// of the named socket on every replica, in replica order, as reached from
+// in (see reach).
+func (r *resolver) refEndpoints(in *inst, c iconn) []string {
 	var out []string
 	for _, t := range r.byBase[c.node] {
 		ts := t.sock(c.socket)
@@ -142,7 +146,7 @@ func (r *resolver) refEndpoints(c iconn) []string {
 				}
 				return nil
 			}
-			out = append(out, ConnectSide(b.ep))
+			out = append(out, r.reach(in, t, b.ep))
 		}
 	}
 	return out
@@ -164,7 +168,7 @@ func (r *resolver) syncConnect(in *inst, nodeNames []string) {
 	case targets[0].n.Sync.Bind == "":
 		// its bind was invalid, and reported
 	default:
-		in.n.Sync.Connect = ConnectSide(targets[0].n.Sync.Bind)
+		in.n.Sync.Connect = r.reach(in, targets[0], targets[0].n.Sync.Bind)
 	}
 }
 
@@ -210,7 +214,7 @@ func (r *resolver) checkBinds() map[string][]binder {
 		if ephemeral(b.ep) {
 			return // every ephemeral bind gets its own port
 		}
-		k := EndpointKey(b.ep)
+		k := r.bindKey(b.in, b.ep)
 		if _, ok := m[k]; !ok {
 			keys = append(keys, k)
 		}
@@ -236,10 +240,33 @@ func (r *resolver) checkBinds() map[string][]binder {
 			if first.in.n.Base == b.in.n.Base && first.in != b.in {
 				hint = "every replica binds it: put ${REPLICA} in the endpoint, or use bind: auto"
 			}
-			r.errorf(b.pos, hint, "endpoint %q is already bound by socket %q of %q", b.ep, first.sock, first.in.n.Name)
+			if b.in.n.Host != "" {
+				r.errorf(b.pos, hint, "endpoint %q is already bound on host %q by socket %q of %q", b.ep, b.in.n.Host, first.sock, first.in.n.Name)
+			} else {
+				r.errorf(b.pos, hint, "endpoint %q is already bound by socket %q of %q", b.ep, first.sock, first.in.n.Name)
+			}
 		}
 	}
+	if r.hosts != nil && r.share == "" {
+		r.checkOneMachine(m, keys)
+	}
 	return m
+}
+
+// checkOneMachine warns of binds that are fine on their own hosts but
+// clash when every node runs on this machine (ztopo up without --host).
+func (r *resolver) checkOneMachine(m map[string][]binder, keys []string) {
+	seen := map[string]binder{}
+	for _, k := range keys {
+		b := m[k][0]
+		ek := EndpointKey(b.ep)
+		if first, ok := seen[ek]; ok {
+			r.warnf(b.pos, "give them different ports to run the whole file here, or run each host with --host",
+				"endpoint %q is bound on host %q and on host %q (by %q): they clash when every node runs on one machine", b.ep, b.in.n.Host, first.in.n.Host, first.in.n.Name)
+			continue
+		}
+		seen[ek] = b
+	}
 }
 
 // links lists every connection the file makes between its own sockets.
@@ -267,9 +294,12 @@ func (r *resolver) links(binders map[string][]binder) []link {
 				}
 				// Only the first binder owns the endpoint (the others are
 				// errors already), which also keeps this linear.
-				if bs := binders[EndpointKey(c.ep)]; len(bs) > 0 && bs[0].is != is {
-					b := bs[0]
-					out = append(out, link{from: in, fs: is, to: b.in, ts: b.is, ep: b.ep, pos: c.pos, toSync: b.is == nil})
+				for _, k := range r.connectKeys(in, c.ep) {
+					if bs := binders[k]; len(bs) > 0 && bs[0].is != is {
+						b := bs[0]
+						out = append(out, link{from: in, fs: is, to: b.in, ts: b.is, ep: b.ep, pos: c.pos, toSync: b.is == nil})
+						break
+					}
 				}
 			}
 		}
@@ -291,7 +321,8 @@ func (r *resolver) checkLinks(links []link) {
 		// A command's own literal inproc connect is reported once, by
 		// checkTransport, at the same position.
 		ownCommand := l.from.n.Handler.Kind == HandlerCommand && !l.byRef && !l.toSync
-		if strings.HasPrefix(l.ep, "inproc://") && !ownCommand {
+		crossed := r.checkCrossHost(l)
+		if strings.HasPrefix(l.ep, "inproc://") && !ownCommand && !crossed {
 			for _, end := range []*inst{l.to, l.from} {
 				if end.n.Run != RunGoroutine {
 					what := "runs as a process"

@@ -16,7 +16,8 @@ var dotShapes = map[string]string{
 
 // DOT renders t as a Graphviz digraph (`dot -Tsvg` draws it). Process nodes
 // have a double border; the end of an edge that binds carries a "bind"
-// label; sync edges are dotted; external endpoints are plain text.
+// label; sync edges are dotted; external endpoints are plain text. With
+// hosts, each host's nodes are a dashed cluster labelled with its address.
 func DOT(t *spec.Topology) string {
 	m := build(t)
 	var b strings.Builder
@@ -24,12 +25,26 @@ func DOT(t *spec.Topology) string {
 	b.WriteString("\trankdir=LR;\n")
 	b.WriteString("\tnode [fontname=\"Helvetica\", fontsize=11, style=rounded];\n")
 	b.WriteString("\tedge [fontname=\"Helvetica\", fontsize=9, labelfontsize=8];\n")
-	for _, n := range m.nodes {
-		b.WriteString("\t" + dotQuote(n.id) + " [label=" + dotLabel(n.lines) + ", shape=" + dotShapes[n.shape])
-		if n.process {
-			b.WriteString(", peripheries=2")
+	labels, groups := m.groups()
+	for i, ns := range groups {
+		indent := "\t"
+		if labels[i] != "" {
+			// A cluster per host: Graphviz draws the box only for
+			// subgraphs whose name starts with "cluster".
+			b.WriteString("\tsubgraph " + dotQuote("cluster_"+ns[0].host) + " {\n")
+			b.WriteString("\t\tlabel=" + dotQuote(labels[i]) + ";\n\t\tstyle=dashed;\n")
+			indent = "\t\t"
 		}
-		b.WriteString("];\n")
+		for _, n := range ns {
+			b.WriteString(indent + dotQuote(n.id) + " [label=" + dotLabel(n.lines) + ", shape=" + dotShapes[n.shape])
+			if n.process {
+				b.WriteString(", peripheries=2")
+			}
+			b.WriteString("];\n")
+		}
+		if labels[i] != "" {
+			b.WriteString("\t}\n")
+		}
 	}
 	for _, ep := range m.externals {
 		b.WriteString("\t" + dotQuote(ep) + " [label=" + dotQuote(ep) + ", shape=plaintext];\n")

@@ -45,6 +45,7 @@ type gnode struct {
 	lines   []string
 	shape   string
 	process bool
+	host    string // "" without hosts
 }
 
 type gedge struct {
@@ -57,6 +58,7 @@ type gedge struct {
 
 type model struct {
 	name      string
+	hosts     []spec.Host // the file's hosts: nodes are drawn grouped by them
 	nodes     []gnode
 	externals []string // endpoint strings, sorted
 	edges     []gedge
@@ -158,6 +160,7 @@ func build(t *spec.Topology) model {
 		return m
 	}
 	m.name = t.Name
+	m.hosts = t.Hosts
 
 	// The first instance of each node stands for all its replicas: they
 	// share sockets, handler and peers, and differ only in identities and
@@ -307,6 +310,7 @@ func build(t *spec.Topology) model {
 			lines:   []string{base, label},
 			shape:   shapeOf(n),
 			process: n.Run == spec.RunProcess,
+			host:    n.Host,
 		})
 	}
 	for ep := range externals {
@@ -314,4 +318,25 @@ func build(t *spec.Topology) model {
 	}
 	sort.Strings(m.externals)
 	return m
+}
+
+// groups are the model's nodes by host, hosts in name order, each with its
+// cluster label ("edge 10.0.0.1"); one unnamed group without hosts.
+func (m model) groups() (labels []string, nodes [][]gnode) {
+	if len(m.hosts) == 0 {
+		return []string{""}, [][]gnode{m.nodes}
+	}
+	for _, h := range m.hosts {
+		var ns []gnode
+		for _, n := range m.nodes {
+			if n.host == h.Name {
+				ns = append(ns, n)
+			}
+		}
+		if len(ns) > 0 {
+			labels = append(labels, h.Name+" "+h.Address)
+			nodes = append(nodes, ns)
+		}
+	}
+	return labels, nodes
 }

@@ -100,12 +100,31 @@ func everything() *spec.Topology {
 	)
 }
 
+// hosts is the pipeline placed on three hosts.
+func hosts() *spec.Topology {
+	t := pipeline()
+	t.Name = "hosts"
+	t.Hosts = []spec.Host{{Name: "core", Address: "10.0.0.2"}, {Name: "edge", Address: "10.0.0.1"}, {Name: "store", Address: "store.internal"}}
+	for _, n := range t.Nodes {
+		switch n.Base {
+		case "ventilator":
+			n.Host = "edge"
+		case "worker":
+			n.Host = "core"
+		default:
+			n.Host = "store"
+		}
+	}
+	return t
+}
+
 func TestGolden(t *testing.T) {
 	cases := []struct {
 		name string
 		topo *spec.Topology
 	}{
 		{"pipeline", pipeline()},
+		{"hosts", hosts()},
 		{"everything", everything()},
 		{"empty", topo("empty")},
 	}
@@ -142,7 +161,7 @@ func TestDOTRenders(t *testing.T) {
 	if err != nil {
 		t.Skip("graphviz is not installed")
 	}
-	for _, tp := range []*spec.Topology{pipeline(), everything(), topo("empty")} {
+	for _, tp := range []*spec.Topology{pipeline(), everything(), topo("empty"), hosts()} {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		cmd := exec.CommandContext(ctx, dot, "-Tsvg")
 		cmd.Stdin = strings.NewReader(DOT(tp))

@@ -22,6 +22,8 @@ var mermaidShapes = map[string][2]string{
 // characters Mermaid ids do not take (and an id starting with x or o can
 // turn "---x" into a cross edge); the labels carry the names. The side
 // that binds is named in the edge label, since Mermaid has no end labels.
+// With hosts, each host's nodes are a subgraph h0, h1, ... labelled with
+// the host's name and address.
 func Mermaid(t *spec.Topology) string {
 	m := build(t)
 	ids := map[string]string{}
@@ -29,12 +31,25 @@ func Mermaid(t *spec.Topology) string {
 	b.WriteString("flowchart LR\n")
 	var procs []string
 	for i, n := range m.nodes {
-		id := "n" + strconv.Itoa(i)
-		ids[n.id] = id
-		br := mermaidShapes[n.shape]
-		b.WriteString("    " + id + br[0] + mermaidLabel(n.lines...) + br[1] + "\n")
-		if n.process {
-			procs = append(procs, id)
+		ids[n.id] = "n" + strconv.Itoa(i)
+	}
+	labels, groups := m.groups()
+	for g, ns := range groups {
+		indent := "    "
+		if labels[g] != "" {
+			b.WriteString("    subgraph h" + strconv.Itoa(g) + "[" + mermaidLabel(labels[g]) + "]\n")
+			indent = "        "
+		}
+		for _, n := range ns {
+			id := ids[n.id]
+			br := mermaidShapes[n.shape]
+			b.WriteString(indent + id + br[0] + mermaidLabel(n.lines...) + br[1] + "\n")
+			if n.process {
+				procs = append(procs, id)
+			}
+		}
+		if labels[g] != "" {
+			b.WriteString("    end\n")
 		}
 	}
 	for i, ep := range m.externals {
