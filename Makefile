@@ -35,6 +35,9 @@ run: build
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	# The sockets, nodes and engine again on pebbe's own calls: the fallback
+	# that a pebbe release with another socket layout would get.
+	$(GO) test -count=1 -timeout 10m -tags ztopo_slowpath ./internal/zbatch ./runtime/zsock ./runtime/node ./runtime/engine
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINTIME) ./spec
 	$(MAKE) --no-print-directory bench-smoke
 

@@ -114,10 +114,11 @@ import (
 // socField locates pebbe/zmq4's libzmq socket handle (the unexported field
 // `soc unsafe.Pointer` of zmq4.Socket, v1.4.0). The layout is checked once
 // at start-up: should a pebbe release change it, Fast is false and every
-// caller uses pebbe's own calls.
+// caller uses pebbe's own calls. The ztopo_slowpath build tag forces that
+// fallback, so that the tests run it (`make test` does).
 var socField, Fast = func() (uintptr, bool) {
 	f, ok := reflect.TypeOf(zmq4.Socket{}).FieldByName("soc")
-	if !ok || f.Type != reflect.TypeOf(unsafe.Pointer(nil)) {
+	if forceSlow || !ok || f.Type != reflect.TypeOf(unsafe.Pointer(nil)) {
 		return 0, false
 	}
 	return f.Offset, true

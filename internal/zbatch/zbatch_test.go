@@ -285,3 +285,16 @@ func TestWakerAfterClose(t *testing.T) {
 		t.Fatalf("the other waker is readable (%d, %v): a closed Waker wrote to its descriptor", n, err)
 	}
 }
+
+// TestFastMatchesBuild checks both sides of the switch: the ztopo_slowpath
+// tag turns the fast path off, and without it the fast path is on — so a
+// pebbe release that moves the socket handle is noticed here rather than
+// silently costing the fast path.
+func TestFastMatchesBuild(t *testing.T) {
+	if forceSlow && Fast {
+		t.Fatal("ztopo_slowpath build: Fast = true, want false")
+	}
+	if !forceSlow && !Fast {
+		t.Fatal("Fast = false: pebbe/zmq4's Socket no longer has the expected soc field; the fast paths are off")
+	}
+}

@@ -6,15 +6,8 @@ import (
 	"testing"
 
 	"github.com/pebbe/zmq4"
-	"github.com/ztopo/ztopo/internal/zbatch"
 	"github.com/ztopo/ztopo/spec"
 )
-
-func TestFastRecvLayout(t *testing.T) {
-	if !zbatch.Fast {
-		t.Fatal("pebbe/zmq4's Socket has no `soc unsafe.Pointer` field any more: receives fall back to pebbe's calls")
-	}
-}
 
 // TestRecvFrames: frames of every size class (empty, small, the scratch
 // size, larger) and multipart messages arrive intact, in order, counted.
