@@ -51,6 +51,7 @@ var verbs = map[string]verb{
 	"status":   {name: "status", summary: "show the state of a running topology", usage: statusUsage, run: runStatus},
 	"reload":   {name: "reload", summary: "make a running topology re-read its file", usage: reloadUsage, run: runReload},
 	"down":     {name: "down", summary: "stop a running topology", usage: downUsage, run: runDown},
+	"logs":     {name: "logs", summary: "print the log of a running topology, -f to follow", usage: logsUsage, run: runLogs},
 	"version":  {name: "version", summary: "print versions of ztopo, libzmq and Go, and the builtin handlers", usage: versionUsage, run: runVersion},
 	"_node":    {name: "_node", summary: "run one node of a running topology (started by ztopo up)", usage: nodeUsage, run: runNode, hidden: true},
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/ztopo/ztopo/runtime/control"
 	"github.com/ztopo/ztopo/runtime/engine"
 	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/runtime/logbuf"
 	"github.com/ztopo/ztopo/runtime/metrics"
 	"github.com/ztopo/ztopo/runtime/watch"
 	"github.com/ztopo/ztopo/runtime/zsock"
@@ -118,12 +119,7 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigc)
 
-	logger := hclog.New(&hclog.LoggerOptions{
-		Name:       "ztopo",
-		Level:      level,
-		Output:     stderr,
-		JSONFormat: *logFormat == "json",
-	})
+	logger, logs := newUpLogger(stderr, *logFormat == "json", level)
 
 	path := pos[0]
 	// The watcher comes before the first read: an edit made between the
@@ -150,8 +146,10 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 
+	logs.Printer.Reserve(instanceNames(t)...)
 	u, err := newUpRun(t, path, upOptions{
 		logger:  logger,
+		logs:    logs,
 		grace:   *grace,
 		noWatch: *noWatch,
 		metrics: *metricsAddr,
@@ -170,6 +168,7 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 
 type upOptions struct {
 	logger  hclog.Logger
+	logs    *logbuf.Sink // the log kept for ztopo logs
 	grace   time.Duration
 	noWatch bool
 	metrics string // listen address, "" for none
@@ -318,7 +317,6 @@ func (u *upRun) run(stderr io.Writer) int {
 						u.rl.request(nil)
 					case first.IsZero():
 						first = time.Now()
-						u.log.Info("stopping topology", "signal", s.String(), "grace", u.opts.grace)
 						u.stop(fmt.Errorf("signal %v", s))
 					case time.Since(first) < dupSignal:
 						// timeout(1) and `kill -- -PGID` signal the process
@@ -594,7 +592,6 @@ func (u *upRun) Reload() (any, error) {
 
 // Down is the control socket's down: the same orderly stop as SIGTERM.
 func (u *upRun) Down() error {
-	u.log.Info("stopping topology", "by", "ztopo down", "grace", u.opts.grace)
 	u.stop(errors.New("ztopo down"))
 	return nil
 }

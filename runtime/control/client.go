@@ -22,6 +22,11 @@ import (
 //
 // Call has its own ZeroMQ context, so it can be used from anywhere.
 func Call(ctx context.Context, endpoint, verb string, out any) error {
+	return CallArgs(ctx, endpoint, verb, nil, out)
+}
+
+// CallArgs is Call with arguments for the verb (JSON-encoded; nil for none).
+func CallArgs(ctx context.Context, endpoint, verb string, args, out any) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
@@ -30,7 +35,15 @@ func Call(ctx context.Context, endpoint, verb string, out any) error {
 	if err := probe(ctx, endpoint); err != nil {
 		return err
 	}
-	req, err := json.Marshal(request{Verb: verb})
+	r := request{Verb: verb}
+	if args != nil {
+		b, err := json.Marshal(args)
+		if err != nil {
+			return err
+		}
+		r.Args = b
+	}
+	req, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}

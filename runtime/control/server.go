@@ -128,7 +128,8 @@ func nameOf(h Handler) string {
 
 // request is what Call sends.
 type request struct {
-	Verb string `json:"verb"`
+	Verb string          `json:"verb"`
+	Args json.RawMessage `json:"args,omitempty"` // the verb's arguments, if it takes any
 }
 
 // dispatch answers one request; a handler's panic is the reply's error, not
@@ -152,13 +153,23 @@ func dispatch(raw []byte, h Handler, logger hclog.Logger) (reply []byte) {
 		return encodeReply(h.Reload())
 	case VerbDown:
 		return encodeReply(nil, h.Down())
+	case VerbLogs:
+		lh, ok := h.(LogsHandler)
+		if !ok {
+			return encodeReply(nil, errors.New("this topology keeps no log"))
+		}
+		var lr LogsRequest
+		if err := req.args(&lr); err != nil {
+			return encodeReply(nil, fmt.Errorf("bad request: %v", err))
+		}
+		return encodeReply(lh.Logs(lr))
 	case VerbPing:
 		return encodeReply(struct {
 			Pid  int    `json:"pid"`
 			Name string `json:"name,omitempty"`
 		}{os.Getpid(), nameOf(h)}, nil)
 	default:
-		return encodeReply(nil, fmt.Errorf("unknown verb %q (known: ps, status, reload, down, ping)", req.Verb))
+		return encodeReply(nil, fmt.Errorf("unknown verb %q (known: ps, status, reload, down, logs, ping)", req.Verb))
 	}
 }
 

@@ -323,6 +323,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			reason = "stop requested"
+			if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+				reason = c.Error() // "signal interrupt", "ztopo down"
+			}
 		case <-e.kill:
 			reason = "killed"
 		case <-e.changed:
@@ -337,7 +340,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.stopping = true
 	e.mu.Unlock()
 	e.reloadMu.Unlock()
-	e.log.Info("stopping topology", "reason", reason)
+	e.log.Info("stopping topology", "reason", reason, "grace", e.opts.Grace)
 	e.shutdown()
 	stopAll()
 	e.wg.Wait()

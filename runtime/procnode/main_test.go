@@ -168,7 +168,7 @@ func (c *capture) messages(stream string) []string {
 	defer c.mu.Unlock()
 	var out []string
 	for _, e := range c.all {
-		if e.str("stream") == stream && e.str("@level") != "debug" && e.str("@level") != "trace" {
+		if (e.str("stream") == stream || stream == "" && e.str("stream") == "stdout") && e.str("@level") != "debug" && e.str("@level") != "trace" {
 			out = append(out, e.str("@message"))
 		}
 	}

@@ -122,7 +122,7 @@ func TestLogArgsOnEveryLine(t *testing.T) {
 		}
 		got = append(got, fmt.Sprintf("%v %v %v %v", e["@message"], e["node"], e["plugin"], e["stream"]))
 	}
-	want := map[string]bool{"out w.1 /bin/upper <nil>": true, "err w.1 /bin/upper stderr": true}
+	want := map[string]bool{"out w.1 /bin/upper stdout": true, "err w.1 /bin/upper stderr": true}
 	if len(got) != 2 || !want[got[0]] || !want[got[1]] || got[0] == got[1] {
 		t.Errorf("got lines %q, want %v", got, want)
 	}

@@ -41,8 +41,8 @@ type Config struct {
 	Dir  string   // working directory; empty means ztopo's own
 	Env  []string // the child's whole environment; nil means ztopo's own
 	// Logger receives each line the child writes, as the message, with
-	// node=Name, and stream=stderr for lines from stderr (the way docker
-	// compose prefixes output with the service). Nil discards the output.
+	// node=Name and stream=stdout or stderr (the way docker compose
+	// prefixes output with the service). Nil discards the output.
 	Logger hclog.Logger
 	Name   string // the node instance, "worker.2"
 	// StopGrace is the SIGTERM-to-SIGKILL delay used when the context
@@ -370,9 +370,9 @@ func emitLine(logger hclog.Logger, b []byte, stderr bool) {
 	// Log formats (JSON above all) need valid UTF-8; children may print
 	// anything.
 	s = strings.ToValidUTF8(s, "\uFFFD")
+	stream := "stdout"
 	if stderr {
-		logger.Info(s, "stream", "stderr")
-		return
+		stream = "stderr"
 	}
-	logger.Info(s)
+	logger.Info(s, "stream", stream)
 }

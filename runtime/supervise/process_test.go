@@ -164,7 +164,8 @@ func (c *capture) messages(stream string) []string {
 	defer c.mu.Unlock()
 	var out []string
 	for _, l := range c.all {
-		if l.Stream == stream && l.Node != "" {
+		// "" asks for stdout, which is tagged stream=stdout.
+		if (l.Stream == stream || stream == "" && l.Stream == "stdout") && l.Node != "" {
 			out = append(out, l.Node+"|"+l.Message)
 		}
 	}
