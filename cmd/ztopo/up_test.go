@@ -296,7 +296,7 @@ nodes:
 		t.Fatalf("exit status after SIGINT: got %d, want 0", code)
 	}
 	log := up.log()
-	for _, want := range []string{`stopping topology: signal=interrupt grace=2s`, `topology stopped: name=e2esigint`} {
+	for _, want := range []string{`stopping topology: reason="signal interrupt" grace=2s`, `topology stopped: name=e2esigint`} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log has no %q", want)
 		}
@@ -339,7 +339,7 @@ nodes:
 	sendPush(t, a, 1, 8)
 
 	up.signal(syscall.SIGINT)
-	up.waitLog(regexp.MustCompile(`stopping topology: signal=interrupt grace=5m0s`))
+	up.waitLog(regexp.MustCompile(`stopping topology: reason="signal interrupt" grace=5m0s`))
 	// Later than a duplicate delivery of the first signal would come.
 	time.Sleep(2 * dupSignal)
 	up.signal(syscall.SIGINT)
