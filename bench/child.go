@@ -28,6 +28,7 @@ func childMain(args []string, stdout, stderr io.Writer) int {
 	impl := fs.String("impl", "", "ztopo or go")
 	quick := fs.Bool("quick", false, "tiny counts")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here")
+	count := fs.Int("count", 0, "messages (round trips) instead of the scenario's: for profiling one run by hand")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -66,7 +67,11 @@ func childMain(args []string, stdout, stderr io.Writer) int {
 	if *quick {
 		runBound = 20 * time.Second
 	}
-	r := measure(fn, sc.params(*quick))
+	p := sc.params(*quick)
+	if *count > 0 {
+		p.Count = *count
+	}
+	r := measure(fn, p)
 	r.Scenario, r.Impl = sc.Name, *impl
 	data, _ := json.Marshal(r)
 	fmt.Fprintf(stdout, "%s\n", data)

@@ -43,6 +43,9 @@ type CompRow struct {
 	Ratio    float64    `json:"new_vs_ref"`
 	Range    [2]float64 `json:"new_vs_ref_range"`
 	Load     [2]float64 `json:"loadavg"`
+	// CPU µs per message, medians (first metric's row only).
+	RefCPU float64 `json:"ref_cpu_us_per_msg,omitempty"`
+	NewCPU float64 `json:"new_cpu_us_per_msg,omitempty"`
 }
 
 const (
@@ -102,7 +105,7 @@ func runCompare(ctx context.Context, c config, refExe, refDir string, progress i
 		}
 		cmp.Runs = append(cmp.Runs, runs...)
 		load := [2]float64{before, load1()}
-		for _, m := range metrics(sc.Kind) {
+		for i, m := range metrics(sc.Kind) {
 			byRound := map[string]map[int]float64{compRef: {}, compNew: {}}
 			vals := map[string][]float64{}
 			for _, r := range runs {
@@ -120,6 +123,15 @@ func runCompare(ctx context.Context, c config, refExe, refDir string, progress i
 				row.Ratio = median(rs)
 				row.Range = [2]float64{slices.Min(rs), slices.Max(rs)}
 			}
+			if i == 0 {
+				cpu := map[string][]float64{}
+				for _, r := range runs {
+					if r.Err == "" {
+						cpu[r.Impl] = append(cpu[r.Impl], r.CPUusPerMsg)
+					}
+				}
+				row.RefCPU, row.NewCPU = median(cpu[compRef]), median(cpu[compNew])
+			}
 			cmp.Rows = append(cmp.Rows, row)
 		}
 	}
@@ -133,14 +145,18 @@ func printComparison(w io.Writer, c *Comparison) {
 	fmt.Fprintf(w, "ref: %s; new: this build. Medians of %d rounds, ± half their range; new/ref: median of the same-round ratios [lowest, highest]\n", c.Ref, c.Rounds)
 	fmt.Fprintf(w, "load average: %s before, %s after (1, 5, 15 min; %d CPUs)\n\n", c.Machine.LoadAvg, c.Machine.LoadAfter, c.Machine.NumCPU)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tmetric\tref\tnew\tnew/ref\trange\tverdict\tload\t")
+	fmt.Fprintln(tw, "scenario\tmetric\tref\tnew\tnew/ref\trange\tverdict\tload\tcpu µs/msg ref→new\t")
 	for _, r := range c.Rows {
 		fig := func(v, s float64) string {
 			return figure(Row{Metric: r.Metric, Median: map[string]float64{"x": v}, Runs: map[string]int{"x": c.Rounds}, Spread: map[string]float64{"x": s}}, "x")
 		}
 		better := verdict(r)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t[%.2f, %.2f]\t%s\t%.1f→%.1f\t\n", r.Scenario, r.Metric,
-			fig(r.Ref, r.RefSprd), fig(r.New, r.NewSprd), ratio(r.Ratio), r.Range[0], r.Range[1], better, r.Load[0], r.Load[1])
+		cpu := ""
+		if r.RefCPU > 0 || r.NewCPU > 0 {
+			cpu = fmt.Sprintf("%.2f→%.2f", r.RefCPU, r.NewCPU)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t[%.2f, %.2f]\t%s\t%.1f→%.1f\t%s\t\n", r.Scenario, r.Metric,
+			fig(r.Ref, r.RefSprd), fig(r.New, r.NewSprd), ratio(r.Ratio), r.Range[0], r.Range[1], better, r.Load[0], r.Load[1], cpu)
 	}
 	tw.Flush()
 	for _, p := range c.Skipped {

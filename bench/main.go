@@ -318,6 +318,9 @@ func runOneIn(ctx context.Context, c config, exe, dir string, sc Scenario, impl 
 	case err != nil && r.Err == "":
 		r.Err = err.Error()
 	}
+	if ps := cmd.ProcessState; ps != nil && r.Msgs > 0 {
+		r.CPUusPerMsg = float64((ps.UserTime() + ps.SystemTime()).Microseconds()) / float64(r.Msgs)
+	}
 	if r.Err == "" && r.Expected != r.Msgs {
 		r.Err = fmt.Sprintf("moved %d messages, want %d", r.Msgs, r.Expected)
 	}

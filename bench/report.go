@@ -41,6 +41,8 @@ type Row struct {
 	// Per-message costs (medians), go and ztopo, throughput and latency rows.
 	Allocs map[string]float64 `json:"allocs_per_msg,omitempty"`
 	Cgo    map[string]float64 `json:"cgo_per_msg,omitempty"`
+	CPU    map[string]float64 `json:"cpu_us_per_msg,omitempty"` // every implementation
+
 	// Target lists the row's targets, each followed by met or MISSED when
 	// both figures it compares were measured; Met is whether all were.
 	Target string `json:"target,omitempty"`
@@ -69,6 +71,7 @@ func summarize(runs []Result, load map[string][2]float64) []Row {
 			byRound := map[string]map[int]float64{}
 			allocs := map[string][]float64{}
 			cgo := map[string][]float64{}
+			cpu := map[string][]float64{}
 			for _, r := range byScenario[name] {
 				if r.Err != "" {
 					continue
@@ -78,6 +81,7 @@ func summarize(runs []Result, load map[string][2]float64) []Row {
 					byRound[r.Impl] = map[int]float64{}
 				}
 				byRound[r.Impl][r.Round] = m.value(r)
+				cpu[r.Impl] = append(cpu[r.Impl], r.CPUusPerMsg)
 				if r.Impl == implZtopo || r.Impl == implGo {
 					allocs[r.Impl] = append(allocs[r.Impl], r.AllocsPerMsg)
 					cgo[r.Impl] = append(cgo[r.Impl], r.CgoPerMsg)
@@ -104,6 +108,10 @@ func summarize(runs []Result, load map[string][2]float64) []Row {
 				for impl, vs := range allocs {
 					row.Allocs[impl] = median(vs)
 					row.Cgo[impl] = median(cgo[impl])
+				}
+				row.CPU = map[string]float64{}
+				for impl, vs := range cpu {
+					row.CPU[impl] = median(vs)
 				}
 			}
 			var texts []string
@@ -184,14 +192,15 @@ func printTable(w io.Writer, s *Suite) {
 			ratio(r.Vs[implGo]), ratio(r.Vs[implPy]), ratio(r.Vs[implC]), r.Load[0], r.Load[1], target)
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "\nper message (medians; whole process, so a pipeline counts every hop): allocations, bytes allocated, cgo calls")
+	fmt.Fprintln(w, "\nper message (medians; whole process, so a pipeline counts every hop): CPU µs (user+system, steadier than the wall clock on a busy machine), allocations, cgo calls")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tztopo allocs\tgo allocs\tztopo cgo\tgo cgo\t")
+	fmt.Fprintln(tw, "scenario\tztopo cpu\tgo cpu\tpy cpu\tc cpu\tztopo allocs\tgo allocs\tztopo cgo\tgo cgo\t")
 	for _, r := range s.Summary {
 		if r.Allocs == nil {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, cost(r.Allocs, implZtopo), cost(r.Allocs, implGo), cost(r.Cgo, implZtopo), cost(r.Cgo, implGo))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, cost(r.CPU, implZtopo), cost(r.CPU, implGo), cost(r.CPU, implPy), cost(r.CPU, implC),
+			cost(r.Allocs, implZtopo), cost(r.Allocs, implGo), cost(r.Cgo, implZtopo), cost(r.Cgo, implGo))
 	}
 	tw.Flush()
 	if len(s.Later) > 0 {

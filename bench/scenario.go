@@ -384,8 +384,13 @@ type Result struct {
 	AllocsPerMsg float64 `json:"allocs_per_msg,omitempty"`
 	BytesPerMsg  float64 `json:"bytes_per_msg,omitempty"`
 	CgoPerMsg    float64 `json:"cgo_per_msg,omitempty"`
-	Note         string  `json:"note,omitempty"`
-	Err          string  `json:"error,omitempty"`
+	// CPUusPerMsg is the CPU time (user and system, of the run's process
+	// and the children it waited for) per message, in µs, from the
+	// harness's wait: unlike the wall clock, it hardly grows when other
+	// work competes for the cores, so it compares runs on a busy machine.
+	CPUusPerMsg float64 `json:"cpu_us_per_msg,omitempty"`
+	Note        string  `json:"note,omitempty"`
+	Err         string  `json:"error,omitempty"`
 }
 
 func (r Result) brief() string {
