@@ -16,6 +16,19 @@
 //	DEALER, REQ     frames up to and including the first empty frame, if any
 //	                (REQ only acts as a server in the lbbroker worker role)
 //	others          none
+//
+// Who calls pebbe/zmq4 (the real rule; STYLE's "only zsock" is the aim, not
+// the fact): every socket that carries topology traffic is opened here, from
+// its spec, so the options, the bounded linger and the bind rules have one
+// home. Other packages call pebbe only on sockets that are theirs alone and
+// that set their own bounded linger on creation: node (the inproc control
+// socket that stops a node, the sync barrier's REQ/REP, and send/receive/poll
+// on the sockets zsock opened for it), control (the control socket's REP and
+// the client's REQ, each on a private context), the proxy builtin (hands the
+// zsock sockets to zmq_proxy_steerable), pluginhost and the plugin SDK (the
+// plugin protocol's ROUTER and DEALER), and internal/zbatch (drives the libzmq
+// handles of sockets it is given, on their owner's goroutine). The engine
+// only owns the context.
 package zsock
 
 import (
