@@ -65,10 +65,11 @@ type resolver struct {
 
 // inst is a node instance with what the second pass needs.
 type inst struct {
-	n     *Node
-	fn    *FileNode
-	socks []*isock // file order
-	sync  *isync
+	n      *Node
+	fn     *FileNode
+	socks  []*isock // file order
+	sync   *isync
+	worker *iworker // worker keys of the config, nil without
 }
 
 func (in *inst) sock(name string) *isock {
@@ -351,7 +352,7 @@ func (r *resolver) instance(fn *FileNode, name string, replica, replicas int) *i
 	}
 
 	r.handler(sc, fn, n)
-	r.config(sc, fn, n)
+	in.worker = r.config(sc, fn, n)
 
 	n.Run = RunGoroutine
 	if n.Handler.Kind == HandlerCommand {
@@ -499,21 +500,28 @@ func (r *resolver) handler(sc scope, fn *FileNode, n *Node) {
 	}
 }
 
-func (r *resolver) config(sc scope, fn *FileNode, n *Node) {
+func (r *resolver) config(sc scope, fn *FileNode, n *Node) *iworker {
 	n.Config = map[string]any{}
 	v := fn.Config
 	if v.IsNull() {
-		return
+		return nil
 	}
 	if v.Shape != ShapeMap {
 		r.errorf(v.Pos, "", "config of node %q must be a map, got %s", fn.Name, v.Shape)
-		return
+		return nil
+	}
+	var iw *iworker
+	if n.Handler.Kind != HandlerCommand {
+		// The worker keys belong to the node, not to its handler.
+		var rest []Entry
+		iw, rest = r.workerConfig(sc, n, v)
+		v = &Value{Shape: ShapeMap, Tag: v.Tag, Entries: rest, Pos: v.Pos}
 	}
 	switch n.Handler.Kind {
 	case HandlerBuiltin:
 		schema, ok := builtinHandler(n.Handler.Name)
 		if !ok {
-			return // unknown handler, reported; its config cannot be judged
+			return iw // unknown handler, reported; its config cannot be judged
 		}
 		r.schemaConfig(sc, schema, fmt.Sprintf("handler %q", schema.Name), v, n.Config)
 		if schema.Name == "generate" {
@@ -530,6 +538,7 @@ func (r *resolver) config(sc scope, fn *FileNode, n *Node) {
 			n.Config[e.Key] = r.plain(sc, e.Value)
 		}
 	}
+	return iw
 }
 
 // schemaConfig checks config entries against a schema and converts them to

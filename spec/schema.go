@@ -95,6 +95,16 @@ func BuiltinHandlers() []HandlerSchema {
 		},
 		{Name: "log", Doc: "logs every message, frames shown binary-safe"},
 		{
+			Name:        "ppqueue",
+			Doc:         "the Paranoid Pirate queue: ROUTER frontend for clients, ROUTER backend for workers that send \\x01 when ready and heartbeat with \\x02",
+			NeedSockets: []string{"backend", "frontend"},
+			SocketTypes: map[string]SocketType{"backend": ROUTER, "frontend": ROUTER},
+			Keys: []ConfigKey{
+				{Name: "heartbeat", Kind: KindDuration, Doc: "interval of heartbeats to idle workers (1s, the zguide's)"},
+				{Name: "liveness", Kind: KindInt, Doc: "heartbeats a worker may miss before it is evicted (3)"},
+			},
+		},
+		{
 			Name:        "proxy",
 			Doc:         "zmq_proxy between frontend and backend, optional capture; steerable so it stops cleanly",
 			NeedSockets: []string{"backend", "frontend"},

@@ -123,6 +123,10 @@ type Node struct {
 	Restart Restart
 	Sockets []*Socket // sorted by Name
 	Sync    *Sync     // nil without a start barrier
+	// Worker is the reliable worker protocol the node's reactive handler
+	// speaks on a DEALER socket (ppqueue, mdbroker, or a foreign broker);
+	// nil when it speaks none.
+	Worker *Worker
 }
 
 // Socket returns the socket named name, or nil.

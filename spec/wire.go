@@ -194,6 +194,7 @@ func (r *resolver) validate() {
 	r.checkPairs(links)
 	for _, in := range r.insts {
 		r.checkNode(in)
+		r.resolveWorker(in)
 	}
 }
 
