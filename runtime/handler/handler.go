@@ -98,6 +98,15 @@ type Runner interface {
 	Run(ctx context.Context, s Sockets) error
 }
 
+// Inheritor is implemented by Runners whose state outlives a handler swap
+// (a broker's list of idle workers, which announced themselves once and will
+// not again). When a swap replaces one Runner by another, the node calls the
+// new one's Inherit with the old one, after the old one's Run returned and
+// before the new one's Run starts, from the node's goroutine.
+type Inheritor interface {
+	Inherit(prev any)
+}
+
 // Sockets is a node instance's sockets as a Runner sees them. They belong to
 // the node's goroutine, which is the goroutine that calls Run.
 type Sockets interface {

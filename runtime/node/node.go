@@ -247,6 +247,7 @@ type run struct {
 	recv    []*rsock // role in and inout, polled
 	outs    []*rsock // role out
 	closed  bool
+	workers bool // some socket speaks a worker protocol (worker.go)
 
 	// Async bookkeeping.
 	tag      uint64
@@ -273,8 +274,9 @@ type rsock struct {
 	worker    bool // REQ acting as an lbbroker worker
 	inflight  int  // async messages awaiting their result (lockstep sockets)
 	pollIdx   int
-	announced bool // the worker's READY went out
-	warned    bool // a send failure was logged
+	announced bool         // the worker's READY went out
+	warned    bool         // a send failure was logged
+	wk        *workerState // the reliable worker protocol spoken here (worker.go)
 }
 
 type pendingMsg struct {
@@ -372,6 +374,7 @@ func (r *run) openSockets() error {
 		t := s.Type
 		rs.lockstep = t == spec.REP || t == spec.REQ
 		rs.worker = t == spec.REQ && role != spec.RoleOut
+		r.setupWorker(rs)
 		r.socks = append(r.socks, rs)
 		r.byName[s.Name] = rs
 		switch role {
@@ -469,6 +472,7 @@ func (r *run) closeHandler(ctx context.Context, h any) {
 
 // loop runs handlers until completion, stop or failure, following swaps.
 func (r *run) loop() (completed bool, err error) {
+	var prev any // the handler that ran before a swap
 	for {
 		if r.ctx.Err() != nil {
 			return false, nil
@@ -479,6 +483,9 @@ func (r *run) loop() (completed bool, err error) {
 		var swapped bool
 		switch h := cur.h.(type) {
 		case handler.Runner:
+			if inh, ok := h.(handler.Inheritor); ok && prev != nil && prev != cur.h {
+				inh.Inherit(prev)
+			}
 			completed, swapped, err = r.runRunner(h, cur)
 		case handler.Handler:
 			completed, swapped, err = r.reactive(cur)
@@ -491,6 +498,7 @@ func (r *run) loop() (completed bool, err error) {
 		if r.n.slot.Load() != cur {
 			r.log.Info("handler swapped")
 		}
+		prev = cur.h
 	}
 }
 

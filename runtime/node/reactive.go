@@ -35,6 +35,9 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 			}
 			s.announced = true
 		}
+		if s.wk != nil {
+			r.announce(s)
+		}
 	}
 
 	// The proxy cannot collect a swapped-out handler's results: the fast
@@ -86,6 +89,18 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 			}
 			return false, false, fmt.Errorf("poll: %w", err)
 		}
+		if r.workers {
+			rebuilt, err := r.workerTick()
+			if errors.Is(err, errStopped) {
+				return false, false, nil
+			}
+			if err != nil {
+				return false, false, err
+			}
+			if rebuilt {
+				return false, true, nil // a new socket: a new poller
+			}
+		}
 		if wakeIdx >= 0 && poller.Ready(wakeIdx) != 0 {
 			r.resultWaker.Drain()
 		}
@@ -118,7 +133,16 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 					}
 					return false, false, fmt.Errorf("socket %q: receive: %w", s.name, err)
 				}
-				done, err := r.dispatch(h, async, s, frames)
+				var env, body [][]byte
+				if s.wk != nil {
+					var ok bool
+					if env, body, ok = r.workerMsg(s, frames); !ok {
+						continue
+					}
+				} else {
+					env, body = s.sock.SplitEnvelope(frames)
+				}
+				done, err := r.dispatch(h, async, s, env, body)
 				if err != nil {
 					if errors.Is(err, errStopped) {
 						return false, false, nil
@@ -154,8 +178,12 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 // outstanding, for those too: a Notifier handler wakes the node through
 // resultWaker, any other is looked at every millisecond.
 func (r *run) poll(poller *zbatch.Poller, async handler.Async) error {
+	limit := time.Duration(-1)
+	if r.workers {
+		limit = r.workerTimeout()
+	}
 	if len(r.pending) == 0 && len(r.retiring) == 0 {
-		_, err := poller.Poll(-1)
+		_, err := poller.Poll(limit)
 		return err
 	}
 	// A first look that does not sleep: under load there is always
@@ -165,7 +193,11 @@ func (r *run) poll(poller *zbatch.Poller, async handler.Async) error {
 		return err
 	}
 	if !r.canSleep(async) {
-		_, err := poller.Poll(time.Millisecond)
+		d := time.Millisecond
+		if limit >= 0 && limit < d {
+			d = limit
+		}
+		_, err := poller.Poll(d)
 		return err
 	}
 	r.sleeping.Store(true)
@@ -175,7 +207,7 @@ func (r *run) poll(poller *zbatch.Poller, async handler.Async) error {
 		r.sleeping.Store(false)
 		return nil
 	}
-	_, err = poller.Poll(-1)
+	_, err = poller.Poll(limit)
 	r.sleeping.Store(false)
 	return err
 }
@@ -216,8 +248,7 @@ func (r *run) canSleep(async handler.Async) bool {
 
 // dispatch hands one received message to the handler and sends what it
 // returns. done reports that the handler completed.
-func (r *run) dispatch(h handler.Handler, async handler.Async, s *rsock, frames [][]byte) (done bool, err error) {
-	env, body := s.sock.SplitEnvelope(frames)
+func (r *run) dispatch(h handler.Handler, async handler.Async, s *rsock, env, body [][]byte) (done bool, err error) {
 	m := handler.Msg{Frames: body, Socket: s.name}
 	if async != nil {
 		r.tag++
@@ -281,6 +312,16 @@ func (r *run) release(s *rsock) {
 // envelope restored, or to every out socket.
 func (r *run) deliver(s *rsock, env, out [][]byte) error {
 	if s.role == spec.RoleInOut {
+		if s.wk != nil {
+			// The request is answered: the broker takes the worker as
+			// alive from here, and so does the worker the broker. A
+			// client waits for an answer, so a dropped one is empty.
+			s.wk.heard = time.Now()
+			if out == nil {
+				out = emptyReply
+			}
+			return r.send(s, env, out)
+		}
 		if out == nil {
 			if !s.lockstep {
 				return nil
