@@ -200,9 +200,26 @@ func newProxy(cfg map[string]any, _ handler.Env) (any, error) {
 // LBBroker is the zguide load-balancing broker.
 type LBBroker struct {
 	Logger hclog.Logger
+
+	workers [][]byte // identities of idle workers, oldest first
 }
 
-var _ handler.Runner = (*LBBroker)(nil)
+var (
+	_ handler.Runner    = (*LBBroker)(nil)
+	_ handler.Inheritor = (*LBBroker)(nil)
+)
+
+// Inherit takes over the idle workers of the broker it replaces in a
+// handler swap: REQ workers announce READY once, and would otherwise wait
+// for a request that never comes.
+func (b *LBBroker) Inherit(prev any) {
+	if p, ok := prev.(*LBBroker); ok {
+		b.workers = append(b.workers[:0], p.workers...)
+	}
+}
+
+// Idle is the number of workers waiting for a request.
+func (b *LBBroker) Idle() int { return len(b.workers) }
 
 var ready = []byte("READY")
 
@@ -214,12 +231,11 @@ func (b *LBBroker) Run(ctx context.Context, s handler.Sockets) error {
 	if s.Spec("frontend") == nil || s.Spec("backend") == nil {
 		return fmt.Errorf("lbbroker: needs sockets named frontend and backend: %w", handler.ErrFatal)
 	}
-	var workers [][]byte // identities of idle workers, oldest first
 	backendOnly := []string{"backend"}
 	both := []string{"backend", "frontend"}
 	for {
 		names := backendOnly
-		if len(workers) > 0 {
+		if len(b.workers) > 0 {
 			// Clients are only heard while a worker can take their request.
 			names = both
 		}
@@ -239,7 +255,7 @@ func (b *LBBroker) Run(ctx context.Context, s handler.Sockets) error {
 					b.Logger.Warn("malformed message from a worker", "frames", fmt.Sprintf("%q", m))
 					continue
 				}
-				workers = append(workers, m[0])
+				b.workers = append(b.workers, m[0])
 				if len(m) == 3 && bytes.Equal(m[2], ready) {
 					continue
 				}
@@ -247,7 +263,7 @@ func (b *LBBroker) Run(ctx context.Context, s handler.Sockets) error {
 					return err
 				}
 			case "frontend":
-				if len(workers) == 0 {
+				if len(b.workers) == 0 {
 					continue
 				}
 				// [client, "", request...] goes to the oldest idle worker.
@@ -255,8 +271,8 @@ func (b *LBBroker) Run(ctx context.Context, s handler.Sockets) error {
 				if err != nil {
 					return err
 				}
-				worker := workers[0]
-				workers = workers[1:]
+				worker := b.workers[0]
+				b.workers = b.workers[1:]
 				out := make([][]byte, 0, len(m)+2)
 				out = append(out, worker, nil)
 				out = append(out, m...)

@@ -1,0 +1,176 @@
+package builtin
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/spec"
+)
+
+// PPQueue is the zguide's Paranoid Pirate queue: a load-balancing broker
+// between ROUTER `frontend` (clients) and ROUTER `backend` (workers) whose
+// workers announce themselves with "\x01", heartbeat with "\x02" and are
+// evicted after Liveness heartbeats without a word. Workers wait in LRU
+// order; any message from a worker (ready, heartbeat or reply) puts it at
+// the back of the queue, as in the zguide's ppqueue, so a worker that
+// heartbeats while busy may be given a second request (its DEALER takes
+// it). Idle workers get a heartbeat every Heartbeat.
+type PPQueue struct {
+	Heartbeat time.Duration
+	Liveness  int
+	Logger    hclog.Logger
+
+	workers []ppWorker // idle, least recently used first
+}
+
+type ppWorker struct {
+	id     []byte
+	expiry time.Time
+}
+
+var (
+	_ handler.Runner    = (*PPQueue)(nil)
+	_ handler.Inheritor = (*PPQueue)(nil)
+)
+
+var (
+	ppReady     = []byte{1}
+	ppHeartbeat = []byte{2}
+)
+
+// ready puts worker id at the back of the queue with a fresh expiry.
+func (q *PPQueue) ready(id []byte, now time.Time) {
+	for i, w := range q.workers {
+		if bytes.Equal(w.id, id) {
+			q.workers = append(q.workers[:i], q.workers[i+1:]...)
+			break
+		}
+	}
+	q.workers = append(q.workers, ppWorker{id: id, expiry: now.Add(q.Heartbeat * time.Duration(q.Liveness))})
+}
+
+// purge evicts the workers whose expiry passed.
+func (q *PPQueue) purge(now time.Time) {
+	keep := q.workers[:0]
+	for _, w := range q.workers {
+		if now.After(w.expiry) {
+			q.Logger.Warn("worker evicted: heartbeats missed", "worker", fmt.Sprintf("%q", w.id))
+			continue
+		}
+		keep = append(keep, w)
+	}
+	for i := len(keep); i < len(q.workers); i++ {
+		q.workers[i] = ppWorker{}
+	}
+	q.workers = keep
+}
+
+// Idle is the number of workers waiting for a request.
+func (q *PPQueue) Idle() int { return len(q.workers) }
+
+// Inherit takes over the idle workers of the queue it replaces (a handler
+// swap): they announced themselves once and will not again.
+func (q *PPQueue) Inherit(prev any) {
+	if p, ok := prev.(*PPQueue); ok {
+		q.workers = append(q.workers[:0], p.workers...)
+	}
+}
+
+func (q *PPQueue) Run(ctx context.Context, s handler.Sockets) error {
+	w, ok := s.(handler.Waiter)
+	if !ok {
+		return fmt.Errorf("ppqueue: the node's sockets cannot wait: %w", handler.ErrFatal)
+	}
+	if s.Spec("frontend") == nil || s.Spec("backend") == nil {
+		return fmt.Errorf("ppqueue: needs sockets named frontend and backend: %w", handler.ErrFatal)
+	}
+	backendOnly := []string{"backend"}
+	both := []string{"backend", "frontend"}
+	heartbeatAt := time.Now().Add(q.Heartbeat)
+	for {
+		names := backendOnly
+		if len(q.workers) > 0 {
+			// Clients are only heard while a worker can take their request.
+			names = both
+		}
+		readyNames, err := w.Wait(names, max(time.Until(heartbeatAt), 0))
+		if err != nil {
+			return err
+		}
+		for _, name := range readyNames {
+			switch name {
+			case "backend":
+				// [worker, "\x01" | "\x02"] or [worker, client, "", reply...]
+				m, err := s.Recv("backend")
+				if err != nil {
+					return err
+				}
+				if len(m) < 2 {
+					q.Logger.Warn("malformed message from a worker", "frames", fmt.Sprintf("%q", m))
+					continue
+				}
+				q.ready(m[0], time.Now())
+				if len(m) == 2 {
+					if !bytes.Equal(m[1], ppReady) && !bytes.Equal(m[1], ppHeartbeat) {
+						q.Logger.Warn("unknown command from a worker", "worker", fmt.Sprintf("%q", m[0]), "frames", fmt.Sprintf("%q", m[1:]))
+					}
+					continue
+				}
+				if err := s.Send("frontend", m[1:]); err != nil {
+					return err
+				}
+			case "frontend":
+				if len(q.workers) == 0 {
+					continue
+				}
+				// [client, "", request...] goes to the least recently used
+				// worker as [worker, client, "", request...].
+				m, err := s.Recv("frontend")
+				if err != nil {
+					return err
+				}
+				worker := q.workers[0]
+				q.workers[0] = ppWorker{}
+				q.workers = q.workers[1:]
+				out := make([][]byte, 0, len(m)+1)
+				out = append(out, worker.id)
+				out = append(out, m...)
+				if err := s.Send("backend", out); err != nil {
+					return err
+				}
+			}
+		}
+		now := time.Now()
+		if !now.Before(heartbeatAt) {
+			for _, wk := range q.workers {
+				if err := s.Send("backend", [][]byte{wk.id, ppHeartbeat}); err != nil {
+					return err
+				}
+			}
+			heartbeatAt = now.Add(q.Heartbeat)
+		}
+		q.purge(now)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+func newPPQueue(cfg map[string]any, env handler.Env) (any, error) {
+	c := newConfig("ppqueue", cfg)
+	q := &PPQueue{Heartbeat: c.duration("heartbeat"), Liveness: c.int("liveness", spec.DefaultLiveness), Logger: env.Logger}
+	if q.Heartbeat <= 0 {
+		q.Heartbeat = spec.DefaultPPPHeartbeat
+	}
+	if q.Liveness <= 0 {
+		q.Liveness = spec.DefaultLiveness
+	}
+	if q.Logger == nil {
+		q.Logger = hclog.NewNullLogger()
+	}
+	return q, c.err()
+}

@@ -1,0 +1,132 @@
+package builtin
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/ztopo/ztopo/spec"
+)
+
+// lockedBuf collects a logger's output for a test to read.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func waitLog(t *testing.T, logs *lockedBuf, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(bound); !strings.Contains(logs.String(), want); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log:\n%s", want, logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestLBBrokerSwapKeepsIdleWorkers: a REQ worker that announced READY to
+// one lbbroker is served by the lbbroker that replaces it in a handler
+// swap, without announcing itself again.
+func TestLBBrokerSwapKeepsIdleWorkers(t *testing.T) {
+	zctx := newCtx(t)
+	sp := &spec.Node{Name: "broker", Sockets: []*spec.Socket{
+		{Name: "backend", Type: spec.ROUTER, Bind: []string{"inproc://lbs-back"}},
+		{Name: "frontend", Type: spec.ROUTER, Bind: []string{"inproc://lbs-front"}},
+	}}
+	r := runNode(t, zctx, sp, build(t, "lbbroker", nil, nil))
+	w := peer(t, zctx, &spec.Socket{Name: "w", Type: spec.REQ, Connect: []string{"inproc://lbs-back"}, Identity: "w1"})
+	if err := w.Send(fr("READY"), 0); err != nil {
+		t.Fatal(err)
+	}
+	c := peer(t, zctx, &spec.Socket{Name: "c", Type: spec.REQ, Connect: []string{"inproc://lbs-front"}, Identity: "c1"})
+	for i, swap := range []bool{false, true, true} {
+		if swap {
+			// The worker is idle: its reply reached the client, and the
+			// broker listed it again before it forwarded that reply.
+			r.n.SwapHandler(build(t, "lbbroker", nil, nil))
+		}
+		if err := c.Send(fr("job"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := q(recv(t, w)), q(fr("c1", "", "job")); got != want {
+			t.Fatalf("round %d: worker got %s, want %s", i, got, want)
+		}
+		if err := w.Send(fr("c1", "", "done"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := q(recv(t, c)), q(fr("done")); got != want {
+			t.Fatalf("round %d: client got %s, want %s", i, got, want)
+		}
+	}
+}
+
+// TestPPQueueFrames: the queue's side of the Paranoid Pirate Protocol,
+// frame by frame, with a DEALER worker and a REQ client.
+func TestPPQueueFrames(t *testing.T) {
+	zctx := newCtx(t)
+	sp := &spec.Node{Name: "queue", Sockets: []*spec.Socket{
+		{Name: "backend", Type: spec.ROUTER, Bind: []string{"inproc://ppq-back"}},
+		{Name: "frontend", Type: spec.ROUTER, Bind: []string{"inproc://ppq-front"}},
+	}}
+	logs := &lockedBuf{}
+	lg := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})
+	r := runNode(t, zctx, sp, build(t, "ppqueue", map[string]any{"heartbeat": 20 * time.Millisecond}, lg))
+	// A client first: it waits until a worker is ready.
+	c := peer(t, zctx, &spec.Socket{Name: "c", Type: spec.REQ, Connect: []string{"inproc://ppq-front"}, Identity: "c1"})
+	if err := c.Send(fr("job"), 0); err != nil {
+		t.Fatal(err)
+	}
+	w := peer(t, zctx, &spec.Socket{Name: "w", Type: spec.DEALER, Connect: []string{"inproc://ppq-back"}, Identity: "w1"})
+	if err := w.Send([][]byte{{1}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := q(recv(t, w)), q(fr("c1", "", "job")); got != want {
+		t.Fatalf("worker got %s, want %s", got, want)
+	}
+	if err := w.Send(fr("c1", "", "done"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := q(recv(t, c)), q(fr("done")); got != want {
+		t.Fatalf("client got %s, want %s", got, want)
+	}
+	// Idle again, the worker gets heartbeats; a swapped-in queue knows it.
+	r.n.SwapHandler(build(t, "ppqueue", map[string]any{"heartbeat": 20 * time.Millisecond}, lg))
+	if got, want := q(recv(t, w)), q([][]byte{{2}}); got != want {
+		t.Fatalf("worker got %s, want a heartbeat %s", got, want)
+	}
+	if err := c.Send(fr("job2"), 0); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m := recv(t, w)
+		if len(m) == 1 && string(m[0]) == "\x02" {
+			continue
+		}
+		if got, want := q(m), q(fr("c1", "", "job2")); got != want {
+			t.Fatalf("worker got %s, want %s", got, want)
+		}
+		break
+	}
+	if err := w.Send(fr("c1", "", "done2"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := q(recv(t, c)), q(fr("done2")); got != want {
+		t.Fatalf("client got %s, want %s", got, want)
+	}
+	// Silent for three heartbeats: evicted.
+	waitLog(t, logs, `worker evicted: heartbeats missed: worker="\"w1\""`)
+}
