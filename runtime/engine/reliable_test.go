@@ -1,0 +1,256 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
+)
+
+// pyProc is a long-lived pyzmq peer from testdata/py: its output lines
+// come on a channel, a line on its stdin is its cue, closing stdin ends it.
+type pyProc struct {
+	*pirate
+	name string
+}
+
+func startPyProc(t *testing.T, script string, args ...string) *pyProc {
+	t.Helper()
+	needPyzmq(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*bound)
+	p := &pirate{
+		cmd:   exec.CommandContext(ctx, python, append([]string{"testdata/py/" + script}, args...)...),
+		lines: make(chan string, 1000),
+		done:  make(chan error, 1),
+	}
+	p.cmd.Stderr = os.Stderr
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		close(p.lines)
+		p.done <- p.cmd.Wait()
+		cancel()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		p.stdin.Close()
+		<-p.done
+	})
+	return &pyProc{pirate: p, name: script + " " + strings.Join(args, " ")}
+}
+
+// expect waits for the peer's next line and checks it.
+func (p *pyProc) expect(t *testing.T, want string) {
+	t.Helper()
+	if got := p.line(t); got != want {
+		t.Fatalf("%s: got %q, want %q", p.name, got, want)
+	}
+}
+
+// kill SIGKILLs the peer and waits until it is gone.
+func (p *pyProc) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for range p.lines {
+	}
+	err := <-p.done
+	p.done <- err
+}
+
+// pirateOK is the Lazy Pirate clients' last word when every request after
+// the cue got its reply.
+func pirateOK(clients, after int) *regexp.Regexp {
+	return regexp.MustCompile(fmt.Sprintf(`^ok %d replies after the line, \d+ retries$`, clients*after))
+}
+
+func (p *pirate) cue(t *testing.T) {
+	t.Helper()
+	if _, err := io.WriteString(p.stdin, "go on\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPPQueueWithPythonPeers: zguide Paranoid Pirate workers and Lazy
+// Pirate clients, in pyzmq, through the ppqueue builtin. A worker killed
+// while idle is evicted after three missed heartbeats; every request of
+// the clients is answered by the others.
+func TestPPQueueWithPythonPeers(t *testing.T) {
+	dir := rlDir(t)
+	front, back := zsocktest.TCP(t), zsocktest.TCP(t)
+	topo := rlParse(t, dir, `version: 1
+name: ppq-py
+nodes:
+  queue:
+    handler: ppqueue
+    config: {heartbeat: 100ms}
+    sockets:
+      frontend: {type: ROUTER, bind: `+front+`}
+      backend: {type: ROUTER, bind: `+back+`}
+`, nil)
+	lg, logs := newLogger(t)
+	r := rlStart(t, topo, Options{Logger: lg, Grace: time.Second})
+
+	doomed := startPyProc(t, "ppp.py", "worker", back, "100")
+	doomed.expect(t, "ready")
+	doomed.expect(t, "heard") // the queue knows it
+	doomed.kill(t)
+	rlWaitFor(t, "the killed worker's eviction", func() bool { return strings.Contains(logs.String(), "worker evicted") })
+
+	for i := 0; i < 2; i++ {
+		w := startPyProc(t, "ppp.py", "worker", back, "100")
+		w.expect(t, "ready")
+	}
+	const clients, after = 3, 20
+	py := startPirate(t, front, clients, after)
+	if got := py.line(t); got != "ready" {
+		t.Fatalf("pyzmq clients: %s", got)
+	}
+	py.cue(t)
+	got := py.line(t)
+	t.Logf("clients: %s", got)
+	if !pirateOK(clients, after).MatchString(got) {
+		t.Fatalf("pyzmq clients: got %q, want %s", got, pirateOK(clients, after))
+	}
+	if n := strings.Count(logs.String(), "worker evicted"); n != 1 {
+		t.Errorf("evictions: got %d, want 1", n)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// TestPPPWorkersBehindPythonQueue: ztopo's upper workers speak PPP to the
+// zguide's ppqueue in pyzmq; when that queue is killed they notice the
+// silence and reconnect to its successor, which serves Lazy Pirate clients
+// with every reply.
+func TestPPPWorkersBehindPythonQueue(t *testing.T) {
+	dir := rlDir(t)
+	front, back := zsocktest.TCP(t), zsocktest.TCP(t)
+	q := startPyProc(t, "ppp.py", "queue", front, back, "100")
+	q.expect(t, "ready")
+	topo := rlParse(t, dir, `version: 1
+name: ppw-py
+nodes:
+  worker:
+    replicas: 2
+    handler: upper
+    config: {protocol: ppp, heartbeat: 100ms, reconnect: 50ms}
+    sockets:
+      broker: {type: DEALER, connect: `+back+`}
+`, nil)
+	lg, logs := newLogger(t)
+	r := rlStart(t, topo, Options{Logger: lg, Grace: time.Second})
+	rlWaitFor(t, "the workers to run", func() bool { return rlAllRunning(r.e) })
+
+	const clients, after = 3, 20
+	py := startPirate(t, front, clients, after)
+	if got := py.line(t); got != "ready" {
+		t.Fatalf("pyzmq clients: %s", got)
+	}
+	q.kill(t)
+	rlWaitFor(t, "both workers to reconnect", func() bool {
+		return strings.Count(logs.String(), "broker silent, reconnecting") >= 2
+	})
+	q2 := startPyProc(t, "ppp.py", "queue", front, back, "100")
+	q2.expect(t, "ready")
+	py.cue(t)
+	got := py.line(t)
+	t.Logf("clients: %s", got)
+	if !pirateOK(clients, after).MatchString(got) {
+		t.Fatalf("pyzmq clients: got %q, want %s", got, pirateOK(clients, after))
+	}
+	if got := sum(r.e, "worker", "broker", in); got < uint64(clients*after) {
+		t.Errorf("workers received %d messages, want at least %d", got, clients*after)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// TestPPQueueProcessWorkerKilled: Lazy Pirate clients through the ppqueue
+// builtin to `run: process` upper workers; one worker's process is
+// SIGKILLed while they serve. It is restarted, and every request the
+// clients make after that is answered: nothing is lost.
+func TestPPQueueProcessWorkerKilled(t *testing.T) {
+	self := needZtopo(t)
+	dir := rlDir(t)
+	front := zsocktest.TCP(t)
+	topo := rlParse(t, dir, `version: 1
+name: ppq-kill
+nodes:
+  queue:
+    handler: ppqueue
+    config: {heartbeat: 100ms}
+    sockets:
+      frontend: {type: ROUTER, bind: `+front+`}
+      backend: {type: ROUTER, bind: auto}
+  worker:
+    replicas: 2
+    run: process
+    handler: upper
+    config: {heartbeat: 100ms, reconnect: 50ms}
+    restart: {policy: on-failure, max_restarts: 3, within: 1m, backoff_min: 50ms, backoff_max: 200ms}
+    sockets:
+      broker: {type: DEALER, connect: queue.backend}
+`, nil)
+	if w := topo.Node("worker.0").Worker; w == nil || w.Protocol != "ppp" || w.Socket != "broker" {
+		t.Fatalf("worker.0 speaks %+v, want ppp on broker", w)
+	}
+	lg, logs := newLogger(t)
+	r := rlStart(t, topo, Options{Logger: lg, Self: self, Grace: 2 * time.Second})
+	rlWaitFor(t, "every node to run", func() bool { return rlAllRunning(r.e) })
+
+	const clients, after = 3, 30
+	py := startPirate(t, front, clients, after)
+	if got := py.line(t); got != "ready" {
+		t.Fatalf("pyzmq clients: %s", got)
+	}
+	victim := statusOf(r.e, "worker.0").PID
+	if victim <= 0 {
+		t.Fatalf("worker.0 pid %d", victim)
+	}
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	rlWaitFor(t, "worker.0 to run again", func() bool {
+		st := statusOf(r.e, "worker.0")
+		return st.State == StateRunning && st.PID > 0 && st.PID != victim
+	})
+	py.cue(t)
+	got := py.line(t)
+	t.Logf("clients: %s", got)
+	if !pirateOK(clients, after).MatchString(got) {
+		t.Fatalf("pyzmq clients: got %q, want %s", got, pirateOK(clients, after))
+	}
+	if st := statusOf(r.e, "worker.0"); st.Restarts != 1 {
+		t.Errorf("worker.0 restarts: got %d, want 1", st.Restarts)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	_ = logs
+}
