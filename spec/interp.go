@@ -16,6 +16,9 @@ const (
 
 var varNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
+// varRefRE finds the names of the ${VAR} and ${VAR:-default} in a text.
+var varRefRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}`)
+
 // scope is what ${...} can see at one place in the file.
 type scope struct {
 	env  func(string) (string, bool)
@@ -37,12 +40,18 @@ type scope struct {
 //
 // A $ followed by anything else stays as written. Expansion is one pass:
 // values substituted in are not expanded again.
-func (sc scope) interpolate(s string) (string, error) {
+//
+// The result holds at most max bytes (max < 0: no bound); beyond, the
+// error is an *expansionTooLarge.
+func (sc scope) interpolate(s string, max int) (string, error) {
 	if !strings.Contains(s, "$") {
 		return s, nil
 	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
+		if max >= 0 && b.Len() > max {
+			return "", &expansionTooLarge{max: max}
+		}
 		c := s[i]
 		if c != '$' || i+1 >= len(s) {
 			b.WriteByte(c)
@@ -72,9 +81,26 @@ func (sc scope) interpolate(s string) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		if max >= 0 && b.Len()+len(val) > max {
+			return "", &expansionTooLarge{max: max}
+		}
 		b.WriteString(val)
 	}
+	if max >= 0 && b.Len() > max {
+		return "", &expansionTooLarge{max: max}
+	}
 	return b.String(), nil
+}
+
+// maxExpanded bounds the text that ${VAR} expansion may produce over a
+// whole topology: a 4 MiB file of ${A}${A}... with a large A would
+// otherwise cost gigabytes and minutes in validate, plan and graph.
+const maxExpanded = 16 << 20
+
+type expansionTooLarge struct{ max int }
+
+func (e *expansionTooLarge) Error() string {
+	return fmt.Sprintf("${...} expansion too large: the topology's values would exceed %d bytes (16 MiB) once variables are expanded", maxExpanded)
 }
 
 func (sc scope) lookup(name, def string, hasDef bool) (string, error) {

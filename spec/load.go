@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -34,12 +35,71 @@ func (o LoadOptions) env() func(string) (string, bool) {
 // Topology is nil iff the Diags hold errors; warnings may come either way.
 // The Diags are sorted.
 func Load(path string, opts LoadOptions) (*Topology, Diags) {
-	data, err := os.ReadFile(path)
+	data, err := ReadTopology(path)
 	if err != nil {
 		// No line to point at: the position is the file as a whole.
-		return nil, Diags{{Pos: Pos{File: path}, Msg: fmt.Sprintf("cannot read topology: %v", unwrapPathError(err))}}
+		return nil, Diags{{Pos: Pos{File: path}, Msg: err.Error()}}
 	}
 	return Parse(path, data, opts)
+}
+
+// MaxFileSize is the largest topology file ztopo reads, in bytes.
+const MaxFileSize = maxFileSize
+
+// ReadTopology reads a topology file, never more than MaxFileSize+1 bytes
+// of it: a device (/dev/zero, /dev/urandom) or a huge file saved over a
+// running topology's file costs a stat, not the memory it would fill. Pipes
+// (`<(...)`, /dev/stdin) are read through the same limit. The error is a
+// sentence without the path, to follow "PATH: ".
+func ReadTopology(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read topology: %v", unwrapPathError(err))
+	}
+	switch m := fi.Mode(); {
+	case m.IsDir():
+		return nil, fmt.Errorf("cannot read topology: is a directory")
+	case m&(os.ModeDevice|os.ModeCharDevice|os.ModeSocket) != 0:
+		return nil, fmt.Errorf("cannot read topology: not a regular file (%s)", modeKind(m))
+	case m.IsRegular() && fi.Size() > maxFileSize:
+		return nil, tooLarge(fi.Size())
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read topology: %v", unwrapPathError(err))
+	}
+	defer f.Close()
+	return ReadTopologyFrom(f)
+}
+
+// ReadTopologyFrom reads a topology from r (stdin, the output of git show)
+// through the same limit as ReadTopology.
+func ReadTopologyFrom(r io.Reader) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read topology: %v", unwrapPathError(err))
+	}
+	if len(data) > maxFileSize {
+		return nil, tooLarge(-1)
+	}
+	return data, nil
+}
+
+func tooLarge(size int64) error {
+	if size < 0 {
+		return fmt.Errorf("file is too large: more than %d bytes (4 MiB), the most a topology may hold", maxFileSize)
+	}
+	return fmt.Errorf("file is too large: %d bytes, more than %d (4 MiB), the most a topology may hold", size, maxFileSize)
+}
+
+func modeKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	}
+	return "a socket"
 }
 
 // unwrapPathError drops the path from an *os.PathError: the diagnostic

@@ -61,6 +61,10 @@ type resolver struct {
 	autoPorts map[string]int
 	// autoLoopback are the loopback endpoints those got without a share.
 	autoLoopback map[string]bool
+	// expanded counts the bytes ${VAR} expansion produced, bounded by
+	// maxExpanded; expandedTooBig is set once the bound is hit.
+	expanded       int
+	expandedTooBig bool
 }
 
 // inst is a node instance with what the second pass needs.
@@ -199,15 +203,24 @@ func (r *resolver) header() {
 			if !nameRE.MatchString(s) {
 				r.errorf(v.Pos, "", "bad topology name %q: use lower-case letters, digits, '-' and '_', starting with a letter or digit", s)
 			}
-			r.topo.Name = s
+			r.topo.Name, r.topo.NamePos = s, v.Pos
 		}
 	}
 }
 
 // expand interpolates a scalar, reporting problems at its position.
 func (r *resolver) expand(sc scope, v *Value) (string, bool) {
-	s, err := sc.interpolate(v.Text)
+	if r.expandedTooBig {
+		return "", false // reported once, where the limit was crossed
+	}
+	s, err := sc.interpolate(v.Text, maxExpanded-r.expanded)
 	if err != nil {
+		var tl *expansionTooLarge
+		if errors.As(err, &tl) {
+			r.errorf(v.Pos, "a variable is expanded too many times, or is too long", "%v", err)
+			r.expandedTooBig, r.tooBig = true, true
+			return "", false
+		}
 		hint := ""
 		var uv *undefinedVar
 		if errors.As(err, &uv) {
@@ -218,6 +231,9 @@ func (r *resolver) expand(sc scope, v *Value) (string, bool) {
 		}
 		r.errorf(v.Pos, hint, "%v", err)
 		return "", false
+	}
+	if s != v.Text {
+		r.expanded += len(s)
 	}
 	return s, true
 }
@@ -243,11 +259,43 @@ func (r *resolver) integer(sc scope, v *Value, what string) (int, bool) {
 		return 0, false
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil || n > math.MaxInt32 || n < math.MinInt32 {
-		r.errorf(v.Pos, "", "%s must be an integer, got %q", what, s)
+	switch {
+	case err != nil && !errors.Is(err, strconv.ErrRange):
+		r.errorf(v.Pos, r.origin(v.Text), "%s must be an integer, got %q", what, s)
+		return 0, false
+	case err != nil && strings.HasPrefix(strings.TrimSpace(s), "-"), err == nil && n < math.MinInt32:
+		r.errorf(v.Pos, r.origin(v.Text), "%s is out of range: %s is less than %d", what, s, math.MinInt32)
+		return 0, false
+	case err != nil, n > math.MaxInt32:
+		r.errorf(v.Pos, r.origin(v.Text), "%s is out of range: %s is more than %d", what, s, math.MaxInt32)
 		return 0, false
 	}
 	return n, true
+}
+
+// origin says where the ${VAR}s of a scalar took their values, for an
+// error about the expanded value: the file shows "${WORKERS}", the value
+// "abc" came from the environment. "" when text uses no variable.
+func (r *resolver) origin(text string) string {
+	var parts []string
+	seen := map[string]bool{}
+	for _, m := range varRefRE.FindAllStringSubmatch(text, -1) {
+		name := m[1]
+		if seen[name] || name == placeholderReplica || name == placeholderNode {
+			continue
+		}
+		seen[name] = true
+		if val, ok := r.env(name); ok {
+			parts = append(parts, fmt.Sprintf("${%s} is %q, from the environment", name, val))
+			continue
+		}
+		for _, e := range r.f.Vars {
+			if e.Key == name {
+				parts = append(parts, fmt.Sprintf("${%s} is %q, from vars at line %d", name, r.vars[name], e.KeyPos.Line))
+			}
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // duration reads a scalar with ParseDuration; negative durations are errors.
@@ -262,7 +310,7 @@ func (r *resolver) duration(sc scope, v *Value, what string) (time.Duration, boo
 	}
 	d, err := ParseDuration(s)
 	if err != nil {
-		r.errorf(v.Pos, "", "%s: %v", what, err)
+		r.errorf(v.Pos, r.origin(v.Text), "%s: %v", what, err)
 		return 0, false
 	}
 	if d < 0 {

@@ -195,7 +195,7 @@ func TestInterpolation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sc := scope{env: mapEnv(tt.env), vars: vars, inNode: true, replica: 3, node: "w.3"}
-			got, err := sc.interpolate(tt.in)
+			got, err := sc.interpolate(tt.in, -1)
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
 					t.Fatalf("got error %v, want %q", err, tt.wantErr)

@@ -14,6 +14,7 @@ import (
 type Topology struct {
 	Version int
 	Name    string
+	NamePos Pos    // where the file sets name: a reload that changes it is rejected there
 	File    string // absolute path of the topology file
 	Dir     string // directory of File: relative paths were resolved against it
 	// RuntimeDir is the private directory (mode 0700) holding ipc endpoints

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -87,6 +88,9 @@ func parseYAML(filename string, data []byte) (*Value, Diags) {
 	at := func(line, col int) Pos { return Pos{File: filename, Line: line, Col: col} }
 	if len(data) > maxFileSize {
 		return nil, Diags{{Pos: at(1, 1), Msg: fmt.Sprintf("file is too large (%d bytes, at most %d)", len(data), maxFileSize)}}
+	}
+	if d, bad := invalidUTF8(filename, data); bad {
+		return nil, Diags{d}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -302,4 +306,31 @@ func (c *converter) mergeSources(vn *yaml.Node, depth int) []Entry {
 		c.diags = append(c.diags, Diag{Pos: src.Pos, Msg: "a merge key (<<) takes a map or a list of maps"})
 	}
 	return out
+}
+
+// invalidUTF8 locates the first byte of data that is not UTF-8: yaml.v3
+// reports it at 1:1 whatever its line. A UTF-16 file (with its byte order
+// mark) is left to yaml.v3, which reads it.
+func invalidUTF8(filename string, data []byte) (Diag, bool) {
+	if bytes.HasPrefix(data, []byte{0xff, 0xfe}) || bytes.HasPrefix(data, []byte{0xfe, 0xff}) || utf8.Valid(data) {
+		return Diag{}, false
+	}
+	line, col := 1, 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return Diag{
+				Pos:  Pos{File: filename, Line: line, Col: col},
+				Msg:  fmt.Sprintf("invalid UTF-8: byte 0x%02x", data[i]),
+				Hint: "a topology file must be UTF-8: convert it, e.g. with iconv -f latin1 -t utf-8",
+			}, true
+		}
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+		i += size
+	}
+	return Diag{}, false
 }

@@ -216,8 +216,17 @@ func gitShow(rev, path string) ([]byte, error) {
 func git(ctx context.Context, dir string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	cmd.Stderr = &capped{max: 64 << 10, buf: &stderr}
+	// A revision is a topology like any other: read through the same limit
+	// (a huge blob must not fill ztopo's memory).
+	var stdout bytes.Buffer
+	cmd.Stdout = &capped{max: spec.MaxFileSize + 1, buf: &stdout}
+	err := cmd.Run()
+	out := stdout.Bytes()
+	if err == nil && len(out) > spec.MaxFileSize {
+		_, err = spec.ReadTopologyFrom(bytes.NewReader(out))
+		return nil, err
+	}
 	if err != nil {
 		msg := strings.TrimSpace(stderr.String())
 		if msg == "" {
@@ -226,4 +235,22 @@ func git(ctx context.Context, dir string, args ...string) ([]byte, error) {
 		return nil, fmt.Errorf("git %s: %s", args[0], msg)
 	}
 	return out, nil
+}
+
+// capped keeps the first max bytes written to it and discards the rest
+// (never failing the writer: git would die of SIGPIPE and say nothing).
+type capped struct {
+	max int
+	buf *bytes.Buffer
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - c.buf.Len(); room > 0 {
+		if len(p) <= room {
+			c.buf.Write(p)
+		} else {
+			c.buf.Write(p[:room])
+		}
+	}
+	return len(p), nil
 }

@@ -124,7 +124,7 @@ func resolveTarget(arg string) (target, error) {
 // fileName is the literal name of a topology file that does not validate,
 // or "".
 func fileName(path string) string {
-	data, err := os.ReadFile(path)
+	data, err := spec.ReadTopology(path)
 	if err != nil {
 		return ""
 	}

@@ -762,7 +762,8 @@ func (u *upRun) reload(ctx context.Context) (*reloadResult, error) {
 	}
 	if t.Name != cur.Name {
 		u.reloads.rejected.Add(1)
-		msg := fmt.Sprintf("the topology name cannot change while it runs (%q to %q); stop it and start it again", cur.Name, t.Name)
+		msg := spec.Diag{Pos: t.NamePos, Msg: fmt.Sprintf("the topology name cannot change while it runs (%q to %q)", cur.Name, t.Name),
+			Hint: "stop it and start it again, or undo the rename"}.String()
 		res.Diagnostics = append(res.Diagnostics, msg)
 		finish("rejected")
 		log.Error("reload rejected, the running topology is unchanged", "file", u.file, "error", msg)

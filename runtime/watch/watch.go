@@ -18,6 +18,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -177,7 +178,7 @@ func (w *Watcher) Remove(path string) error {
 // content differs from the last one seen (Add ignores the answer: the
 // first look is the baseline). Called with w.mu held.
 func (w *Watcher) look(path string, f *file) bool {
-	b, err := os.ReadFile(path)
+	sum, err := fileSum(path)
 	if err != nil {
 		if f.present {
 			w.logger.Debug("watched file is gone, waiting for it to reappear", "path", path, "error", err)
@@ -186,7 +187,6 @@ func (w *Watcher) look(path string, f *file) bool {
 		return false
 	}
 	f.present = true
-	sum := sha256.Sum256(b)
 	if f.known && sum == f.sum {
 		return false
 	}
@@ -437,4 +437,27 @@ func OnChange(ctx context.Context, path string, logger hclog.Logger, changed fun
 			<-callDone
 		})
 	}, nil
+}
+
+// fileSum hashes a file as a stream: a huge file saved over a watched one
+// costs reading it, not holding it (issue 11 item 12: a 1 GB save took a
+// running up to 1.07 GB).
+func fileSum(path string) ([sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
+	f, err := os.Open(path)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+		// A device or a fifo is never read: its "content" is endless
+		// or consumed by reading it.
+		return sum, fmt.Errorf("%s is not a regular file", path)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return sum, err
+	}
+	copy(sum[:], h.Sum(nil))
+	return sum, nil
 }
