@@ -51,7 +51,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(tw, "pid:\t%d\n", st.PID)
 	fmt.Fprintf(tw, "state:\t%s\n", st.State)
 	fmt.Fprintf(tw, "uptime:\t%s\n", uptimeText(st.UptimeSeconds))
-	fmt.Fprintf(tw, "reloads:\t%d (%d rejected, %d failed)\n", st.Reloads, st.ReloadsRejected, st.ReloadsFailed)
+	fmt.Fprintf(tw, "reloads:\t%d applied, %d rejected, %d failed\n", st.Reloads, st.ReloadsRejected, st.ReloadsFailed)
 	tw.Flush()
 	fmt.Fprintln(stdout)
 
