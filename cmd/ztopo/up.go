@@ -38,7 +38,8 @@ import (
 
 const upUsage = `usage: ztopo up [flags] FILE
 
-Runs the topology in the foreground until SIGINT/SIGTERM or 'ztopo down'. A
+Runs the topology in the foreground until SIGINT/SIGTERM or 'ztopo down'
+(with -d: in the background). A
 topology whose nodes complete (a generate with a count, a count with expect)
 ends by itself once they have. While it runs, edits to FILE are applied:
 only the nodes whose definition changed restart; SIGHUP and 'ztopo reload'
@@ -50,6 +51,10 @@ drain for at most the grace period, then stops everything; a second one
 exits at once (exit status 1: messages may have been lost).
 
 Flags:
+  -d, --detach            run in the background: return once every node runs
+                          (exit 0), or with the errors if one fails to start
+                          within 60s (exit 1, and nothing is left running);
+                          the log is then read with 'ztopo logs'
   --no-watch              do not watch FILE (nor exec and plugin files) for changes
   --log-format text|json  log format (default text)
   --log-level LEVEL       trace, debug, info, warn or error (default info)
@@ -94,6 +99,8 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "")
 	grace := fs.Duration("grace", engine.DefaultGrace, "")
 	metricsAddr := fs.String("metrics", "", "")
+	detach := fs.Bool("d", false, "")
+	fs.BoolVar(detach, "detach", false, "")
 	pos, code, ok := parseArgs(fs, "up", upUsage, args, stdout, stderr)
 	if !ok {
 		return code
@@ -112,6 +119,13 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 	if level == hclog.NoLevel || level == hclog.Off {
 		return usageError(stderr, "up", upUsage, "--log-level must be trace, debug, info, warn or error, got %q", *logLevel)
 	}
+	if *detach {
+		return runDetached(args, stdout, stderr)
+	}
+	pipe := detachedPipe() // up -d's background: warnings and errors to the pipe until ready
+	if pipe != nil {
+		stderr = detachedOutput{pipe}
+	}
 
 	// Signals are caught from here on: a Ctrl-C while starting must still
 	// stop the topology in order and remove the runtime directory.
@@ -120,6 +134,9 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(sigc)
 
 	logger, logs := newUpLogger(stderr, *logFormat == "json", level)
+	if pipe != nil {
+		logs.SetOutputLevel(hclog.Warn)
+	}
 
 	path := pos[0]
 	// The watcher comes before the first read: an edit made between the
@@ -162,6 +179,9 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "ztopo up: %v\n", err)
 		return exitFailure
+	}
+	if pipe != nil {
+		go u.awaitReady(pipe)
 	}
 	return u.run(stderr)
 }

@@ -30,9 +30,10 @@ type Sink struct {
 	json    bool
 	Printer *Printer
 
-	mu  sync.Mutex
-	out io.Writer
-	buf []byte
+	mu       sync.Mutex
+	out      io.Writer
+	outLevel hclog.Level // entries below it are kept but not written
+	buf      []byte
 }
 
 var _ hclog.SinkAdapter = (*Sink)(nil)
@@ -60,6 +61,14 @@ func (s *Sink) SetOutput(w io.Writer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.out = w
+}
+
+// SetOutputLevel writes only entries at level or above to the output; the
+// ring still keeps those at the logger's level.
+func (s *Sink) SetOutputLevel(level hclog.Level) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outLevel = level
 }
 
 // Ring is where the sink keeps records.
@@ -100,7 +109,7 @@ func (s *Sink) Accept(name string, level hclog.Level, msg string, args ...any) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.out == nil {
+	if s.out == nil || level < s.outLevel {
 		return
 	}
 	if s.json {
