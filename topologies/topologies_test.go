@@ -3,6 +3,7 @@ package topologies_test
 import (
 	"context"
 	"fmt"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -239,10 +240,8 @@ print("no env: exit %d: %s" % (p.returncode, p.stderr.decode().strip()))
 `
 
 func TestUpperWorkerPy(t *testing.T) {
-	const python = "/usr/bin/python3"
-	if err := exec.Command(python, "-c", "import zmq").Run(); err != nil {
-		t.Skipf("%s with pyzmq is not available: %v", python, err)
-	}
+	const python = testutil.Python
+	testutil.NeedPyzmq(t)
 	// ipc paths must stay under 107 bytes; t.TempDir() can be longer.
 	dir, err := os.MkdirTemp("", "zt")
 	if err != nil {

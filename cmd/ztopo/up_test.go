@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -580,54 +581,26 @@ func hasMetricLine(body, line string) bool {
 	return false
 }
 
-// procStat is what identifies a process over time: pid reuse gives a new
-// start time.
-type procStat struct {
-	ppid  int
-	state byte
-	start uint64 // starttime, field 22 of /proc/PID/stat
-}
-
-func readStat(pid int) (procStat, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return procStat{}, false
-	}
-	// The command name is in parentheses and may hold spaces: fields are
-	// counted after the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procStat{}, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return procStat{}, false
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	start, _ := strconv.ParseUint(f[19], 10, 64)
-	return procStat{ppid: ppid, state: f[0][0], start: start}, true
-}
-
 // descendants returns every process below pid, by pid.
-func descendants(pid int) map[int]procStat {
-	all := map[int]procStat{}
+func descendants(pid int) map[int]testutil.Stat {
+	all := map[int]testutil.Stat{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		p, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		if st, ok := readStat(p); ok {
+		if st, ok := testutil.ReadStat(p); ok {
 			all[p] = st
 		}
 	}
-	out := map[int]procStat{}
+	out := map[int]testutil.Stat{}
 	frontier := []int{pid}
 	for len(frontier) > 0 {
 		parent := frontier[0]
 		frontier = frontier[1:]
 		for p, st := range all {
-			if st.ppid == parent {
+			if st.Ppid == parent {
 				if _, seen := out[p]; !seen {
 					out[p] = st
 					frontier = append(frontier, p)
@@ -641,11 +614,11 @@ func descendants(pid int) map[int]procStat {
 // aliveOf returns the processes of procs that still run: same pid, same
 // start time, not a zombie (a zombie has released its ports and files;
 // whether it is reaped depends on who adopted it).
-func aliveOf(procs map[int]procStat) []int {
+func aliveOf(procs map[int]testutil.Stat) []int {
 	var alive []int
 	for pid, was := range procs {
-		st, ok := readStat(pid)
-		if ok && st.start == was.start && st.state != 'Z' && st.state != 'X' {
+		st, ok := testutil.ReadStat(pid)
+		if ok && st.Start == was.Start && st.State != 'Z' && st.State != 'X' {
 			alive = append(alive, pid)
 		}
 	}

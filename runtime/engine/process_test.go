@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"io"
 	"os"
 	"os/exec"
@@ -56,13 +57,6 @@ func needZtopo(t testing.TB) string {
 	return ztopoBin
 }
 
-func needPyzmq(t testing.TB) {
-	t.Helper()
-	if err := exec.Command(python, "-c", "import zmq").Run(); err != nil {
-		t.Skipf("%s with pyzmq is not available (Debian: python3-zmq): %v", python, err)
-	}
-}
-
 // children returns the processes whose parent is pid, with their command
 // lines.
 func children(pid int) map[int]string {
@@ -101,7 +95,7 @@ type pirate struct {
 
 func startPirate(t *testing.T, ep string, clients, after int) *pirate {
 	t.Helper()
-	needPyzmq(t)
+	testutil.NeedPyzmq(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*bound)
 	p := &pirate{
 		cmd:   exec.CommandContext(ctx, python, "testdata/py/pirate.py", ep, fmt.Sprint(clients), fmt.Sprint(after)),
@@ -506,12 +500,12 @@ func TestInprocPeerReconnectsAfterSupervisedRestart(t *testing.T) {
 			lg, logs := newLogger(t)
 			s := startEngine(t, &spec.Topology{Name: "t", Nodes: []*spec.Node{feeder, fwd, sink}},
 				Options{Logger: lg, Registry: reg})
-			waitFor(t, "the sink to run again", func() bool {
+			testutil.WaitFor(t, "the sink to run again", func() bool {
 				st := statusOf(s.e, "sink")
 				return st.Restarts == 1 && st.State == StateRunning
 			})
 			// Well past the crash: delivery went on after the restart.
-			waitFor(t, "messages at the restarted sink", func() bool { return seen.Load() > at+200 })
+			testutil.WaitFor(t, "messages at the restarted sink", func() bool { return seen.Load() > at+200 })
 			if st := statusOf(s.e, "fwd"); st.Restarts != 1 || st.State != StateRunning {
 				t.Errorf("fwd: restarts %d, %s; want 1, running", st.Restarts, st.State)
 			}
@@ -557,16 +551,16 @@ func TestInprocCycleRestartsEachOnce(t *testing.T) {
 	}
 	lg, _ := newLogger(t)
 	s := startEngine(t, &spec.Topology{Name: "t", Nodes: nodes}, Options{Logger: lg, Registry: reg})
-	waitFor(t, "x to run again", func() bool {
+	testutil.WaitFor(t, "x to run again", func() bool {
 		st := statusOf(s.e, "x")
 		return st.Restarts == 1 && st.State == StateRunning
 	})
-	waitFor(t, "y to restart", func() bool {
+	testutil.WaitFor(t, "y to restart", func() bool {
 		st := statusOf(s.e, "y")
 		return st.Restarts == 1 && st.State == StateRunning
 	})
 	// Past the restarts, x keeps getting messages and nothing restarts again.
-	waitFor(t, "x to go on", func() bool { return seen.Load() > 300 })
+	testutil.WaitFor(t, "x to go on", func() bool { return seen.Load() > 300 })
 	got := map[string]int{}
 	for _, st := range s.e.Status() {
 		got[st.Name] = st.Restarts

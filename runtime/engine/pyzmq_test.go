@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"os/exec"
 	"strings"
 	"sync"
@@ -14,7 +15,7 @@ import (
 	"github.com/ztopo/ztopo/spec"
 )
 
-const python = "/usr/bin/python3"
+const python = testutil.Python
 
 // pyPeer is a running pyzmq peer (testdata/py/peers.py).
 type pyPeer struct {
@@ -43,12 +44,7 @@ func (p *pyPeer) output() string {
 
 func startPy(t *testing.T, args ...string) *pyPeer {
 	t.Helper()
-	if _, err := exec.LookPath(python); err != nil {
-		t.Skip("no python3")
-	}
-	if err := exec.Command(python, "-c", "import zmq").Run(); err != nil {
-		t.Skip("no pyzmq (Debian: python3-zmq)")
-	}
+	testutil.NeedPyzmq(t)
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	p := &pyPeer{cmd: exec.CommandContext(ctx, python, append([]string{"testdata/py/peers.py"}, args...)...), done: make(chan error, 1)}
 	p.cmd.Stdout = &p.out
@@ -67,7 +63,7 @@ func startPy(t *testing.T, args ...string) *pyPeer {
 func startPyReady(t *testing.T, args ...string) *pyPeer {
 	t.Helper()
 	p := startPy(t, args...)
-	waitFor(t, "the pyzmq peer to get ready", func() bool {
+	testutil.WaitFor(t, "the pyzmq peer to get ready", func() bool {
 		select {
 		case err := <-p.done:
 			p.done <- err

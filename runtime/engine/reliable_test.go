@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"io"
 	"os"
 	"os/exec"
@@ -25,7 +26,7 @@ type pyProc struct {
 
 func startPyProc(t *testing.T, script string, args ...string) *pyProc {
 	t.Helper()
-	needPyzmq(t)
+	testutil.NeedPyzmq(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*bound)
 	p := &pirate{
 		cmd:   exec.CommandContext(ctx, python, append([]string{"testdata/py/" + script}, args...)...),

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"io"
 	"net"
 	"os"
@@ -24,7 +25,7 @@ import (
 	"github.com/ztopo/ztopo/spec"
 )
 
-const rlPython = "/usr/bin/python3"
+const rlPython = testutil.Python
 
 // rlDir is a short private directory: ipc paths and the topology file.
 func rlDir(t testing.TB) string {

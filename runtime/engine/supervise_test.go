@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -72,15 +73,6 @@ func (s *started) wait(t *testing.T, limit time.Duration) error {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(bound); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 // feed: generate forever (1 ms apart) -> count, a reactive pair.
 func feed(ep string) []*spec.Node {
 	return []*spec.Node{
@@ -100,7 +92,7 @@ func TestFailingNodeRestartsUntilLimitWhileOthersRun(t *testing.T) {
 	topo := &spec.Topology{Name: "t", Nodes: append(feed("inproc://feed"), flaky)}
 	s := startEngine(t, topo, Options{Registry: reg})
 
-	waitFor(t, "flaky to fail for good", func() bool { return statusOf(s.e, "flaky").State == StateFailed })
+	testutil.WaitFor(t, "flaky to fail for good", func() bool { return statusOf(s.e, "flaky").State == StateFailed })
 	if got := runs.Load(); got != 4 {
 		t.Errorf("flaky ran %d times, want 4 (1 + 3 restarts)", got)
 	}
@@ -109,7 +101,7 @@ func TestFailingNodeRestartsUntilLimitWhileOthersRun(t *testing.T) {
 	}
 	// The counter keeps counting after flaky failed.
 	before := statusOf(s.e, "counter").Sockets[0].MsgsIn
-	waitFor(t, "the counter to go on", func() bool { return statusOf(s.e, "counter").Sockets[0].MsgsIn > before+10 })
+	testutil.WaitFor(t, "the counter to go on", func() bool { return statusOf(s.e, "counter").Sockets[0].MsgsIn > before+10 })
 	if st := statusOf(s.e, "counter"); st.State != StateRunning {
 		t.Errorf("counter: %s", st.State)
 	}
@@ -157,9 +149,9 @@ func TestBindOnTakenPortNamesNodeSocketEndpoint(t *testing.T) {
 	taken := builtinNode("taker", "count", nil, sock("in", spec.PULL, list(ep), nil))
 	taken.Restart = spec.Restart{Policy: spec.RestartNo}
 	s := startEngine(t, &spec.Topology{Name: "t", Nodes: append(feed("inproc://ok"), taken)}, Options{})
-	waitFor(t, "taker to fail", func() bool { return statusOf(s.e, "taker").State == StateFailed })
+	testutil.WaitFor(t, "taker to fail", func() bool { return statusOf(s.e, "taker").State == StateFailed })
 	before := statusOf(s.e, "counter").Sockets[0].MsgsIn
-	waitFor(t, "the others to go on", func() bool { return statusOf(s.e, "counter").Sockets[0].MsgsIn > before+10 })
+	testutil.WaitFor(t, "the others to go on", func() bool { return statusOf(s.e, "counter").Sockets[0].MsgsIn > before+10 })
 	s.cancel()
 	err = s.wait(t, bound)
 	want := fmt.Sprintf(`node "taker" failed: socket "in": bind %s: address already in use`, ep)
@@ -193,7 +185,7 @@ func TestCancelMidStreamDrainsAndReturns(t *testing.T) {
 			}}
 			const grace = 2 * time.Second
 			s := startEngine(t, topo, Options{Grace: grace})
-			waitFor(t, "messages at the sink", func() bool { return statusOf(s.e, "sink").Sockets[0].MsgsIn > 1000 })
+			testutil.WaitFor(t, "messages at the sink", func() bool { return statusOf(s.e, "sink").Sockets[0].MsgsIn > 1000 })
 			s.cancel()
 			// Generous: the drain itself is bounded by grace; the rest is a few
 			// polls and closes.
@@ -221,7 +213,7 @@ func TestCancelMidStreamDrainsAndReturns(t *testing.T) {
 func TestKillReturnsAtOnce(t *testing.T) {
 	topo := &spec.Topology{Name: "t", Nodes: feed(zsocktest.TCP(t))}
 	s := startEngine(t, topo, Options{Grace: time.Minute})
-	waitFor(t, "traffic", func() bool { return statusOf(s.e, "counter").Sockets[0].MsgsIn > 10 })
+	testutil.WaitFor(t, "traffic", func() bool { return statusOf(s.e, "counter").Sockets[0].MsgsIn > 10 })
 	s.e.Kill()
 	if err := s.wait(t, bound); err != nil {
 		t.Fatalf("Run: %v", err)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -168,7 +169,7 @@ func TestTopologies(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(strings.TrimSuffix(tc.file, ".yaml"), func(t *testing.T) {
 			if tc.python {
-				needPyzmq(t)
+				testutil.NeedPyzmq(t)
 			}
 			topo := loadFile(t, topoFile(tc.file), nil)
 			for _, n := range topo.Nodes {

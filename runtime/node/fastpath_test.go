@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"sync/atomic"
 	"testing"
 
@@ -48,7 +49,7 @@ func TestFastPathForwardsAndCountsExactly(t *testing.T) {
 		}
 	}
 	// While it runs the counters follow within statsIdle+statsBusy.
-	waitFor(t, func() bool {
+	testutil.WaitFor(t, "condition", func() bool {
 		return st.n.Stats("in").Snapshot().MsgsIn == n && st.n.Stats("out").Snapshot().MsgsOut == n
 	})
 	st.cancel()

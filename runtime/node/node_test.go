@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -131,17 +132,6 @@ func recv(t *testing.T, s *zsock.Socket) [][]byte {
 	return m
 }
 
-// waitFor polls cond until it holds, with a bound.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(bound); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatal("condition never held")
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func fr(ss ...string) [][]byte {
 	out := make([][]byte, len(ss))
 	for i, s := range ss {
@@ -182,7 +172,7 @@ func TestForwardInToOut(t *testing.T) {
 	if err := st.wait(t); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run: got %v, want context.Canceled", err)
 	}
-	waitFor(t, func() bool { return st.n.Stats("out").Snapshot().MsgsOut == n })
+	testutil.WaitFor(t, "condition", func() bool { return st.n.Stats("out").Snapshot().MsgsOut == n })
 	in1, out1 := st.n.Stats("in").Snapshot(), st.n.Stats("out").Snapshot()
 	if in1.MsgsIn != n || out1.MsgsOut != n {
 		t.Errorf("stats: in %+v, out %+v; want %d each", in1, out1, n)
@@ -371,7 +361,7 @@ func TestSwapKeepsSocketsAndMessages(t *testing.T) {
 		t.Errorf("new handler closed %d times before stop, want 0", got)
 	}
 	// The counter moves just after the reply left: wait for it.
-	waitFor(t, func() bool { return st.n.Stats("rep").Snapshot().MsgsOut == n })
+	testutil.WaitFor(t, "condition", func() bool { return st.n.Stats("rep").Snapshot().MsgsOut == n })
 	if s := st.n.Stats("rep").Snapshot(); s.MsgsIn != n || s.MsgsOut != n {
 		t.Errorf("stats: %+v, want %d in and out", s, n)
 	}
@@ -734,7 +724,7 @@ func TestSwapFromAsyncToFastPath(t *testing.T) {
 	if got := string(recv(t, sink)[0]); got != "A" {
 		t.Fatalf("got %q, want A (the old handler's answer)", got)
 	}
-	waitFor(t, func() bool { return l.closed.Load() == 1 })
+	testutil.WaitFor(t, "condition", func() bool { return l.closed.Load() == 1 })
 	for i := 0; i < 100; i++ {
 		send(fmt.Sprint(i))
 		if got := string(recv(t, sink)[0]); got != fmt.Sprint(i) {

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"testing"
 	"time"
 
@@ -156,7 +157,7 @@ func TestWorkerSwapKeepsConnection(t *testing.T) {
 		t.Fatalf("got %s, want %s", got, want)
 	}
 	st.n.SwapHandler(forward)
-	waitFor(t, func() bool { return st.n.seenGen.Load() == 1 })
+	testutil.WaitFor(t, "condition", func() bool { return st.n.seenGen.Load() == 1 })
 	if err := broker.Send(fr(id, "c", "", "two"), 0); err != nil {
 		t.Fatal(err)
 	}

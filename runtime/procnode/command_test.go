@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,7 +180,7 @@ func waitLine(t *testing.T, c *capture, msg string) {
 }
 
 func TestCommandPythonWorker(t *testing.T) {
-	const python = "/usr/bin/python3"
+	const python = testutil.Python
 	if _, err := os.Stat(python); err != nil {
 		t.Skipf("no %s: %v", python, err)
 	}

@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -308,34 +308,6 @@ func topo(dir string) *spec.Topology {
 	return &spec.Topology{Version: 1, Name: "ptest", File: dir + "/topology.yaml", Dir: dir}
 }
 
-// groupMembers lists the processes whose process group is pgid.
-func groupMembers(t *testing.T, pgid int) []int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces and parens.
-		s := string(b)
-		rest := s[strings.LastIndexByte(s, ')')+2:]
-		f := strings.Fields(rest)
-		if len(f) > 2 && f[2] == strconv.Itoa(pgid) {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
 // noLeftovers waits (bounded) until neither the child nor anything of its
 // process group exists any more.
 func noLeftovers(t *testing.T, pid int) {
@@ -346,7 +318,7 @@ func noLeftovers(t *testing.T, pid int) {
 	deadline := time.Now().Add(bound)
 	for {
 		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
-		left := groupMembers(t, pid)
+		left := testutil.GroupMembers(pid)
 		if errors.Is(err, os.ErrNotExist) && len(left) == 0 {
 			return
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -314,7 +315,7 @@ func TestStopReachesTheWholeGroup(t *testing.T) {
 	stopOnCleanup(t, p)
 	c.waitFor(ctx, t, "ready")
 	grandchild := firstPid(t, c.messages(""))
-	if !alive(grandchild) {
+	if !testutil.Alive(grandchild) {
 		t.Fatalf("grandchild %d not running before Stop", grandchild)
 	}
 	p.Stop(20 * time.Second)
@@ -405,7 +406,7 @@ func TestChildDiesWithParent(t *testing.T) {
 	if _, err := fmt.Sscanf(line, "child %d", &child); err != nil {
 		t.Fatalf("helper said %q: %v", line, err)
 	}
-	if !alive(child) {
+	if !testutil.Alive(child) {
 		t.Fatalf("child %d not running while its parent lives", child)
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -438,29 +439,13 @@ func firstPid(t *testing.T, lines []string) int {
 	return 0
 }
 
-// alive reports whether pid exists and is not a zombie (an orphan whose
-// reaper is slow still shows in /proc, but it is dead).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesised command name.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 || i+2 >= len(b) {
-		return false
-	}
-	state := b[i+2]
-	return state != 'Z' && state != 'X'
-}
-
 // waitGone polls /proc until pid is gone: there is no event for the death
 // of a process we are not the parent of.
 func waitGone(ctx context.Context, t *testing.T, pid int) {
 	t.Helper()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for alive(pid) {
+	for testutil.Alive(pid) {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():

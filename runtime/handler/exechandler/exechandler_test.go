@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,7 +51,7 @@ func newEnv(t *testing.T) *env {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		for pid := range e.pids {
-			if alive(pid) {
+			if testutil.Alive(pid) {
 				t.Errorf("child %d outlived its handler", pid)
 			}
 		}
@@ -91,16 +92,6 @@ func (e *env) close(x *exechandler.Exec) {
 	if err := x.Close(ctx); err != nil {
 		e.t.Errorf("close: %v", err)
 	}
-}
-
-func alive(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
 }
 
 func msg(frames ...string) handler.Msg {
@@ -155,19 +146,8 @@ func drive(t *testing.T, x *exechandler.Exec, n int, payload func(i int) handler
 			t.Fatalf("got %d results of %d", len(got), n)
 		}
 	}
-	waitFor(t, "Pending() == 0", func() bool { return x.Pending() == 0 })
+	testutil.WaitFor(t, "Pending() == 0", func() bool { return x.Pending() == 0 })
 	return got
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestSed(t *testing.T) {
@@ -263,7 +243,7 @@ func TestCrashMidStream(t *testing.T) {
 		t.Fatalf("Stats().Restarts = %d, want >= 1", s.Restarts)
 	}
 	e.note(x)
-	if alive(first) {
+	if testutil.Alive(first) {
 		t.Fatalf("crashed child %d alive", first)
 	}
 }
@@ -313,21 +293,21 @@ func TestCloseEscalates(t *testing.T) {
 		Argv:  []string{"sh", "-c", `trap "" TERM; sleep 600 & echo $! > ` + pidFile + `; while :; do sleep 1; done`},
 		Grace: 100 * time.Millisecond,
 	})
-	waitFor(t, "the grandchild", func() bool { _, err := os.Stat(pidFile); return err == nil })
+	testutil.WaitFor(t, "the grandchild", func() bool { _, err := os.Stat(pidFile); return err == nil })
 	var grandchild int
-	waitFor(t, "the grandchild's pid", func() bool {
+	testutil.WaitFor(t, "the grandchild's pid", func() bool {
 		data, _ := os.ReadFile(pidFile)
 		_, err := fmt.Sscan(string(data), &grandchild)
 		return err == nil
 	})
 	pid := x.PID()
 	e.close(x)
-	if alive(pid) {
+	if testutil.Alive(pid) {
 		t.Fatalf("child %d alive after Close", pid)
 	}
 	// The group's SIGKILL was sent before Close returned, but the
 	// grandchild (not ours to reap) dies when the kernel gets to it.
-	waitFor(t, "the grandchild's death", func() bool { return !alive(grandchild) })
+	testutil.WaitFor(t, "the grandchild's death", func() bool { return !testutil.Alive(grandchild) })
 	if _, err := x.Handle(context.Background(), msg("late")); !errors.Is(err, exechandler.ErrClosed) {
 		t.Fatalf("Handle after Close: got %v, want ErrClosed", err)
 	}
@@ -413,7 +393,7 @@ func TestSwapExplicit(t *testing.T) {
 			t.Fatal("no result")
 		}
 	}
-	waitFor(t, "the old child's exit", func() bool { return !alive(old) })
+	testutil.WaitFor(t, "the old child's exit", func() bool { return !testutil.Alive(old) })
 	if s := x.Stats(); s.Swaps != 1 || s.Lost != 0 {
 		t.Fatalf("stats %+v", s)
 	}
@@ -481,7 +461,7 @@ func TestSwapOnFileChange(t *testing.T) {
 	if s := x.Stats(); s.Swaps != 1 || s.Lost != 0 {
 		t.Fatalf("stats %+v: want one swap, nothing lost", s)
 	}
-	waitFor(t, "the old child's exit", func() bool { return !alive(old) })
+	testutil.WaitFor(t, "the old child's exit", func() bool { return !testutil.Alive(old) })
 }
 
 // writeFilter writes a Python lines filter applying expr to each line
@@ -504,7 +484,7 @@ func TestStderrToLog(t *testing.T) {
 	if _, err := x.Handle(context.Background(), msg("x")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the stderr line in the log", func() bool {
+	testutil.WaitFor(t, "the stderr line in the log", func() bool {
 		for _, l := range strings.Split(e.logs.String(), "\n") {
 			if strings.Contains(l, "starting up:") && strings.Contains(l, "node=worker.3") && strings.Contains(l, "stream=stderr") {
 				return true

@@ -2,6 +2,7 @@ package pluginhost_test
 
 import (
 	"context"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"testing"
 	"time"
 
@@ -101,9 +102,9 @@ func BenchmarkPluginGoOneWorkerLockstep(b *testing.B) {
 
 // The Python example plugin, many in flight and one at a time.
 func BenchmarkPluginPython(b *testing.B) {
-	benchPlugin(b, pythonPlugin(b), nil, 1000)
+	benchPlugin(b, testutil.RepoPath(b, "plugins/examples/python/upper_plugin.py"), nil, 1000)
 }
 
 func BenchmarkPluginPythonLockstep(b *testing.B) {
-	benchPlugin(b, pythonPlugin(b), nil, 1)
+	benchPlugin(b, testutil.RepoPath(b, "plugins/examples/python/upper_plugin.py"), nil, 1)
 }

@@ -5,10 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,7 +66,7 @@ func newEnv(t *testing.T) *env {
 		}
 		// Every plugin process any test started must be gone.
 		for _, pid := range e.pids() {
-			if alive(pid) {
+			if testutil.Alive(pid) {
 				t.Errorf("plugin process %d outlived its host", pid)
 			}
 		}
@@ -121,21 +121,9 @@ func closeHost(t *testing.T, h *pluginhost.Host) {
 	if err := h.Close(ctx); err != nil {
 		t.Errorf("close: %v", err)
 	}
-	if pid != 0 && alive(pid) {
+	if pid != 0 && testutil.Alive(pid) {
 		t.Errorf("plugin %d still alive after Close", pid)
 	}
-}
-
-// alive tells whether pid is a live (not zombie) process.
-func alive(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// pid (comm) state ...: comm may hold spaces, the state follows the last ')'.
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
 }
 
 func msg(frames ...string) handler.Msg {
@@ -187,7 +175,7 @@ func drive(t *testing.T, h *pluginhost.Host, n int, payload func(i int) handler.
 		}
 	}
 	// Pending may count the last Result for a moment after it was read.
-	waitFor(t, "Pending() == 0", func() bool { return h.Pending() == 0 })
+	testutil.WaitFor(t, "Pending() == 0", func() bool { return h.Pending() == 0 })
 	return got
 }
 
@@ -228,18 +216,8 @@ func TestGoPluginAnswers(t *testing.T) {
 func TestPythonPluginAnswers(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.config("")
-	cfg.Path = pythonPlugin(t)
+	cfg.Path = testutil.RepoPath(t, "plugins/examples/python/upper_plugin.py")
 	testAnswers(t, e, cfg)
-}
-
-func pythonPlugin(t testing.TB) string {
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "..", "..", "..", "plugins", "examples", "python", "upper_plugin.py")
-	p, _ = filepath.Abs(p)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 func TestPluginErrAndDrop(t *testing.T) {
@@ -386,7 +364,7 @@ func TestCrashMidStream(t *testing.T) {
 	if s := h.Stats(); s.Restarts < 1 {
 		t.Fatalf("Stats().Restarts = %d, want >= 1", s.Restarts)
 	}
-	if alive(firstPid) {
+	if testutil.Alive(firstPid) {
 		t.Fatalf("crashed plugin %d still alive", firstPid)
 	}
 }
@@ -417,12 +395,12 @@ func TestHangKilledAndRestarted(t *testing.T) {
 	if ok != 5 || failed != 5 {
 		t.Fatalf("answered %d, failed %d; want 5 and 5", ok, failed)
 	}
-	waitFor(t, "the hung plugin's restart", func() bool { return h.Stats().Restarts == 1 })
+	testutil.WaitFor(t, "the hung plugin's restart", func() bool { return h.Stats().Restarts == 1 })
 	out, err := h.Handle(context.Background(), msg("again"))
 	if err != nil || frames(out) != `["AGAIN"]` {
 		t.Fatalf("after restart: got %s, %v", frames(out), err)
 	}
-	if alive(firstPid) {
+	if testutil.Alive(firstPid) {
 		t.Fatalf("hung plugin %d still alive", firstPid)
 	}
 	if s := h.Stats(); s.TimedOut+s.Lost != 5 {
@@ -562,7 +540,7 @@ func TestSwapLetsOldFinish(t *testing.T) {
 			t.Fatal("no result")
 		}
 	}
-	waitFor(t, "the old plugin's exit", func() bool { return !alive(oldPid) })
+	testutil.WaitFor(t, "the old plugin's exit", func() bool { return !testutil.Alive(oldPid) })
 	if s := h.Stats(); s.Swaps != 1 || s.Lost != 0 {
 		t.Fatalf("stats %+v: want one swap, nothing lost", s)
 	}
@@ -644,7 +622,7 @@ func TestSwapOnFileChange(t *testing.T) {
 	if s := h.Stats(); s.Swaps != 1 || s.Lost != 0 || s.TimedOut != 0 {
 		t.Fatalf("stats %+v: want one swap, nothing lost", s)
 	}
-	waitFor(t, "the old plugin's exit", func() bool { return !alive(oldPid) })
+	testutil.WaitFor(t, "the old plugin's exit", func() bool { return !testutil.Alive(oldPid) })
 	// A touch changes nothing.
 	now := time.Now()
 	if err := os.Chtimes(script, now, now); err != nil {
@@ -685,7 +663,7 @@ func TestCloseKillsAfterGrace(t *testing.T) {
 	}
 	pid := h.PID()
 	closeHost(t, h)
-	if alive(pid) {
+	if testutil.Alive(pid) {
 		t.Fatalf("plugin %d survived Close", pid)
 	}
 	if _, err := h.Handle(context.Background(), msg("late")); !errors.Is(err, pluginhost.ErrClosed) {
@@ -711,21 +689,10 @@ func TestContextEndsHost(t *testing.T) {
 	if !errors.Is(h.Err(), pluginhost.ErrClosed) {
 		t.Fatalf("Err() = %v, want ErrClosed", h.Err())
 	}
-	if alive(pid) {
+	if testutil.Alive(pid) {
 		t.Fatalf("plugin %d alive", pid)
 	}
 	closeHost(t, h)
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // A Go plugin whose parent goes away without a STOP (and without the
@@ -752,7 +719,7 @@ func TestOrphanedPluginStops(t *testing.T) {
 	if len(pids) != 1 {
 		t.Fatalf("pids %v, want one plugin", pids)
 	}
-	waitFor(t, "the orphaned plugin's exit", func() bool { return !alive(pids[0]) })
+	testutil.WaitFor(t, "the orphaned plugin's exit", func() bool { return !testutil.Alive(pids[0]) })
 }
 
 // TestLargeFramesPassWhole: frames larger than the host's 64 KB batch

@@ -3,6 +3,7 @@ package pluginhost_test
 import (
 	"context"
 	"errors"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"os"
 	"path/filepath"
 	"testing"
@@ -36,7 +37,7 @@ func TestFactory(t *testing.T) {
 	if !ok {
 		t.Fatal("no plugin factory in handler.Kinds")
 	}
-	n := &spec.Node{Name: "shout", Handler: spec.HandlerRef{Kind: spec.HandlerPlugin, Path: pythonPlugin(t)}, Config: map[string]any{}}
+	n := &spec.Node{Name: "shout", Handler: spec.HandlerRef{Kind: spec.HandlerPlugin, Path: testutil.RepoPath(t, "plugins/examples/python/upper_plugin.py")}, Config: map[string]any{}}
 	h, err := f(n.Config, handler.Env{Node: n, Topo: &spec.Topology{Name: "plugins", RuntimeDir: e.dir}, Logger: e.logger()})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,7 +21,7 @@ import (
 	"github.com/ztopo/ztopo/spec"
 )
 
-const python = "/usr/bin/python3"
+const python = testutil.Python
 
 type syncBuffer struct {
 	mu  sync.Mutex
@@ -63,20 +64,6 @@ func (e *env) logger() hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Output: e.logs, Level: hclog.Debug, Name: "ztopo"})
 }
 
-func pythonPlugin(t *testing.T) string {
-	p, err := filepath.Abs("../../../../plugins/examples/python/upper_plugin.py")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func needPyzmq(t *testing.T) {
-	if err := exec.Command(python, "-c", "import zmq").Run(); err != nil {
-		t.Skipf("%s with pyzmq is not available: %v", python, err)
-	}
-}
-
 func loadTopo(t *testing.T, file string) *spec.Topology {
 	t.Helper()
 	rt, err := os.MkdirTemp("", "zt")
@@ -94,7 +81,7 @@ func loadTopo(t *testing.T, file string) *spec.Topology {
 // topologies/plugins.yaml runs to its end: 10000 messages through the
 // Python plugin and the sed filter.
 func TestTopologyPluginsYAML(t *testing.T) {
-	needPyzmq(t)
+	testutil.NeedPyzmq(t)
 	e := newEnv(t)
 	topo := loadTopo(t, "../../../../topologies/plugins.yaml")
 	eng, err := engine.New(topo, engine.Options{Logger: e.logger()})
@@ -240,10 +227,10 @@ func startEngine(t *testing.T, e *env, file string) *engine.Engine {
 
 // pyzmq REQ clients -> ROUTER -> a node whose handler is the Python plugin.
 func TestEnginePluginServesPyzmqClients(t *testing.T) {
-	needPyzmq(t)
+	testutil.NeedPyzmq(t)
 	e := newEnv(t)
 	endpoint := "ipc://" + filepath.Join(e.dir, "srv")
-	startEngine(t, e, writeTopo(t, e.dir, endpoint, pythonPlugin(t)))
+	startEngine(t, e, writeTopo(t, e.dir, endpoint, testutil.RepoPath(t, "plugins/examples/python/upper_plugin.py")))
 	var results []string
 	for r := range 2 {
 		results = append(results, runClients(t, fmt.Sprintf("%s.%d", endpoint, r), 4, 250, false, nil))
@@ -258,9 +245,9 @@ func TestEnginePluginServesPyzmqClients(t *testing.T) {
 // The plugin file changes while pyzmq clients keep sending: the hosts swap
 // by themselves; every request is answered, by the old or the new plugin.
 func TestEngineSwapOnFileChangeLosesNothing(t *testing.T) {
-	needPyzmq(t)
+	testutil.NeedPyzmq(t)
 	e := newEnv(t)
-	src, err := os.ReadFile(pythonPlugin(t))
+	src, err := os.ReadFile(testutil.RepoPath(t, "plugins/examples/python/upper_plugin.py"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,124 @@
+// Package testutil holds what ztopo's tests in many packages need alike:
+// bounded waits on a condition, the pyzmq interpreter every interop test
+// talks to, and reading /proc for the processes a test started. Tests only;
+// nothing outside _test.go files imports it.
+package testutil
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Bound is how long a wait may last before the test fails: generous, since
+// the machines that run the suite are small and busy. Waits end as soon as
+// their condition holds.
+const Bound = 60 * time.Second
+
+// WaitFor polls cond every few milliseconds until it holds; the test fails,
+// naming what, after Bound.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(Bound); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", Bound, what)
+		}
+	}
+}
+
+// Python is Debian's interpreter, whose python3-zmq (pyzmq) is the foreign
+// peer of the interop tests.
+const Python = "/usr/bin/python3"
+
+// NeedPyzmq skips the test when Python cannot import zmq — except in CI
+// (CI set in the environment), where a missing peer is a failure rather
+// than a test quietly not run.
+func NeedPyzmq(t testing.TB) {
+	t.Helper()
+	err := exec.Command(Python, "-c", "import zmq").Run()
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s with pyzmq is not available in CI (Debian: python3-zmq): %v", Python, err)
+	}
+	t.Skipf("%s with pyzmq is not available (Debian: python3-zmq): %v", Python, err)
+}
+
+// RepoPath is the absolute path of rel, a path from the repository's root.
+func RepoPath(t testing.TB, rel string) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("testutil: no caller information")
+	}
+	p := filepath.Join(filepath.Dir(file), "..", "..", filepath.FromSlash(rel))
+	if _, err := os.Stat(p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Stat is what a test reads of /proc/PID/stat.
+type Stat struct {
+	State byte   // R, S, D, T, Z, X, ...
+	Ppid  int    // parent
+	Pgrp  int    // process group
+	Start uint64 // start time in clock ticks since boot: tells a reused pid apart
+}
+
+// ReadStat reads /proc/PID/stat; ok is false when pid does not exist.
+func ReadStat(pid int) (st Stat, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return Stat{}, false
+	}
+	// pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses,
+	// so fields are counted after the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return Stat{}, false
+	}
+	f := strings.Fields(s[i+2:])
+	if len(f) < 20 {
+		return Stat{}, false
+	}
+	st.State = f[0][0]
+	st.Ppid, _ = strconv.Atoi(f[1])
+	st.Pgrp, _ = strconv.Atoi(f[2])
+	st.Start, _ = strconv.ParseUint(f[19], 10, 64)
+	return st, true
+}
+
+// Alive tells whether pid exists and is not a zombie (a dead process whose
+// parent has not reaped it yet still shows in /proc).
+func Alive(pid int) bool {
+	st, ok := ReadStat(pid)
+	return ok && st.State != 'Z' && st.State != 'X'
+}
+
+// GroupMembers lists the processes of process group pgid.
+func GroupMembers(pgid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, ok := ReadStat(pid); ok && st.Pgrp == pgid {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
