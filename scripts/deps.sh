@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what ztopo needs on a Debian machine, once: libzmq (cgo), pkg-config,
-# and for the tests pyzmq (the foreign peer) and graphviz (graph rendering).
+# and for the tests pyzmq (the foreign peer), graphviz (graph rendering) and
+# iproute2 (hosts as network namespaces, when the tests run as root).
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 
@@ -11,6 +12,7 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v dot >/dev/null || need+=(graphviz)
 command -v gcc >/dev/null || need+=(gcc)
 command -v git >/dev/null || need+=(git)
+command -v ip >/dev/null || need+=(iproute2)
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

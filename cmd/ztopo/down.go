@@ -10,11 +10,14 @@ import (
 	"github.com/ztopo/ztopo/runtime/control"
 )
 
-const downUsage = `usage: ztopo down FILE|NAME
+const downUsage = `usage: ztopo down [--host HOST] FILE|NAME
 
 Stops a running topology as SIGTERM would: producers first, then a bounded
 drain, then everything. Waits until it has stopped: at most its grace
 period plus 10 seconds.
+
+With --host HOST (or NAME@HOST), the share of that host, as run by
+'ztopo up --host HOST'.
 
 Exit status: 0 stopped, 1 no such topology is running or it did not stop
 in time, 2 wrong usage.
@@ -27,11 +30,12 @@ const downMargin = 10 * time.Second
 
 func runDown(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("down")
+	host := fs.String("host", "", "")
 	pos, code, ok := parseArgs(fs, "down", downUsage, args, stdout, stderr)
 	if !ok {
 		return code
 	}
-	tg, code, ok := oneTarget("down", downUsage, pos, stderr)
+	tg, code, ok := oneTargetOn("down", downUsage, pos, *host, stderr)
 	if !ok {
 		return code
 	}

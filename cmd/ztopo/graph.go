@@ -14,7 +14,8 @@ Prints the wiring of a topology on stdout: one box per node (replicas shown
 as ×N), one edge per connection in the direction data flows, labelled with
 the socket types and transport and marked "bind" on the side that binds;
 endpoints that nobody in the file binds or connects to appear as external
-endpoints; start barriers (sync) are dotted.
+endpoints; start barriers (sync) are dotted. A file with hosts is drawn
+with each host's nodes grouped (DOT clusters, Mermaid subgraphs).
 
     ztopo graph topologies/pipeline.yaml | dot -Tsvg > pipeline.svg
 
@@ -48,7 +49,7 @@ func runGraph(args []string, stdout, stderr io.Writer) int {
 	default:
 		return usageError(stderr, "graph", graphUsage, "one topology file at a time, got %d", len(files))
 	}
-	t, ds := spec.Load(files[0], loadOptions())
+	t, ds := spec.Load(files[0], loadOptions(""))
 	printDiags(stderr, ds)
 	if t == nil || ds.HasErrors() {
 		return exitFailure

@@ -10,10 +10,11 @@ import (
 
 // loadOptions are the same for every verb: the process environment
 // overrides a file's vars, and ipc endpoints go to the default runtime
-// directory of the topology's name, so that `plan` resolves `bind: auto`
-// exactly as the running `up` did.
-func loadOptions() spec.LoadOptions {
-	return spec.LoadOptions{Env: os.LookupEnv}
+// directory of the topology's name (of its share, for a host), so that
+// `plan` resolves `bind: auto` exactly as the running `up` did. host is
+// the --host of the verb: "" for every node on this machine.
+func loadOptions(host string) spec.LoadOptions {
+	return spec.LoadOptions{Env: os.LookupEnv, Host: host}
 }
 
 // printDiags writes diagnostics, warnings included, one per line, sorted.

@@ -15,7 +15,7 @@ import (
 	"github.com/ztopo/ztopo/spec"
 )
 
-const planUsage = `usage: ztopo plan [--json] OLD NEW
+const planUsage = `usage: ztopo plan [--json] [--host HOST] OLD NEW
 
 Shows what a running topology would do if its file changed from OLD to NEW,
 without running anything:
@@ -35,6 +35,9 @@ REV:./PATH), or else to the top of the work tree (as git's REV:PATH).
     ztopo plan HEAD~1:topology.yaml topology.yaml
 
 Flags:
+  --host HOST  the plan of HOST's share, as 'ztopo up --host HOST' would
+               apply it: a change on another host shows here only when an
+               endpoint that crosses over to HOST changed
   --json   print the plan as a JSON object for scripts:
            {"start": [...], "stop": [...], "restart": [...],
             "swap": [{"node": ..., "from": ..., "to": ...}], "unchanged": [...]}
@@ -46,6 +49,7 @@ invalid (their problems are printed) or cannot be read, 2 wrong usage.
 func runPlan(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("plan")
 	asJSON := fs.Bool("json", false, "print JSON")
+	host := fs.String("host", "", "")
 	files, code, ok := parseArgs(fs, "plan", planUsage, args, stdout, stderr)
 	if !ok {
 		return code
@@ -57,7 +61,7 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 	var topos [2]*spec.Topology
 	failed := false
 	for i, arg := range files {
-		t, ds, err := loadPlanArg(arg)
+		t, ds, err := loadPlanArg(arg, *host)
 		if err != nil {
 			fmt.Fprintf(stderr, "ztopo plan: %v\n", err)
 			failed = true
@@ -167,21 +171,21 @@ func plural(n int, what string) string {
 // colon still works. Diagnostics of a revision name it as written
 // ("HEAD~1:topology.yaml:3:5: ..."), while relative paths inside it are
 // anchored at PATH's directory, as they would be once checked out.
-func loadPlanArg(arg string) (*spec.Topology, spec.Diags, error) {
+func loadPlanArg(arg, host string) (*spec.Topology, spec.Diags, error) {
 	if _, err := os.Stat(arg); err == nil {
-		t, ds := spec.Load(arg, loadOptions())
+		t, ds := spec.Load(arg, loadOptions(host))
 		return t, ds, nil
 	}
 	rev, path, ok := strings.Cut(arg, ":")
 	if !ok || rev == "" || path == "" {
-		t, ds := spec.Load(arg, loadOptions()) // reports the missing file
+		t, ds := spec.Load(arg, loadOptions(host)) // reports the missing file
 		return t, ds, nil
 	}
 	data, err := gitShow(rev, path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", arg, err)
 	}
-	t, ds := spec.Parse(path, data, loadOptions())
+	t, ds := spec.Parse(path, data, loadOptions(host))
 	for i := range ds {
 		if ds[i].Pos.File == path {
 			ds[i].Pos.File = arg

@@ -17,7 +17,7 @@ import (
 	"github.com/ztopo/ztopo/spec"
 )
 
-const psUsage = `usage: ztopo ps [--json] FILE|NAME
+const psUsage = `usage: ztopo ps [--json] [--host HOST] FILE|NAME
 
 Lists each node instance of a running topology, found by its file or its
 name:
@@ -35,17 +35,21 @@ name:
 --json prints the instances as a JSON array (the "nodes" of
 'ztopo status --json').
 
+With --host HOST (or NAME@HOST), the share of that host, as run by
+'ztopo up --host HOST'.
+
 Exit status: 0 ok, 1 no such topology is running, 2 wrong usage.
 `
 
 func runPs(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("ps")
+	host := fs.String("host", "", "")
 	asJSON := fs.Bool("json", false, "")
 	pos, code, ok := parseArgs(fs, "ps", psUsage, args, stdout, stderr)
 	if !ok {
 		return code
 	}
-	tg, code, ok := oneTarget("ps", psUsage, pos, stderr)
+	tg, code, ok := oneTargetOn("ps", psUsage, pos, *host, stderr)
 	if !ok {
 		return code
 	}
@@ -76,6 +80,12 @@ type target struct {
 
 // oneTarget checks that exactly one FILE|NAME was given and resolves it.
 func oneTarget(verb, usage string, pos []string, stderr io.Writer) (target, int, bool) {
+	return oneTargetOn(verb, usage, pos, "", stderr)
+}
+
+// oneTargetOn is oneTarget for the share of one host (--host), "" for a
+// topology run whole.
+func oneTargetOn(verb, usage string, pos []string, host string, stderr io.Writer) (target, int, bool) {
 	switch len(pos) {
 	case 0:
 		return target{}, usageError(stderr, verb, usage, "no topology file or name given"), false
@@ -83,7 +93,7 @@ func oneTarget(verb, usage string, pos []string, stderr io.Writer) (target, int,
 	default:
 		return target{}, usageError(stderr, verb, usage, "want one topology file or name, got %d", len(pos)), false
 	}
-	tg, err := resolveTarget(pos[0])
+	tg, err := resolveTarget(pos[0], host)
 	if err != nil {
 		var ds spec.Diags
 		if errors.As(err, &ds) {
@@ -98,19 +108,26 @@ func oneTarget(verb, usage string, pos []string, stderr io.Writer) (target, int,
 
 // resolveTarget reads FILE|NAME: a path to an existing file is a topology
 // file, whose name (and runtime directory) is what `ztopo up` of that file
-// used; anything else is a topology name. A file that no longer validates
-// (being edited, say) still names its topology if its name can be read.
-func resolveTarget(arg string) (target, error) {
+// used; anything else is a topology name, NAME@HOST for one host's share.
+// A file that no longer validates (being edited, say) still names its
+// topology if its name can be read. host is the verb's --host.
+func resolveTarget(arg, host string) (target, error) {
 	if fi, err := os.Stat(arg); err == nil && !fi.IsDir() {
-		t, ds := spec.Load(arg, loadOptions())
+		t, ds := spec.Load(arg, loadOptions(host))
 		if t != nil {
-			return target{name: t.Name, endpoint: control.Endpoint(t.RuntimeDir)}, nil
+			return target{name: shareName(t.Name, host), endpoint: control.Endpoint(t.RuntimeDir)}, nil
 		}
 		name := fileName(arg)
 		if name == "" {
 			return target{}, ds
 		}
-		return target{name: name, endpoint: control.Endpoint(spec.DefaultRuntimeDir(name))}, nil
+		return nameTarget(name, host), nil
+	}
+	if n, h, ok := strings.Cut(arg, "@"); ok && spec.ValidName(n) && spec.ValidName(h) {
+		if host != "" && host != h {
+			return target{}, fmt.Errorf("%q names host %q, but --host says %q", arg, h, host)
+		}
+		return nameTarget(n, h), nil
 	}
 	if strings.ContainsRune(arg, '/') || strings.HasSuffix(arg, ".yaml") || strings.HasSuffix(arg, ".yml") {
 		return target{}, fmt.Errorf("%s: no such topology file", arg)
@@ -118,7 +135,23 @@ func resolveTarget(arg string) (target, error) {
 	if !spec.ValidName(arg) {
 		return target{}, fmt.Errorf("%q is neither a topology file nor a topology name", arg)
 	}
-	return target{name: arg, endpoint: control.Endpoint(spec.DefaultRuntimeDir(arg))}, nil
+	return nameTarget(arg, host), nil
+}
+
+// nameTarget is the running topology of a name, or of its share on host.
+func nameTarget(name, host string) target {
+	if host == "" {
+		return target{name: name, endpoint: control.Endpoint(spec.DefaultRuntimeDir(name))}
+	}
+	return target{name: shareName(name, host), endpoint: control.Endpoint(spec.ShareRuntimeDir(name, host))}
+}
+
+// shareName is how a host's share of a topology is named: NAME@HOST.
+func shareName(name, host string) string {
+	if host == "" {
+		return name
+	}
+	return name + "@" + host
 }
 
 // fileName is the literal name of a topology file that does not validate,

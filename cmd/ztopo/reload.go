@@ -10,7 +10,7 @@ import (
 	"github.com/ztopo/ztopo/spec"
 )
 
-const reloadUsage = `usage: ztopo reload [--json] FILE|NAME
+const reloadUsage = `usage: ztopo reload [--json] [--host HOST] FILE|NAME
 
 Makes a running topology re-read its file now, as an edit or SIGHUP would,
 and prints what the reload did, in the format of 'ztopo plan': the nodes
@@ -21,6 +21,9 @@ message) and the topology keeps running unchanged.
 --json prints the reload's result as JSON: {"result": "applied" |
 "unchanged" | "rejected" | "failed", "file", "plan", "diagnostics",
 "duration_ms", "error"}.
+
+With --host HOST (or NAME@HOST), the share of that host, as run by
+'ztopo up --host HOST'.
 
 Exit status: 0 applied or nothing to change, 1 the file is invalid, a node
 failed to apply (it was rolled back), or no such topology is running, 2
@@ -33,12 +36,13 @@ const reloadTimeout = 2 * time.Minute
 
 func runReload(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("reload")
+	host := fs.String("host", "", "")
 	asJSON := fs.Bool("json", false, "")
 	pos, code, ok := parseArgs(fs, "reload", reloadUsage, args, stdout, stderr)
 	if !ok {
 		return code
 	}
-	tg, code, ok := oneTarget("reload", reloadUsage, pos, stderr)
+	tg, code, ok := oneTargetOn("reload", reloadUsage, pos, *host, stderr)
 	if !ok {
 		return code
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/ztopo/ztopo/runtime/control"
 )
 
-const statusUsage = `usage: ztopo status [--json] FILE|NAME
+const statusUsage = `usage: ztopo status [--json] [--host HOST] FILE|NAME
 
 Shows the state of a running topology, found by its file or its name: the
 topology as a whole (name, file, pid of ztopo up, state, uptime, reloads),
@@ -23,17 +23,21 @@ rejected (invalid file) and failed (rolled back) ones.
 
 --json prints the whole status as one JSON object.
 
+With --host HOST (or NAME@HOST), the share of that host, as run by
+'ztopo up --host HOST'.
+
 Exit status: 0 ok, 1 no such topology is running, 2 wrong usage.
 `
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("status")
+	host := fs.String("host", "", "")
 	asJSON := fs.Bool("json", false, "")
 	pos, code, ok := parseArgs(fs, "status", statusUsage, args, stdout, stderr)
 	if !ok {
 		return code
 	}
-	tg, code, ok := oneTarget("status", statusUsage, pos, stderr)
+	tg, code, ok := oneTargetOn("status", statusUsage, pos, *host, stderr)
 	if !ok {
 		return code
 	}

@@ -60,7 +60,12 @@ Flags:
   --log-level LEVEL       trace, debug, info, warn or error (default info)
   --grace DUR             drain grace on stop, e.g. 2s (default 5s)
   --metrics ADDR          serve Prometheus metrics at http://ADDR/metrics
-                          (port 0 picks one; the log says which)
+                          (port 0 picks one; the log says which), and
+                          /healthz (200 while up runs) and /readyz (200
+                          once every node runs or completed, else 503)
+  --host HOST             run only the nodes the file places on HOST (its
+                          hosts): a share of its own, with its own control
+                          socket (ps, status, reload, down --host HOST)
 
 Exit status: 0 success (the topology completed, or was stopped by a signal
 or 'ztopo down'), 1 invalid topology, a node that failed for good, or
@@ -101,6 +106,7 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 	metricsAddr := fs.String("metrics", "", "")
 	detach := fs.Bool("d", false, "")
 	fs.BoolVar(detach, "detach", false, "")
+	host := fs.String("host", "", "")
 	pos, code, ok := parseArgs(fs, "up", upUsage, args, stdout, stderr)
 	if !ok {
 		return code
@@ -137,6 +143,9 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 	if pipe != nil {
 		logs.SetOutputLevel(hclog.Warn)
 	}
+	if *host != "" {
+		logger = logger.With("host", *host)
+	}
 
 	path := pos[0]
 	// The watcher comes before the first read: an edit made between the
@@ -146,7 +155,10 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 	if !*noWatch {
 		w, werr = watch.New(path, logger.Named("watch"))
 	}
-	t, ds := spec.Load(path, loadOptions())
+	t, ds := spec.Load(path, loadOptions(*host))
+	if t != nil && t.Share != "" && len(t.Nodes) == 0 {
+		t, ds = nil, append(ds, spec.Diag{Pos: spec.Pos{File: path}, Msg: fmt.Sprintf("host %q has no nodes: no node names it as its host", t.Share)})
+	}
 	if t == nil {
 		printDiags(stderr, ds)
 		if w != nil {
@@ -170,6 +182,7 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 		grace:   *grace,
 		noWatch: *noWatch,
 		metrics: *metricsAddr,
+		host:    *host,
 		watcher: w,
 		signals: sigc,
 	})
@@ -192,6 +205,7 @@ type upOptions struct {
 	grace   time.Duration
 	noWatch bool
 	metrics string // listen address, "" for none
+	host    string // --host: the share run, "" for the whole file
 	watcher *watch.Watcher
 	signals chan os.Signal
 }
@@ -418,6 +432,8 @@ func (u *upRun) run(stderr io.Writer) int {
 	if u.mln != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", metrics.Handler(u.metricsSnapshot))
+		mux.HandleFunc("/healthz", u.healthz)
+		mux.HandleFunc("/readyz", u.readyz)
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		u.log.Info("serving metrics", "url", "http://"+u.mln.Addr().String()+"/metrics")
 		g.Add(func() error {
@@ -765,7 +781,7 @@ func (u *upRun) reload(ctx context.Context) (*reloadResult, error) {
 		return res, errors.New("the topology is stopping")
 	}
 
-	t, ds := spec.Load(u.file, loadOptions())
+	t, ds := spec.Load(u.file, loadOptions(u.opts.host))
 	for _, d := range ds {
 		res.Diagnostics = append(res.Diagnostics, d.String())
 		if d.Severity == spec.Error {
@@ -928,6 +944,50 @@ func (r *rateSampler) current() map[rateKey]rate {
 			continue
 		}
 		out[k] = rate{in: float64(c.in-p.in) / dt, out: float64(c.out-p.out) / dt}
+	}
+	return out
+}
+
+// healthz answers 200 while `up` runs: a liveness probe restarts a pod
+// whose ztopo is wedged, not one whose nodes are restarting.
+func (u *upRun) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ok")
+}
+
+// readyz answers 200 once every node instance of this share runs or
+// completed, else 503 with one line per instance that does not, so that a
+// readiness probe (and a person with curl) sees why.
+func (u *upRun) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if reasons := u.notReady(); len(reasons) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		for _, r := range reasons {
+			fmt.Fprintln(w, r)
+		}
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// notReady lists why the share is not ready; nil when it is.
+func (u *upRun) notReady() []string {
+	switch {
+	case u.stopCtx.Err() != nil:
+		return []string{"stopping: " + context.Cause(u.stopCtx).Error()}
+	case u.eng.Load() == nil:
+		return []string{"starting: the engine has not started yet"}
+	}
+	var out []string
+	for _, in := range u.instances() {
+		if in.State == engine.StateRunning || in.State == engine.StateCompleted {
+			continue
+		}
+		line := in.Name + ": " + string(in.State)
+		if in.Error != "" {
+			line += ": " + in.Error
+		}
+		out = append(out, line)
 	}
 	return out
 }

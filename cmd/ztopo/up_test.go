@@ -105,7 +105,15 @@ type upProc struct {
 
 func startUp(t *testing.T, bin string, d e2eDir, args ...string) *upProc {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"up"}, args...)...)
+	return startUpIn(t, nil, bin, d, args...)
+}
+
+// startUpIn is startUp under a prefix command: ["ip", "netns", "exec",
+// NS] runs it in a network namespace (ip execs it: the process is ztopo).
+func startUpIn(t *testing.T, prefix []string, bin string, d e2eDir, args ...string) *upProc {
+	t.Helper()
+	argv := append(append(append([]string(nil), prefix...), bin, "up"), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = d.root
 	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+d.runtime)
 	stderr, err := cmd.StderrPipe()

@@ -34,7 +34,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	code = exitOK
 	for _, f := range files {
-		t, ds := spec.Load(f, loadOptions())
+		t, ds := spec.Load(f, loadOptions(""))
 		printDiags(stderr, ds)
 		if t == nil || ds.HasErrors() {
 			code = exitFailure

@@ -48,6 +48,11 @@ func (e *Engine) shutdown() {
 	if needsDrain(insts) {
 		e.drain(insts, deadline)
 	}
+	// A share of a topology spread over hosts: its peers on other hosts
+	// are not instances here, and what it sent them may still be queued.
+	if e.Topology().Share != "" {
+		e.awaitSent(deadline)
+	}
 	for _, level := range levels(insts) {
 		for _, in := range level {
 			in.stop()

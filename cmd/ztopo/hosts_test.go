@@ -1,0 +1,391 @@
+package main
+
+// End-to-end tests of one file run as several hosts' shares (`ztopo up
+// --host`): on loopback addresses of this machine, and, as root, in
+// network namespaces joined by a bridge.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pebbe/zmq4"
+)
+
+// spreadHosts are the three hosts of the spread topologies.
+var spreadHosts = [3]string{"edge", "core", "store"}
+
+// spreadFile is ventilator (edge) → 3 workers (core) → sink (store), every
+// edge crossing hosts through bind: auto. count 0: a generator that runs
+// until stopped, and a sink that counts until stopped.
+func spreadFile(name string, addrs [3]string, base, count int) string {
+	gen, sink := fmt.Sprintf("{count: %d, size: 16}", count), fmt.Sprintf("{expect: %d}", count)
+	if count == 0 {
+		gen, sink = "{size: 16, interval: 1ms}", "{}"
+	}
+	return fmt.Sprintf(`version: 1
+name: %s
+hosts:
+  edge: {address: %s}
+  core: {address: %s}
+  store: {address: %s}
+ports: {from: %d, to: %d}
+nodes:
+  ventilator:
+    host: edge
+    handler: generate
+    config: %s
+    sockets:
+      out: {type: PUSH, bind: auto}
+  worker:
+    host: core
+    replicas: 3
+    handler: forward
+    sockets:
+      in: {type: PULL, connect: ventilator.out}
+      out: {type: PUSH, connect: sink.in}
+  sink:
+    host: store
+    handler: count
+    config: %s
+    sockets:
+      in: {type: PULL, bind: auto}
+`, name, addrs[0], addrs[1], addrs[2], base, base+99, gen, sink)
+}
+
+// spreadRun starts the three shares of a file, each under prefix(host).
+type spreadRun struct {
+	t      *testing.T
+	bin    string
+	d      e2eDir
+	file   string
+	name   string
+	prefix func(host string) []string
+	ups    map[string]*upProc
+}
+
+func (s *spreadRun) start(host string) *upProc {
+	s.t.Helper()
+	u := startUpIn(s.t, s.prefix(host), s.bin, s.d, "--no-watch", "--grace", e2eGrace.String(), "--host", host, s.file)
+	s.ups[host] = u
+	return u
+}
+
+// status is the status of a host's share, through its control socket.
+func (s *spreadRun) status(host string, ok func(upStatus) bool) upStatus {
+	s.t.Helper()
+	return s.ups[host].waitStatus(s.d.topologyRuntime(s.name+"@"+host), ok)
+}
+
+func msgsIn(st upStatus, node string) uint64 {
+	var n uint64
+	for _, in := range st.Nodes {
+		if in.Node == node {
+			n += in.MsgsIn
+		}
+	}
+	return n
+}
+
+// testSpread runs a batch over three hosts' shares and checks the exact
+// count, then a never-ending pipeline where one host's up is killed and
+// restarted while the others keep running.
+func testSpread(t *testing.T, addrs [3]string, prefix func(host string) []string) {
+	bin := buildZtopo(t)
+	d := newE2EDir(t)
+	base := 20000 + rand.IntN(40000)
+	const n = 3000
+
+	t.Run("batch", func(t *testing.T) {
+		name := fmt.Sprintf("spread%d", base)
+		s := &spreadRun{t: t, bin: bin, d: d, name: name, prefix: prefix, ups: map[string]*upProc{},
+			file: d.write(t, name+".yaml", spreadFile(name, addrs, base, n))}
+		// Any start order works; the sink last shows that nothing is lost
+		// while a host is still missing.
+		s.start("edge")
+		s.start("core")
+		core := s.status("core", func(st upStatus) bool { return allRunning(st) && len(st.Nodes) == 3 })
+		if got := core.Name; got != name {
+			t.Errorf("core share's name: got %q, want %q", got, name)
+		}
+		s.start("store")
+		if code := s.ups["store"].exitCode(e2eBound); code != 0 {
+			t.Fatalf("store: exit status %d, want 0", code)
+		}
+		if want := fmt.Sprintf("received %d messages in ", n); !strings.Contains(s.ups["store"].log(), want) {
+			t.Errorf("store's log has no %q", want)
+		}
+		// The host whose nodes all completed exits 0 once its peers took
+		// what it sent.
+		if code := s.ups["edge"].exitCode(e2eBound); code != 0 {
+			t.Fatalf("edge: exit status %d, want 0", code)
+		}
+		// The workers are reactive: their host runs until stopped.
+		st := s.status("core", func(st upStatus) bool { return msgsIn(st, "worker") == n })
+		for _, in := range st.Nodes {
+			if in.MsgsIn != in.MsgsOut {
+				t.Errorf("%s: in %d, out %d", in.Name, in.MsgsIn, in.MsgsOut)
+			}
+		}
+		s.ups["core"].signal(syscall.SIGTERM)
+		if code := s.ups["core"].exitCode(e2eBound); code != 0 {
+			t.Fatalf("core: exit status %d, want 0", code)
+		}
+	})
+
+	t.Run("kill", func(t *testing.T) {
+		name := fmt.Sprintf("spreadk%d", base)
+		s := &spreadRun{t: t, bin: bin, d: d, name: name, prefix: prefix, ups: map[string]*upProc{},
+			file: d.write(t, name+".yaml", spreadFile(name, addrs, base+100, 0))}
+		for _, h := range spreadHosts {
+			s.start(h)
+		}
+		s.status("store", func(st upStatus) bool { return msgsIn(st, "sink") > 200 })
+		edgePid, storePid := s.ups["edge"].cmd.Process.Pid, s.ups["store"].cmd.Process.Pid
+
+		// SIGKILL: no orderly stop, the control socket left behind.
+		old := s.ups["core"]
+		if err := old.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		old.wait(e2eBound)
+		before := msgsIn(s.status("store", func(upStatus) bool { return true }), "sink")
+
+		s.start("core")
+		s.status("core", func(st upStatus) bool { return msgsIn(st, "worker") > 200 })
+		st := s.status("store", func(st upStatus) bool { return msgsIn(st, "sink") > before+200 })
+		for _, h := range []string{"edge", "store"} {
+			select {
+			case <-s.ups[h].done:
+				t.Fatalf("%s's up exited (%v) while core was away", h, s.ups[h].err)
+			default:
+			}
+		}
+		if s.ups["edge"].cmd.Process.Pid != edgePid || s.ups["store"].cmd.Process.Pid != storePid {
+			t.Fatal("edge or store was restarted")
+		}
+		for _, in := range st.Nodes {
+			if in.Restarts != 0 || in.State != "running" {
+				t.Errorf("store %s: state %s, restarts %d; want running, 0", in.Name, in.State, in.Restarts)
+			}
+		}
+		for _, h := range spreadHosts {
+			s.ups[h].signal(syscall.SIGTERM)
+		}
+		for _, h := range spreadHosts {
+			if code := s.ups[h].exitCode(e2eBound); code != 0 {
+				t.Errorf("%s: exit status %d, want 0", h, code)
+			}
+		}
+	})
+}
+
+// TestHostsOnLoopback runs the shares on this machine's loopback
+// addresses 127.0.0.1-3: every process binds its own ports, and peers
+// reach them through the hosts' addresses.
+func TestHostsOnLoopback(t *testing.T) {
+	testSpread(t, [3]string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}, func(string) []string { return nil })
+}
+
+// TestHostsInNetworkNamespaces runs each host's share in a network
+// namespace of its own, the three joined by a bridge that lives in a
+// fourth namespace (so no firewall of this machine's sees the traffic).
+// Addresses 10.231.X.1-3 exist inside those namespaces only; everything
+// is removed at the end, failed or not.
+func TestHostsInNetworkNamespaces(t *testing.T) {
+	nets := newNetns(t, 3)
+	testSpread(t, [3]string{nets.addrs[0], nets.addrs[1], nets.addrs[2]}, func(host string) []string {
+		for i, h := range spreadHosts {
+			if h == host {
+				return []string{"ip", "netns", "exec", nets.names[i]}
+			}
+		}
+		t.Fatalf("no namespace for host %q", host)
+		return nil
+	})
+}
+
+// netns is a set of network namespaces joined by a bridge.
+type netns struct {
+	names []string // namespaces, one per host
+	addrs []string // their addresses, in order
+}
+
+// newNetns creates count namespaces with one veth each, attached to a
+// bridge in a namespace of its own, or skips the test when that is not
+// possible (not root, no ip(8)).
+func newNetns(t *testing.T, count int) netns {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("creates network namespaces")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root: run the tests as root to run several hosts in namespaces")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("ip (iproute2) is not installed; scripts/deps.sh installs it")
+	}
+	id := fmt.Sprintf("%d", os.Getpid()%100000)
+	subnet := fmt.Sprintf("10.231.%d", os.Getpid()%250+1)
+	br := "ztb" + id
+	brNS := "zt" + id + "br"
+	var cleanups []func()
+	t.Cleanup(func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	})
+	ip := func(args ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
+			if strings.Contains(string(out), "Operation not permitted") && len(cleanups) == 0 {
+				t.Skipf("cannot create network namespaces here: ip %s: %s", strings.Join(args, " "), out)
+			}
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	addNS := func(name string) {
+		ip("netns", "add", name)
+		cleanups = append(cleanups, func() {
+			// Deleting a namespace deletes the veth ends inside it, and
+			// with them their peers; the bridge goes with its namespace.
+			exec.Command("ip", "netns", "del", name).Run()
+			os.RemoveAll(filepath.Join("/etc/netns", name))
+		})
+	}
+	addNS(brNS)
+	ip("-n", brNS, "link", "add", br, "type", "bridge")
+	ip("-n", brNS, "link", "set", br, "up")
+	n := netns{}
+	for i := 0; i < count; i++ {
+		name := fmt.Sprintf("zt%sh%d", id, i)
+		addr := fmt.Sprintf("%s.%d", subnet, i+1)
+		addNS(name)
+		peer := fmt.Sprintf("ztv%sh%d", id, i)
+		ip("-n", name, "link", "add", "eth0", "type", "veth", "peer", "name", peer, "netns", brNS)
+		ip("-n", brNS, "link", "set", peer, "master", br)
+		ip("-n", brNS, "link", "set", peer, "up")
+		ip("-n", name, "addr", "add", addr+"/24", "dev", "eth0")
+		ip("-n", name, "link", "set", "eth0", "up")
+		ip("-n", name, "link", "set", "lo", "up")
+		n.names = append(n.names, name)
+		n.addrs = append(n.addrs, addr)
+	}
+	// The bridge forwards once its ports are up; ping each address from
+	// the first namespace until it answers.
+	for _, a := range n.addrs[1:] {
+		deadline := time.Now().Add(e2eBound)
+		for {
+			err := exec.Command("ip", "netns", "exec", n.names[0], "ping", "-c", "1", "-W", "1", a).Run()
+			if err == nil {
+				break
+			}
+			if _, lerr := exec.LookPath("ping"); lerr != nil {
+				break // no ping: the test's own reconnects cover it
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s does not answer from %s: %v", a, n.names[0], err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return n
+}
+
+// TestUpHealthAndReadiness: /healthz answers 200 while up runs; /readyz
+// 503, naming the instance, while a node waits at its sync barrier, and
+// 200 once it runs.
+func TestUpHealthAndReadiness(t *testing.T) {
+	bin := buildZtopo(t)
+	d := newE2EDir(t)
+	syncEP := "ipc://" + filepath.Join(d.root, "sync.sock")
+	file := d.write(t, "ready.yaml", fmt.Sprintf(`version: 1
+name: e2eready
+nodes:
+  gate:
+    handler: log
+    sync: {expect: 1, bind: %s}
+    sockets:
+      in: {type: PULL, bind: auto}
+`, syncEP))
+	up := startUp(t, bin, d, "--no-watch", "--grace", e2eGrace.String(), "--metrics", "127.0.0.1:0", file)
+	m := up.waitLog(regexp.MustCompile(`serving metrics: url=(http://127\.0\.0\.1:\d+)/metrics`))
+	base := m[1]
+	ctx, cancel := context.WithTimeout(context.Background(), e2eBound)
+	defer cancel()
+	get := func(path string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz: got %d %q, want 200 \"ok\\n\"", code, body)
+	}
+	// Not ready until the barrier opens: the engine may still be starting.
+	for {
+		code, body := get("/readyz")
+		if code != http.StatusServiceUnavailable {
+			t.Fatalf("/readyz before the sync: got %d %q, want 503", code, body)
+		}
+		if body == "gate: starting\n" {
+			break
+		}
+		if body != "starting: the engine has not started yet\n" {
+			t.Fatalf("/readyz before the sync: got %q", body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	syncPeer(t, syncEP)
+	up.waitStatus(d.topologyRuntime("e2eready"), allRunning)
+	if code, body := get("/readyz"); code != 200 || body != "ok\n" {
+		t.Errorf("/readyz once running: got %d %q, want 200 \"ok\\n\"", code, body)
+	}
+	up.signal(syscall.SIGTERM)
+	if code := up.exitCode(e2eBound); code != 0 {
+		t.Fatalf("exit status after SIGTERM: got %d, want 0", code)
+	}
+}
+
+// syncPeer signals a sync barrier as a zguide sync client does: a REQ
+// sends, and receives the answer.
+func syncPeer(t *testing.T, endpoint string) {
+	t.Helper()
+	zctx, err := zmq4.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zctx.Term()
+	s, err := zctx.NewSocket(zmq4.REQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SetLinger(0)
+	s.SetRcvtimeo(e2eBound)
+	if err := s.Connect(endpoint); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Send("", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Recv(0); err != nil {
+		t.Fatalf("sync answer: %v", err)
+	}
+}
