@@ -4,6 +4,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/ztopo/ztopo/internal/testutil"
 )
 
 // TestTCPUnsent: bytes written to a peer that does not read stay in the
@@ -37,7 +39,7 @@ func TestTCPUnsent(t *testing.T) {
 	if written == 0 {
 		t.Fatal("wrote nothing")
 	}
-	waitFor(t, "unsent bytes", func() bool { n, err := tcpUnsent(); return err == nil && n > 0 })
+	testutil.WaitFor(t, "unsent bytes", func() bool { n, err := tcpUnsent(); return err == nil && n > 0 })
 	// Read everything: the queue empties.
 	go func() {
 		b := make([]byte, 64<<10)
@@ -49,5 +51,5 @@ func TestTCPUnsent(t *testing.T) {
 			got += n
 		}
 	}()
-	waitFor(t, "no unsent bytes", func() bool { n, err := tcpUnsent(); return err == nil && n == 0 })
+	testutil.WaitFor(t, "no unsent bytes", func() bool { n, err := tcpUnsent(); return err == nil && n == 0 })
 }
