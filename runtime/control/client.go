@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -31,6 +32,9 @@ func CallArgs(ctx context.Context, endpoint, verb string, args, out any) error {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
 		defer cancel()
+	}
+	if err := trusted(endpoint); err != nil {
+		return err
 	}
 	if err := probe(ctx, endpoint); err != nil {
 		return err
@@ -147,4 +151,20 @@ func roundTrip(ctx context.Context, endpoint string, req []byte) ([]byte, error)
 			return rep, nil
 		}
 	}
+}
+
+// trusted checks the runtime directory of an ipc endpoint before anything
+// is sent to it: a request to a socket in a directory another user could
+// have swapped would go to that user. A missing directory is left to
+// probe, which says the topology is not running.
+func trusted(endpoint string) error {
+	path := ipcPath(endpoint)
+	if path == "" {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return CheckRuntimeDir(dir)
 }

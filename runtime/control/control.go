@@ -23,7 +23,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -99,29 +98,13 @@ func Endpoint(runtimeDir string) string {
 }
 
 // EnsureRuntimeDir creates dir (and its parents) with mode 0700 and checks
-// that it is a directory owned by this user that no one else can enter:
-// its ipc endpoints and control socket are only as private as dir.
+// it with CheckRuntimeDir: its ipc endpoints and control socket are only as
+// private as dir and every directory above it.
 func EnsureRuntimeDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("runtime directory: %w", err)
 	}
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return fmt.Errorf("runtime directory: %w", err)
-	}
-	switch {
-	case fi.Mode()&os.ModeSymlink != 0:
-		return fmt.Errorf("runtime directory %s is a symbolic link", dir)
-	case !fi.IsDir():
-		return fmt.Errorf("runtime directory %s is not a directory", dir)
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
-		return fmt.Errorf("runtime directory %s is owned by uid %d, not by us (uid %d)", dir, st.Uid, os.Getuid())
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("runtime directory %s is accessible by group or others (mode %04o); it must be 0700", dir, perm)
-	}
-	return nil
+	return CheckRuntimeDir(dir)
 }
 
 // ipcPath returns the file of an ipc:// endpoint, or "" for other transports.

@@ -467,8 +467,8 @@ func TestEnsureRuntimeDir(t *testing.T) {
 	cases := []struct {
 		name, dir, want string
 	}{
-		{"group and world", open, "runtime directory " + open + " is accessible by group or others (mode 0755); it must be 0700"},
-		{"symlink", link, "runtime directory " + link + " is a symbolic link"},
+		{"group and world", open, "runtime directory " + open + " is not safe: it is accessible by group or others (mode 0755); it must be 0700"},
+		{"symlink", link, "runtime directory " + link + " is not safe: it is a symbolic link"},
 		{"file", file, "runtime directory: mkdir " + file + ": not a directory"},
 	}
 	if os.Getuid() == 0 {
@@ -476,7 +476,7 @@ func TestEnsureRuntimeDir(t *testing.T) {
 		os.Mkdir(other, 0o700)
 		os.Chown(other, 65534, 65534)
 		cases = append(cases, struct{ name, dir, want string }{
-			"other owner", other, "runtime directory " + other + " is owned by uid 65534, not by us (uid 0)",
+			"other owner", other, "runtime directory " + other + " is not safe: it is owned by uid 65534, not by us (uid 0)",
 		})
 	}
 	for _, tc := range cases {

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/pebbe/zmq4"
@@ -26,6 +28,11 @@ func Serve(ctx context.Context, zctx *zmq4.Context, endpoint string, h Handler, 
 	}
 	path := ipcPath(endpoint)
 	if path != "" {
+		il, err := lockInstance(endpoint, h)
+		if err != nil {
+			return err
+		}
+		defer il.release()
 		unlock, err := lockEndpoint(path, endpoint, h)
 		if err != nil {
 			return err
@@ -61,9 +68,16 @@ func Serve(ctx context.Context, zctx *zmq4.Context, endpoint string, h Handler, 
 
 	poller := zmq4.NewPoller()
 	poller.Add(sock, zmq4.POLLIN)
+	var lastCheck time.Time
 	for {
 		if ctx.Err() != nil {
 			return nil
+		}
+		if path != "" && time.Since(lastCheck) >= dirCheckInterval {
+			lastCheck = time.Now()
+			if err := restoreSocket(sock, path, endpoint, h, logger); err != nil {
+				return err
+			}
 		}
 		polled, err := poller.Poll(pollInterval)
 		if err != nil {
@@ -198,4 +212,41 @@ func encodeReply(result any, err error) []byte {
 	}
 	b, _ := json.Marshal(fields)
 	return b
+}
+
+// dirCheckInterval is how often Serve checks that its socket file is still
+// there: systemd-tmpfiles, or a user, may delete the runtime directory
+// under a running topology.
+const dirCheckInterval = time.Second
+
+// restoreSocket recreates the runtime directory, the socket file and the
+// lock file when they were deleted, so that ps, down and reload keep
+// finding the topology. A Handler with a RuntimeDirLost method is told, to
+// say what could not be recreated (the ipc endpoints of bind: auto).
+func restoreSocket(sock *zmq4.Socket, path, endpoint string, h Handler, logger hclog.Logger) error {
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	logger.Error("runtime directory or control socket deleted while running; recreating them", "dir", dir)
+	if err := EnsureRuntimeDir(dir); err != nil {
+		// Not ours to use any more (someone else made it): stop serving
+		// rather than answer in a directory another user controls.
+		return fmt.Errorf("cannot recreate the runtime directory: %w", err)
+	}
+	_ = sock.Unbind(endpoint) // the old file is gone; libzmq still holds its listener
+	if err := sock.Bind(endpoint); err != nil {
+		return fmt.Errorf("control socket %s: %w", endpoint, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	if f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+		fmt.Fprintf(f, "%d\n", os.Getpid())
+		f.Close()
+	}
+	if l, ok := h.(interface{ RuntimeDirLost(dir string) }); ok {
+		l.RuntimeDirLost(dir)
+	}
+	return nil
 }
