@@ -95,6 +95,16 @@ func BuiltinHandlers() []HandlerSchema {
 		},
 		{Name: "log", Doc: "logs every message, frames shown binary-safe"},
 		{
+			Name:        "mdbroker",
+			Doc:         "a Majordomo (MDP 0.1) broker: MDPC01 clients and MDPW01 workers on one ROUTER frontend, service routing, heartbeats, mmi.service",
+			NeedSockets: []string{"frontend"},
+			SocketTypes: map[string]SocketType{"frontend": ROUTER},
+			Keys: []ConfigKey{
+				{Name: "heartbeat", Kind: KindDuration, Doc: "interval of heartbeats to idle workers (2.5s, the zguide's)"},
+				{Name: "liveness", Kind: KindInt, Doc: "heartbeats a worker may miss before it is expired (3)"},
+			},
+		},
+		{
 			Name:        "ppqueue",
 			Doc:         "the Paranoid Pirate queue: ROUTER frontend for clients, ROUTER backend for workers that send \\x01 when ready and heartbeat with \\x02",
 			NeedSockets: []string{"backend", "frontend"},

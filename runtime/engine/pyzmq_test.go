@@ -44,9 +44,15 @@ func (p *pyPeer) output() string {
 
 func startPy(t *testing.T, args ...string) *pyPeer {
 	t.Helper()
+	return startPyFile(t, "peers.py", args...)
+}
+
+// startPyFile is startPy for another script of testdata/py.
+func startPyFile(t *testing.T, script string, args ...string) *pyPeer {
+	t.Helper()
 	testutil.NeedPyzmq(t)
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
-	p := &pyPeer{cmd: exec.CommandContext(ctx, python, append([]string{"testdata/py/peers.py"}, args...)...), done: make(chan error, 1)}
+	p := &pyPeer{cmd: exec.CommandContext(ctx, python, append([]string{"testdata/py/" + script}, args...)...), done: make(chan error, 1)}
 	p.cmd.Stdout = &p.out
 	p.cmd.Stderr = &p.out
 	if err := p.cmd.Start(); err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
+	"github.com/ztopo/ztopo/spec"
 )
 
 // pyProc is a long-lived pyzmq peer from testdata/py: its output lines
@@ -254,4 +255,137 @@ nodes:
 		t.Fatalf("Run: %v", err)
 	}
 	_ = logs
+}
+
+// TestMDBrokerWithPythonPeers: MDP workers and clients written from RFC 7
+// in pyzmq, and a ztopo echo worker, share the mdbroker builtin's
+// frontend; each service's requests reach its workers only. A Python
+// worker killed while idle is expired, and its service goes on with the
+// other.
+func TestMDBrokerWithPythonPeers(t *testing.T) {
+	dir := rlDir(t)
+	front := zsocktest.TCP(t)
+	topo := rlParse(t, dir, `version: 1
+name: mdb-py
+nodes:
+  broker:
+    handler: mdbroker
+    config: {heartbeat: 100ms}
+    sockets:
+      frontend: {type: ROUTER, bind: `+front+`}
+  echoer:
+    handler: echo
+    config: {service: echo, heartbeat: 100ms}
+    sockets:
+      broker: {type: DEALER, connect: broker.frontend}
+`, nil)
+	lg, logs := newLogger(t)
+	r := rlStart(t, topo, Options{Logger: lg, Grace: time.Second})
+	var workers []*pyProc
+	for i := 0; i < 2; i++ {
+		w := startPyProc(t, "mdp.py", "worker", front, "upper", "100")
+		w.expect(t, "ready")
+		workers = append(workers, w)
+	}
+	up := startPyFile(t, "mdp.py", "client", front, "upper", "3", "20")
+	echo := startPyFile(t, "mdp.py", "client", front, "echo", "2", "10")
+	if got, want := up.result(t), "ok 60 replies (60 upper)"; got != want {
+		t.Errorf("upper clients: got %q, want %q", got, want)
+	}
+	if got, want := echo.result(t), "ok 20 replies (0 upper)"; got != want {
+		t.Errorf("echo clients: got %q, want %q", got, want)
+	}
+	if got := sum(r.e, "echoer", "broker", in); got < 20 {
+		t.Errorf("the echo worker received %d messages, want at least its 20 requests", got)
+	}
+	workers[0].kill(t)
+	rlWaitFor(t, "the killed worker's expiry", func() bool { return strings.Contains(logs.String(), "worker expired: heartbeats missed") })
+	if got, want := startPyFile(t, "mdp.py", "client", front, "upper", "1", "10").result(t), "ok 10 replies (10 upper)"; got != want {
+		t.Errorf("upper client after the expiry: got %q, want %q", got, want)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// TestMDPWorkersBehindPythonBroker: ztopo's upper workers speak MDP to a
+// broker written from RFC 7 in pyzmq; when that broker is killed they
+// notice the silence and register with its successor.
+func TestMDPWorkersBehindPythonBroker(t *testing.T) {
+	dir := rlDir(t)
+	front := zsocktest.TCP(t)
+	b := startPyProc(t, "mdp.py", "broker", front, "100")
+	b.expect(t, "ready")
+	topo := rlParse(t, dir, `version: 1
+name: mdw-py
+nodes:
+  worker:
+    replicas: 2
+    handler: upper
+    config: {service: upper, heartbeat: 100ms, reconnect: 50ms}
+    sockets:
+      broker: {type: DEALER, connect: `+front+`}
+`, nil)
+	lg, logs := newLogger(t)
+	r := rlStart(t, topo, Options{Logger: lg, Grace: time.Second})
+	if got, want := startPyFile(t, "mdp.py", "client", front, "upper", "3", "20").result(t), "ok 60 replies (60 upper)"; got != want {
+		t.Fatalf("clients: got %q, want %q", got, want)
+	}
+	b.kill(t)
+	rlWaitFor(t, "both workers to reconnect", func() bool {
+		return strings.Count(logs.String(), "broker silent, reconnecting") >= 2
+	})
+	b2 := startPyProc(t, "mdp.py", "broker", front, "100")
+	b2.expect(t, "ready")
+	if got, want := startPyFile(t, "mdp.py", "client", front, "upper", "3", "20").result(t), "ok 60 replies (60 upper)"; got != want {
+		t.Fatalf("clients of the new broker: got %q, want %q", got, want)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// TestMDPWorkerSwapLosesNothing: MDP clients that never retry keep asking
+// while reloads swap their worker's handler (upper to echo and back): the
+// plan is a handler swap, and every request is answered.
+func TestMDPWorkerSwapLosesNothing(t *testing.T) {
+	dir := rlDir(t)
+	front := zsocktest.TCP(t)
+	const file = `version: 1
+name: mdw-swap
+nodes:
+  broker:
+    handler: mdbroker
+    config: {heartbeat: 100ms}
+    sockets:
+      frontend: {type: ROUTER, bind: "${FRONT}"}
+  worker:
+    handler: ${HANDLER}
+    config: {service: work, heartbeat: 100ms, delay: 1ms}
+    sockets:
+      broker: {type: DEALER, connect: broker.frontend}
+`
+	vars := map[string]string{"FRONT": front, "HANDLER": "upper"}
+	lg, _ := newLogger(t)
+	r := rlStart(t, rlParse(t, dir, file, vars), Options{Logger: lg, Grace: time.Second})
+	const clients, requests = 4, 150
+	py := startPyFile(t, "mdp.py", "client", front, "work", fmt.Sprint(clients), fmt.Sprint(requests))
+	for i, h := range []string{"echo", "upper", "echo"} {
+		at := uint64(100 * (i + 1))
+		rlWaitFor(t, fmt.Sprintf("%d requests", at), func() bool { return sum(r.e, "worker", "broker", in) >= at })
+		rep := rlMust(t, r.e, rlParse(t, dir, file, rlVars(vars, "HANDLER", h)))
+		rlPlan(t, rep.Plan, spec.Plan{HandlerOnly: []string{"worker"}, Unchanged: []string{"broker"}})
+	}
+	got := py.result(t)
+	t.Logf("clients: %s", got)
+	var n, upper int
+	if _, err := fmt.Sscanf(got, "ok %d replies (%d upper)", &n, &upper); err != nil || n != clients*requests {
+		t.Fatalf("clients: got %q, want ok %d replies", got, clients*requests)
+	}
+	if upper == 0 || upper == n {
+		t.Errorf("upper-cased replies: %d of %d, want some from each handler", upper, n)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
 }

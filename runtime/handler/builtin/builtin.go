@@ -55,6 +55,7 @@ func init() {
 	handler.Builtins.Register("generate", newGenerate)
 	handler.Builtins.Register("lbbroker", newLBBroker)
 	handler.Builtins.Register("log", newLog)
+	handler.Builtins.Register("mdbroker", newMDBroker)
 	handler.Builtins.Register("ppqueue", newPPQueue)
 	handler.Builtins.Register("proxy", newProxy)
 	handler.Builtins.Register("upper", newUpper)

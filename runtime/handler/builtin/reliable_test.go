@@ -130,3 +130,43 @@ func TestPPQueueFrames(t *testing.T) {
 	// Silent for three heartbeats: evicted.
 	waitLog(t, logs, `worker evicted: heartbeats missed: worker="\"w1\""`)
 }
+
+// TestMDBrokerProtocolErrors: a worker that breaks MDP is told to
+// DISCONNECT (a second READY, a heartbeat from a worker the broker does not
+// know); mmi services other than mmi.service answer 501.
+func TestMDBrokerProtocolErrors(t *testing.T) {
+	zctx := newCtx(t)
+	sp := &spec.Node{Name: "broker", Sockets: []*spec.Socket{{Name: "frontend", Type: spec.ROUTER, Bind: []string{"inproc://mdb-err"}}}}
+	runNode(t, zctx, sp, build(t, "mdbroker", map[string]any{"heartbeat": time.Hour}, nil))
+	w := peer(t, zctx, &spec.Socket{Name: "w", Type: spec.DEALER, Connect: []string{"inproc://mdb-err"}, Identity: "w1"})
+	disconnect := q([][]byte{{}, []byte("MDPW01"), {5}})
+	if err := w.Send([][]byte{{}, []byte("MDPW01"), {4}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := q(recv(t, w)); got != disconnect {
+		t.Fatalf("heartbeat from a stranger: got %s, want %s", got, disconnect)
+	}
+	ready := [][]byte{{}, []byte("MDPW01"), {1}, []byte("svc")}
+	for i := 0; i < 2; i++ {
+		if err := w.Send(ready, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := q(recv(t, w)); got != disconnect {
+		t.Fatalf("second READY: got %s, want %s", got, disconnect)
+	}
+	c := peer(t, zctx, &spec.Socket{Name: "c", Type: spec.REQ, Connect: []string{"inproc://mdb-err"}})
+	if err := c.Send(fr("MDPC01", "mmi.nosuch", "x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := q(recv(t, c)), q(fr("MDPC01", "mmi.nosuch", "501")); got != want {
+		t.Fatalf("mmi.nosuch: got %s, want %s", got, want)
+	}
+	// The worker was forgotten: its service has none.
+	if err := c.Send(fr("MDPC01", "mmi.service", "svc"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := q(recv(t, c)), q(fr("MDPC01", "mmi.service", "404")); got != want {
+		t.Fatalf("mmi.service svc: got %s, want %s", got, want)
+	}
+}
