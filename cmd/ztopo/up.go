@@ -138,6 +138,7 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 	sigc := make(chan os.Signal, 4)
 	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigc)
+	defer survivePipes()()
 
 	logger, logs := newUpLogger(stderr, *logFormat == "json", level)
 	if pipe != nil {
