@@ -45,6 +45,24 @@ type Handler interface {
 	Handle(ctx context.Context, m Msg) (out [][]byte, err error)
 }
 
+// ErrorReplier is implemented by handler errors that carry the answer a
+// request gets when its message failed: on an inout socket (REP, ROUTER,
+// ...) the node sends ErrorReply() instead of the empty reply it sends for
+// other errors. It is never sent on to out sockets.
+type ErrorReplier interface {
+	error
+	ErrorReply() [][]byte
+}
+
+// ErrorReply returns the reply err carries (see ErrorReplier), or nil.
+func ErrorReply(err error) [][]byte {
+	var r ErrorReplier
+	if errors.As(err, &r) {
+		return r.ErrorReply()
+	}
+	return nil
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, m Msg) ([][]byte, error)
 

@@ -279,6 +279,9 @@ func (r *run) dispatch(h handler.Handler, async handler.Async, s *rsock, env, bo
 		}
 		r.log.Warn("handler error", "socket", s.name, "error", herr)
 		out = nil
+		if s.role == spec.RoleInOut {
+			out = handler.ErrorReply(herr)
+		}
 	}
 	if err := r.deliver(s, env, out); err != nil {
 		return false, err
@@ -395,6 +398,9 @@ func (r *run) result(res handler.Result) error {
 		}
 		r.log.Warn("handler error", "socket", p.from.name, "error", res.Err)
 		out = nil
+		if p.from.role == spec.RoleInOut {
+			out = handler.ErrorReply(res.Err)
+		}
 	}
 	return r.deliver(p.from, p.env, out)
 }
