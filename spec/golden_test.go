@@ -2,6 +2,7 @@ package spec
 
 import (
 	"bytes"
+	"encoding/hex"
 	"flag"
 	"os"
 	"path/filepath"
@@ -72,10 +73,37 @@ func TestBadFiles(t *testing.T) {
 					env[k] = v
 				}
 			}
+			// Other sections are files beside the topology (wasm
+			// modules, ...): written to a temporary directory, a NAME.hex
+			// section as NAME with the bytes its hex digits spell.
+			filename, dir := "topology.yaml", ""
+			for _, f := range ar.Files {
+				switch f.Name {
+				case "topology.yaml", "want", "env", "host":
+					continue
+				}
+				if dir == "" {
+					dir = t.TempDir()
+					filename = filepath.Join(dir, "topology.yaml")
+				}
+				name, data := f.Name, f.Data
+				if strings.HasSuffix(name, ".hex") {
+					name = strings.TrimSuffix(name, ".hex")
+					if data, err = hex.DecodeString(strings.Join(strings.Fields(string(f.Data)), "")); err != nil {
+						t.Fatalf("section %s: %v", f.Name, err)
+					}
+				}
+				if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
 			// An optional host section runs the load as `up --host` would.
 			host, _ := section(ar, "host")
-			topo, ds := Parse("topology.yaml", src, LoadOptions{Env: mapEnv(env), RuntimeDir: testRuntimeDir, Host: strings.TrimSpace(string(host))})
+			topo, ds := Parse(filename, src, LoadOptions{Env: mapEnv(env), RuntimeDir: testRuntimeDir, Host: strings.TrimSpace(string(host))})
 			got := render(ds)
+			if dir != "" {
+				got = strings.ReplaceAll(got, dir+string(filepath.Separator), "")
+			}
 			if *update {
 				for i := range ar.Files {
 					if ar.Files[i].Name == "want" {
@@ -97,7 +125,11 @@ func TestBadFiles(t *testing.T) {
 			if ds.HasErrors() != (topo == nil) {
 				t.Errorf("got topology %v with errors %v; want a topology iff there are no errors", topo != nil, ds.HasErrors())
 			}
-			if !bytes.Equal([]byte(got), []byte(tidy(append(Diags(nil), ds...)).Error()+"\n")) {
+			sorted := tidy(append(Diags(nil), ds...)).Error() + "\n"
+			if dir != "" {
+				sorted = strings.ReplaceAll(sorted, dir+string(filepath.Separator), "")
+			}
+			if !bytes.Equal([]byte(got), []byte(sorted)) {
 				t.Errorf("diagnostics are not sorted and unique:\n%s", got)
 			}
 		})

@@ -401,6 +401,9 @@ func (r *resolver) instance(fn *FileNode, name string, replica, replicas int) *i
 
 	r.handler(sc, fn, n)
 	in.worker = r.config(sc, fn, n)
+	if n.Handler.Kind == HandlerWasm {
+		r.wasm(fn, n)
+	}
 
 	n.Run = RunGoroutine
 	if n.Handler.Kind == HandlerCommand {
@@ -499,13 +502,13 @@ func (r *resolver) handler(sc scope, fn *FileNode, n *Node) {
 		if _, known := builtinHandler(name); !known {
 			hint := didYouMean(name, builtinNames())
 			if hint == "" {
-				hint = "builtin handlers: " + strings.Join(builtinNames(), ", ") + "; or {exec: [...]}, {plugin: path}"
+				hint = "builtin handlers: " + strings.Join(builtinNames(), ", ") + "; or {exec: [...]}, {plugin: path}, {wasm: path}"
 			}
 			r.errorf(v.Pos, hint, "unknown handler %q", name)
 		}
 		n.Handler = HandlerRef{Kind: HandlerBuiltin, Name: name}
 	case ShapeMap:
-		var exec, codec, plugin *Value
+		var exec, codec, plugin, wasm *Value
 		for _, e := range v.Entries {
 			switch e.Key {
 			case "exec":
@@ -514,13 +517,35 @@ func (r *resolver) handler(sc scope, fn *FileNode, n *Node) {
 				codec = e.Value
 			case "plugin":
 				plugin = e.Value
+			case "wasm":
+				wasm = e.Value
 			default:
-				r.errorf(e.KeyPos, didYouMean(e.Key, []string{"codec", "exec", "plugin"}), "unknown key %q in handler of node %q", e.Key, fn.Name)
+				r.errorf(e.KeyPos, didYouMean(e.Key, []string{"codec", "exec", "plugin", "wasm"}), "unknown key %q in handler of node %q", e.Key, fn.Name)
+			}
+		}
+		kinds := 0
+		for _, k := range []*Value{exec, plugin, wasm} {
+			if k != nil {
+				kinds++
 			}
 		}
 		switch {
-		case exec != nil && plugin != nil:
-			r.errorf(plugin.Pos, "", "handler of node %q has both exec and plugin; pick one", fn.Name)
+		case kinds > 1:
+			second := plugin
+			if wasm != nil {
+				second = wasm
+			}
+			r.errorf(second.Pos, "", "handler of node %q has %s; pick one", fn.Name, both(exec, plugin, wasm))
+		case wasm != nil:
+			if codec != nil {
+				r.errorf(codec.Pos, "", "codec applies to exec handlers, not wasm modules")
+			}
+			if p, ok := r.str(sc, wasm, "wasm"); ok {
+				if p == "" {
+					r.errorf(wasm.Pos, "", "wasm needs the path of a WebAssembly module")
+				}
+				n.Handler = HandlerRef{Kind: HandlerWasm, Path: r.relPath(p)}
+			}
 		case exec != nil:
 			n.Handler = HandlerRef{Kind: HandlerExec, Argv: r.argv(sc, exec, "handler exec"), Codec: "lines"}
 			if codec != nil {
@@ -541,11 +566,28 @@ func (r *resolver) handler(sc scope, fn *FileNode, n *Node) {
 				n.Handler = HandlerRef{Kind: HandlerPlugin, Path: r.relPath(p)}
 			}
 		default:
-			r.errorf(v.Pos, "", "handler of node %q needs exec or plugin", fn.Name)
+			r.errorf(v.Pos, "", "handler of node %q needs exec, plugin or wasm", fn.Name)
 		}
 	default:
-		r.errorf(v.Pos, "", "handler must be a builtin name, {exec: [...]} or {plugin: path}, got %s", v.Shape)
+		r.errorf(v.Pos, "", "handler must be a builtin name, {exec: [...]}, {plugin: path} or {wasm: path}, got %s", v.Shape)
 	}
+}
+
+// both names the handler kinds given together: "both exec and plugin".
+func both(exec, plugin, wasm *Value) string {
+	var names []string
+	for _, k := range []struct {
+		v    *Value
+		name string
+	}{{exec, "exec"}, {plugin, "plugin"}, {wasm, "wasm"}} {
+		if k.v != nil {
+			names = append(names, k.name)
+		}
+	}
+	if len(names) == 2 {
+		return "both " + names[0] + " and " + names[1]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
 func (r *resolver) config(sc scope, fn *FileNode, n *Node) *iworker {
@@ -579,6 +621,8 @@ func (r *resolver) config(sc scope, fn *FileNode, n *Node) *iworker {
 		}
 	case HandlerPlugin:
 		r.schemaConfig(sc, pluginSchema, "a plugin handler", v, n.Config)
+	case HandlerWasm:
+		r.schemaConfig(sc, wasmSchema, "a wasm handler", v, n.Config)
 	default:
 		// exec and command configs belong to programs ztopo does not
 		// know: kept as decoded, strings interpolated.

@@ -153,6 +153,20 @@ var pluginSchema = HandlerSchema{
 	},
 }
 
+// wasmSchema is what `handler: {wasm: ...}` accepts in config: the
+// module's limits and what of the host it may see (nothing by default).
+var wasmSchema = HandlerSchema{
+	Name: "wasm",
+	Keys: []ConfigKey{
+		{Name: "clock", Kind: KindBool, Doc: "the real clocks and sleep (default: a fixed clock)"},
+		{Name: "dirs", Kind: KindStrings, Doc: "HOST:GUEST directories the module may read (HOST relative to the file)"},
+		{Name: "env", Kind: KindStrings, Doc: "KEY=value environment variables for the module"},
+		{Name: "memory", Kind: KindString, Doc: "memory limit, e.g. 64MiB (the default)"},
+		{Name: "random", Kind: KindBool, Doc: "the system's random source (default: a fixed one)"},
+		{Name: "timeout", Kind: KindDuration, Doc: "how long one message may run before it fails (default 1s)"},
+	},
+}
+
 // OptionKind is how a socket option's value is written and stored in
 // Option.Value.
 type OptionKind int

@@ -64,6 +64,7 @@ const (
 	HandlerBuiltin HandlerKind = "builtin" // Handler.Name is a registered builtin
 	HandlerExec    HandlerKind = "exec"    // Handler.Argv is a long-lived child (lines codec)
 	HandlerPlugin  HandlerKind = "plugin"  // Handler.Path speaks the ZeroMQ plugin protocol
+	HandlerWasm    HandlerKind = "wasm"    // Handler.Path is a WebAssembly module (ztopo-wasm/1)
 	HandlerCommand HandlerKind = "command" // the node is an external program owning its sockets (Handler.Argv)
 )
 
@@ -72,7 +73,7 @@ type HandlerRef struct {
 	Kind  HandlerKind
 	Name  string   // builtin name
 	Argv  []string // exec and command: argv, argv[0] made absolute when it was a relative path
-	Path  string   // plugin: absolute path of the executable
+	Path  string   // plugin: absolute path of the executable; wasm: of the module
 	Codec string   // exec: "lines" (the only codec of format version 1)
 }
 
@@ -86,6 +87,8 @@ func (h HandlerRef) Label() string {
 		return strings.TrimSpace("exec " + shortArgv(h.Argv))
 	case HandlerPlugin:
 		return "plugin " + filepath.Base(h.Path)
+	case HandlerWasm:
+		return "wasm " + filepath.Base(h.Path)
 	case HandlerCommand:
 		return shortArgv(h.Argv)
 	}

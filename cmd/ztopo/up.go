@@ -34,6 +34,7 @@ import (
 	_ "github.com/ztopo/ztopo/runtime/handler/builtin"
 	"github.com/ztopo/ztopo/runtime/handler/exechandler"
 	"github.com/ztopo/ztopo/runtime/handler/pluginhost"
+	"github.com/ztopo/ztopo/runtime/handler/wasmhost"
 )
 
 const upUsage = `usage: ztopo up [flags] FILE
@@ -55,7 +56,7 @@ Flags:
                           (exit 0), or with the errors if one fails to start
                           within 60s (exit 1, and nothing is left running);
                           the log is then read with 'ztopo logs'
-  --no-watch              do not watch FILE (nor exec and plugin files) for changes
+  --no-watch              do not watch FILE (nor exec, plugin and wasm files) for changes
   --log-format text|json  log format (default text)
   --log-level LEVEL       trace, debug, info, warn or error (default info)
   --grace DUR             drain grace on stop, e.g. 2s (default 5s)
@@ -256,6 +257,7 @@ func handlerKinds(watch bool) *handler.Registry {
 	kinds := handler.NewRegistry()
 	kinds.Register(string(spec.HandlerExec), exechandler.NewFactory(false))
 	kinds.Register(string(spec.HandlerPlugin), pluginhost.NewFactory(false))
+	kinds.Register(string(spec.HandlerWasm), wasmhost.NewFactory(false))
 	return kinds
 }
 

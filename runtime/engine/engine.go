@@ -234,7 +234,7 @@ func (e *Engine) factory(n *spec.Node) (handler.Factory, error) {
 			return nil, fmt.Errorf("node %q: unknown handler %q", n.Name, n.Handler.Name)
 		}
 		return f, nil
-	case spec.HandlerExec, spec.HandlerPlugin:
+	case spec.HandlerExec, spec.HandlerPlugin, spec.HandlerWasm:
 		f, ok := e.opts.Kinds.Lookup(string(n.Handler.Kind))
 		if !ok {
 			return nil, fmt.Errorf("node %q: %s handlers are not available in this build", n.Name, n.Handler.Kind)

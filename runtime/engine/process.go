@@ -68,7 +68,7 @@ func (in *instance) processTraits(n *spec.Node, t *spec.Topology) (completes, pr
 			return false, false, fmt.Errorf("node %q: command is empty", n.Name)
 		}
 		return true, isProducer(n, nil), nil
-	case spec.HandlerExec, spec.HandlerPlugin:
+	case spec.HandlerExec, spec.HandlerPlugin, spec.HandlerWasm:
 		return false, isProducer(n, nil), nil
 	}
 	h, err := in.build(n, t)

@@ -167,7 +167,7 @@ func buildHandler(t *spec.Topology, n *spec.Node, kinds *handler.Registry, logge
 		if f, ok = handler.Builtins.Lookup(n.Handler.Name); !ok {
 			return nil, fmt.Errorf("unknown builtin handler %q (this ztopo has: %s)", n.Handler.Name, strings.Join(handler.Builtins.Names(), ", "))
 		}
-	case spec.HandlerExec, spec.HandlerPlugin:
+	case spec.HandlerExec, spec.HandlerPlugin, spec.HandlerWasm:
 		if f, ok = kinds.Lookup(string(n.Handler.Kind)); !ok {
 			return nil, fmt.Errorf("this ztopo cannot run %s handlers", n.Handler.Kind)
 		}
