@@ -141,6 +141,14 @@ type Sockets interface {
 	Recv(name string) ([][]byte, error)
 }
 
+// Repeater is implemented by a node's Sockets. SendRepeat sends the same
+// message n times on the named socket, counting each: what Send does n
+// times, waiting while the peer is full and stopping with the node, but in
+// a few calls into libzmq rather than one per message.
+type Repeater interface {
+	SendRepeat(name string, frames [][]byte, n int) error
+}
+
 // Env is what a Factory gets besides config.
 type Env struct {
 	Node   *spec.Node // the resolved node instance

@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/pebbe/zmq4"
@@ -23,6 +24,62 @@ import (
 // the proxy behave unlike the reactive loop.
 type Passthrough interface {
 	Passthrough() bool
+}
+
+// Discarder is implemented by handlers that may only count the messages
+// they receive (builtin count without until). While Discarding reports
+// true, the node takes the messages of its receiving sockets (role in, not
+// REP or REQ) in batches inside libzmq, never copying them into Go, and
+// tells the handler how many came instead of calling Handle. limit is how
+// many more the handler takes before it completes (0: no limit): the node
+// never takes more, so what the handler did not count stays queued, as it
+// would with Handle.
+type Discarder interface {
+	Discarding() (ok bool, limit int)
+	// Discarded tells the handler n more messages came; done means it
+	// completed, as Handle returning handler.ErrDone.
+	Discarded(n int) (done bool)
+}
+
+// discarder returns h as a Discarder when it discards now, or nil.
+func discarder(h handler.Handler, async handler.Async) Discarder {
+	d, ok := h.(Discarder)
+	if !ok || async != nil {
+		return nil
+	}
+	if on, _ := d.Discarding(); !on {
+		return nil
+	}
+	return d
+}
+
+// discard takes what s has for a Discarder, in batches, as the reactive
+// loop takes messages one by one (at most batch turns, so the other sockets
+// and the control socket get their turn).
+func (r *run) discard(d Discarder, s *rsock, cur *slot) (completed, swapped, stop bool, err error) {
+	for i := 0; i < batch; i++ {
+		_, limit := d.Discarding()
+		if limit <= 0 {
+			limit = math.MaxInt
+		}
+		n, err := s.sock.Discard(limit)
+		if n > 0 && d.Discarded(n) {
+			return true, false, true, nil
+		}
+		if err != nil {
+			if zsock.IsAgain(err) || zsock.IsInterrupted(err) {
+				return false, false, false, nil
+			}
+			return false, false, true, fmt.Errorf("socket %q: receive: %w", s.name, err)
+		}
+		if r.ctx.Err() != nil {
+			return false, false, true, nil
+		}
+		if r.n.slot.Load() != cur {
+			return false, true, true, nil
+		}
+	}
+	return false, false, false, nil
 }
 
 // Counters of a node whose messages libzmq's steerable proxy moves (a

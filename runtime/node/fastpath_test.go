@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/pebbe/zmq4"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/zsock"
 	"github.com/ztopo/ztopo/spec"
@@ -147,5 +148,58 @@ func TestFastPathOnlyForOneWayPairs(t *testing.T) {
 	r.outs = append(r.outs, r.outs[0])
 	if _, _, got := r.fastPath(&passthrough{}, nil); got {
 		t.Error("fastPath with two out sockets = true, want false")
+	}
+}
+
+// discardCounter is a Discarder that completes after limit messages;
+// Handle must not be called while it discards.
+type discardCounter struct {
+	limit, n, handled int
+	off               bool
+}
+
+func (d *discardCounter) Handle(context.Context, handler.Msg) ([][]byte, error) {
+	d.handled++
+	d.n++
+	if d.n == d.limit {
+		return nil, handler.ErrDone
+	}
+	return nil, nil
+}
+func (d *discardCounter) Discarding() (bool, int) { return !d.off, d.limit - d.n }
+func (d *discardCounter) Discarded(n int) bool {
+	d.n += n
+	return d.n >= d.limit
+}
+
+// TestDiscarderTakesNoMoreThanItsLimit: a discarding handler counts
+// exactly up to its limit, never through Handle, and completes; a handler
+// that says it does not discard gets every message through Handle.
+func TestDiscarderTakesNoMoreThanItsLimit(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		t.Run(fmt.Sprintf("off=%v", off), func(t *testing.T) {
+			zctx := newCtx(t)
+			ep := fmt.Sprintf("inproc://discard-%v", off)
+			d := &discardCounter{limit: 5, off: off}
+			// Queued before the node binds (inproc connects first), so
+			// that all 8 wait when it starts and it could take them all.
+			src := peer(t, zctx, spec.PUSH, "", ep)
+			for i := 0; i < 8; i++ {
+				if err := src.Send(fr("x", fmt.Sprint(i)), zmq4.DONTWAIT); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st := start(t, zctx, Config{Spec: pipeNode("sink", ep, "inproc://discard-out-"+fmt.Sprint(off)), Handler: d})
+			if err := st.wait(t); err != nil {
+				t.Fatalf("Run: got %v, want nil (completed)", err)
+			}
+			wantHandled := 0
+			if off {
+				wantHandled = 5
+			}
+			if d.n != 5 || d.handled != wantHandled {
+				t.Errorf("got %d counted, %d through Handle, want 5, %d", d.n, d.handled, wantHandled)
+			}
+		})
 	}
 }

@@ -54,6 +54,7 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 	if async == nil {
 		bufs = make([][][]byte, len(r.recv))
 	}
+	dis := discarder(h, async)
 
 	if nt, ok := async.(handler.Notifier); ok {
 		if r.resultWaker == nil {
@@ -112,6 +113,13 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 		}
 		for si, s := range r.recv {
 			if poller.Ready(s.pollIdx)&zmq4.POLLIN == 0 {
+				continue
+			}
+			if dis != nil && s.role == spec.RoleIn && !s.lockstep {
+				completed, swapped, stop, err := r.discard(dis, s, cur)
+				if stop || err != nil {
+					return completed, swapped, err
+				}
 				continue
 			}
 			for i := 0; i < batch; i++ {

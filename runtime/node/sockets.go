@@ -24,6 +24,7 @@ var (
 	_ handler.Sockets    = (*sockets)(nil)
 	_ handler.Waiter     = (*sockets)(nil)
 	_ handler.Controlled = (*sockets)(nil)
+	_ handler.Repeater   = (*sockets)(nil)
 )
 
 func (s *sockets) Names() []string {
@@ -96,6 +97,33 @@ func (s *sockets) Send(name string, frames [][]byte) error {
 			return s.err()
 		}
 		return err
+	}
+	return nil
+}
+
+func (s *sockets) SendRepeat(name string, frames [][]byte, n int) error {
+	rs, err := s.get(name)
+	if err != nil {
+		return err
+	}
+	for n > 0 {
+		sent, err := rs.sock.SendRepeat(frames, n)
+		n -= sent
+		if err == nil {
+			continue
+		}
+		if !zsock.IsAgain(err) {
+			if err := s.r.sendFailed(rs, err); err != nil {
+				return err
+			}
+			n-- // that message is lost, as with Send
+			continue
+		}
+		// The peer is full: one send that waits, stoppably, as Send.
+		if err := s.Send(name, frames); err != nil {
+			return err
+		}
+		n--
 	}
 	return nil
 }

@@ -106,3 +106,72 @@ func TestRecvOnClosedContextIsTerm(t *testing.T) {
 		t.Errorf("term: %v", err)
 	}
 }
+
+// TestDiscard: whole messages, multipart ones included, are taken up to the
+// limit and counted with their bytes; what is over the limit stays queued.
+func TestDiscard(t *testing.T) {
+	ctx := newCtx(t)
+	ep := "inproc://discard"
+	in := open(t, ctx, &spec.Socket{Name: "in", Type: spec.PULL, Bind: []string{ep}})
+	out := open(t, ctx, &spec.Socket{Name: "out", Type: spec.PUSH, Connect: []string{ep}})
+	msgs := [][][]byte{frames("a"), {[]byte("head"), {}, []byte("tail")}, frames("bc"), frames("last")}
+	for _, m := range msgs {
+		if err := out.Send(m, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := in.Discard(3)
+	if n != 3 || err != nil {
+		t.Fatalf("Discard(3): got %d, %v, want 3, nil", n, err)
+	}
+	if st := in.Stats.Snapshot(); st.MsgsIn != 3 || st.BytesIn != 1+8+2 {
+		t.Errorf("stats: got %d msgs %d bytes, want 3 msgs 11 bytes", st.MsgsIn, st.BytesIn)
+	}
+	got, err := in.Recv(zmq4.DONTWAIT)
+	if err != nil || len(got) != 1 || string(got[0]) != "last" {
+		t.Fatalf("after Discard(3): got %q, %v, want [last]", got, err)
+	}
+	if n, err := in.Discard(10); n != 0 || !IsAgain(err) {
+		t.Errorf("Discard on an empty queue: got %d, %v, want 0, EAGAIN", n, err)
+	}
+}
+
+// TestSendRepeat: n copies of a multipart message arrive whole, counted.
+func TestSendRepeat(t *testing.T) {
+	ctx := newCtx(t)
+	ep := "inproc://send-repeat"
+	in := open(t, ctx, &spec.Socket{Name: "in", Type: spec.PULL, Bind: []string{ep}})
+	out := open(t, ctx, &spec.Socket{Name: "out", Type: spec.PUSH, Connect: []string{ep}})
+	msg := [][]byte{[]byte("topic"), {}, []byte("body")}
+	if n, err := out.SendRepeat(msg, 5); n != 5 || err != nil {
+		t.Fatalf("SendRepeat: got %d, %v, want 5, nil", n, err)
+	}
+	if st := out.Stats.Snapshot(); st.MsgsOut != 5 || st.BytesOut != 5*9 {
+		t.Errorf("stats: got %d msgs %d bytes, want 5 msgs 45 bytes", st.MsgsOut, st.BytesOut)
+	}
+	for i := 0; i < 5; i++ {
+		got, err := in.Recv(zmq4.DONTWAIT)
+		if err != nil || len(got) != 3 || string(got[0]) != "topic" || len(got[1]) != 0 || string(got[2]) != "body" {
+			t.Fatalf("message %d: got %q, %v", i, got, err)
+		}
+	}
+	if _, err := in.Recv(zmq4.DONTWAIT); !IsAgain(err) {
+		t.Errorf("after 5: got %v, want EAGAIN", err)
+	}
+}
+
+// TestSendRepeatFull: against a full peer SendRepeat stops with EAGAIN and
+// says how many went out.
+func TestSendRepeatFull(t *testing.T) {
+	ctx := newCtx(t)
+	ep := "inproc://send-repeat-full"
+	open(t, ctx, &spec.Socket{Name: "in", Type: spec.PULL, Bind: []string{ep}, Options: []spec.Option{{Name: "rcvhwm", Value: 10}}})
+	out := open(t, ctx, &spec.Socket{Name: "out", Type: spec.PUSH, Connect: []string{ep}, Options: []spec.Option{{Name: "sndhwm", Value: 10}}})
+	n, err := out.SendRepeat(frames("x"), 1000)
+	if !IsAgain(err) || n <= 0 || n >= 1000 {
+		t.Fatalf("got %d, %v, want between 1 and 999, EAGAIN", n, err)
+	}
+	if st := out.Stats.Snapshot(); st.MsgsOut != uint64(n) || st.SendErrors != 0 {
+		t.Errorf("stats: got %d out, %d errors, want %d, 0", st.MsgsOut, st.SendErrors, n)
+	}
+}

@@ -107,6 +107,7 @@ type Socket struct {
 	env    envKind
 
 	rxs *rxState // receive buffers, from the first receive on
+	txs *txState // SendRepeat's buffer, from its first use on
 
 	mon     *zmq4.Socket        // handshake monitor receiver, when watching
 	pending map[string]struct{} // connect endpoints without a handshake yet

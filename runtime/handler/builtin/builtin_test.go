@@ -322,3 +322,27 @@ func TestGenerateWithoutOutSocketIsFatal(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestCountDiscards: count lets the node count for it, up to expect, unless
+// it must look at messages for until.
+func TestCountDiscards(t *testing.T) {
+	c := &Count{Expect: 10, Logger: hclog.NewNullLogger()}
+	if ok, limit := c.Discarding(); !ok || limit != 10 {
+		t.Fatalf("Discarding: got %v, %d, want true, 10", ok, limit)
+	}
+	if c.Discarded(4) {
+		t.Fatal("done after 4 of 10")
+	}
+	if ok, limit := c.Discarding(); !ok || limit != 6 {
+		t.Fatalf("Discarding after 4: got %v, %d, want true, 6", ok, limit)
+	}
+	if !c.Discarded(6) || c.N() != 10 || !c.reported {
+		t.Fatalf("after 10: N %d, reported %v, want 10, true", c.N(), c.reported)
+	}
+	if ok, limit := (&Count{}).Discarding(); !ok || limit != 0 {
+		t.Errorf("no expect: got %v, %d, want true, 0", ok, limit)
+	}
+	if ok, _ := (&Count{Expect: 3, HasUntil: true}).Discarding(); ok {
+		t.Error("with until: discarding")
+	}
+}

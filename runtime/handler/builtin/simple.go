@@ -151,6 +151,33 @@ func (c *Count) Handle(_ context.Context, m handler.Msg) ([][]byte, error) {
 	return nil, nil
 }
 
+// Discarding lets the node count messages without receiving them into Go
+// (node.Discarder) when nothing but their number matters: no until.
+func (c *Count) Discarding() (ok bool, limit int) {
+	if c.HasUntil {
+		return false, 0
+	}
+	if c.Expect > 0 {
+		return true, c.Expect - c.n
+	}
+	return true, 0
+}
+
+// Discarded counts n messages the node took for it.
+func (c *Count) Discarded(n int) (done bool) {
+	now := time.Now()
+	if c.n == 0 {
+		c.first = now
+	}
+	c.n += n
+	c.last = now
+	if c.Expect > 0 && c.n >= c.Expect {
+		c.report()
+		return true
+	}
+	return false
+}
+
 // Close reports the count of a node stopped before it completed.
 func (c *Count) Close(context.Context) error {
 	if !c.reported && c.n > 0 {
