@@ -10,7 +10,7 @@ import (
 	"github.com/ztopo/ztopo/runtime/control"
 )
 
-const downUsage = `usage: ztopo down [--host HOST] FILE|NAME
+const downUsage = `usage: ztopo down [--host HOST] [FILE|NAME]
 
 Stops a running topology as SIGTERM would: producers first, then a bounded
 drain, then everything. Waits until it has stopped: at most its grace

@@ -18,7 +18,7 @@ import (
 	"github.com/ztopo/ztopo/spec"
 )
 
-const logsUsage = `usage: ztopo logs [-f] [--since DURATION] [--json] [-t] FILE|NAME [NODE...]
+const logsUsage = `usage: ztopo logs [-f] [--since DURATION] [--json] [-t] [FILE|NAME] [NODE...]
 
 Prints the log of a running topology, foreground or detached: ztopo up
 keeps its latest entries (10000 lines, 8 MiB at most) for this. Each line
@@ -29,7 +29,8 @@ service's output:
   sink      | received 1000 messages in 21ms (47505 msg/s): count=1000 elapsed=21ms
   ztopo     | [WARN] reload: topo.yaml:7:5: warning: ...
 
-NODE filters: an instance (worker.1) or a node (worker: all its replicas);
+Without FILE|NAME, the one topology running is meant (an error lists them
+when several run). NODE filters: an instance (worker.1) or a node (worker: all its replicas);
 several may be given; "ztopo" selects the lines of ztopo itself (starting,
 reloading, stopping).
 
@@ -65,14 +66,16 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 	if *since < 0 {
 		return usageError(stderr, "logs", logsUsage, "--since must be positive, got %v", *since)
 	}
-	if len(pos) == 0 {
-		return usageError(stderr, "logs", logsUsage, "no topology file or name given")
+	tg, names, err := targetAndNodes(pos)
+	if err != nil {
+		var ds spec.Diags
+		if errors.As(err, &ds) {
+			printDiags(stderr, ds)
+		} else {
+			fmt.Fprintf(stderr, "ztopo logs: %v\n", err)
+		}
+		return exitFailure
 	}
-	tg, code, ok := oneTarget("logs", logsUsage, pos[:1], stderr)
-	if !ok {
-		return code
-	}
-	names := pos[1:]
 
 	// The instances, to check the filter and to line the prefixes up.
 	var st upStatus

@@ -17,7 +17,7 @@ import (
 	"github.com/ztopo/ztopo/spec"
 )
 
-const psUsage = `usage: ztopo ps [--json] [--host HOST] FILE|NAME
+const psUsage = `usage: ztopo ps [--json] [-w] [--host HOST] [FILE|NAME]
 
 Lists each node instance of a running topology, found by its file or its
 name:
@@ -32,6 +32,14 @@ name:
             last 2 seconds (5 for process nodes, which report their
             counters once a second)
 
+-w (wide) adds RUN (goroutine or process), SOCKETS (each socket as
+NAME:TYPE with its endpoints, @ for bound, > for connected:
+in:PULL@ipc:///run/.../in.sock out:PUSH>tcp://127.0.0.1:5558) and the
+last ERROR of the instance, nothing cut.
+
+Without FILE|NAME, the one topology running is meant (an error lists them
+when several run).
+
 --json prints the instances as a JSON array (the "nodes" of
 'ztopo status --json').
 
@@ -45,6 +53,7 @@ func runPs(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("ps")
 	host := fs.String("host", "", "")
 	asJSON := fs.Bool("json", false, "")
+	wide := fs.Bool("w", false, "")
 	pos, code, ok := parseArgs(fs, "ps", psUsage, args, stdout, stderr)
 	if !ok {
 		return code
@@ -60,6 +69,9 @@ func runPs(args []string, stdout, stderr io.Writer) int {
 	}
 	if *asJSON {
 		return printJSON("ps", st.Nodes, stdout, stderr)
+	}
+	if *wide {
+		return psWide(st, stdout)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tSTATE\tPID\tRESTARTS\tUPTIME\tIN\tOUT\tRATE")
@@ -88,7 +100,12 @@ func oneTarget(verb, usage string, pos []string, stderr io.Writer) (target, int,
 func oneTargetOn(verb, usage string, pos []string, host string, stderr io.Writer) (target, int, bool) {
 	switch len(pos) {
 	case 0:
-		return target{}, usageError(stderr, verb, usage, "no topology file or name given"), false
+		tg, err := soleTarget()
+		if err != nil {
+			fmt.Fprintf(stderr, "ztopo %s: %v\n", verb, err)
+			return target{}, exitFailure, false
+		}
+		return tg, exitOK, true
 	case 1:
 	default:
 		return target{}, usageError(stderr, verb, usage, "want one topology file or name, got %d", len(pos)), false
@@ -230,4 +247,39 @@ func rateText(r float64) string {
 		return strconv.FormatFloat(r/1e3, 'g', 3, 64) + "k"
 	}
 	return strconv.FormatFloat(r/1e6, 'g', 3, 64) + "M"
+}
+
+// psWide is ps -w.
+func psWide(st upStatus, stdout io.Writer) int {
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTATE\tRUN\tPID\tRESTARTS\tUPTIME\tIN\tOUT\tRATE\tSOCKETS\tERROR")
+	for _, n := range st.Nodes {
+		var socks []string
+		for _, s := range n.Sockets {
+			e := s.Name + ":" + s.Type
+			for _, b := range s.Bind {
+				e += "@" + b
+			}
+			for _, c := range s.Connect {
+				e += ">" + c
+			}
+			socks = append(socks, e)
+		}
+		errText := n.Error
+		if errText == "" {
+			errText = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\t%d\t%s/%s\t%s\t%s\n",
+			n.Name, n.State, n.Run, pidText(n), n.Restarts, uptimeText(n.UptimeSeconds),
+			n.MsgsIn, n.MsgsOut, rateText(n.RateIn), rateText(n.RateOut), listTextSep(socks, " "), errText)
+	}
+	tw.Flush()
+	return exitOK
+}
+
+func listTextSep(l []string, sep string) string {
+	if len(l) == 0 {
+		return "-"
+	}
+	return strings.Join(l, sep)
 }

@@ -4,18 +4,21 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/ztopo/ztopo/runtime/control"
+	"github.com/ztopo/ztopo/spec"
 )
 
-const statusUsage = `usage: ztopo status [--json] [--host HOST] FILE|NAME
+const statusUsage = `usage: ztopo status [--json] [--host HOST] [FILE|NAME]
 
 Shows the state of a running topology, found by its file or its name: the
 topology as a whole (name, file, pid of ztopo up, state, uptime, reloads),
 then the counters of each socket of each node instance: messages and bytes
 in and out, send failures, and rates over the last 2 seconds (5 for
-process nodes).
+process nodes); then each socket's type and resolved endpoints, as bound
+and connected.
 
 The state is starting, running, degraded (a node failed for good and is
 not restarted any more) or stopping. Reloads count the applied ones, then the
@@ -73,10 +76,37 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	tw.Flush()
+	fmt.Fprintln(stdout)
+	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSOCKET\tTYPE\tBIND\tCONNECT")
+	for _, n := range st.Nodes {
+		for _, s := range n.Sockets {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Name, s.Name, s.Type, listText(s.Bind), listText(s.Connect))
+		}
+	}
+	tw.Flush()
 	for _, n := range st.Nodes {
 		if n.Error != "" {
 			fmt.Fprintf(stdout, "%s: last error: %s\n", n.Name, n.Error)
 		}
 	}
 	return exitOK
+}
+
+// withEndpoints adds the socket's type and resolved endpoints from t.
+func withEndpoints(t *spec.Topology, inst string, s socketStatus) socketStatus {
+	if n := t.Node(inst); n != nil {
+		if so := n.Socket(s.Name); so != nil {
+			s.Type, s.Bind, s.Connect = string(so.Type), so.Bind, so.Connect
+		}
+	}
+	return s
+}
+
+// listText is a list of endpoints, comma-separated; "-" for none.
+func listText(l []string) string {
+	if len(l) == 0 {
+		return "-"
+	}
+	return strings.Join(l, ",")
 }

@@ -595,11 +595,11 @@ func (u *upRun) Status() any {
 		}
 		for _, so := range in.Sockets {
 			r := rates[rateKey{in.Name, so.Name}]
-			ns.Sockets = append(ns.Sockets, socketStatus{
+			ns.Sockets = append(ns.Sockets, withEndpoints(t, in.Name, socketStatus{
 				Name: so.Name, MsgsIn: so.MsgsIn, MsgsOut: so.MsgsOut,
 				BytesIn: so.BytesIn, BytesOut: so.BytesOut, SendErrors: so.SendErrors,
 				RateIn: r.in, RateOut: r.out,
-			})
+			}))
 			ns.MsgsIn += so.MsgsIn
 			ns.MsgsOut += so.MsgsOut
 			ns.RateIn += r.in
@@ -681,14 +681,17 @@ type nodeStatus struct {
 }
 
 type socketStatus struct {
-	Name       string  `json:"name"`
-	MsgsIn     uint64  `json:"msgs_in"`
-	MsgsOut    uint64  `json:"msgs_out"`
-	BytesIn    uint64  `json:"bytes_in"`
-	BytesOut   uint64  `json:"bytes_out"`
-	SendErrors uint64  `json:"send_errors"`
-	RateIn     float64 `json:"rate_in"`  // messages per second, see rateWindow
-	RateOut    float64 `json:"rate_out"` // messages per second, see rateWindow
+	Name       string   `json:"name"`
+	Type       string   `json:"type,omitempty"`
+	Bind       []string `json:"bind,omitempty"`    // resolved endpoints
+	Connect    []string `json:"connect,omitempty"` // resolved endpoints
+	MsgsIn     uint64   `json:"msgs_in"`
+	MsgsOut    uint64   `json:"msgs_out"`
+	BytesIn    uint64   `json:"bytes_in"`
+	BytesOut   uint64   `json:"bytes_out"`
+	SendErrors uint64   `json:"send_errors"`
+	RateIn     float64  `json:"rate_in"`  // messages per second, see rateWindow
+	RateOut    float64  `json:"rate_out"` // messages per second, see rateWindow
 }
 
 // reloader is the latest-value queue of reload requests: file events,

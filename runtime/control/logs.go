@@ -62,3 +62,23 @@ func (r request) args(v any) error {
 	}
 	return json.Unmarshal(r.Args, v)
 }
+
+// VerbRestart restarts node instances (RestartHandler).
+const VerbRestart = "restart"
+
+// RestartRequest is the argument of VerbRestart: instances (worker.1) or
+// nodes (worker: every replica).
+type RestartRequest struct {
+	Names []string `json:"names"`
+}
+
+// RestartReply is the answer to VerbRestart.
+type RestartReply struct {
+	Restarted []string `json:"restarted"` // the instances, in topology order
+}
+
+// RestartHandler is a Handler that can restart instances: Serve answers
+// VerbRestart when its Handler implements it.
+type RestartHandler interface {
+	Restart(RestartRequest) (RestartReply, error)
+}

@@ -177,13 +177,23 @@ func dispatch(raw []byte, h Handler, logger hclog.Logger) (reply []byte) {
 			return encodeReply(nil, fmt.Errorf("bad request: %v", err))
 		}
 		return encodeReply(lh.Logs(lr))
+	case VerbRestart:
+		rh, ok := h.(RestartHandler)
+		if !ok {
+			return encodeReply(nil, errors.New("this topology cannot restart nodes"))
+		}
+		var rr RestartRequest
+		if err := req.args(&rr); err != nil {
+			return encodeReply(nil, fmt.Errorf("bad request: %v", err))
+		}
+		return encodeReply(rh.Restart(rr))
 	case VerbPing:
 		return encodeReply(struct {
 			Pid  int    `json:"pid"`
 			Name string `json:"name,omitempty"`
 		}{os.Getpid(), nameOf(h)}, nil)
 	default:
-		return encodeReply(nil, fmt.Errorf("unknown verb %q (known: ps, status, reload, down, logs, ping)", req.Verb))
+		return encodeReply(nil, fmt.Errorf("unknown verb %q (known: ps, status, reload, down, logs, restart, ping)", req.Verb))
 	}
 }
 

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/ztopo/ztopo/spec"
+)
+
+const configUsage = `usage: ztopo config [--json] FILE
+
+Prints the topology as ztopo up would run it, like 'docker compose config':
+variables interpolated (the environment overrides vars), defaults applied
+to every node, replicas expanded into instances (worker.0, worker.1, ...),
+and every endpoint as it will be bound or connected ('bind: auto' and
+'connect: node.socket' resolved). Restart policies are in their long form,
+durations written as text (250ms).
+
+The output is YAML (--json: JSON), with instances in the topology's order.
+It is for reading and diffing: instance names are not node names, so it is
+not itself a topology file.
+
+Exit status: 0 ok, 1 invalid topology (every problem printed), 2 wrong usage.
+`
+
+func runConfig(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("config")
+	asJSON := fs.Bool("json", false, "")
+	pos, code, ok := parseArgs(fs, "config", configUsage, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	switch {
+	case len(pos) == 0:
+		return usageError(stderr, "config", configUsage, "no topology file given")
+	case len(pos) > 1:
+		return usageError(stderr, "config", configUsage, "want one topology file, got %d", len(pos))
+	}
+	t, ds := spec.Load(pos[0], loadOptions())
+	if t == nil {
+		printDiags(stderr, ds)
+		return exitFailure
+	}
+	printDiags(stderr, ds) // warnings
+	r := t.Resolve()
+	var b []byte
+	var err error
+	if *asJSON {
+		b, err = r.JSON()
+	} else {
+		b, err = r.YAML()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ztopo config: %v\n", err)
+		return exitFailure
+	}
+	stdout.Write(b)
+	return exitOK
+}

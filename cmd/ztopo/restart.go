@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/ztopo/ztopo/runtime/control"
+	"github.com/ztopo/ztopo/spec"
+)
+
+const restartUsage = `usage: ztopo restart [FILE|NAME] NODE...
+
+Restarts node instances of a running topology: an instance (worker.1) or
+every replica of a node (worker). A running instance is restarted as its
+supervisor restarts it after a failure: its current run ends (a process
+node's child gets SIGTERM, then SIGKILL after the grace), the next starts
+at once, its RESTARTS count goes up, and goroutine peers connected to it
+over inproc connect again. An instance that failed for good or completed
+starts afresh, with a new restart limit. Sockets bound by the instance are
+closed and bound again: messages queued in them are lost, as in a
+supervised restart.
+
+Without FILE|NAME, the one topology running is meant.
+
+Exit status: 0 restarted, 1 no such topology or node, 2 wrong usage.
+`
+
+func runRestart(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("restart")
+	pos, code, ok := parseArgs(fs, "restart", restartUsage, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if len(pos) == 0 {
+		return usageError(stderr, "restart", restartUsage, "no node given")
+	}
+	tg, names, err := targetAndNodes(pos)
+	if err != nil {
+		var ds spec.Diags
+		if errors.As(err, &ds) {
+			printDiags(stderr, ds)
+		} else {
+			fmt.Fprintf(stderr, "ztopo restart: %v\n", err)
+		}
+		return exitFailure
+	}
+	if len(names) == 0 {
+		return usageError(stderr, "restart", restartUsage, "no node given")
+	}
+	var rep control.RestartReply
+	if err := control.CallArgs(context.Background(), tg.endpoint, control.VerbRestart, control.RestartRequest{Names: names}, &rep); err != nil {
+		if errors.Is(err, control.ErrNotRunning) {
+			err = fmt.Errorf("no topology %q is running", tg.name)
+		}
+		fmt.Fprintf(stderr, "ztopo restart: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "restarted %s\n", strings.Join(rep.Restarted, ", "))
+	return exitOK
+}
+
+// Restart is the control socket's restart: names are instances or nodes,
+// every one known, else nothing is restarted.
+func (u *upRun) Restart(req control.RestartRequest) (control.RestartReply, error) {
+	eng := u.eng.Load()
+	if eng == nil {
+		return control.RestartReply{}, errors.New("the topology is starting")
+	}
+	insts := u.instances()
+	var all, candidates []string
+	seen := map[string]bool{}
+	for _, in := range insts {
+		all = append(all, in.Name)
+		for _, k := range []string{in.Name, in.Node} {
+			if !seen[k] {
+				seen[k] = true
+				candidates = append(candidates, k)
+			}
+		}
+	}
+	pick := map[string]bool{}
+	for _, n := range req.Names {
+		if !seen[n] {
+			return control.RestartReply{}, fmt.Errorf("topology %s has no node or instance %q%s", u.Name(), n, didYouMean(n, candidates))
+		}
+		for _, in := range insts {
+			if in.Name == n || in.Node == n {
+				pick[in.Name] = true
+			}
+		}
+	}
+	var names []string
+	for _, n := range all {
+		if pick[n] {
+			names = append(names, n)
+		}
+	}
+	u.log.Info("restart requested", "by", "ztopo restart", "instances", strings.Join(names, ","))
+	if err := eng.Restart(names, "ztopo restart"); err != nil {
+		return control.RestartReply{}, err
+	}
+	return control.RestartReply{Restarted: names}, nil
+}
