@@ -36,7 +36,7 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 	case len(pos) > 1:
 		return usageError(stderr, "config", configUsage, "want one topology file, got %d", len(pos))
 	}
-	t, ds := spec.Load(pos[0], loadOptions())
+	t, ds := spec.Load(pos[0], loadOptions(""))
 	if t == nil {
 		printDiags(stderr, ds)
 		return exitFailure

@@ -150,7 +150,7 @@ func targetAndNodes(pos []string) (target, []string, error) {
 		return tg, nil, err
 	}
 	if fi, err := os.Stat(pos[0]); err == nil && !fi.IsDir() {
-		tg, err := resolveTarget(pos[0])
+		tg, err := resolveTarget(pos[0], "")
 		return tg, pos[1:], err
 	}
 	list := runningTopologies(context.Background())
@@ -162,7 +162,7 @@ func targetAndNodes(pos []string) (target, []string, error) {
 	if len(list) == 1 {
 		return target{name: list[0].Name, endpoint: list[0].endpoint}, pos, nil
 	}
-	if _, err := resolveTarget(pos[0]); err != nil {
+	if _, err := resolveTarget(pos[0], ""); err != nil {
 		return target{}, nil, err
 	}
 	if len(list) == 0 {
