@@ -69,6 +69,22 @@ func runCompare(ctx context.Context, c config, refExe, refDir string, progress i
 		Rounds:  c.rounds,
 		Quick:   c.quick,
 	}
+	// Each side runs the plugin built from its own sources (a ref bench
+	// older than this ignores the one handed to it and builds its own).
+	refC := c
+	if c.needsPlugin() {
+		bin, remove, err := buildUpperPlugin("")
+		if err != nil {
+			return nil, err
+		}
+		defer remove()
+		c.plugin = bin
+		if bin, remove, err = buildUpperPlugin(refDir); err != nil {
+			return nil, err
+		}
+		defer remove()
+		refC.plugin = bin
+	}
 	for _, sc := range scenarios() {
 		if !c.only.MatchString(sc.Name) || sc.Later != "" || sc.Ztopo == nil {
 			continue
@@ -82,11 +98,11 @@ func runCompare(ctx context.Context, c config, refExe, refDir string, progress i
 				order = []string{compNew, compRef}
 			}
 			for _, which := range order {
-				e, dir := exe, ""
+				cc, e, dir := c, exe, ""
 				if which == compRef {
-					e, dir = refExe, refDir
+					cc, e, dir = refC, refExe, refDir
 				}
-				r := runOneIn(ctx, c, e, dir, sc, implZtopo, round)
+				r := runOneIn(ctx, cc, e, dir, sc, implZtopo, round)
 				r.Impl = which
 				if which == compRef && r.Err != "" && strings.Contains(r.Err, "unknown scenario") {
 					cmp.Skipped = append(cmp.Skipped, Pending{sc.Name, "not in the ref build"})

@@ -53,6 +53,7 @@ type config struct {
 	python     string
 	pyScript   string
 	cBin       string // the compiled C baseline; runSuite builds it when empty
+	plugin     string // the upper-go plugin runSuite built for its children
 	timeout    time.Duration
 	cpuprofile string // directory for one CPU profile per Go child run
 	list       bool
@@ -229,6 +230,14 @@ func runSuite(ctx context.Context, c config, progress io.Writer) (*Suite, error)
 		fmt.Fprintf(progress, "bench: %s has no pyzmq; skipping the python baselines\n", c.python)
 		c.impls = remove(c.impls, implPy)
 	}
+	if contains(c.impls, implZtopo) && c.needsPlugin() && os.Getenv(pluginEnv) == "" {
+		bin, removePlugin, err := buildUpperPlugin("")
+		if err != nil {
+			return nil, err
+		}
+		defer removePlugin()
+		c.plugin = bin
+	}
 	if c.cBin == "" && contains(c.impls, implC) && c.needs(implC) {
 		bin, removeC, err := buildC()
 		if err != nil {
@@ -295,6 +304,9 @@ func runOneIn(ctx context.Context, c config, exe, dir string, sc Scenario, impl 
 		}
 		cmd = exec.CommandContext(ctx, exe, args...)
 		cmd.Env = append(os.Environ(), childEnv+"=1")
+		if c.plugin != "" {
+			cmd.Env = append(cmd.Env, pluginEnv+"="+c.plugin)
+		}
 	}
 	cmd.Dir = dir
 	// A hung run must not hang the suite: after the bound it is killed,
@@ -330,6 +342,17 @@ func runOneIn(ctx context.Context, c config, exe, dir string, sc Scenario, impl 
 		}
 	}
 	return r
+}
+
+// needsPlugin says whether a scenario the run selects runs the upper-go
+// plugin.
+func (c config) needsPlugin() bool {
+	for _, sc := range scenarios() {
+		if c.only.MatchString(sc.Name) && sc.Later == "" && strings.HasPrefix(sc.Name, "plugin/") && !strings.Contains(sc.Name, "exec") {
+			return true
+		}
+	}
+	return false
 }
 
 // needs says whether a scenario the run selects has impl.
