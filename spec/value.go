@@ -151,8 +151,45 @@ func syntaxDiag(filename string, data []byte, err error) Diag {
 			}
 		}
 	}
+	if strings.Contains(msg, "did not find expected ',' or '}'") {
+		unquotedVarInFlow(data, &d)
+	}
 	d.Msg = "yaml: " + msg
 	return d
+}
+
+// unquotedVarInFlow points a flow-map syntax error at its usual cause, a
+// ${VAR} written unquoted inside {...} (its '}' ends the map), and says to
+// quote it. yaml.v3 names the line after the map, without a column.
+func unquotedVarInFlow(data []byte, d *Diag) {
+	lines := strings.Split(string(data), "\n")
+	for _, i := range []int{d.Pos.Line - 1, d.Pos.Line - 2, d.Pos.Line} {
+		if i < 0 || i >= len(lines) {
+			continue
+		}
+		line := lines[i]
+		depth, dq, sq := 0, false, false
+		for j := 0; j < len(line); j++ {
+			switch c := line[j]; {
+			case c == '"' && !sq:
+				dq = !dq
+			case c == '\'' && !dq:
+				sq = !sq
+			case dq || sq:
+			case c == '#' && (j == 0 || line[j-1] == ' '):
+				j = len(line) // a comment
+			case c == '{' && j > 0 && line[j-1] == '$':
+			case c == '{':
+				depth++
+			case c == '}':
+				depth--
+			case c == '$' && depth > 0 && j+1 < len(line) && line[j+1] == '{':
+				d.Pos.Line, d.Pos.Col = i+1, j+1
+				d.Hint = "quote a value holding ${...} inside {...}, e.g. \"w-${REPLICA}\": its } ends the map"
+				return
+			}
+		}
+	}
 }
 
 // converter walks a yaml.Node tree into Values, expanding aliases within the

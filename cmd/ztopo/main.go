@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/ztopo/ztopo/spec"
 )
@@ -148,7 +150,7 @@ func parseArgs(fs *flag.FlagSet, name, usage string, args []string, stdout, stde
 			return nil, exitOK, false
 		}
 		if err != nil {
-			return nil, usageError(stderr, name, usage, "%v", err), false
+			return nil, usageError(stderr, name, usage, "%s", flagError(fs, err)), false
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -178,4 +180,31 @@ func didYouMean(s string, candidates []string) string {
 		return fmt.Sprintf(" (did you mean %q?)", c)
 	}
 	return ""
+}
+
+var badValueRE = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-([^:]+): `)
+
+// flagError rewrites the flag package's `invalid value "abc" for flag
+// -grace: parse error` into what the user needs: the flag as they write it
+// and what a good value looks like.
+func flagError(fs *flag.FlagSet, err error) string {
+	m := badValueRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return strings.Replace(err.Error(), "flag provided but not defined: -", "unknown flag --", 1)
+	}
+	val, name := m[1], m[2]
+	want := "see the flags below"
+	if f := fs.Lookup(name); f != nil {
+		if g, ok := f.Value.(flag.Getter); ok {
+			switch g.Get().(type) {
+			case time.Duration:
+				want = "want a duration such as 2s, 500ms or 1m30s"
+			case bool:
+				want = "want true or false"
+			case int, int64, uint, uint64:
+				want = "want an integer"
+			}
+		}
+	}
+	return fmt.Sprintf("--%s: bad value %q: %s", name, val, want)
 }
