@@ -22,6 +22,10 @@ type LoadOptions struct {
 	// on other hosts resolve to those hosts' addresses. "" runs every node
 	// on this machine, every reference at loopback.
 	Host string
+	// CheckExecutables makes the programs of command nodes, exec handlers
+	// and plugins errors unless they exist and are executable (PATH from
+	// Env). Off for a topology checked away from where it runs.
+	CheckExecutables bool
 }
 
 func (o LoadOptions) env() func(string) (string, bool) {

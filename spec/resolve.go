@@ -152,6 +152,9 @@ func Resolve(f *File, opts LoadOptions) (*Topology, Diags) {
 	if !r.tooBig {
 		r.validate()
 	}
+	if opts.CheckExecutables && !r.tooBig {
+		r.checkExecutables()
+	}
 	for _, in := range r.insts {
 		if r.share == "" || in.n.Host == r.share {
 			r.topo.Nodes = append(r.topo.Nodes, in.n)

@@ -12,9 +12,11 @@ import (
 // overrides a file's vars, and ipc endpoints go to the default runtime
 // directory of the topology's name (of its share, for a host), so that
 // `plan` resolves `bind: auto` exactly as the running `up` did. host is
-// the --host of the verb: "" for every node on this machine.
+// the --host of the verb: "" for every node on this machine. The programs
+// of command, exec and plugin nodes must exist: a typo fails validation
+// (and up) rather than crash-looping at run time.
 func loadOptions(host string) spec.LoadOptions {
-	return spec.LoadOptions{Env: os.LookupEnv, Host: host}
+	return spec.LoadOptions{Env: os.LookupEnv, Host: host, CheckExecutables: true}
 }
 
 // printDiags writes diagnostics, warnings included, one per line, sorted.
