@@ -192,6 +192,7 @@ func (r *resolver) validate() {
 	links := r.links(binders)
 	r.checkLinks(links)
 	r.checkPairs(links)
+	r.checkSyncBarriers(links)
 	for _, in := range r.insts {
 		r.checkNode(in)
 		r.resolveWorker(in)
