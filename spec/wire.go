@@ -416,6 +416,7 @@ func (r *resolver) checkNode(in *inst) {
 			r.warnf(is.fs.Pos, fmt.Sprintf("give %q sync: {expect: N} and its subscribers sync: {connect: %s}", n.Base, n.Base),
 				"generate publishes on %s socket %q without sync: subscribers that join late lose the first messages", s.Type, full)
 		}
+		r.checkPubOverrun(in, is)
 		for _, b := range is.binds {
 			r.checkTransport(in, is, b.ep, b.pos, b.auto)
 		}
