@@ -268,12 +268,34 @@ func runSuite(ctx context.Context, c config, progress io.Writer) (*Suite, error)
 				}
 				fmt.Fprintf(progress, "%-24s %-5s round %d: %s\n", sc.Name, impl, round, r.brief())
 			}
+			for _, peer := range sc.Peers {
+				ps, ok := scenarioNamed(peer.Scenario)
+				if !ok || !contains(c.impls, implZtopo) {
+					continue
+				}
+				r := runOne(ctx, c, exe, ps, implZtopo, round)
+				r.Scenario, r.Impl = sc.Name, peer.Impl
+				s.Runs = append(s.Runs, r)
+				if r.Err != "" {
+					s.Failed++
+				}
+				fmt.Fprintf(progress, "%-24s %-5s round %d: %s\n", sc.Name, peer.Impl, round, r.brief())
+			}
 		}
 		load[sc.Name] = [2]float64{before, load1()}
 	}
 	s.Machine.LoadAfter = loadAvg()
 	s.Summary = summarize(s.Runs, load)
 	return s, nil
+}
+
+func scenarioNamed(name string) (Scenario, bool) {
+	for _, s := range scenarios() {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Scenario{}, false
 }
 
 // runOne runs one scenario in one implementation as a child process and

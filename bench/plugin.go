@@ -12,7 +12,11 @@ import (
 	"os/exec"
 	"path/filepath"
 
-	// The "exec" and "plugin" handler kinds register in their init.
+	"github.com/ztopo/ztopo/internal/wasmabi"
+	"github.com/ztopo/ztopo/runtime/handler/wasmhost"
+
+	// The "exec" and "plugin" handler kinds register in their init
+	// ("wasm" too, imported above).
 	_ "github.com/ztopo/ztopo/runtime/handler/exechandler"
 	_ "github.com/ztopo/ztopo/runtime/handler/pluginhost"
 )
@@ -89,4 +93,58 @@ nodes:
       in: {type: REP, bind: %q}
 `, bin, ep)
 	return serve(p, "plugin-reqrep", yaml, ep, bytes.ToUpper)
+}
+
+// upperWasm builds the example WebAssembly handler (wasm/examples/upper)
+// into a temporary directory that remove deletes, and compiles it once
+// before the run's clock starts (as a validation at `up` would).
+func upperWasm(guarded bool) (path string, remove func(), err error) {
+	dir, err := os.MkdirTemp("", "zbw")
+	if err != nil {
+		return "", nil, err
+	}
+	path = filepath.Join(dir, "upper.wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", path, "github.com/ztopo/ztopo/wasm/examples/upper")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("building the upper wasm module: %w", err)
+	}
+	data, err := os.ReadFile(path)
+	if err == nil {
+		err = wasmabi.Check(data, 0, guarded)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return path, func() { os.RemoveAll(dir) }, nil
+}
+
+// ztopoWasmStage is stage/upper/inproc with the upper-casing done by the
+// example WebAssembly module instead of the builtin, with the default
+// per-message time limit (guarded code).
+func ztopoWasmStage(p Params) (Result, error) { return wasmStage(p, true) }
+
+// ztopoWasmUnguardedStage is ztopoWasmStage with `timeout: 0`: no time
+// limit, so code without termination checks.
+func ztopoWasmUnguardedStage(p Params) (Result, error) { return wasmStage(p, false) }
+
+func wasmStage(p Params, guarded bool) (Result, error) {
+	path, remove, err := upperWasm(guarded)
+	if err != nil {
+		return Result{}, err
+	}
+	defer remove()
+	h := fmt.Sprintf("{wasm: %q}", path)
+	if !guarded {
+		h += "\n    config: {timeout: 0}"
+	}
+	c0 := wasmhost.FramesCopied()
+	r, err := ztopoStage(p, 1, h, "in", "out", true)
+	if r.Msgs > 0 {
+		r.CopiesPerMsg = float64(wasmhost.FramesCopied()-c0) / float64(r.Msgs)
+	}
+	return r, err
 }

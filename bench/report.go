@@ -42,6 +42,9 @@ type Row struct {
 	Allocs map[string]float64 `json:"allocs_per_msg,omitempty"`
 	Cgo    map[string]float64 `json:"cgo_per_msg,omitempty"`
 	CPU    map[string]float64 `json:"cpu_us_per_msg,omitempty"` // every implementation
+	// Copies is the frames a WebAssembly handler copied per message
+	// (median; wasm stages only).
+	Copies float64 `json:"copies_per_msg,omitempty"`
 
 	// Target lists the row's targets, each followed by met or MISSED when
 	// both figures it compares were measured; Met is whether all were.
@@ -72,6 +75,7 @@ func summarize(runs []Result, load map[string][2]float64) []Row {
 			allocs := map[string][]float64{}
 			cgo := map[string][]float64{}
 			cpu := map[string][]float64{}
+			var copies []float64
 			for _, r := range byScenario[name] {
 				if r.Err != "" {
 					continue
@@ -82,9 +86,12 @@ func summarize(runs []Result, load map[string][2]float64) []Row {
 				}
 				byRound[r.Impl][r.Round] = m.value(r)
 				cpu[r.Impl] = append(cpu[r.Impl], r.CPUusPerMsg)
-				if r.Impl == implZtopo || r.Impl == implGo {
+				if r.Impl == implZtopo || r.Impl == implGo || slices.Contains(s.peerNames(), r.Impl) {
 					allocs[r.Impl] = append(allocs[r.Impl], r.AllocsPerMsg)
 					cgo[r.Impl] = append(cgo[r.Impl], r.CgoPerMsg)
+				}
+				if r.Impl == implZtopo && r.CopiesPerMsg > 0 {
+					copies = append(copies, r.CopiesPerMsg)
 				}
 			}
 			for impl, vs := range vals {
@@ -92,7 +99,7 @@ func summarize(runs []Result, load map[string][2]float64) []Row {
 				row.Runs[impl] = len(vs)
 				row.Spread[impl] = spread(vs)
 			}
-			for _, o := range others {
+			for _, o := range append(append([]string(nil), others...), s.peerNames()...) {
 				rs := pairedRatios(byRound[implZtopo], byRound[o])
 				if len(rs) == 0 {
 					continue
@@ -113,6 +120,9 @@ func summarize(runs []Result, load map[string][2]float64) []Row {
 				for impl, vs := range cpu {
 					row.CPU[impl] = median(vs)
 				}
+				if len(copies) > 0 {
+					row.Copies = median(copies)
+				}
 			}
 			var texts []string
 			for _, t := range s.Targets {
@@ -128,7 +138,12 @@ func summarize(runs []Result, load map[string][2]float64) []Row {
 					continue
 				}
 				met := t.met(v)
-				texts = append(texts, t.String()+map[bool]string{true: " met", false: " MISSED"}[met])
+				text := t.String()
+				if slices.Contains(s.peerNames(), t.Vs) {
+					// The ratio has no column of its own: show it.
+					text = fmt.Sprintf("ztopo/%s %.2f× (%.2f–%.2f) %s %g×", t.Vs, v, row.VsRange[t.Vs][0], row.VsRange[t.Vs][1], t.Op, t.Value)
+				}
+				texts = append(texts, text+map[bool]string{true: " met", false: " MISSED"}[met])
 				if row.Met == nil || !met {
 					row.Met = &met
 				}
@@ -194,15 +209,46 @@ func printTable(w io.Writer, s *Suite) {
 	tw.Flush()
 	fmt.Fprintln(w, "\nper message (medians; whole process, so a pipeline counts every hop): CPU µs (user+system, steadier than the wall clock on a busy machine), allocations, cgo calls")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tztopo cpu\tgo cpu\tpy cpu\tc cpu\tztopo allocs\tgo allocs\tztopo cgo\tgo cgo\t")
+	fmt.Fprintln(tw, "scenario\tztopo cpu\tgo cpu\tpy cpu\tc cpu\tztopo allocs\tgo allocs\tztopo cgo\tgo cgo\tztopo copies\t")
+	var peers []Row
 	for _, r := range s.Summary {
 		if r.Allocs == nil {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, cost(r.CPU, implZtopo), cost(r.CPU, implGo), cost(r.CPU, implPy), cost(r.CPU, implC),
-			cost(r.Allocs, implZtopo), cost(r.Allocs, implGo), cost(r.Cgo, implZtopo), cost(r.Cgo, implGo))
+		copies := "-"
+		if r.Copies > 0 {
+			copies = fmt.Sprintf("%.2f", r.Copies)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, cost(r.CPU, implZtopo), cost(r.CPU, implGo), cost(r.CPU, implPy), cost(r.CPU, implC),
+			cost(r.Allocs, implZtopo), cost(r.Allocs, implGo), cost(r.Cgo, implZtopo), cost(r.Cgo, implGo), copies)
+		if len(r.Allocs) > 2 {
+			peers = append(peers, r)
+		}
 	}
 	tw.Flush()
+	if len(peers) > 0 {
+		fmt.Fprintln(w, "\npeers run in the same rounds (ztopo copies: frames copied into and out of module memory by a wasm handler):")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "scenario\timpl\tmsg/s\t±\tztopo/impl\trange\tcpu µs\tallocs\tcgo\t")
+		for _, r := range peers {
+			var impls []string
+			for impl := range r.Allocs {
+				if impl != implZtopo && impl != implGo {
+					impls = append(impls, impl)
+				}
+			}
+			sort.Strings(impls)
+			for _, impl := range append([]string{implZtopo}, impls...) {
+				vs, rng := "-", "-"
+				if v, ok := r.Vs[impl]; ok {
+					vs, rng = ratio(v), fmt.Sprintf("%.2f–%.2f", r.VsRange[impl][0], r.VsRange[impl][1])
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f%%\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, impl, human(r.Median[impl]), 100*r.Spread[impl], vs, rng,
+					cost(r.CPU, impl), cost(r.Allocs, impl), cost(r.Cgo, impl))
+			}
+		}
+		tw.Flush()
+	}
 	if len(s.Later) > 0 {
 		fmt.Fprintln(w, "\nnot measured yet:")
 		for _, p := range s.Later {

@@ -44,9 +44,29 @@ type Scenario struct {
 	// none.
 	C       string
 	Targets []Target
+	// Peers are other scenarios whose ztopo run is repeated in each round
+	// of this one, right after it, and reported under this scenario as
+	// implementation Impl: the ratios of this scenario to them (Targets
+	// may name them in Vs) come from runs that saw the same machine.
+	Peers []Peer
 	// Later is why a scenario of issue 7 is not measured yet; it is listed,
 	// not run.
 	Later string
+}
+
+// Peer is a scenario run beside another for a ratio between the two.
+type Peer struct {
+	Impl     string // the name its runs get in the other scenario's rows
+	Scenario string
+}
+
+// peerNames lists the Impl names of s's peers.
+func (s Scenario) peerNames() []string {
+	var names []string
+	for _, p := range s.Peers {
+		names = append(names, p.Impl)
+	}
+	return names
 }
 
 // Params is what one run of a scenario needs.
@@ -298,6 +318,42 @@ func scenarios() []Scenario {
 			Targets:   []Target{{Metric: "msg/s", Op: ">=", Value: 300_000}},
 		},
 		Scenario{
+			Name:      "stage/wasm/inproc",
+			Desc:      "generate -> {wasm: upper.wasm} (wasm/examples/upper, in-process, default 1s time limit) -> count, inproc, 16 B; each round also runs stage/upper/inproc and plugin/zmq/16B, alternated, for the ratios",
+			Kind:      kindThroughput,
+			Count:     300_000,
+			Quick:     quickCount,
+			Size:      16,
+			Transport: "inproc",
+			Ztopo:     ztopoWasmStage,
+			Peers: []Peer{
+				{Impl: "upper", Scenario: "stage/upper/inproc"},
+				{Impl: "plugin", Scenario: "plugin/zmq/16B"},
+			},
+			Targets: []Target{
+				{Metric: "msg/s", Vs: "upper", Op: ">=", Value: 0.5},
+				{Metric: "msg/s", Vs: "plugin", Op: ">=", Value: 3},
+			},
+		},
+		Scenario{
+			Name:      "stage/wasm-unguarded/inproc",
+			Desc:      "stage/wasm/inproc with `timeout: 0` (no time limit: code without termination checks); the same peers",
+			Kind:      kindThroughput,
+			Count:     1_500_000,
+			Quick:     quickCount,
+			Size:      16,
+			Transport: "inproc",
+			Ztopo:     ztopoWasmUnguardedStage,
+			Peers: []Peer{
+				{Impl: "upper", Scenario: "stage/upper/inproc"},
+				{Impl: "plugin", Scenario: "plugin/zmq/16B"},
+			},
+			Targets: []Target{
+				{Metric: "msg/s", Vs: "upper", Op: ">=", Value: 0.5},
+				{Metric: "msg/s", Vs: "plugin", Op: ">=", Value: 3},
+			},
+		},
+		Scenario{
 			Name:      "plugin/reqrep/tcp",
 			Desc:      "REQ -> REP {plugin: upper-go} round trip, tcp, 16 B (compare reqrep/direct/tcp: echo in-process)",
 			Kind:      kindLatency,
@@ -384,6 +440,9 @@ type Result struct {
 	AllocsPerMsg float64 `json:"allocs_per_msg,omitempty"`
 	BytesPerMsg  float64 `json:"bytes_per_msg,omitempty"`
 	CgoPerMsg    float64 `json:"cgo_per_msg,omitempty"`
+	// CopiesPerMsg is how many frames a WebAssembly handler copied into
+	// and out of module memory per message (wasm stages only).
+	CopiesPerMsg float64 `json:"copies_per_msg,omitempty"`
 	// CPUusPerMsg is the CPU time (user and system, of the run's process
 	// and the children it waited for) per message, in µs, from the
 	// harness's wait: unlike the wall clock, it hardly grows when other

@@ -10,7 +10,7 @@ import (
 
 // pages are the Markdown files a user reads: the README, these pages, and
 // the plugin SDK's.
-var pages = []string{"../README.md", "../plugins/README.md"}
+var pages = []string{"../README.md", "../plugins/README.md", "../wasm/README.md"}
 
 func allPages(t *testing.T) []string {
 	t.Helper()

@@ -70,6 +70,7 @@ type Module struct {
 	Runtime  wazero.Runtime
 	Compiled wazero.CompiledModule
 	Hash     [32]byte
+	Guarded  bool // calls can be stopped (compiled with termination checks)
 	key      modKey
 	refs     int
 	c        *compiler
@@ -80,8 +81,8 @@ type Module struct {
 func (m *Module) Release() { m.c.release(m) }
 
 type modKey struct {
-	hash  [32]byte
-	pages uint32
+	hash [32]byte
+	rt   rtKey
 }
 
 // The one compiler of the process: a runtime per memory limit (the limit is
@@ -90,12 +91,12 @@ type modKey struct {
 type compiler struct {
 	mu       sync.Mutex
 	cache    wazero.CompilationCache
-	runtimes map[uint32]wazero.Runtime
+	runtimes map[rtKey]wazero.Runtime
 	modules  map[modKey]*Module
 	idle     []*Module // unreferenced, oldest first
 }
 
-var shared = &compiler{runtimes: map[uint32]wazero.Runtime{}, modules: map[modKey]*Module{}}
+var shared = &compiler{runtimes: map[rtKey]wazero.Runtime{}, modules: map[modKey]*Module{}}
 
 // maxIdle is how many compiled modules no instance uses are kept.
 const maxIdle = 8
@@ -109,20 +110,28 @@ type failKey struct{}
 // FailKey is the context key of a call's FailFunc.
 var FailKey failKey
 
-func (c *compiler) runtime(ctx context.Context, pages uint32) (wazero.Runtime, error) {
-	if r, ok := c.runtimes[pages]; ok {
+// rtKey names a runtime: the settings wazero applies per runtime.
+type rtKey struct {
+	pages   uint32
+	guarded bool
+}
+
+func (c *compiler) runtime(ctx context.Context, key rtKey) (wazero.Runtime, error) {
+	if r, ok := c.runtimes[key]; ok {
 		return r, nil
 	}
 	if c.cache == nil {
 		c.cache = newCache()
 	}
-	// Compiled code checks at every loop header and function entry whether
-	// its module was closed: that is how a message that runs too long is
-	// stopped (the host closes the instance).
+	// Guarded code checks at every loop back-edge whether its module was
+	// closed, and every call watches its context: that is how a message
+	// that runs too long is stopped. Both cost (a call into Go per loop
+	// iteration, a goroutine per call: wazero issue 2466), so a node
+	// without a time limit gets unguarded code.
 	cfg := wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(c.cache).
-		WithMemoryLimitPages(pages).
-		WithCloseOnContextDone(true)
+		WithMemoryLimitPages(key.pages).
+		WithCloseOnContextDone(key.guarded)
 	r := wazero.NewRuntimeWithConfig(ctx, cfg)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r); err != nil {
 		r.Close(ctx)
@@ -138,7 +147,7 @@ func (c *compiler) runtime(ctx context.Context, pages uint32) (wazero.Runtime, e
 		r.Close(ctx)
 		return nil, err
 	}
-	c.runtimes[pages] = r
+	c.runtimes[key] = r
 	return r, nil
 }
 
@@ -222,18 +231,19 @@ func ReadFile(path string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 }
 
-// Compile compiles wasm under a memory limit (bytes; 0: DefaultMemory) and
-// checks it against the ABI, or returns the module already compiled from
-// the same bytes. The error says what is wrong in a phrase fit for a
-// diagnostic.
-func Compile(ctx context.Context, wasm []byte, memory int64) (*Module, error) {
-	return shared.compile(ctx, wasm, Pages(memory))
+// Compile compiles wasm under a memory limit (bytes; 0: DefaultMemory),
+// guarded (interruptible: for a node with a time limit) or not, and checks
+// it against the ABI, or returns the module already compiled from the same
+// bytes with the same settings. The error says what is wrong in a phrase
+// fit for a diagnostic.
+func Compile(ctx context.Context, wasm []byte, memory int64, guarded bool) (*Module, error) {
+	return shared.compile(ctx, wasm, rtKey{pages: Pages(memory), guarded: guarded})
 }
 
 // Check is Compile and Release, for validation: the compiled module stays
 // cached for the handler that runs it next.
-func Check(wasm []byte, memory int64) error {
-	m, err := Compile(context.Background(), wasm, memory)
+func Check(wasm []byte, memory int64, guarded bool) error {
+	m, err := Compile(context.Background(), wasm, memory, guarded)
 	if err != nil {
 		return err
 	}
@@ -241,8 +251,8 @@ func Check(wasm []byte, memory int64) error {
 	return nil
 }
 
-func (c *compiler) compile(ctx context.Context, wasm []byte, pages uint32) (*Module, error) {
-	key := modKey{hash: sha256.Sum256(wasm), pages: pages}
+func (c *compiler) compile(ctx context.Context, wasm []byte, rk rtKey) (*Module, error) {
+	key := modKey{hash: sha256.Sum256(wasm), rt: rk}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if m, ok := c.modules[key]; ok {
@@ -252,7 +262,7 @@ func (c *compiler) compile(ctx context.Context, wasm []byte, pages uint32) (*Mod
 		m.refs++
 		return m, nil
 	}
-	r, err := c.runtime(ctx, pages)
+	r, err := c.runtime(ctx, rk)
 	if err != nil {
 		return nil, fmt.Errorf("cannot start the WebAssembly runtime: %w", err)
 	}
@@ -267,7 +277,7 @@ func (c *compiler) compile(ctx context.Context, wasm []byte, pages uint32) (*Mod
 		cm.Close(ctx)
 		return nil, err
 	}
-	m := &Module{Runtime: r, Compiled: cm, Hash: key.hash, key: key, refs: 1, c: c}
+	m := &Module{Runtime: r, Compiled: cm, Hash: key.hash, Guarded: rk.guarded, key: key, refs: 1, c: c}
 	c.modules[key] = m
 	return m, nil
 }

@@ -20,6 +20,9 @@ func ConfigFor(n *spec.Node) Config {
 	}
 	if d, ok := n.Config["timeout"].(time.Duration); ok {
 		cfg.Timeout = d
+		if d == 0 {
+			cfg.Timeout = NoTimeout
+		}
 	}
 	cfg.Clock, _ = n.Config["clock"].(bool)
 	cfg.Random, _ = n.Config["random"].(bool)

@@ -47,6 +47,9 @@ import (
 // DefaultTimeout is the per-message time limit of a node that sets none.
 const DefaultTimeout = time.Second
 
+// NoTimeout as Config.Timeout turns the per-message time limit off.
+const NoTimeout time.Duration = -1
+
 // InitTimeout is the least time a module's _initialize is given.
 const InitTimeout = 10 * time.Second
 
@@ -56,7 +59,9 @@ type Config struct {
 	Node string // node instance name, for logs and the module's environment
 	// Memory is the memory limit in bytes (0: wasmabi.DefaultMemory).
 	Memory int64
-	// Timeout bounds each message (0: DefaultTimeout).
+	// Timeout bounds each message (0: DefaultTimeout; NoTimeout: no
+	// limit, and the module runs unguarded: faster, but an endless loop
+	// then holds the node for good).
 	Timeout time.Duration
 	// Grants: nothing of the host is visible to a module unless granted.
 	Clock  bool     // the real wall clock, monotonic clock and sleep
@@ -69,7 +74,7 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.Timeout <= 0 {
+	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
 	if c.Logger == nil {
@@ -169,7 +174,11 @@ func New(cfg Config) (*Handler, error) {
 	inst.carry = false // the Handler's reference, for instances to come
 	h.cur, h.mod = inst, mod
 	h.active.Store(inst)
-	go h.watchdog()
+	if cfg.Timeout > 0 {
+		go h.watchdog()
+	} else {
+		close(h.done)
+	}
 	if cfg.WatchFile {
 		stop, err := watch.OnChange(context.Background(), cfg.Path, h.log, func() {
 			h.log.Info("wasm module changed, swapping", "path", cfg.Path)
@@ -192,7 +201,7 @@ func (h *Handler) load() (*instance, *wasmabi.Module, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("wasm module %s: %w", h.cfg.Path, err)
 	}
-	mod, err := wasmabi.Compile(context.Background(), data, h.cfg.Memory)
+	mod, err := wasmabi.Compile(context.Background(), data, h.cfg.Memory, h.cfg.Timeout > 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("wasm module %s %w", h.cfg.Path, err)
 	}
@@ -383,6 +392,16 @@ func (h *Handler) watchdog() {
 
 var epoch = time.Now()
 
+// copied counts the frames copied between Go memory and modules' memories,
+// both ways, by every Handler of the process.
+var copied atomic.Int64
+
+// FramesCopied is how many frames every Handler of the process has copied
+// into and out of module memory: per message, one copy of each input frame
+// in and one of each output frame out (the benchmark reports it per
+// message).
+func FramesCopied() int64 { return copied.Load() }
+
 // now is monotonic nanoseconds since the process started, never 0 or less.
 func now() int64 { return int64(time.Since(epoch)) + 1 }
 
@@ -451,7 +470,7 @@ func (h *Handler) instantiate(mod *wasmabi.Module) (*instance, error) {
 	inst.handle, inst.buffer = m.ExportedFunction(wasmabi.ExportHandle), m.ExportedFunction(wasmabi.ExportBuffer)
 	if init := m.ExportedFunction(wasmabi.ExportInit); init != nil {
 		// Initialisation (a Go module starts its runtime) may take longer
-		// than a message: it gets at least InitTimeout.
+		// than a message: it gets at least InitTimeout (when guarded).
 		limit := max(h.cfg.Timeout, InitTimeout)
 		ictx, icancel := context.WithTimeout(inst.ctx, limit)
 		_, err := init.Call(ictx)
@@ -521,6 +540,7 @@ func (in *instance) call(m handler.Msg) ([][]byte, error) {
 		buf[p], buf[p+1], buf[p+2], buf[p+3] = byte(len(f)), byte(len(f)>>8), byte(len(f)>>16), byte(len(f)>>24)
 		p += 4 + copy(buf[p+4:], f)
 	}
+	copied.Add(int64(len(m.Frames)))
 	in.stack[0] = uint64(size)
 	if err := in.run(in.handle); err != nil {
 		return nil, err
@@ -580,6 +600,7 @@ func (in *instance) decode(input [][]byte, enc []byte) ([][]byte, error) {
 	} else {
 		out = make([][]byte, count)
 	}
+	copied.Add(int64(count))
 	for i, p := 0, 0; i < count; i++ {
 		l := int(uint32(enc[p]) | uint32(enc[p+1])<<8 | uint32(enc[p+2])<<16 | uint32(enc[p+3])<<24)
 		src := enc[p+4 : p+4+l]

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/handler/wasmhost"
+	"github.com/ztopo/ztopo/spec"
 )
 
 // logBuf collects log lines for assertions.
@@ -268,5 +269,34 @@ func replace(t *testing.T, to string, b []byte) {
 	}
 	if err := os.Rename(tmp, to); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestConfigFor(t *testing.T) {
+	n := &spec.Node{Name: "w.1", Handler: spec.HandlerRef{Kind: spec.HandlerWasm, Path: "/m.wasm"}, Config: map[string]any{
+		"memory": "32MiB", "timeout": 250 * time.Millisecond, "clock": true, "env": []string{"A=1"}, "dirs": []string{"/d:/data"},
+	}}
+	got := wasmhost.ConfigFor(n)
+	if got.Path != "/m.wasm" || got.Node != "w.1" || got.Memory != 32<<20 || got.Timeout != 250*time.Millisecond || !got.Clock || got.Random ||
+		fmt.Sprint(got.Env) != "[A=1]" || fmt.Sprint(got.Dirs) != "[/d:/data]" {
+		t.Fatalf("got %+v", got)
+	}
+	n.Config = map[string]any{"timeout": time.Duration(0)}
+	if got := wasmhost.ConfigFor(n); got.Timeout != wasmhost.NoTimeout {
+		t.Fatalf("timeout 0: got %v, want NoTimeout", got.Timeout)
+	}
+}
+
+// Without a time limit the module runs unguarded: it works the same.
+func TestUnguarded(t *testing.T) {
+	h, _ := newHandler(t, wasmhost.Config{Path: faultsWasm, Node: "u", Timeout: wasmhost.NoTimeout})
+	if got := call(t, h, "hi"); got != `["V2:HI"]` {
+		t.Fatalf("got %s", got)
+	}
+	if _, err := h.Handle(context.Background(), msg("trap")); err == nil {
+		t.Fatal("trap: got no error")
+	}
+	if got := call(t, h, "calls"); got != `["1"]` {
+		t.Fatalf("after a trap: got %s, want a fresh instance", got)
 	}
 }
