@@ -76,6 +76,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	tw.Flush()
+	printUnseenDrops(stdout, st.Nodes)
 	fmt.Fprintln(stdout)
 	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tSOCKET\tTYPE\tBIND\tCONNECT")
@@ -98,6 +99,7 @@ func withEndpoints(t *spec.Topology, inst string, s socketStatus) socketStatus {
 	if n := t.Node(inst); n != nil {
 		if so := n.Socket(s.Name); so != nil {
 			s.Type, s.Bind, s.Connect = string(so.Type), so.Bind, so.Connect
+			s.DropsUnseen = dropsUnseen(so)
 		}
 	}
 	return s

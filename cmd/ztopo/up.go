@@ -692,6 +692,10 @@ type socketStatus struct {
 	SendErrors uint64   `json:"send_errors"`
 	RateIn     float64  `json:"rate_in"`  // messages per second, see rateWindow
 	RateOut    float64  `json:"rate_out"` // messages per second, see rateWindow
+	// DropsUnseen says why messages this socket drops cannot be counted
+	// (PUB beyond the high-water mark, ROUTER to an unknown peer); "" when
+	// a drop is a send error, counted in SendErrors.
+	DropsUnseen string `json:"drops_unseen,omitempty"`
 }
 
 // reloader is the latest-value queue of reload requests: file events,
