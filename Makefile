@@ -10,12 +10,16 @@ PREFIX  ?= /usr/local
 FUZZTIME ?= 200000x
 FUZZMINTIME ?= 10s
 
-.PHONY: all deps build install run test fuzz bench bench-smoke vet clean
+.PHONY: all deps deps-test ui-screenshot build install run test fuzz bench bench-smoke vet clean
 
 all: build
 
 deps:
 	@./scripts/deps.sh
+
+# What only the tests need on top (Chromium for the --ui page's browser tests).
+deps-test:
+	@./scripts/deps.sh test
 
 # A cold build compiles libzmq's Go binding and every dependency with cgo:
 # minutes on a small machine, silent while it lasts; say so first.
@@ -32,7 +36,7 @@ run: build
 	./bin/ztopo up --no-watch $(TOPO)
 
 # The whole test suite, with the race detector, then a short fuzz of the loader.
-test: deps
+test: deps-test
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	# The sockets, nodes and engine again on pebbe's own calls: the fallback
@@ -40,6 +44,11 @@ test: deps
 	$(GO) test -count=1 -timeout 10m -tags ztopo_slowpath ./internal/zbatch ./runtime/zsock ./runtime/node ./runtime/engine
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINTIME) ./spec
 	$(MAKE) --no-print-directory bench-smoke
+
+# docs/ui.png, the picture of the --ui page in the README, taken by the
+# browser test in headless Chromium.
+ui-screenshot: deps-test
+	ZTOPO_UI_SCREENSHOT=$(CURDIR)/docs/ui.png $(GO) test -count=1 -run '^TestUIInBrowser$$' ./cmd/ztopo
 
 bench: build
 	$(GO) run ./bench

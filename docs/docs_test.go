@@ -101,7 +101,7 @@ func TestReadmeGettingStarted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"\ninstall: build\n", "\nrun: build\n", "\ntest: deps\n", "takes a few minutes"} {
+	for _, want := range []string{"\ninstall: build\n", "\nrun: build\n", "\ntest: deps-test\n", "takes a few minutes"} {
 		if !strings.Contains(string(mk), want) {
 			t.Errorf("Makefile lacks %q", want)
 		}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what ztopo needs on a Debian machine, once: libzmq (cgo), pkg-config,
 # and for the tests pyzmq (the foreign peer), graphviz (graph rendering) and
-# iproute2 (hosts as network namespaces, when the tests run as root).
+# iproute2 (hosts as network namespaces, when the tests run as root);
+# `deps.sh test` adds Chromium (the --ui page's browser tests).
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 
@@ -13,6 +14,9 @@ command -v dot >/dev/null || need+=(graphviz)
 command -v gcc >/dev/null || need+=(gcc)
 command -v git >/dev/null || need+=(git)
 command -v ip >/dev/null || need+=(iproute2)
+if [ "${1:-}" = test ]; then
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+fi
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

@@ -23,6 +23,7 @@ import (
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/logbuf"
 	"github.com/ztopo/ztopo/runtime/metrics"
+	"github.com/ztopo/ztopo/runtime/ui"
 	"github.com/ztopo/ztopo/runtime/watch"
 	"github.com/ztopo/ztopo/runtime/zsock"
 	"github.com/ztopo/ztopo/spec"
@@ -67,6 +68,10 @@ Flags:
   --host HOST             run only the nodes the file places on HOST (its
                           hosts): a share of its own, with its own control
                           socket (ps, status, reload, down --host HOST)
+  --ui ADDR               serve a live picture of the topology at http://ADDR/
+                          (loopback only; port 0 picks one; the log says which)
+  --ui-public             allow --ui on a non-loopback address: the page has no
+                          authentication, anyone who reaches it sees the topology
 
 Exit status: 0 success (the topology completed, or was stopped by a signal
 or 'ztopo down'), 1 invalid topology, a node that failed for good, or
@@ -105,6 +110,8 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "")
 	grace := fs.Duration("grace", engine.DefaultGrace, "")
 	metricsAddr := fs.String("metrics", "", "")
+	uiAddr := fs.String("ui", "", "")
+	uiPublic := fs.Bool("ui-public", false, "")
 	detach := fs.Bool("d", false, "")
 	fs.BoolVar(detach, "detach", false, "")
 	host := fs.String("host", "", "")
@@ -121,6 +128,11 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "up", upUsage, "--log-format must be text or json, got %q", *logFormat)
 	case *grace <= 0:
 		return usageError(stderr, "up", upUsage, "--grace must be positive, got %v", *grace)
+	}
+	if *uiAddr != "" {
+		if err := checkUIAddr(*uiAddr, *uiPublic); err != nil {
+			return usageError(stderr, "up", upUsage, "%v", err)
+		}
 	}
 	level := hclog.LevelFromString(*logLevel)
 	if level == hclog.NoLevel || level == hclog.Off {
@@ -185,6 +197,7 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 		noWatch: *noWatch,
 		metrics: *metricsAddr,
 		host:    *host,
+		ui:      *uiAddr,
 		watcher: w,
 		signals: sigc,
 	})
@@ -208,6 +221,7 @@ type upOptions struct {
 	noWatch bool
 	metrics string // listen address, "" for none
 	host    string // --host: the share run, "" for the whole file
+	ui      string // --ui listen address, "" for none
 	watcher *watch.Watcher
 	signals chan os.Signal
 }
@@ -221,6 +235,7 @@ type upRun struct {
 	eopts   engine.Options
 	started time.Time
 	mln     net.Listener // metrics, nil without --metrics
+	uln     net.Listener // the page, nil without --ui
 
 	// eng is nil until the control socket is ours: building an engine
 	// already starts plugin processes, with endpoints in the runtime
@@ -295,9 +310,21 @@ func newUpRun(t *spec.Topology, file string, opts upOptions) (*upRun, error) {
 		}
 		u.mln = ln
 	}
+	if opts.ui != "" {
+		ln, err := net.Listen("tcp", opts.ui)
+		if err != nil {
+			if u.mln != nil {
+				u.mln.Close()
+			}
+			return nil, fmt.Errorf("ui: %w", err)
+		}
+		u.uln = ln
+	}
 	if err := control.EnsureRuntimeDir(t.RuntimeDir); err != nil {
-		if u.mln != nil {
-			u.mln.Close()
+		for _, ln := range []net.Listener{u.mln, u.uln} {
+			if ln != nil {
+				ln.Close()
+			}
 		}
 		return nil, err
 	}
@@ -445,6 +472,26 @@ func (u *upRun) run(stderr io.Writer) int {
 			}
 			return nil
 		}, func(error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+		})
+	}
+
+	// The live page, with --ui: it reads the status only while a page is
+	// connected; its event streams end with the group.
+	if u.uln != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		page := ui.New(ui.Source{Topology: u.topo.Load, Status: u.Status, Logs: u.opts.logs.Ring()}, u.log)
+		srv := &http.Server{Handler: page, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+		u.log.Info("serving the live page", "url", "http://"+u.uln.Addr().String()+"/")
+		g.Add(func() error {
+			if err := srv.Serve(u.uln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("ui server: %w", err)
+			}
+			return nil
+		}, func(error) {
+			cancel()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			srv.Shutdown(ctx)
@@ -1000,4 +1047,20 @@ func (u *upRun) notReady() []string {
 		out = append(out, line)
 	}
 	return out
+}
+
+// checkUIAddr refuses a --ui address that is not loopback unless the user
+// said --ui-public: the page has no authentication.
+func checkUIAddr(addr string, public bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--ui wants HOST:PORT, e.g. 127.0.0.1:8080: %v", err)
+	}
+	if public {
+		return nil
+	}
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return nil
+	}
+	return fmt.Errorf("--ui %s is not a loopback address: the page has no authentication; add --ui-public to serve it there anyway", addr)
 }
