@@ -60,7 +60,11 @@ type FileSocket struct {
 	Identity  *Value
 	Role      *Value
 	Options   []Entry
-	typos     typos
+	// Delivery and AckTimeout: `delivery: at-least-once` and its
+	// `ack_timeout` (SPEC §7).
+	Delivery   *Value
+	AckTimeout *Value
+	typos      typos
 }
 
 // FileSync is a node's `sync` block as written.
@@ -84,7 +88,7 @@ var (
 	topKeys      = []string{"defaults", "hosts", "name", "nodes", "ports", "vars", "version"}
 	defaultsKeys = []string{"host", "options", "restart", "run"}
 	nodeKeys     = []string{"command", "config", "handler", "host", "replicas", "restart", "run", "sockets", "sync"}
-	socketKeys   = []string{"bind", "connect", "identity", "options", "role", "subscribe", "type"}
+	socketKeys   = []string{"ack_timeout", "bind", "connect", "delivery", "identity", "options", "role", "subscribe", "type"}
 	syncKeys     = []string{"bind", "connect", "expect"}
 )
 
@@ -323,6 +327,10 @@ func (d *decoder) socket(node string, e Entry) *FileSocket {
 			s.Identity = v
 		case "role":
 			s.Role = v
+		case "delivery":
+			s.Delivery = v
+		case "ack_timeout":
+			s.AckTimeout = v
 		case "options":
 			if d.isMap(v, "options of "+where) {
 				s.Options = v.Entries

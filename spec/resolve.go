@@ -90,6 +90,7 @@ type isock struct {
 	fs    *FileSocket
 	binds []ibind
 	conns []iconn
+	dlv   *idelivery // delivery: at-least-once
 }
 
 type ibind struct {
@@ -900,6 +901,7 @@ func (r *resolver) socket(sc scope, n *Node, fs *FileSocket, defOpts []Entry) *i
 		}
 	}
 	r.options(sc, is, full, defOpts)
+	r.delivery(sc, is, full)
 	return is
 }
 

@@ -69,6 +69,7 @@ func BuiltinHandlers() []HandlerSchema {
 			Name: "count",
 			Doc:  "counts messages; completes at expect messages or when the last frame equals until; logs the rate",
 			Keys: []ConfigKey{
+				{Name: "dedupe", Kind: KindBool, Doc: "count distinct messages of at-least-once edges; copies sent again are reported as duplicates"},
 				{Name: "expect", Kind: KindInt, Doc: "complete after this many messages"},
 				{Name: "until", Kind: KindString, Doc: "complete when a message's last frame equals this text"},
 			},

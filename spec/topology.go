@@ -215,7 +215,26 @@ type Socket struct {
 	// and config strings, and are already replaced here.
 	Identity string
 	Options  []Option // sorted by Name
-	Pos      Pos
+	// Reliable is set on a sending socket with `delivery: at-least-once`;
+	// nil means at most once, what ZeroMQ gives.
+	Reliable *Reliable
+	// Acks is set on a socket that receives from at-least-once senders:
+	// it reads their delivery header and acknowledges what it handled.
+	Acks bool
+	Pos  Pos
+}
+
+// Reliable is an at-least-once sending socket (docs/reliability.md): every
+// message carries an id and stays with the sender until a receiver
+// acknowledges it, and is sent again after AckTimeout without one.
+type Reliable struct {
+	AckTimeout time.Duration // default DefaultAckTimeout
+	// AckBind is the endpoint the sender's acknowledgements come in on
+	// (inproc or ipc, as `bind: auto` picks for the sender and its
+	// receivers); each message names it, so a receiver knows where to
+	// acknowledge without a list of its senders (which a reload that adds
+	// or removes sender replicas would change).
+	AckBind string
 }
 
 // EffectiveRole is the socket's role: Role, which the resolver always sets,

@@ -191,6 +191,7 @@ func (r *resolver) validate() {
 	binders := r.checkBinds()
 	links := r.links(binders)
 	r.checkLinks(links)
+	r.resolveDelivery(links)
 	r.checkPairs(links)
 	r.checkSyncBarriers(links)
 	for _, in := range r.insts {

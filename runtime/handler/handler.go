@@ -32,6 +32,10 @@ import (
 type Msg struct {
 	Frames [][]byte
 	Socket string // name of the socket it came in on
+	// ID is the message's origin id on an at-least-once edge (16 bytes,
+	// the same on every copy sent again and on what handlers made of it
+	// downstream); nil on other edges. A deduping sink counts distinct IDs.
+	ID []byte
 }
 
 // Handler processes one message and returns the frames to send on (nil: the

@@ -109,7 +109,7 @@ func (r *run) fastPath(h handler.Handler, async handler.Async) (in, out *rsock, 
 		return nil, nil, false
 	}
 	in, out = r.recv[0], r.outs[0]
-	if in.role != spec.RoleIn {
+	if in.role != spec.RoleIn || in.acks || out.rel != nil {
 		return nil, nil, false
 	}
 	switch in.sock.Spec.Type {

@@ -196,6 +196,15 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		n.cfg.OnRunning()
 	}
 	completed, err := r.loop()
+	if len(r.acks) > 0 {
+		r.flushAcks() // the last messages' acknowledgements, before any hold
+	}
+	if completed && err == nil && len(r.reliable) > 0 {
+		// Complete only once everything sent is acknowledged.
+		if left := r.relDrain(time.Time{}); left > 0 {
+			completed = false
+		}
+	}
 	if err == nil && !completed {
 		err = ctx.Err()
 		if err == nil {
@@ -249,6 +258,13 @@ type run struct {
 	closed  bool
 	workers bool // some socket speaks a worker protocol (worker.go)
 
+	// At-least-once delivery (delivery.go).
+	reliable []*rsock                // sockets that deliver at least once
+	relCur   *relIn                  // header of the message being handled
+	relUp    *upCount                // its acknowledgement, owed once its copies are acknowledged
+	acks     map[string][][]byte     // acknowledgements to send, by sender key
+	ackSocks map[string]*zmq4.Socket // PUSH to each sender's acknowledgement endpoint
+
 	// Async bookkeeping.
 	tag      uint64
 	pending  map[uint64]pendingMsg
@@ -277,11 +293,14 @@ type rsock struct {
 	announced bool         // the worker's READY went out
 	warned    bool         // a send failure was logged
 	wk        *workerState // the reliable worker protocol spoken here (worker.go)
+	rel       *relSender   // delivery: at-least-once (delivery.go)
+	acks      bool         // reliable senders feed it: read headers, acknowledge
 }
 
 type pendingMsg struct {
 	from *rsock
 	env  [][]byte
+	rel  *relIn // delivery header, nil: none
 }
 
 func (r *run) openControl() error {
@@ -376,6 +395,9 @@ func (r *run) openSockets() error {
 		rs.worker = t == spec.REQ && role != spec.RoleOut
 		r.setupWorker(rs)
 		r.socks = append(r.socks, rs)
+		if err := r.openReliable(rs); err != nil {
+			return err
+		}
 		r.byName[s.Name] = rs
 		switch role {
 		case spec.RoleIn, spec.RoleInOut:
@@ -403,6 +425,11 @@ func (r *run) readCtl() bool {
 // completed, so its last messages still go out.
 func (r *run) finish(completed bool) {
 	r.drainAsync()
+	if r.relPending() > 0 {
+		// Stopped with messages unacknowledged: give their receivers the
+		// drain grace (they may still be sending them again).
+		r.relDrain(time.Now().Add(r.n.cfg.Drain))
+	}
 	r.closeAll(completed)
 }
 
@@ -425,6 +452,7 @@ func (r *run) closeAll(completed bool) {
 	if r.resultWaker != nil {
 		_ = r.resultWaker.Close()
 	}
+	r.closeReliable()
 	for _, s := range r.socks {
 		l := s.sock.Linger()
 		// A completed node's last output may still be queued: give it the

@@ -81,6 +81,9 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 	if r.resultWaker != nil {
 		wakeIdx = poller.AddFd(r.resultWaker.Fd(), zmq4.POLLIN)
 	}
+	for _, s := range r.reliable {
+		poller.Add(s.rel.ack, zmq4.POLLIN)
+	}
 	r.poller = poller
 
 	for {
@@ -89,6 +92,14 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 				continue
 			}
 			return false, false, fmt.Errorf("poll: %w", err)
+		}
+		if len(r.reliable) > 0 {
+			if err := r.relTick(); err != nil {
+				if errors.Is(err, errStopped) {
+					return false, false, nil
+				}
+				return false, false, err
+			}
 		}
 		if r.workers {
 			rebuilt, err := r.workerTick()
@@ -150,7 +161,11 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 				} else {
 					env, body = s.sock.SplitEnvelope(frames)
 				}
-				done, err := r.dispatch(h, async, s, env, body)
+				var in *relIn
+				if s.acks {
+					in, body = relSplit(body)
+				}
+				done, err := r.dispatch(h, async, s, env, body, in)
 				if err != nil {
 					if errors.Is(err, errStopped) {
 						return false, false, nil
@@ -166,7 +181,19 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 				if r.n.slot.Load() != cur {
 					return false, true, nil
 				}
+				if i&15 == 15 && (len(r.reliable) > 0 || len(r.acks) > 0) {
+					// Acknowledgements move on during a long batch too.
+					if err := r.relTick(); err != nil {
+						if errors.Is(err, errStopped) {
+							return false, false, nil
+						}
+						return false, false, err
+					}
+				}
 			}
+		}
+		if len(r.acks) > 0 {
+			r.flushAcks()
 		}
 		if len(r.pending) > 0 || len(r.retiring) > 0 {
 			if err := r.collect(async); err != nil {
@@ -189,6 +216,11 @@ func (r *run) poll(poller *zbatch.Poller, async handler.Async) error {
 	limit := time.Duration(-1)
 	if r.workers {
 		limit = r.workerTimeout()
+	}
+	if len(r.reliable) > 0 {
+		if t := r.relNext(); t >= 0 && (limit < 0 || t < limit) {
+			limit = t
+		}
 	}
 	if len(r.pending) == 0 && len(r.retiring) == 0 {
 		_, err := poller.Poll(limit)
@@ -256,12 +288,15 @@ func (r *run) canSleep(async handler.Async) bool {
 
 // dispatch hands one received message to the handler and sends what it
 // returns. done reports that the handler completed.
-func (r *run) dispatch(h handler.Handler, async handler.Async, s *rsock, env, body [][]byte) (done bool, err error) {
+func (r *run) dispatch(h handler.Handler, async handler.Async, s *rsock, env, body [][]byte, in *relIn) (done bool, err error) {
 	m := handler.Msg{Frames: body, Socket: s.name}
+	if in != nil {
+		m.ID = []byte(in.id)
+	}
 	if async != nil {
 		r.tag++
 		tag := r.tag
-		r.pending[tag] = pendingMsg{from: s, env: env}
+		r.pending[tag] = pendingMsg{from: s, env: env, rel: in}
 		r.hold(s)
 		if err := async.Submit(r.ctx, m, tag); err != nil {
 			delete(r.pending, tag)
@@ -273,7 +308,7 @@ func (r *run) dispatch(h handler.Handler, async handler.Async, s *rsock, env, bo
 				return false, err
 			}
 			r.log.Warn("handler rejected message", "socket", s.name, "error", err)
-			return false, r.deliver(s, env, nil)
+			return false, r.deliverAck(s, env, nil, in)
 		}
 		return false, nil
 	}
@@ -291,10 +326,27 @@ func (r *run) dispatch(h handler.Handler, async handler.Async, s *rsock, env, bo
 			out = handler.ErrorReply(herr)
 		}
 	}
-	if err := r.deliver(s, env, out); err != nil {
+	if err := r.deliverAck(s, env, out, in); err != nil {
 		return false, err
 	}
 	return errors.Is(herr, handler.ErrDone), nil
+}
+
+// deliverAck delivers a handler's output for a message that came with a
+// delivery header (in; nil: none) and acknowledges it: at once, or, when
+// copies went out on reliable sockets, once those are acknowledged.
+func (r *run) deliverAck(s *rsock, env, out [][]byte, in *relIn) error {
+	if in == nil {
+		return r.deliver(s, env, out)
+	}
+	up := &upCount{}
+	r.relCur, r.relUp = in, up
+	err := r.deliver(s, env, out)
+	r.relCur, r.relUp = nil, nil
+	if up.left == 0 {
+		r.ackUp(in.key, in.id)
+	}
+	return err
 }
 
 // hold and release track a lockstep socket's outstanding async message: a
@@ -410,7 +462,7 @@ func (r *run) result(res handler.Result) error {
 			out = handler.ErrorReply(res.Err)
 		}
 	}
-	return r.deliver(p.from, p.env, out)
+	return r.deliverAck(p.from, p.env, out, p.rel)
 }
 
 // drainAsync waits, at most Drain, for the results of messages Async
@@ -464,6 +516,16 @@ func (r *run) send(s *rsock, env, body [][]byte) error {
 // sendCtx is send stopping with ctx (a Runner's also ends on a swap). A
 // context, not a func: a method value would cost an allocation per message.
 func (r *run) sendCtx(ctx context.Context, s *rsock, env, body [][]byte) error {
+	if s.rel != nil {
+		return r.relSend(s, env, body, func(env, body [][]byte) error { return r.sendRawCtx(ctx, s, env, body) })
+	}
+	return r.sendRawCtx(ctx, s, env, body)
+}
+
+// sendRaw sends as it is: no delivery header.
+func (r *run) sendRaw(s *rsock, env, body [][]byte) error { return r.sendRawCtx(r.ctx, s, env, body) }
+
+func (r *run) sendRawCtx(ctx context.Context, s *rsock, env, body [][]byte) error {
 	err := s.sock.SendEnvelope(env, body, zmq4.DONTWAIT)
 	if err == nil {
 		return nil

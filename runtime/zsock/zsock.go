@@ -220,6 +220,10 @@ func OpenWith(ctx *zmq4.Context, s *spec.Socket, o Options) (sock *Socket, err e
 	return sock, nil
 }
 
+// BindRetry binds z to ep, retrying EADDRINUSE briefly as Open does: the
+// socket that held the endpoint may still be closing.
+func BindRetry(z *zmq4.Socket, ep string) error { return bindRetry(z, ep) }
+
 func bindRetry(z *zmq4.Socket, ep string) error {
 	deadline := time.Now().Add(bindRetryFor)
 	wait := 10 * time.Millisecond

@@ -123,6 +123,18 @@ func (c *config) string(key, def string) string {
 	return def
 }
 
+func (c *config) bool(key string) bool {
+	v, ok := c.get(key)
+	if !ok {
+		return false
+	}
+	if b, ok := v.(bool); ok {
+		return b
+	}
+	c.bad(key, "true or false", v)
+	return false
+}
+
 func (c *config) duration(key string) time.Duration {
 	v, ok := c.get(key)
 	if !ok {

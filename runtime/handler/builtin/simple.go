@@ -95,7 +95,13 @@ type Count struct {
 	Expect   int    // 0: no limit
 	Until    string // "": none
 	HasUntil bool
-	Logger   hclog.Logger
+	// Dedupe counts distinct messages of at-least-once edges (by
+	// handler.Msg.ID): a copy sent again is counted as a duplicate only.
+	Dedupe bool
+	Logger hclog.Logger
+
+	seen map[string]struct{}
+	dups int
 
 	n        int
 	first    time.Time
@@ -131,6 +137,16 @@ func (c *Count) Handle(_ context.Context, m handler.Msg) ([][]byte, error) {
 		c.last = now
 		c.report()
 		return nil, handler.ErrDone
+	}
+	if c.Dedupe && m.ID != nil {
+		if c.seen == nil {
+			c.seen = map[string]struct{}{}
+		}
+		if _, dup := c.seen[string(m.ID)]; dup {
+			c.dups++
+			return nil, nil
+		}
+		c.seen[string(m.ID)] = struct{}{}
 	}
 	c.n++
 	if c.Expect > 0 && c.n >= c.Expect {
@@ -194,13 +210,21 @@ func (c *Count) report() {
 		rate = float64(c.n) / d.Seconds()
 	}
 	d = d.Round(time.Microsecond)
+	if c.Dedupe {
+		c.Logger.Info(fmt.Sprintf("received %d messages in %v (%.0f msg/s), %d duplicates", c.n, d, rate, c.dups),
+			"count", c.n, "elapsed", d, "rate", int64(rate), "duplicates", c.dups)
+		return
+	}
 	c.Logger.Info(fmt.Sprintf("received %d messages in %v (%.0f msg/s)", c.n, d, rate),
 		"count", c.n, "elapsed", d, "rate", int64(rate))
 }
 
+// Duplicates is how many copies of messages already counted came (Dedupe).
+func (c *Count) Duplicates() int { return c.dups }
+
 func newCount(cfg map[string]any, env handler.Env) (any, error) {
 	c := newConfig("count", cfg)
-	k := &Count{Expect: c.int("expect", 0), Logger: env.Logger}
+	k := &Count{Expect: c.int("expect", 0), Dedupe: c.bool("dedupe"), Logger: env.Logger}
 	if c.has("until") {
 		k.Until, k.HasUntil = c.string("until", ""), true
 	}
