@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/internal/zbatch"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/zsock"
 	"github.com/ztopo/ztopo/spec"
@@ -16,8 +17,9 @@ import (
 // unchanged (builtin forward without a delay). When Passthrough reports
 // true and the node has exactly one receiving socket (PULL or SUB, role in)
 // and one sending socket (PUSH or PUB, role out), the node hands both to
-// libzmq's steerable proxy: messages move inside libzmq, with no cgo
-// crossing, allocation or handler call per message. The handler's Handle is
+// a steerable proxy in C (zbatch.Proxy: libzmq's commands, bursts between
+// polls): messages move inside libzmq, with no cgo crossing, allocation or
+// handler call per message. The handler's Handle is
 // then never called. The socket types are restricted so that the proxy's
 // other direction (backend to frontend) can never carry anything: a
 // receiving XSUB or DEALER, or an XPUB that hears subscriptions, would make
@@ -132,7 +134,7 @@ func (r *run) proxyForward(cur *slot, in, out *rsock) (completed, swapped bool, 
 	for {
 		r.fast.Store(&proxyStats{front: in.sock.Stats, back: out.sock.Stats})
 		// pebbe retries EINTR itself; any error here is real.
-		err := zmq4.ProxySteerable(in.sock.Z, out.sock.Z, nil, r.ctl)
+		err := zbatch.Proxy(in.sock.Z, out.sock.Z, nil, r.ctl)
 		r.fast.Store(nil)
 		if err != nil {
 			return false, false, fmt.Errorf("forward proxy: %w", err)

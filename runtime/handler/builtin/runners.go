@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/internal/zbatch"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/spec"
 )
@@ -193,6 +194,14 @@ func (p *Proxy) Run(ctx context.Context, s handler.Sockets) error {
 		return fmt.Errorf("proxy: the node gives no control socket: %w", handler.ErrFatal)
 	}
 	ctl, _ := c.Control().(*zmq4.Socket)
+	// A streamer (the backend only sends) runs zbatch's proxy, which moves
+	// bursts between polls; request-reply and pub-sub brokers, where
+	// messages go both ways one at a time, keep libzmq's, whose latency
+	// the benchmarks measured.
+	proxy := zmq4.ProxySteerable
+	if bt := s.Spec("backend").Type; bt == spec.PUSH || bt == spec.PUB {
+		proxy = zbatch.Proxy
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -203,7 +212,7 @@ func (p *Proxy) Run(ctx context.Context, s handler.Sockets) error {
 		}
 		done := c.Proxying("frontend", "backend", captureName)
 		// pebbe retries EINTR itself; any error here is real.
-		err := zmq4.ProxySteerable(front, back, capture, ctl)
+		err := proxy(front, back, capture, ctl)
 		done()
 		if err != nil {
 			return fmt.Errorf("proxy: %w", err)

@@ -1,0 +1,279 @@
+package zbatch
+
+/*
+#cgo !windows pkg-config: libzmq
+#include <zmq.h>
+#include <string.h>
+#include <errno.h>
+#include <stdint.h>
+
+// ZB_BURST bounds the messages one direction moves before the loop looks
+// at the other direction and at the control socket.
+#define ZB_BURST 256
+
+enum { ZB_ACTIVE, ZB_PAUSED, ZB_TERMINATED };
+
+// zb_dir is one direction of the proxy: messages from `from` to `to`.
+typedef struct {
+	void *from, *to;
+	int can_recv;      // from is a socket type that receives
+	int held;          // msg is a first frame `to` refused (EAGAIN)
+	zmq_msg_t msg;
+	uint64_t *in, *out; // statistics: from's msgs/bytes in, to's msgs/bytes out
+} zb_dir;
+
+static int zb_receives(void *s) {
+	int t = 0;
+	size_t n = sizeof t;
+	if (zmq_getsockopt(s, ZMQ_TYPE, &t, &n) != 0) {
+		return 1;
+	}
+	return !(t == ZMQ_PUSH || t == ZMQ_PUB);
+}
+
+// zb_capture sends a copy of msg to capture, as zmq_proxy does.
+static int zb_capture(void *capture, zmq_msg_t *msg, int more) {
+	if (!capture) {
+		return 0;
+	}
+	zmq_msg_t c;
+	zmq_msg_init(&c);
+	if (zmq_msg_copy(&c, msg) < 0) {
+		zmq_msg_close(&c);
+		return -1;
+	}
+	if (zmq_msg_send(&c, capture, more ? ZMQ_SNDMORE : 0) < 0) {
+		zmq_msg_close(&c);
+		return -1;
+	}
+	return 0;
+}
+
+// zb_finish sends d->msg, a first frame `to` accepted or will accept now,
+// then the rest of its message (already there: messages arrive whole, and
+// once the first frame is accepted the rest is). Returns 1 when it was
+// sent, 0 when `to` still refuses the first frame (held), -1 on error.
+static int zb_finish(zb_dir *d, void *capture) {
+	int more = zmq_msg_more(&d->msg);
+	size_t size = zmq_msg_size(&d->msg);
+	if (!d->held && zb_capture(capture, &d->msg, more) < 0) {
+		return -1;
+	}
+	while (zmq_msg_send(&d->msg, d->to, (more ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0) {
+		if (errno == EAGAIN) {
+			d->held = 1;
+			return 0;
+		}
+		if (errno != EINTR) {
+			return -1;
+		}
+	}
+	d->held = 0;
+	uint64_t bytes = size;
+	while (more) {
+		while (zmq_msg_recv(&d->msg, d->from, 0) < 0) {
+			if (errno != EINTR) {
+				return -1;
+			}
+		}
+		more = zmq_msg_more(&d->msg);
+		bytes += zmq_msg_size(&d->msg);
+		if (zb_capture(capture, &d->msg, more) < 0) {
+			return -1;
+		}
+		while (zmq_msg_send(&d->msg, d->to, more ? ZMQ_SNDMORE : 0) < 0) {
+			if (errno != EINTR) {
+				return -1;
+			}
+		}
+	}
+	d->in[0]++;
+	d->in[1] += bytes;
+	d->out[0]++;
+	d->out[1] += bytes;
+	return 1;
+}
+
+// zb_burst moves up to ZB_BURST messages without waiting. It returns how
+// many moved, or -1; *idle is set when it stopped for lack of messages or
+// room rather than at the bound.
+static int zb_burst(zb_dir *d, void *capture, int *idle) {
+	int n = 0;
+	*idle = 1;
+	if (d->held) {
+		int rc = zb_finish(d, capture);
+		if (rc <= 0) {
+			return rc;
+		}
+		n++;
+	}
+	if (!d->can_recv) {
+		return n;
+	}
+	for (; n < ZB_BURST; n++) {
+		if (zmq_msg_recv(&d->msg, d->from, ZMQ_DONTWAIT) < 0) {
+			if (errno == EAGAIN || errno == EINTR) {
+				return n;
+			}
+			return -1;
+		}
+		int rc = zb_finish(d, capture);
+		if (rc < 0) {
+			return -1;
+		}
+		if (rc == 0) {
+			return n;
+		}
+	}
+	*idle = 0;
+	return n;
+}
+
+// zb_command handles one command from the control socket, as
+// zmq_proxy_steerable does (libzmq 4.3): PAUSE, RESUME, TERMINATE, and
+// STATISTICS, answered with 8 frames of uint64 (frontend msgs in, bytes in,
+// msgs out, bytes out; backend likewise). Returns the new state, or -1.
+static int zb_command(void *control, void *capture, int state, uint64_t *stats) {
+	zmq_msg_t m;
+	zmq_msg_init(&m);
+	if (zmq_msg_recv(&m, control, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&m);
+		return (errno == EAGAIN || errno == EINTR) ? state : -1;
+	}
+	if (zmq_msg_more(&m)) {
+		zmq_msg_close(&m);
+		errno = EINVAL;
+		return -1;
+	}
+	if (zb_capture(capture, &m, 0) < 0) {
+		zmq_msg_close(&m);
+		return -1;
+	}
+	size_t n = zmq_msg_size(&m);
+	const char *p = zmq_msg_data(&m);
+	if (n == 5 && memcmp(p, "PAUSE", 5) == 0) {
+		state = ZB_PAUSED;
+	} else if (n == 6 && memcmp(p, "RESUME", 6) == 0) {
+		state = ZB_ACTIVE;
+	} else if (n == 9 && memcmp(p, "TERMINATE", 9) == 0) {
+		state = ZB_TERMINATED;
+	} else if (n == 10 && memcmp(p, "STATISTICS", 10) == 0) {
+		for (int i = 0; i < 8; i++) {
+			if (zmq_send(control, &stats[i], sizeof stats[i], i < 7 ? ZMQ_SNDMORE : 0) < 0) {
+				zmq_msg_close(&m);
+				return -1;
+			}
+		}
+	}
+	// Anything else is ignored (libzmq asserts).
+	zmq_msg_close(&m);
+	return state;
+}
+
+// zb_proxy is zmq_proxy_steerable(front, back, capture, control) that
+// moves whole bursts between waits: it polls only when neither direction
+// has anything to move, where libzmq's proxy polls before every message.
+// It returns 0 after TERMINATE, -1 with errno set on an error (ETERM when
+// the context ends).
+static int zb_proxy(void *front, void *back, void *capture, void *control) {
+	uint64_t stats[8] = {0};
+	zb_dir dirs[2] = {
+		{front, back, zb_receives(front), 0, {{0}}, &stats[0], &stats[6]},
+		{back, front, zb_receives(back), 0, {{0}}, &stats[4], &stats[2]},
+	};
+	zmq_msg_init(&dirs[0].msg);
+	zmq_msg_init(&dirs[1].msg);
+	int state = ZB_ACTIVE, rc = 0;
+	while (state != ZB_TERMINATED) {
+		int all_idle = 1;
+		if (state == ZB_ACTIVE) {
+			for (int i = 0; i < 2; i++) {
+				int idle;
+				if (zb_burst(&dirs[i], capture, &idle) < 0) {
+					rc = -1;
+					goto out;
+				}
+				all_idle &= idle;
+			}
+		}
+		if (!all_idle) {
+			// Busy: look at the control socket without waiting.
+			if (control && (state = zb_command(control, capture, state, stats)) < 0) {
+				rc = -1;
+				goto out;
+			}
+			continue;
+		}
+		zmq_pollitem_t items[3];
+		int n = 0, ci = -1;
+		if (state == ZB_ACTIVE) {
+			for (int i = 0; i < 2; i++) {
+				zb_dir *d = &dirs[i];
+				if (d->held) {
+					items[n++] = (zmq_pollitem_t){d->to, 0, ZMQ_POLLOUT, 0};
+				} else if (d->can_recv) {
+					items[n++] = (zmq_pollitem_t){d->from, 0, ZMQ_POLLIN, 0};
+				}
+			}
+		}
+		if (control) {
+			ci = n;
+			items[n++] = (zmq_pollitem_t){control, 0, ZMQ_POLLIN, 0};
+		}
+		if (n == 0) {
+			errno = EINVAL;
+			rc = -1;
+			goto out;
+		}
+		if (zmq_poll(items, n, -1) < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			rc = -1;
+			goto out;
+		}
+		if (ci >= 0 && (items[ci].revents & ZMQ_POLLIN)) {
+			if ((state = zb_command(control, capture, state, stats)) < 0) {
+				rc = -1;
+				goto out;
+			}
+		}
+	}
+out:;
+	int e = errno;
+	zmq_msg_close(&dirs[0].msg);
+	zmq_msg_close(&dirs[1].msg);
+	errno = e;
+	return rc;
+}
+*/
+import "C"
+
+import (
+	"syscall"
+
+	"github.com/pebbe/zmq4"
+)
+
+// Proxy is zmq4.ProxySteerable(front, back, capture, control): the same
+// steering commands (PAUSE, RESUME, TERMINATE, STATISTICS with the same
+// answer), the same capture copies, but moving bursts of up to 256
+// messages between polls. libzmq 4.3's proxy polls its sockets before
+// every message, a system call each time; here a busy proxy polls only
+// when both directions are drained. A first frame the receiving side
+// refuses (its high-water mark) is held, and the proxy waits until it can
+// take it, answering commands meanwhile. capture and control may be nil.
+// It returns nil after TERMINATE.
+func Proxy(front, back, capture, control *zmq4.Socket) error {
+	if !Fast {
+		return zmq4.ProxySteerable(front, back, capture, control)
+	}
+	var cap, ctl = handle(capture), handle(control)
+	if rc, errno := C.zb_proxy(handle(front), handle(back), cap, ctl); rc < 0 {
+		if e, ok := errno.(syscall.Errno); ok {
+			return zmq4.Errno(e)
+		}
+		return errno
+	}
+	return nil
+}

@@ -1,0 +1,247 @@
+package zbatch
+
+import (
+	"encoding/binary"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pebbe/zmq4"
+)
+
+// proxyRig is a context with sockets that all close, bounded, at the end
+// of the test, and the Proxy run on a goroutine (which owns front, back,
+// capture and its end of control from then on).
+type proxyRig struct {
+	t    *testing.T
+	zctx *zmq4.Context
+	done chan error
+	ctl  *zmq4.Socket
+}
+
+func newRig(t *testing.T) *proxyRig {
+	zctx, err := zmq4.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &proxyRig{t: t, zctx: zctx}
+	t.Cleanup(func() { zctx.Term() })
+	return r
+}
+
+func (r *proxyRig) sock(typ zmq4.Type, bind, connect string) *zmq4.Socket {
+	r.t.Helper()
+	s, err := r.zctx.NewSocket(typ)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	_ = s.SetLinger(0)
+	_ = s.SetRcvtimeo(10 * time.Second)
+	if bind != "" {
+		err = s.Bind(bind)
+	} else {
+		err = s.Connect(connect)
+	}
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return s
+}
+
+// start runs Proxy; stop sends TERMINATE and checks it returned nil.
+func (r *proxyRig) start(front, back, capture *zmq4.Socket) {
+	r.t.Helper()
+	name := fmt.Sprintf("inproc://ctl-%s", r.t.Name())
+	r.ctl = r.sock(zmq4.PAIR, name, "")
+	ctl := r.sock(zmq4.PAIR, "", name)
+	r.done = make(chan error, 1)
+	go func() {
+		err := Proxy(front, back, capture, ctl)
+		for _, s := range []*zmq4.Socket{front, back, capture, ctl} {
+			if s != nil {
+				s.Close()
+			}
+		}
+		r.done <- err
+	}()
+	r.t.Cleanup(func() { r.ctl.Close() })
+}
+
+func (r *proxyRig) stats() [8]uint64 {
+	r.t.Helper()
+	if _, err := r.ctl.Send("STATISTICS", 0); err != nil {
+		r.t.Fatal(err)
+	}
+	reply, err := r.ctl.RecvMessageBytes(0)
+	if err != nil || len(reply) != 8 {
+		r.t.Fatalf("STATISTICS: got %d frames, %v, want 8", len(reply), err)
+	}
+	var st [8]uint64
+	for i, f := range reply {
+		st[i] = binary.NativeEndian.Uint64(f)
+	}
+	return st
+}
+
+func (r *proxyRig) stop() {
+	r.t.Helper()
+	if _, err := r.ctl.Send("TERMINATE", 0); err != nil {
+		r.t.Fatal(err)
+	}
+	select {
+	case err := <-r.done:
+		if err != nil {
+			r.t.Errorf("Proxy after TERMINATE: got %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		r.t.Fatal("Proxy did not return after TERMINATE")
+	}
+}
+
+// TestProxyStreamer: PULL -> PUSH with capture; every message arrives
+// whole and in order, capture gets every frame and the commands, and
+// STATISTICS counts as libzmq's proxy does.
+func TestProxyStreamer(t *testing.T) {
+	r := newRig(t)
+	n := t.Name()
+	front := r.sock(zmq4.PULL, "inproc://front-"+n, "")
+	back := r.sock(zmq4.PUSH, "inproc://back-"+n, "")
+	capture := r.sock(zmq4.PUSH, "inproc://cap-"+n, "")
+	src := r.sock(zmq4.PUSH, "", "inproc://front-"+n)
+	sink := r.sock(zmq4.PULL, "", "inproc://back-"+n)
+	capSink := r.sock(zmq4.PULL, "", "inproc://cap-"+n)
+	defer src.Close()
+	defer sink.Close()
+	defer capSink.Close()
+	r.start(front, back, capture)
+
+	const count = 1000 // several bursts
+	for i := 0; i < count; i++ {
+		if _, err := src.SendMessage(fmt.Sprintf("m%d", i), "tail"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < count; i++ {
+		m, err := sink.RecvMessage(0)
+		if err != nil || len(m) != 2 || m[0] != fmt.Sprintf("m%d", i) || m[1] != "tail" {
+			t.Fatalf("message %d: got %q, %v", i, m, err)
+		}
+	}
+	st := r.stats()
+	bytes := uint64(0)
+	for i := 0; i < count; i++ {
+		bytes += uint64(len(fmt.Sprintf("m%d", i)) + 4)
+	}
+	want := [8]uint64{count, bytes, 0, 0, 0, 0, count, bytes}
+	if st != want {
+		t.Errorf("statistics: got %v, want %v", st, want)
+	}
+	for i := 0; i < count; i++ {
+		m, err := capSink.RecvMessage(0)
+		if err != nil || len(m) != 2 || m[0] != fmt.Sprintf("m%d", i) {
+			t.Fatalf("capture %d: got %q, %v", i, m, err)
+		}
+	}
+	if m, err := capSink.RecvMessage(0); err != nil || len(m) != 1 || m[0] != "STATISTICS" {
+		t.Errorf("capture of the command: got %q, %v", m, err)
+	}
+	r.stop()
+}
+
+// TestProxyBroker: ROUTER <-> DEALER both ways, request-reply through it.
+func TestProxyBroker(t *testing.T) {
+	r := newRig(t)
+	n := t.Name()
+	front := r.sock(zmq4.ROUTER, "inproc://front-"+n, "")
+	back := r.sock(zmq4.DEALER, "inproc://back-"+n, "")
+	client := r.sock(zmq4.REQ, "", "inproc://front-"+n)
+	worker := r.sock(zmq4.REP, "", "inproc://back-"+n)
+	defer client.Close()
+	defer worker.Close()
+	r.start(front, back, nil)
+	for i := 0; i < 50; i++ {
+		req := fmt.Sprintf("req %d", i)
+		if _, err := client.Send(req, 0); err != nil {
+			t.Fatal(err)
+		}
+		got, err := worker.Recv(0)
+		if err != nil || got != req {
+			t.Fatalf("worker: got %q, %v, want %q", got, err, req)
+		}
+		if _, err := worker.Send("re "+got, 0); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := client.Recv(0)
+		if err != nil || rep != "re "+req {
+			t.Fatalf("client: got %q, %v, want %q", rep, err, "re "+req)
+		}
+	}
+	st := r.stats()
+	if st[0] != 50 || st[2] != 50 || st[4] != 50 || st[6] != 50 {
+		t.Errorf("statistics: got %v, want 50 messages each way", st)
+	}
+	r.stop()
+}
+
+// TestProxyHoldsWhenFull: a message the backend refuses is held, not lost
+// and not busy-waited on; the proxy still answers commands meanwhile, and
+// the message goes out once there is room.
+func TestProxyHoldsWhenFull(t *testing.T) {
+	r := newRig(t)
+	n := t.Name()
+	front := r.sock(zmq4.PULL, "inproc://front-"+n, "")
+	back, err := r.zctx.NewSocket(zmq4.PUSH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = back.SetLinger(0)
+	_ = back.SetSndhwm(5)
+	if err := back.Bind("inproc://back-" + n); err != nil {
+		t.Fatal(err)
+	}
+	src := r.sock(zmq4.PUSH, "", "inproc://front-"+n)
+	sink, err := r.zctx.NewSocket(zmq4.PULL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = sink.SetLinger(0)
+	_ = sink.SetRcvhwm(5)
+	_ = sink.SetRcvtimeo(10 * time.Second)
+	if err := sink.Connect("inproc://back-" + n); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	defer sink.Close()
+	r.start(front, back, nil)
+	const count = 100 // far more than the 10 the backend's pipe holds
+	for i := 0; i < count; i++ {
+		if _, err := src.Send(fmt.Sprint(i), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The backend fills; the proxy holds one and still answers.
+	waitStats := func(cond func([8]uint64) bool) [8]uint64 {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			st := r.stats()
+			if cond(st) || time.Now().After(deadline) {
+				return st
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	st := waitStats(func(st [8]uint64) bool { return st[6] >= 10 })
+	if st[6] < 10 || st[6] >= count {
+		t.Fatalf("with the sink not reading: got %d sent, want the pipe full (10 to 99)", st[6])
+	}
+	for i := 0; i < count; i++ {
+		got, err := sink.Recv(0)
+		if err != nil || got != fmt.Sprint(i) {
+			t.Fatalf("message %d: got %q, %v", i, got, err)
+		}
+	}
+	if st := r.stats(); st[0] != count || st[6] != count {
+		t.Errorf("statistics: got %v, want %d in and out", st, count)
+	}
+	r.stop()
+}
