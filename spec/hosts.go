@@ -94,6 +94,10 @@ var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[
 func (r *resolver) placement(share string) {
 	f := r.f
 	r.share = share
+	if f.Hosts == nil && f.HostsPos == (Pos{}) && r.kubernetes != "" {
+		r.podPlacement()
+		return
+	}
 	if f.Hosts == nil && f.HostsPos == (Pos{}) {
 		if share != "" {
 			r.errorf(f.Pos, "", "host %q asked for, but the topology declares no hosts", share)
@@ -122,6 +126,9 @@ func (r *resolver) placement(share string) {
 					byAddr[strings.ToLower(addr)] = fh.Name
 				}
 			}
+		}
+		if r.kubernetes != "" {
+			addr = PodAddress(fh.Name, 0, fh.Name, r.kubernetes)
 		}
 		r.hosts[fh.Name] = addr
 		r.hostNames = append(r.hostNames, fh.Name)
@@ -176,8 +183,12 @@ func addressHost(a string) string {
 	return a
 }
 
-// nodeHost resolves a node's `host` (or the defaults').
-func (r *resolver) nodeHost(sc scope, fn *FileNode, def *Value) string {
+// nodeHost resolves a node's `host` (or the defaults'); replica is the
+// instance's, for pod placement.
+func (r *resolver) nodeHost(sc scope, fn *FileNode, def *Value, replica int) string {
+	if r.podHosts {
+		return r.podHost(fn, replica)
+	}
 	v := firstNonNil(fn.Host, def)
 	if r.hosts == nil {
 		if v != nil {
@@ -322,6 +333,9 @@ func (r *resolver) assignPorts(syncConnectors map[string][]*inst) {
 // portRange reads `ports`.
 func (r *resolver) portRange() (from, to int, ok bool) {
 	p := r.f.Ports
+	if p == nil && r.kubernetes != "" {
+		return defaultPodPorts.from, defaultPodPorts.to, true
+	}
 	if p == nil || p.From == nil || p.To == nil {
 		return 0, 0, false
 	}
@@ -463,4 +477,52 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+// defaultPodPorts are the ports of cross-pod `bind: auto` when the file
+// has no `ports`: each pod has an address of its own, so any range works.
+var defaultPodPorts = struct{ from, to int }{7000, 7999}
+
+// PodName is the name of the pod that runs replica i of a StatefulSet
+// named set: set-i.
+func PodName(set string, i int) string { return fmt.Sprintf("%s-%d", set, i) }
+
+// PodAddress is the DNS name of replica i of StatefulSet set, governed by
+// the headless Service service, in namespace ns.
+func PodAddress(set string, i int, service, ns string) string {
+	return fmt.Sprintf("%s.%s.%s.svc.cluster.local", PodName(set, i), service, ns)
+}
+
+// podPlacement gives a file without hosts one host per node instance: the
+// pod of that replica in the node's StatefulSet. nodeHost adds them as the
+// instances are made; podShare checks the share once they all are.
+func (r *resolver) podPlacement() {
+	r.podHosts = true
+	r.hosts = map[string]string{}
+}
+
+// podHost is the host of replica i of node fn under pod placement.
+func (r *resolver) podHost(fn *FileNode, i int) string {
+	h := PodName(fn.Name, i)
+	if _, dup := r.hosts[h]; !dup {
+		r.hosts[h] = PodAddress(fn.Name, i, fn.Name, r.kubernetes)
+		r.hostNames = append(r.hostNames, h)
+		r.topo.Hosts = append(r.topo.Hosts, Host{Name: h, Address: r.hosts[h]})
+	}
+	return h
+}
+
+// podShare sorts the pod hosts and checks the share asked for.
+func (r *resolver) podShare() {
+	if !r.podHosts {
+		return
+	}
+	sort.Strings(r.hostNames)
+	sort.Slice(r.topo.Hosts, func(i, j int) bool { return r.topo.Hosts[i].Name < r.topo.Hosts[j].Name })
+	if r.share != "" {
+		if _, ok := r.hosts[r.share]; !ok {
+			r.errorf(r.f.Pos, didYouMean(r.share, r.hostNames), "unknown pod %q: the topology has no such node instance", r.share)
+		}
+		r.topo.Share = r.share
+	}
 }

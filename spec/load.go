@@ -26,6 +26,14 @@ type LoadOptions struct {
 	// and plugins errors unless they exist and are executable (PATH from
 	// Env). Off for a topology checked away from where it runs.
 	CheckExecutables bool
+	// Kubernetes, a namespace, places the topology on the pods of `ztopo
+	// export kubernetes`: a file with hosts keeps its hosts, each reached
+	// at its StatefulSet's pod, HOST-0.HOST.NS.svc.cluster.local; a file
+	// without hosts gets one host per node instance, NODE-I (the pod of
+	// replica I), reached at NODE-I.NODE.NS.svc.cluster.local. Without
+	// `ports`, cross-host `bind: auto` takes ports 7000-7999 (every pod
+	// has an address of its own). "" leaves the file's placement alone.
+	Kubernetes string
 }
 
 func (o LoadOptions) env() func(string) (string, bool) {

@@ -56,6 +56,10 @@ type resolver struct {
 	hosts     map[string]string // host name -> address; nil without hosts
 	hostNames []string          // sorted
 	share     string            // LoadOptions.Host
+	// kubernetes is LoadOptions.Kubernetes; podHosts tells that the
+	// hosts are the pods of node instances.
+	kubernetes string
+	podHosts   bool
 	// autoPorts: "instance.socket" (or "instance/sync") -> the tcp port of
 	// a bind: auto reached from another host; 0 when none could be given.
 	autoPorts map[string]int
@@ -131,6 +135,7 @@ func Resolve(f *File, opts LoadOptions) (*Topology, Diags) {
 	r.dir = filepath.Dir(abs)
 	r.topo = &Topology{File: abs, Dir: r.dir}
 	r.header()
+	r.kubernetes = opts.Kubernetes
 	r.placement(opts.Host)
 	r.topo.RuntimeDir = opts.RuntimeDir
 	if r.topo.RuntimeDir == "" {
@@ -147,6 +152,7 @@ func Resolve(f *File, opts LoadOptions) (*Topology, Diags) {
 		r.files[fn.Name] = fn
 		r.node(fn)
 	}
+	r.podShare()
 	if !r.tooBig {
 		r.wire()
 	}
@@ -428,7 +434,7 @@ func (r *resolver) instance(fn *FileNode, name string, replica, replicas int) *i
 	}
 
 	n.Restart = r.restart(sc, def.Restart, fn.Restart)
-	n.Host = r.nodeHost(sc, fn, def.Host)
+	n.Host = r.nodeHost(sc, fn, def.Host, replica)
 
 	for _, fs := range fn.Sockets {
 		if n.Socket(fs.Name) != nil {

@@ -20,6 +20,11 @@ import (
 	"time"
 
 	"github.com/pebbe/zmq4"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/ztopo/ztopo/kube"
+	"github.com/ztopo/ztopo/spec"
 )
 
 // spreadHosts are the three hosts of the spread topologies.
@@ -387,5 +392,136 @@ func syncPeer(t *testing.T, endpoint string) {
 	}
 	if _, err := s.Recv(0); err != nil {
 		t.Fatalf("sync answer: %v", err)
+	}
+}
+
+// TestExportRun runs what `ztopo export kubernetes` emits without a
+// cluster: each pod of each StatefulSet in a network namespace of its
+// own, its container's command and arguments as the kubelet would run
+// them ($(POD_NAME) from the downward API, the ConfigMap's file where the
+// volume is mounted), and the pods' DNS names — the headless Services'
+// per-pod records — in each namespace's hosts file (/etc/netns/NAME/hosts,
+// which ip netns exec mounts over /etc/hosts). The batch delivers the
+// exact count.
+func TestExportRun(t *testing.T) {
+	const n = 3000
+	const ns = "zt"
+	name := fmt.Sprintf("kbatch%d", os.Getpid()%100000)
+	src := fmt.Sprintf(`version: 1
+name: %s
+nodes:
+  ventilator:
+    handler: generate
+    config: {count: %d, size: 16}
+    sockets:
+      out: {type: PUSH, bind: auto}
+  worker:
+    replicas: 3
+    handler: forward
+    sockets:
+      in: {type: PULL, connect: ventilator.out}
+      out: {type: PUSH, connect: sink.in}
+  sink:
+    handler: count
+    config: {expect: %d}
+    sockets:
+      in: {type: PULL, bind: "tcp://*:5558"}
+`, name, n, n)
+	m, err := kube.Build("topology.yaml", []byte(src), func(string) (string, bool) { return "", false }, kube.Options{Namespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type pod struct {
+		name    string
+		set     string
+		ordinal int
+		c       corev1.Container
+	}
+	var pods []pod
+	var files map[string]string
+	for _, o := range m.Objects {
+		switch o := o.(type) {
+		case *corev1.ConfigMap:
+			files = o.Data
+		case *appsv1.StatefulSet:
+			for i := 0; i < int(*o.Spec.Replicas); i++ {
+				pods = append(pods, pod{name: fmt.Sprintf("%s-%d", o.Name, i), set: o.Name, ordinal: i, c: o.Spec.Template.Spec.Containers[0]})
+			}
+		}
+	}
+	if len(pods) != 5 {
+		t.Fatalf("got %d pods, want 5 (ventilator, 3 workers, sink)", len(pods))
+	}
+	bin := buildZtopo(t)
+	d := newE2EDir(t)
+	nets := newNetns(t, len(pods))
+	// The cluster DNS: every pod's name at its namespace's address.
+	var hosts strings.Builder
+	hosts.WriteString("127.0.0.1 localhost\n")
+	for i, p := range pods {
+		fmt.Fprintf(&hosts, "%s %s\n", nets.addrs[i], spec.PodAddress(p.set, p.ordinal, p.set, ns))
+	}
+	// The ConfigMap volume.
+	mount := filepath.Join(d.root, "etc-ztopo")
+	if err := os.Mkdir(mount, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range files {
+		if err := os.WriteFile(filepath.Join(mount, k), []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ups := map[string]*upProc{}
+	for i, p := range pods {
+		dir := filepath.Join("/etc/netns", nets.names[i])
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "hosts"), []byte(hosts.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		env := map[string]string{}
+		for _, e := range p.c.Env {
+			if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name" {
+				env[e.Name] = p.name
+			}
+		}
+		if p.c.Command[0] != "ztopo" || p.c.Args[0] != "up" {
+			t.Fatalf("pod %s runs %v %v, want ztopo up", p.name, p.c.Command, p.c.Args)
+		}
+		var args []string
+		for _, a := range p.c.Args[1:] {
+			for k, v := range env {
+				a = strings.ReplaceAll(a, "$("+k+")", v)
+			}
+			a = strings.Replace(a, kube.ConfigDir+"/", mount+"/", 1)
+			args = append(args, a)
+		}
+		ups[p.name] = startUpIn(t, []string{"ip", "netns", "exec", nets.names[i]}, bin, d, args...)
+	}
+	if code := ups["sink-0"].exitCode(e2eBound); code != 0 {
+		t.Fatalf("sink-0: exit status %d, want 0", code)
+	}
+	if want := fmt.Sprintf("received %d messages in ", n); !strings.Contains(ups["sink-0"].log(), want) {
+		t.Errorf("sink-0's log has no %q", want)
+	}
+	if code := ups["ventilator-0"].exitCode(e2eBound); code != 0 {
+		t.Fatalf("ventilator-0: exit status %d, want 0", code)
+	}
+	var through uint64
+	for i := 0; i < 3; i++ {
+		w := fmt.Sprintf("worker-%d", i)
+		st := ups[w].waitStatus(d.topologyRuntime(name+"@"+w), func(st upStatus) bool { return len(st.Nodes) == 1 })
+		if st.Nodes[0].Name != fmt.Sprintf("worker.%d", i) {
+			t.Errorf("pod %s runs %s, want worker.%d", w, st.Nodes[0].Name, i)
+		}
+		through += msgsIn(st, "worker")
+		ups[w].signal(syscall.SIGTERM)
+		if code := ups[w].exitCode(e2eBound); code != 0 {
+			t.Errorf("%s: exit status %d, want 0", w, code)
+		}
+	}
+	if through != n {
+		t.Errorf("the workers forwarded %d messages, want %d", through, n)
 	}
 }

@@ -57,6 +57,7 @@ var verbs = map[string]verb{
 	"restart":  {name: "restart", summary: "restart node instances of a running topology", usage: restartUsage, run: runRestart},
 	"config":   {name: "config", summary: "print the resolved topology: vars, defaults, replicas, endpoints", usage: configUsage, run: runConfig},
 	"logs":     {name: "logs", summary: "print the log of a running topology, -f to follow", usage: logsUsage, run: runLogs},
+	"export":   {name: "export", summary: "print Kubernetes manifests that run a topology on a cluster", usage: exportUsage, run: runExport},
 	"version":  {name: "version", summary: "print versions of ztopo, libzmq and Go, and the builtin handlers", usage: versionUsage, run: runVersion},
 	"_node":    {name: "_node", summary: "run one node of a running topology (started by ztopo up)", usage: nodeUsage, run: runNode, hidden: true},
 }

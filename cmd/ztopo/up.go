@@ -72,6 +72,9 @@ Flags:
                           (loopback only; port 0 picks one; the log says which)
   --ui-public             allow --ui on a non-loopback address: the page has no
                           authentication, anyone who reaches it sees the topology
+  --kubernetes NS         placement of the pods of 'ztopo export kubernetes'
+                          in namespace NS (peers at their pods' DNS names);
+                          with --host POD, what that pod runs
 
 Exit status: 0 success (the topology completed, or was stopped by a signal
 or 'ztopo down'), 1 invalid topology, a node that failed for good, or
@@ -115,6 +118,7 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 	detach := fs.Bool("d", false, "")
 	fs.BoolVar(detach, "detach", false, "")
 	host := fs.String("host", "", "")
+	kube := fs.String("kubernetes", "", "")
 	pos, code, ok := parseArgs(fs, "up", upUsage, args, stdout, stderr)
 	if !ok {
 		return code
@@ -169,7 +173,9 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 	if !*noWatch {
 		w, werr = watch.New(path, logger.Named("watch"))
 	}
-	t, ds := spec.Load(path, loadOptions(*host))
+	lopts := loadOptions(*host)
+	lopts.Kubernetes = *kube
+	t, ds := spec.Load(path, lopts)
 	if t != nil && t.Share != "" && len(t.Nodes) == 0 {
 		t, ds = nil, append(ds, spec.Diag{Pos: spec.Pos{File: path}, Msg: fmt.Sprintf("host %q has no nodes: no node names it as its host", t.Share)})
 	}
@@ -198,6 +204,7 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 		metrics: *metricsAddr,
 		host:    *host,
 		ui:      *uiAddr,
+		load:    lopts,
 		watcher: w,
 		signals: sigc,
 	})
@@ -222,6 +229,7 @@ type upOptions struct {
 	metrics string // listen address, "" for none
 	host    string // --host: the share run, "" for the whole file
 	ui      string // --ui listen address, "" for none
+	load    spec.LoadOptions
 	watcher *watch.Watcher
 	signals chan os.Signal
 }
@@ -838,7 +846,7 @@ func (u *upRun) reload(ctx context.Context) (*reloadResult, error) {
 		return res, errors.New("the topology is stopping")
 	}
 
-	t, ds := spec.Load(u.file, loadOptions(u.opts.host))
+	t, ds := spec.Load(u.file, u.opts.load)
 	for _, d := range ds {
 		res.Diagnostics = append(res.Diagnostics, d.String())
 		if d.Severity == spec.Error {
