@@ -508,14 +508,30 @@ nodes:
 	if code := ups["ventilator-0"].exitCode(e2eBound); code != 0 {
 		t.Fatalf("ventilator-0: exit status %d, want 0", code)
 	}
+	// A forward's counters come from libzmq's proxy statistics and lag
+	// by up to a second: wait for the workers' sum to settle at n.
+	workerStatus := func(i int) upStatus {
+		w := fmt.Sprintf("worker-%d", i)
+		return ups[w].waitStatus(d.topologyRuntime(name+"@"+w), func(st upStatus) bool { return len(st.Nodes) == 1 })
+	}
 	var through uint64
+	deadline := time.Now().Add(e2eBound)
+	for {
+		through = 0
+		for i := 0; i < 3; i++ {
+			st := workerStatus(i)
+			if st.Nodes[0].Name != fmt.Sprintf("worker.%d", i) {
+				t.Fatalf("pod worker-%d runs %s, want worker.%d", i, st.Nodes[0].Name, i)
+			}
+			through += msgsIn(st, "worker")
+		}
+		if through == n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	for i := 0; i < 3; i++ {
 		w := fmt.Sprintf("worker-%d", i)
-		st := ups[w].waitStatus(d.topologyRuntime(name+"@"+w), func(st upStatus) bool { return len(st.Nodes) == 1 })
-		if st.Nodes[0].Name != fmt.Sprintf("worker.%d", i) {
-			t.Errorf("pod %s runs %s, want worker.%d", w, st.Nodes[0].Name, i)
-		}
-		through += msgsIn(st, "worker")
 		ups[w].signal(syscall.SIGTERM)
 		if code := ups[w].exitCode(e2eBound); code != 0 {
 			t.Errorf("%s: exit status %d, want 0", w, code)
