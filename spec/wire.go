@@ -250,10 +250,43 @@ func (r *resolver) checkBinds() map[string][]binder {
 			}
 		}
 	}
+	r.checkWildcardPorts(m, keys)
 	if r.hosts != nil && r.share == "" {
 		r.checkOneMachine(m, keys)
 	}
 	return m
+}
+
+// checkWildcardPorts reports a tcp bind on a port that a wildcard bind of
+// the same host (`*`, `0.0.0.0`, `[::]`) takes on every address already:
+// tcp://*:5555 and tcp://10.0.0.1:5555 cannot both bind one machine.
+func (r *resolver) checkWildcardPorts(m map[string][]binder, keys []string) {
+	wild := map[string]binder{} // host + port -> the first wildcard bind
+	var tcp []binder
+	for _, k := range keys {
+		b := m[k][0]
+		e, err := ParseEndpoint(b.ep, true)
+		if err != nil || e.Transport != "tcp" {
+			continue
+		}
+		tcp = append(tcp, b)
+		hp := b.in.n.Host + "\x00" + e.Port
+		if _, ok := wild[hp]; !ok && (e.Host == "*" || e.Host == "0.0.0.0" || e.Host == "[::]") {
+			wild[hp] = b
+		}
+	}
+	for _, b := range tcp {
+		e, _ := ParseEndpoint(b.ep, true)
+		w, ok := wild[b.in.n.Host+"\x00"+e.Port]
+		if !ok || r.bindKey(w.in, w.ep) == r.bindKey(b.in, b.ep) {
+			continue
+		}
+		where := "this machine"
+		if b.in.n.Host != "" {
+			where = fmt.Sprintf("host %q", b.in.n.Host)
+		}
+		r.errorf(b.pos, "", "endpoint %q uses port %s, which %q binds on every address of %s (%s)", b.ep, e.Port, qual(w.in, w.sock), where, w.ep)
+	}
 }
 
 // checkOneMachine warns of binds that are fine on their own hosts but
