@@ -48,7 +48,8 @@ func (p Plan) Empty() bool {
 // Diff plans the reload from old to new (either may be nil: no nodes). An
 // instance is HandlerOnly when only its Handler and/or Config differ and
 // neither side is a command (a command owns its sockets, so replacing it
-// means replacing them).
+// means replacing them) nor runs as a process (its handler is in its
+// child); RestartReason says why a Changed instance restarts.
 func Diff(old, new *Topology) Plan {
 	var p Plan
 	oldNodes := map[string]*Node{}
@@ -91,6 +92,16 @@ func handlerOnlyChange(o, n *Node) bool {
 	if o.Handler.Kind == HandlerCommand || n.Handler.Kind == HandlerCommand {
 		return false
 	}
+	// A process node's handler lives in its child: changing it means a
+	// new child, which is a restart, not a swap (the plan says so).
+	if o.Run == RunProcess || n.Run == RunProcess {
+		return false
+	}
+	return handlerOnlyFields(o, n)
+}
+
+// handlerOnlyFields reports whether only Handler and Config differ.
+func handlerOnlyFields(o, n *Node) bool {
 	a, b := canonical(o), canonical(n)
 	a.Handler, b.Handler = HandlerRef{}, HandlerRef{}
 	a.Config, b.Config = nil, nil

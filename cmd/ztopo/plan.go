@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -23,10 +22,14 @@ without running anything:
     + start worker.3                         a node instance added
     - stop old                               removed
     ~ restart sink                           its definition changed
+        sockets.in.bind: tcp://*:5558 → tcp://*:6558   field by field
+    ~ restart proc                           a run: process node's handler
+        why: its handler runs in a child process ...   changed: a new child
+        handler: echo → upper
     = swap handler worker.0 (echo -> upper)  only the handler or its config
     = swap handler sink (count, new config)  changed: the sockets stay open,
-                                             nothing is lost
-    1 to start, 1 to stop, 1 to restart, 1 handler swap, 4 unchanged
+        config.expect: 100 → 150             nothing is lost
+    1 to start, 1 to stop, 2 to restart, 2 handler swaps, 4 unchanged
 
 or "no changes". OLD and NEW are files or git revisions of a file, REV:PATH,
 read with git show: PATH is relative to the current directory (as git's
@@ -40,7 +43,8 @@ Flags:
                endpoint that crosses over to HOST changed
   --json   print the plan as a JSON object for scripts:
            {"start": [...], "stop": [...], "restart": [...],
-            "swap": [{"node": ..., "from": ..., "to": ...}], "unchanged": [...]}
+            "swap": [{"node": ..., "from": ..., "to": ...}], "unchanged": [...],
+            "changes": {"sink": {"reason": ..., "fields": [...]}}}
 
 Exit status: 0 ok (whether or not anything changes), 1 when OLD or NEW is
 invalid (their problems are printed) or cannot be read, 2 wrong usage.
@@ -78,61 +82,11 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	old, cur := topos[0], topos[1]
-	p := spec.Diff(old, cur)
-
-	swaps := make([]planSwap, 0, len(p.HandlerOnly))
-	for _, name := range p.HandlerOnly {
-		s := planSwap{Node: name}
-		if n := old.Node(name); n != nil {
-			s.From = n.Handler.Label()
-		}
-		if n := cur.Node(name); n != nil {
-			s.To = n.Handler.Label()
-		}
-		swaps = append(swaps, s)
-	}
-
+	pj := planToJSON(old, cur, spec.Diff(old, cur))
 	if *asJSON {
-		out := planJSON{
-			Start:     nonNil(p.Added),
-			Stop:      nonNil(p.Removed),
-			Restart:   nonNil(p.Changed),
-			Swap:      swaps,
-			Unchanged: nonNil(p.Unchanged),
-		}
-		b, err := json.MarshalIndent(out, "", "  ")
-		if err != nil {
-			fmt.Fprintf(stderr, "ztopo plan: %v\n", err)
-			return exitFailure
-		}
-		fmt.Fprintf(stdout, "%s\n", b)
-		return exitOK
+		return printJSON("plan", pj, stdout, stderr)
 	}
-
-	if len(p.Added)+len(p.Removed)+len(p.Changed)+len(p.HandlerOnly) == 0 {
-		fmt.Fprintln(stdout, "no changes")
-		return exitOK
-	}
-	for _, n := range p.Added {
-		fmt.Fprintf(stdout, "+ start %s\n", n)
-	}
-	for _, n := range p.Removed {
-		fmt.Fprintf(stdout, "- stop %s\n", n)
-	}
-	for _, n := range p.Changed {
-		fmt.Fprintf(stdout, "~ restart %s\n", n)
-	}
-	for _, s := range swaps {
-		if s.From == s.To {
-			// Same handler, new config: the handler is rebuilt and swapped
-			// all the same.
-			fmt.Fprintf(stdout, "= swap handler %s (%s, new config)\n", s.Node, s.To)
-			continue
-		}
-		fmt.Fprintf(stdout, "= swap handler %s (%s -> %s)\n", s.Node, s.From, s.To)
-	}
-	fmt.Fprintf(stdout, "%d to start, %d to stop, %d to restart, %s, %d unchanged\n",
-		len(p.Added), len(p.Removed), len(p.Changed), plural(len(p.HandlerOnly), "handler swap"), len(p.Unchanged))
+	printPlan(stdout, *pj)
 	return exitOK
 }
 
@@ -150,6 +104,9 @@ type planJSON struct {
 	Restart   []string   `json:"restart"`
 	Swap      []planSwap `json:"swap"`
 	Unchanged []string   `json:"unchanged"`
+	// Changes are the field-level changes of each restarted or swapped
+	// instance, by name.
+	Changes map[string]planChange `json:"changes"`
 }
 
 func nonNil(s []string) []string {

@@ -4,7 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/ztopo/ztopo/runtime/control"
 	"github.com/ztopo/ztopo/spec"
@@ -92,13 +96,34 @@ func planToJSON(old, cur *spec.Topology, p spec.Plan) *planJSON {
 		}
 		swaps = append(swaps, s)
 	}
+	changes := map[string]planChange{}
+	for _, name := range append(append([]string(nil), p.Changed...), p.HandlerOnly...) {
+		o, n := old.Node(name), cur.Node(name)
+		c := planChange{Reason: spec.RestartReason(o, n), Fields: []string{}}
+		swap := !slices.Contains(p.Changed, name)
+		for _, f := range spec.Changes(o, n) {
+			if swap && strings.HasPrefix(f, "handler: ") {
+				continue // the swap's own line says it
+			}
+			c.Fields = append(c.Fields, f)
+		}
+		changes[name] = c
+	}
 	return &planJSON{
 		Start:     nonNil(p.Added),
 		Stop:      nonNil(p.Removed),
 		Restart:   nonNil(p.Changed),
 		Swap:      swaps,
 		Unchanged: nonNil(p.Unchanged),
+		Changes:   changes,
 	}
+}
+
+// planChange is what changed in one restarted or swapped instance, and
+// for a restart, why it is not a handler swap.
+type planChange struct {
+	Reason string   `json:"reason,omitempty"`
+	Fields []string `json:"fields"`
 }
 
 // printPlan prints a plan the way `ztopo plan` does.
@@ -115,14 +140,51 @@ func printPlan(w io.Writer, p planJSON) {
 	}
 	for _, n := range p.Restart {
 		fmt.Fprintf(w, "~ restart %s\n", n)
+		printChange(w, p.Changes[n])
 	}
 	for _, s := range p.Swap {
 		if s.From == s.To {
 			fmt.Fprintf(w, "= swap handler %s (%s, new config)\n", s.Node, s.To)
-			continue
+		} else {
+			fmt.Fprintf(w, "= swap handler %s (%s -> %s)\n", s.Node, s.From, s.To)
 		}
-		fmt.Fprintf(w, "= swap handler %s (%s -> %s)\n", s.Node, s.From, s.To)
+		printChange(w, p.Changes[s.Node])
 	}
 	fmt.Fprintf(w, "%d to start, %d to stop, %d to restart, %s, %d unchanged\n",
 		len(p.Start), len(p.Stop), len(p.Restart), plural(len(p.Swap), "handler swap"), len(p.Unchanged))
+}
+
+// printChange prints the reason of a restart and the changed fields,
+// indented under the plan's line.
+func printChange(w io.Writer, c planChange) {
+	if c.Reason != "" {
+		fmt.Fprintf(w, "    why: %s\n", c.Reason)
+	}
+	for _, f := range c.Fields {
+		fmt.Fprintf(w, "    %s\n", f)
+	}
+}
+
+// logChanges logs the field-level changes of a reload, one line per
+// instance, as `ztopo plan` prints them.
+func logChanges(log hclog.Logger, p *planJSON) {
+	names := make([]string, 0, len(p.Changes))
+	for n := range p.Changes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		c := p.Changes[n]
+		if len(c.Fields) == 0 && c.Reason == "" {
+			continue
+		}
+		args := []any{"node", n}
+		if c.Reason != "" {
+			args = append(args, "why", c.Reason)
+		}
+		if len(c.Fields) > 0 {
+			args = append(args, "changes", strings.Join(c.Fields, "; "))
+		}
+		log.Info("node definition changed", args...)
+	}
 }

@@ -880,6 +880,7 @@ func (u *upRun) reload(ctx context.Context) (*reloadResult, error) {
 		return res, errors.New("the topology is stopping")
 	}
 	res.Plan = planToJSON(cur, t, report.Plan)
+	logChanges(log, res.Plan)
 	u.topo.Store(eng.Topology())
 	if err != nil {
 		u.reloads.failed.Add(1)

@@ -437,8 +437,10 @@ nodes:
 	}
 
 	rep := rlMust(t, r.e, rlParse(t, dir, file("upper"), nil))
-	if len(rep.Plan.HandlerOnly) != 1 || rep.Plan.HandlerOnly[0] != "srv" {
-		t.Fatalf("plan: %+v, want a handler-only change of srv", rep.Plan)
+	// The plan says what happens: a process node restarts to change its
+	// handler (spec.Diff), never a swap in place.
+	if len(rep.Plan.Changed) != 1 || rep.Plan.Changed[0] != "srv" || len(rep.Plan.HandlerOnly) != 0 {
+		t.Fatalf("plan: %+v, want a restart of srv", rep.Plan)
 	}
 	rlWaitFor(t, "srv to run again", func() bool { return rlRunning2(r.e, "srv") })
 	if got, err := rlRequest(t, ep, "hi"); err != nil || got != "HI" {
