@@ -10,9 +10,9 @@ PREFIX  ?= /usr/local
 FUZZTIME ?= 200000x
 FUZZMINTIME ?= 10s
 
-.PHONY: all deps deps-test ui-screenshot build install run test fuzz bench bench-smoke vet clean
+.PHONY: all deps deps-test ui-screenshot build install run test fuzz bench bench-smoke vet clean wasm-examples
 
-all: build
+all: build wasm-examples
 
 deps:
 	@./scripts/deps.sh
@@ -26,6 +26,13 @@ deps-test:
 build: deps
 	@[ -x bin/ztopo ] || echo "building bin/ztopo: the first build compiles every dependency and takes a few minutes..." >&2
 	$(GO) build -o bin/ztopo ./cmd/ztopo
+
+# The example WebAssembly handler, with the Go toolchain alone: a WASI
+# preview 1 reactor (the first build compiles Go's standard library for
+# wasip1, about a minute). docs/wasm.md says how to run it.
+wasm-examples:
+	@mkdir -p bin
+	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 $(GO) build -buildmode=c-shared -o bin/upper.wasm ./wasm/examples/upper
 
 # Copies the binary to $(PREFIX)/bin (default /usr/local/bin; DESTDIR for packaging).
 install: build

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 
 	"github.com/ztopo/ztopo/internal/wasmabi"
+	"github.com/ztopo/ztopo/internal/wasmabi/wasmabitest"
 	"github.com/ztopo/ztopo/runtime/handler/wasmhost"
 
 	// The "exec" and "plugin" handler kinds register in their init
@@ -131,12 +132,32 @@ func ztopoWasmStage(p Params) (Result, error) { return wasmStage(p, true) }
 // limit, so code without termination checks.
 func ztopoWasmUnguardedStage(p Params) (Result, error) { return wasmStage(p, false) }
 
+// ztopoWasmMinimalStage is ztopoWasmUnguardedStage with a module written
+// out by hand (internal/wasmabi/wasmabitest), as a C or Rust handler
+// compiles: no language runtime in the module. It shows the host's own cost.
+func ztopoWasmMinimalStage(p Params) (Result, error) {
+	dir, err := os.MkdirTemp("", "zbw")
+	if err != nil {
+		return Result{}, err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "minimal.wasm")
+	if err := os.WriteFile(path, wasmabitest.MinimalUpper(), 0o644); err != nil {
+		return Result{}, err
+	}
+	return wasmStageAt(p, path, false)
+}
+
 func wasmStage(p Params, guarded bool) (Result, error) {
 	path, remove, err := upperWasm(guarded)
 	if err != nil {
 		return Result{}, err
 	}
 	defer remove()
+	return wasmStageAt(p, path, guarded)
+}
+
+func wasmStageAt(p Params, path string, guarded bool) (Result, error) {
 	h := fmt.Sprintf("{wasm: %q}", path)
 	if !guarded {
 		h += "\n    config: {timeout: 0}"

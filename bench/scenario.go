@@ -354,6 +354,24 @@ func scenarios() []Scenario {
 			},
 		},
 		Scenario{
+			Name:      "stage/wasm-minimal/inproc",
+			Desc:      "stage/wasm-unguarded/inproc with a hand-written module (no language runtime, as C or Rust compile): the host's own cost; the same peers",
+			Kind:      kindThroughput,
+			Count:     1_500_000,
+			Quick:     quickCount,
+			Size:      16,
+			Transport: "inproc",
+			Ztopo:     ztopoWasmMinimalStage,
+			Peers: []Peer{
+				{Impl: "upper", Scenario: "stage/upper/inproc"},
+				{Impl: "plugin", Scenario: "plugin/zmq/16B"},
+			},
+			Targets: []Target{
+				{Metric: "msg/s", Vs: "upper", Op: ">=", Value: 0.5},
+				{Metric: "msg/s", Vs: "plugin", Op: ">=", Value: 3},
+			},
+		},
+		Scenario{
 			Name:      "plugin/reqrep/tcp",
 			Desc:      "REQ -> REP {plugin: upper-go} round trip, tcp, 16 B (compare reqrep/direct/tcp: echo in-process)",
 			Kind:      kindLatency,

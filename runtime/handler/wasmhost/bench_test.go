@@ -16,8 +16,10 @@ func BenchmarkHandle(b *testing.B) {
 	b.Run("unguarded", func(b *testing.B) { benchHandle(b, wasmhost.NoTimeout) })
 }
 
-func benchHandle(b *testing.B, timeout time.Duration) {
-	h, err := wasmhost.New(wasmhost.Config{Path: upperWasm, Node: "bench", Timeout: timeout})
+func benchHandle(b *testing.B, timeout time.Duration) { benchHandlePath(b, upperWasm, timeout) }
+
+func benchHandlePath(b *testing.B, path string, timeout time.Duration) {
+	h, err := wasmhost.New(wasmhost.Config{Path: path, Node: "bench", Timeout: timeout})
 	if err != nil {
 		b.Fatal(err)
 	}
