@@ -27,7 +27,8 @@ name:
   PID       the process of a "run: process" or command node, else goroutine
   RESTARTS  restarts under the node's restart policy
   UPTIME    since the current run started (starting or running nodes)
-  IN, OUT   messages received and sent, summed over the node's sockets
+  IN, OUT   messages received and sent, summed over the node's sockets;
+            RECEIVED/EXPECT for a count sink, SENT/COUNT for a generate
   RATE      messages per second in/out, sampled by ztopo up over the
             last 2 seconds (5 for process nodes, which report their
             counters once a second)
@@ -76,9 +77,9 @@ func runPs(args []string, stdout, stderr io.Writer) int {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tSTATE\tPID\tRESTARTS\tUPTIME\tIN\tOUT\tRATE")
 	for _, n := range st.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%s/%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s/%s\n",
 			n.Name, n.State, pidText(n), n.Restarts, uptimeText(n.UptimeSeconds),
-			n.MsgsIn, n.MsgsOut, rateText(n.RateIn), rateText(n.RateOut))
+			progressText(n.MsgsIn, n.ExpectIn), progressText(n.MsgsOut, n.ExpectOut), rateText(n.RateIn), rateText(n.RateOut))
 	}
 	tw.Flush()
 	return exitOK
@@ -269,9 +270,9 @@ func psWide(st upStatus, stdout io.Writer) int {
 		if errText == "" {
 			errText = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\t%d\t%s/%s\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s/%s\t%s\t%s\n",
 			n.Name, n.State, n.Run, pidText(n), n.Restarts, uptimeText(n.UptimeSeconds),
-			n.MsgsIn, n.MsgsOut, rateText(n.RateIn), rateText(n.RateOut), listTextSep(socks, " "), errText)
+			progressText(n.MsgsIn, n.ExpectIn), progressText(n.MsgsOut, n.ExpectOut), rateText(n.RateIn), rateText(n.RateOut), listTextSep(socks, " "), errText)
 	}
 	tw.Flush()
 	return exitOK

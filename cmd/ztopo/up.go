@@ -466,6 +466,15 @@ func (u *upRun) run(stderr io.Writer) int {
 		}, func(error) { cancel() })
 	}
 
+	// Progress: one info line per unfinished counted node every 10 s.
+	{
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			u.logProgress(ctx, u.log)
+			return nil
+		}, func(error) { cancel() })
+	}
+
 	// Metrics, with --metrics.
 	if u.mln != nil {
 		mux := http.NewServeMux()
@@ -642,6 +651,7 @@ func (u *upRun) Status() any {
 			Error:    in.Error,
 			Sockets:  make([]socketStatus, 0, len(in.Sockets)),
 		}
+		ns.ExpectIn, ns.ExpectOut = expected(t.Node(in.Name))
 		if (in.State == engine.StateRunning || in.State == engine.StateStarting) && !in.Started.IsZero() {
 			ns.UptimeSeconds = now.Sub(in.Started).Seconds()
 		}
@@ -720,19 +730,23 @@ type upStatus struct {
 // nodeStatus is one node instance; MsgsIn/MsgsOut and the rates are its
 // sockets' summed.
 type nodeStatus struct {
-	Name          string         `json:"name"`
-	Node          string         `json:"node"`
-	Run           string         `json:"run"`
-	PID           int            `json:"pid"` // 0 for a goroutine
-	State         string         `json:"state"`
-	Restarts      int            `json:"restarts"`
-	UptimeSeconds float64        `json:"uptime_seconds"` // 0 unless starting or running
-	Error         string         `json:"error,omitempty"`
-	MsgsIn        uint64         `json:"msgs_in"`
-	MsgsOut       uint64         `json:"msgs_out"`
-	RateIn        float64        `json:"rate_in"`
-	RateOut       float64        `json:"rate_out"`
-	Sockets       []socketStatus `json:"sockets"`
+	Name          string  `json:"name"`
+	Node          string  `json:"node"`
+	Run           string  `json:"run"`
+	PID           int     `json:"pid"` // 0 for a goroutine
+	State         string  `json:"state"`
+	Restarts      int     `json:"restarts"`
+	UptimeSeconds float64 `json:"uptime_seconds"` // 0 unless starting or running
+	Error         string  `json:"error,omitempty"`
+	MsgsIn        uint64  `json:"msgs_in"`
+	MsgsOut       uint64  `json:"msgs_out"`
+	// ExpectIn and ExpectOut are what the node completes at: a count's
+	// expect, a generate's count; absent when it has none.
+	ExpectIn  int            `json:"expect_in,omitempty"`
+	ExpectOut int            `json:"expect_out,omitempty"`
+	RateIn    float64        `json:"rate_in"`
+	RateOut   float64        `json:"rate_out"`
+	Sockets   []socketStatus `json:"sockets"`
 }
 
 type socketStatus struct {
