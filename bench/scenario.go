@@ -298,6 +298,17 @@ func scenarios() []Scenario {
 	}
 	ss = append(ss,
 		Scenario{
+			Name:      "pipeline/at-least-once/tcp/16B",
+			Desc:      "pipeline/tcp/16B with delivery: at-least-once on both edges and a deduping sink (acknowledgements end to end); each round also runs the plain pipeline, alternated, for the ratio",
+			Kind:      kindThroughput,
+			Count:     300_000,
+			Quick:     quickCount,
+			Size:      16,
+			Transport: "tcp",
+			Ztopo:     ztopoALOPipeline,
+			Peers:     []Peer{{Impl: "plain", Scenario: "pipeline/tcp/16B"}},
+		},
+		Scenario{
 			Name:    "reload/50-nodes",
 			Desc:    "save of the file -> new handler serving, 50-node topology, watcher + load + Apply as in ztopo up",
 			Kind:    kindLatency,

@@ -211,6 +211,45 @@ nodes:
 	return throughputRun("stages", yaml, p.Count, "sink")
 }
 
+// ztopoALOPipeline is ztopoPipeline with both edges delivering at least
+// once and a deduping sink: what reliability costs on the same path.
+func ztopoALOPipeline(p Params) (Result, error) {
+	eps, err := newEndpoints(p.Transport)
+	if err != nil {
+		return Result{}, err
+	}
+	defer eps.close()
+	vent, err := eps.next("vent")
+	if err != nil {
+		return Result{}, err
+	}
+	sink, err := eps.next("sink")
+	if err != nil {
+		return Result{}, err
+	}
+	yaml := fmt.Sprintf(`version: 1
+name: bench-alo
+nodes:
+  ventilator:
+    handler: generate
+    config: {count: %d, size: %d}
+    sockets:
+      out: {type: PUSH, bind: %q, delivery: at-least-once}
+  worker:
+    replicas: 4
+    handler: forward
+    sockets:
+      in: {type: PULL, connect: ventilator.out}
+      out: {type: PUSH, connect: sink.in, delivery: at-least-once}
+  sink:
+    handler: count
+    config: {expect: %d, dedupe: true}
+    sockets:
+      in: {type: PULL, bind: %q}
+`, p.Count, p.Size, vent, p.Count, sink)
+	return throughputRun("alo", yaml, p.Count, "sink")
+}
+
 // serve runs a reactive topology (it never completes) while the shared Go
 // latency client measures round trips against it, then stops it. want is
 // the reply expected for a request (nil: the request itself).

@@ -135,6 +135,13 @@ func TestTopologies(t *testing.T) {
 			{"worker", "in", in, 20},
 			{"worker", "in", out, 23}, // 20 replies and 3 READY
 		}},
+		{file: "paranoid-pirate.yaml", counts: []count{
+			{"client", "req", out, 30},
+			{"client", "req", in, 30},
+		}},
+		{file: "at-least-once.yaml", counts: []count{
+			{"sink", "in", in, 10000}, // nothing was lost, so nothing was sent again
+		}, summary: "received 10000 messages in "},
 		{file: "mtserver.yaml", counts: []count{
 			{"client", "req", in, 10},
 			{"worker", "in", in, 10},

@@ -126,7 +126,7 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 			if poller.Ready(s.pollIdx)&zmq4.POLLIN == 0 {
 				continue
 			}
-			if dis != nil && s.role == spec.RoleIn && !s.lockstep {
+			if dis != nil && s.role == spec.RoleIn && !s.lockstep && !s.acks {
 				completed, swapped, stop, err := r.discard(dis, s, cur)
 				if stop || err != nil {
 					return completed, swapped, err

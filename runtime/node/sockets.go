@@ -106,6 +106,15 @@ func (s *sockets) SendRepeat(name string, frames [][]byte, n int) error {
 	if err != nil {
 		return err
 	}
+	if rs.rel != nil {
+		// Each copy is a message of its own, with an id to acknowledge.
+		for ; n > 0; n-- {
+			if err := s.Send(name, frames); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for n > 0 {
 		sent, err := rs.sock.SendRepeat(frames, n)
 		n -= sent
