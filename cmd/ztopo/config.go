@@ -30,9 +30,10 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
+	pos, _ = withDefaultFile(pos)
 	switch {
 	case len(pos) == 0:
-		return usageError(stderr, "config", configUsage, "no topology file given")
+		return usageError(stderr, "config", configUsage, noFileGiven)
 	case len(pos) > 1:
 		return usageError(stderr, "config", configUsage, "want one topology file, got %d", len(pos))
 	}

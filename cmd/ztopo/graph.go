@@ -33,6 +33,7 @@ func runGraph(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
+	files, _ = withDefaultFile(files)
 	var render func(*spec.Topology) string
 	switch *format {
 	case "dot":
@@ -44,7 +45,7 @@ func runGraph(args []string, stdout, stderr io.Writer) int {
 	}
 	switch len(files) {
 	case 0:
-		return usageError(stderr, "graph", graphUsage, "no topology file given")
+		return usageError(stderr, "graph", graphUsage, noFileGiven)
 	case 1:
 	default:
 		return usageError(stderr, "graph", graphUsage, "one topology file at a time, got %d", len(files))

@@ -123,9 +123,10 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
+	pos, _ = withDefaultFile(pos)
 	switch {
 	case len(pos) == 0:
-		return usageError(stderr, "up", upUsage, "no topology file given")
+		return usageError(stderr, "up", upUsage, noFileGiven)
 	case len(pos) > 1:
 		return usageError(stderr, "up", upUsage, "want one topology file, got %d", len(pos))
 	case *logFormat != "text" && *logFormat != "json":

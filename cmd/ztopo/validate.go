@@ -66,8 +66,9 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
+	targets, _ = withDefaultFile(targets)
 	if len(targets) == 0 {
-		return usageError(stderr, "validate", validateUsage, "no topology file given")
+		return usageError(stderr, "validate", validateUsage, noFileGiven)
 	}
 	stdinUsed := false
 	var results []validateFile
