@@ -75,7 +75,8 @@ func TestBadFiles(t *testing.T) {
 			}
 			// Other sections are files beside the topology (wasm
 			// modules, ...): written to a temporary directory, a NAME.hex
-			// section as NAME with the bytes its hex digits spell.
+			// section as NAME with the bytes its hex digits spell; such
+			// an archive is loaded with CheckExecutables, as `up` does.
 			filename, dir := "topology.yaml", ""
 			for _, f := range ar.Files {
 				switch f.Name {
@@ -99,7 +100,7 @@ func TestBadFiles(t *testing.T) {
 			}
 			// An optional host section runs the load as `up --host` would.
 			host, _ := section(ar, "host")
-			topo, ds := Parse(filename, src, LoadOptions{Env: mapEnv(env), RuntimeDir: testRuntimeDir, Host: strings.TrimSpace(string(host))})
+			topo, ds := Parse(filename, src, LoadOptions{Env: mapEnv(env), RuntimeDir: testRuntimeDir, Host: strings.TrimSpace(string(host)), CheckExecutables: dir != ""})
 			got := render(ds)
 			if dir != "" {
 				got = strings.ReplaceAll(got, dir+string(filepath.Separator), "")

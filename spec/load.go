@@ -24,7 +24,8 @@ type LoadOptions struct {
 	Host string
 	// CheckExecutables makes the programs of command nodes, exec handlers
 	// and plugins errors unless they exist and are executable (PATH from
-	// Env). Off for a topology checked away from where it runs.
+	// Env), and the modules of wasm handlers unless they compile and
+	// export the ABI. Off for a topology checked away from where it runs.
 	CheckExecutables bool
 	// Kubernetes, a namespace, places the topology on the pods of `ztopo
 	// export kubernetes`: a file with hosts keeps its hosts, each reached

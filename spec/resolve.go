@@ -161,6 +161,7 @@ func Resolve(f *File, opts LoadOptions) (*Topology, Diags) {
 	}
 	if opts.CheckExecutables && !r.tooBig {
 		r.checkExecutables()
+		r.checkWasm()
 	}
 	for _, in := range r.insts {
 		if r.share == "" || in.n.Host == r.share {
