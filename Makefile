@@ -42,7 +42,8 @@ install: build
 run: build
 	./bin/ztopo up --no-watch $(TOPO)
 
-# The whole test suite, with the race detector, then a short fuzz of the loader.
+# The whole test suite, with the race detector, then a short fuzz of the loader
+# and of the CURVE certificate parser.
 test: deps-test
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
@@ -50,6 +51,7 @@ test: deps-test
 	# that a pebbe release with another socket layout would get.
 	$(GO) test -count=1 -timeout 10m -tags ztopo_slowpath ./internal/zbatch ./runtime/zsock ./runtime/node ./runtime/engine
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINTIME) ./spec
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINTIME) ./internal/curvecert
 	$(MAKE) --no-print-directory bench-smoke
 
 # docs/ui.png, the picture of the --ui page in the README, taken by the
