@@ -22,6 +22,14 @@ type File struct {
 	Hosts    []*FileHost // file order; nil without `hosts`
 	HostsPos Pos         // the `hosts` key
 	Ports    *FilePorts  // nil without `ports`
+	Security *FileSecurity
+}
+
+// FileSecurity is the `security` block as written.
+type FileSecurity struct {
+	Pos     Pos
+	Keys    *Value
+	Require *Value
 }
 
 // FileDefaults is the `defaults` block.
@@ -64,6 +72,7 @@ type FileSocket struct {
 	// `ack_timeout` (SPEC §7).
 	Delivery   *Value
 	AckTimeout *Value
+	Curve      *Value // the `curve` map, checked by the resolver
 	typos      typos
 }
 
@@ -85,10 +94,11 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 func ValidName(s string) bool { return nameRE.MatchString(s) }
 
 var (
-	topKeys      = []string{"defaults", "hosts", "name", "nodes", "ports", "vars", "version"}
+	topKeys      = []string{"defaults", "hosts", "name", "nodes", "ports", "security", "vars", "version"}
+	securityKeys = []string{"keys", "require"}
 	defaultsKeys = []string{"host", "options", "restart", "run"}
 	nodeKeys     = []string{"command", "config", "handler", "host", "replicas", "restart", "run", "sockets", "sync"}
-	socketKeys   = []string{"ack_timeout", "bind", "connect", "delivery", "identity", "options", "role", "subscribe", "type"}
+	socketKeys   = []string{"ack_timeout", "bind", "connect", "curve", "delivery", "identity", "options", "role", "subscribe", "type"}
 	syncKeys     = []string{"bind", "connect", "expect"}
 )
 
@@ -204,6 +214,10 @@ func (d *decoder) file(filename string, root *Value) *File {
 		case "ports":
 			if d.isMap(e.Value, "ports") {
 				f.Ports = d.ports(e.Value)
+			}
+		case "security":
+			if d.isMap(e.Value, "security") {
+				f.Security = d.security(e.Value)
 			}
 		case "nodes":
 			f.NodesPos = e.KeyPos
@@ -335,9 +349,29 @@ func (d *decoder) socket(node string, e Entry) *FileSocket {
 			if d.isMap(v, "options of "+where) {
 				s.Options = v.Entries
 			}
+		case "curve":
+			if d.isMap(v, "curve of "+where) {
+				s.Curve = v
+			}
 		}
 	})
 	return s
+}
+
+func (d *decoder) security(v *Value) *FileSecurity {
+	sec := &FileSecurity{Pos: v.Pos}
+	_ = d.fields(v, "security", securityKeys, func(e Entry) {
+		if e.Value.IsNull() {
+			return
+		}
+		switch e.Key {
+		case "keys":
+			sec.Keys = e.Value
+		case "require":
+			sec.Require = e.Value
+		}
+	})
+	return sec
 }
 
 func (d *decoder) sync(node string, v *Value) *FileSync {

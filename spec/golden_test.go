@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -35,6 +36,56 @@ func section(ar *txtar.Archive, name string) ([]byte, bool) {
 	return nil, false
 }
 
+// keyDir makes the working directory a temporary one holding keys/: the
+// test-only pairs of testdata/keys, secrets with mode 0600 (git keeps no
+// modes), plus the archive's own "keys/NAME" sections; a section named
+// "keys/NAME 0644" is written with that mode.
+func keyDir(t *testing.T, ar *txtar.Archive) {
+	t.Helper()
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	if err := os.Mkdir(keys, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, data []byte, mode os.FileMode) {
+		p := filepath.Join(keys, name)
+		if err := os.WriteFile(p, data, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shared, _ := filepath.Glob("testdata/keys/*")
+	for _, p := range shared {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(p, ".key_secret") {
+			mode = 0o600
+		}
+		write(filepath.Base(p), data, mode)
+	}
+	for _, f := range ar.Files {
+		name, ok := strings.CutPrefix(f.Name, "keys/")
+		if !ok {
+			continue
+		}
+		mode := os.FileMode(0o600)
+		if n, m, ok := strings.Cut(name, " "); ok {
+			v, err := strconv.ParseUint(m, 8, 32)
+			if err != nil {
+				t.Fatalf("section %q: bad mode", f.Name)
+			}
+			name, mode = n, os.FileMode(v)
+		}
+		write(name, f.Data, mode)
+	}
+	t.Chdir(dir)
+}
+
 func render(ds Diags) string {
 	var b strings.Builder
 	for _, d := range ds {
@@ -57,6 +108,7 @@ func TestBadFiles(t *testing.T) {
 		t.Fatalf("got %d bad files, want at least 30", len(paths))
 	}
 	for _, path := range paths {
+		path, _ := filepath.Abs(path) // keyDir changes the working directory
 		t.Run(strings.TrimSuffix(filepath.Base(path), ".txtar"), func(t *testing.T) {
 			ar, err := txtar.ParseFile(path)
 			if err != nil {
@@ -73,6 +125,9 @@ func TestBadFiles(t *testing.T) {
 					env[k] = v
 				}
 			}
+			if bytes.Contains(src, []byte("security:")) {
+				keyDir(t, ar)
+			}
 			// Other sections are files beside the topology (wasm
 			// modules, ...): written to a temporary directory, a NAME.hex
 			// section as NAME with the bytes its hex digits spell; such
@@ -82,6 +137,9 @@ func TestBadFiles(t *testing.T) {
 				switch f.Name {
 				case "topology.yaml", "want", "env", "host":
 					continue
+				}
+				if strings.HasPrefix(f.Name, "keys/") {
+					continue // keyDir's
 				}
 				if dir == "" {
 					dir = t.TempDir()

@@ -69,6 +69,8 @@ type resolver struct {
 	// maxExpanded; expandedTooBig is set once the bound is hit.
 	expanded       int
 	expandedTooBig bool
+
+	sec *security
 }
 
 // inst is a node instance with what the second pass needs.
@@ -95,6 +97,7 @@ type isock struct {
 	binds []ibind
 	conns []iconn
 	dlv   *idelivery // delivery: at-least-once
+	curve *icurve    // nil without curve
 }
 
 type ibind struct {
@@ -137,6 +140,7 @@ func Resolve(f *File, opts LoadOptions) (*Topology, Diags) {
 	r.header()
 	r.kubernetes = opts.Kubernetes
 	r.placement(opts.Host)
+	r.security()
 	r.topo.RuntimeDir = opts.RuntimeDir
 	if r.topo.RuntimeDir == "" {
 		name := r.topo.Name
@@ -909,6 +913,9 @@ func (r *resolver) socket(sc scope, n *Node, fs *FileSocket, defOpts []Entry) *i
 	}
 	r.options(sc, is, full, defOpts)
 	r.delivery(sc, is, full)
+	if fs.Curve != nil {
+		is.curve = r.curve(sc, full, fs.Curve)
+	}
 	return is
 }
 

@@ -31,12 +31,44 @@ type Topology struct {
 	// Share is the host whose share of the file this Topology runs
 	// (LoadOptions.Host); "" runs every node on this machine.
 	Share string
+	// Security is the file's security block; nil without one.
+	Security *Security
 }
 
 // Host is one machine of a deployment.
 type Host struct {
 	Name    string
 	Address string // how peers on other hosts reach it: an IP address or a DNS name
+}
+
+// Security is a resolved `security` block.
+type Security struct {
+	KeysDir      string // absolute directory of the key certificates
+	RequireCurve bool   // require: curve — every tcp socket uses CURVE
+}
+
+// Curve is a socket's CURVE role with its key material. It never holds a
+// secret key, only the path of the certificate that does: the runtime reads
+// it when it opens the socket, and nothing that prints a Topology (status,
+// graph, logs, the process node's environment) can show it.
+type Curve struct {
+	Server     bool   // a CURVE server (it binds); else a client (it connects)
+	Key        string // the name of this socket's key pair
+	Public     string // its public key, Z85
+	SecretFile string // absolute path of NAME.key_secret
+	// Server: the client keys allowed, sorted by name; AllowAny (allow:
+	// ["*"]) lets in any client that completes the handshake.
+	Allow    []CurveKey
+	AllowAny bool
+	// Client: the server's key (name and Z85 public key).
+	ServerName string
+	ServerKey  string
+}
+
+// CurveKey is a named public key.
+type CurveKey struct {
+	Name   string
+	Public string // Z85
 }
 
 // Node returns the instance named name, or nil.
@@ -221,7 +253,9 @@ type Socket struct {
 	// Acks is set on a socket that receives from at-least-once senders:
 	// it reads their delivery header and acknowledges what it handled.
 	Acks bool
-	Pos  Pos
+	// Curve is the socket's CURVE security; nil: none (the NULL mechanism).
+	Curve *Curve
+	Pos   Pos
 }
 
 // Reliable is an at-least-once sending socket (docs/reliability.md): every

@@ -198,6 +198,7 @@ func (r *resolver) validate() {
 		r.checkNode(in)
 		r.resolveWorker(in)
 	}
+	r.checkSecurity(links)
 }
 
 type binder struct {

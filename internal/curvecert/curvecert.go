@@ -158,10 +158,15 @@ func Generate() (Cert, error) {
 	return Cert{Public: pub, Secret: sec}, nil
 }
 
-// readFile reads at most maxFile bytes of a regular file.
+// readFile reads at most maxFile bytes of a regular file. Its errors do
+// not name the path.
 func readFile(path string) ([]byte, os.FileInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return nil, nil, pe.Err
+		}
 		return nil, nil, err
 	}
 	defer f.Close()
@@ -170,20 +175,22 @@ func readFile(path string) ([]byte, os.FileInfo, error) {
 		return nil, nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("%s is not a regular file", path)
+		return nil, nil, errors.New("not a regular file")
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFile+1))
 	if err != nil {
 		return nil, nil, err
 	}
 	if len(data) > maxFile {
-		return nil, nil, fmt.Errorf("%s is larger than %d bytes: not a certificate", path, maxFile)
+		return nil, nil, fmt.Errorf("larger than %d bytes: not a certificate", maxFile)
 	}
 	return data, fi, nil
 }
 
 // ReadPublic reads a public certificate (NAME.key). One that holds a
 // secret-key is refused: public certificates are meant to be handed out.
+// Like every error of this package but Write's, the error does not name the
+// file: callers say which one they read.
 func ReadPublic(path string) (string, error) {
 	data, _, err := readFile(path)
 	if err != nil {
@@ -191,32 +198,29 @@ func ReadPublic(path string) (string, error) {
 	}
 	c, err := Parse(data)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
+		return "", err
 	}
 	if c.Secret != "" {
-		return "", fmt.Errorf("%s holds a secret-key: a public certificate must not (the secret belongs in %s)", path, strings.TrimSuffix(filepath.Base(path), PublicSuffix)+SecretSuffix)
+		return "", errors.New("it holds a secret-key: a public certificate must not (the secret belongs in NAME" + SecretSuffix + ")")
 	}
 	return c.Public, nil
 }
 
 // ModeError is a secret file that others may access.
-type ModeError struct {
-	Path string
-	Mode os.FileMode
-}
+type ModeError struct{ Mode os.FileMode }
 
 func (e *ModeError) Error() string {
-	return fmt.Sprintf("secret key file %s has mode %04o: it must not be accessible by group or others (chmod 600 %s)", e.Path, uint32(e.Mode.Perm()), e.Path)
+	return fmt.Sprintf("mode %04o lets group or others at a secret key (chmod 600 it)", uint32(e.Mode.Perm()))
 }
 
 // CheckSecretMode refuses a secret file that group or others may access,
-// or that belongs to another user than this one or root.
-func CheckSecretMode(path string, fi os.FileInfo) error {
+// or that belongs to another user than this one or root, as ssh does.
+func CheckSecretMode(fi os.FileInfo) error {
 	if fi.Mode().Perm()&0o077 != 0 {
-		return &ModeError{Path: path, Mode: fi.Mode()}
+		return &ModeError{Mode: fi.Mode()}
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() && st.Uid != 0 {
-		return fmt.Errorf("secret key file %s belongs to user %d, not to this user (%d) or root", path, st.Uid, os.Getuid())
+		return fmt.Errorf("it belongs to user %d, not to this user (%d) or root", st.Uid, os.Getuid())
 	}
 	return nil
 }
@@ -228,15 +232,15 @@ func ReadSecret(path string) (Cert, error) {
 	if err != nil {
 		return Cert{}, err
 	}
-	if err := CheckSecretMode(path, fi); err != nil {
+	if err := CheckSecretMode(fi); err != nil {
 		return Cert{}, err
 	}
 	c, err := Parse(data)
 	if err != nil {
-		return Cert{}, fmt.Errorf("%s: %w", path, err)
+		return Cert{}, err
 	}
 	if c.Secret == "" {
-		return Cert{}, fmt.Errorf("%s: no secret-key in the certificate", path)
+		return Cert{}, errors.New("no secret-key in the certificate")
 	}
 	return c, nil
 }

@@ -114,7 +114,7 @@ func TestWriteReadList(t *testing.T) {
 	if !errors.As(err, &me) || me.Mode.Perm() != 0o640 {
 		t.Fatalf("ReadSecret of a 0640 file: got %v, want a ModeError", err)
 	}
-	want := "secret key file " + sec + " has mode 0640: it must not be accessible by group or others (chmod 600 " + sec + ")"
+	want := "mode 0640 lets group or others at a secret key (chmod 600 it)"
 	if err.Error() != want {
 		t.Fatalf("got %q, want %q", err, want)
 	}
