@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -18,10 +17,6 @@ import (
 // secret others can read is an error with a position before anything runs;
 // the resolved model keeps public keys and the path of each secret, never a
 // secret.
-
-// keyNameRE is what a key name looks like: it names NAME.key and
-// NAME.key_secret in the keys directory.
-var keyNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 var curveKeys = []string{"allow", "client", "server", "server_key"}
 
@@ -127,7 +122,7 @@ func (r *resolver) curve(sc scope, full string, v *Value) *icurve {
 	}
 	c.server = server != nil
 	if name, ok := r.str(sc, role, "curve key"); ok {
-		if !keyNameRE.MatchString(name) {
+		if !curvecert.ValidName(name) {
 			r.errorf(role.Pos, "", "bad key name %q: use letters, digits, '.', '-' and '_'", name)
 		} else {
 			c.key, c.keyPos, c.ok = name, role.Pos, true
@@ -146,7 +141,7 @@ func (r *resolver) curve(sc scope, full string, v *Value) *icurve {
 					}
 					continue
 				}
-				if !keyNameRE.MatchString(n) {
+				if !curvecert.ValidName(n) {
 					r.errorf(pos[i], "", "bad key name %q: use letters, digits, '.', '-' and '_'", n)
 					continue
 				}
@@ -158,7 +153,7 @@ func (r *resolver) curve(sc scope, full string, v *Value) *icurve {
 		if c.server {
 			r.errorf(serverKey.Pos, "", "server_key is for a CURVE client; socket %q is a server", full)
 		} else if name, ok := r.str(sc, serverKey, "server_key"); ok {
-			if !keyNameRE.MatchString(name) {
+			if !curvecert.ValidName(name) {
 				r.errorf(serverKey.Pos, "", "bad key name %q: use letters, digits, '.', '-' and '_'", name)
 			} else {
 				c.serverKey, c.serverKeyPos = name, serverKey.Pos

@@ -58,6 +58,7 @@ var verbs = map[string]verb{
 	"config":   {name: "config", summary: "print the resolved topology: vars, defaults, replicas, endpoints", usage: configUsage, run: runConfig},
 	"logs":     {name: "logs", summary: "print the log of a running topology, -f to follow", usage: logsUsage, run: runLogs},
 	"export":   {name: "export", summary: "print Kubernetes manifests that run a topology on a cluster", usage: exportUsage, run: runExport},
+	"keys":     {name: "keys", summary: "make and list CURVE key pairs (security.keys)", usage: keysUsage, run: runKeys},
 	"version":  {name: "version", summary: "print versions of ztopo, libzmq and Go, and the builtin handlers", usage: versionUsage, run: runVersion},
 	"_node":    {name: "_node", summary: "run one node of a running topology (started by ztopo up)", usage: nodeUsage, run: runNode, hidden: true},
 }

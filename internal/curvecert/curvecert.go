@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -38,6 +39,14 @@ const (
 	PublicSuffix = ".key"
 	SecretSuffix = ".key_secret"
 )
+
+// nameRE is what a key name looks like: it names NAME.key and
+// NAME.key_secret, so it holds no path separator and does not start with a
+// dot.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// ValidName reports whether name can name a key pair.
+func ValidName(name string) bool { return nameRE.MatchString(name) }
 
 // Cert is a parsed certificate. Secret is empty in a public certificate.
 type Cert struct {
