@@ -76,6 +76,15 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	tw.Flush()
+	// CURVE servers: refused handshakes, even when there are none, so
+	// that "0" can be read as "nobody tried".
+	for _, n := range st.Nodes {
+		for _, s := range n.Sockets {
+			if s.Curve == "server" {
+				fmt.Fprintf(stdout, "%s.%s: CURVE server, %d handshakes refused\n", n.Name, s.Name, s.AuthFailures)
+			}
+		}
+	}
 	printUnseenDrops(stdout, st.Nodes)
 	fmt.Fprintln(stdout)
 	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)

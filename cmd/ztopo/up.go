@@ -664,6 +664,7 @@ func (u *upRun) Status() any {
 			ns.Sockets = append(ns.Sockets, withEndpoints(t, in.Name, socketStatus{
 				Name: so.Name, MsgsIn: so.MsgsIn, MsgsOut: so.MsgsOut,
 				BytesIn: so.BytesIn, BytesOut: so.BytesOut, SendErrors: so.SendErrors,
+				Curve: so.Curve, AuthFailures: so.AuthFailures,
 				RateIn: r.in, RateOut: r.out,
 			}))
 			ns.MsgsIn += so.MsgsIn
@@ -766,6 +767,10 @@ type socketStatus struct {
 	// (PUB beyond the high-water mark, ROUTER to an unknown peer); "" when
 	// a drop is a send error, counted in SendErrors.
 	DropsUnseen string `json:"drops_unseen,omitempty"`
+	// Curve is "server" or "client" on a socket with CURVE; AuthFailures
+	// are the handshakes refused on a CURVE server socket.
+	Curve        string `json:"curve,omitempty"`
+	AuthFailures uint64 `json:"auth_failures,omitempty"`
 }
 
 // reloader is the latest-value queue of reload requests: file events,

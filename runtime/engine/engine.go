@@ -142,6 +142,10 @@ const (
 type SocketStats struct {
 	Name                                           string
 	MsgsIn, MsgsOut, BytesIn, BytesOut, SendErrors uint64
+	// Curve is "server" or "client" for a socket with CURVE, else "".
+	Curve string
+	// AuthFailures are the CURVE handshakes its ZAP handler refused.
+	AuthFailures uint64
 }
 
 // InstanceStatus describes one node instance.

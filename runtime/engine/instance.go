@@ -192,10 +192,18 @@ func (in *instance) status() InstanceStatus {
 		if !ok {
 			continue
 		}
-		s.Sockets = append(s.Sockets, SocketStats{
+		ss := SocketStats{
 			Name: so.Name, MsgsIn: snap.MsgsIn, MsgsOut: snap.MsgsOut,
 			BytesIn: snap.BytesIn, BytesOut: snap.BytesOut, SendErrors: snap.SendErrors,
-		})
+			AuthFailures: snap.AuthFailures,
+		}
+		if so.Curve != nil {
+			ss.Curve = "client"
+			if so.Curve.Server {
+				ss.Curve = "server"
+			}
+		}
+		s.Sockets = append(s.Sockets, ss)
 	}
 	return s
 }

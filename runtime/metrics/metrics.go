@@ -11,6 +11,7 @@
 //	ztopo_socket_messages_total{node,socket,direction="in|out"}  counter
 //	ztopo_socket_bytes_total{node,socket,direction="in|out"}     counter
 //	ztopo_socket_send_errors_total{node,socket}                  counter
+//	ztopo_auth_failures_total{node,socket}                       counter, CURVE server sockets only
 //	ztopo_node_restarts_total{node}                              counter
 //	ztopo_node_state{node,state}                                 gauge, 1 for the current state, 0 for the others
 //	ztopo_reloads_total{result="applied|rejected|failed"}        counter
@@ -64,6 +65,9 @@ var (
 	descSendErrors = prometheus.NewDesc("ztopo_socket_send_errors_total",
 		"Messages a socket of a node instance failed to send (EAGAIN, high-water mark, unroutable).",
 		[]string{"node", "socket"}, nil)
+	descAuthFailures = prometheus.NewDesc("ztopo_auth_failures_total",
+		"CURVE handshakes refused on a CURVE server socket of a node instance (a key not allowed, or no CURVE).",
+		[]string{"node", "socket"}, nil)
 	descRestarts = prometheus.NewDesc("ztopo_node_restarts_total",
 		"Restarts of a node instance under its restart policy.",
 		[]string{"node"}, nil)
@@ -90,7 +94,7 @@ func NewCollector(snapshot func() Snapshot) *Collector {
 
 // Describe sends the descriptors of every metric the collector may send.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMessages, descBytes, descSendErrors, descRestarts, descState, descReloads} {
+	for _, d := range []*prometheus.Desc{descMessages, descBytes, descSendErrors, descAuthFailures, descRestarts, descState, descReloads} {
 		ch <- d
 	}
 }
@@ -108,6 +112,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descBytes, so.BytesIn, in.Name, so.Name, "in")
 			counter(descBytes, so.BytesOut, in.Name, so.Name, "out")
 			counter(descSendErrors, so.SendErrors, in.Name, so.Name)
+			if so.Curve == "server" {
+				counter(descAuthFailures, so.AuthFailures, in.Name, so.Name)
+			}
 		}
 		counter(descRestarts, uint64(max(in.Restarts, 0)), in.Name)
 		known := false

@@ -384,7 +384,7 @@ func (r *run) openSockets() error {
 	sp := n.cfg.Spec
 	watch := sp.Sync != nil
 	for _, s := range sp.Sockets {
-		zs, err := zsock.OpenWith(n.cfg.Context, s, zsock.Options{Stats: n.stats[s.Name], WatchHandshakes: watch})
+		zs, err := zsock.OpenWith(n.cfg.Context, s, zsock.Options{Stats: n.stats[s.Name], WatchHandshakes: watch, Node: sp.Name, Logger: n.log})
 		if err != nil {
 			return err
 		}

@@ -54,6 +54,8 @@ func inherited(env []string) []string {
 			continue
 		case strings.HasPrefix(k, "ZTOPO_") && (strings.HasSuffix(k, "_BIND") || strings.HasSuffix(k, "_CONNECT")):
 			continue
+		case strings.HasPrefix(k, "ZTOPO_") && strings.Contains(k, "_CURVE_"):
+			continue
 		}
 		out = append(out, kv)
 	}
@@ -70,7 +72,17 @@ func nodeEnv(env []string, t *spec.Topology, n *spec.Node) []string {
 }
 
 // commandEnv is a command node's environment: env, the node variables, its
-// config, and each socket's endpoints.
+// config, each socket's endpoints and, for a socket with curve, its key
+// material (never a secret key, only the path of its certificate):
+//
+//	ZTOPO_<SOCKET>_CURVE_PUBLIC       the socket's public key (Z85)
+//	ZTOPO_<SOCKET>_CURVE_SECRET_FILE  the absolute path of its NAME.key_secret
+//	ZTOPO_<SOCKET>_CURVE_SERVER       a client: the server's public key (Z85)
+//	ZTOPO_<SOCKET>_CURVE_ALLOW        a server: the allowed client keys (Z85,
+//	                                  comma-separated; Z85 has no comma), or *
+//
+// The program owns its sockets: it must set them up, and run its own ZAP
+// handler on a CURVE server, itself.
 func commandEnv(env []string, t *spec.Topology, n *spec.Node) ([]string, error) {
 	out := nodeEnv(env, t, n)
 	if len(n.Config) > 0 {
@@ -93,6 +105,23 @@ func commandEnv(env []string, t *spec.Topology, n *spec.Node) ([]string, error) 
 			owner[name] = s.Name
 			if len(kv.eps) > 0 {
 				out = append(out, name+"="+strings.Join(kv.eps, ","))
+			}
+		}
+		if c := s.Curve; c != nil {
+			out = append(out,
+				SocketEnv(s.Name, "CURVE_PUBLIC")+"="+c.Public,
+				SocketEnv(s.Name, "CURVE_SECRET_FILE")+"="+c.SecretFile)
+			if c.Server {
+				allow := make([]string, 0, len(c.Allow))
+				for _, k := range c.Allow {
+					allow = append(allow, k.Public)
+				}
+				if c.AllowAny {
+					allow = []string{"*"}
+				}
+				out = append(out, SocketEnv(s.Name, "CURVE_ALLOW")+"="+strings.Join(allow, ","))
+			} else {
+				out = append(out, SocketEnv(s.Name, "CURVE_SERVER")+"="+c.ServerKey)
 			}
 		}
 	}

@@ -39,14 +39,16 @@ type wireCounts struct {
 	BytesIn    uint64 `json:"bytes_in"`
 	BytesOut   uint64 `json:"bytes_out"`
 	SendErrors uint64 `json:"send_errors"`
+	// AuthFailures: CURVE handshakes refused by the child's ZAP handler.
+	AuthFailures uint64 `json:"auth_failures,omitempty"`
 }
 
 func toWire(s zsock.StatsSnapshot) wireCounts {
-	return wireCounts{MsgsIn: s.MsgsIn, MsgsOut: s.MsgsOut, BytesIn: s.BytesIn, BytesOut: s.BytesOut, SendErrors: s.SendErrors}
+	return wireCounts{MsgsIn: s.MsgsIn, MsgsOut: s.MsgsOut, BytesIn: s.BytesIn, BytesOut: s.BytesOut, SendErrors: s.SendErrors, AuthFailures: s.AuthFailures}
 }
 
 func (c wireCounts) snapshot() zsock.StatsSnapshot {
-	return zsock.StatsSnapshot{MsgsIn: c.MsgsIn, MsgsOut: c.MsgsOut, BytesIn: c.BytesIn, BytesOut: c.BytesOut, SendErrors: c.SendErrors}
+	return zsock.StatsSnapshot{MsgsIn: c.MsgsIn, MsgsOut: c.MsgsOut, BytesIn: c.BytesIn, BytesOut: c.BytesOut, SendErrors: c.SendErrors, AuthFailures: c.AuthFailures}
 }
 
 // lineWriter serialises whole lines onto the event pipe: hclog writes each

@@ -175,11 +175,12 @@ func (r *Runner) Stats() map[string]zsock.StatsSnapshot {
 
 func addSnap(a, b zsock.StatsSnapshot) zsock.StatsSnapshot {
 	return zsock.StatsSnapshot{
-		MsgsIn:     a.MsgsIn + b.MsgsIn,
-		MsgsOut:    a.MsgsOut + b.MsgsOut,
-		BytesIn:    a.BytesIn + b.BytesIn,
-		BytesOut:   a.BytesOut + b.BytesOut,
-		SendErrors: a.SendErrors + b.SendErrors,
+		MsgsIn:       a.MsgsIn + b.MsgsIn,
+		MsgsOut:      a.MsgsOut + b.MsgsOut,
+		BytesIn:      a.BytesIn + b.BytesIn,
+		BytesOut:     a.BytesOut + b.BytesOut,
+		SendErrors:   a.SendErrors + b.SendErrors,
+		AuthFailures: a.AuthFailures + b.AuthFailures,
 	}
 }
 

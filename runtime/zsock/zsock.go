@@ -38,6 +38,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/pebbe/zmq4"
 	"github.com/ztopo/ztopo/spec"
 )
@@ -76,21 +77,24 @@ func NewContext() (*zmq4.Context, error) {
 // a node instance keeps counting across restarts.
 type Stats struct {
 	msgsIn, msgsOut, bytesIn, bytesOut, sendErrors atomic.Uint64
+	authFailures                                   atomic.Uint64 // CURVE handshakes refused
 }
 
 // StatsSnapshot is a point-in-time copy of Stats.
 type StatsSnapshot struct {
 	MsgsIn, MsgsOut, BytesIn, BytesOut, SendErrors uint64
+	AuthFailures                                   uint64 // CURVE handshakes refused by the ZAP handler
 }
 
 // Snapshot reads the counters.
 func (st *Stats) Snapshot() StatsSnapshot {
 	return StatsSnapshot{
-		MsgsIn:     st.msgsIn.Load(),
-		MsgsOut:    st.msgsOut.Load(),
-		BytesIn:    st.bytesIn.Load(),
-		BytesOut:   st.bytesOut.Load(),
-		SendErrors: st.sendErrors.Load(),
+		MsgsIn:       st.msgsIn.Load(),
+		MsgsOut:      st.msgsOut.Load(),
+		BytesIn:      st.bytesIn.Load(),
+		BytesOut:     st.bytesOut.Load(),
+		SendErrors:   st.sendErrors.Load(),
+		AuthFailures: st.authFailures.Load(),
 	}
 }
 
@@ -111,6 +115,10 @@ type Socket struct {
 
 	mon     *zmq4.Socket        // handshake monitor receiver, when watching
 	pending map[string]struct{} // connect endpoints without a handshake yet
+
+	// Guard is a CURVE server socket's ZAP domain and allow list; nil for
+	// other sockets.
+	Guard *Guard
 }
 
 // Options tune Open.
@@ -121,6 +129,10 @@ type Options struct {
 	// Pending and WaitHandshake can tell when every tcp/ipc connect has
 	// completed its ZMTP handshake (the sync barrier needs it).
 	WatchHandshakes bool
+	// Node names the instance in the ZAP domain and the log of refused
+	// CURVE handshakes; Logger gets those lines (nil: dropped).
+	Node   string
+	Logger hclog.Logger
 }
 
 // Open creates the socket described by s in ctx and binds and connects it.
@@ -169,6 +181,13 @@ func OpenWith(ctx *zmq4.Context, s *spec.Socket, o Options) (sock *Socket, err e
 			if l < 0 {
 				sock.linger = -1
 			}
+		}
+	}
+	if s.Curve != nil {
+		// Before any bind or connect: libzmq takes a socket's security
+		// options when it binds or connects.
+		if err := sock.setupCurve(ctx, s.Curve, o); err != nil {
+			return sock, fmt.Errorf("socket %q: curve: %w", s.Name, err)
 		}
 	}
 	if s.Identity != "" {
@@ -331,6 +350,7 @@ func (s *Socket) CloseLinger(d time.Duration) error {
 		return nil
 	}
 	s.stopWatching()
+	s.Guard.Close()
 	if d < 0 {
 		d = -1
 	}
