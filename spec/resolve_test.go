@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ztopo/ztopo/internal/testutil"
 	"time"
 )
 
@@ -614,6 +616,9 @@ func TestRepoTopologies(t *testing.T) {
 	if len(paths) == 0 {
 		t.Skip("no topologies/*.yaml yet")
 	}
+	// The secured examples read their keys from KEYS: made here, since no
+	// secret key is committed.
+	t.Setenv("KEYS", testutil.ExampleKeys(t))
 	for _, path := range paths {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			if _, ds := Load(path, LoadOptions{RuntimeDir: testRuntimeDir}); ds.HasErrors() {

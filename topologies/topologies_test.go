@@ -31,17 +31,27 @@ var catalogue = []string{
 	"plugins.yaml",
 	"poller.yaml",
 	"pubsub-proxy.yaml",
+	"secured-lbbroker.yaml",
 	"sharedqueue.yaml",
 	"syncpub.yaml",
 }
 
-// noEnv keeps the developer's environment (WORKERS=8, ...) out of the
-// checks: the files must be valid with their own defaults.
-func noEnv(string) (string, bool) { return "", false }
+// exampleEnv keeps the developer's environment (WORKERS=8, ...) out of the
+// checks: the files must be valid with their own defaults; only KEYS, the
+// keys directory of the secured examples, is set, to freshly made keys.
+func exampleEnv(t *testing.T) func(string) (string, bool) {
+	keys := testutil.ExampleKeys(t)
+	return func(k string) (string, bool) {
+		if k == "KEYS" {
+			return keys, true
+		}
+		return "", false
+	}
+}
 
 func load(t *testing.T, file string) *spec.Topology {
 	t.Helper()
-	topo, ds := spec.Load(file, spec.LoadOptions{Env: noEnv, RuntimeDir: t.TempDir()})
+	topo, ds := spec.Load(file, spec.LoadOptions{Env: exampleEnv(t), RuntimeDir: t.TempDir()})
 	for _, d := range ds {
 		if d.Severity == spec.Warning {
 			t.Log(d.String())
@@ -145,8 +155,8 @@ func TestPorts(t *testing.T) {
 		}
 	}
 	// pipeline 1, poller 2, mtserver 1, syncpub 2, envelope 1, identity 1,
-	// sharedqueue 2, lbbroker 1, pubsub-proxy 2.
-	if got, want := len(owner), 13; got != want {
+	// sharedqueue 2, lbbroker 1, pubsub-proxy 2, secured-lbbroker 2.
+	if got, want := len(owner), 15; got != want {
 		t.Errorf("tcp ports bound by the catalogue: got %d, want %d", got, want)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ztopo/ztopo/internal/curvecert"
 )
 
 // Bound is how long a wait may last before the test fails: generous, since
@@ -121,4 +123,23 @@ func GroupMembers(pgid int) []int {
 		}
 	}
 	return out
+}
+
+// ExampleKeys makes the CURVE key pairs the secured examples of
+// topologies/ use (broker, client, worker) in a fresh temporary directory
+// and returns it, for their KEYS variable: no secret key is committed to the
+// repository (git would not even keep its mode 0600).
+func ExampleKeys(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "keys")
+	for _, name := range []string{"broker", "client", "worker"} {
+		c, err := curvecert.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := curvecert.Write(dir, name, c, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }

@@ -88,6 +88,8 @@ func sum(e *Engine, base, socket string, f func(SocketStats) uint64) uint64 {
 func in(s SocketStats) uint64  { return s.MsgsIn }
 func out(s SocketStats) uint64 { return s.MsgsOut }
 
+func authFailures(s SocketStats) uint64 { return s.AuthFailures }
+
 // TestTopologies runs every topology of topologies/ to its end and checks
 // its message counts exactly (the process node's from its child's last
 // report, exact once it has ended) and the summary line of its counting
@@ -103,6 +105,7 @@ func TestTopologies(t *testing.T) {
 		counts  []count
 		summary string // a line the log must have, if set
 		python  bool   // needs /usr/bin/python3 with pyzmq
+		keys    bool   // needs the example keys in KEYS
 	}{
 		{file: "envelope.yaml", counts: []count{
 			{"publisher", "out", out, 100},
@@ -142,6 +145,15 @@ func TestTopologies(t *testing.T) {
 		{file: "at-least-once.yaml", counts: []count{
 			{"sink", "in", in, 10000}, // nothing was lost, so nothing was sent again
 		}, summary: "received 10000 messages in "},
+		// Process workers, CURVE on both edges: the same traffic.
+		{file: "secured-lbbroker.yaml", counts: []count{
+			{"client", "req", out, 20},
+			{"client", "req", in, 20},
+			{"worker", "in", in, 20},
+			{"worker", "in", out, 23},
+			{"broker", "frontend", authFailures, 0},
+			{"broker", "backend", authFailures, 0},
+		}, keys: true},
 		{file: "mtserver.yaml", counts: []count{
 			{"client", "req", in, 10},
 			{"worker", "in", in, 10},
@@ -178,7 +190,11 @@ func TestTopologies(t *testing.T) {
 			if tc.python {
 				testutil.NeedPyzmq(t)
 			}
-			topo := loadFile(t, topoFile(tc.file), nil)
+			var vars map[string]string
+			if tc.keys {
+				vars = map[string]string{"KEYS": testutil.ExampleKeys(t)}
+			}
+			topo := loadFile(t, topoFile(tc.file), vars)
 			for _, n := range topo.Nodes {
 				if n.Run == spec.RunProcess && n.Handler.Kind != spec.HandlerCommand {
 					needZtopo(t)

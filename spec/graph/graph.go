@@ -8,7 +8,8 @@
 // types and transport, with a marker on the side that binds. Endpoints that
 // nobody in the file binds or connects to appear as external endpoint nodes,
 // so that the clients and servers living outside the topology are visible.
-// Start barriers (sync) are dotted edges. Output is deterministic: nodes in
+// Start barriers (sync) are dotted edges. An edge where either socket
+// uses CURVE says so in its label ("PUSH→PULL tcp CURVE"); keys never show. Output is deterministic: nodes in
 // name order, edges in node, socket and file order.
 package graph
 
@@ -226,12 +227,18 @@ func build(t *spec.Topology) model {
 			e.label = string(bs.Type) + arrow(f) + string(as.Type)
 		}
 		e.label += " " + transports(eps)
+		if as.Curve != nil || bs.Curve != nil {
+			e.label += " CURVE"
+		}
 		add(e)
 	}
 	externals := map[string]bool{}
 	externalEdge := func(n *spec.Node, s *spec.Socket, ep string, nodeBinds bool) {
 		externals[ep] = true
 		e := gedge{from: n.Base, to: ep, label: string(s.Type) + " " + transport(ep)}
+		if s.Curve != nil {
+			e.label += " CURVE"
+		}
 		switch s.Role {
 		case spec.RoleIn:
 			e.from, e.to = ep, n.Base
