@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// revokePeers: clients a and b, both allowed, each push one message and
+// report "connected"; on "reload" from stdin they wait for the reload's
+// effect: b must be disconnected and then refused (it prints how long after
+// "reload" its connection dropped), a must be let in again. Then b pushes
+// 10 messages, and only after that a pushes 10.
+const revokePeers = `
+import sys, time, zmq, zmq.auth
+from zmq.utils.monitor import recv_monitor_message
+keys, ep = sys.argv[1], sys.argv[2]
+sink_pub, _ = zmq.auth.load_certificate("%s/sink.key" % keys)
+ctx = zmq.Context()
+def client(name):
+    pub, sec = zmq.auth.load_certificate("%s/%s.key_secret" % (keys, name))
+    s = ctx.socket(zmq.PUSH)
+    s.linger = 0
+    s.curve_publickey, s.curve_secretkey, s.curve_serverkey = pub, sec, sink_pub
+    mon = s.get_monitor_socket()
+    s.connect(ep)
+    return s, mon
+def until(mon, *events):
+    while mon.poll(30000):
+        ev = recv_monitor_message(mon)["event"]
+        if ev in events:
+            return zmq.Event(ev).name
+    return "nothing"
+a, amon = client("a")
+b, bmon = client("b")
+for name, s, mon in (("a", a, amon), ("b", b, bmon)):
+    print("%s: %s" % (name, until(mon, zmq.EVENT_HANDSHAKE_SUCCEEDED)), flush=True)
+    s.send(name.encode())
+print("connected", flush=True)
+sys.stdin.readline()
+t0 = time.monotonic()
+print("b: %s" % until(bmon, zmq.EVENT_DISCONNECTED), flush=True)
+print("b dropped after %.0f ms" % ((time.monotonic() - t0) * 1000), flush=True)
+print("b: %s" % until(bmon, zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_SUCCEEDED), flush=True)
+print("a: %s" % until(amon, zmq.EVENT_HANDSHAKE_SUCCEEDED), flush=True)
+for i in range(10):
+    try:
+        b.send(b"b %d" % i, zmq.NOBLOCK)  # refused: no peer, so it would block
+    except zmq.Again:
+        pass
+for i in range(10):
+    a.send(b"a %d" % i)
+print("sent", flush=True)
+sys.stdin.readline()
+for s in (a, b, amon, bmon):
+    s.close(0)
+ctx.term()
+`
+
+// TestUpCurveRevoke: a reload that removes a key from a CURVE server's
+// allow list drops that client's connection and refuses it from then on,
+// while the client still allowed is let in again; the server counts
+// exactly the allowed client's messages.
+func TestUpCurveRevoke(t *testing.T) {
+	needPyzmqCurve(t)
+	bin := buildZtopo(t)
+	d := newE2EDir(t)
+	keys := filepath.Join(d.root, "keys")
+	for _, name := range []string{"sink", "a", "b"} {
+		if out, err := exec.Command(bin, "keys", "gen", name, "--dir", keys).CombinedOutput(); err != nil {
+			t.Fatalf("keys gen %s: %v: %s", name, err, out)
+		}
+	}
+	port := freePorts(t, 1)[0]
+	name := fmt.Sprintf("curve-revoke-%d", os.Getpid())
+	file := func(allow string) string {
+		return fmt.Sprintf(`version: 1
+name: %s
+security: {keys: keys, require: curve}
+nodes:
+  sink:
+    handler: count
+    sockets:
+      in: {type: PULL, bind: "tcp://127.0.0.1:%d", curve: {server: sink, allow: [%s]}}
+`, name, port, allow)
+	}
+	topo := d.write(t, "topology.yaml", file("a, b"))
+	up := startUp(t, bin, d, "--no-watch", topo)
+	up.waitStatus(d.topologyRuntime(name), allRunning)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*e2eBound)
+	defer cancel()
+	peers := exec.CommandContext(ctx, python, "-c", revokePeers, keys, fmt.Sprintf("tcp://127.0.0.1:%d", port))
+	peers.Stderr = os.Stderr
+	stdin, err := peers.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := peers.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := peers.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer peers.Wait()
+	defer stdin.Close()
+	sc := bufio.NewScanner(stdout)
+	lines := func(until string) string {
+		var got []string
+		for sc.Scan() && sc.Text() != until {
+			got = append(got, sc.Text())
+		}
+		return strings.Join(got, "\n")
+	}
+	if got := lines("connected"); got != "a: HANDSHAKE_SUCCEEDED\nb: HANDSHAKE_SUCCEEDED" {
+		t.Fatalf("before the reload: got\n%s", got)
+	}
+	up.waitStatus(d.topologyRuntime(name), func(st upStatus) bool {
+		return len(st.Nodes) == 1 && len(st.Nodes[0].Sockets) == 1 && st.Nodes[0].Sockets[0].MsgsIn == 2
+	})
+
+	d.write(t, "topology.yaml", file("a"))
+	if _, err := fmt.Fprintln(stdin, "reload"); err != nil {
+		t.Fatal(err)
+	}
+	reload := exec.Command(bin, "reload", topo)
+	reload.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+d.runtime)
+	if out, err := reload.CombinedOutput(); err != nil {
+		t.Fatalf("reload: %v: %s", err, out)
+	}
+	got := lines("sent")
+	t.Logf("pyzmq peers:\n%s", got)
+	for _, want := range []string{"b: DISCONNECTED", "b: HANDSHAKE_FAILED_AUTH", "a: HANDSHAKE_SUCCEEDED"} {
+		if !strings.Contains(got, want+"\n") && !strings.HasSuffix(got, want) {
+			t.Fatalf("after the reload: got\n%s\nwant a line %q", got, want)
+		}
+	}
+	// The sink was replaced by the reload: its counters start again. It
+	// gets a's 10 messages, none of b's (sent first), and refused b.
+	st := up.waitStatus(d.topologyRuntime(name), func(st upStatus) bool {
+		return len(st.Nodes) == 1 && len(st.Nodes[0].Sockets) == 1 && st.Nodes[0].Sockets[0].MsgsIn >= 10
+	})
+	s := st.Nodes[0].Sockets[0]
+	if s.MsgsIn != 10 || s.AuthFailures < 1 {
+		t.Fatalf("sink.in after the reload: got %d messages and %d refusals, want 10 and at least 1", s.MsgsIn, s.AuthFailures)
+	}
+	fmt.Fprintln(stdin, "done")
+	up.signal(os.Interrupt)
+	if code := up.exitCode(e2eBound); code != 0 {
+		t.Fatalf("ztopo up: exit %d", code)
+	}
+}
