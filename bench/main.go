@@ -54,6 +54,7 @@ type config struct {
 	pyScript   string
 	cBin       string // the compiled C baseline; runSuite builds it when empty
 	plugin     string // the upper-go plugin runSuite built for its children
+	wasm       string // the upper wasm module runSuite built for its children
 	timeout    time.Duration
 	cpuprofile string // directory for one CPU profile per Go child run
 	list       bool
@@ -238,6 +239,14 @@ func runSuite(ctx context.Context, c config, progress io.Writer) (*Suite, error)
 		defer removePlugin()
 		c.plugin = bin
 	}
+	if contains(c.impls, implZtopo) && c.needsWasm() && os.Getenv(wasmEnv) == "" {
+		path, removeWasm, err := buildUpperWasm()
+		if err != nil {
+			return nil, err
+		}
+		defer removeWasm()
+		c.wasm = path
+	}
 	if c.cBin == "" && contains(c.impls, implC) && c.needs(implC) {
 		bin, removeC, err := buildC()
 		if err != nil {
@@ -329,6 +338,9 @@ func runOneIn(ctx context.Context, c config, exe, dir string, sc Scenario, impl 
 		if c.plugin != "" {
 			cmd.Env = append(cmd.Env, pluginEnv+"="+c.plugin)
 		}
+		if c.wasm != "" {
+			cmd.Env = append(cmd.Env, wasmEnv+"="+c.wasm)
+		}
 	}
 	cmd.Dir = dir
 	// A hung run must not hang the suite: after the bound it is killed,
@@ -371,6 +383,17 @@ func runOneIn(ctx context.Context, c config, exe, dir string, sc Scenario, impl 
 func (c config) needsPlugin() bool {
 	for _, sc := range scenarios() {
 		if c.only.MatchString(sc.Name) && sc.Later == "" && strings.HasPrefix(sc.Name, "plugin/") && !strings.Contains(sc.Name, "exec") {
+			return true
+		}
+	}
+	return false
+}
+
+// needsWasm says whether a scenario the run selects runs the upper wasm
+// module.
+func (c config) needsWasm() bool {
+	for _, sc := range scenarios() {
+		if c.only.MatchString(sc.Name) && sc.Later == "" && strings.HasPrefix(sc.Name, "stage/wasm") && !strings.Contains(sc.Name, "minimal") {
 			return true
 		}
 	}
