@@ -126,7 +126,9 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 			if poller.Ready(s.pollIdx)&zmq4.POLLIN == 0 {
 				continue
 			}
-			if dis != nil && s.role == spec.RoleIn && !s.lockstep && !s.acks {
+			// Not where each message needs a look: acknowledgements of
+			// at-least-once edges, worker protocols.
+			if dis != nil && s.role == spec.RoleIn && !s.lockstep && !s.acks && s.wk == nil {
 				completed, swapped, stop, err := r.discard(dis, s, cur)
 				if stop || err != nil {
 					return completed, swapped, err

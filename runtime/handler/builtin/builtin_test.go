@@ -345,4 +345,7 @@ func TestCountDiscards(t *testing.T) {
 	if ok, _ := (&Count{Expect: 3, HasUntil: true}).Discarding(); ok {
 		t.Error("with until: discarding")
 	}
+	if ok, _ := (&Count{Expect: 3, Dedupe: true}).Discarding(); ok {
+		t.Error("with dedupe: discarding")
+	}
 }

@@ -168,7 +168,8 @@ func (c *Count) Handle(_ context.Context, m handler.Msg) ([][]byte, error) {
 }
 
 // Discarding lets the node count messages without receiving them into Go
-// (node.Discarder) when nothing but their number matters: no until.
+// (node.Discarder) when nothing but their number matters: no until, no
+// dedupe.
 func (c *Count) Discarding() (ok bool, limit int) {
 	if c.HasUntil || c.Dedupe {
 		return false, 0
