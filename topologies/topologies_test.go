@@ -21,12 +21,14 @@ import (
 // catalogue is the fixed list of files; other tests and the README name
 // them.
 var catalogue = []string{
+	"at-least-once.yaml",
 	"envelope.yaml",
 	"identity.yaml",
 	"lbbroker.yaml",
 	"mixed.yaml",
 	"mtserver.yaml",
 	"pair-chain.yaml",
+	"paranoid-pirate.yaml",
 	"pipeline.yaml",
 	"plugins.yaml",
 	"poller.yaml",
