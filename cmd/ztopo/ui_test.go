@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/ztopo/ztopo/internal/testutil"
 )
 
 // uiTopology runs for ever: a generator, two process workers that restart
@@ -182,6 +183,45 @@ func TestUIInBrowser(t *testing.T) {
 	u.signal(syscall.SIGTERM)
 	if code := u.exitCode(e2eBound); code != 0 {
 		t.Fatalf("up exited %d, want 0\n%s", code, u.log())
+	}
+}
+
+// TestUIShowsCompletedBatch: topologies/pipeline.yaml ends in a moment; with
+// --ui, up keeps its page until interrupted, showing every node and the
+// sink's final count, then exits 0. A page opened meanwhile reconnects by
+// itself when up is started again.
+func TestUIShowsCompletedBatch(t *testing.T) {
+	bin := buildZtopo(t)
+	ctx := browser(t)
+	d := newE2EDir(t)
+	file := testutil.RepoPath(t, "topologies/pipeline.yaml")
+	addr := freeAddr(t)
+	u := startUp(t, bin, d, "--no-watch", "--ui", addr, file)
+	u.waitLog(regexp.MustCompile(`topology completed; the live page keeps showing it`))
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+addr+"/")); err != nil {
+		t.Fatal(err)
+	}
+	pageWait(t, ctx, "every node of pipeline.yaml", `[...document.querySelectorAll("#graph g.node")].map(g => g.dataset.name).sort().join() === "sink,ventilator,worker"`)
+	pageWait(t, ctx, "the sink completed with 100000 messages", `(() => {
+		const g = document.querySelector('#graph g.node[data-name="sink"]');
+		const s = last.status.nodes.find(n => n.name === "sink");
+		return g.dataset.state === "completed" && s.msgs_in === 100000; })()`)
+	u.signal(syscall.SIGTERM)
+	if code := u.exitCode(e2eBound); code != 0 {
+		t.Fatalf("up exited %d, want 0\n%s", code, u.log())
+	}
+	pageWait(t, ctx, "the page noticing up is gone", `document.getElementById("conn").textContent === "reconnecting…"`)
+
+	// up again on the same address: the open page picks it up by itself.
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.marker = 7`)); err != nil {
+		t.Fatal(err)
+	}
+	u2 := startUp(t, bin, d, "--no-watch", "--ui", addr, file)
+	u2.waitLog(regexp.MustCompile(`topology completed; the live page keeps showing it`))
+	pageWait(t, ctx, "the page live again, not reloaded", `document.getElementById("conn").textContent === "live" && window.marker === 7 && last.status.pid !== 0`)
+	u2.signal(syscall.SIGTERM)
+	if code := u2.exitCode(e2eBound); code != 0 {
+		t.Fatalf("second up exited %d, want 0\n%s", code, u2.log())
 	}
 }
 

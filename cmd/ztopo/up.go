@@ -535,6 +535,7 @@ func (u *upRun) run(stderr io.Writer) int {
 			go func() { done <- eng.Run(u.stopCtx) }()
 			select {
 			case err := <-done:
+				u.holdForPage(err)
 				return &engineDone{err: err}
 			case <-u.killed:
 			}
@@ -1076,6 +1077,25 @@ func (u *upRun) notReady() []string {
 		out = append(out, line)
 	}
 	return out
+}
+
+// holdForPage keeps a topology that ended by itself on show while --ui
+// serves its page: a batch ends in a moment, and the page is where its
+// final states and counts are read. It returns on a signal or ztopo down;
+// up then exits as the topology's end says.
+func (u *upRun) holdForPage(err error) {
+	if u.uln == nil || u.stopCtx.Err() != nil {
+		return
+	}
+	state := "completed"
+	if err != nil {
+		state = "failed"
+	}
+	u.log.Info("topology "+state+"; the live page keeps showing it until interrupted or ztopo down", "url", "http://"+u.uln.Addr().String()+"/")
+	select {
+	case <-u.stopCtx.Done():
+	case <-u.killed:
+	}
 }
 
 // checkUIAddr refuses a --ui address that is not loopback unless the user

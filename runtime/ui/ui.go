@@ -285,7 +285,7 @@ type nodeView struct {
 
 // stateRank orders states by how much they tell: a failed instance colours
 // its node before a restarting one, which colours it before running ones.
-var stateRank = map[string]int{"failed": 6, "restarting": 5, "stalled": 4, "starting": 3, "stopping": 2, "running": 1, "completed": 0}
+var stateRank = map[string]int{"failed": 7, "restarting": 6, "stalled": 5, "starting": 4, "stopping": 3, "running": 2, "stopped": 1, "completed": 0}
 
 func nodesOf(v statusView) []nodeView {
 	by := map[string]*nodeView{}
