@@ -3,6 +3,7 @@
 # and for the tests pyzmq (the foreign peer), graphviz (graph rendering) and
 # iproute2 (hosts as network namespaces, when the tests run as root);
 # `deps.sh test` adds Chromium (the --ui page's browser tests).
+# tmux gives the test of ztopo top a real terminal.
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 
@@ -14,6 +15,7 @@ command -v dot >/dev/null || need+=(graphviz)
 command -v gcc >/dev/null || need+=(gcc)
 command -v git >/dev/null || need+=(git)
 command -v ip >/dev/null || need+=(iproute2)
+command -v tmux >/dev/null || need+=(tmux) # a real terminal for the test of ztopo top
 if [ "${1:-}" = test ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
 fi

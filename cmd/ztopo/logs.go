@@ -118,7 +118,8 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 		switch {
 		case ctx.Err() != nil:
 			return exitOK // interrupted while following
-		case errors.Is(err, control.ErrNotRunning) && *follow:
+		case err != nil && *follow && req.After > 0 && !answers(tg):
+			// Gone, or stopping and no longer answering: the end of -f.
 			fmt.Fprintf(stderr, "topology %s stopped\n", tg.name)
 			return exitOK
 		case errors.Is(err, control.ErrNotRunning):
@@ -192,4 +193,11 @@ func colorOK(w io.Writer) bool {
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// answers reports whether the topology's control socket still answers.
+func answers(tg target) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return control.Call(ctx, tg.endpoint, control.VerbPing, nil) == nil
 }
