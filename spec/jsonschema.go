@@ -36,6 +36,8 @@ func JSONSchema() []byte {
 			"defaults": object(defaultsKeys, nil),
 			"sync":     object(syncKeys, nil),
 			"host":     object(hostKeys, []string{"address"}),
+			"security": object(securityKeys, nil),
+			"curve":    object(curveKeys, nil),
 		},
 	}
 	top := object(topKeys, nil)
@@ -56,7 +58,7 @@ func JSONSchema() []byte {
 // does not describe (the schema lets them have any value).
 func undescribedKeys() []string {
 	var out []string
-	for _, keys := range [][]string{topKeys, defaultsKeys, nodeKeys, socketKeys, syncKeys, hostKeys} {
+	for _, keys := range [][]string{topKeys, defaultsKeys, nodeKeys, socketKeys, syncKeys, hostKeys, securityKeys, curveKeys} {
 		for _, k := range keys {
 			if _, ok := valueSchemas[k]; !ok {
 				out = append(out, k)
@@ -206,5 +208,13 @@ var valueSchemas = map[string]any{
 	"expect":      positiveOrVar,
 	"delivery":    withDoc(enumOrVar(AtMostOnce, AtLeastOnce), "at-least-once: kept until a worker acknowledges it, redelivered otherwise"),
 	"ack_timeout": durationSchema(),
+	"security":    ref("security"),
+	"keys":        map[string]any{"type": "string", "description": "the directory of the CURVE certificates, relative to the file"},
+	"require":     enumOrVar("curve"),
+	"curve":       ref("curve"),
+	"allow":       map[string]any{"description": "client key names, or \"*\"", "anyOf": []any{map[string]any{"type": "string"}, stringList}},
+	"client":      map[string]any{"type": "string", "description": "key name: this socket is a CURVE client"},
+	"server":      map[string]any{"type": "string", "description": "key name: this socket is a CURVE server"},
+	"server_key":  map[string]any{"type": "string", "description": "key name of the server, for a literal endpoint"},
 	"address":     map[string]any{"type": "string", "description": "the address peers on other hosts use to reach it"},
 }
