@@ -27,6 +27,9 @@ const (
 	exitOK      = 0 // success, including a clean stop by signal
 	exitFailure = 1 // invalid topology, or a failure doing the work
 	exitUsage   = 2 // wrong usage: unknown verb or flag, missing arguments
+	// up only: the topology stopped, but messages sent inside it were
+	// received by no node (engine.Loss); the log counts them.
+	exitLoss = 3
 )
 
 // verb is one `ztopo VERB`. Adding a verb is one entry in verbs and one file

@@ -78,7 +78,10 @@ Flags:
 
 Exit status: 0 success (the topology completed, or was stopped by a signal
 or 'ztopo down'), 1 invalid topology, a node that failed for good, or
-another instance already running the topology, 2 wrong usage.
+another instance already running the topology, 2 wrong usage, 3 the
+topology stopped but messages sent inside it were received by no node (lost
+at stop when the drain grace ended first, or at a crash or restart); the
+log says how many and on which edge.
 `
 
 // Actor results that are not failures of the topology.
@@ -564,6 +567,10 @@ func (u *upRun) run(stderr io.Writer) int {
 	case errors.As(err, &ed):
 		if ed.err != nil {
 			fmt.Fprintf(stderr, "ztopo up: %v\n", ed.err)
+			var loss *engine.Loss
+			if errors.As(ed.err, &loss) && errors.Unwrap(ed.err) == nil {
+				return exitLoss
+			}
 			return exitFailure
 		}
 		return exitOK

@@ -15,10 +15,14 @@
 // runs until ctx is cancelled.
 //
 // Stopping, on cancel or after completion: producers (generate, and any
-// node without a receiving socket) stop first; then the engine waits, at
-// most Grace, until no socket counter moves any more (in-flight messages
-// have drained); then it stops the rest in data-flow order, sources first,
-// each level with a bounded wait. Kill skips the drain.
+// node without a receiving socket) stop producing first, goroutine ones
+// keeping their sockets open; then the engine waits until no handler holds
+// a message and no socket counter moves any more (in-flight messages have
+// drained) — at most Grace after a cancel, as long as the work left keeps
+// shrinking after a completion; then it stops the rest in data-flow order,
+// sources first, each level with a bounded wait. What was sent on a
+// PUSH/PULL or PAIR edge of the topology and received by no node is then
+// counted, logged and returned as a *Loss (drain.go). Kill skips the drain.
 //
 // Supervision: an instance that fails (a socket error such as a bind on a
 // taken port, a handler error wrapping handler.ErrFatal, a panic) is
@@ -172,6 +176,11 @@ type Engine struct {
 	zctx    *zmq4.Context // set while Run runs
 	runCtx  context.Context
 	running bool
+
+	// retired are the instances reloads stopped and took out of insts:
+	// their socket counters still count in the drain's accounting of what
+	// was sent and received (drain.go). At most maxRetired, oldest first.
+	retired []*instance
 
 	changed chan struct{} // coalesced "some instance changed state"
 	kill    chan struct{}
@@ -345,7 +354,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Unlock()
 	e.reloadMu.Unlock()
 	e.log.Info("stopping topology", "reason", reason, "grace", e.opts.Grace)
-	e.shutdown()
+	loss := e.shutdown(reason == reasonDone, ctx.Done())
 	stopAll()
 	e.wg.Wait()
 
@@ -364,11 +373,21 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	if len(errs) > 0 {
 		e.log.Error("topology ended with failed nodes", "failed", strings.Join(failed, ","))
+		if loss != nil {
+			errs = append(errs, loss)
+		}
 		return errors.Join(errs...)
+	}
+	if loss != nil {
+		e.log.Error("topology stopped with messages lost", "lost", loss.Lost, "drain_cut_short", loss.CutShort)
+		return loss
 	}
 	e.log.Info("topology stopped", "name", e.topo.Name)
 	return nil
 }
+
+// reasonDone is Run's reason to stop when the topology completed.
+const reasonDone = "every completing node is done"
 
 // finished tells whether Run is done waiting: every completing instance
 // completed (or failed for good), or nothing runs any more.
@@ -394,7 +413,7 @@ func (e *Engine) finished() string {
 	}
 	switch {
 	case completing > 0 && done == completing:
-		return "every completing node is done"
+		return reasonDone
 	case live == 0 && len(e.insts) > 0:
 		return "no node is running"
 	}

@@ -27,6 +27,13 @@ type instanceRunner interface {
 	swap(h any) error
 	// pid is the process id, 0 for a goroutine.
 	pid() int
+	// inFlight is how many messages the attempt holds inside its handler.
+	inFlight() int64
+	// dropped is how many messages it abandoned because it was stopped.
+	dropped() int64
+	// stopProducing asks a producer to stop sending and keep its sockets
+	// open until stopped; false when the runner cannot.
+	stopProducing() bool
 }
 
 // goroutineRunner runs an instance as a node.Node on the engine's context.
@@ -37,6 +44,9 @@ type goroutineRunner struct {
 func (g *goroutineRunner) run(ctx context.Context) error { return g.n.Run(ctx) }
 func (g *goroutineRunner) swap(h any) error              { g.n.SwapHandler(h); return nil }
 func (g *goroutineRunner) pid() int                      { return 0 }
+func (g *goroutineRunner) inFlight() int64               { return g.n.InFlight() }
+func (g *goroutineRunner) dropped() int64                { return g.n.Dropped() }
+func (g *goroutineRunner) stopProducing() bool           { g.n.StopProducing(); return true }
 
 // instance is one supervised node instance.
 type instance struct {

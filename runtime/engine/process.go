@@ -28,6 +28,12 @@ func (p *processRunner) run(ctx context.Context) error { return p.r.Run(ctx) }
 func (p *processRunner) swap(any) error                { return errProcessSwap }
 func (p *processRunner) pid() int                      { return p.r.PID() }
 
+// A process node's handler lives in its child, which reports counters
+// only: the drain sees its in-flight messages through the edge counts.
+func (p *processRunner) inFlight() int64     { return 0 }
+func (p *processRunner) dropped() int64      { return 0 }
+func (p *processRunner) stopProducing() bool { return false }
+
 // isProcess tells whether n runs in a child process.
 func isProcess(n *spec.Node) bool {
 	return n.Run == spec.RunProcess || n.Handler.Kind == spec.HandlerCommand

@@ -3,6 +3,7 @@ package engine
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"github.com/ztopo/ztopo/internal/testutil"
 	"io"
@@ -515,7 +516,8 @@ func TestInprocPeerReconnectsAfterSupervisedRestart(t *testing.T) {
 				t.Errorf("feeder restarts: got %d, want 0 (it connects to nothing over inproc)", st.Restarts)
 			}
 			s.cancel()
-			if err := s.wait(t, bound); err != nil {
+			// fwd's restart drops what its queue held: reported, not silent.
+			if err := s.wait(t, bound); err != nil && !isLossOn(err, "feeder.out -> fwd.in") {
 				t.Fatalf("Run: %v", err)
 			}
 			if want := "restarting node: node=fwd reason=\"it connects over inproc to sink, which restarted"; !strings.Contains(logs.String(), want) {
@@ -572,9 +574,25 @@ func TestInprocCycleRestartsEachOnce(t *testing.T) {
 		t.Errorf("restarts: got %v, want %v", got, want)
 	}
 	s.cancel()
-	if err := s.wait(t, bound); err != nil {
+	// The restarts drop what the restarted nodes' queues held: reported.
+	if err := s.wait(t, bound); err != nil && !isLossOn(err, "-> counter.in,x.in") {
 		t.Fatalf("Run: %v", err)
 	}
+}
+
+// isLossOn reports whether err is an engine Loss on edge groups that
+// mention edge, and on nothing else.
+func isLossOn(err error, edge string) bool {
+	var loss *Loss
+	if !errors.As(err, &loss) || len(loss.Where) == 0 {
+		return false
+	}
+	for _, w := range loss.Where {
+		if !strings.Contains(w, edge) {
+			return false
+		}
+	}
+	return true
 }
 
 // TestCompletingProcessNodeLosesNothing: a process node that completes keeps

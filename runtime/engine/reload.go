@@ -412,6 +412,7 @@ func (rl *reload) apply() {
 	for _, in := range olds {
 		if e.insts[in.name()] == in {
 			delete(e.insts, in.name())
+			e.bury(in)
 		}
 	}
 	e.mu.Unlock()
@@ -538,6 +539,7 @@ func (rl *reload) reconnect(rolledBack []*instance) {
 	e.mu.Lock()
 	for i, old := range olds {
 		if e.insts[old.name()] == old {
+			e.bury(old)
 			e.insts[old.name()] = news[i]
 			e.startInstance(news[i])
 		} else {
@@ -769,6 +771,7 @@ func (e *Engine) remove(in *instance) {
 	e.mu.Lock()
 	if e.insts[in.name()] == in {
 		delete(e.insts, in.name())
+		e.bury(in)
 	}
 	e.mu.Unlock()
 }
@@ -825,7 +828,9 @@ func (e *Engine) retire(ctx context.Context, insts []*instance) {
 		busy := draining[:0]
 		for _, in := range draining {
 			m := in.moved()
-			if m == last[in] {
+			// A handler holding a message is busy, however still its
+			// counters are.
+			if m == last[in] && in.inFlight() == 0 {
 				quiet[in]++
 			} else {
 				quiet[in] = 0

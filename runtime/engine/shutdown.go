@@ -18,11 +18,17 @@ const (
 	minLevelWait = time.Second
 )
 
-// shutdown stops every instance in order: running producers, drain, then
-// the rest by data-flow level. Completed producers are not stopped before
-// the drain: they hold their sockets open so that what they queued still
-// flows. Bounded by Grace (plus a short wait per level).
-func (e *Engine) shutdown() {
+// shutdown stops every instance in order: running producers stop
+// producing, the drain waits for what is in flight, then the rest stop by
+// data-flow level. Producers keep their sockets open through the drain (a
+// goroutine producer stops sending and holds them, a completed one holds
+// them anyway), so that what they queued still flows; a process or command
+// producer is stopped first. The drain is bounded by Grace from the stop
+// request; after a completion (natural) every step of progress — less work
+// left than ever before — gives it another Grace, so that a slow pipeline
+// finishes while a stuck handler still ends it. It returns what was lost,
+// nil when nothing was.
+func (e *Engine) shutdown(natural bool, stop <-chan struct{}) *Loss {
 	deadline := time.Now().Add(e.opts.Grace)
 	e.mu.Lock()
 	insts := e.sortedInstances()
@@ -32,12 +38,15 @@ func (e *Engine) shutdown() {
 		for _, in := range insts {
 			in.stop()
 		}
-		return
+		return nil
 	}
 
+	e.mu.Lock()
+	groups := edgeGroups(append(append([]*instance(nil), insts...), e.retired...))
+	e.mu.Unlock()
 	var producers []*instance
 	for _, in := range insts {
-		if in.producer && !terminal(in.state()) && in.state() != StateCompleted {
+		if in.producer && !terminal(in.state()) && in.state() != StateCompleted && !in.quiesce() {
 			in.stop()
 			producers = append(producers, in)
 		}
@@ -45,8 +54,13 @@ func (e *Engine) shutdown() {
 	for _, in := range producers {
 		in.wait(max(time.Until(deadline), minLevelWait))
 	}
+	cut := false
 	if needsDrain(insts) {
-		e.drain(insts, deadline)
+		cut, deadline = e.drain(insts, groups, deadline, natural, stop)
+	}
+	completed := map[*edgeGroup]bool{}
+	for _, g := range groups {
+		completed[g] = g.receiversCompleted()
 	}
 	// A share of a topology spread over hosts: its peers on other hosts
 	// are not instances here, and what it sent them may still be queued.
@@ -63,6 +77,23 @@ func (e *Engine) shutdown() {
 			}
 		}
 	}
+	if e.isKilled() {
+		return nil
+	}
+	return e.account(groups, completed, insts, cut)
+}
+
+// quiesce makes a running goroutine producer stop producing while it keeps
+// its sockets open; false when it cannot (a process or command node, or an
+// instance between attempts), and the caller stops it instead.
+func (in *instance) quiesce() bool {
+	in.mu.Lock()
+	r, st := in.runner, in.st
+	in.mu.Unlock()
+	if r == nil || in.proc != nil || (st != StateRunning && st != StateStarting) {
+		return false
+	}
+	return r.stopProducing()
 }
 
 // relays are the builtin handlers whose only effect is what they send on:
@@ -83,7 +114,8 @@ func needsDrain(insts []*instance) bool {
 	for i, in := range insts {
 		live[i] = !terminal(in.state())
 		h := in.spec.Handler
-		useful[i] = live[i] && !(h.Kind == spec.HandlerBuiltin && relays[h.Name])
+		// A producer that stopped producing only holds its sockets open.
+		useful[i] = live[i] && !in.producer && !(h.Kind == spec.HandlerBuiltin && relays[h.Name])
 	}
 	for changed := true; changed; {
 		changed = false
@@ -153,24 +185,44 @@ func terminal(st State) bool {
 	return st == StateCompleted || st == StateFailed || st == StateStopped
 }
 
-// drain waits until no socket counter moves for a few samples in a row
-// (longer than a process node's report interval when there is one), or the
-// deadline passes, or the engine is killed.
-func (e *Engine) drain(insts []*instance, deadline time.Time) {
+// drain waits until no handler holds a message and no socket counter
+// moved for a few samples in a row (longer than a process node's report
+// interval when there is one), or until the deadline, or the kill. With
+// extend, each new low of the work left (drain.go: queued on counted edges
+// plus held by handlers) moves the deadline to a Grace from
+// then, until stop (a signal) closes: from then on at most a Grace. It
+// reports whether it was cut short with work left, and the deadline it
+// ended with.
+func (e *Engine) drain(insts []*instance, groups []*edgeGroup, deadline time.Time, extend bool, stop <-chan struct{}) (bool, time.Time) {
+	if !extend {
+		stop = nil
+	}
 	need := quietSamples
 	for _, in := range insts {
 		need = max(need, in.quietNeeded())
 	}
 	last, quiet := uint64(0), 0
+	best := ^uint64(0)
 	for first := true; ; first = false {
 		var total uint64
 		for _, in := range insts {
 			total += in.moved()
 		}
-		if !first && total == last {
+		work := pendingWork(groups, insts)
+		if work < best {
+			best = work
+			if extend {
+				deadline = later(deadline, time.Now().Add(e.opts.Grace))
+			}
+		}
+		var held int64
+		for _, in := range insts {
+			held += in.inFlight()
+		}
+		if !first && total == last && held == 0 {
 			quiet++
 			if quiet >= need {
-				return
+				return false, deadline
 			}
 		} else {
 			quiet = 0
@@ -178,15 +230,31 @@ func (e *Engine) drain(insts []*instance, deadline time.Time) {
 		last = total
 		wait := min(drainSample, time.Until(deadline))
 		if wait <= 0 {
-			e.log.Warn("drain grace expired with messages still moving")
-			return
+			if work == 0 {
+				e.log.Warn("drain grace expired with messages still moving", "grace", e.opts.Grace.String())
+			} else {
+				e.log.Warn("drain grace expired with messages still in flight", "in_flight", work, "grace", e.opts.Grace.String())
+			}
+			return true, deadline
 		}
 		select {
 		case <-e.kill:
-			return
+			return false, deadline
+		case <-stop:
+			stop, extend = nil, false
+			if d := time.Now().Add(e.opts.Grace); d.Before(deadline) {
+				deadline = d
+			}
 		case <-time.After(wait):
 		}
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // levels orders instances by data flow: an edge A→B when a socket of A

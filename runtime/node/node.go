@@ -97,6 +97,19 @@ type Node struct {
 
 	seenGen atomic.Uint64 // generation of the handler the node last started
 
+	// inHand counts the messages the node took from its sockets whose
+	// output has not been sent yet: the one a synchronous handler is
+	// working on, and those an Async handler holds. The engine's drain
+	// waits for it to reach zero (a busy handler is not idle).
+	inHand atomic.Int64
+	// quiesce asks a Runner to stop producing while the node keeps its
+	// sockets open (StopProducing).
+	quiesce atomic.Bool
+	// dropped counts the messages the node took in and abandoned because
+	// it was stopped: a handler interrupted, an output that could not be
+	// sent any more, results an Async handler still held.
+	dropped atomic.Int64
+
 	stats map[string]*zsock.Stats
 }
 
@@ -149,6 +162,36 @@ func (n *Node) SwapHandler(h any) {
 	default:
 	}
 }
+
+// InFlight is how many messages the node has taken from its sockets and
+// not yet answered or passed on: 1 while a synchronous handler works on
+// one, plus what an Async handler holds. Safe from any goroutine.
+func (n *Node) InFlight() int64 { return n.inHand.Load() }
+
+// Dropped is how many messages the node took from its sockets and
+// abandoned because it was stopped before their output went out.
+func (n *Node) Dropped() int64 { return n.dropped.Load() }
+
+// StopProducing asks a Runner (generate) to stop sending while the node
+// keeps its sockets open until Run's context ends, so that what it already
+// sent still leaves libzmq's queues — as a completed node does. A reactive
+// handler is not affected. Safe from any goroutine, before or during Run.
+func (n *Node) StopProducing() {
+	n.mu.Lock()
+	n.quiesce.Store(true)
+	if n.runCancel != nil {
+		n.runCancel()
+	}
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// errQuiesced is how runRunner says that a Runner stopped producing on
+// StopProducing.
+var errQuiesced = errors.New("node stopped producing")
 
 // Completes reports whether handler h may complete on its own.
 func Completes(h any) bool {
@@ -204,6 +247,17 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		if left := r.relDrain(time.Time{}); left > 0 {
 			completed = false
 		}
+	}
+	if errors.Is(err, errQuiesced) {
+		// What it sent may still be queued: keep the sockets open until
+		// stopped, then close them with the drain linger, as a completed
+		// node does.
+		r.holdOpen()
+		r.finish(true)
+		if err = ctx.Err(); err == nil {
+			err = context.Canceled
+		}
+		return err
 	}
 	if err == nil && !completed {
 		err = ctx.Err()
@@ -552,6 +606,9 @@ func (r *run) runRunner(h handler.Runner, cur *slot) (completed, swapped bool, e
 		cancel() // swapped before it even started
 	}
 	n.runCancel = cancel
+	if n.quiesce.Load() {
+		cancel()
+	}
 	n.mu.Unlock()
 	defer func() {
 		n.mu.Lock()
@@ -564,6 +621,8 @@ func (r *run) runRunner(h handler.Runner, cur *slot) (completed, swapped bool, e
 	switch {
 	case r.ctx.Err() != nil:
 		return false, false, nil
+	case rctx.Err() != nil && n.quiesce.Load() && n.slot.Load() == cur:
+		return false, false, errQuiesced
 	case rctx.Err() != nil && n.slot.Load() != cur:
 		return false, true, nil
 	case err == nil || errors.Is(err, handler.ErrDone):

@@ -295,6 +295,7 @@ func (r *run) dispatch(h handler.Handler, async handler.Async, s *rsock, env, bo
 	if in != nil {
 		m.ID = []byte(in.id)
 	}
+	r.n.inHand.Add(1)
 	if async != nil {
 		r.tag++
 		tag := r.tag
@@ -302,6 +303,7 @@ func (r *run) dispatch(h handler.Handler, async handler.Async, s *rsock, env, bo
 		r.hold(s)
 		if err := async.Submit(r.ctx, m, tag); err != nil {
 			delete(r.pending, tag)
+			r.n.inHand.Add(-1)
 			r.release(s)
 			if r.ctx.Err() != nil {
 				return false, errStopped
@@ -314,12 +316,14 @@ func (r *run) dispatch(h handler.Handler, async handler.Async, s *rsock, env, bo
 		}
 		return false, nil
 	}
+	defer r.n.inHand.Add(-1)
 	out, herr := h.Handle(r.ctx, m)
 	if herr != nil && !errors.Is(herr, handler.ErrDone) {
 		if errors.Is(herr, handler.ErrFatal) {
 			return false, herr
 		}
 		if r.ctx.Err() != nil {
+			r.n.dropped.Add(1)
 			return false, errStopped
 		}
 		r.log.Warn("handler error", "socket", s.name, "error", herr)
@@ -329,6 +333,9 @@ func (r *run) dispatch(h handler.Handler, async handler.Async, s *rsock, env, bo
 		}
 	}
 	if err := r.deliverAck(s, env, out, in); err != nil {
+		if errors.Is(err, errStopped) {
+			r.n.dropped.Add(1)
+		}
 		return false, err
 	}
 	return errors.Is(herr, handler.ErrDone), nil
@@ -452,6 +459,7 @@ func (r *run) result(res handler.Result) error {
 		return nil
 	}
 	delete(r.pending, res.Tag)
+	defer r.n.inHand.Add(-1)
 	r.release(p.from)
 	out := res.Frames
 	if res.Err != nil {
@@ -464,7 +472,11 @@ func (r *run) result(res handler.Result) error {
 			out = handler.ErrorReply(res.Err)
 		}
 	}
-	return r.deliverAck(p.from, p.env, out, p.rel)
+	err := r.deliverAck(p.from, p.env, out, p.rel)
+	if errors.Is(err, errStopped) {
+		r.n.dropped.Add(1)
+	}
+	return err
 }
 
 // drainAsync waits, at most Drain, for the results of messages Async
@@ -499,6 +511,7 @@ func (r *run) drainAsync() {
 		}
 	}
 	if len(r.pending) > 0 {
+		r.n.dropped.Add(int64(len(r.pending)))
 		r.log.Warn("messages still held by the handler at stop", "count", len(r.pending))
 	}
 }
