@@ -187,7 +187,13 @@ func (r *run) askProxyStats(s *zmq4.Socket, ps *proxyStats, pause bool) (moved b
 	}
 	poller := zmq4.NewPoller()
 	poller.Add(s, zmq4.POLLIN)
-	for try := 0; try < 2; try++ {
+	// The final figures feed the engine's count of lost messages: worth
+	// asking for longer (a loaded machine answers late) than a refresh.
+	tries := 2
+	if pause {
+		tries = 20
+	}
+	for try := 0; try < tries; try++ {
 		if _, err := s.Send("STATISTICS", zmq4.DONTWAIT); err != nil {
 			return false
 		}
