@@ -46,8 +46,9 @@
 // restarts: a bound endpoint passes from an old instance to its
 // replacement, zsock retrying the bind). A changed node is a new instance:
 // its Started, restarts and socket counters begin afresh; a swap keeps them.
-// A node whose new definition fails (its handler cannot be built, it does
-// not start) goes back to its previous one; the others keep the new state.
+// A reload is all or nothing: when a node's new definition fails (its
+// handler cannot be built, it does not start), every node goes back to its
+// previous one — peers never run on a mixture of two files.
 //
 // Stopping a node on reload drains it first. Closing a PULL (or REP)
 // socket drops what libzmq queued for it — its own receive pipe, and the

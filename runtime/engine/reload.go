@@ -38,15 +38,15 @@ type Report struct {
 	Plan spec.Plan
 	// Failed lists the nodes whose new definition could not be applied
 	// (its handler could not be built, it cannot run in this build, it did
-	// not start), sorted by node. Every other node of the plan was applied.
+	// not start), sorted by node. When it is not empty, the reload was not
+	// applied at all: see RolledBack.
 	Failed []NodeError
-	// RolledBack lists the failed nodes that run their previous definition:
-	// a changed node restarted with it, or a node whose new handler could
-	// not even be built and was never touched. If the previous definition
-	// does not start either, it stays under its supervisor (restart policy)
-	// and Failed says both errors. A failed added node is dropped, and so is
-	// a changed one whose previous handler cannot be built again: dropped
-	// nodes are not in Engine.Topology, so the next reload retries them.
+	// RolledBack lists, after a failed reload, every node of the plan that
+	// runs its previous definition again: the changed, handler-only,
+	// removed and dependent nodes (added ones are stopped again). If a
+	// previous definition does not start either, it stays under its
+	// supervisor (restart policy) and Failed says so; a node whose previous
+	// handler cannot be built again is dropped, not in Engine.Topology.
 	RolledBack []string
 	// Dependents lists the instances restarted although the plan leaves
 	// them unchanged (or only swaps their handler): each connects over
@@ -111,10 +111,12 @@ func (r Report) Err() error {
 // that is not live (completed, failed or stopped), which the reload starts
 // again with its new definition.
 //
-// Failures are per node and roll that node back (Report.RolledBack); the
-// other nodes keep their new state. The error is Report.Err(), or
-// ErrStopped or ctx's error when the reload did not run. Engine.Topology
-// then describes what runs.
+// A reload is all or nothing: a node whose handler cannot be built stops
+// it before anything is touched; a node that does not start rolls every
+// node of the plan back to its previous definition (Report.RolledBack;
+// added nodes are stopped again), never leaving peers on a mixture of the
+// two files. The error is Report.Err(), or ErrStopped or ctx's error when
+// the reload did not run. Engine.Topology then describes what runs.
 func (e *Engine) Apply(ctx context.Context, t *spec.Topology) (Report, error) {
 	if t == nil {
 		return Report{}, errors.New("engine: Apply needs a topology")
@@ -165,6 +167,12 @@ func (e *Engine) Apply(ctx context.Context, t *spec.Topology) (Report, error) {
 			unchanged--
 		}
 	}
+	if rl.aborted {
+		rl.log.Info("reload rolled back",
+			"rolled_back", len(rep.RolledBack), "unchanged", unchanged,
+			"failed", len(rep.Failed), "duration", rep.Duration)
+		return rep, rep.Err()
+	}
 	rl.log.Info("reload applied",
 		"started", rl.started, "stopped", rl.stopped, "restarted", rl.restarted,
 		"swapped", rl.swapped, "unchanged", unchanged,
@@ -186,6 +194,9 @@ type reload struct {
 	dropped map[string]bool   // failed, running nothing
 	why     map[string]string // restarts the plan does not name as such: why
 	deps    []string          // instances restarted for an inproc peer
+	// aborted: the reload was not applied (nothing touched) or rolled
+	// back as a whole; the engine runs the old topology.
+	aborted bool
 
 	started, stopped, restarted, swapped int
 }
@@ -369,20 +380,19 @@ func noSwap(in *instance, n *spec.Node) string {
 	return ""
 }
 
-// apply runs the plan on a running engine.
+// apply runs the plan on a running engine. It is all or nothing: when a
+// node's new definition cannot be built, nothing is touched; when one does
+// not start, every node the reload stopped, restarted or added goes back to
+// its previous definition (rollback), so that peers never run on a mixture
+// of the old file and the new one (a sender moved to a new endpoint while
+// its receiver stayed on the old one). Handler swaps happen last, once
+// every start succeeded.
 func (rl *reload) apply() {
 	e := rl.e
 	swaps, starts := rl.prepare(true)
-
-	for _, j := range swaps {
-		rl.log.Info("swapping handler", "node", j.n.Name, "handler", j.n.Handler.Label())
-		if err := j.in.swapTo(j.n, rl.new, j.h); err != nil {
-			discard(j.h)
-			rl.fail(j.n.Name, err)
-			rl.kept[j.n.Name] = true
-			continue
-		}
-		rl.swapped++
+	if len(rl.failed) > 0 {
+		rl.abandon(swaps, starts)
+		return
 	}
 
 	// Stop before start: what the old instances bound is free for their
@@ -416,7 +426,6 @@ func (rl *reload) apply() {
 		}
 	}
 	e.mu.Unlock()
-	rl.stopped = len(rl.plan.Removed)
 
 	errs := map[*instance]error{}
 	for _, wave := range startWaves(starts) {
@@ -435,48 +444,113 @@ func (rl *reload) apply() {
 			errs[in] = err
 		}
 	}
-
-	var rollbacks []*instance
-	for _, j := range starts {
-		name := j.n.Name
-		err, bad := errs[j.in]
-		if !bad {
-			if j.old == nil {
-				rl.started++
-			} else {
-				rl.restarted++
+	if len(errs) > 0 {
+		for _, j := range starts {
+			if err, bad := errs[j.in]; bad {
+				rl.fail(j.n.Name, err)
 			}
-			continue
 		}
-		rl.fail(name, err)
-		e.remove(j.in)
-		if j.old == nil {
-			rl.dropped[name] = true
-			continue
+		for _, j := range swaps {
+			discard(j.h)
 		}
-		// Back to the previous definition, as a fresh instance.
-		j.old.mu.Lock()
-		on, ot := j.old.spec, j.old.topo
-		j.old.mu.Unlock()
-		rb, rerr := e.newInstance(on, ot)
-		if rerr != nil {
-			rl.failed[name] = fmt.Errorf("%w; rollback: %v", err, rerr)
-			rl.dropped[name] = true
-			continue
-		}
-		rl.log.Info("rolling back node", "node", name)
-		rl.kept[name] = true
-		e.mu.Lock()
-		e.insts[name] = rb
-		e.startInstance(rb)
-		e.mu.Unlock()
-		rollbacks = append(rollbacks, rb)
+		rl.rollback(starts, olds)
+		return
 	}
-	for rb, err := range e.awaitStart(rl.ctx, rollbacks) {
-		// It stays under its supervisor, restart policy and all.
-		name := rb.name()
-		rl.log.Error("rollback did not start", "node", name, "error", err)
-		rl.failed[name] = fmt.Errorf("%w; rollback: %v", rl.failed[name], err)
+	for _, j := range starts {
+		if j.old == nil {
+			rl.started++
+		} else {
+			rl.restarted++
+		}
+	}
+	rl.stopped = len(rl.plan.Removed)
+
+	for _, j := range swaps {
+		rl.log.Info("swapping handler", "node", j.n.Name, "handler", j.n.Handler.Label())
+		if err := j.in.swapTo(j.n, rl.new, j.h); err != nil {
+			// Only a process node refuses, and prepare made those restarts.
+			discard(j.h)
+			rl.fail(j.n.Name, err)
+			rl.kept[j.n.Name] = true
+			continue
+		}
+		rl.swapped++
+	}
+}
+
+// abandon gives up a reload before anything was touched: every handler and
+// instance prepare built is closed, every node keeps its definition.
+func (rl *reload) abandon(swaps []swapJob, starts []startJob) {
+	for _, j := range swaps {
+		discard(j.h)
+	}
+	for _, j := range starts {
+		j.in.discard()
+	}
+	rl.aborted = true
+	rl.log.Error("reload not applied: every node keeps its previous definition", "failed", len(rl.failed))
+}
+
+// rollback puts back the topology as it was before a reload whose starts
+// failed: the instances it started stop, the ones it stopped (olds: removed
+// nodes and the old instances of changed ones) run again, as fresh
+// instances of their previous definitions, and the inproc peers of those
+// reconnect.
+func (rl *reload) rollback(starts []startJob, olds []*instance) {
+	e := rl.e
+	rl.aborted = true
+	rl.log.Error("reload failed: rolling every node back to its previous definition", "failed", len(rl.failed))
+	// Drained like any node a reload stops: what a new instance that did
+	// start already took is passed on.
+	news := make([]*instance, len(starts))
+	for i, j := range starts {
+		news[i] = j.in
+	}
+	e.retire(rl.ctx, news)
+	e.mu.Lock()
+	for _, in := range news {
+		if e.insts[in.name()] == in {
+			delete(e.insts, in.name())
+			e.bury(in)
+		}
+	}
+	e.mu.Unlock()
+	var back []startJob
+	for _, old := range olds {
+		old.mu.Lock()
+		on, ot := old.spec, old.topo
+		old.mu.Unlock()
+		rb, err := e.newInstance(on, ot)
+		if err != nil {
+			rl.failed[on.Name] = fmt.Errorf("rollback: %v", err)
+			rl.dropped[on.Name] = true
+			continue
+		}
+		rl.log.Info("rolling back node", "node", on.Name)
+		rl.kept[on.Name] = true
+		back = append(back, startJob{n: on, in: rb})
+	}
+	var rollbacks []*instance
+	for _, wave := range startWaves(back) {
+		e.mu.Lock()
+		news := make([]*instance, len(wave))
+		for i, j := range wave {
+			e.insts[j.n.Name] = j.in
+			e.startInstance(j.in)
+			news[i] = j.in
+		}
+		e.mu.Unlock()
+		rollbacks = append(rollbacks, news...)
+		for rb, err := range e.awaitStart(rl.ctx, news) {
+			// It stays under its supervisor, restart policy and all.
+			name := rb.name()
+			rl.log.Error("rollback did not start", "node", name, "error", err)
+			if prev := rl.failed[name]; prev != nil {
+				rl.failed[name] = fmt.Errorf("%w; rollback: %v", prev, err)
+			} else {
+				rl.failed[name] = fmt.Errorf("rollback: %w", err)
+			}
+		}
 	}
 	rl.reconnect(rollbacks)
 }
@@ -622,6 +696,10 @@ func startWaves(starts []startJob) [][]startJob {
 func (rl *reload) applyIdle() {
 	e := rl.e
 	swaps, starts := rl.prepare(false)
+	if len(rl.failed) > 0 {
+		rl.abandon(swaps, starts)
+		return
+	}
 	var gone []*instance
 	defer func() {
 		for _, in := range gone {
@@ -662,6 +740,13 @@ func (rl *reload) applyIdle() {
 // ones. Instances left alone take their new (equal) definition, so that
 // later restarts and Status follow the file.
 func (rl *reload) adopt() {
+	if rl.aborted {
+		e := rl.e
+		e.mu.Lock()
+		e.topo = rl.old
+		e.mu.Unlock()
+		return
+	}
 	eff := *rl.new
 	eff.Nodes = make([]*spec.Node, 0, len(rl.new.Nodes))
 	for _, n := range rl.new.Nodes {
@@ -691,8 +776,25 @@ func (rl *reload) report(d time.Duration) Report {
 	rep := Report{Plan: rl.plan, Dependents: rl.deps, Duration: d}
 	for name, err := range rl.failed {
 		rep.Failed = append(rep.Failed, NodeError{Node: name, Err: err})
-		if rl.kept[name] && !rl.dropped[name] {
-			rep.RolledBack = append(rep.RolledBack, name)
+	}
+	if rl.aborted {
+		rep.Dependents = nil
+		// Every node the plan touches keeps (or is back on) its previous
+		// definition; added nodes are gone.
+		seen := map[string]bool{}
+		for _, list := range [][]string{rl.plan.Changed, rl.plan.HandlerOnly, rl.plan.Removed, rl.deps} {
+			for _, name := range list {
+				if !seen[name] && !rl.dropped[name] {
+					seen[name] = true
+					rep.RolledBack = append(rep.RolledBack, name)
+				}
+			}
+		}
+	} else {
+		for name := range rl.failed {
+			if rl.kept[name] && !rl.dropped[name] {
+				rep.RolledBack = append(rep.RolledBack, name)
+			}
 		}
 	}
 	sort.Slice(rep.Failed, func(i, j int) bool { return rep.Failed[i].Node < rep.Failed[j].Node })

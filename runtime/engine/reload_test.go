@@ -739,36 +739,38 @@ func TestApplyRollsBackNodeThatCannotStart(t *testing.T) {
 	if !reflect.DeepEqual(rep.RolledBack, []string{"svc"}) {
 		t.Errorf("RolledBack: got %v, want [svc]", rep.RolledBack)
 	}
-	for _, name := range []string{"extra", "svc"} {
-		if st := statusOf(r.e, name); st.State != StateRunning {
-			t.Errorf("%s: %s, want running", name, st.State)
-		}
+	// All or nothing: the added node does not stay without the rest.
+	if st := statusOf(r.e, "svc"); st.State != StateRunning {
+		t.Errorf("svc: %s, want running", st.State)
+	}
+	if names := rlNames(r.e); !reflect.DeepEqual(names, []string{"svc"}) {
+		t.Errorf("instances: got %v, want [svc]", names)
 	}
 	if got, err := rlRequest(t, vars["SVC"], "old svc"); err != nil || got != "old svc" {
 		t.Errorf("svc at its old endpoint replied %q, %v", got, err)
-	}
-	if got, err := rlRequest(t, vars["EXTRA"], "extra"); err != nil || got != "extra" {
-		t.Errorf("extra replied %q, %v", got, err)
 	}
 	topo := r.e.Topology()
 	if got := topo.Node("svc").Socket("in").Bind; !reflect.DeepEqual(got, []string{vars["SVC"]}) {
 		t.Errorf("engine topology: svc binds %v, want its old endpoint", got)
 	}
-	if topo.Node("extra") == nil {
-		t.Errorf("engine topology lacks extra")
+	if topo.Node("extra") != nil {
+		t.Errorf("engine topology has extra")
 	}
 	for _, line := range []string{"rolling back node: node=svc",
-		"reload applied: started=1 stopped=0 restarted=0 swapped=0 unchanged=0 failed=1"} {
+		"reload rolled back: rolled_back=1 unchanged=0 failed=1"} {
 		if !strings.Contains(logs.String(), line) {
 			t.Errorf("log lacks %q", line)
 		}
 	}
 
-	// The same file again, once the endpoint is free: the reload retries svc.
+	// The same file again, once the endpoint is free: the reload retries.
 	release()
 	rlFree(t, taken)
 	rep = rlMust(t, r.e, rlParse(t, dir, rlServices("extra", "svc"), rlVars(vars, "SVC", taken)))
-	rlPlan(t, rep.Plan, spec.Plan{Changed: []string{"svc"}, Unchanged: []string{"extra"}})
+	rlPlan(t, rep.Plan, spec.Plan{Added: []string{"extra"}, Changed: []string{"svc"}})
+	if got, err := rlRequest(t, vars["EXTRA"], "extra"); err != nil || got != "extra" {
+		t.Errorf("extra replied %q, %v", got, err)
+	}
 	if got, err := rlRequest(t, taken, "new svc"); err != nil || got != "new svc" {
 		t.Errorf("svc at its new endpoint replied %q, %v", got, err)
 	}
@@ -1001,7 +1003,8 @@ func TestStopCutsReloadDrainShort(t *testing.T) {
 		applied <- err
 	}()
 	rlWaitFor(t, "the reload draining worker.1", func() bool { return strings.Contains(logs.String(), "stopping node: node=worker.1") })
-	if err := r.stop(t); err != nil {
+	// Cutting the drain short may drop what worker.1 still held: reported.
+	if err := r.stop(t); err != nil && !isLossOn(err, "ventilator.out -> ") {
 		t.Errorf("Run: %v", err)
 	}
 	select {
@@ -1174,10 +1177,12 @@ func TestApplyRollbackReconnectsInprocPeers(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("Apply: got %v, want a bind failure", err)
 	}
-	if !reflect.DeepEqual(rep.RolledBack, []string{"x"}) || !reflect.DeepEqual(rep.Dependents, []string{"d"}) {
-		t.Errorf("RolledBack %v, Dependents %v; want [x], [d]", rep.RolledBack, rep.Dependents)
+	// d restarted with x (inproc dependent), so the rollback restarts it
+	// too, after x.
+	if !reflect.DeepEqual(rep.RolledBack, []string{"d", "x"}) || len(rep.Dependents) != 0 {
+		t.Errorf("RolledBack %v, Dependents %v; want [d x], []", rep.RolledBack, rep.Dependents)
 	}
-	if want := `restarting node: node=d reason="it connects over inproc to x, which was rolled back"`; !strings.Contains(logs.String(), want) {
+	if want := `rolling back node: node=d`; !strings.Contains(logs.String(), want) {
 		t.Errorf("log lacks %q", want)
 	}
 
