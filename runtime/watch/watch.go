@@ -10,7 +10,10 @@
 // `touch` and `chmod` are not changes. A deleted file is not a change
 // either; the watcher waits for it to come back and compares its content
 // then. A watched directory that is itself removed or renamed is watched
-// again once a directory appears under its name.
+// again once a directory appears under its name. A burst that never pauses
+// is looked at every second at least (maxWait). A watched symlink is looked
+// at on any event in its directory: Kubernetes updates a mounted ConfigMap
+// by swapping a `..data` symlink the watched name points through.
 package watch
 
 import (
@@ -33,6 +36,11 @@ import (
 // its content is compared: long enough to fold an editor's save (truncate,
 // write, rename, chmod) into one change, short enough to feel immediate.
 const DefaultDebounce = 100 * time.Millisecond
+
+// maxWait bounds the debounce: a file written without a pause (every 20 ms
+// for minutes) is still looked at within about a second of its first
+// write, then again a second later, and so on; each look compares content.
+const maxWait = time.Second
 
 // rewatchInterval is how often a lost directory is looked for again; there
 // is nothing to watch for the appearance of a directory whose parent may be
@@ -211,15 +219,27 @@ func (w *Watcher) Run(ctx context.Context) error {
 	defer w.close()
 
 	// due holds the paths to look at, by the time their burst is over.
+	// first holds when a path's burst began: its look is due a debounce
+	// after the last event, but never later than maxWait after the first.
 	due := map[string]time.Time{}
+	first := map[string]time.Time{}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	schedule := func(path string) {
-		due[path] = time.Now().Add(w.debounce)
+		now := time.Now()
+		if _, ok := first[path]; !ok {
+			first[path] = now
+		}
+		at := now.Add(w.debounce)
+		if limit := first[path].Add(max(maxWait, w.debounce)); at.After(limit) {
+			at = limit
+		}
+		due[path] = at
 		// The newest deadline is the latest: other due paths are looked at
-		// late rather than early, which only lengthens their quiet period.
-		timer.Reset(w.debounce)
+		// late rather than early, which only lengthens their quiet period
+		// (up to maxWait).
+		timer.Reset(at.Sub(now))
 	}
 	// A path is pending from the moment its change is seen until a reader
 	// takes it; it is pending at most once.
@@ -283,6 +303,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 					continue
 				}
 				delete(due, p)
+				delete(first, p)
 				if w.check(p) {
 					w.logger.Debug("watched file changed", "path", p)
 					enqueue(p)
@@ -313,6 +334,20 @@ func (w *Watcher) affected(ev fsnotify.Event) []string {
 	if _, ok := w.files[name]; ok {
 		return []string{name}
 	}
+	// A Kubernetes ConfigMap volume updates by a symlink swap: the watched
+	// name is a symlink to ..data/NAME, and the kubelet renames a new
+	// ..data symlink over the old one; the watched name itself sees no
+	// event. Any event next to a watched symlink may have changed what it
+	// points to: look at it (the content comparison decides).
+	var links []string
+	for p, f := range w.files {
+		if f.dir == filepath.Dir(name) && isSymlink(p) {
+			links = append(links, p)
+		}
+	}
+	if len(links) > 0 {
+		return links
+	}
 	if w.dirs[name] > 0 && ev.Has(fsnotify.Remove|fsnotify.Rename) {
 		// A renamed directory's watch follows the inode to its new name;
 		// drop it and watch the name again once something is there.
@@ -322,6 +357,11 @@ func (w *Watcher) affected(ev fsnotify.Event) []string {
 		return w.pathsIn(name)
 	}
 	return nil
+}
+
+func isSymlink(path string) bool {
+	fi, err := os.Lstat(path)
+	return err == nil && fi.Mode()&os.ModeSymlink != 0
 }
 
 // rewatch watches lost directories again where they exist, and returns the
