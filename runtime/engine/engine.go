@@ -231,6 +231,7 @@ func New(t *spec.Topology, opts Options) (*Engine, error) {
 			errs = append(errs, err)
 			continue
 		}
+		in.initial = true
 		e.insts[n.Name] = in
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -399,6 +400,20 @@ func (e *Engine) finished() string {
 		return "" // Apply notifies again when it is done
 	}
 	completing, done, live := 0, 0, 0
+	for _, name := range e.sortedNames() {
+		in := e.insts[name]
+		in.mu.Lock()
+		st, cannot := in.st, in.cannotStart
+		in.mu.Unlock()
+		switch {
+		case cannot:
+			return fmt.Sprintf("node %s cannot start", name)
+		case in.completes && st == StateFailed:
+			// What it was to complete will not happen: the others would
+			// wait for ever (compose's --abort-on-container-exit).
+			return fmt.Sprintf("node %s failed for good; the topology cannot complete", name)
+		}
+	}
 	for _, in := range e.insts {
 		st := in.state()
 		terminal := st == StateCompleted || st == StateFailed || st == StateStopped

@@ -68,6 +68,12 @@ type instance struct {
 	done      chan struct{}      // closed when the supervisor returned
 	producer  bool
 	proc      *processRunner // process and command nodes; nil for a goroutine
+	// initial: built by New for Run's first start (not by a reload): no
+	// earlier instance of ours can hold what it binds. cannotStart is set
+	// when its first attempt failed in a way no restart can mend (a port
+	// another program holds): the topology stops (Engine.finished).
+	initial     bool
+	cannotStart bool
 
 	// Restarts for an inproc peer (see bounce): attempts counts the runs
 	// of this instance; cancelAttempt ends the current one; bounced says
@@ -269,7 +275,8 @@ func (in *instance) supervise(ctx context.Context) {
 		r = spec.DefaultRestart // a hand-built node: the loader's default
 	}
 	lim := supervise.NewLimiter(r)
-	for {
+	for attempt := 1; ; attempt++ {
+		first := attempt == 1 && in.initial
 		var runner instanceRunner = in.proc
 		if in.proc == nil {
 			in.mu.Lock()
@@ -297,6 +304,7 @@ func (in *instance) supervise(ctx context.Context) {
 				// Under "always" a completion is followed by a restart, so the
 				// node must return; otherwise it keeps its queues flowing.
 				HoldOnComplete: r.Policy != spec.RestartAlways,
+				NoBindRetry:    first,
 			})}
 		}
 		attempt, cancelAttempt := context.WithCancel(ctx)
@@ -343,6 +351,17 @@ func (in *instance) supervise(ctx context.Context) {
 			err = nil // it completed before the bounce reached it
 		}
 		failed := err != nil
+		if failed && first && zsock.IsAddrInUse(err) {
+			// Nothing of this topology held it before: another program
+			// does, and retrying with backoff would only hide that.
+			err = fmt.Errorf("%w (another program holds this endpoint)", err)
+			in.log.Error("node cannot start", "error", err)
+			in.mu.Lock()
+			in.cannotStart = true
+			in.mu.Unlock()
+			in.fail(err)
+			return
+		}
 		if failed {
 			in.log.Error("node failed", "error", err)
 			in.mu.Lock()

@@ -81,6 +81,8 @@ type Config struct {
 	// the socket stays open. The engine stops completed nodes after the
 	// drain.
 	HoldOnComplete bool
+	// NoBindRetry: a bind on an address in use fails at once (zsock).
+	NoBindRetry bool
 }
 
 // Node is one node instance. Create it with New, run it with Run (once),
@@ -438,7 +440,7 @@ func (r *run) openSockets() error {
 	sp := n.cfg.Spec
 	watch := sp.Sync != nil
 	for _, s := range sp.Sockets {
-		zs, err := zsock.OpenWith(n.cfg.Context, s, zsock.Options{Stats: n.stats[s.Name], WatchHandshakes: watch, Node: sp.Name, Logger: n.log})
+		zs, err := zsock.OpenWith(n.cfg.Context, s, zsock.Options{Stats: n.stats[s.Name], WatchHandshakes: watch, Node: sp.Name, Logger: n.log, NoBindRetry: n.cfg.NoBindRetry})
 		if err != nil {
 			return err
 		}

@@ -32,6 +32,7 @@
 package zsock
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -133,6 +134,10 @@ type Options struct {
 	// CURVE handshakes; Logger gets those lines (nil: dropped).
 	Node   string
 	Logger hclog.Logger
+	// NoBindRetry makes a bind on an address in use fail at once: when no
+	// previous instance of the node can be holding it (the first start of
+	// a topology), another program has it, and waiting will not help.
+	NoBindRetry bool
 }
 
 // Open creates the socket described by s in ctx and binds and connects it.
@@ -211,7 +216,11 @@ func OpenWith(ctx *zmq4.Context, s *spec.Socket, o Options) (sock *Socket, err e
 		}
 	}
 	for _, ep := range s.Bind {
-		if err := bindRetry(z, ep); err != nil {
+		retryFor := bindRetryFor
+		if o.NoBindRetry {
+			retryFor = 0
+		}
+		if err := bindRetry(z, ep, retryFor); err != nil {
 			return sock, fmt.Errorf("socket %q: bind %s: %w", s.Name, ep, err)
 		}
 		last, _ := z.GetLastEndpoint()
@@ -241,10 +250,10 @@ func OpenWith(ctx *zmq4.Context, s *spec.Socket, o Options) (sock *Socket, err e
 
 // BindRetry binds z to ep, retrying EADDRINUSE briefly as Open does: the
 // socket that held the endpoint may still be closing.
-func BindRetry(z *zmq4.Socket, ep string) error { return bindRetry(z, ep) }
+func BindRetry(z *zmq4.Socket, ep string) error { return bindRetry(z, ep, bindRetryFor) }
 
-func bindRetry(z *zmq4.Socket, ep string) error {
-	deadline := time.Now().Add(bindRetryFor)
+func bindRetry(z *zmq4.Socket, ep string, retryFor time.Duration) error {
+	deadline := time.Now().Add(retryFor)
 	wait := 10 * time.Millisecond
 	for {
 		err := z.Bind(ep)
@@ -490,6 +499,17 @@ func (s *Socket) HasEnvelope() bool { return s.env != envNone }
 // receive, or no room to send, right now.
 func IsAgain(err error) bool {
 	return err != nil && zmq4.AsErrno(err) == zmq4.Errno(syscall.EAGAIN)
+}
+
+// IsAddrInUse reports whether err, or an error it wraps, is a bind on an
+// address in use (EADDRINUSE).
+func IsAddrInUse(err error) bool {
+	var eno zmq4.Errno
+	if errors.As(err, &eno) && eno == zmq4.EADDRINUSE {
+		return true
+	}
+	var sno syscall.Errno
+	return errors.As(err, &sno) && zmq4.Errno(sno) == zmq4.EADDRINUSE
 }
 
 // IsTerm reports whether err means the context was terminated.
