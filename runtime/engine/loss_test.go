@@ -37,18 +37,55 @@ nodes:
 
 // Issue 11 item 1: a busy handler is not idle. The batch ends by itself
 // (src completes) while slow still works on the first message and the
-// others wait in its queue; every one reaches the sink, although the whole
-// drain (10 x 150 ms) outlasts the grace: each message that goes through
-// is progress.
+// others wait in its queue; every one reaches the sink (10 x 300 ms, within
+// the grace of 5 s).
 func TestDrainWaitsForBusyHandler(t *testing.T) {
 	lg, logs := newLogger(t)
-	topo := rlParse(t, rlDir(t), slowPipeline(t, "loss-busy", "{count: 10}", "150ms", "handler: log"), nil)
-	r := rlStart(t, topo, Options{Logger: lg, Grace: 500 * time.Millisecond})
+	topo := rlParse(t, rlDir(t), slowPipeline(t, "loss-busy", "{count: 10}", "300ms", "handler: log"), nil)
+	r := rlStart(t, topo, Options{Logger: lg})
 	if err := r.wait(t); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	if got := rlStat(r.e, "sink", "in").MsgsIn; got != 10 {
 		t.Errorf("sink received %d, want 10", got)
+	}
+	if strings.Contains(logs.String(), "lost") {
+		t.Errorf("the log reports a loss:\n%s", logs)
+	}
+}
+
+// After a completion the drain goes on past the grace while it makes
+// progress: 8 x 250 ms with a grace of 500 ms. src starts only once slow is
+// connected (sync), so that the first progress comes within the grace.
+func TestNaturalDrainOutlastsGraceWhileProgressing(t *testing.T) {
+	lg, logs := newLogger(t)
+	yaml := fmt.Sprintf(`version: 1
+name: loss-progress
+nodes:
+  src:
+    handler: generate
+    config: {count: 8}
+    sync: {expect: 1, bind: "%s"}
+    sockets:
+      out: {type: PUSH, bind: "%s"}
+  slow:
+    handler: forward
+    config: {delay: 250ms}
+    sync: {connect: src}
+    sockets:
+      in: {type: PULL, connect: src.out}
+      out: {type: PUSH, connect: sink.in}
+  sink:
+    handler: log
+    sockets:
+      in: {type: PULL, bind: "%s"}
+`, zsocktest.TCP(t), zsocktest.TCP(t), zsocktest.TCP(t))
+	r := rlStart(t, rlParse(t, rlDir(t), yaml, nil), Options{Logger: lg, Grace: 500 * time.Millisecond})
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := rlStat(r.e, "sink", "in").MsgsIn; got != 8 {
+		t.Errorf("sink received %d, want 8", got)
 	}
 	if strings.Contains(logs.String(), "lost") {
 		t.Errorf("the log reports a loss:\n%s", logs)

@@ -146,19 +146,17 @@ func TestBindOnTakenPortNamesNodeSocketEndpoint(t *testing.T) {
 	}
 	defer holder.Close()
 
+	// A port another program holds at start ends the run at once (issue
+	// 12 item 4; cannot_test.go): no restart would mend it.
 	taken := builtinNode("taker", "count", nil, sock("in", spec.PULL, list(ep), nil))
 	taken.Restart = spec.Restart{Policy: spec.RestartNo}
 	s := startEngine(t, &spec.Topology{Name: "t", Nodes: append(feed("inproc://ok"), taken)}, Options{})
-	testutil.WaitFor(t, "taker to fail", func() bool { return statusOf(s.e, "taker").State == StateFailed })
-	before := statusOf(s.e, "counter").Sockets[0].MsgsIn
-	testutil.WaitFor(t, "the others to go on", func() bool { return statusOf(s.e, "counter").Sockets[0].MsgsIn > before+10 })
-	s.cancel()
 	err = s.wait(t, bound)
-	want := fmt.Sprintf(`node "taker" failed: socket "in": bind %s: address already in use`, ep)
+	want := fmt.Sprintf(`node "taker" failed: socket "in": bind %s: address already in use (another program holds this endpoint)`, ep)
 	if err == nil || err.Error() != want {
 		t.Fatalf("Run: got %v, want %s", err, want)
 	}
-	if got := statusOf(s.e, "taker").Error; got != fmt.Sprintf(`socket "in": bind %s: address already in use`, ep) {
+	if got := statusOf(s.e, "taker").Error; got != fmt.Sprintf(`socket "in": bind %s: address already in use (another program holds this endpoint)`, ep) {
 		t.Errorf("status error: %q", got)
 	}
 }
