@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"regexp"
-	"strings"
 	"syscall"
 	"testing"
 )
@@ -20,11 +19,13 @@ nodes:
   src:
     handler: generate
     config: {count: 10}
+    sync: {expect: 1, bind: ipc://%s/sync.sock}
     sockets:
       out: {type: PUSH, bind: ipc://%s/src.sock}
   slow:
     handler: forward
     config: {delay: 300ms}
+    sync: {connect: src}
     sockets:
       in: {type: PULL, connect: src.out}
       out: {type: PUSH, connect: sink.in}
@@ -32,15 +33,16 @@ nodes:
     handler: log
     sockets:
       in: {type: PULL, bind: ipc://%s/sink.sock}
-`, d.root, d.root))
+`, d.root, d.root, d.root))
 	up := startUp(t, bin, d, "--no-watch", "--grace", "500ms", file)
-	up.waitLog(regexp.MustCompile(`message: node=sink`))
+	sinkLine := regexp.MustCompile(`(sink +\| message:|message: node=sink)`)
+	up.waitLog(sinkLine)
 	up.signal(syscall.SIGINT)
 	if code := up.exitCode(e2eBound); code != 3 {
 		t.Fatalf("exit status: got %d, want 3", code)
 	}
 	log := up.log()
-	delivered := strings.Count(log, "message: node=sink")
+	delivered := len(sinkLine.FindAllString(log, -1))
 	m := regexp.MustCompile(`topology stopped with messages lost: lost=(\d+) drain_cut_short=true`).FindStringSubmatch(log)
 	if m == nil {
 		t.Fatalf("no loss summary in the log:\n%s", log)

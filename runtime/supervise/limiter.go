@@ -15,6 +15,10 @@ import (
 	"github.com/ztopo/ztopo/spec"
 )
 
+// MinBackoff is the least delay before any restart, whatever the policy
+// says: at most 20 restarts a second of one instance.
+const MinBackoff = 50 * time.Millisecond
+
 // Limiter applies a restart policy to the successive runs of one node
 // instance. It is not safe for concurrent use: the goroutine that supervises
 // the instance owns it.
@@ -27,7 +31,9 @@ import (
 //     would exceed the limit is refused and the limiter is exhausted for good
 //     — the node is failed, and Next refuses from then on;
 //   - the delay before a restart starts at BackoffMin and doubles with each
-//     restart of a streak, capped at BackoffMax;
+//     restart of a streak, capped at BackoffMax; neither is taken below
+//     MinBackoff, so that `backoff_min: 0` cannot make a crash loop spin a
+//     core (it made 4,350 restarts in 15 s);
 //   - a healthy run ends the streak: a run that lasted at least Within (or at
 //     least BackoffMax when Within <= 0) is followed by a BackoffMin delay
 //     again. Within is the natural threshold: after such a run every earlier
@@ -114,10 +120,10 @@ func (l *Limiter) healthyRun() time.Duration {
 	return l.r.BackoffMax
 }
 
-// backoff is BackoffMin doubled n times, capped at BackoffMax (or at
-// BackoffMin if the maximum is set below it).
+// backoff is BackoffMin (at least MinBackoff) doubled n times, capped at
+// BackoffMax (or at that minimum if the maximum is set below it).
 func (l *Limiter) backoff(n int) time.Duration {
-	d, ceiling := l.r.BackoffMin, l.r.BackoffMax
+	d, ceiling := max(l.r.BackoffMin, MinBackoff), l.r.BackoffMax
 	if ceiling < d {
 		ceiling = d
 	}

@@ -110,6 +110,33 @@ func TestLimiter(t *testing.T) {
 			exhausted: true,
 		},
 		{
+			// Issue 11 item 8: backoff_min 0 must not spin a core.
+			name: "backoff has a floor",
+			r: with(spec.RestartAlways, func(r *spec.Restart) {
+				r.MaxRestarts = 1000000
+				r.Within = time.Second
+				r.BackoffMin, r.BackoffMax = 0, 0
+			}),
+			steps: []step{
+				{at: 0, restart: true, delay: MinBackoff},
+				{at: 1 * ms, restart: true, delay: MinBackoff},
+				{at: 2 * ms, restart: true, delay: MinBackoff},
+			},
+			restarts: 3,
+		},
+		{
+			name: "a zero minimum doubles from the floor",
+			r: with(spec.RestartAlways, func(r *spec.Restart) {
+				r.BackoffMin = 0
+			}),
+			steps: []step{
+				{at: 0, restart: true, delay: MinBackoff},
+				{at: 1 * ms, restart: true, delay: 2 * MinBackoff},
+				{at: 2 * ms, restart: true, delay: 4 * MinBackoff},
+			},
+			restarts: 3,
+		},
+		{
 			name: "backoff doubles up to the max",
 			r: with(spec.RestartAlways, func(r *spec.Restart) {
 				r.MaxRestarts = 10

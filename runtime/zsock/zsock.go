@@ -195,6 +195,11 @@ func OpenWith(ctx *zmq4.Context, s *spec.Socket, o Options) (sock *Socket, err e
 			return sock, fmt.Errorf("socket %q: curve: %w", s.Name, err)
 		}
 	}
+	if needsIPv6(s) {
+		if err := z.SetIpv6(true); err != nil {
+			return sock, fmt.Errorf("socket %q: ipv6: %w", s.Name, err)
+		}
+	}
 	if s.Identity != "" {
 		if err := z.SetIdentity(s.Identity); err != nil {
 			return sock, fmt.Errorf("socket %q: identity %q: %w", s.Name, s.Identity, err)
@@ -251,6 +256,25 @@ func OpenWith(ctx *zmq4.Context, s *spec.Socket, o Options) (sock *Socket, err e
 // BindRetry binds z to ep, retrying EADDRINUSE briefly as Open does: the
 // socket that held the endpoint may still be closing.
 func BindRetry(z *zmq4.Socket, ep string) error { return bindRetry(z, ep, bindRetryFor) }
+
+// needsIPv6 reports whether a socket binds or connects a tcp endpoint with
+// an IPv6 address (`tcp://[::]:5555`, `tcp://[::1]:5555`): libzmq refuses
+// those ("no such device") unless ZMQ_IPV6 is set. It is set for such
+// sockets unless the file sets the `ipv6` option itself. An IPv6 socket
+// still serves IPv4 peers (a dual-stack listener on [::]).
+func needsIPv6(s *spec.Socket) bool {
+	for _, o := range s.Options {
+		if o.Name == "ipv6" {
+			return false
+		}
+	}
+	for _, ep := range append(append([]string(nil), s.Bind...), s.Connect...) {
+		if strings.HasPrefix(ep, "tcp://") && strings.Contains(ep, "[") {
+			return true
+		}
+	}
+	return false
+}
 
 func bindRetry(z *zmq4.Socket, ep string, retryFor time.Duration) error {
 	deadline := time.Now().Add(retryFor)
