@@ -24,7 +24,9 @@ import (
 //
 // An edge group counts only when the topology knows every end of it: each
 // endpoint bound by one of its sockets, no command node among them (a
-// command's sockets have no counters), only PUSH, PULL and PAIR sockets
+// command's sockets have no counters), no at-least-once edge (the sender
+// keeps and redelivers what is lost; acknowledgements and redeliveries
+// move the counters too), only PUSH, PULL and PAIR sockets
 // (on PUB, ROUTER and the rest a send does not map to one receive). A peer
 // outside the topology that connects to a PUSH the topology binds takes
 // messages the counts cannot see: they look queued until the drain's grace
@@ -167,7 +169,9 @@ func edgeGroups(insts []*instance) []*edgeGroup {
 			}
 			t := spec.SocketType(strings.ToUpper(string(so.Type)))
 			switch {
-			case command:
+			case command, so.Reliable != nil, so.Acks:
+				// No counters, or counts that acknowledgements and
+				// redeliveries make differ from one send, one receive.
 				for _, ep := range eps {
 					tainted[ep] = true
 				}
