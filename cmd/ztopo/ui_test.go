@@ -180,9 +180,14 @@ func TestUIInBrowser(t *testing.T) {
 	}
 	pageWait(t, ctx, "the added node, running", `(() => { const g = document.querySelector('#graph g.node[data-name="extra"]'); return !!g && g.dataset.state === "running" && window.marker === 42; })()`)
 
+	// The SIGKILL lost what worker.0 held: up says so with exit 3 (0 when
+	// it happened to hold nothing).
 	u.signal(syscall.SIGTERM)
-	if code := u.exitCode(e2eBound); code != 0 {
-		t.Fatalf("up exited %d, want 0\n%s", code, u.log())
+	switch code := u.exitCode(e2eBound); {
+	case code == 0:
+	case code == 3 && strings.Contains(u.log(), "messages lost"):
+	default:
+		t.Fatalf("up exited %d, want 0, or 3 with the messages lost\n%s", code, u.log())
 	}
 }
 
