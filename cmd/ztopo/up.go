@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -558,7 +557,7 @@ func (u *upRun) run(stderr io.Writer) int {
 
 	err := g.Run()
 	if !u.notOwner.Load() {
-		removeRuntimeDir(t.RuntimeDir, u.log)
+		control.RemoveRuntimeDir(t.RuntimeDir, u.log)
 	}
 	var ed *engineDone
 	switch {
@@ -602,28 +601,6 @@ func (u *upRun) awaitControl() bool {
 			return false
 		case <-time.After(20 * time.Millisecond):
 		}
-	}
-}
-
-// removeRuntimeDir removes the runtime directory (control socket, auto ipc
-// paths) unless another instance serves it by now: the control socket's
-// lock tells, and is held while removing so that no instance can start
-// serving in between.
-func removeRuntimeDir(dir string, log hclog.Logger) {
-	lockPath := filepath.Join(dir, control.SocketName+".lock")
-	f, err := os.OpenFile(lockPath, os.O_RDWR, 0)
-	if err == nil {
-		defer f.Close()
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-			log.Debug("runtime directory in use by another instance, left in place", "dir", dir)
-			return
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		log.Warn("cannot remove runtime directory", "dir", dir, "error", err)
-		return
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		log.Warn("cannot remove runtime directory", "dir", dir, "error", err)
 	}
 }
 

@@ -111,8 +111,8 @@ func Serve(ctx context.Context, zctx *zmq4.Context, endpoint string, h Handler, 
 // server, and writes our pid into the lock file for the error of the next
 // one. unlock releases it.
 func lockEndpoint(path, endpoint string, h Handler) (unlock func(), err error) {
-	lockPath := path + ".lock"
-	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
+	lp := lockPath(path)
+	f, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("control socket lock: %w", err)
 	}
@@ -251,7 +251,7 @@ func restoreSocket(sock *zmq4.Socket, path, endpoint string, h Handler, logger h
 	if err := os.Chmod(path, 0o600); err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
-	if f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+	if f, err := os.OpenFile(lockPath(path), os.O_RDWR|os.O_CREATE, 0o600); err == nil {
 		fmt.Fprintf(f, "%d\n", os.Getpid())
 		f.Close()
 	}
@@ -259,4 +259,30 @@ func restoreSocket(sock *zmq4.Socket, path, endpoint string, h Handler, logger h
 		l.RuntimeDirLost(dir)
 	}
 	return nil
+}
+
+// lockPath is the lock file beside the control socket at sock: whoever holds
+// it serves the socket, and it names that process's pid.
+func lockPath(sock string) string { return sock + ".lock" }
+
+// RemoveRuntimeDir removes the runtime directory (control socket, auto ipc
+// paths) unless another instance serves it by now: the control socket's
+// lock tells, and is held while removing so that no instance can start
+// serving in between.
+func RemoveRuntimeDir(dir string, log hclog.Logger) {
+	lp := lockPath(filepath.Join(dir, SocketName))
+	f, err := os.OpenFile(lp, os.O_RDWR, 0)
+	if err == nil {
+		defer f.Close()
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			log.Debug("runtime directory in use by another instance, left in place", "dir", dir)
+			return
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		log.Warn("cannot remove runtime directory", "dir", dir, "error", err)
+		return
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		log.Warn("cannot remove runtime directory", "dir", dir, "error", err)
+	}
 }
