@@ -187,6 +187,12 @@ func TestProxyBroker(t *testing.T) {
 // and not busy-waited on; the proxy still answers commands meanwhile, and
 // the message goes out once there is room.
 func TestProxyHoldsWhenFull(t *testing.T) {
+	if !Fast {
+		// The fallback is libzmq's own zmq_proxy_steerable, which blocks in
+		// its send to a full backend and answers no command meanwhile: what
+		// this test checks is the C proxy's.
+		t.Skip("pebbe's fallback (ztopo_slowpath): libzmq's proxy blocks on a full backend")
+	}
 	r := newRig(t)
 	n := t.Name()
 	front := r.sock(zmq4.PULL, "inproc://front-"+n, "")
