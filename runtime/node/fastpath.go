@@ -106,8 +106,11 @@ type proxyStats struct {
 }
 
 func (r *run) fastPath(h handler.Handler, async handler.Async) (in, out *rsock, ok bool) {
+	// On pebbe's fallback (zbatch.Fast false) there is no C proxy, and
+	// libzmq's own one blocks in a send to a full or vanished inproc peer,
+	// deaf to the commands that stop or reconnect it: the Go loop forwards.
 	p, isP := h.(Passthrough)
-	if !isP || async != nil || !p.Passthrough() || len(r.recv) != 1 || len(r.outs) != 1 {
+	if !zbatch.Fast || !isP || async != nil || !p.Passthrough() || len(r.recv) != 1 || len(r.outs) != 1 {
 		return nil, nil, false
 	}
 	in, out = r.recv[0], r.outs[0]
