@@ -239,9 +239,15 @@ rc = p.wait(timeout=20)
 print("batch: got %d, bad %d, exit %d" % (got, bad, rc))
 print(p.stderr.read().decode().strip())
 
-# SIGTERM while idle: a clean exit 0.
+# SIGTERM while idle: a clean exit 0. The worker installs its signal
+# handlers before it connects, so its connection reaching src is the
+# event that says a SIGTERM now tests the handler (not Python's start-up).
+mon = src.get_monitor_socket(zmq.EVENT_ACCEPTED)
 p = subprocess.Popen([sys.executable, worker], env=env, stderr=subprocess.DEVNULL)
-time.sleep(0.5)
+if not mon.poll(20000):
+    sys.exit("worker never connected")
+mon.recv_multipart()
+src.disable_monitor(); mon.close(linger=0)
 p.send_signal(signal.SIGTERM)
 print("sigterm: exit %d" % p.wait(timeout=20))
 
