@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -54,7 +53,7 @@ type instance struct {
 	log   hclog.Logger
 	stats map[string]*zsock.Stats
 
-	mu        sync.Mutex
+	mu        sync.Mutex // after Engine.reloadMu and Engine.mu (see Engine)
 	spec      *spec.Node
 	topo      *spec.Topology // spec's topology, the handler's Env.Topo
 	first     any            // the handler built by New, used by the first attempt
@@ -431,12 +430,8 @@ func (e *Engine) reconnectPeers(binder *instance, causes map[string]bool) {
 	bn := binder.spec
 	binder.mu.Unlock()
 	eps := map[string]bool{}
-	for _, s := range bn.Sockets {
-		for _, ep := range s.Bind {
-			if strings.HasPrefix(ep, "inproc://") {
-				eps[ep] = true
-			}
-		}
+	for _, ep := range inprocBinds(bn) {
+		eps[ep] = true
 	}
 	if len(eps) == 0 {
 		return
@@ -458,14 +453,8 @@ func (e *Engine) reconnectPeers(binder *instance, causes map[string]bool) {
 		in.mu.Lock()
 		n := in.spec
 		in.mu.Unlock()
-	sockets:
-		for _, s := range n.Sockets {
-			for _, ep := range s.Connect {
-				if eps[ep] {
-					peers = append(peers, in)
-					break sockets
-				}
-			}
+		if _, ok := connectsTo(n, eps); ok {
+			peers = append(peers, in)
 		}
 	}
 	e.mu.Unlock()
