@@ -73,11 +73,66 @@ static int zb_recvb(void *s, zb_rx *rx, char *dst, size_t cap) {
 }
 
 // zb_take copies a kept frame to dst (n bytes, its whole size) and closes it.
-static void zb_take(zb_rx *rx, void *dst, size_t n) {
+static void zb_take(zmq_msg_t *msg, void *dst, size_t n) {
 	if (n > 0) {
-		memcpy(dst, zmq_msg_data(&rx->msg), n);
+		memcpy(dst, zmq_msg_data(msg), n);
+	}
+	zmq_msg_close(msg);
+}
+
+// zb_frx is the state of one socket's frame-at-a-time receive (Frames).
+typedef struct {
+	zmq_msg_t msg;
+	int more; // the frame has more frames after it
+	int kept; // the frame did not fit dst: msg stays open for zb_take
+} zb_frx;
+
+// zb_recv1 receives one frame in a single cgo crossing: receive, RCVMORE
+// (zmq_msg_more, not a getsockopt), copy to dst when it fits, close. It
+// returns the frame's size, or -1 with errno set.
+static long zb_recv1(void *s, int flags, zb_frx *rx, void *dst, size_t cap) {
+	zmq_msg_init(&rx->msg);
+	if (zmq_msg_recv(&rx->msg, s, flags) < 0) {
+		int e = errno;
+		zmq_msg_close(&rx->msg);
+		errno = e;
+		return -1;
+	}
+	size_t n = zmq_msg_size(&rx->msg);
+	rx->more = zmq_msg_more(&rx->msg);
+	rx->kept = n > cap;
+	if (!rx->kept) {
+		zb_take(&rx->msg, dst, n);
+	}
+	return (long)n;
+}
+
+// zb_discard receives, without waiting and without copying anything out,
+// up to max whole messages. It returns how many came and adds their bytes
+// to *bytes; *err is the errno that ended the loop (0: max reached). The
+// rest of a message is always there with its first frame: a signal inside
+// one is retried.
+static long zb_discard(void *s, long max, zb_frx *rx, unsigned long long *bytes, int *err) {
+	long n = 0;
+	int inside = 0;
+	*err = 0;
+	zmq_msg_init(&rx->msg);
+	while (n < max) {
+		if (zmq_msg_recv(&rx->msg, s, inside ? 0 : ZMQ_DONTWAIT) < 0) {
+			if (errno == EINTR && inside) {
+				continue;
+			}
+			*err = errno;
+			break;
+		}
+		*bytes += zmq_msg_size(&rx->msg);
+		inside = zmq_msg_more(&rx->msg);
+		if (!inside) {
+			n++;
+		}
 	}
 	zmq_msg_close(&rx->msg);
+	return n;
 }
 
 // zb_sendm sends n frames laid end to end in buf as one message, the first
@@ -99,6 +154,21 @@ static int zb_sendm(void *s, const char *buf, const size_t *sizes, int n, int fl
 		off += sizes[i];
 	}
 	return 0;
+}
+
+// zb_sendrep sends the message of n frames laid end to end in buf up to
+// count times, every one without waiting. It returns how many went out;
+// *err is the errno that stopped it (EAGAIN: the peer is full), 0 when all
+// did.
+static long zb_sendrep(void *s, const char *buf, const size_t *sizes, int n, long count, int *err) {
+	*err = 0;
+	for (long k = 0; k < count; k++) {
+		if (zb_sendm(s, buf, sizes, n, ZMQ_DONTWAIT) < 0) {
+			*err = errno;
+			return k;
+		}
+	}
+	return count;
 }
 */
 import "C"
@@ -202,7 +272,7 @@ func (z *IO) Recv(sock *zmq4.Socket, fn func(msg [][]byte)) (bool, error) {
 			if n > 0 {
 				p = unsafe.Pointer(&b[0])
 			}
-			C.zb_take(z.rx, p, C.size_t(n))
+			C.zb_take(&z.rx.msg, p, C.size_t(n))
 			frames = append(frames, b)
 			continue
 		}
@@ -360,4 +430,74 @@ func sendSlow(sock *zmq4.Socket, head, body [][]byte, flags zmq4.Flag) error {
 		}
 	}
 	return nil
+}
+
+// FrameScratch is a Frames' receive buffer: frames up to this size cost one
+// cgo call; larger ones a second one to copy them out.
+const FrameScratch = 4096
+
+// Frames is one socket's frame-at-a-time receive and repeated send (zsock's
+// Recv, Discard and SendRepeat), for callers that check Fast first. Like
+// IO it belongs to the goroutine that owns the socket.
+type Frames struct {
+	rx      *C.zb_frx
+	scratch []byte
+	tx      []byte
+	txSizes []C.size_t
+}
+
+// NewFrames returns a Frames ready for use.
+func NewFrames() *Frames {
+	return &Frames{rx: new(C.zb_frx), scratch: make([]byte, FrameScratch), txSizes: make([]C.size_t, 0, 4)}
+}
+
+// Recv receives one frame into a new slice of its exact size, in one cgo
+// call when it fits the scratch buffer; more says whether frames follow.
+func (f *Frames) Recv(sock *zmq4.Socket, flags zmq4.Flag) (b []byte, more bool, err error) {
+	n, errno := C.zb_recv1(handle(sock), C.int(flags), f.rx, unsafe.Pointer(&f.scratch[0]), C.size_t(len(f.scratch)))
+	if n < 0 {
+		return nil, false, asErrno(errno)
+	}
+	b = make([]byte, int(n))
+	if f.rx.kept != 0 {
+		C.zb_take(&f.rx.msg, unsafe.Pointer(unsafe.SliceData(b)), C.size_t(n))
+	} else {
+		copy(b, f.scratch[:n])
+	}
+	return b, f.rx.more != 0, nil
+}
+
+// Discard receives, without waiting and without copying them into Go, up
+// to max whole messages. It returns how many came and their bytes, and the
+// error that ended it (nil when max came).
+func (f *Frames) Discard(sock *zmq4.Socket, max int) (n int, bytes uint64, err error) {
+	var b C.ulonglong
+	var errno C.int
+	n = int(C.zb_discard(handle(sock), C.long(max), f.rx, &b, &errno))
+	if errno != 0 {
+		err = zmq4.Errno(syscall.Errno(errno))
+	}
+	return n, uint64(b), err
+}
+
+// SendRepeat sends the message frames up to n times without waiting, in one
+// cgo call. It returns how many went out, and the error that stopped it
+// (EAGAIN when the peer stopped taking them).
+func (f *Frames) SendRepeat(sock *zmq4.Socket, frames [][]byte, n int) (int, error) {
+	buf, sizes := f.tx[:0], f.txSizes[:0]
+	for _, fr := range frames {
+		buf = append(buf, fr...)
+		sizes = append(sizes, C.size_t(len(fr)))
+	}
+	f.tx, f.txSizes = buf, sizes
+	var p *C.char
+	if len(buf) > 0 {
+		p = (*C.char)(unsafe.Pointer(&buf[0]))
+	}
+	var errno C.int
+	sent := int(C.zb_sendrep(handle(sock), p, &sizes[0], C.int(len(sizes)), C.long(n), &errno))
+	if errno != 0 {
+		return sent, zmq4.Errno(syscall.Errno(errno))
+	}
+	return sent, nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/internal/zbatch"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -21,8 +22,8 @@ func TestRecvFrames(t *testing.T) {
 	msgs := [][][]byte{
 		{{}},
 		frames("a"),
-		{bytes.Repeat([]byte{'s'}, scratchSize)},
-		{bytes.Repeat([]byte{'t'}, scratchSize+1)},
+		{bytes.Repeat([]byte{'s'}, zbatch.FrameScratch)},
+		{bytes.Repeat([]byte{'t'}, zbatch.FrameScratch+1)},
 		{big},
 		{[]byte("head"), {}, big, []byte("tail")},
 	}

@@ -41,6 +41,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/internal/zbatch"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -111,8 +112,7 @@ type Socket struct {
 	linger time.Duration
 	env    envKind
 
-	rxs *rxState // receive buffers, from the first receive on
-	txs *txState // SendRepeat's buffer, from its first use on
+	frames *zbatch.Frames // fast-path buffers, from the first use on
 
 	mon     *zmq4.Socket        // handshake monitor receiver, when watching
 	pending map[string]struct{} // connect endpoints without a handshake yet
