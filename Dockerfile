@@ -10,7 +10,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=1 go build -trimpath -o /out/ztopo ./cmd/ztopo
+# The build command of `make build` (kube/dockerfile_test.go holds them equal
+# and runs this one).
+RUN CGO_ENABLED=1 go build -o /out/ztopo ./cmd/ztopo
 
 FROM debian:trixie-slim
 RUN apt-get update -qq \

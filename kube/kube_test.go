@@ -268,3 +268,16 @@ nodes:
 		}
 	}
 }
+
+// build0 is the export of testdata/nodes.yaml with default options.
+func build0(t *testing.T) *Manifests { return build(t, "nodes", Options{}) }
+
+func (m *Manifests) statefulSets() []*appsv1.StatefulSet {
+	var out []*appsv1.StatefulSet
+	for _, o := range m.Objects {
+		if s, ok := o.(*appsv1.StatefulSet); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
