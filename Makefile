@@ -47,11 +47,9 @@ run: build
 test: deps-test
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
-	# The sockets and nodes again on pebbe's own calls: the fallback that a
-	# pebbe release with another socket layout would get. (The engine suite
-	# on it is not run yet: two of its drain and reconnect tests fail there,
-	# see the README's known limits.)
-	$(GO) test -count=1 -timeout 10m -tags ztopo_slowpath ./internal/zbatch ./runtime/zsock ./runtime/node
+	# The sockets, nodes and engine again on pebbe's own calls: the fallback
+	# that a pebbe release with another socket layout would get.
+	$(GO) test -count=1 -timeout 10m -tags ztopo_slowpath ./internal/zbatch ./runtime/zsock ./runtime/node ./runtime/engine
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINTIME) ./spec
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINTIME) ./internal/curvecert
 	$(MAKE) --no-print-directory bench-smoke
