@@ -1,16 +1,12 @@
 package engine
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/ztopo/ztopo/internal/testutil"
-	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -225,72 +221,38 @@ func TestApplySwapsHandlerUnderLoad(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, rlPython, filepath.Join("testdata", "reqclients.py"), vars["FRONT"], fmt.Sprint(clients), fmt.Sprint(warm), fmt.Sprint(after))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	lines := bufio.NewScanner(stdout)
-	lines.Buffer(nil, 16<<20)
-	if !lines.Scan() || lines.Text() != "ready" {
-		t.Fatalf("clients: got %q, want ready; stderr:\n%s", lines.Text(), stderr.String())
-	}
+	clientsRun := testutil.StartReqClients(t, ctx, vars["FRONT"], clients, warm, after, "hello world")
 
 	rep := rlMust(t, r.e, rlParse(t, dir, swapYAML, rlVars(vars, "H", "upper")))
 	rlPlan(t, rep.Plan, spec.Plan{HandlerOnly: []string{"worker.0", "worker.1"}, Unchanged: []string{"broker"}})
-	if _, err := io.WriteString(stdin, "go\n"); err != nil {
-		t.Fatal(err)
-	}
-	if !lines.Scan() {
-		t.Fatalf("clients: no result; stderr:\n%s", stderr.String())
-	}
-	var results [][][]any // client -> [request, reply or nil, sent after the swap]
-	if err := json.Unmarshal(lines.Bytes(), &results); err != nil {
-		t.Fatalf("clients: %v", err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("clients: %v; stderr:\n%s", err, stderr.String())
-	}
+	results := clientsRun.Finish(t)
 
 	var echoed, uppered, staleAfter int
 	for k, rows := range results {
 		late := 0
 		for _, row := range rows {
-			req, _ := row[0].(string)
-			reply, ok := row[1].(string)
-			after, _ := row[2].(bool)
 			switch {
-			case !ok:
-				t.Fatalf("client %d: request %q got no reply (lost)", k, req)
-			case reply == req:
+			case len(row.Reply) != 1:
+				t.Fatalf("client %d: request %q got %q, want one reply frame (none: lost)", k, row.Req, row.Reply)
+			case row.Reply[0] == row.Req:
 				echoed++
-				if after {
+				if row.After {
 					staleAfter++
 				}
-			case reply == strings.ToUpper(req):
+			case row.Reply[0] == strings.ToUpper(row.Req):
 				uppered++
 			default:
-				t.Fatalf("client %d: request %q got %q", k, req, reply)
+				t.Fatalf("client %d: request %q got %q", k, row.Req, row.Reply[0])
 			}
-			if after {
+			if row.After {
 				late++
 			}
 		}
 		if late != after {
 			t.Errorf("client %d: %d replies after the swap, want %d", k, late, after)
 		}
-		if last := rows[len(rows)-1]; last[1] != strings.ToUpper(last[0].(string)) {
-			t.Errorf("client %d: last reply %q, want upper-cased", k, last[1])
+		if last := rows[len(rows)-1]; last.Reply[0] != strings.ToUpper(last.Req) {
+			t.Errorf("client %d: last reply %q, want upper-cased", k, last.Reply[0])
 		}
 	}
 	t.Logf("%d echo replies, %d upper replies, %d echoed after the swap", echoed, uppered, staleAfter)

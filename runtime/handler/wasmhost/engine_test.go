@@ -1,12 +1,9 @@
 package wasmhost_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/runtime/engine"
 	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
 	"github.com/ztopo/ztopo/spec"
@@ -168,10 +166,7 @@ nodes:
 // loses nothing: every request has its reply, from the old module before
 // the save and from the new one once it was taken.
 func TestSwapUnderLoad(t *testing.T) {
-	py := "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import zmq").Run(); err != nil {
-		t.Fatalf("python3 with zmq is needed (apt-get install python3-zmq): %v", err)
-	}
+	testutil.NeedPyzmq(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "h.wasm")
 	copyFile(t, upperWasm, path)
@@ -188,19 +183,7 @@ nodes:
 	const clients, warm, after = 4, 200, 300
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, py, filepath.Join("testdata", "reqclients.py"), ep, fmt.Sprint(clients), fmt.Sprint(warm), fmt.Sprint(after))
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	lines := bufio.NewScanner(stdout)
-	lines.Buffer(nil, 64<<20)
-	if !lines.Scan() || lines.Text() != "ready" {
-		t.Fatalf("clients: got %q, want ready", lines.Text())
-	}
+	clientsRun := testutil.StartReqClients(t, ctx, ep, clients, warm, after, "hello")
 	copyTo(t, faultsWasm, path) // saved while the clients send
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(logs.String(), "wasm module swapped") {
@@ -209,14 +192,7 @@ nodes:
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	fmt.Fprintln(stdin)
-	if !lines.Scan() {
-		t.Fatalf("clients: no result: %v", lines.Err())
-	}
-	var results [][][3]any
-	if err := json.Unmarshal(lines.Bytes(), &results); err != nil {
-		t.Fatal(err)
-	}
+	results := clientsRun.Finish(t)
 	total, old, fresh := 0, 0, 0
 	for k, rows := range results {
 		if len(rows) < warm+after {
@@ -224,10 +200,9 @@ nodes:
 		}
 		seenNew := false
 		for _, r := range rows {
-			req, late := r[0].(string), r[2].(bool)
-			rep, ok := r[1].([]any)
-			if !ok || len(rep) != 1 {
-				t.Fatalf("client %d: %q got %v, want one reply frame", k, req, r[1])
+			req, late, rep := r.Req, r.After, r.Reply
+			if len(rep) != 1 {
+				t.Fatalf("client %d: %q got %q, want one reply frame (none: lost)", k, req, rep)
 			}
 			up := strings.ToUpper(req)
 			switch rep[0] {

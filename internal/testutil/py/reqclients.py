@@ -1,13 +1,14 @@
-"""REQ clients for the engine's reload tests.
+"""REQ clients for the tests of swaps under load (testutil.StartReqClients).
 
-usage: reqclients.py ENDPOINT CLIENTS WARM AFTER
+usage: reqclients.py ENDPOINT CLIENTS WARM AFTER [BODY]
 
 CLIENTS threads each own a REQ socket connected to ENDPOINT and send
-"c<k>-<i> hello world" requests, one at a time, as fast as replies come.
-Once every client has had WARM replies, the script prints "ready". When a line
+"c<k>-<i> BODY" requests (BODY: hello), one at a time, as fast as replies
+come. Once
+every client has had WARM replies, the script prints "ready". When a line
 arrives on stdin, each client sends AFTER more requests and stops. Then it
-prints one JSON object: per client, every request with its reply (None if
-none came within the timeout) and whether it was sent after the stdin line.
+prints one JSON object: per client, every request with its reply frames
+(None if none came within 20s) and whether it was sent after the line.
 """
 import json
 import sys
@@ -17,6 +18,7 @@ import zmq
 
 endpoint, clients = sys.argv[1], int(sys.argv[2])
 warm, after = int(sys.argv[3]), int(sys.argv[4])
+body = sys.argv[5] if len(sys.argv) > 5 else "hello"
 ctx = zmq.Context()
 swapped = threading.Event()
 first = threading.Barrier(clients + 1)
@@ -32,11 +34,11 @@ def client(k):
     try:
         while left > 0:
             late = swapped.is_set()
-            req = "c%d-%d hello world" % (k, i)
+            req = "c%d-%d %s" % (k, i, body)
             i += 1
             s.send_string(req)
             try:
-                rep = s.recv_string()
+                rep = [f.decode() for f in s.recv_multipart()]
             except zmq.Again:
                 rows.append([req, None, late])
                 break
@@ -57,10 +59,10 @@ threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
 for t in threads:
     t.start()
 try:
-    first.wait()
+    first.wait(timeout=60)
     print("ready", flush=True)
 except threading.BrokenBarrierError:
-    print("no reply", flush=True)
+    print("broken", flush=True)
 sys.stdin.readline()
 swapped.set()
 for t in threads:
