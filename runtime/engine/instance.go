@@ -8,7 +8,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/ztopo/ztopo/runtime/handler"
-	"github.com/ztopo/ztopo/runtime/handler/builtin"
 	"github.com/ztopo/ztopo/runtime/node"
 	"github.com/ztopo/ztopo/runtime/supervise"
 	"github.com/ztopo/ztopo/runtime/zsock"
@@ -150,7 +149,7 @@ func (in *instance) build(n *spec.Node, t *spec.Topology) (any, error) {
 // isProducer tells whether an instance originates messages: it is stopped
 // first on shutdown, so that what it already sent can drain.
 func isProducer(n *spec.Node, h any) bool {
-	if _, ok := h.(*builtin.Generate); ok {
+	if p, ok := h.(handler.Producer); ok && p.Produces() {
 		return true
 	}
 	for _, s := range n.Sockets {

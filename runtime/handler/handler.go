@@ -179,6 +179,47 @@ type Completer interface {
 	Completes() bool
 }
 
+// Producer is implemented by handlers that originate messages whatever
+// their sockets look like (generate, replay): the engine stops producers
+// first on shutdown, so that what they already sent can drain. A node
+// whose sockets all send is a producer without it.
+type Producer interface {
+	Produces() bool
+}
+
+// The capabilities below let a node move messages without calling Handle
+// for each (runtime/node's fast paths).
+
+// Passthrough is implemented by handlers that may return every message
+// unchanged (builtin forward without a delay). When Passthrough reports
+// true and the node has exactly one receiving socket (PULL or SUB, role in)
+// and one sending socket (PUSH or PUB, role out), the node hands both to
+// a steerable proxy in C (internal/zbatch's Proxy: libzmq's commands, bursts between
+// polls): messages move inside libzmq, with no cgo crossing, allocation or
+// handler call per message. The handler's Handle is
+// then never called. The socket types are restricted so that the proxy's
+// other direction (backend to frontend) can never carry anything: a
+// receiving XSUB or DEALER, or an XPUB that hears subscriptions, would make
+// the proxy behave unlike the reactive loop.
+type Passthrough interface {
+	Passthrough() bool
+}
+
+// Discarder is implemented by handlers that may only count the messages
+// they receive (builtin count without until). While Discarding reports
+// true, the node takes the messages of its receiving sockets (role in, not
+// REP or REQ) in batches inside libzmq, never copying them into Go, and
+// tells the handler how many came instead of calling Handle. limit is how
+// many more the handler takes before it completes (0: no limit): the node
+// never takes more, so what the handler did not count stays queued, as it
+// would with Handle.
+type Discarder interface {
+	Discarding() (ok bool, limit int)
+	// Discarded tells the handler n more messages came; done means it
+	// completed, as Handle returning ErrDone.
+	Discarded(n int) (done bool)
+}
+
 // Waiter is implemented by the Sockets a node gives its Runner. Wait blocks
 // until some of the named sockets have a message to receive and returns
 // their names, in the order given; it returns (nil, nil) after timeout

@@ -13,39 +13,9 @@ import (
 	"github.com/ztopo/ztopo/spec"
 )
 
-// Passthrough is implemented by handlers that may return every message
-// unchanged (builtin forward without a delay). When Passthrough reports
-// true and the node has exactly one receiving socket (PULL or SUB, role in)
-// and one sending socket (PUSH or PUB, role out), the node hands both to
-// a steerable proxy in C (zbatch.Proxy: libzmq's commands, bursts between
-// polls): messages move inside libzmq, with no cgo crossing, allocation or
-// handler call per message. The handler's Handle is
-// then never called. The socket types are restricted so that the proxy's
-// other direction (backend to frontend) can never carry anything: a
-// receiving XSUB or DEALER, or an XPUB that hears subscriptions, would make
-// the proxy behave unlike the reactive loop.
-type Passthrough interface {
-	Passthrough() bool
-}
-
-// Discarder is implemented by handlers that may only count the messages
-// they receive (builtin count without until). While Discarding reports
-// true, the node takes the messages of its receiving sockets (role in, not
-// REP or REQ) in batches inside libzmq, never copying them into Go, and
-// tells the handler how many came instead of calling Handle. limit is how
-// many more the handler takes before it completes (0: no limit): the node
-// never takes more, so what the handler did not count stays queued, as it
-// would with Handle.
-type Discarder interface {
-	Discarding() (ok bool, limit int)
-	// Discarded tells the handler n more messages came; done means it
-	// completed, as Handle returning handler.ErrDone.
-	Discarded(n int) (done bool)
-}
-
 // discarder returns h as a Discarder when it discards now, or nil.
-func discarder(h handler.Handler, async handler.Async) Discarder {
-	d, ok := h.(Discarder)
+func discarder(h handler.Handler, async handler.Async) handler.Discarder {
+	d, ok := h.(handler.Discarder)
 	if !ok || async != nil {
 		return nil
 	}
@@ -58,7 +28,7 @@ func discarder(h handler.Handler, async handler.Async) Discarder {
 // discard takes what s has for a Discarder, in batches, as the reactive
 // loop takes messages one by one (at most batch turns, so the other sockets
 // and the control socket get their turn).
-func (r *run) discard(d Discarder, s *rsock, cur *slot) (completed, swapped, stop bool, err error) {
+func (r *run) discard(d handler.Discarder, s *rsock, cur *slot) (completed, swapped, stop bool, err error) {
 	for i := 0; i < batch; i++ {
 		_, limit := d.Discarding()
 		if limit <= 0 {
@@ -109,7 +79,7 @@ func (r *run) fastPath(h handler.Handler, async handler.Async) (in, out *rsock, 
 	// On pebbe's fallback (zbatch.Fast false) there is no C proxy, and
 	// libzmq's own one blocks in a send to a full or vanished inproc peer,
 	// deaf to the commands that stop or reconnect it: the Go loop forwards.
-	p, isP := h.(Passthrough)
+	p, isP := h.(handler.Passthrough)
 	if !zbatch.Fast || !isP || async != nil || !p.Passthrough() || len(r.recv) != 1 || len(r.outs) != 1 {
 		return nil, nil, false
 	}

@@ -4,7 +4,7 @@
 //	forward   each message from an in socket, unchanged, to the out sockets;
 //	          config: delay (simulated work per message). Without a delay,
 //	          between one PULL/SUB and one PUSH/PUB socket, the node runs it
-//	          as libzmq's proxy (node.Passthrough)
+//	          as libzmq's proxy (handler.Passthrough)
 //	echo      each request answered with the same frames; on in sockets it
 //	          forwards like forward; config: delay
 //	upper     like echo/forward with the ASCII letters of the last frame

@@ -42,6 +42,9 @@ var (
 // Completes reports whether a count was given.
 func (g *Generate) Completes() bool { return !g.Forever }
 
+// Produces says that generate originates its messages (handler.Producer).
+func (g *Generate) Produces() bool { return true }
+
 // Sent is how many messages (not counting end) were sent to each socket.
 func (g *Generate) Sent() int { return g.sent }
 

@@ -168,7 +168,7 @@ func (c *Count) Handle(_ context.Context, m handler.Msg) ([][]byte, error) {
 }
 
 // Discarding lets the node count messages without receiving them into Go
-// (node.Discarder) when nothing but their number matters: no until, no
+// (handler.Discarder) when nothing but their number matters: no until, no
 // dedupe.
 func (c *Count) Discarding() (ok bool, limit int) {
 	if c.HasUntil || c.Dedupe {
@@ -236,5 +236,5 @@ func newCount(cfg map[string]any, env handler.Env) (any, error) {
 }
 
 // Passthrough lets the node run a forward without a delay, between one
-// receiving and one sending socket, as libzmq's own proxy (node.Passthrough).
+// receiving and one sending socket, as libzmq's own proxy (handler.Passthrough).
 func (f *Forward) Passthrough() bool { return f.Delay == 0 }
