@@ -30,18 +30,7 @@ func newCtx(t *testing.T) *zmq4.Context {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		done := make(chan error, 1)
-		go func() { done <- zctx.Term() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("term: %v", err)
-			}
-		case <-time.After(bound):
-			t.Errorf("context termination hangs: a socket was left open")
-		}
-	})
+	zsocktest.TermAtEnd(t, zctx)
 	return zctx
 }
 

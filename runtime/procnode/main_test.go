@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
 
 	"github.com/ztopo/ztopo/runtime/handler"
 	_ "github.com/ztopo/ztopo/runtime/handler/builtin"
@@ -238,18 +239,7 @@ func zctx(t *testing.T) *zmq4.Context {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		done := make(chan error, 1)
-		go func() { done <- c.Term() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("term: %v", err)
-			}
-		case <-time.After(bound):
-			t.Errorf("context termination hangs: a socket was left open")
-		}
-	})
+	zsocktest.TermAtEnd(t, c)
 	return c
 }
 

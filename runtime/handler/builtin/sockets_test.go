@@ -10,6 +10,7 @@ import (
 	"github.com/pebbe/zmq4"
 	"github.com/ztopo/ztopo/runtime/node"
 	"github.com/ztopo/ztopo/runtime/zsock"
+	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -21,15 +22,7 @@ func newCtx(t *testing.T) *zmq4.Context {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		done := make(chan error, 1)
-		go func() { done <- zctx.Term() }()
-		select {
-		case <-done:
-		case <-time.After(bound):
-			t.Error("context termination hangs")
-		}
-	})
+	zsocktest.TermAtEnd(t, zctx)
 	return zctx
 }
 

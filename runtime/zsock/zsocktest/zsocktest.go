@@ -1,5 +1,5 @@
-// Package zsocktest has helpers for tests that need real endpoints: free
-// loopback ports and short ipc paths.
+// Package zsocktest has helpers for tests that need real endpoints (free
+// loopback ports, short ipc paths) and contexts that must end cleanly.
 package zsocktest
 
 import (
@@ -8,6 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/pebbe/zmq4"
 )
 
 // TCP returns a tcp://127.0.0.1:PORT endpoint on a port the kernel just
@@ -37,4 +40,27 @@ func IPC(t testing.TB, name string) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return "ipc://" + filepath.Join(dir, name)
+}
+
+// termBound bounds a test context's termination: longer means a socket was
+// left open (libzmq waits for every socket to close).
+const termBound = 30 * time.Second
+
+// TermAtEnd terminates zctx when the test ends, after every cleanup
+// registered later (so every socket's close) has run, and fails the test
+// if termination errs or hangs past a bound: a socket was left open.
+func TermAtEnd(t testing.TB, zctx *zmq4.Context) {
+	t.Helper()
+	t.Cleanup(func() {
+		done := make(chan error, 1)
+		go func() { done <- zctx.Term() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("context termination: %v", err)
+			}
+		case <-time.After(termBound):
+			t.Errorf("context termination hangs after %v: a socket was left open", termBound)
+		}
+	})
 }
