@@ -12,10 +12,12 @@ const graphUsage = `usage: ztopo graph [--format dot|mermaid] FILE
 
 Prints the wiring of a topology on stdout: one box per node (replicas shown
 as ×N), one edge per connection in the direction data flows, labelled with
-the socket types and transport and marked "bind" on the side that binds;
-endpoints that nobody in the file binds or connects to appear as external
-endpoints; start barriers (sync) are dotted. A file with hosts is drawn
-with each host's nodes grouped (DOT clusters, Mermaid subgraphs).
+the socket names and types, then the node that binds and every endpoint it
+binds, each replica's ("out PUSH→PULL in", "worker binds
+tcp://127.0.0.1:6500 :6510"); endpoints that nobody in the file binds or
+connects to appear as external endpoints; start barriers (sync) are
+dotted. A file with hosts is drawn with each host's nodes grouped (DOT
+clusters, Mermaid subgraphs).
 
     ztopo graph topologies/pipeline.yaml | dot -Tsvg > pipeline.svg
 

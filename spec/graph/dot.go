@@ -15,14 +15,18 @@ var dotShapes = map[string]string{
 }
 
 // DOT renders t as a Graphviz digraph (`dot -Tsvg` draws it). Process nodes
-// have a double border; the end of an edge that binds carries a "bind"
-// label; sync edges are dotted; external endpoints are plain text. With
-// hosts, each host's nodes are a dashed cluster labelled with its address.
+// have a double border; an edge's label names its sockets and types, then
+// the node that binds and every endpoint it binds ("broker binds
+// tcp://127.0.0.1:5572") — in the label, not as a head or tail label,
+// because Graphviz does not keep end labels of edges that meet at one node
+// apart (they overlapped at lbbroker's broker). Sync edges are dotted;
+// external endpoints are plain text. With hosts, each host's nodes are a
+// dashed cluster labelled with its address.
 func DOT(t *spec.Topology) string {
 	m := build(t)
 	var b strings.Builder
 	b.WriteString("digraph " + dotQuote(m.name) + " {\n")
-	b.WriteString("\trankdir=LR;\n")
+	b.WriteString("\trankdir=LR;\n\tnodesep=0.4;\n")
 	b.WriteString("\tnode [fontname=\"Helvetica\", fontsize=11, style=rounded];\n")
 	b.WriteString("\tedge [fontname=\"Helvetica\", fontsize=9, labelfontsize=8];\n")
 	labels, groups := m.groups()
@@ -47,22 +51,15 @@ func DOT(t *spec.Topology) string {
 		}
 	}
 	for _, ep := range m.externals {
-		b.WriteString("\t" + dotQuote(ep) + " [label=" + dotQuote(ep) + ", shape=plaintext];\n")
+		b.WriteString("\t" + dotQuote(ep) + " [label=" + dotLabel(strings.Split(ep, "\n")) + ", shape=plaintext];\n")
 	}
 	for _, e := range m.edges {
-		attrs := []string{"label=" + dotQuote(e.label)}
+		attrs := []string{"label=" + dotLabel(e.lines)}
 		switch e.flow {
 		case flowBoth:
 			attrs = append(attrs, "dir=both")
 		case flowNone:
 			attrs = append(attrs, "dir=none")
-		}
-		switch e.binder {
-		case "":
-		case e.to:
-			attrs = append(attrs, `headlabel="bind"`)
-		case e.from:
-			attrs = append(attrs, `taillabel="bind"`)
 		}
 		if e.sync {
 			attrs = append(attrs, "style=dotted")

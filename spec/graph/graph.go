@@ -5,12 +5,15 @@
 // replicas of a node share one graph node, labelled ×N), one edge per
 // connection between sockets drawn in the direction data flows (by socket
 // role: out -> in, both ways for request-reply), labelled with the socket
-// types and transport, with a marker on the side that binds. Endpoints that
-// nobody in the file binds or connects to appear as external endpoint nodes,
-// so that the clients and servers living outside the topology are visible.
-// Start barriers (sync) are dotted edges. An edge where either socket
-// uses CURVE says so in its label ("PUSH→PULL tcp CURVE"); keys never show. Output is deterministic: nodes in
-// name order, edges in node, socket and file order.
+// names and types ("out PUSH→PULL in") and then the node that binds with
+// every endpoint it binds, each replica's ("worker binds tcp://127.0.0.1:6500
+// :6510"). Endpoints that nobody in the file binds or connects to appear as
+// external endpoint nodes (one per socket, listing its replicas'
+// endpoints), so that the clients and servers living outside the topology
+// are visible. Start barriers (sync) are dotted edges. An edge where either
+// socket uses CURVE says so in its label ("out PUSH→PULL in CURVE"); keys
+// never show. Output is deterministic: nodes in name order, edges in node,
+// socket and file order.
 package graph
 
 import (
@@ -52,8 +55,9 @@ type gnode struct {
 type gedge struct {
 	from, to string // graph node ids (base names or endpoint strings)
 	flow     flow
-	label    string
-	binder   string // id of the end that binds, or "" (sync edges)
+	label    string   // lines joined by "\n"
+	lines    []string // the label's lines
+	binder   string   // id of the end that binds, or "" (sync edges)
 	sync     bool
 }
 
@@ -61,7 +65,7 @@ type model struct {
 	name      string
 	hosts     []spec.Host // the file's hosts: nodes are drawn grouped by them
 	nodes     []gnode
-	externals []string // endpoint strings, sorted
+	externals []string // endpoint lists (one endpoint or more, "\n"-separated), sorted
 	edges     []gedge
 }
 
@@ -155,6 +159,64 @@ type sockRef struct {
 	sock *spec.Socket
 }
 
+// maxPerLine is how many endpoints an edge label puts on one line before it
+// wraps, so that a node with many replicas gets a block, not a banner.
+const maxPerLine = 4
+
+// endpointLines renders the endpoints of an edge for its label, every one
+// of them (each replica's, in order): a tcp endpoint whose scheme and host
+// are those of the one before it is shortened to ":PORT"
+// ("tcp://127.0.0.1:6500 :6510"); ipc paths that `bind: auto` chose in the
+// runtime directory, which differ between machines and say nothing a
+// reader needs, read "ipc (auto)".
+func endpointLines(t *spec.Topology, eps []string) []string {
+	var items []string
+	seen := map[string]bool{}
+	prevPrefix := ""
+	for _, ep := range eps {
+		item := ep
+		if strings.HasPrefix(ep, "ipc://") && private(t, ep) {
+			item = "ipc (auto)"
+		}
+		if seen[item] {
+			continue
+		}
+		seen[item] = true
+		prefix := ""
+		if strings.HasPrefix(ep, "tcp://") {
+			if i := strings.LastIndex(ep, ":"); i > len("tcp://") {
+				prefix = ep[:i]
+			}
+		}
+		if prefix != "" && prefix == prevPrefix && len(items) > 0 {
+			item = ep[len(prefix):]
+		}
+		prevPrefix = prefix
+		items = append(items, item)
+	}
+	var lines []string
+	for len(items) > 0 {
+		k := min(maxPerLine, len(items))
+		lines = append(lines, strings.Join(items[:k], " "))
+		items = items[k:]
+	}
+	return lines
+}
+
+// appendNew appends to list the strings of add it does not hold yet.
+func appendNew(list []string, add ...string) []string {
+	for _, a := range add {
+		dup := false
+		for _, l := range list {
+			dup = dup || l == a
+		}
+		if !dup {
+			list = append(list, a)
+		}
+	}
+	return list
+}
+
 func build(t *spec.Topology) model {
 	m := model{}
 	if t == nil {
@@ -163,10 +225,12 @@ func build(t *spec.Topology) model {
 	m.name = t.Name
 	m.hosts = t.Hosts
 
-	// The first instance of each node stands for all its replicas: they
-	// share sockets, handler and peers, and differ only in identities and
-	// auto endpoints.
+	// The first instance of each node stands for all its replicas in the
+	// node box: they share sockets, handler and peers. Their endpoints may
+	// differ (${REPLICA} in a port, bind: auto): the edges list every
+	// replica's.
 	first := map[string]*spec.Node{}
+	instances := map[string][]*spec.Node{}
 	var bases []string
 	for _, n := range t.Nodes {
 		if cur, ok := first[n.Base]; !ok {
@@ -175,12 +239,18 @@ func build(t *spec.Topology) model {
 		} else if n.Replica < cur.Replica {
 			first[n.Base] = n
 		}
+		instances[n.Base] = append(instances[n.Base], n)
 	}
 	sort.Strings(bases)
+	for _, base := range bases {
+		ns := instances[base]
+		sort.SliceStable(ns, func(i, j int) bool { return ns[i].Replica < ns[j].Replica })
+	}
 
 	// Every bound endpoint of every instance, to match literal connects
 	// against the sockets that bind them.
 	bound := map[string]sockRef{}
+	boundAs := map[string]string{} // the endpoint as the binder wrote it
 	for _, n := range t.Nodes {
 		for _, s := range n.Sockets {
 			for _, ep := range s.Bind {
@@ -189,18 +259,27 @@ func build(t *spec.Topology) model {
 				}
 				if _, dup := bound[spec.EndpointKey(ep)]; !dup {
 					bound[spec.EndpointKey(ep)] = sockRef{first[n.Base], first[n.Base].Socket(s.Name)}
+					boundAs[spec.EndpointKey(ep)] = ep
 				}
 			}
 		}
 	}
+	// bindsOf and connectsOf are a socket's endpoints over all replicas,
+	// replica by replica, without repeats.
 	bindsOf := func(base, sock string) []string {
 		var eps []string
-		for _, n := range t.Nodes {
-			if n.Base != base {
-				continue
-			}
+		for _, n := range instances[base] {
 			if s := n.Socket(sock); s != nil {
-				eps = append(eps, s.Bind...)
+				eps = appendNew(eps, s.Bind...)
+			}
+		}
+		return eps
+	}
+	connectsOf := func(base, sock string) []string {
+		var eps []string
+		for _, n := range instances[base] {
+			if s := n.Socket(sock); s != nil {
+				eps = appendNew(eps, s.Connect...)
 			}
 		}
 		return eps
@@ -208,47 +287,70 @@ func build(t *spec.Topology) model {
 
 	reached := map[string]bool{} // "base.socket" of bound sockets someone connects to
 	syncReached := map[string]bool{}
-	seen := map[gedge]bool{}
+	seen := map[string]bool{}
 	add := func(e gedge) {
-		if !seen[e] {
-			seen[e] = true
+		k := e.from + "\x00" + e.to + "\x00" + e.label
+		if !seen[k] {
+			seen[k] = true
 			m.edges = append(m.edges, e)
 		}
 	}
+	curve := func(ss ...*spec.Socket) string {
+		for _, s := range ss {
+			if s.Curve != nil {
+				return " CURVE"
+			}
+		}
+		return ""
+	}
+	// An edge between two sockets of the file reads, in the direction of
+	// the arrow, "out PUSH→PULL in" (socket names outside, types inside),
+	// then which node binds and where.
 	connectEdge := func(a *spec.Node, as *spec.Socket, b *spec.Node, bs *spec.Socket, eps []string) {
 		reached[b.Base+"."+bs.Name] = true
 		f, fwd := flowOf(as.Role, bs.Role)
 		e := gedge{flow: f, binder: b.Base}
+		var first string
 		if fwd {
 			e.from, e.to = a.Base, b.Base
-			e.label = string(as.Type) + arrow(f) + string(bs.Type)
+			first = as.Name + " " + string(as.Type) + arrow(f) + string(bs.Type) + " " + bs.Name
 		} else {
 			e.from, e.to = b.Base, a.Base
-			e.label = string(bs.Type) + arrow(f) + string(as.Type)
+			first = bs.Name + " " + string(bs.Type) + arrow(f) + string(as.Type) + " " + as.Name
 		}
-		e.label += " " + transports(eps)
-		if as.Curve != nil || bs.Curve != nil {
-			e.label += " CURVE"
+		first += curve(as, bs)
+		eps = endpointLines(t, eps)
+		if len(eps) > 0 {
+			eps[0] = b.Base + " binds " + eps[0]
 		}
+		e.lines = append([]string{first}, eps...)
+		e.label = strings.Join(e.lines, "\n")
 		add(e)
 	}
+	// An edge to endpoints outside the file: one endpoint node holds every
+	// replica's endpoints of the socket, so N replicas binding N ports are
+	// one node listing them.
 	externals := map[string]bool{}
-	externalEdge := func(n *spec.Node, s *spec.Socket, ep string, nodeBinds bool) {
-		externals[ep] = true
-		e := gedge{from: n.Base, to: ep, label: string(s.Type) + " " + transport(ep)}
-		if s.Curve != nil {
-			e.label += " CURVE"
+	externalEdge := func(n *spec.Node, s *spec.Socket, eps []string, nodeBinds bool) {
+		ext := strings.Join(endpointLines(t, eps), "\n")
+		externals[ext] = true
+		e := gedge{from: n.Base, to: ext}
+		verb := " (connect)"
+		if nodeBinds {
+			verb = " (bind)"
 		}
+		e.lines = []string{s.Name + " " + string(s.Type) + verb + curve(s)}
+		e.label = e.lines[0]
 		switch s.Role {
 		case spec.RoleIn:
-			e.from, e.to = ep, n.Base
+			e.from, e.to = ext, n.Base
 		case spec.RoleInOut:
 			e.flow = flowBoth
 		}
 		if nodeBinds {
 			e.binder = n.Base
 		} else {
-			e.binder = ep
+			e.binder = ext
 		}
 		add(e)
 	}
@@ -269,20 +371,35 @@ func build(t *spec.Topology) model {
 				}
 				connectEdge(n, s, pn, pn.Socket(ps), eps)
 			}
-			for _, ep := range s.Connect {
+			// Literal connects, of every replica: those that meet a bind
+			// of the file are edges to its node (one per socket, listing
+			// the endpoints), the others go outside.
+			var matched []sockRef
+			matchedEps := map[sockRef][]string{}
+			var outside []string
+			for _, ep := range connectsOf(base, s.Name) {
 				if fromPeers[spec.EndpointKey(ep)] {
 					continue
 				}
 				if r, ok := bound[spec.EndpointKey(ep)]; ok {
-					connectEdge(n, s, r.node, r.sock, []string{ep})
+					if _, dup := matchedEps[r]; !dup {
+						matched = append(matched, r)
+					}
+					matchedEps[r] = appendNew(matchedEps[r], boundAs[spec.EndpointKey(ep)])
 					continue
 				}
-				externalEdge(n, s, ep, false)
+				outside = append(outside, ep)
+			}
+			for _, r := range matched {
+				connectEdge(n, s, r.node, r.sock, matchedEps[r])
+			}
+			if len(outside) > 0 {
+				externalEdge(n, s, outside, false)
 			}
 		}
 		if n.Sync != nil && n.Sync.ConnectNode != "" && first[n.Sync.ConnectNode] != nil {
 			syncReached[n.Sync.ConnectNode] = true
-			add(gedge{from: base, to: n.Sync.ConnectNode, label: "sync", sync: true})
+			add(gedge{from: base, to: n.Sync.ConnectNode, label: "sync", lines: []string{"sync"}, sync: true})
 		}
 	}
 
@@ -294,15 +411,26 @@ func build(t *spec.Topology) model {
 			if reached[base+"."+s.Name] {
 				continue
 			}
-			for _, ep := range s.Bind {
+			var public []string
+			for _, ep := range bindsOf(base, s.Name) {
 				if !private(t, ep) {
-					externalEdge(n, s, ep, true)
+					public = append(public, ep)
 				}
+			}
+			if len(public) > 0 {
+				externalEdge(n, s, public, true)
 			}
 		}
 		if n.Sync != nil && n.Sync.Expect > 0 && !syncReached[base] && !private(t, n.Sync.Bind) {
-			externals[n.Sync.Bind] = true
-			add(gedge{from: n.Sync.Bind, to: base, label: "sync", sync: true, binder: base})
+			var eps []string
+			for _, in := range instances[base] {
+				if in.Sync != nil {
+					eps = appendNew(eps, in.Sync.Bind)
+				}
+			}
+			ext := strings.Join(endpointLines(t, eps), "\n")
+			externals[ext] = true
+			add(gedge{from: ext, to: base, label: "sync (bind)", lines: []string{"sync (bind)"}, sync: true, binder: base})
 		}
 	}
 

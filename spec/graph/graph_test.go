@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +119,28 @@ func hosts() *spec.Topology {
 	return t
 }
 
+// replicaPorts has replicas that bind one port each (a port written
+// tcp://127.0.0.1:65${REPLICA}0): every replica's endpoint must show, on
+// the edge to the node that connects to them and on the endpoint node of
+// a socket nobody in the file connects to (6 of them: two lines).
+func replicaPorts() *spec.Topology {
+	port := func(base, i int) string { return "tcp://127.0.0.1:" + strconv.Itoa(base+10*i) }
+	return topo("replica-ports",
+		replicate(spec.Node{Base: "worker", Handler: builtin("forward"), Run: spec.RunGoroutine,
+			Sockets: []*spec.Socket{{Name: "out", Type: spec.PUSH, Role: spec.RoleOut}}}, 2,
+			func(i int, n *spec.Node) { n.Sockets[0].Bind = []string{port(6500, i)} }),
+		replicate(spec.Node{Base: "sink", Handler: builtin("count"), Run: spec.RunGoroutine,
+			Sockets: []*spec.Socket{{Name: "in", Type: spec.PULL, Role: spec.RoleIn,
+				Connect: []string{port(6500, 0), port(6500, 1)}, Peers: []string{"worker.out"}}}}, 1, nil),
+		replicate(spec.Node{Base: "server", Handler: builtin("echo"), Run: spec.RunProcess,
+			Sockets: []*spec.Socket{{Name: "api", Type: spec.REP, Role: spec.RoleInOut}}}, 6,
+			func(i int, n *spec.Node) { n.Sockets[0].Bind = []string{port(7000, i)} }),
+		replicate(spec.Node{Base: "tail", Handler: builtin("log"), Run: spec.RunGoroutine,
+			Sockets: []*spec.Socket{{Name: "in", Type: spec.SUB, Role: spec.RoleIn, Subscribe: []string{""}}}}, 2,
+			func(i int, n *spec.Node) { n.Sockets[0].Connect = []string{port(8000, i), "tcp://127.0.0.1:6500"} }),
+	)
+}
+
 func TestGolden(t *testing.T) {
 	cases := []struct {
 		name string
@@ -127,6 +150,7 @@ func TestGolden(t *testing.T) {
 		{"hosts", hosts()},
 		{"everything", everything()},
 		{"empty", topo("empty")},
+		{"replica-ports", replicaPorts()},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -161,7 +185,7 @@ func TestDOTRenders(t *testing.T) {
 	if err != nil {
 		t.Skip("graphviz is not installed")
 	}
-	for _, tp := range []*spec.Topology{pipeline(), everything(), topo("empty"), hosts()} {
+	for _, tp := range []*spec.Topology{pipeline(), everything(), topo("empty"), hosts(), replicaPorts()} {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		cmd := exec.CommandContext(ctx, dot, "-Tsvg")
 		cmd.Stdin = strings.NewReader(DOT(tp))
@@ -179,7 +203,7 @@ func TestDOTRenders(t *testing.T) {
 }
 
 func TestNilTopology(t *testing.T) {
-	if got, want := DOT(nil), "digraph \"\" {\n\trankdir=LR;\n\tnode [fontname=\"Helvetica\", fontsize=11, style=rounded];\n\tedge [fontname=\"Helvetica\", fontsize=9, labelfontsize=8];\n}\n"; got != want {
+	if got, want := DOT(nil), "digraph \"\" {\n\trankdir=LR;\n\tnodesep=0.4;\n\tnode [fontname=\"Helvetica\", fontsize=11, style=rounded];\n\tedge [fontname=\"Helvetica\", fontsize=9, labelfontsize=8];\n}\n"; got != want {
 		t.Errorf("DOT(nil): got %q, want %q", got, want)
 	}
 	if got, want := Mermaid(nil), "flowchart LR\n"; got != want {

@@ -20,8 +20,8 @@ var mermaidShapes = map[string][2]string{
 // DOT. Node ids are n0, n1, ... in name order and ep0, ep1, ... for external
 // endpoints, because topology names may be Mermaid keywords ("end") or hold
 // characters Mermaid ids do not take (and an id starting with x or o can
-// turn "---x" into a cross edge); the labels carry the names. The side
-// that binds is named in the edge label, since Mermaid has no end labels.
+// turn "---x" into a cross edge); the labels carry the names. Edge labels
+// are DOT's: socket names and types, the node that binds and its endpoints.
 // With hosts, each host's nodes are a subgraph h0, h1, ... labelled with
 // the host's name and address.
 func Mermaid(t *spec.Topology) string {
@@ -55,19 +55,9 @@ func Mermaid(t *spec.Topology) string {
 	for i, ep := range m.externals {
 		id := "ep" + strconv.Itoa(i)
 		ids[ep] = id
-		b.WriteString("    " + id + ">" + mermaidLabel(ep) + "]\n")
+		b.WriteString("    " + id + ">" + mermaidLabel(strings.Split(ep, "\n")...) + "]\n")
 	}
 	for _, e := range m.edges {
-		lines := []string{e.label}
-		switch e.binder {
-		case "":
-		case e.from, e.to:
-			if _, isNode := nodeIndex(m, e.binder); isNode {
-				lines = append(lines, e.binder+" binds")
-			} else {
-				lines = append(lines, "bound outside")
-			}
-		}
 		var op string
 		switch {
 		case e.sync:
@@ -79,22 +69,13 @@ func Mermaid(t *spec.Topology) string {
 		default:
 			op = "-->"
 		}
-		b.WriteString("    " + ids[e.from] + " " + op + "|" + mermaidLabel(lines...) + "| " + ids[e.to] + "\n")
+		b.WriteString("    " + ids[e.from] + " " + op + "|" + mermaidLabel(e.lines...) + "| " + ids[e.to] + "\n")
 	}
 	if len(procs) > 0 {
 		b.WriteString("    classDef process stroke-width:3px\n")
 		b.WriteString("    class " + strings.Join(procs, ",") + " process\n")
 	}
 	return b.String()
-}
-
-func nodeIndex(m model, id string) (int, bool) {
-	for i, n := range m.nodes {
-		if n.id == id {
-			return i, true
-		}
-	}
-	return 0, false
 }
 
 // Mermaid reads entity codes inside quoted labels; quotes and angle
