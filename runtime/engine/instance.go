@@ -349,6 +349,15 @@ func (in *instance) supervise(ctx context.Context) {
 			err = nil // it completed before the bounce reached it
 		}
 		failed := err != nil
+		if failed && supervise.IsPermanent(err) {
+			// A missing program, or one that cannot be executed: a
+			// restart would meet the same error (a crash loop until the
+			// limit), so the node fails now, under its name and path.
+			err = fmt.Errorf("%w (not retried: the program cannot be executed until it is fixed)", err)
+			in.log.Error("node cannot start", "error", err)
+			in.fail(err)
+			return
+		}
 		if failed && first && zsock.IsAddrInUse(err) {
 			// Nothing of this topology held it before: another program
 			// does, and retrying with backoff would only hide that.

@@ -314,3 +314,50 @@ func TestUnknownHandler(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestCommandPermanentStartErrorFailsAtOnce: a command whose program was
+// removed, lost its x bit or is no program after the file was validated
+// (12.8 makes a missing one a validate error) fails at its first start,
+// naming node and path, instead of being restarted into the same error.
+func TestCommandPermanentStartErrorFailsAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		spoil func(path string) error
+		cause string
+	}{
+		{"deleted", os.Remove, "no such file or directory"},
+		{"not executable", func(p string) error { return os.Chmod(p, 0o644) }, "permission denied"},
+		{"no program", func(p string) error { return os.WriteFile(p, []byte("echo no shebang\n"), 0o755) }, "exec format error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := rlDir(t)
+			prog := filepath.Join(dir, "prog")
+			if err := os.WriteFile(prog, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			topo := rlParse(t, dir, `version: 1
+name: permanent
+nodes:
+  c:
+    command: [./prog]
+    restart: {policy: always, max_restarts: 5, within: 1m, backoff_min: 50ms}
+`, nil)
+			if err := tc.spoil(prog); err != nil {
+				t.Fatal(err)
+			}
+			lg, logs := newLogger(t)
+			e, err := runTopo(t, topo, Options{Logger: lg})
+			want := `node "c" failed: start c: fork/exec ` + prog + `: ` + tc.cause +
+				` (not retried: the program cannot be executed until it is fixed)`
+			if err == nil || err.Error() != want {
+				t.Fatalf("Run: got %v, want %s", err, want)
+			}
+			if st := statusOf(e, "c"); st.State != StateFailed || st.Restarts != 0 {
+				t.Errorf("c: %s, restarts %d; want failed, 0", st.State, st.Restarts)
+			}
+			if n := strings.Count(logs.String(), "node cannot start"); n != 1 {
+				t.Errorf(`"node cannot start" logged %d times, want 1`, n)
+			}
+		})
+	}
+}

@@ -86,6 +86,45 @@ type Process struct {
 	state *os.ProcessState
 }
 
+// StartError is Start's error when the child could not be started: the
+// program or the working directory is missing, the program is not
+// executable or not a program, or the system is out of a resource.
+type StartError struct {
+	Name string // the node instance
+	Err  error  // exec's error, "fork/exec /path: permission denied"
+}
+
+func (e *StartError) Error() string { return "start " + e.Name + ": " + e.Err.Error() }
+
+// Unwrap returns exec's error.
+func (e *StartError) Unwrap() error { return e.Err }
+
+// Permanent reports whether starting again cannot succeed unless someone
+// changes the file system: the program or a directory of its path is
+// missing (ENOENT, ENOTDIR, not found in PATH), it may not be executed
+// (EACCES: no x bit, a noexec mount), or it is no program the kernel can
+// run (ENOEXEC: a script without #!, a binary for another machine). A
+// supervisor fails such a node at once rather than restart it into the
+// same error. EAGAIN, ENOMEM and the like are not permanent.
+func (e *StartError) Permanent() bool {
+	if errors.Is(e.Err, exec.ErrNotFound) {
+		return true
+	}
+	for _, errno := range []syscall.Errno{syscall.ENOENT, syscall.ENOTDIR, syscall.EACCES, syscall.ENOEXEC, syscall.EISDIR, syscall.ELOOP, syscall.ENAMETOOLONG} {
+		if errors.Is(e.Err, errno) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsPermanent reports whether err is, or wraps, a StartError that is
+// Permanent.
+func IsPermanent(err error) bool {
+	var se *StartError
+	return errors.As(err, &se) && se.Permanent()
+}
+
 // Start starts the child described by cfg. Cancelling ctx stops it as
 // Stop(cfg.StopGrace) does; ctx does not bound anything else.
 func Start(ctx context.Context, cfg Config) (*Process, error) {
@@ -98,7 +137,7 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 	if cfg.Dir != "" {
 		// exec reports a missing directory as a missing program; say it.
 		if _, err := os.Stat(cfg.Dir); err != nil {
-			return nil, fmt.Errorf("start %s: working directory: %w", cfg.Name, err)
+			return nil, &StartError{Name: cfg.Name, Err: fmt.Errorf("working directory: %w", err)}
 		}
 	}
 	logger := cfg.Logger
@@ -177,7 +216,7 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 	closeAll(childEnds)
 	if err != nil {
 		closeAll(ourEnds)
-		return nil, fmt.Errorf("start %s: %w", cfg.Name, err)
+		return nil, &StartError{Name: cfg.Name, Err: err}
 	}
 
 	grace := cfg.StopGrace

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -479,5 +480,37 @@ func TestExtraFilesReachTheChild(t *testing.T) {
 	}
 	if err := p.Wait(); err != nil {
 		t.Errorf("Wait: got %v, want nil", err)
+	}
+}
+
+func TestStartErrorPermanent(t *testing.T) {
+	dir := t.TempDir()
+	noX := filepath.Join(dir, "nox")
+	noShebang := filepath.Join(dir, "noshebang")
+	if err := os.WriteFile(noX, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(noShebang, []byte("true\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		argv []string
+	}{
+		{"missing", []string{filepath.Join(dir, "missing")}},
+		{"not in PATH", []string{"ztopo-no-such-program"}},
+		{"not executable", []string{noX}},
+		{"no program", []string{noShebang}},
+		{"a directory", []string{dir}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Start(context.Background(), Config{Name: "n", Argv: tc.argv})
+			if err == nil || !IsPermanent(err) {
+				t.Fatalf("Start: got %v, want a permanent start error", err)
+			}
+		})
+	}
+	if IsPermanent(&StartError{Name: "n", Err: syscall.EAGAIN}) {
+		t.Error("EAGAIN taken as permanent")
 	}
 }
