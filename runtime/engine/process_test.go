@@ -643,3 +643,55 @@ nodes:
 		t.Errorf("source state %s, want %s", st, StateCompleted)
 	}
 }
+
+// TestStopEndsSetsidGrandchild: a command whose shell puts a sleep in a
+// session of its own (out of the process group ztopo signals) does not
+// leave it running once the topology stopped.
+func TestStopEndsSetsidGrandchild(t *testing.T) {
+	dir := rlDir(t)
+	topo := rlParse(t, dir, `version: 1
+name: setsid-grandchild
+nodes:
+  spawner:
+    command: [/bin/sh, -c, 'setsid sleep 1000 & echo $! > grandchild; while :; do sleep 0.1; done']
+`, nil)
+	lg, _ := newLogger(t)
+	r := rlStart(t, topo, Options{Logger: lg, Grace: 2 * time.Second})
+	gc := grandchildPid(t, filepath.Join(dir, "grandchild"))
+	spawner := statusOf(r.e, "spawner").PID
+	if st, ok := testutil.ReadStat(gc); !ok || st.Pgrp == spawner {
+		t.Fatalf("grandchild %d: %+v; want it alive outside the spawner's group %d", gc, st, spawner)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	// Gone when Run returns, not eventually: nothing else would end it.
+	if testutil.Alive(gc) {
+		t.Fatalf("grandchild %d still runs after the stop", gc)
+	}
+}
+
+// grandchildPid waits for a command to write its grandchild's pid to path
+// and for the grandchild to have its own session,
+// and makes sure the test never leaves that process behind.
+func grandchildPid(t *testing.T, path string) int {
+	t.Helper()
+	var pid int
+	testutil.WaitFor(t, "the grandchild's pid", func() bool {
+		b, err := os.ReadFile(path)
+		if err != nil || !strings.HasSuffix(string(b), "\n") {
+			return false
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		// setsid made it the leader of a new session and group.
+		st, ok := testutil.ReadStat(pid)
+		return err == nil && pid > 0 && ok && st.Pgrp == pid
+	})
+	start, _ := testutil.ReadStat(pid)
+	t.Cleanup(func() {
+		if st, ok := testutil.ReadStat(pid); ok && st.Start == start.Start {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	return pid
+}

@@ -277,6 +277,9 @@ func (r *Runner) start(ctx context.Context, argv, env []string, extra []*os.File
 		Name:       r.cfg.Node.Name,
 		StopGrace:  r.cfg.Grace,
 		ExtraFiles: extra,
+		// What a command (or a process node's exec handler) starts in a
+		// session of its own ends with it too.
+		Contain: true,
 	})
 	if err != nil {
 		if ctx.Err() != nil {

@@ -61,6 +61,11 @@ type Config struct {
 	// LogArgs are key/value pairs added, after node=Name, to every line
 	// logged for the child, so that a handler's output names the handler.
 	LogArgs []any
+	// Contain makes the child's descendants end with it even when they
+	// left its process group (setsid): the child runs in a cgroup of its
+	// own when ztopo may create one, else Stop sweeps its descendants by
+	// their parent links (see cgroup.go for what that cannot reach).
+	Contain bool
 }
 
 // Process is a running child. Its methods are safe for concurrent use.
@@ -80,6 +85,11 @@ type Process struct {
 	stdout  io.ReadCloser
 	stopped atomic.Bool
 	stop    sync.Once
+	cg      *cgroup // nil when not contained in a cgroup
+	contain bool
+
+	sweptMu sync.Mutex
+	swept   []proc // descendants noted by Stop, without a cgroup
 
 	// Set before done is closed, read-only after.
 	err   error
@@ -170,7 +180,7 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 		}
 		return r, w, nil
 	}
-	p := &Process{name: cfg.Name, logger: logger, done: make(chan struct{}), exited: make(chan struct{})}
+	p := &Process{name: cfg.Name, logger: logger, done: make(chan struct{}), exited: make(chan struct{}), contain: cfg.Contain}
 	cmd := exec.Command(cfg.Argv[0], cfg.Argv[1:]...)
 	cmd.Dir = cfg.Dir
 	cmd.Env = cfg.Env
@@ -178,6 +188,12 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid:   true,
 		Pdeathsig: syscall.SIGKILL,
+	}
+	if cfg.Contain {
+		if p.cg = newCgroup(cfg.Name); p.cg != nil {
+			cmd.SysProcAttr.UseCgroupFD = true
+			cmd.SysProcAttr.CgroupFD = int(p.cg.fd.Fd())
+		}
 	}
 	if cfg.Stdin {
 		r, w, err := pipe()
@@ -245,16 +261,31 @@ func (p *Process) run(cmd *exec.Cmd, started chan<- error, outR, errR *os.File) 
 		if err == nil {
 			break
 		}
+		if p.cg != nil && !errors.Is(err, syscall.ETXTBSY) {
+			// Perhaps the kernel cannot clone into a cgroup (before
+			// 5.7): once more without it, to tell.
+			p.dropCgroup()
+			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = false, 0
+			if err = cmd.Start(); err == nil {
+				break
+			}
+		}
 		// ETXTBSY: a just-written executable (a swapped plugin) may still
 		// be open for writing in a child forked meanwhile by another
 		// goroutine (golang/go#22315); it clears within milliseconds.
 		if !errors.Is(err, syscall.ETXTBSY) || attempt == 20 {
+			if p.cg != nil {
+				p.dropCgroup()
+			}
 			started <- err
 			return
 		}
 		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
 	}
 	p.pid = cmd.Process.Pid
+	if p.cg != nil {
+		p.cg.fd.Close()
+	}
 	p.logger.Debug("process started", "pid", p.pid, "argv", cmd.Args)
 
 	var readers sync.WaitGroup
@@ -267,8 +298,19 @@ func (p *Process) run(cmd *exec.Cmd, started chan<- error, outR, errR *os.File) 
 	started <- nil
 
 	err := cmd.Wait()
-	// Whatever the child left in its group dies with it.
+	// Whatever the child left in its group dies with it, and so does what
+	// it put outside the group: its cgroup, or what Stop's sweep found.
 	killGroup(p.pid, syscall.SIGKILL)
+	p.sweptMu.Lock()
+	swept := p.swept
+	p.sweptMu.Unlock()
+	if p.cg != nil {
+		if n := p.cg.kill(); n > 0 {
+			p.logger.Info("killed processes the node left behind", "count", n, "pid", p.pid)
+		}
+	} else if n := killSwept(swept); n > 0 {
+		p.logger.Info("killed processes the node left behind", "count", n, "pid", p.pid)
+	}
 	close(p.exited)
 
 	drained := make(chan struct{})
@@ -303,6 +345,16 @@ func (p *Process) Stop(grace time.Duration) error {
 		default:
 		}
 		p.stopped.Store(true)
+		if p.cg != nil {
+			p.cg.signal(syscall.SIGTERM)
+		} else if p.contain {
+			// Noted before the child can exit: afterwards its orphans
+			// belong to init and no parent link leads to them.
+			d := descendants(p.pid)
+			p.sweptMu.Lock()
+			p.swept = d
+			p.sweptMu.Unlock()
+		}
 		killGroup(p.pid, syscall.SIGTERM)
 		t := time.NewTimer(grace)
 		defer t.Stop()
@@ -311,6 +363,9 @@ func (p *Process) Stop(grace time.Duration) error {
 		case <-t.C:
 			p.logger.Warn("process did not stop in time, killing it", "pid", p.pid, "grace", grace)
 			killGroup(p.pid, syscall.SIGKILL)
+			if p.cg != nil {
+				p.cg.signal(syscall.SIGKILL)
+			}
 			<-p.done
 		}
 	})
@@ -378,6 +433,26 @@ func (p *Process) ProcessState() *os.ProcessState {
 	default:
 		return nil
 	}
+}
+
+// dropCgroup gives up the child's cgroup before it started.
+func (p *Process) dropCgroup() {
+	p.cg.fd.Close()
+	_ = p.cg.remove()
+	p.cg = nil
+}
+
+// Contained tells how the child's descendants are held: "cgroup" when it
+// runs in a cgroup of its own, "sweep" when Stop looks for them by parent
+// links, "" when only its process group is signalled.
+func (p *Process) Contained() string {
+	switch {
+	case p.cg != nil:
+		return "cgroup"
+	case p.contain:
+		return "sweep"
+	}
+	return ""
 }
 
 // killGroup signals the process group pgid. ESRCH (nobody left) is the
