@@ -638,7 +638,7 @@ func (u *upRun) Status() any {
 			Sockets:  make([]socketStatus, 0, len(in.Sockets)),
 		}
 		ns.ExpectIn, ns.ExpectOut = expected(t.Node(in.Name))
-		if (in.State == engine.StateRunning || in.State == engine.StateStarting) && !in.Started.IsZero() {
+		if (in.State == engine.StateRunning || in.State == engine.StateStalled || in.State == engine.StateStarting) && !in.Started.IsZero() {
 			ns.UptimeSeconds = now.Sub(in.Started).Seconds()
 		}
 		if in.State == engine.StateFailed {

@@ -48,6 +48,7 @@ type State string
 const (
 	StateStarting   State = "starting"   // opening sockets, waiting at its sync barrier
 	StateRunning    State = "running"    // its handler runs
+	StateStalled    State = "stalled"    // its process is stopped or stopped reporting (process and command nodes)
 	StateCompleted  State = "completed"  // its handler is done
 	StateRestarting State = "restarting" // it failed and waits for its backoff
 	StateFailed     State = "failed"     // it failed for good

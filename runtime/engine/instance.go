@@ -477,7 +477,7 @@ func (e *Engine) reconnectPeers(binder *instance, causes map[string]bool) {
 func (in *instance) bounce(why string, causes map[string]bool) {
 	in.mu.Lock()
 	c := in.cancelAttempt
-	if c == nil || in.bounced != "" || (in.st != StateRunning && in.st != StateStarting) {
+	if c == nil || in.bounced != "" || (in.st != StateRunning && in.st != StateStarting && in.st != StateStalled) {
 		in.mu.Unlock()
 		return
 	}

@@ -187,7 +187,7 @@ func (e *Engine) awaitStart(ctx context.Context, insts []*instance) map[*instanc
 				errs[in] = err
 			case st == StateFailed || st == StateStopped:
 				errs[in] = fmt.Errorf("%s while starting", st)
-			case st == StateRunning || st == StateCompleted || st == StateRestarting:
+			case st == StateRunning || st == StateStalled || st == StateCompleted || st == StateRestarting:
 				// Restarting without an error: it completed and its policy
 				// is "always".
 			case started && sync && since >= syncSettle:

@@ -34,6 +34,23 @@ func (p *processRunner) inFlight() int64     { return 0 }
 func (p *processRunner) dropped() int64      { return 0 }
 func (p *processRunner) stopProducing() bool { return false }
 
+// stalled is OnStall of a process instance: a running instance whose
+// child stalled shows as stalled until it runs again (procnode logs both).
+func (in *instance) stalled(stalled bool, _ string) {
+	in.mu.Lock()
+	changed := false
+	switch {
+	case stalled && in.st == StateRunning:
+		in.st, changed = StateStalled, true
+	case !stalled && in.st == StateStalled:
+		in.st, changed = StateRunning, true
+	}
+	in.mu.Unlock()
+	if changed {
+		in.e.notify()
+	}
+}
+
 // isProcess tells whether n runs in a child process.
 func isProcess(n *spec.Node) bool {
 	return n.Run == spec.RunProcess || n.Handler.Kind == spec.HandlerCommand
@@ -52,6 +69,7 @@ func (in *instance) newProcessRunner(n *spec.Node, t *spec.Topology) *processRun
 		Grace:     in.e.opts.Grace,
 		Drain:     in.e.opts.Grace,
 		OnRunning: in.running,
+		OnStall:   in.stalled,
 		// As for goroutine nodes: a completed child keeps its sockets open
 		// until the engine stops it, so that its last messages leave.
 		OnCompleted:    func() { in.setState(StateCompleted) },

@@ -695,3 +695,72 @@ func grandchildPid(t *testing.T, path string) int {
 	})
 	return pid
 }
+
+// TestStalledProcessWorkerIsShown SIGSTOPs one of three process workers
+// under traffic: its status turns stalled (the others stay running), the
+// log says so once, and after SIGCONT it is running again, logged once.
+func TestStalledProcessWorkerIsShown(t *testing.T) {
+	self := needZtopo(t)
+	dir := rlDir(t)
+	topo := rlParse(t, dir, `version: 1
+name: stall
+nodes:
+  feeder:
+    handler: generate
+    config: {interval: 2ms}
+    sockets:
+      out: {type: PUSH, bind: auto}
+  worker:
+    run: process
+    replicas: 3
+    handler: forward
+    sockets:
+      in: {type: PULL, connect: feeder.out}
+      out: {type: PUSH, connect: counter.in}
+  counter:
+    handler: count
+    sockets:
+      in: {type: PULL, bind: auto}
+`, nil)
+	lg, logs := newLogger(t)
+	r := rlStart(t, topo, Options{Logger: lg, Self: self, Grace: 2 * time.Second})
+	rlWaitFor(t, "every node to run", func() bool { return rlAllRunning(r.e) })
+	rlWaitFor(t, "traffic through worker.1", func() bool { return rlStat(r.e, "worker.1", "out").MsgsOut > 0 })
+	victim := statusOf(r.e, "worker.1").PID
+	if err := syscall.Kill(victim, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	t.Cleanup(func() {
+		if !resumed {
+			syscall.Kill(victim, syscall.SIGCONT)
+		}
+	})
+	testutil.WaitFor(t, "worker.1 to show as stalled", func() bool { return statusOf(r.e, "worker.1").State == StateStalled })
+	for _, name := range []string{"worker.0", "worker.2"} {
+		if st := statusOf(r.e, name); st.State != StateRunning {
+			t.Errorf("%s: %s, want running", name, st.State)
+		}
+	}
+	if err := syscall.Kill(victim, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	testutil.WaitFor(t, "worker.1 to run again", func() bool { return statusOf(r.e, "worker.1").State == StateRunning })
+	if st := statusOf(r.e, "worker.1"); st.PID != victim || st.Restarts != 0 {
+		t.Errorf("worker.1: pid %d, restarts %d; want pid %d, no restart", st.PID, st.Restarts, victim)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	log := logs.String()
+	if n := strings.Count(log, "node stalled: messages routed to it wait: node=worker.1 reason=\"the process is stopped (SIGSTOP or a debugger)\""); n != 1 {
+		t.Errorf("stall logged %d times for worker.1, want 1", n)
+	}
+	if n := strings.Count(log, "node runs again after a stall: node=worker.1"); n != 1 {
+		t.Errorf("recovery logged %d times for worker.1, want 1", n)
+	}
+	if n := strings.Count(log, "node stalled"); n != 1 {
+		t.Errorf("stalls logged: %d, want 1", n)
+	}
+}

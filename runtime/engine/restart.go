@@ -30,7 +30,7 @@ func (e *Engine) Restart(names []string, why string) error {
 	for _, name := range names {
 		in := e.insts[name]
 		switch in.state() {
-		case StateRunning, StateStarting:
+		case StateRunning, StateStarting, StateStalled:
 			in.bounce(why, nil)
 		case StateRestarting:
 			// Its supervisor starts it again after the backoff anyway.

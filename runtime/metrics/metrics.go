@@ -49,6 +49,7 @@ type Reloads struct {
 var states = []engine.State{
 	engine.StateStarting,
 	engine.StateRunning,
+	engine.StateStalled,
 	engine.StateCompleted,
 	engine.StateRestarting,
 	engine.StateFailed,

@@ -48,12 +48,14 @@ ztopo_node_state{node="sink",state="completed"} 1
 ztopo_node_state{node="sink",state="failed"} 0
 ztopo_node_state{node="sink",state="restarting"} 0
 ztopo_node_state{node="sink",state="running"} 0
+ztopo_node_state{node="sink",state="stalled"} 0
 ztopo_node_state{node="sink",state="starting"} 0
 ztopo_node_state{node="sink",state="stopped"} 0
 ztopo_node_state{node="worker.1",state="completed"} 0
 ztopo_node_state{node="worker.1",state="failed"} 1
 ztopo_node_state{node="worker.1",state="restarting"} 0
 ztopo_node_state{node="worker.1",state="running"} 0
+ztopo_node_state{node="worker.1",state="stalled"} 0
 ztopo_node_state{node="worker.1",state="starting"} 0
 ztopo_node_state{node="worker.1",state="stopped"} 0
 # HELP ztopo_reloads_total Reloads of the topology file by outcome: applied, rejected (invalid file) or failed (rolled back).

@@ -88,6 +88,7 @@ func (lw *lineWriter) send(ev event) {
 type eventSink struct {
 	log     hclog.Logger
 	onEvent func(event)
+	beat    func() // called for every line: the child is alive; may be nil
 
 	mu      sync.Mutex
 	modules map[string]hclog.Logger
@@ -132,6 +133,9 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 }
 
 func (s *eventSink) line(line []byte) {
+	if s.beat != nil {
+		s.beat()
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(line, &m); err != nil {
 		// Not ours (a stray write to fd 3): show it rather than lose it.

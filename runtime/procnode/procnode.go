@@ -98,6 +98,11 @@ type Config struct {
 	// a command right after it started. It may be called from another
 	// goroutine than Run's, and must not block.
 	OnRunning func()
+	// OnStall, if set, is called when the child stalls (stalled true, why
+	// says how it was seen) and when it runs again (false), see StallAfter;
+	// from another goroutine than Run's, must not block. A Run that ends
+	// during a stall calls it with false before it returns.
+	OnStall func(stalled bool, why string)
 	// OnCompleted, if set, is called once per Run when a process node's
 	// handler completed; from another goroutine than Run's, must not block.
 	OnCompleted func()
@@ -317,7 +322,12 @@ func (r *Runner) runCommand(ctx context.Context) error {
 	if r.cfg.OnRunning != nil {
 		r.cfg.OnRunning()
 	}
+	watched := make(chan struct{})
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); r.watchStall(p.Pid(), nil, watched) }()
 	werr := p.Wait()
+	close(watched)
+	<-watchDone
 	r.ended()
 	if p.Stopped() && ctx.Err() != nil {
 		return ctx.Err()
@@ -375,7 +385,8 @@ func (r *Runner) runProcess(ctx context.Context) error {
 		reason    string
 		ranOnce   bool
 	)
-	sink := &eventSink{log: r.log, onEvent: func(ev event) {
+	hb := &heartbeat{}
+	sink := &eventSink{log: r.log, beat: hb.beat, onEvent: func(ev event) {
 		switch ev.Event {
 		case eventRunning:
 			mu.Lock()
@@ -415,7 +426,12 @@ func (r *Runner) runProcess(ctx context.Context) error {
 		sink.read(pr)
 	}()
 
+	watched := make(chan struct{})
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); r.watchStall(p.Pid(), hb, watched) }()
 	werr := p.Wait()
+	close(watched)
+	<-watchDone
 	select {
 	case <-readDone:
 	case <-time.After(pipeDrain):
