@@ -225,7 +225,20 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 	childEnds, ourEnds = append(childEnds, errW), append(ourEnds, errR)
 
 	started := make(chan error, 1)
-	go p.run(cmd, started, outR, errR)
+	// A Cmd starts once, even if its Start failed: each attempt gets a
+	// copy of this one.
+	mk := func(cgroup bool) *exec.Cmd {
+		c := exec.Command(cfg.Argv[0], cfg.Argv[1:]...)
+		c.Dir, c.Env, c.ExtraFiles = cmd.Dir, cmd.Env, cmd.ExtraFiles
+		c.Stdin, c.Stdout, c.Stderr = cmd.Stdin, cmd.Stdout, cmd.Stderr
+		attr := *cmd.SysProcAttr
+		if !cgroup {
+			attr.UseCgroupFD, attr.CgroupFD = false, 0
+		}
+		c.SysProcAttr = &attr
+		return c
+	}
+	go p.run(mk, started, outR, errR)
 	err = <-started
 	// The child holds its own copies; ours of its ends must be closed so
 	// that the readers see EOF when the child's group is gone.
@@ -252,21 +265,22 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 // run starts the child and waits for it, on one locked OS thread: the
 // parent-death signal is tied to the thread that forked the child, not to
 // the process, so that thread must live as long as the child does.
-func (p *Process) run(cmd *exec.Cmd, started chan<- error, outR, errR *os.File) {
+func (p *Process) run(mk func(cgroup bool) *exec.Cmd, started chan<- error, outR, errR *os.File) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 
+	var cmd *exec.Cmd
 	for attempt := 0; ; attempt++ {
+		cmd = mk(p.cg != nil)
 		err := cmd.Start()
 		if err == nil {
 			break
 		}
-		if p.cg != nil && !errors.Is(err, syscall.ETXTBSY) {
+		if p.cg != nil && !errors.Is(err, syscall.ETXTBSY) && !(&StartError{Err: err}).Permanent() {
 			// Perhaps the kernel cannot clone into a cgroup (before
 			// 5.7): once more without it, to tell.
 			p.dropCgroup()
-			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = false, 0
-			if err = cmd.Start(); err == nil {
+			if cmd = mk(false); cmd.Start() == nil {
 				break
 			}
 		}
