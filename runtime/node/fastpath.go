@@ -105,6 +105,11 @@ func (r *run) fastPath(h handler.Handler, async handler.Async) (in, out *rsock, 
 func (r *run) proxyForward(cur *slot, in, out *rsock) (completed, swapped bool, err error) {
 	r.log.Debug("forwarding inside libzmq", "from", in.name, "to", out.name)
 	for {
+		r.n.tapWake.Store(false)
+		if tapped(in, out) {
+			// A tap came: on to the Go loop, where it sees each message.
+			return false, true, nil
+		}
 		r.fast.Store(&proxyStats{front: in.sock.Stats, back: out.sock.Stats})
 		// pebbe retries EINTR itself; any error here is real.
 		err := zbatch.Proxy(in.sock.Z, out.sock.Z, nil, r.ctl)
@@ -122,6 +127,10 @@ func (r *run) proxyForward(cur *slot, in, out *rsock) (completed, swapped bool, 
 		}
 	}
 }
+
+// tapped reports whether a tap is attached to in or out: the proxy would
+// move their messages where no tap sees them.
+func tapped(in, out *rsock) bool { return in.sock.Stats.Tapped() || out.sock.Stats.Tapped() }
 
 // refreshProxyStats is called by the signaller on its stats timer; it
 // returns when to call it next.

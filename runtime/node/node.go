@@ -113,6 +113,11 @@ type Node struct {
 	dropped atomic.Int64
 
 	stats map[string]*zsock.Stats
+
+	// tapWake is set by TapChanged until the node has looked at its taps
+	// again: while it forwards inside the C proxy, the signaller repeats
+	// the wake-up until then.
+	tapWake atomic.Bool
 }
 
 type slot struct {
@@ -159,6 +164,21 @@ func (n *Node) SwapHandler(h any) {
 		n.runCancel()
 	}
 	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// TapChanged tells the node that a tap was attached to, or detached from,
+// one of its sockets' Stats: a forward on the fast path (fastpath.go)
+// leaves libzmq's proxy while a tap is attached, so that the tap sees each
+// message, and goes back to it once none is. Safe from any goroutine.
+func (n *Node) TapChanged() {
+	if _, ok := n.Handler().(Passthrough); !ok {
+		return // never on the proxy; a wake-up would only disturb a Runner
+	}
+	n.tapWake.Store(true)
 	select {
 	case n.wake <- struct{}{}:
 	default:
@@ -425,7 +445,7 @@ func (r *run) signaller(ctx context.Context, quit <-chan struct{}, done chan<- s
 
 		case <-again:
 			again = nil
-			if stopping || r.n.slot.Load().gen > r.n.seenGen.Load() {
+			if stopping || r.n.slot.Load().gen > r.n.seenGen.Load() || (r.fast.Load() != nil && r.n.tapWake.Load()) {
 				send()
 				again = time.After(resendEvery)
 			}

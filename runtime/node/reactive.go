@@ -43,9 +43,12 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 	// The proxy cannot collect a swapped-out handler's results: the fast
 	// path waits until they are in.
 	in, out, fast := r.fastPath(h, async)
-	if fast && len(r.retiring) == 0 {
+	if fast && len(r.retiring) == 0 && !tapped(in, out) {
 		return r.proxyForward(cur, in, out)
 	}
+	// held off the fast path by a tap: back to it once none is attached.
+	tapHeld := fast && tapped(in, out)
+	r.n.tapWake.Store(false)
 
 	// A synchronous handler is done with a message's frames slice when it
 	// returns and the node has sent its output (handler.Msg's contract), so
@@ -116,8 +119,14 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 		if wakeIdx >= 0 && poller.Ready(wakeIdx) != 0 {
 			r.resultWaker.Drain()
 		}
-		if poller.Ready(0)&zmq4.POLLIN != 0 && r.readCtl() {
-			return false, false, nil
+		if poller.Ready(0)&zmq4.POLLIN != 0 {
+			if r.readCtl() {
+				return false, false, nil
+			}
+			r.n.tapWake.Store(false)
+			if tapHeld && !tapped(in, out) && len(r.retiring) == 0 {
+				return false, true, nil // on to the fast path
+			}
 		}
 		if r.n.slot.Load() != cur {
 			return false, true, nil
@@ -204,7 +213,7 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 				}
 				return false, false, err
 			}
-			if fast && len(r.retiring) == 0 {
+			if fast && len(r.retiring) == 0 && !tapped(in, out) {
 				return false, true, nil // on to the fast path
 			}
 		}

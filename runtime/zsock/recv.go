@@ -38,7 +38,8 @@ func (s *Socket) Discard(max int) (int, error) {
 	if max <= 0 {
 		return 0, nil
 	}
-	if !zbatch.Fast {
+	if !zbatch.Fast || s.Stats.Tapped() {
+		// A tap sees each message: they come into Go one by one.
 		for n := 0; n < max; n++ {
 			if _, err := s.Recv(zmq4.DONTWAIT); err != nil {
 				return n, err
@@ -63,7 +64,7 @@ func (s *Socket) SendRepeat(frames [][]byte, n int) (int, error) {
 	for _, f := range frames {
 		size += len(f)
 	}
-	if !zbatch.Fast || len(frames) > 64 {
+	if !zbatch.Fast || len(frames) > 64 || s.Stats.Tapped() {
 		for k := 0; k < n; k++ {
 			if err := s.Send(frames, zmq4.DONTWAIT); err != nil {
 				return k, err

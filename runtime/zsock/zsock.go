@@ -80,6 +80,10 @@ func NewContext() (*zmq4.Context, error) {
 type Stats struct {
 	msgsIn, msgsOut, bytesIn, bytesOut, sendErrors atomic.Uint64
 	authFailures                                   atomic.Uint64 // CURVE handshakes refused
+
+	// taps attached (tap.go); nil while none is: the data path then makes
+	// no copy.
+	taps atomic.Pointer[tapSet]
 }
 
 // StatsSnapshot is a point-in-time copy of Stats.
@@ -426,6 +430,10 @@ func (s *Socket) RecvInto(dst [][]byte, flags zmq4.Flag) ([][]byte, error) {
 	}
 	s.Stats.msgsIn.Add(1)
 	s.Stats.bytesIn.Add(uint64(n))
+	if ts := s.Stats.taps.Load(); ts != nil {
+		env, body := s.SplitEnvelope(msg)
+		ts.copy(false, env, body)
+	}
 	return msg, nil
 }
 
@@ -466,6 +474,9 @@ func (s *Socket) SendEnvelope(env, body [][]byte, flags zmq4.Flag) error {
 	}
 	s.Stats.msgsOut.Add(1)
 	s.Stats.bytesOut.Add(uint64(n))
+	if ts := s.Stats.taps.Load(); ts != nil {
+		ts.copy(true, env, body)
+	}
 	return nil
 }
 
