@@ -215,7 +215,7 @@ func TestVerbs(t *testing.T) {
 	}
 
 	err := Call(ctx, s.endpoint, "frobnicate", nil)
-	if want := `unknown verb "frobnicate" (known: ps, status, reload, down, logs, restart, ping)`; err == nil || err.Error() != want {
+	if want := `unknown verb "frobnicate" (known: ps, status, reload, down, logs, restart, tap, tap-read, untap, ping)`; err == nil || err.Error() != want {
 		t.Errorf("unknown verb: got %v, want %q", err, want)
 	}
 

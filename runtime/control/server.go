@@ -187,13 +187,33 @@ func dispatch(raw []byte, h Handler, logger hclog.Logger) (reply []byte) {
 			return encodeReply(nil, fmt.Errorf("bad request: %v", err))
 		}
 		return encodeReply(rh.Restart(rr))
+	case VerbTap, VerbTapRead, VerbUntap:
+		th, ok := h.(TapHandler)
+		if !ok {
+			return encodeReply(nil, errors.New("this topology cannot tap sockets"))
+		}
+		if req.Verb == VerbTap {
+			var tr TapRequest
+			if err := req.args(&tr); err != nil {
+				return encodeReply(nil, fmt.Errorf("bad request: %v", err))
+			}
+			return encodeReply(th.Tap(tr))
+		}
+		var rr TapReadRequest
+		if err := req.args(&rr); err != nil {
+			return encodeReply(nil, fmt.Errorf("bad request: %v", err))
+		}
+		if req.Verb == VerbTapRead {
+			return encodeReply(th.TapRead(rr))
+		}
+		return encodeReply(th.Untap(rr))
 	case VerbPing:
 		return encodeReply(struct {
 			Pid  int    `json:"pid"`
 			Name string `json:"name,omitempty"`
 		}{os.Getpid(), nameOf(h)}, nil)
 	default:
-		return encodeReply(nil, fmt.Errorf("unknown verb %q (known: ps, status, reload, down, logs, restart, ping)", req.Verb))
+		return encodeReply(nil, fmt.Errorf("unknown verb %q (known: ps, status, reload, down, logs, restart, tap, tap-read, untap, ping)", req.Verb))
 	}
 }
 

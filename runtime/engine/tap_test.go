@@ -1,0 +1,146 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ztopo/ztopo/internal/zbatch"
+	"github.com/ztopo/ztopo/runtime/tap"
+)
+
+// tapPipeline: src (generate, paced so that the run lasts long enough to
+// tap it mid-stream) -> worker (forward: libzmq's proxy while untapped)
+// -> sink (count, expect n).
+func tapPipeline(name string, n int) string {
+	return fmt.Sprintf(`version: 1
+name: %s
+nodes:
+  src:
+    handler: generate
+    config: {count: %d, payload: m, interval: 500us}
+    sockets:
+      out: {type: PUSH, bind: auto}
+  worker:
+    handler: forward
+    sockets:
+      in: {type: PULL, connect: src.out}
+      out: {type: PUSH, connect: sink.in}
+  sink:
+    handler: count
+    config: {expect: %d}
+    sockets:
+      in: {type: PULL, bind: auto}
+`, name, n, n)
+}
+
+// A tap attached mid-stream to a forward on the fast path sees messages;
+// detached, the forward goes back to the fast path; the sink gets exactly
+// what was sent, throughout.
+func TestTapMidStreamKeepsCountExact(t *testing.T) {
+	const n = 4000
+	lg, logs := newLogger(t)
+	r := rlStart(t, rlParse(t, rlDir(t), tapPipeline("tap-mid", n), nil), Options{Logger: lg})
+	rlWaitFor(t, "traffic at the sink", func() bool { return rlStat(r.e, "sink", "in").MsgsIn >= 200 })
+
+	tp := tap.New(0)
+	names, err := r.e.Tap(tp, "worker", "out")
+	if err != nil {
+		t.Fatalf("Tap: %v", err)
+	}
+	if at := rlStat(r.e, "sink", "in").MsgsIn; at >= n {
+		t.Fatalf("the run was over (%d at the sink) before the tap was attached", at)
+	}
+	if strings.Join(names, ",") != "worker" {
+		t.Errorf("tapped %v, want [worker]", names)
+	}
+	var mu sync.Mutex
+	var got []tap.Record
+	rlWaitFor(t, "copies", func() bool {
+		recs := tp.Read(100, 1<<20)
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, recs...)
+		return len(got) >= 100
+	})
+	tp.Close()
+	copied := tp.Copied()
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := rlStat(r.e, "sink", "in").MsgsIn; got != n {
+		t.Errorf("sink received %d, want %d", got, n)
+	}
+	if c := tp.Copied(); c != copied {
+		t.Errorf("copies after Close: %d, then %d", copied, c)
+	}
+	for _, rec := range got[:100] {
+		if rec.Instance != "worker" || rec.Socket != "out" || rec.Dir != tap.Out || len(rec.Frames) != 1 || string(rec.Frames[0]) != "m" {
+			t.Fatalf("record %+v, want worker out out [m]", rec)
+		}
+	}
+	if zbatch.Fast {
+		// The forward left libzmq's proxy for the tap and went back to it.
+		if c := strings.Count(logs.String(), "forwarding inside libzmq"); c < 2 {
+			t.Errorf("the forward entered its fast path %d times, want at least 2 (before and after the tap)", c)
+		}
+	}
+}
+
+// A tap that is never read loses copies and counts them; the topology
+// delivers exactly what was sent.
+func TestSlowTapLosesCopiesNotMessages(t *testing.T) {
+	const n = 3000
+	lg, _ := newLogger(t)
+	r := rlStart(t, rlParse(t, rlDir(t), tapPipeline("tap-slow", n), nil), Options{Logger: lg})
+	rlWaitFor(t, "traffic at the sink", func() bool { return rlStat(r.e, "sink", "in").MsgsIn >= 100 })
+	tp := tap.New(8)
+	if _, err := r.e.Tap(tp, "worker", "in"); err != nil {
+		t.Fatalf("Tap: %v", err)
+	}
+	if _, err := r.e.Tap(tp, "sink", "in"); err != nil {
+		t.Fatalf("Tap: %v", err)
+	}
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	tp.Close()
+	if got := rlStat(r.e, "sink", "in").MsgsIn; got != n {
+		t.Errorf("sink received %d, want %d", got, n)
+	}
+	if tp.Copied() != 8 {
+		t.Errorf("copied %d, want 8 (the buffer)", tp.Copied())
+	}
+	if tp.Lost() == 0 {
+		t.Error("no copy lost by a tap that was never read")
+	}
+	t.Logf("copied %d, lost %d", tp.Copied(), tp.Lost())
+}
+
+// Unknown nodes and sockets, and sockets whose messages ztopo never sees.
+func TestTapRefuses(t *testing.T) {
+	lg, _ := newLogger(t)
+	yaml := tapPipeline("tap-refuse", 1000000) + `  px:
+    handler: proxy
+    sockets:
+      frontend: {type: PULL, bind: auto}
+      backend: {type: PUSH, bind: auto}
+`
+	r := rlStart(t, rlParse(t, rlDir(t), yaml, nil), Options{Logger: lg})
+	tp := tap.New(0)
+	defer tp.Close()
+	for _, c := range []struct{ node, socket, want string }{
+		{"nope", "in", `no node or instance "nope"`},
+		{"worker", "nope", `node "worker" has no socket "nope" (its sockets: in, out)`},
+		{"px", "frontend", `node "px" runs the proxy builtin, whose messages libzmq moves without ztopo seeing them; tap a socket of a peer instead`},
+	} {
+		_, err := r.e.Tap(tp, c.node, c.socket)
+		if err == nil || err.Error() != c.want {
+			t.Errorf("Tap(%s.%s): got %v, want %s", c.node, c.socket, err, c.want)
+		}
+	}
+	if len(tp.Instances()) != 0 {
+		t.Errorf("attached to %v after errors only", tp.Instances())
+	}
+}
