@@ -62,6 +62,7 @@ var verbs = map[string]verb{
 	"schema":     {name: "schema", summary: "print the JSON Schema of the topology file, for editors", usage: schemaUsage, run: runSchema},
 	"completion": {name: "completion", summary: "print a shell completion script (bash, zsh, fish)", usage: completionUsage, run: runCompletion},
 	"top":        {name: "top", summary: "a live table of a running topology: rates, restarts, CPU and memory", usage: topUsage, run: runTop},
+	"tap":        {name: "tap", summary: "print the messages passing a socket of a running topology", usage: tapUsage, run: runTap},
 	"logs":       {name: "logs", summary: "print the log of a running topology, -f to follow", usage: logsUsage, run: runLogs},
 	"export":     {name: "export", summary: "print Kubernetes manifests that run a topology on a cluster", usage: exportUsage, run: runExport},
 	"keys":       {name: "keys", summary: "make and list CURVE key pairs (security.keys)", usage: keysUsage, run: runKeys},

@@ -269,6 +269,7 @@ type upRun struct {
 	reloads reloadCounts
 	rl      *reloader
 	rates   *rateSampler
+	taps    taps // attached through the control socket (tap.go)
 }
 
 type reloadCounts struct{ applied, rejected, failed atomic.Uint64 }
