@@ -175,7 +175,7 @@ func (n *Node) SwapHandler(h any) {
 // leaves libzmq's proxy while a tap is attached, so that the tap sees each
 // message, and goes back to it once none is. Safe from any goroutine.
 func (n *Node) TapChanged() {
-	if _, ok := n.Handler().(Passthrough); !ok {
+	if _, ok := n.Handler().(handler.Passthrough); !ok {
 		return // never on the proxy; a wake-up would only disturb a Runner
 	}
 	n.tapWake.Store(true)
