@@ -67,7 +67,7 @@ var (
 		"Messages a socket of a node instance failed to send (EAGAIN, high-water mark, unroutable).",
 		[]string{"node", "socket"}, nil)
 	descAuthFailures = prometheus.NewDesc("ztopo_auth_failures_total",
-		"CURVE handshakes refused on a CURVE server socket of a node instance (a key not allowed, or no CURVE).",
+		"CURVE handshakes refused on a CURVE server socket of a node instance (a key not allowed, a plain client, a client expecting another server key).",
 		[]string{"node", "socket"}, nil)
 	descRestarts = prometheus.NewDesc("ztopo_node_restarts_total",
 		"Restarts of a node instance under its restart policy.",

@@ -248,8 +248,22 @@ func (h *zapHandler) answer(req [][]byte) [][]byte {
 // denied counts a refused handshake and logs it, at most once per
 // denyLogEvery per socket.
 func (g *Guard) denied(address, key, why string) {
-	if g.stats != nil {
+	g.count()
+	g.logDenied(address, key, why)
+}
+
+// count counts a refused handshake.
+func (g *Guard) count() {
+	if g != nil && g.stats != nil {
 		g.stats.authFailures.Add(1)
+	}
+}
+
+// logDenied logs a refused handshake, at most once per denyLogEvery per
+// socket, saying how many were left out since.
+func (g *Guard) logDenied(address, key, why string) {
+	if g == nil {
+		return
 	}
 	g.logMu.Lock()
 	defer g.logMu.Unlock()

@@ -89,7 +89,7 @@ type Stats struct {
 // StatsSnapshot is a point-in-time copy of Stats.
 type StatsSnapshot struct {
 	MsgsIn, MsgsOut, BytesIn, BytesOut, SendErrors uint64
-	AuthFailures                                   uint64 // CURVE handshakes refused by the ZAP handler
+	AuthFailures                                   uint64 // CURVE handshakes refused, by the ZAP handler or before it
 }
 
 // Snapshot reads the counters.
@@ -124,6 +124,8 @@ type Socket struct {
 	// Guard is a CURVE server socket's ZAP domain and allow list; nil for
 	// other sockets.
 	Guard *Guard
+	// authMon counts a CURVE server's handshakes refused before ZAP.
+	authMon *authMonitor
 }
 
 // Options tune Open.
@@ -197,6 +199,15 @@ func OpenWith(ctx *zmq4.Context, s *spec.Socket, o Options) (sock *Socket, err e
 		// options when it binds or connects.
 		if err := sock.setupCurve(ctx, s.Curve, o); err != nil {
 			return sock, fmt.Errorf("socket %q: curve: %w", s.Name, err)
+		}
+		// libzmq keeps one monitor per socket: a socket whose connects
+		// are watched for the sync barrier (a CURVE server that also
+		// connects, and syncs) has that one, and its refusals before
+		// ZAP go uncounted.
+		if s.Curve.Server && !o.WatchHandshakes {
+			if err := sock.watchAuth(ctx); err != nil {
+				return sock, fmt.Errorf("socket %q: curve: handshake monitor: %w", s.Name, err)
+			}
 		}
 	}
 	if needsIPv6(s) {
@@ -387,6 +398,7 @@ func (s *Socket) CloseLinger(d time.Duration) error {
 		return nil
 	}
 	s.stopWatching()
+	s.stopAuthMonitor()
 	s.Guard.Close()
 	if d < 0 {
 		d = -1
