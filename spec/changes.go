@@ -30,6 +30,14 @@ func RestartReason(o, n *Node) string {
 	if o == nil || n == nil || n.Equal(o) {
 		return ""
 	}
+	if only, revoked := allowFields(o, n); only {
+		switch {
+		case len(revoked) > 0:
+			return fmt.Sprintf("no longer allowed on CURVE server %s: libzmq cannot close one client's session, so the socket is opened afresh (its allowed clients reconnect by themselves)", strings.Join(revoked, ", "))
+		case !liveAllow(o) || !liveAllow(n):
+			return "the allow list of a process or command node lives in its child process: a new list means a new process"
+		}
+	}
 	if handlerOnlyFields(o, n) {
 		switch {
 		case o.Handler.Kind == HandlerCommand || n.Handler.Kind == HandlerCommand:

@@ -37,12 +37,17 @@ type Plan struct {
 	Removed     []string // stop
 	Changed     []string // stop, then start with the new definition
 	HandlerOnly []string // swap the handler, keep the sockets
-	Unchanged   []string // leave alone
+	// AllowOnly: only the allow lists of CURVE server sockets changed, and
+	// only by letting more clients in; the ZAP handler takes the new lists
+	// at once, for the next handshakes, and nothing restarts. (Revoking a
+	// key restarts the node: see RestartReason.)
+	AllowOnly []string
+	Unchanged []string // leave alone
 }
 
 // Empty reports whether the plan has nothing to do.
 func (p Plan) Empty() bool {
-	return len(p.Added) == 0 && len(p.Removed) == 0 && len(p.Changed) == 0 && len(p.HandlerOnly) == 0
+	return len(p.Added) == 0 && len(p.Removed) == 0 && len(p.Changed) == 0 && len(p.HandlerOnly) == 0 && len(p.AllowOnly) == 0
 }
 
 // Diff plans the reload from old to new (either may be nil: no nodes). An
@@ -58,7 +63,7 @@ func Diff(old, new *Topology) Plan {
 			oldNodes[n.Name] = n
 		}
 	}
-	var added, changed, handlerOnly, unchanged []*Node
+	var added, changed, handlerOnly, allowOnly, unchanged []*Node
 	seen := map[string]bool{}
 	if new != nil {
 		for _, n := range new.Nodes {
@@ -71,6 +76,8 @@ func Diff(old, new *Topology) Plan {
 				unchanged = append(unchanged, n)
 			case handlerOnlyChange(o, n):
 				handlerOnly = append(handlerOnly, n)
+			case allowOnlyChange(o, n):
+				allowOnly = append(allowOnly, n)
 			default:
 				changed = append(changed, n)
 			}
@@ -85,7 +92,67 @@ func Diff(old, new *Topology) Plan {
 		}
 	}
 	p.Added, p.Removed, p.Changed, p.HandlerOnly, p.Unchanged = names(added), names(removed), names(changed), names(handlerOnly), names(unchanged)
+	p.AllowOnly = names(allowOnly)
 	return p
+}
+
+// allowOnlyChange reports whether n differs from o only in the allow lists
+// of its CURVE server sockets, each new list letting in every key the old
+// one did, and the node's ZAP handler is the engine's own (a goroutine node:
+// a process node's handler runs in its child, a command authenticates by
+// itself).
+func allowOnlyChange(o, n *Node) bool {
+	if !liveAllow(o) || !liveAllow(n) {
+		return false
+	}
+	only, revoked := allowFields(o, n)
+	return only && len(revoked) == 0
+}
+
+func liveAllow(n *Node) bool {
+	return n.Handler.Kind != HandlerCommand && n.Run != RunProcess
+}
+
+// allowFields reports whether o and n differ at most in the allow lists of
+// CURVE server sockets, and which keys (socket: key) the new lists no
+// longer let in.
+func allowFields(o, n *Node) (only bool, revoked []string) {
+	a, b := canonical(o), canonical(n)
+	if len(a.Sockets) != len(b.Sockets) {
+		return false, nil
+	}
+	for i := range a.Sockets {
+		oc, nc := a.Sockets[i].Curve, b.Sockets[i].Curve
+		if oc == nil || nc == nil || !oc.Server || !nc.Server || a.Sockets[i].Name != b.Sockets[i].Name {
+			continue
+		}
+		revoked = append(revoked, narrowed(a.Sockets[i].Name, oc, nc)...)
+		x, y := *oc, *nc
+		x.Allow, x.AllowAny, y.Allow, y.AllowAny = nil, false, nil, false
+		a.Sockets[i].Curve, b.Sockets[i].Curve = &x, &y
+	}
+	return reflect.DeepEqual(a, b), revoked
+}
+
+// narrowed lists what the allow list nc no longer lets in of oc's.
+func narrowed(socket string, oc, nc *Curve) []string {
+	if nc.AllowAny {
+		return nil
+	}
+	if oc.AllowAny {
+		return []string{socket + `: "*"`}
+	}
+	now := map[string]string{}
+	for _, k := range nc.Allow {
+		now[k.Name] = k.Public
+	}
+	var out []string
+	for _, k := range oc.Allow {
+		if pub, ok := now[k.Name]; !ok || pub != k.Public {
+			out = append(out, socket+": "+k.Name)
+		}
+	}
+	return out
 }
 
 func handlerOnlyChange(o, n *Node) bool {

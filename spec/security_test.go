@@ -113,3 +113,60 @@ func reflectString(v any) string {
 	walk(reflect.ValueOf(v))
 	return b.String()
 }
+
+// TestDiffAllow: a CURVE server whose allow list only lets more clients in
+// is updated in place (AllowOnly); one that revokes a key, or whose ZAP
+// handler runs in a child, restarts, and RestartReason says why.
+func TestDiffAllow(t *testing.T) {
+	keyDir(t, &txtar.Archive{})
+	src := func(allow, run, handler string) *Topology {
+		t.Helper()
+		s := `version: 1
+name: c
+security: {keys: keys}
+nodes:
+  sink:
+    handler: ` + handler + run + `
+    sockets:
+      in: {type: PULL, bind: "tcp://127.0.0.1:5701", curve: {server: sink, allow: [` + allow + `]}}
+`
+		topo, ds := Parse("topology.yaml", []byte(s), LoadOptions{Env: mapEnv(nil), RuntimeDir: testRuntimeDir})
+		if topo == nil || ds.HasErrors() {
+			t.Fatalf("got diagnostics:\n%v", ds)
+		}
+		return topo
+	}
+	const proc = "\n    run: process"
+	for _, tc := range []struct {
+		name      string
+		old, new  *Topology
+		allowOnly bool
+		why       string
+	}{
+		{"a key added", src("worker", "", "count"), src("worker, other", "", "count"), true, ""},
+		{"any client", src("worker", "", "count"), src(`"*"`, "", "count"), true, ""},
+		{"a key revoked", src("worker, other", "", "count"), src("worker", "", "count"), false,
+			"no longer allowed on CURVE server in: other: libzmq cannot close one client's session, so the socket is opened afresh (its allowed clients reconnect by themselves)"},
+		{"any client no more", src(`"*"`, "", "count"), src("worker", "", "count"), false,
+			`no longer allowed on CURVE server in: "*": libzmq cannot close one client's session, so the socket is opened afresh (its allowed clients reconnect by themselves)`},
+		{"a key added to a process node", src("worker", proc, "count"), src("worker, other", proc, "count"), false,
+			"the allow list of a process or command node lives in its child process: a new list means a new process"},
+		{"a key and the handler", src("worker", "", "count"), src("worker, other", "", "log"), false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Diff(tc.old, tc.new)
+			if got := len(p.AllowOnly) == 1 && len(p.Changed) == 0; got != tc.allowOnly {
+				t.Fatalf("got plan %+v, want allow-only %v", p, tc.allowOnly)
+			}
+			if !tc.allowOnly && !reflect.DeepEqual(p.Changed, []string{"sink"}) {
+				t.Fatalf("got plan %+v, want sink restarted", p)
+			}
+			if p.Empty() {
+				t.Error("the plan is empty")
+			}
+			if got := RestartReason(tc.old.Node("sink"), tc.new.Node("sink")); got != tc.why {
+				t.Errorf("got reason %q, want %q", got, tc.why)
+			}
+		})
+	}
+}

@@ -131,8 +131,14 @@ nodes:
 	}
 	reload := exec.Command(bin, "reload", topo)
 	reload.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+d.runtime)
-	if out, err := reload.CombinedOutput(); err != nil {
+	out, err := reload.CombinedOutput()
+	if err != nil {
 		t.Fatalf("reload: %v: %s", err, out)
+	}
+	// Revoking is the one allow change that restarts the server, and the
+	// plan says why.
+	if want := "~ restart sink\n    why: no longer allowed on CURVE server in: b: libzmq cannot close one client's session, so the socket is opened afresh"; !strings.Contains(string(out), want) {
+		t.Errorf("reload said:\n%s\nwant %q", out, want)
 	}
 	got := lines("sent")
 	t.Logf("pyzmq peers:\n%s", got)
@@ -154,5 +160,169 @@ nodes:
 	up.signal(os.Interrupt)
 	if code := up.exitCode(e2eBound); code != 0 {
 		t.Fatalf("ztopo up: exit %d", code)
+	}
+}
+
+// allowPeers: client a (allowed) connects and pushes 5 messages; client b
+// (not allowed yet) is refused. After "reload" on stdin, a fresh b is let
+// in and pushes 10, and a, on the connection it had all along, 5 more.
+const allowPeers = `
+import sys, zmq, zmq.auth
+from zmq.utils.monitor import recv_monitor_message
+keys, ep = sys.argv[1], sys.argv[2]
+sink_pub, _ = zmq.auth.load_certificate("%s/sink.key" % keys)
+ctx = zmq.Context()
+def client(name):
+    pub, sec = zmq.auth.load_certificate("%s/%s.key_secret" % (keys, name))
+    s = ctx.socket(zmq.PUSH)
+    s.linger = 5000
+    s.reconnect_ivl = 60000  # one attempt: b's refusal is counted once
+    s.curve_publickey, s.curve_secretkey, s.curve_serverkey = pub, sec, sink_pub
+    mon = s.get_monitor_socket()
+    s.connect(ep)
+    return s, mon
+def until(mon, *events):
+    while mon.poll(30000):
+        ev = recv_monitor_message(mon)["event"]
+        if ev in events:
+            return zmq.Event(ev).name
+    return "nothing"
+a, amon = client("a")
+print("a: %s" % until(amon, zmq.EVENT_HANDSHAKE_SUCCEEDED), flush=True)
+for i in range(5):
+    a.send(b"a %d" % i)
+b, bmon = client("b")
+print("b: %s" % until(bmon, zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_SUCCEEDED), flush=True)
+old = (b, bmon)  # kept open: a closed socket's monitor address would clash
+print("ready", flush=True)
+sys.stdin.readline()
+b, bmon = client("b")
+print("b again: %s" % until(bmon, zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_SUCCEEDED), flush=True)
+for i in range(10):
+    b.send(b"b %d" % i)
+for i in range(5):
+    a.send(b"a %d" % (i + 5))
+# Every event a's monitor saw since its handshake: a dropped connection
+# would show as DISCONNECTED.
+seen = []
+while amon.poll(0):
+    seen.append(zmq.Event(recv_monitor_message(amon)["event"]).name)
+print("a saw: %s" % (",".join(seen) or "nothing"), flush=True)
+print("sent", flush=True)
+sys.stdin.readline()
+for s in (a, b, amon, bmon) + old:
+    s.close(0)
+ctx.term()
+`
+
+// TestUpCurveAllowAdded: a reload that adds a key to a CURVE server's
+// allow list restarts nothing: plan and reload say so, the client already
+// in keeps its connection, the new key is let in at its next handshake,
+// and the server counts every message of both across the reload.
+func TestUpCurveAllowAdded(t *testing.T) {
+	needPyzmqCurve(t)
+	bin := buildZtopo(t)
+	d := newE2EDir(t)
+	keys := filepath.Join(d.root, "keys")
+	for _, name := range []string{"sink", "a", "b"} {
+		if out, err := exec.Command(bin, "keys", "gen", name, "--dir", keys).CombinedOutput(); err != nil {
+			t.Fatalf("keys gen %s: %v: %s", name, err, out)
+		}
+	}
+	port := freePorts(t, 1)[0]
+	name := fmt.Sprintf("curve-allow-%d", os.Getpid())
+	file := func(allow string) string {
+		return fmt.Sprintf(`version: 1
+name: %s
+security: {keys: keys, require: curve}
+nodes:
+  sink:
+    handler: count
+    sockets:
+      in: {type: PULL, bind: "tcp://127.0.0.1:%d", curve: {server: sink, allow: [%s]}}
+`, name, port, allow)
+	}
+	topo := d.write(t, "topology.yaml", file("a"))
+	wider := d.write(t, "wider.yaml", file("a, b"))
+	var plan strings.Builder
+	if code := run([]string{"plan", topo, wider}, &plan, &plan); code != 0 {
+		t.Fatalf("plan: exit %d: %s", code, plan.String())
+	}
+	const wantPlan = "* allow sink (applied to new handshakes; nothing restarts)\n    sockets.in.curve.allow.b: added\n"
+	if !strings.Contains(plan.String(), wantPlan) || !strings.Contains(plan.String(), "0 to restart") {
+		t.Fatalf("plan:\n%s\nwant %q and 0 to restart", plan.String(), wantPlan)
+	}
+
+	up := startUp(t, bin, d, "--no-watch", topo)
+	up.waitStatus(d.topologyRuntime(name), allRunning)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*e2eBound)
+	defer cancel()
+	peers := exec.CommandContext(ctx, python, "-c", allowPeers, keys, fmt.Sprintf("tcp://127.0.0.1:%d", port))
+	peers.Stderr = os.Stderr
+	stdin, err := peers.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := peers.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := peers.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer peers.Wait()
+	defer stdin.Close()
+	sc := bufio.NewScanner(stdout)
+	lines := func(until string) string {
+		var got []string
+		for sc.Scan() && sc.Text() != until {
+			got = append(got, sc.Text())
+		}
+		return strings.Join(got, "\n")
+	}
+	if got := lines("ready"); got != "a: HANDSHAKE_SUCCEEDED\nb: HANDSHAKE_FAILED_AUTH" {
+		t.Fatalf("before the reload: got\n%s", got)
+	}
+	sinkIn := func(ok func(s socketStatus) bool) socketStatus {
+		st := up.waitStatus(d.topologyRuntime(name), func(st upStatus) bool {
+			return len(st.Nodes) == 1 && len(st.Nodes[0].Sockets) == 1 && ok(st.Nodes[0].Sockets[0])
+		})
+		return st.Nodes[0].Sockets[0]
+	}
+	sinkIn(func(s socketStatus) bool { return s.MsgsIn == 5 && s.AuthFailures == 1 })
+
+	d.write(t, "topology.yaml", file("a, b"))
+	reload := exec.Command(bin, "reload", topo)
+	reload.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+d.runtime)
+	out, err := reload.CombinedOutput()
+	if err != nil {
+		t.Fatalf("reload: %v: %s", err, out)
+	}
+	if !strings.Contains(string(out), wantPlan) || !strings.Contains(string(out), "0 to restart") {
+		t.Fatalf("reload said:\n%s\nwant %q and 0 to restart", out, wantPlan)
+	}
+	if _, err := fmt.Fprintln(stdin, "reload"); err != nil {
+		t.Fatal(err)
+	}
+	got := lines("sent")
+	if want := "b again: HANDSHAKE_SUCCEEDED\na saw: nothing"; got != want {
+		t.Fatalf("after the reload: got\n%s\nwant\n%s", got, want)
+	}
+	// The same sink, counting on: 5 from a before, 10 from b, 5 from a.
+	s := sinkIn(func(s socketStatus) bool { return s.MsgsIn >= 20 })
+	if s.MsgsIn != 20 || s.AuthFailures != 1 {
+		t.Fatalf("sink.in: got %d messages and %d refusals, want 20 and 1", s.MsgsIn, s.AuthFailures)
+	}
+	st := up.waitStatus(d.topologyRuntime(name), func(upStatus) bool { return true })
+	if r := st.Nodes[0].Restarts; r != 0 {
+		t.Errorf("sink restarted %d times, want 0", r)
+	}
+	fmt.Fprintln(stdin, "done")
+	up.signal(os.Interrupt)
+	if code := up.exitCode(e2eBound); code != 0 {
+		t.Fatalf("ztopo up: exit %d", code)
+	}
+	if !strings.Contains(up.log(), "allow list updated in place") {
+		t.Errorf("up's log has no %q", "allow list updated in place")
 	}
 }

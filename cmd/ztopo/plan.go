@@ -29,7 +29,11 @@ without running anything:
     = swap handler worker.0 (echo -> upper)  only the handler or its config
     = swap handler sink (count, new config)  changed: the sockets stay open,
         config.expect: 100 → 150             nothing is lost
-    1 to start, 1 to stop, 2 to restart, 2 handler swaps, 4 unchanged
+    * allow sink (applied to new handshakes; nothing restarts)
+        sockets.in.curve.allow.b: added      a CURVE server lets more
+                                             clients in (removing a key
+                                             restarts it: a fresh socket)
+    1 to start, 1 to stop, 2 to restart, 2 handler swaps, 1 allow-list update, 4 unchanged
 
 or "no changes". OLD and NEW are files or git revisions of a file, REV:PATH,
 read with git show: PATH is relative to the current directory (as git's
@@ -43,7 +47,8 @@ Flags:
                endpoint that crosses over to HOST changed
   --json   print the plan as a JSON object for scripts:
            {"start": [...], "stop": [...], "restart": [...],
-            "swap": [{"node": ..., "from": ..., "to": ...}], "unchanged": [...],
+            "swap": [{"node": ..., "from": ..., "to": ...}], "allow": [...],
+            "unchanged": [...],
             "changes": {"sink": {"reason": ..., "fields": [...]}}}
 
 Exit status: 0 ok (whether or not anything changes), 1 when OLD or NEW is
@@ -99,13 +104,16 @@ type planSwap struct {
 // planJSON is the --json output; every list is present, empty or not, so
 // that scripts need no null checks.
 type planJSON struct {
-	Start     []string   `json:"start"`
-	Stop      []string   `json:"stop"`
-	Restart   []string   `json:"restart"`
-	Swap      []planSwap `json:"swap"`
-	Unchanged []string   `json:"unchanged"`
-	// Changes are the field-level changes of each restarted or swapped
-	// instance, by name.
+	Start   []string   `json:"start"`
+	Stop    []string   `json:"stop"`
+	Restart []string   `json:"restart"`
+	Swap    []planSwap `json:"swap"`
+	// Allow: CURVE servers whose allow lists only let more clients in,
+	// updated in place.
+	Allow     []string `json:"allow"`
+	Unchanged []string `json:"unchanged"`
+	// Changes are the field-level changes of each restarted, swapped or
+	// allow-updated instance, by name.
 	Changes map[string]planChange `json:"changes"`
 }
 

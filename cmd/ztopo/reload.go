@@ -97,7 +97,7 @@ func planToJSON(old, cur *spec.Topology, p spec.Plan) *planJSON {
 		swaps = append(swaps, s)
 	}
 	changes := map[string]planChange{}
-	for _, name := range append(append([]string(nil), p.Changed...), p.HandlerOnly...) {
+	for _, name := range append(append(append([]string(nil), p.Changed...), p.HandlerOnly...), p.AllowOnly...) {
 		o, n := old.Node(name), cur.Node(name)
 		c := planChange{Reason: spec.RestartReason(o, n), Fields: []string{}}
 		swap := !slices.Contains(p.Changed, name)
@@ -114,6 +114,7 @@ func planToJSON(old, cur *spec.Topology, p spec.Plan) *planJSON {
 		Stop:      nonNil(p.Removed),
 		Restart:   nonNil(p.Changed),
 		Swap:      swaps,
+		Allow:     nonNil(p.AllowOnly),
 		Unchanged: nonNil(p.Unchanged),
 		Changes:   changes,
 	}
@@ -128,7 +129,7 @@ type planChange struct {
 
 // printPlan prints a plan the way `ztopo plan` does.
 func printPlan(w io.Writer, p planJSON) {
-	if len(p.Start)+len(p.Stop)+len(p.Restart)+len(p.Swap) == 0 {
+	if len(p.Start)+len(p.Stop)+len(p.Restart)+len(p.Swap)+len(p.Allow) == 0 {
 		fmt.Fprintln(w, "no changes")
 		return
 	}
@@ -150,8 +151,16 @@ func printPlan(w io.Writer, p planJSON) {
 		}
 		printChange(w, p.Changes[s.Node])
 	}
-	fmt.Fprintf(w, "%d to start, %d to stop, %d to restart, %s, %d unchanged\n",
-		len(p.Start), len(p.Stop), len(p.Restart), plural(len(p.Swap), "handler swap"), len(p.Unchanged))
+	for _, n := range p.Allow {
+		fmt.Fprintf(w, "* allow %s (applied to new handshakes; nothing restarts)\n", n)
+		printChange(w, p.Changes[n])
+	}
+	allow := ""
+	if len(p.Allow) > 0 {
+		allow = ", " + plural(len(p.Allow), "allow-list update")
+	}
+	fmt.Fprintf(w, "%d to start, %d to stop, %d to restart, %s%s, %d unchanged\n",
+		len(p.Start), len(p.Stop), len(p.Restart), plural(len(p.Swap), "handler swap"), allow, len(p.Unchanged))
 }
 
 // printChange prints the reason of a restart and the changed fields,

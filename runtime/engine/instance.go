@@ -51,6 +51,9 @@ type instance struct {
 	e     *Engine
 	log   hclog.Logger
 	stats map[string]*zsock.Stats
+	// allow: the live allow lists of its CURVE server sockets (goroutine
+	// nodes), which a reload widens in place (setAllow).
+	allow map[string]*zsock.Allow
 
 	mu        sync.Mutex // after Engine.reloadMu and Engine.mu (see Engine)
 	spec      *spec.Node
@@ -104,6 +107,16 @@ func (e *Engine) newInstance(n *spec.Node, t *spec.Topology) (*instance, error) 
 	}
 	for _, s := range n.Sockets {
 		in.stats[s.Name] = &zsock.Stats{}
+		if s.Curve != nil && s.Curve.Server {
+			a, err := zsock.NewAllow(s.Curve)
+			if err != nil {
+				return nil, fmt.Errorf("node %q: socket %q: %w", n.Name, s.Name, err)
+			}
+			if in.allow == nil {
+				in.allow = map[string]*zsock.Allow{}
+			}
+			in.allow[s.Name] = a
+		}
 	}
 	h, err := in.build(n, t)
 	if err != nil {
@@ -296,6 +309,7 @@ func (in *instance) supervise(ctx context.Context) {
 				Handler:     h,
 				Logger:      in.log,
 				Stats:       in.stats,
+				Allow:       in.allow,
 				Drain:       in.e.opts.Grace,
 				OnRunning:   in.running,
 				OnCompleted: func() { in.setState(StateCompleted) },

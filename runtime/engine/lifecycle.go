@@ -43,6 +43,23 @@ func (in *instance) swapTo(n *spec.Node, t *spec.Topology, h any) error {
 	return nil
 }
 
+// setAllow gives the instance n, a definition that differs from its own
+// only in widened allow lists (spec.Plan.AllowOnly): the lists its CURVE
+// server sockets' ZAP domains read are replaced, nothing else is touched.
+func (in *instance) setAllow(n *spec.Node, t *spec.Topology) error {
+	for _, s := range n.Sockets {
+		if a := in.allow[s.Name]; a != nil && s.Curve != nil && s.Curve.Server {
+			if err := a.Set(s.Curve); err != nil {
+				return fmt.Errorf("socket %q: %w", s.Name, err)
+			}
+		}
+	}
+	in.mu.Lock()
+	in.spec, in.topo = n, t
+	in.mu.Unlock()
+	return nil
+}
+
 func (in *instance) name() string {
 	in.mu.Lock()
 	defer in.mu.Unlock()

@@ -173,7 +173,7 @@ func (e *Engine) Apply(ctx context.Context, t *spec.Topology) (Report, error) {
 	}
 	rl.log.Info("reload applied",
 		"started", rl.started, "stopped", rl.stopped, "restarted", rl.restarted,
-		"swapped", rl.swapped, "unchanged", unchanged,
+		"swapped", rl.swapped, "allow_updated", rl.allowed, "unchanged", unchanged,
 		"failed", len(rep.Failed), "duration", rep.Duration)
 	return rep, rep.Err()
 }
@@ -196,7 +196,7 @@ type reload struct {
 	// back as a whole; the engine runs the old topology.
 	aborted bool
 
-	started, stopped, restarted, swapped int
+	started, stopped, restarted, swapped, allowed int
 }
 
 // swapJob is a handler-only change: the instance keeps running.
@@ -269,7 +269,7 @@ func (rl *reload) prepare(live bool) (swaps []swapJob, starts []startJob) {
 		for _, name := range append(append([]string(nil), restarts...), rl.plan.Removed...) {
 			going[name] = true
 		}
-		candidates := append([]string(nil), rl.plan.Unchanged...)
+		candidates := append(append([]string(nil), rl.plan.Unchanged...), rl.plan.AllowOnly...)
 		for _, j := range swaps {
 			candidates = append(candidates, j.n.Name)
 		}
@@ -751,6 +751,20 @@ func (rl *reload) adopt() {
 			in.mu.Lock()
 			in.spec, in.topo = n, rl.new
 			in.mu.Unlock()
+		}
+	}
+	// Widened allow lists: the ZAP handler reads them at the next
+	// handshake; the sockets, and the clients let in, stay.
+	for _, name := range rl.plan.AllowOnly {
+		if in := e.insts[name]; in != nil {
+			n := rl.new.Node(name)
+			if err := in.setAllow(n, rl.new); err != nil {
+				// Validation decoded these keys already: not seen.
+				rl.log.Error("cannot update the allow list", "node", name, "error", err)
+				continue
+			}
+			rl.allowed++
+			rl.log.Info("allow list updated in place", "node", name)
 		}
 	}
 	e.topo = &eff

@@ -64,6 +64,10 @@ type Config struct {
 	// Stats per socket name, kept by the owner across restarts; missing
 	// entries are created.
 	Stats map[string]*zsock.Stats
+	// Allow holds the live allow lists of CURVE server sockets, by socket
+	// name, kept by the owner across restarts (a reload widens them in
+	// place); missing entries: the spec's lists.
+	Allow map[string]*zsock.Allow
 	// Drain bounds the waits of an orderly end: the linger of a completed
 	// node's sockets (its last messages still reach their peers after it has
 	// gone), and how long pending Async results are awaited. 0: DefaultDrain.
@@ -460,7 +464,7 @@ func (r *run) openSockets() error {
 	sp := n.cfg.Spec
 	watch := sp.Sync != nil
 	for _, s := range sp.Sockets {
-		zs, err := zsock.OpenWith(n.cfg.Context, s, zsock.Options{Stats: n.stats[s.Name], WatchHandshakes: watch, Node: sp.Name, Logger: n.log, NoBindRetry: n.cfg.NoBindRetry})
+		zs, err := zsock.OpenWith(n.cfg.Context, s, zsock.Options{Stats: n.stats[s.Name], Allow: n.cfg.Allow[s.Name], WatchHandshakes: watch, Node: sp.Name, Logger: n.log, NoBindRetry: n.cfg.NoBindRetry})
 		if err != nil {
 			return err
 		}

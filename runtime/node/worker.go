@@ -240,7 +240,7 @@ func (r *run) reconnectWorker(s *rsock) error {
 			}
 		}
 	}
-	zs, err := zsock.OpenWith(r.n.cfg.Context, s.sock.Spec, zsock.Options{Stats: r.n.stats[s.name]})
+	zs, err := zsock.OpenWith(r.n.cfg.Context, s.sock.Spec, zsock.Options{Stats: r.n.stats[s.name], Allow: r.n.cfg.Allow[s.name], Node: r.n.cfg.Spec.Name, Logger: r.n.log})
 	if err != nil {
 		return fmt.Errorf("worker socket %q: reopen: %w", s.name, err)
 	}

@@ -56,7 +56,7 @@ type Guard struct {
 	node, socket string
 	stats        *Stats
 	log          hclog.Logger
-	allow        atomic.Pointer[allowList]
+	allow        *Allow
 	h            *zapHandler
 
 	logMu      sync.Mutex
@@ -81,15 +81,38 @@ func newAllowList(c *spec.Curve) (*allowList, error) {
 	return a, nil
 }
 
-// SetAllow replaces the allow list: it applies to the next handshake.
-func (g *Guard) SetAllow(c *spec.Curve) error {
-	a, err := newAllowList(c)
+// Allow is a CURVE server socket's allow list as the ZAP handler reads it,
+// at every handshake: its owner (a node instance, across the sockets its
+// restarts open) replaces it on reload without touching the socket. Set
+// may be called from any goroutine.
+type Allow struct {
+	p atomic.Pointer[allowList]
+}
+
+// NewAllow is the allow list of a CURVE server c.
+func NewAllow(c *spec.Curve) (*Allow, error) {
+	a := &Allow{}
+	if err := a.Set(c); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Set replaces the list with c's: it applies to the next handshake.
+// Connections already let in stay.
+func (a *Allow) Set(c *spec.Curve) error {
+	l, err := newAllowList(c)
 	if err != nil {
 		return err
 	}
-	g.allow.Store(a)
+	a.p.Store(l)
 	return nil
 }
+
+func (a *Allow) load() *allowList { return a.p.Load() }
+
+// SetAllow replaces the allow list: it applies to the next handshake.
+func (g *Guard) SetAllow(c *spec.Curve) error { return g.allow.Set(c) }
 
 // Allows reports whether a client with the Z85 public key pub would be let
 // in now.
@@ -98,7 +121,7 @@ func (g *Guard) Allows(pub string) bool {
 	if err != nil {
 		return false
 	}
-	a := g.allow.Load()
+	a := g.allow.load()
 	_, ok := a.keys[string(raw)]
 	return a.any || ok
 }
@@ -117,10 +140,13 @@ func (g *Guard) Close() {
 
 // guard registers a CURVE server socket with the ZAP handler of ctx,
 // starting the handler if it is not running yet.
-func guard(ctx *zmq4.Context, node, socket string, c *spec.Curve, stats *Stats, log hclog.Logger) (*Guard, error) {
-	a, err := newAllowList(c)
-	if err != nil {
-		return nil, err
+func guard(ctx *zmq4.Context, node, socket string, c *spec.Curve, allow *Allow, stats *Stats, log hclog.Logger) (*Guard, error) {
+	if allow == nil {
+		a, err := NewAllow(c)
+		if err != nil {
+			return nil, err
+		}
+		allow = a
 	}
 	h, err := zapFor(ctx)
 	if err != nil {
@@ -131,9 +157,8 @@ func guard(ctx *zmq4.Context, node, socket string, c *spec.Curve, stats *Stats, 
 	}
 	g := &Guard{
 		Domain: fmt.Sprintf("ztopo/%s/%s/%d", node, socket, zapSeq.Add(1)),
-		node:   node, socket: socket, stats: stats, log: log, h: h,
+		node:   node, socket: socket, stats: stats, log: log, h: h, allow: allow,
 	}
-	g.allow.Store(a)
 	h.mu.Lock()
 	h.domains[g.Domain] = g
 	h.mu.Unlock()
@@ -233,7 +258,7 @@ func (h *zapHandler) answer(req [][]byte) [][]byte {
 		return reply("400", "CURVE required", "")
 	}
 	key := req[6]
-	a := g.allow.Load()
+	a := g.allow.load()
 	if name, ok := a.keys[string(key)]; ok {
 		return reply("200", "OK", name)
 	}
@@ -303,7 +328,7 @@ func (s *Socket) setupCurve(ctx *zmq4.Context, c *spec.Curve, o Options) error {
 		return fmt.Errorf("key %q: bad public key", c.Key)
 	}
 	if c.Server {
-		g, err := guard(ctx, o.Node, s.Spec.Name, c, s.Stats, o.Logger)
+		g, err := guard(ctx, o.Node, s.Spec.Name, c, o.Allow, s.Stats, o.Logger)
 		if err != nil {
 			return err
 		}

@@ -273,7 +273,7 @@ func TestCurveRefusalBeforeZAPLogged(t *testing.T) {
 			// The peer's address is read from the accepted connection
 			// when its ACCEPTED event is read: "unknown" when it was
 			// closed by then (a slow machine, the race detector).
-			if !regexp.MustCompile(`peer=(127\.0\.0\.1:\d+|unknown) `+tc.reason).MatchString(line) {
+			if !regexp.MustCompile(`peer=(127\.0\.0\.1:\d+|unknown) ` + tc.reason).MatchString(line) {
 				t.Errorf("log line without the peer's address or reason %s:\n%s", tc.reason, line)
 			}
 			z.Close()

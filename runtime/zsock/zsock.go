@@ -132,6 +132,9 @@ type Socket struct {
 type Options struct {
 	// Stats to count into; nil: a fresh one.
 	Stats *Stats
+	// Allow is a CURVE server's live allow list, kept by the socket's
+	// owner across sockets; nil: the spec's, fixed.
+	Allow *Allow
 	// WatchHandshakes attaches a socket monitor before connecting so that
 	// Pending and WaitHandshake can tell when every tcp/ipc connect has
 	// completed its ZMTP handshake (the sync barrier needs it).
