@@ -16,6 +16,7 @@ command -v gcc >/dev/null || need+=(gcc)
 command -v git >/dev/null || need+=(git)
 command -v ip >/dev/null || need+=(iproute2)
 command -v tmux >/dev/null || need+=(tmux) # a real terminal for the test of ztopo top
+command -v mawk >/dev/null || need+=(mawk) # Debian's awk, buffering: the exec handler's warning is tested with it
 if [ "${1:-}" = test ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
 fi

@@ -638,8 +638,13 @@ func (r *resolver) config(sc scope, fn *FileNode, n *Node) *iworker {
 		r.schemaConfig(sc, pluginSchema, "a plugin handler", v, n.Config)
 	case HandlerWasm:
 		r.schemaConfig(sc, wasmSchema, "a wasm handler", v, n.Config)
+	case HandlerExec:
+		r.schemaConfig(sc, execSchema, "an exec handler", v, n.Config)
+		if d, ok := n.Config["drop"].(string); ok && strings.ContainsAny(d, "\r\n") {
+			r.errorf(v.Get("drop").Pos, "", "config \"drop\" is one output line: it cannot contain a newline")
+		}
 	default:
-		// exec and command configs belong to programs ztopo does not
+		// command configs belong to programs ztopo does not
 		// know: kept as decoded, strings interpolated.
 		for _, e := range v.Entries {
 			n.Config[e.Key] = r.plain(sc, e.Value)

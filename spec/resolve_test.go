@@ -434,8 +434,12 @@ nodes:
     config: {count: "${N}", size: 16, topics: [a, "b${REPLICA}"], interval: 10ms, end: 0}
     sockets: {out: {type: PUSH, bind: auto}}
   ex:
-    handler: {exec: [cat]}
+    command: [cat]
     config: {n: 3, f: 1.5, b: true, s: "${N}", l: [1, x], m: {k: v}, z: ~}
+    sockets: {in: {type: PULL, connect: gen.out}}
+  filter:
+    handler: {exec: [cat]}
+    config: {timeout: 2s, max_line: 64, drop: "${N}"}
     sockets: {in: {type: PULL, connect: gen.out}}
   plug:
     handler: {plugin: ./p}
@@ -451,6 +455,7 @@ nodes:
 	}{
 		{"gen", map[string]any{"count": 7, "size": 16, "topics": []string{"a", "b0"}, "interval": 10 * time.Millisecond, "end": "0"}},
 		{"ex", map[string]any{"n": 3, "f": 1.5, "b": true, "s": "7", "l": []any{1, "x"}, "m": map[string]any{"k": "v"}, "z": nil}},
+		{"filter", map[string]any{"timeout": 2 * time.Second, "max_line": 64, "drop": "7"}},
 		{"plug", map[string]any{"timeout": 2 * time.Second, "inflight": 4}},
 		{"sink", map[string]any{}},
 	}

@@ -154,6 +154,17 @@ var pluginSchema = HandlerSchema{
 	},
 }
 
+// execSchema is what `handler: {exec: [...]}` accepts in config: the host
+// reads these; the child gets no config.
+var execSchema = HandlerSchema{
+	Name: "exec",
+	Keys: []ConfigKey{
+		{Name: "drop", Kind: KindString, Doc: "the output line that drops its message (a filter); default: none"},
+		{Name: "max_line", Kind: KindInt, Doc: "longest output line in bytes; a longer one restarts the child (default 1048576)"},
+		{Name: "timeout", Kind: KindDuration, Doc: "a child holding messages that answers none for this long is restarted (default 10s)"},
+	},
+}
+
 // wasmSchema is what `handler: {wasm: ...}` accepts in config: the
 // module's limits and what of the host it may see (nothing by default).
 var wasmSchema = HandlerSchema{

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -380,6 +381,13 @@ func (in *instance) supervise(ctx context.Context) {
 			in.mu.Lock()
 			in.cannotStart = true
 			in.mu.Unlock()
+			in.fail(err)
+			return
+		}
+		if failed && errors.Is(err, handler.ErrGiveUp) {
+			// Its exec or plugin child was already restarted as the
+			// policy allows: restarting the node would apply it twice.
+			in.log.Error("node failed for good", "error", err)
 			in.fail(err)
 			return
 		}

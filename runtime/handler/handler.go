@@ -14,6 +14,7 @@ package handler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -169,6 +170,15 @@ var (
 	ErrDone = errors.New("handler done")
 	// ErrFatal marks an error after which the node instance must restart.
 	ErrFatal = errors.New("fatal handler error")
+	// ErrGiveUp wraps ErrFatal for a handler that already restarted its
+	// own child (an exec or plugin process) as often as the node's
+	// restart policy allows: the node is failed for good, not restarted
+	// again, so that the policy's limit is not applied twice.
+	ErrGiveUp = fmt.Errorf("%w: the node's restart policy allows no more restarts", ErrFatal)
+	// ErrReported marks a Result error the handler has already logged,
+	// in one line with a count for the whole event (a crashed child's
+	// lost messages): the node does not log it again per message.
+	ErrReported = errors.New("reported by the handler")
 )
 
 // Completer is implemented by handlers that can finish on their own

@@ -239,7 +239,7 @@ var errStopped = errors.New("node stopped")
 // (ctx's error) or it fails (any other error). Every socket it opened is
 // closed when it returns.
 func (n *Node) Run(ctx context.Context) (err error) {
-	r := &run{n: n, ctx: ctx, log: n.log, byName: map[string]*rsock{}, pending: map[uint64]pendingMsg{}}
+	r := &run{n: n, ctx: ctx, log: n.log, errs: errLog{log: n.log}, byName: map[string]*rsock{}, pending: map[uint64]pendingMsg{}}
 	defer func() {
 		if p := recover(); p != nil {
 			n.log.Error("handler panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
@@ -323,9 +323,10 @@ func (r *run) holdOpen() {
 
 // run is the state of one Run, owned by the node's goroutine.
 type run struct {
-	n   *Node
-	ctx context.Context
-	log hclog.Logger
+	n    *Node
+	ctx  context.Context
+	log  hclog.Logger
+	errs errLog // handler errors, rate-limited
 
 	ctl     *zmq4.Socket
 	ctlAddr string
@@ -505,6 +506,7 @@ func (r *run) readCtl() bool {
 // completed, so its last messages still go out.
 func (r *run) finish(completed bool) {
 	r.drainAsync()
+	r.errs.flush()
 	if r.relPending() > 0 {
 		// Stopped with messages unacknowledged: give their receivers the
 		// drain grace (they may still be sending them again).

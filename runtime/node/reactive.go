@@ -320,7 +320,7 @@ func (r *run) dispatch(h handler.Handler, async handler.Async, s *rsock, env, bo
 			if errors.Is(err, handler.ErrFatal) {
 				return false, err
 			}
-			r.log.Warn("handler rejected message", "socket", s.name, "error", err)
+			r.errs.handlerError("handler rejected message", s.name, err)
 			return false, r.deliverAck(s, env, nil, in)
 		}
 		return false, nil
@@ -335,7 +335,7 @@ func (r *run) dispatch(h handler.Handler, async handler.Async, s *rsock, env, bo
 			r.n.dropped.Add(1)
 			return false, errStopped
 		}
-		r.log.Warn("handler error", "socket", s.name, "error", herr)
+		r.errs.handlerError("handler error", s.name, herr)
 		out = nil
 		if s.role == spec.RoleInOut {
 			out = handler.ErrorReply(herr)
@@ -475,7 +475,7 @@ func (r *run) result(res handler.Result) error {
 		if errors.Is(res.Err, handler.ErrFatal) {
 			return res.Err
 		}
-		r.log.Warn("handler error", "socket", p.from.name, "error", res.Err)
+		r.errs.handlerError("handler error", p.from.name, res.Err)
 		out = nil
 		if p.from.role == spec.RoleInOut {
 			out = handler.ErrorReply(res.Err)

@@ -33,6 +33,14 @@ type child struct {
 	readerDone chan struct{}
 	retiring   bool // manager's: stdin closed on purpose
 	warned     bool // reader's: extra output reported once
+
+	// Under mu, for the watchdog: busySince is when the fifo last became
+	// non-empty, lastAnswer when the child last answered, answered how
+	// many lines it answered; killed says why it was killed, or "".
+	busySince  time.Time
+	lastAnswer time.Time
+	answered   int64
+	killed     string
 }
 
 // outputDrain bounds the wait for a dead child's stdout to reach EOF: a
@@ -72,6 +80,7 @@ func (e *Exec) startChild(cfg Config, n int) (*child, error) {
 	go c.write(e)
 	go c.read(e)
 	go c.waitExit(e)
+	go c.watchdog(e)
 	return c, nil
 }
 
@@ -105,7 +114,7 @@ func (c *child) write(e *Exec) {
 				e.in <- it // room: it holds a slot; the next child takes it
 				return
 			}
-			c.fifo = append(c.fifo, it)
+			c.push(it)
 			c.mu.Unlock()
 			if _, err := w.Write(it.frames[len(it.frames)-1]); err != nil {
 				return // the child is gone; waitExit reports the fifo
@@ -138,7 +147,7 @@ func (c *child) writeQueued(e *Exec, w *bufio.Writer) {
 				e.in <- it
 				return
 			}
-			c.fifo = append(c.fifo, it)
+			c.push(it)
 			c.mu.Unlock()
 			if _, err := w.Write(it.frames[len(it.frames)-1]); err != nil {
 				return
@@ -152,31 +161,128 @@ func (c *child) writeQueued(e *Exec, w *bufio.Writer) {
 	}
 }
 
-// read answers the oldest unanswered message with each line of stdout.
+// push notes it as written and unanswered; c.mu is held.
+func (c *child) push(it *item) {
+	if len(c.fifo) == 0 {
+		c.busySince = time.Now()
+	}
+	c.fifo = append(c.fifo, it)
+}
+
+// read answers the oldest unanswered message with each line of stdout. A
+// line longer than MaxLine is never held whole: the child is killed and
+// the rest of its output is discarded, so memory stays bounded.
 func (c *child) read(e *Exec) {
 	defer close(c.readerDone)
-	br := bufio.NewReaderSize(c.stdout, 64<<10)
+	br := bufio.NewReaderSize(c.stdout, min(64<<10, c.cfg.MaxLine+1))
 	var long []byte
 	for {
 		line, err := br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
+			if len(long)+len(line) > c.cfg.MaxLine {
+				c.tooLong(e, len(long)+len(line))
+				_, _ = io.Copy(io.Discard, br)
+				return
+			}
 			long = append(long, line...)
 			continue
 		}
 		if err != nil {
 			// A last line without its newline is still an answer.
 			if len(line) > 0 || len(long) > 0 {
+				if len(long)+len(line) > c.cfg.MaxLine {
+					c.tooLong(e, len(long)+len(line))
+					return
+				}
 				c.answer(e, append(long, line...))
 			}
 			return
 		}
 		line = line[:len(line)-1]
+		if len(long)+len(line) > c.cfg.MaxLine {
+			c.tooLong(e, len(long)+len(line))
+			_, _ = io.Copy(io.Discard, br)
+			return
+		}
 		if long != nil {
 			line = append(long, line...)
 			long = nil
 		}
 		c.answer(e, line)
 	}
+}
+
+// tooLong kills a child whose output line exceeds MaxLine: seen bytes of
+// it were read so far. What the child held is reported when it is gone.
+func (c *child) tooLong(e *Exec, seen int) {
+	e.tooLong.Add(1)
+	c.kill(e, "line too long", func(held int) {
+		e.log.Error("exec handler wrote a line longer than max_line, killing it",
+			"argv", c.cfg.Argv, "pid", c.p.Pid(), "max_line", c.cfg.MaxLine, "seen", seen, "held", held)
+	})
+}
+
+// kill kills the child once, logging why through say (given how many
+// messages it holds).
+func (c *child) kill(e *Exec, why string, say func(held int)) {
+	c.mu.Lock()
+	if c.killed != "" {
+		c.mu.Unlock()
+		return
+	}
+	c.killed = why
+	held := len(c.fifo)
+	c.mu.Unlock()
+	say(held)
+	c.p.Kill()
+}
+
+// watchdog kills a child that holds messages and has answered none of
+// them for Timeout, and asks, once per handler, whether a child that has
+// never answered buffers its input or output.
+func (c *child) watchdog(e *Exec) {
+	warnAfter := min(bufferWarnAfter, c.cfg.Timeout/2)
+	tick := min(max(warnAfter/4, 10*time.Millisecond), 250*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.p.Done():
+			return
+		case now := <-t.C:
+			c.mu.Lock()
+			held, answered, killed := len(c.fifo), c.answered, c.killed
+			idle := c.busySince
+			if c.lastAnswer.After(idle) {
+				idle = c.lastAnswer
+			}
+			busy := c.busySince
+			c.mu.Unlock()
+			if held == 0 || killed != "" {
+				continue
+			}
+			if answered == 0 && now.Sub(busy) >= warnAfter && e.bufWarned.CompareAndSwap(false, true) {
+				e.log.Warn("exec handler holds messages and has answered none: is it buffering its input or output? "+
+					"(mawk: -W interactive; sed -u; python3 -u; else stdbuf -oL, or flush after each line)",
+					"argv", c.cfg.Argv, "pid", c.p.Pid(), "held", held, "for", now.Sub(busy).Round(time.Millisecond))
+			}
+			if now.Sub(idle) >= c.cfg.Timeout {
+				e.hangs.Add(1)
+				c.kill(e, "hung", func(held int) {
+					e.log.Error("exec handler answered nothing within its timeout, killing it",
+						"argv", c.cfg.Argv, "pid", c.p.Pid(), "timeout", c.cfg.Timeout, "held", held)
+				})
+			}
+		}
+	}
+}
+
+// quote is b for a log line, cut at maxQuote bytes.
+func quote(b []byte) string {
+	if len(b) <= maxQuote {
+		return string(b)
+	}
+	return fmt.Sprintf("%s... (%d bytes)", b[:maxQuote], len(b))
 }
 
 func (c *child) answer(e *Exec, line []byte) {
@@ -187,18 +293,29 @@ func (c *child) answer(e *Exec, line []byte) {
 		if !c.warned {
 			c.warned = true
 			e.log.Warn("exec handler wrote a line for no message, dropped (one line per input line, please)",
-				"argv", c.cfg.Argv, "pid", c.p.Pid(), "line", string(line))
+				"argv", c.cfg.Argv, "pid", c.p.Pid(), "line", quote(line))
 		}
 		return
 	}
 	it := c.fifo[0]
 	c.fifo[0] = nil
 	c.fifo = c.fifo[1:]
+	c.answered++
+	now := time.Now()
+	c.lastAnswer = now
+	if len(c.fifo) > 0 {
+		c.busySince = now
+	}
 	c.mu.Unlock()
+	<-e.slots
+	if c.cfg.DropSet && string(line) == c.cfg.Drop {
+		e.dropped.Add(1)
+		e.deliver(it, handler.Result{})
+		return
+	}
 	out := make([][]byte, len(it.frames))
 	copy(out, it.frames)
 	out[len(out)-1] = append([]byte(nil), line...)
-	<-e.slots
 	e.deliver(it, handler.Result{Frames: out})
 }
 
@@ -216,16 +333,21 @@ func (c *child) waitExit(e *Exec) {
 	c.dead = true
 	held := c.fifo
 	c.fifo = nil
+	killed := c.killed
 	c.mu.Unlock()
 	status := supervise.Describe(c.p.Wait())
+	if killed != "" {
+		status = killed + ", " + status
+	}
 	if len(held) > 0 {
-		lostErr := fmt.Errorf("%w: child %s", ErrLost, status)
+		// One log line for the event; the node does not log each message.
+		lostErr := fmt.Errorf("%w: child %s (%w)", ErrLost, status, handler.ErrReported)
+		e.lost.Add(int64(len(held)))
+		e.log.Warn("exec handler lost messages", "argv", c.cfg.Argv, "pid", c.p.Pid(), "count", len(held), "status", status)
 		for _, it := range held {
 			<-e.slots
 			e.deliver(it, handler.Result{Err: lostErr})
 		}
-		e.lost.Add(int64(len(held)))
-		e.log.Warn("exec handler lost messages", "argv", c.cfg.Argv, "pid", c.p.Pid(), "count", len(held), "status", status)
 	}
 	c.stopWriting()
 	<-c.writerDone
@@ -263,8 +385,8 @@ func (e *Exec) manage(ctx context.Context, cur *child) {
 	e.pid.Store(int64(cur.p.Pid()))
 	curCfg := cur.cfg
 	gen := 1
+	lim := supervise.NewLimiter(e.cfg.Restart)
 	var (
-		restarts     []time.Time
 		restartTimer *time.Timer
 		restartC     <-chan time.Time
 		closing      bool
@@ -306,24 +428,18 @@ func (e *Exec) manage(ctx context.Context, cur *child) {
 			cur = nil
 			e.pid.Store(0)
 			e.log.Warn("exec handler exited unexpectedly", "argv", c.cfg.Argv, "pid", c.p.Pid(), "status", status)
-			now := time.Now()
-			kept := restarts[:0]
-			for _, t := range restarts {
-				if now.Sub(t) < restartWindow {
-					kept = append(kept, t)
+			restart, delay := lim.Next(true, time.Now())
+			if !restart {
+				r := e.cfg.Restart
+				if lim.Exhausted() {
+					fail(fmt.Errorf("exec handler %s exited (%s) after %d restarts within %v: %w",
+						c.cfg.Argv[0], status, r.MaxRestarts, r.Within, handler.ErrGiveUp))
+				} else {
+					fail(fmt.Errorf("exec handler %s exited (%s) and the node's restart policy is %q: %w",
+						c.cfg.Argv[0], status, r.Policy, handler.ErrGiveUp))
 				}
-			}
-			restarts = kept
-			if len(restarts) >= restartLimit {
-				fail(fmt.Errorf("exec handler %s failed %d times within %v, giving up: %w",
-					c.cfg.Argv[0], len(restarts)+1, restartWindow, handler.ErrFatal))
 				continue
 			}
-			delay := time.Duration(0)
-			if n := len(restarts); n > 0 {
-				delay = min(backoffMin<<(n-1), backoffMax)
-			}
-			restarts = append(restarts, now)
 			restartTimer = time.NewTimer(delay)
 			restartC = restartTimer.C
 		case <-restartC:

@@ -4,9 +4,12 @@
 // for the oldest message not answered yet (strictly 1:1, in order). The
 // result replaces the last frame; other frames (a topic) are kept.
 //
-// The child's stderr goes to the node's log. A child that exits is
-// restarted (a bounded number of times); the lines it held are reported
-// lost, never silently dropped. A payload containing a newline cannot be
+// The child's stderr goes to the node's log. A child that exits, that holds
+// messages and answers none within Config.Timeout, or that writes a line
+// longer than Config.MaxLine is killed (when alive) and restarted under the
+// node's restart policy; the lines it held are reported lost, in one log
+// line with their count, never silently dropped. A configured Drop line
+// drops its message (a filter). A payload containing a newline cannot be
 // written without desynchronising the stream: that message gets an error
 // Result and nothing is written.
 //
@@ -30,6 +33,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/watch"
+	"github.com/ztopo/ztopo/spec"
 )
 
 var (
@@ -46,15 +50,22 @@ var (
 	ErrClosed = errors.New("exec handler closed")
 )
 
-// Restarts after crashes are bounded like the plugin host's: more than
-// restartLimit within restartWindow fails the handler instead of looping.
+// termGrace is how long a child has after SIGTERM before SIGKILL.
+const termGrace = 500 * time.Millisecond
+
+// Defaults of the `config` keys of an exec node (see ConfigFor).
 const (
-	restartLimit  = 5
-	restartWindow = time.Minute
-	backoffMin    = 100 * time.Millisecond
-	backoffMax    = 2 * time.Second
-	// termGrace is how long a child has after SIGTERM before SIGKILL.
-	termGrace = 500 * time.Millisecond
+	// DefaultTimeout is how long a child that holds messages may go
+	// without answering any before it is killed and restarted.
+	DefaultTimeout = 10 * time.Second
+	// DefaultMaxLine is the longest output line taken as an answer; a
+	// longer one (or output that never ends its line) kills the child.
+	DefaultMaxLine = 1 << 20
+	// bufferWarnAfter is how long a child may hold messages without
+	// having answered a single one before ztopo asks whether it buffers.
+	bufferWarnAfter = 3 * time.Second
+	// maxQuote bounds the child output quoted in a log line.
+	maxQuote = 200
 )
 
 // Config describes the child.
@@ -71,6 +82,24 @@ type Config struct {
 	// Grace is how long a child has to answer what it holds and exit
 	// after its stdin is closed (default 2s); then SIGTERM, then SIGKILL.
 	Grace time.Duration
+	// Timeout (default DefaultTimeout): a child that holds messages and
+	// has answered none of them for this long is killed and restarted;
+	// what it held is reported lost.
+	Timeout time.Duration
+	// MaxLine (default DefaultMaxLine) bounds an output line, newline
+	// excluded: a child that writes a longer one is killed and restarted,
+	// so that ztopo's memory stays bounded whatever the child writes.
+	MaxLine int
+	// Drop, when DropSet, is the output line that drops its message:
+	// nothing is sent on for it (a filter). Without DropSet every line,
+	// the empty one included, is a result.
+	Drop    string
+	DropSet bool
+	// Restart is the node's restart policy, applied to the child: a
+	// child that exits or hangs is restarted as it allows (the zero
+	// value: spec.DefaultRestart); beyond, the handler fails with
+	// handler.ErrGiveUp (limit reached) or handler.ErrFatal (policy).
+	Restart spec.Restart
 	// WatchFile swaps to a new child whenever the script's content
 	// changes: WatchPath, or else the first argument naming an existing
 	// file (`python3 upper.py`), or else argv[0] when it is a path.
@@ -85,6 +114,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Grace <= 0 {
 		c.Grace = 2 * time.Second
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.MaxLine <= 0 {
+		c.MaxLine = DefaultMaxLine
+	}
+	if c.Restart.Policy == "" {
+		c.Restart = spec.DefaultRestart
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
@@ -131,6 +169,9 @@ type Stats struct {
 	Swaps    int64 // swaps to a new script or argv
 	Lost     int64 // messages reported lost (ErrLost)
 	Extra    int64 // output lines that answered no message (dropped)
+	Dropped  int64 // messages dropped by the Drop line
+	Hangs    int64 // children killed for holding messages past Timeout
+	TooLong  int64 // children killed for a line longer than MaxLine
 }
 
 // Exec is an exec handler for one node instance.
@@ -160,6 +201,8 @@ type Exec struct {
 
 	pid                           atomic.Int64
 	restarts, nswaps, lost, extra atomic.Int64
+	dropped, hangs, tooLong       atomic.Int64
+	bufWarned                     atomic.Bool
 }
 
 var (
@@ -305,7 +348,10 @@ func (e *Exec) PID() int { return int(e.pid.Load()) }
 
 // Stats returns the handler's counters.
 func (e *Exec) Stats() Stats {
-	return Stats{Restarts: e.restarts.Load(), Swaps: e.nswaps.Load(), Lost: e.lost.Load(), Extra: e.extra.Load()}
+	return Stats{
+		Restarts: e.restarts.Load(), Swaps: e.nswaps.Load(), Lost: e.lost.Load(), Extra: e.extra.Load(),
+		Dropped: e.dropped.Load(), Hangs: e.hangs.Load(), TooLong: e.tooLong.Load(),
+	}
 }
 
 // Swap starts the child cfg describes (Argv, Dir, Env, Grace, WatchFile,

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/handler/exechandler"
+	"github.com/ztopo/ztopo/spec"
 )
 
 type syncBuffer struct {
@@ -248,9 +249,14 @@ func TestCrashMidStream(t *testing.T) {
 	}
 }
 
+// A child that keeps exiting is restarted as the node's restart policy
+// allows, then the handler fails for good (ErrGiveUp): the node must not
+// apply the same limit a second time.
 func TestCrashLimitFailsHandler(t *testing.T) {
 	e := newEnv(t)
-	x := e.start(exechandler.Config{Argv: []string{"sh", "-c", "exit 1"}})
+	x := e.start(exechandler.Config{Argv: []string{"sh", "-c", "exit 1"}, Restart: spec.Restart{
+		Policy: spec.RestartOnFailure, MaxRestarts: 3, Within: time.Minute, BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond,
+	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	select {
@@ -259,15 +265,33 @@ func TestCrashLimitFailsHandler(t *testing.T) {
 		t.Fatal("a child that always exits did not fail the handler")
 	}
 	err := x.Err()
-	want := "exec handler sh failed 6 times within 1m0s, giving up: fatal handler error"
-	if !errors.Is(err, handler.ErrFatal) || err.Error() != want {
+	want := "exec handler sh exited (exit status 1) after 3 restarts within 1m0s: fatal handler error: the node's restart policy allows no more restarts"
+	if !errors.Is(err, handler.ErrGiveUp) || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
 	}
 	if _, err := x.Handle(ctx, msg("x")); !errors.Is(err, handler.ErrFatal) {
 		t.Fatalf("Handle after failure: got %v, want ErrFatal", err)
 	}
-	if s := x.Stats(); s.Restarts != 5 {
-		t.Fatalf("Stats().Restarts = %d, want 5", s.Restarts)
+	if s := x.Stats(); s.Restarts != 3 {
+		t.Fatalf("Stats().Restarts = %d, want 3", s.Restarts)
+	}
+}
+
+// Under `restart: no` a child that exits is not restarted.
+func TestRestartPolicyNo(t *testing.T) {
+	e := newEnv(t)
+	x := e.start(exechandler.Config{Argv: []string{"sh", "-c", "exit 0"}, Restart: spec.Restart{Policy: spec.RestartNo}})
+	select {
+	case <-x.Done():
+	case <-time.After(60 * time.Second):
+		t.Fatal("handler did not fail")
+	}
+	want := `exec handler sh exited (exit status 0) and the node's restart policy is "no": fatal handler error: the node's restart policy allows no more restarts`
+	if err := x.Err(); !errors.Is(err, handler.ErrGiveUp) || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+	if s := x.Stats(); s.Restarts != 0 {
+		t.Fatalf("Stats().Restarts = %d, want 0", s.Restarts)
 	}
 }
 

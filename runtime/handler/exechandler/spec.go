@@ -2,17 +2,28 @@ package exechandler
 
 import (
 	"context"
+	"time"
 
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/spec"
 )
 
 // ConfigFor is the Config of a resolved `handler: {exec: [...]}` node
-// instance. The child runs in the topology file's directory, so that a
-// script named relative to the file is found. The caller adds Logger and
-// WatchFile.
+// instance: its argv, its restart policy and the `config` keys `timeout`,
+// `max_line` and `drop`. The child runs in the topology file's directory,
+// so that a script named relative to the file is found. The caller adds
+// Logger and WatchFile.
 func ConfigFor(n *spec.Node, t *spec.Topology) Config {
-	cfg := Config{Argv: append([]string(nil), n.Handler.Argv...), Node: n.Name}
+	cfg := Config{Argv: append([]string(nil), n.Handler.Argv...), Node: n.Name, Restart: n.Restart}
+	if d, ok := n.Config["timeout"].(time.Duration); ok {
+		cfg.Timeout = d
+	}
+	if i, ok := n.Config["max_line"].(int); ok {
+		cfg.MaxLine = i
+	}
+	if s, ok := n.Config["drop"].(string); ok {
+		cfg.Drop, cfg.DropSet = s, true
+	}
 	if t != nil {
 		cfg.Dir = t.Dir
 		cfg.Env = []string{"ZTOPO_TOPOLOGY=" + t.Name}
