@@ -23,6 +23,7 @@ import (
 var catalogue = []string{
 	"at-least-once.yaml",
 	"envelope.yaml",
+	"filter.yaml",
 	"identity.yaml",
 	"lbbroker.yaml",
 	"mixed.yaml",

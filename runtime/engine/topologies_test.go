@@ -132,6 +132,15 @@ func TestTopologies(t *testing.T) {
 			{"tidy", "out", out, 10000},
 			{"sink", "in", in, 10000},
 		}, summary: "received 10000 messages in ", python: true},
+		// The filter drops the 700 INFO lines: only the 300 ERROR lines
+		// go out.
+		{file: "filter.yaml", counts: []count{
+			{"errors", "out", out, 300},
+			{"infos", "out", out, 700},
+			{"keep-errors", "in", in, 1000},
+			{"keep-errors", "out", out, 300},
+			{"sink", "in", in, 300},
+		}, summary: "received 300 messages in "},
 		{file: "lbbroker.yaml", counts: []count{
 			{"client", "req", out, 20},
 			{"client", "req", in, 20},
