@@ -70,10 +70,16 @@ type Module struct {
 	Runtime  wazero.Runtime
 	Compiled wazero.CompiledModule
 	Hash     [32]byte
-	Guarded  bool // calls can be stopped (compiled with termination checks)
-	key      modKey
-	refs     int
-	c        *compiler
+	Guarded  bool // calls can be stopped
+	// Stop, on a guarded module, is the export of its stop flag (see
+	// StopGlobal): set it to 1 to stop the running call at its next loop
+	// iteration. Empty when the module could not be instrumented and was
+	// compiled with wazero's termination checks instead: cancel the call's
+	// context then.
+	Stop string
+	key  modKey
+	refs int
+	c    *compiler
 }
 
 // Release gives back a reference; the compiled module stays cached for a
@@ -123,11 +129,11 @@ func (c *compiler) runtime(ctx context.Context, key rtKey) (wazero.Runtime, erro
 	if c.cache == nil {
 		c.cache = newCache()
 	}
-	// Guarded code checks at every loop back-edge whether its module was
-	// closed, and every call watches its context: that is how a message
-	// that runs too long is stopped. Both cost (a call into Go per loop
-	// iteration, a goroutine per call: wazero issue 2466), so a node
-	// without a time limit gets unguarded code.
+	// wazero's termination checks (for guarded modules that instrument
+	// cannot rewrite) make code go into Go at every loop iteration to
+	// ask whether its module was closed, and every call start a goroutine
+	// that watches its context (wazero issue 2466): only those modules
+	// get a runtime with them.
 	cfg := wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(c.cache).
 		WithMemoryLimitPages(key.pages).
@@ -269,6 +275,26 @@ func (c *compiler) compile(ctx context.Context, wasm []byte, rk rtKey) (*Module,
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
 		return nil, errors.New("is not a WebAssembly module (no \\0asm header)")
 	}
+	m := &Module{Hash: key.hash, Guarded: rk.guarded, key: key, refs: 1, c: c}
+	if rk.guarded {
+		// The module tests its own stop flag; its code is compiled
+		// without wazero's checks (see instrument). When that fails, the
+		// original is compiled below, with the checks: its error is the
+		// one to report, if any.
+		if stoppable, err := instrument(wasm); err == nil {
+			if ur, err := c.runtime(ctx, rtKey{pages: rk.pages}); err == nil {
+				if cm, err := ur.CompileModule(ctx, stoppable); err == nil {
+					if err := checkABI(cm); err != nil {
+						cm.Close(ctx)
+						return nil, err
+					}
+					m.Runtime, m.Compiled, m.Stop = ur, cm, StopGlobal
+					c.modules[key] = m
+					return m, nil
+				}
+			}
+		}
+	}
 	cm, err := r.CompileModule(ctx, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("does not compile: %s", strings.TrimPrefix(err.Error(), "invalid "))
@@ -277,7 +303,7 @@ func (c *compiler) compile(ctx context.Context, wasm []byte, rk rtKey) (*Module,
 		cm.Close(ctx)
 		return nil, err
 	}
-	m := &Module{Runtime: r, Compiled: cm, Hash: key.hash, Guarded: rk.guarded, key: key, refs: 1, c: c}
+	m.Runtime, m.Compiled = r, cm
 	c.modules[key] = m
 	return m, nil
 }

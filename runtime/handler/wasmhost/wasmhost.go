@@ -362,10 +362,11 @@ func (h *Handler) Close(context.Context) error {
 	return nil
 }
 
-// watchdog stops a call that runs past the time limit by cancelling its
-// instance's context: compiled code checks for that at every loop header
-// and function entry. It looks a few times per limit, so a message is
-// stopped between Timeout and 1.25 Timeout (at least 1ms) after it began.
+// watchdog stops a call that runs past the time limit (instance.interrupt):
+// one goroutine per Handler and an atomic store and swap per call, rather
+// than a timer or a goroutine per call. It looks a few times per limit, so
+// a message is stopped between Timeout and 1.25 Timeout (at least 1ms)
+// after it began.
 func (h *Handler) watchdog() {
 	defer close(h.done)
 	period := h.cfg.Timeout / 4
@@ -385,7 +386,7 @@ func (h *Handler) watchdog() {
 		}
 		s := inst.start.Load()
 		if s > 0 && now()-s > limit && inst.start.CompareAndSwap(s, -1) {
-			inst.cancel()
+			inst.interrupt()
 		}
 	}
 }
@@ -416,6 +417,7 @@ type instance struct {
 	buffer api.Function
 	ctx    context.Context
 	cancel context.CancelFunc
+	stop   api.MutableGlobal // the module's stop flag (wasmabi.StopGlobal), or nil
 	stack  [2]uint64
 	bufPtr uint32
 	bufCap uint32
@@ -468,23 +470,48 @@ func (h *Handler) instantiate(mod *wasmabi.Module) (*instance, error) {
 	mod.Retain() // the instance's own reference; close releases it
 	inst.m, inst.mem = m, m.Memory()
 	inst.handle, inst.buffer = m.ExportedFunction(wasmabi.ExportHandle), m.ExportedFunction(wasmabi.ExportBuffer)
+	if mod.Stop != "" {
+		stop, ok := m.ExportedGlobal(mod.Stop).(api.MutableGlobal)
+		if !ok {
+			inst.close()
+			return nil, fmt.Errorf("wasm module %s: the instrumented module lacks its stop flag", h.cfg.Path)
+		}
+		inst.stop = stop
+	}
 	if init := m.ExportedFunction(wasmabi.ExportInit); init != nil {
 		// Initialisation (a Go module starts its runtime) may take longer
 		// than a message: it gets at least InitTimeout (when guarded).
 		limit := max(h.cfg.Timeout, InitTimeout)
-		ictx, icancel := context.WithTimeout(inst.ctx, limit)
-		_, err := init.Call(ictx)
-		timedOut := ictx.Err() == context.DeadlineExceeded
-		icancel()
+		var timedOut atomic.Bool
+		var t *time.Timer
+		if mod.Guarded {
+			t = time.AfterFunc(limit, func() { timedOut.Store(true); inst.interrupt() })
+		}
+		_, err := init.Call(inst.ctx)
+		if t != nil {
+			t.Stop()
+		}
 		if err != nil {
 			inst.close()
-			if timedOut {
+			if timedOut.Load() {
 				err = fmt.Errorf("did not finish within %s", limit)
 			}
 			return nil, fmt.Errorf("wasm module %s: %s failed: %w", h.cfg.Path, wasmabi.ExportInit, err)
 		}
 	}
 	return inst, nil
+}
+
+// interrupt stops the running call: the module traps at its next loop
+// iteration when it has a stop flag, else wazero's checks find the
+// instance's context cancelled. Either way the instance is done with.
+// Safe from any goroutine.
+func (in *instance) interrupt() {
+	if in.stop != nil {
+		in.stop.Set(1)
+		return
+	}
+	in.cancel()
 }
 
 // fail is the module's ztopo.fail for this instance.

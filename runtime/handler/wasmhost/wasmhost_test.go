@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -298,5 +299,55 @@ func TestUnguarded(t *testing.T) {
 	}
 	if got := call(t, h, "calls"); got != `["1"]` {
 		t.Fatalf("after a trap: got %s, want a fresh instance", got)
+	}
+}
+
+// An endless loop is stopped while the process collects garbage: a
+// collection stops every goroutine, and one running module code can stop
+// only where that code goes back into Go, which a guarded module does
+// every few thousand loop iterations. Without that the collection waits
+// for the loop, the watchdog waits for the collection, and the process
+// hangs.
+func TestLoopUnderGC(t *testing.T) {
+	h, _ := newHandler(t, wasmhost.Config{Path: faultsWasm, Node: "gc", Timeout: 100 * time.Millisecond})
+	stop := make(chan struct{})
+	gcs := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				gcs <- n
+				return
+			default:
+				runtime.GC()
+				n++
+			}
+		}
+	}()
+	done := make(chan error, 1)
+	go func() {
+		for range 3 {
+			if _, err := h.Handle(context.Background(), msg("loop")); err == nil || !strings.Contains(err.Error(), "timed out") {
+				done <- fmt.Errorf("got %v, want a timeout", err)
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		close(stop)
+		if n := <-gcs; n == 0 {
+			t.Fatal("no collection ran during the loops")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the loops were not stopped within 60s: the process hangs in a collection")
+	}
+	if s := h.Stats(); s.TimedOut != 3 {
+		t.Fatalf("got %d timeouts, want 3", s.TimedOut)
 	}
 }
