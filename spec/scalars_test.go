@@ -165,7 +165,7 @@ func TestBuiltinHandlers(t *testing.T) {
 			}
 		}
 	}
-	want := []string{"count", "echo", "forward", "generate", "lbbroker", "log", "mdbroker", "ppqueue", "proxy", "upper"}
+	want := []string{"count", "echo", "forward", "generate", "lbbroker", "log", "mdbroker", "ppqueue", "proxy", "replay", "upper"}
 	if !equalStrings(names, want) {
 		t.Errorf("got %q, want %q", names, want)
 	}

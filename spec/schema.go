@@ -120,6 +120,16 @@ func BuiltinHandlers() []HandlerSchema {
 			Doc:         "zmq_proxy between frontend and backend, optional capture; steerable so it stops cleanly",
 			NeedSockets: []string{"backend", "frontend"},
 		},
+		{
+			Name: "replay",
+			Doc:  "sends the messages of a capture file (ztopo tap --record) from its out sockets at the recorded pace or max, optionally looping, then completes",
+			Keys: []ConfigKey{
+				{Name: "direction", Kind: KindString, Doc: "which messages of the capture: in (the tapped socket received them), out (it sent them) or any (the default)"},
+				{Name: "file", Kind: KindString, Doc: "the capture file (required), relative to the topology file"},
+				{Name: "loop", Kind: KindBool, Doc: "start again from the first message after the last, until stopped"},
+				{Name: "speed", Kind: KindString, Doc: "1 (the default) is the recorded pace, 2 twice as fast; max: as fast as the peers take them"},
+			},
+		},
 		{Name: "upper", Doc: "like echo/forward, with the ASCII letters of the last frame upper-cased", Keys: []ConfigKey{{Name: "delay", Kind: KindDuration, Doc: "simulated work: a pause before each message is answered or passed on"}}},
 	}
 	sort.Slice(hs, func(i, j int) bool { return hs[i].Name < hs[j].Name })
