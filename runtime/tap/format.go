@@ -117,6 +117,9 @@ func ReadCapture(r io.Reader) ([]Record, error) {
 		if rec.Dir != In && rec.Dir != Out {
 			return out, fmt.Errorf("line %d: dir must be %q or %q, got %q", line, In, Out, rec.Dir)
 		}
+		if len(rec.Frames) == 0 {
+			return out, fmt.Errorf("line %d: a message needs at least one frame", line)
+		}
 		out = append(out, rec)
 	}
 	if err := sc.Err(); err != nil {

@@ -32,6 +32,9 @@
 //	          (XSUB/XPUB) or streamer (PULL/PUSH), by the types given. The
 //	          node's control socket is the proxy's: TERMINATE stops it.
 //	          Messages pass inside libzmq, so its socket counters stay at 0.
+//	replay    a Runner: sends the messages of a capture file (ztopo tap
+//	          --record) from its out sockets at the recorded pace times
+//	          `speed` (or `max`), once or in a `loop`, then completes.
 //	lbbroker  the zguide load-balancing broker between ROUTER `frontend`
 //	          (clients) and ROUTER `backend` (workers announcing READY).
 //
@@ -58,6 +61,7 @@ func init() {
 	handler.Builtins.Register("mdbroker", newMDBroker)
 	handler.Builtins.Register("ppqueue", newPPQueue)
 	handler.Builtins.Register("proxy", newProxy)
+	handler.Builtins.Register("replay", newReplay)
 	handler.Builtins.Register("upper", newUpper)
 }
 

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -32,10 +34,24 @@ func TestConfigKeysMatchSpec(t *testing.T) {
 		spec.KindInt: 3, spec.KindString: "x", spec.KindBool: true,
 		spec.KindDuration: time.Millisecond, spec.KindStrings: []string{"a"}, spec.KindFloat: 1.5,
 	}
+	// Keys whose values are words, and what a handler cannot do without.
+	capture := filepath.Join(t.TempDir(), "cap.jsonl")
+	if err := os.WriteFile(capture, []byte(`{"time":"2026-12-04T18:00:00Z","instance":"w","socket":"in","dir":"in","frames":["eA=="]}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	words := map[string]any{"replay.speed": "max", "replay.direction": "in", "replay.file": capture}
+	base := map[string]map[string]any{"replay": {"file": capture}}
 	for _, hs := range spec.BuiltinHandlers() {
 		f, _ := handler.Builtins.Lookup(hs.Name)
 		for _, k := range hs.Keys {
-			cfg := map[string]any{k.Name: sample[k.Kind]}
+			cfg := map[string]any{}
+			for bk, bv := range base[hs.Name] {
+				cfg[bk] = bv
+			}
+			cfg[k.Name] = sample[k.Kind]
+			if w, ok := words[hs.Name+"."+k.Name]; ok {
+				cfg[k.Name] = w
+			}
 			if _, err := f(cfg, handler.Env{}); err != nil {
 				t.Errorf("%s: key %s: %v", hs.Name, k.Name, err)
 			}
