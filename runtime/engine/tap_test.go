@@ -1,7 +1,11 @@
 package engine
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -142,5 +146,74 @@ func TestTapRefuses(t *testing.T) {
 	}
 	if len(tp.Instances()) != 0 {
 		t.Errorf("attached to %v after errors only", tp.Instances())
+	}
+}
+
+// What a tap recorded, replayed by the replay builtin into a count sink,
+// arrives exactly: once, and three times over with loop.
+func TestRecordThenReplay(t *testing.T) {
+	lg, _ := newLogger(t)
+	dir := rlDir(t)
+	r := rlStart(t, rlParse(t, dir, tapPipeline("tap-rec", 2000), nil), Options{Logger: lg})
+	rlWaitFor(t, "traffic at the sink", func() bool { return rlStat(r.e, "sink", "in").MsgsIn >= 100 })
+	tp := tap.New(0)
+	if _, err := r.e.Tap(tp, "worker", "in"); err != nil {
+		t.Fatalf("Tap: %v", err)
+	}
+	var capture []byte
+	var recorded int
+	rlWaitFor(t, "copies", func() bool {
+		for _, rec := range tp.Read(1000, 1<<20) {
+			capture = tap.AppendJSON(capture, &rec)
+			recorded++
+		}
+		return recorded >= 150
+	})
+	tp.Close()
+	for _, rec := range tp.Read(10000, 1<<30) { // copied before Close
+		capture = tap.AppendJSON(capture, &rec)
+		recorded++
+	}
+	if tp.Lost() != 0 {
+		t.Fatalf("the tap lost %d copies", tp.Lost())
+	}
+	if err := r.stop(t); err != nil && !errors.Is(err, context.Canceled) {
+		t.Logf("Run: %v", err)
+	}
+	file := filepath.Join(dir, "capture.jsonl")
+	if err := os.WriteFile(file, capture, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct {
+		name, cfg string
+		want      int
+	}{
+		{"once", "{file: capture.jsonl, speed: 4}", recorded},
+		{"loop", "{file: capture.jsonl, speed: max, loop: true}", 3 * recorded},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			yaml := fmt.Sprintf(`version: 1
+name: tap-replay-%s
+nodes:
+  rp:
+    handler: replay
+    config: %s
+    sockets:
+      out: {type: PUSH, connect: sink.in}
+  sink:
+    handler: count
+    config: {expect: %d}
+    sockets:
+      in: {type: PULL, bind: auto}
+`, c.name, c.cfg, c.want)
+			rr := rlStart(t, rlParse(t, dir, yaml, nil), Options{Logger: lg})
+			if err := rr.wait(t); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if got := rlStat(rr.e, "sink", "in").MsgsIn; got != uint64(c.want) {
+				t.Errorf("sink received %d, want %d", got, c.want)
+			}
+		})
 	}
 }
