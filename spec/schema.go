@@ -160,6 +160,7 @@ var pluginSchema = HandlerSchema{
 	Name: "plugin",
 	Keys: []ConfigKey{
 		{Name: "inflight", Kind: KindInt, Doc: "requests held by the plugin at once"},
+		{Name: "max_message", Kind: KindInt, Doc: "largest message the plugin may send, in bytes (default 67108864)"},
 		{Name: "timeout", Kind: KindDuration, Doc: "how long one request may take before it is reported lost"},
 	},
 }

@@ -120,6 +120,9 @@ func roundTrip(ctx context.Context, endpoint string, req []byte) ([]byte, error)
 	if err := sock.SetLinger(0); err != nil {
 		return nil, err
 	}
+	if err := sock.SetMaxmsgsize(MaxReply); err != nil {
+		return nil, err
+	}
 	if err := sock.Connect(endpoint); err != nil {
 		return nil, fmt.Errorf("control socket %s: %w", endpoint, err)
 	}

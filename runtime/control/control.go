@@ -46,6 +46,16 @@ const SocketName = "control.sock"
 // waiting on the socket.
 const pollInterval = 100 * time.Millisecond
 
+// MaxRequest bounds a request the control socket takes, in bytes: requests
+// are a verb and its arguments (instance names). libzmq drops the connection of a client
+// that sends more (ZMQ_MAXMSGSIZE) before reading it into memory; the client
+// gets no answer.
+const MaxRequest = 1 << 20
+
+// MaxReply bounds a reply a client takes, in bytes (a status of 10,000
+// instances is about 4 MB).
+const MaxReply = 64 << 20
+
 // replyLinger lets the last reply leave after Serve is stopped, typically
 // the answer to "down", which stops Serve right after it is sent.
 const replyLinger = 500 * time.Millisecond

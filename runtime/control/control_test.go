@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -509,5 +510,62 @@ func TestEncodeReply(t *testing.T) {
 				t.Errorf("got %s, want %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// A request larger than MaxRequest is refused: libzmq drops the client's
+// connection without reading it into memory, and the server goes on.
+func TestOversizedRequestRefused(t *testing.T) {
+	ctx := testCtx(t)
+	s := serve(ctx, t, Endpoint(runtimeDir(t)), &fakeHandler{name: "demo"})
+	zctx, err := zmq4.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zctx.Term()
+	req, err := zctx.NewSocket(zmq4.REQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer req.Close()
+	_ = req.SetLinger(0)
+	if err := req.Monitor("inproc://control-test-monitor", zmq4.EVENT_DISCONNECTED); err != nil {
+		t.Fatal(err)
+	}
+	mon, err := zctx.NewSocket(zmq4.PAIR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mon.Close()
+	_ = mon.SetLinger(0)
+	if err := mon.Connect("inproc://control-test-monitor"); err != nil {
+		t.Fatal(err)
+	}
+	if err := req.Connect(s.endpoint); err != nil {
+		t.Fatal(err)
+	}
+	big := append([]byte(`{"verb":"ps","args":"`), bytes.Repeat([]byte("x"), 8*MaxRequest)...)
+	big = append(big, `"}`...)
+	if _, err := req.SendBytes(big, 0); err != nil {
+		t.Fatal(err)
+	}
+	p := zmq4.NewPoller()
+	p.Add(mon, zmq4.POLLIN)
+	p.Add(req, zmq4.POLLIN)
+	polled, err := p.Poll(20 * time.Second)
+	if err != nil || len(polled) == 0 {
+		t.Fatalf("neither a reply nor a disconnect (%v)", err)
+	}
+	if polled[0].Socket == req {
+		reply, _ := req.RecvBytes(0)
+		t.Fatalf("the oversized request was answered: %.200s", reply)
+	}
+	ev, _, _, err := mon.RecvEvent(0)
+	if err != nil || ev != zmq4.EVENT_DISCONNECTED {
+		t.Fatalf("got event %v, %v; want DISCONNECTED", ev, err)
+	}
+	var st statusReply
+	if err := Call(ctx, s.endpoint, VerbPs, &st); err != nil {
+		t.Fatalf("ps after the refusal: %v", err)
 	}
 }

@@ -53,6 +53,9 @@ func Serve(ctx context.Context, zctx *zmq4.Context, endpoint string, h Handler, 
 	if err := sock.SetLinger(replyLinger); err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
+	if err := sock.SetMaxmsgsize(MaxRequest); err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
 	if err := sock.Bind(endpoint); err != nil {
 		return fmt.Errorf("control socket %s: %w", endpoint, err)
 	}

@@ -177,9 +177,19 @@ var (
 	ErrGiveUp = fmt.Errorf("%w: the node's restart policy allows no more restarts", ErrFatal)
 	// ErrReported marks a Result error the handler has already logged,
 	// in one line with a count for the whole event (a crashed child's
-	// lost messages): the node does not log it again per message.
+	// lost messages): the node does not log it again per message. See
+	// Reported.
 	ErrReported = errors.New("reported by the handler")
 )
+
+// Reported marks err as already logged by the handler (errors.Is(err,
+// ErrReported)) without changing its text.
+func Reported(err error) error { return reportedError{err} }
+
+type reportedError struct{ err error }
+
+func (e reportedError) Error() string   { return e.err.Error() }
+func (e reportedError) Unwrap() []error { return []error{e.err, ErrReported} }
 
 // Completer is implemented by handlers that can finish on their own
 // (generate with a count, count with expect or until). The engine asks it

@@ -341,7 +341,7 @@ func (c *child) waitExit(e *Exec) {
 	}
 	if len(held) > 0 {
 		// One log line for the event; the node does not log each message.
-		lostErr := fmt.Errorf("%w: child %s (%w)", ErrLost, status, handler.ErrReported)
+		lostErr := handler.Reported(fmt.Errorf("%w: child %s", ErrLost, status))
 		e.lost.Add(int64(len(held)))
 		e.log.Warn("exec handler lost messages", "argv", c.cfg.Argv, "pid", c.p.Pid(), "count", len(held), "status", status)
 		for _, it := range held {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -75,7 +76,8 @@ type gen struct {
 	n        int
 	cfg      Config
 	router   *zmq4.Socket
-	path     string // of the ipc endpoint
+	mon      *zmq4.Socket // the ROUTER's disconnect events
+	path     string       // of the ipc endpoint
 	proc     *supervise.Process
 	peer     []byte // routing id from READY
 	state    genState
@@ -107,7 +109,7 @@ type loop struct {
 	nextID  uint64
 	genSeq  int
 
-	restarts  []time.Time
+	limiter   *supervise.Limiter // the node's restart policy over plugin restarts
 	restartAt time.Time
 	swapping  bool
 	closing   bool
@@ -129,7 +131,8 @@ var (
 func (h *Host) run(ctx context.Context, initDone chan<- error) {
 	defer close(h.done)
 	defer h.events.Close() // after an early return; else a no-op
-	l := &loop{h: h, calls: map[uint64]*call{}, curCfg: h.cfg, now: time.Now(), zio: zbatch.New()}
+	l := &loop{h: h, calls: map[uint64]*call{}, curCfg: h.cfg, now: time.Now(), zio: zbatch.New(),
+		limiter: supervise.NewLimiter(h.cfg.Restart)}
 	l.list.next, l.list.prev = &l.list, &l.list
 
 	stopCtx := context.AfterFunc(ctx, func() {
@@ -185,6 +188,9 @@ func (l *loop) turn() {
 		if l.recvFrom(l.gens[i]) {
 			progress = true
 		}
+		if l.events(l.gens[i]) {
+			progress = true
+		}
 	}
 	l.timers()
 	if progress {
@@ -196,6 +202,7 @@ func (l *loop) turn() {
 		for _, g := range l.gens {
 			if g.router != nil {
 				l.poller.Add(g.router, zmq4.POLLIN)
+				l.poller.Add(g.mon, zmq4.POLLIN)
 			}
 		}
 		l.dirty = false
@@ -294,11 +301,20 @@ func (l *loop) startGen(cfg Config, onReady func(error)) (*gen, error) {
 	// would drop messages (ROUTER) instead of pushing back.
 	_ = router.SetSndhwm(0)
 	_ = router.SetRcvhwm(0)
+	// A plugin's oversized message is refused by libzmq, which drops its
+	// connection, instead of being read into memory.
+	_ = router.SetMaxmsgsize(cfg.MaxMessage)
 	// A send to a plugin that went away fails instead of vanishing.
 	_ = router.SetRouterMandatory(1)
 	_ = os.Remove(g.path) // a leftover of a killed ztopo
+	mon, err := l.monitor(router)
+	if err != nil {
+		router.Close()
+		return nil, err
+	}
 	if err := router.Bind(endpoint); err != nil {
 		router.Close()
+		mon.Close()
 		return nil, fmt.Errorf("pluginhost: bind %s: %w", endpoint, err)
 	}
 	env := append(os.Environ(), cfg.Env...)
@@ -316,6 +332,7 @@ func (l *loop) startGen(cfg Config, onReady func(error)) (*gen, error) {
 	})
 	if err != nil {
 		router.Close()
+		mon.Close()
 		_ = os.Remove(g.path)
 		// supervise names the node; this error names the plugin instead.
 		if cause := errors.Unwrap(err); cause != nil {
@@ -323,7 +340,7 @@ func (l *loop) startGen(cfg Config, onReady func(error)) (*gen, error) {
 		}
 		return nil, fmt.Errorf("%w: start %s: %v", ErrHandshake, cfg.Path, err)
 	}
-	g.router, g.proc = router, p
+	g.router, g.mon, g.proc = router, mon, p
 	// Starting a big executable can take a while on a busy machine: the
 	// plugin's time to READY counts from here.
 	g.readyBy = time.Now().Add(cfg.ReadyTimeout)
@@ -392,6 +409,56 @@ func (l *loop) handshakeFailed(g *gen, err error) {
 	if f := g.onReady; f != nil {
 		g.onReady = nil
 		f(err)
+	}
+}
+
+var monSeq atomic.Int64
+
+// monitor makes a socket that receives router's disconnect events.
+func (l *loop) monitor(router *zmq4.Socket) (*zmq4.Socket, error) {
+	addr := fmt.Sprintf("inproc://ztopo-pluginhost-monitor-%d", monSeq.Add(1))
+	if err := router.Monitor(addr, zmq4.EVENT_DISCONNECTED); err != nil {
+		return nil, fmt.Errorf("pluginhost: monitor: %w", err)
+	}
+	mon, err := l.h.zctx.NewSocket(zmq4.PAIR)
+	if err != nil {
+		return nil, fmt.Errorf("pluginhost: monitor: %w", err)
+	}
+	_ = mon.SetLinger(0)
+	if err := mon.Connect(addr); err != nil {
+		mon.Close()
+		return nil, fmt.Errorf("pluginhost: monitor: %w", err)
+	}
+	return mon, nil
+}
+
+// events handles g's disconnect events. libzmq drops the connection of a
+// plugin that sends a message larger than MaxMessage, without a word: a
+// ready plugin whose connection went away while it runs is killed (and
+// restarted), instead of hanging until Timeout.
+func (l *loop) events(g *gen) bool {
+	if g.mon == nil {
+		return false
+	}
+	got := false
+	for {
+		ev, _, _, err := g.mon.RecvEvent(zmq4.DONTWAIT)
+		if err != nil {
+			return got
+		}
+		got = true
+		if ev != zmq4.EVENT_DISCONNECTED || g.peer == nil || g.killed || g.exited ||
+			(g.state != ready && g.state != draining) {
+			continue
+		}
+		l.h.log.Error("plugin's connection dropped, killing it: it sent a message larger than max_message, or closed its socket",
+			"plugin", g.cfg.Path, "gen", g.n, "pid", g.proc.Pid(), "max_message", g.cfg.MaxMessage, "owed", g.owed)
+		l.kill(g, "connection dropped")
+		if g == l.cur {
+			l.cur = nil
+			l.h.pid.Store(0)
+			l.scheduleRestart()
+		}
 	}
 }
 
@@ -551,10 +618,16 @@ func (l *loop) deliver(c *call, r handler.Result) {
 }
 
 func (l *loop) timers() {
-	// Timed-out calls, oldest first.
+	// Timed-out calls, oldest first, logged in one line with their count.
+	var timeoutErr error
 	for c := l.list.next; c != &l.list && !c.deadline.After(l.now); c = l.list.next {
+		if timeoutErr == nil {
+			timeoutErr = handler.Reported(fmt.Errorf("%w (%v)", ErrTimeout, l.h.cfg.Timeout))
+			l.h.log.Warn("plugin requests timed out", "plugin", l.curCfg.Path,
+				"count", l.countDue(), "timeout", l.h.cfg.Timeout)
+		}
 		l.h.timedOut.Add(1)
-		l.finish(c, handler.Result{Err: fmt.Errorf("%w (%v)", ErrTimeout, l.h.cfg.Timeout)})
+		l.finish(c, handler.Result{Err: timeoutErr})
 	}
 	// A plugin that owes answers and has sent none for a whole Timeout
 	// hangs. (Without traffic a plugin stuck on one request looks the
@@ -590,6 +663,15 @@ func (l *loop) timers() {
 			l.kill(g, "grace expired")
 		}
 	}
+}
+
+// countDue is how many unanswered calls have reached their deadline.
+func (l *loop) countDue() int {
+	n := 0
+	for c := l.list.next; c != &l.list && !c.deadline.After(l.now); c = c.next {
+		n++
+	}
+	return n
 }
 
 func (l *loop) kill(g *gen, why string) {
@@ -642,7 +724,7 @@ func (l *loop) exited(g *gen) {
 	for _, c := range l.calls {
 		if c.gen == g {
 			if lostErr == nil {
-				lostErr = fmt.Errorf("%w: plugin %s", ErrLost, status)
+				lostErr = handler.Reported(fmt.Errorf("%w: plugin %s", ErrLost, status))
 			}
 			l.finish(c, handler.Result{Err: lostErr})
 			lost++
@@ -661,6 +743,8 @@ func (l *loop) exited(g *gen) {
 	}
 	g.router.Close()
 	g.router = nil
+	g.mon.Close()
+	g.mon = nil
 	_ = os.Remove(g.path)
 	for i, x := range l.gens {
 		if x == g {
@@ -679,24 +763,18 @@ func (l *loop) exited(g *gen) {
 }
 
 func (l *loop) scheduleRestart() {
-	cutoff := l.now.Add(-restartWindow)
-	kept := l.restarts[:0]
-	for _, t := range l.restarts {
-		if t.After(cutoff) {
-			kept = append(kept, t)
+	restart, delay := l.limiter.Next(true, l.now)
+	if !restart {
+		r := l.h.cfg.Restart
+		if l.limiter.Exhausted() {
+			l.fail(fmt.Errorf("plugin %s failed after %d restarts within %v: %w",
+				l.curCfg.Path, r.MaxRestarts, r.Within, handler.ErrGiveUp))
+		} else {
+			l.fail(fmt.Errorf("plugin %s failed and the node's restart policy is %q: %w",
+				l.curCfg.Path, r.Policy, handler.ErrGiveUp))
 		}
-	}
-	l.restarts = kept
-	if len(l.restarts) >= restartLimit {
-		l.fail(fmt.Errorf("plugin %s failed %d times within %v, giving up: %w",
-			l.curCfg.Path, len(l.restarts)+1, restartWindow, handler.ErrFatal))
 		return
 	}
-	delay := time.Duration(0)
-	if n := len(l.restarts); n > 0 {
-		delay = min(backoffMin<<(n-1), backoffMax)
-	}
-	l.restarts = append(l.restarts, l.now)
 	l.restartAt = l.now.Add(delay)
 }
 

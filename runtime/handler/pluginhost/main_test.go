@@ -112,6 +112,14 @@ func testPlugin(mode string) int {
 			upperASCII(f[len(f)-1])
 			return f, nil
 		}, 1)
+	case "big":
+		// Answers "big" with n bytes, everything else as it came.
+		return serve(func(_ context.Context, f [][]byte) ([][]byte, error) {
+			if string(f[len(f)-1]) == "big" {
+				return [][]byte{bytes.Repeat([]byte{'b'}, n)}, nil
+			}
+			return f, nil
+		}, 1)
 	case "hang-after":
 		return serve(func(_ context.Context, f [][]byte) ([][]byte, error) {
 			if handled.Add(1) > int64(n) {

@@ -4,8 +4,9 @@
 //
 // A Host binds one ROUTER per plugin generation, starts the executable,
 // waits for its READY and then passes messages as REQ/REP/ERR with many in
-// flight. It restarts a plugin that crashes or hangs (a bounded number of
-// times), reports every message a plugin held when it went away, and swaps
+// flight. It restarts a plugin that crashes or hangs under the node's
+// restart policy, reports every message a plugin held when it went away
+// (one log line per event, with a count), and swaps
 // to a new executable without losing a message: the new plugin takes new
 // messages as soon as it is READY while the old one answers what it holds
 // and is then stopped.
@@ -30,6 +31,7 @@ import (
 	"github.com/ztopo/ztopo/internal/inbox"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/watch"
+	"github.com/ztopo/ztopo/spec"
 )
 
 var (
@@ -53,15 +55,11 @@ type PluginError struct{ Text string }
 
 func (e *PluginError) Error() string { return "plugin error: " + e.Text }
 
-// Restarts after crashes and hangs are bounded: more than restartLimit
-// within restartWindow fails the host (and so the node, under its own
-// restart policy) instead of looping.
-const (
-	restartLimit  = 5
-	restartWindow = time.Minute
-	backoffMin    = 100 * time.Millisecond
-	backoffMax    = 2 * time.Second
-)
+// DefaultMaxMessage is the largest message a plugin may send ztopo, in
+// bytes, unless Config.MaxMessage says otherwise: libzmq drops the
+// connection of a plugin that sends a larger one (it is never read into
+// memory), and the host kills and restarts that plugin.
+const DefaultMaxMessage = 64 << 20
 
 // Config describes a plugin and how to host it.
 type Config struct {
@@ -90,7 +88,14 @@ type Config struct {
 	// changes on disk (replace it by rename: Linux refuses writes into a
 	// running executable).
 	WatchFile bool
-	Logger    hclog.Logger
+	// MaxMessage bounds what the plugin may send, in bytes (default
+	// DefaultMaxMessage): the ROUTER's ZMQ_MAXMSGSIZE.
+	MaxMessage int64
+	// Restart is the node's restart policy, applied to the plugin: one
+	// that crashes or hangs is restarted as it allows (the zero value:
+	// spec.DefaultRestart); beyond, the host fails with handler.ErrGiveUp.
+	Restart spec.Restart
+	Logger  hclog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -105,6 +110,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Grace <= 0 {
 		c.Grace = 2 * time.Second
+	}
+	if c.MaxMessage <= 0 {
+		c.MaxMessage = DefaultMaxMessage
+	}
+	if c.Restart.Policy == "" {
+		c.Restart = spec.DefaultRestart
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()

@@ -20,6 +20,7 @@ import (
 	"github.com/ztopo/ztopo/plugins/plugintest"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/handler/pluginhost"
+	"github.com/ztopo/ztopo/spec"
 )
 
 // syncBuffer collects log output from many goroutines, shown only when a
@@ -449,23 +450,27 @@ func TestSlowRequestTimesOutAlone(t *testing.T) {
 	}
 }
 
-// More than the restart limit of crashes fails the host for good: no loop.
+// More crashes than the node's restart policy allows fail the host for
+// good (ErrGiveUp: the node must not apply the limit again): no loop.
 func TestCrashLimitFailsHost(t *testing.T) {
 	e := newEnv(t)
-	h := e.start(e.config("crash-after=0"))
+	cfg := e.config("crash-after=0")
+	cfg.Restart = spec.Restart{Policy: spec.RestartOnFailure, MaxRestarts: 3, Within: time.Minute,
+		BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond}
+	h := e.start(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for i := range 6 {
+	for i := range 4 {
 		_, err := h.Handle(ctx, msg("x"))
-		if !errors.Is(err, pluginhost.ErrLost) {
-			t.Fatalf("message %d: got %v, want ErrLost", i, err)
+		if !errors.Is(err, pluginhost.ErrLost) || !errors.Is(err, handler.ErrReported) {
+			t.Fatalf("message %d: got %v, want ErrLost, reported", i, err)
 		}
 	}
 	_, err := h.Handle(ctx, msg("x"))
-	if !errors.Is(err, handler.ErrFatal) {
-		t.Fatalf("got %v, want ErrFatal", err)
+	if !errors.Is(err, handler.ErrGiveUp) {
+		t.Fatalf("got %v, want ErrGiveUp", err)
 	}
-	want := "plugin " + self(t) + " failed 6 times within 1m0s, giving up: fatal handler error"
+	want := "plugin " + self(t) + " failed after 3 restarts within 1m0s: fatal handler error: the node's restart policy allows no more restarts"
 	if err.Error() != want {
 		t.Fatalf("got %q, want %q", err, want)
 	}
@@ -474,8 +479,61 @@ func TestCrashLimitFailsHost(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("failed host did not stop")
 	}
-	if n := len(e.pids()); n != 6 {
-		t.Fatalf("plugin started %d times, want 6", n)
+	if n := len(e.pids()); n != 4 {
+		t.Fatalf("plugin started %d times, want 4", n)
+	}
+}
+
+// Under `restart: no` a crashed plugin is not restarted.
+func TestRestartPolicyNo(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config("crash-after=0")
+	cfg.Restart = spec.Restart{Policy: spec.RestartNo}
+	h := e.start(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := h.Handle(ctx, msg("x")); !errors.Is(err, pluginhost.ErrLost) {
+		t.Fatalf("got %v, want ErrLost", err)
+	}
+	select {
+	case <-h.Done():
+	case <-ctx.Done():
+		t.Fatal("host did not fail")
+	}
+	if err := h.Err(); !errors.Is(err, handler.ErrGiveUp) || !strings.Contains(err.Error(), `the node's restart policy is "no"`) {
+		t.Fatalf("got %v", err)
+	}
+	if n := len(e.pids()); n != 1 {
+		t.Fatalf("plugin started %d times, want 1", n)
+	}
+}
+
+// A reply larger than max_message is refused by libzmq (never read into
+// memory): the plugin is restarted, the request reported, and the host
+// goes on.
+func TestOversizedReplyRefused(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config(fmt.Sprintf("big=%d", 4<<20))
+	cfg.MaxMessage = 1 << 20
+	cfg.Timeout = time.Second
+	cfg.Restart = spec.Restart{Policy: spec.RestartOnFailure, MaxRestarts: 5, Within: time.Minute,
+		BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond}
+	h := e.start(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := h.Handle(ctx, msg("big"))
+	if err == nil || !errors.Is(err, handler.ErrReported) {
+		t.Fatalf("oversized reply: got %d frames, %v; want a reported failure", len(out), err)
+	}
+	testutil.WaitFor(t, "the plugin's restart", func() bool { return h.Stats().Restarts == 1 })
+	if out, err := h.Handle(ctx, msg("small")); err != nil || frames(out) != `["small"]` {
+		t.Fatalf("after the refusal: got %s, %v", frames(out), err)
+	}
+	if n := len(e.pids()); n != 2 {
+		t.Fatalf("plugin started %d times, want 2", n)
+	}
+	if log := e.logs.String(); !strings.Contains(log, "max_message=1048576") {
+		t.Fatalf("the log does not say why:\n%s", log)
 	}
 }
 

@@ -13,10 +13,10 @@ import (
 
 // ConfigFor is the Config of a resolved `handler: {plugin: path}` node
 // instance: the executable, ZTOPO_NODE and ZTOPO_TOPOLOGY, the endpoints in
-// the topology's private runtime directory, and the `timeout` and
-// `inflight` config keys. The caller adds Logger and WatchFile.
+// the topology's private runtime directory, the node's restart policy, and
+// the `timeout`, `inflight` and `max_message` config keys. The caller adds Logger and WatchFile.
 func ConfigFor(n *spec.Node, t *spec.Topology) Config {
-	cfg := Config{Path: n.Handler.Path, Node: n.Name}
+	cfg := Config{Path: n.Handler.Path, Node: n.Name, Restart: n.Restart}
 	if t != nil {
 		cfg.Topology, cfg.Dir = t.Name, t.RuntimeDir
 	}
@@ -25,6 +25,9 @@ func ConfigFor(n *spec.Node, t *spec.Topology) Config {
 	}
 	if i, ok := n.Config["inflight"].(int); ok {
 		cfg.Inflight = i
+	}
+	if i, ok := n.Config["max_message"].(int); ok {
+		cfg.MaxMessage = int64(i)
 	}
 	return cfg
 }
