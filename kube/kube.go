@@ -15,6 +15,15 @@
 // only, so a Service's virtual IP or a name with several answers would
 // send every connect to one pod.
 //
+// Files: the pods mount one projected volume at ConfigDir, where the
+// topology file and every file it references by a path under its own
+// directory appear at the same relative paths: from the ConfigMap, the
+// topology, the public keys (security.keys) and the files that are not
+// executables — wasm modules, and the arguments of exec handlers and
+// commands that name files (scripts run by an interpreter); from one
+// Secret per unit, the CURVE secret keys of that unit's nodes only, mode
+// 0400. Executables (argv[0] given as a path, plugins) belong in the image.
+//
 // Changes roll pods: the pod template carries the checksum of the
 // topology, so `kubectl apply` of a changed file restarts the pods (all
 // of them: every pod mounts the whole file). The in-place alternative —
@@ -28,10 +37,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -75,7 +88,21 @@ type Unit struct {
 	Ports    []int    // tcp ports its nodes bind, sorted; none: no Service
 	// ShareArg is what --host says in the pods: the host, or $(POD_NAME).
 	ShareArg string
+	// Secrets are the names of the CURVE keys whose secrets its nodes use,
+	// sorted: its Secret holds those and no other.
+	Secrets []string
 }
+
+// File is one file of the projected volume: its path under ConfigDir and
+// its contents.
+type File struct {
+	Path string
+	Data []byte
+}
+
+// maxConfigMap is what the export puts in one ConfigMap at most: the API
+// server refuses objects over 1 MiB, and the object has more than data.
+const maxConfigMap = 1000 * 1000
 
 // Manifests are the objects of an export, in the order they are applied.
 type Manifests struct {
@@ -132,20 +159,147 @@ func Build(filename string, data []byte, env func(string) (string, bool), opts O
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(data)
-	checksum := hex.EncodeToString(sum[:])
+	files, ds := referenced(t, f)
+	if ds.HasErrors() {
+		ds.Sort()
+		return nil, ds
+	}
+	secrets := map[string][]byte{}
+	for _, u := range units {
+		for _, k := range u.Secrets {
+			if _, ok := secrets[k]; ok {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(t.Security.KeysDir, k+secretSuffix))
+			if err != nil {
+				return nil, fmt.Errorf("secret key %q: %w", k, err)
+			}
+			secrets[k] = b
+		}
+	}
 	m := &Manifests{Units: units}
-	cm := configMap(t.Name, opts.Namespace, data)
+	cm := configMap(t.Name, opts.Namespace, data, files)
 	m.Objects = append(m.Objects, cm)
+	for _, u := range units {
+		if len(u.Secrets) > 0 {
+			m.Objects = append(m.Objects, secret(t.Name, opts.Namespace, u, secrets))
+		}
+	}
 	for _, u := range units {
 		if len(u.Ports) > 0 {
 			m.Objects = append(m.Objects, service(t.Name, opts.Namespace, u))
 		}
 	}
+	keysRel := ""
+	if t.Security != nil && t.Security.KeysDir != "" {
+		keysRel, _ = filepath.Rel(t.Dir, t.Security.KeysDir)
+		keysRel = filepath.ToSlash(keysRel)
+	}
 	for _, u := range units {
-		m.Objects = append(m.Objects, statefulSet(t.Name, opts, u, cm.Name, checksum))
+		// The checksum covers what the unit's pods mount: the ConfigMap
+		// and their own secrets.
+		h := sha256.New()
+		h.Write(data)
+		for _, fl := range files {
+			fmt.Fprintf(h, "\x00%s\x00%d\x00", fl.Path, len(fl.Data))
+			h.Write(fl.Data)
+		}
+		for _, k := range u.Secrets {
+			fmt.Fprintf(h, "\x00%s\x00", k)
+			h.Write(secrets[k])
+		}
+		checksum := hex.EncodeToString(h.Sum(nil))
+		m.Objects = append(m.Objects, statefulSet(t.Name, opts, u, cm.Name, files, keysRel, checksum))
 	}
 	return m, nil
+}
+
+// The certificate file suffixes (internal/curvecert).
+const (
+	publicSuffix = ".key"
+	secretSuffix = ".key_secret"
+)
+
+// referenced lists the files of the ConfigMap besides the topology: the
+// public keys its sockets name, wasm modules, and the files that exec
+// handlers and commands name as arguments, each under the topology's
+// directory. A path outside it is left to the image, except the keys
+// directory, which must be under it (the pods find it relative to the
+// file).
+func referenced(t *spec.Topology, f *spec.File) ([]File, spec.Diags) {
+	var ds spec.Diags
+	seen := map[string]bool{}
+	var out []File
+	size := 0
+	add := func(abs string, pos spec.Pos, what string, must bool) {
+		rel, err := filepath.Rel(t.Dir, abs)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+			if must {
+				ds = append(ds, spec.Diag{Pos: pos, Msg: fmt.Sprintf("%s %s is not under the topology's directory: the pods mount the topology's files at %s only", what, abs, ConfigDir), Hint: "move it beside the topology file"})
+			}
+			return
+		}
+		rel = filepath.ToSlash(rel)
+		if seen[rel] || rel == ConfigKey {
+			return
+		}
+		fi, err := os.Stat(abs)
+		if err != nil || !fi.Mode().IsRegular() {
+			if must {
+				ds = append(ds, spec.Diag{Pos: pos, Msg: fmt.Sprintf("cannot read %s %s", what, abs)})
+			}
+			return
+		}
+		b, err := os.ReadFile(abs)
+		if err != nil {
+			ds = append(ds, spec.Diag{Pos: pos, Msg: fmt.Sprintf("cannot read %s %s: %v", what, abs, err)})
+			return
+		}
+		size += len(b)
+		if size > maxConfigMap {
+			ds = append(ds, spec.Diag{Pos: pos, Msg: fmt.Sprintf("%s %s makes the ConfigMap larger than 1 MB, which Kubernetes refuses", what, rel), Hint: "put it in the image (FROM ztopo) and name it by an absolute path"})
+			return
+		}
+		seen[rel] = true
+		out = append(out, File{Path: rel, Data: b})
+	}
+	keysPos := spec.Pos{}
+	if f != nil && f.Security != nil && f.Security.Keys != nil {
+		keysPos = f.Security.Keys.Pos
+	}
+	for _, n := range t.Nodes {
+		switch n.Handler.Kind {
+		case spec.HandlerWasm:
+			add(n.Handler.Path, n.Pos, "wasm module", false)
+		case spec.HandlerExec, spec.HandlerCommand:
+			// argv[0] is a program: the image's. Later arguments that
+			// name files beside the topology (a script for an
+			// interpreter, its data) go with the file.
+			for _, a := range n.Handler.Argv[1:] {
+				if a != "" && !filepath.IsAbs(a) {
+					add(filepath.Join(t.Dir, a), n.Pos, "file", false)
+				}
+			}
+		}
+		for _, s := range n.Sockets {
+			c := s.Curve
+			if c == nil || t.Security == nil {
+				continue
+			}
+			names := []string{c.Key}
+			if c.ServerName != "" {
+				names = append(names, c.ServerName)
+			}
+			for _, k := range c.Allow {
+				names = append(names, k.Name)
+			}
+			for _, k := range names {
+				add(filepath.Join(t.Security.KeysDir, k+publicSuffix), keysPos, "public key", true)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, ds
 }
 
 // unitsOf lists the StatefulSets: a host's share, or a node with its pods.
@@ -194,6 +348,9 @@ func unitsOf(filename string, data []byte, env func(string) (string, bool), t *s
 					for _, b := range s.Bind {
 						addPort(ports, b)
 					}
+					if s.Curve != nil && !slices.Contains(u.Secrets, s.Curve.Key) {
+						u.Secrets = append(u.Secrets, s.Curve.Key)
+					}
 				}
 				if n.Sync != nil && n.Sync.Bind != "" {
 					addPort(ports, n.Sync.Bind)
@@ -204,6 +361,7 @@ func unitsOf(filename string, data []byte, env func(string) (string, bool), t *s
 			u.Ports = append(u.Ports, p)
 		}
 		sort.Ints(u.Ports)
+		sort.Strings(u.Secrets)
 		out = append(out, *u)
 	}
 	return out, nil
@@ -235,13 +393,53 @@ func selector(topo, unit string) map[string]string {
 	return map[string]string{"app.kubernetes.io/instance": topo, "ztopo.io/unit": unit}
 }
 
-func configMap(topo, ns string, data []byte) *corev1.ConfigMap {
-	return &corev1.ConfigMap{
+func configMap(topo, ns string, data []byte, files []File) *corev1.ConfigMap {
+	cm := &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: metav1.ObjectMeta{Name: topo + "-topology", Namespace: ns, Labels: objLabels(topo, "")},
 		Data:       map[string]string{ConfigKey: string(data)},
 	}
+	for i, f := range files {
+		k := fileKey(i, f.Path)
+		if utf8.Valid(f.Data) {
+			cm.Data[k] = string(f.Data)
+		} else {
+			if cm.BinaryData == nil {
+				cm.BinaryData = map[string][]byte{}
+			}
+			cm.BinaryData[k] = f.Data
+		}
+	}
+	return cm
 }
+
+// fileKey is the ConfigMap key of the i-th file: keys cannot hold '/', so
+// the volume's items map each key to the file's path.
+func fileKey(i int, p string) string {
+	base := []byte(path.Base(p))
+	for j, c := range base {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			base[j] = '_'
+		}
+	}
+	return fmt.Sprintf("file%d-%s", i, base)
+}
+
+// secret is a unit's Secret: the secret certificates of its nodes' keys.
+func secret(topo, ns string, u Unit, secrets map[string][]byte) *corev1.Secret {
+	s := &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: secretName(topo, u), Namespace: ns, Labels: objLabels(topo, u.Name)},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{},
+	}
+	for _, k := range u.Secrets {
+		s.Data[k+secretSuffix] = secrets[k]
+	}
+	return s
+}
+
+func secretName(topo string, u Unit) string { return topo + "-" + u.Name + "-keys" }
 
 func service(topo, ns string, u Unit) *corev1.Service {
 	svc := &corev1.Service{
@@ -261,7 +459,31 @@ func service(topo, ns string, u Unit) *corev1.Service {
 	return svc
 }
 
-func statefulSet(topo string, opts Options, u Unit, configMap, checksum string) *appsv1.StatefulSet {
+// volume is the unit's projected volume: the ConfigMap's files at their
+// paths, and the unit's secret keys, mode 0400, in the keys directory.
+func volume(topo string, u Unit, cm string, files []File, keysRel string) corev1.Volume {
+	items := []corev1.KeyToPath{{Key: ConfigKey, Path: ConfigKey}}
+	for i, f := range files {
+		items = append(items, corev1.KeyToPath{Key: fileKey(i, f.Path), Path: f.Path})
+	}
+	src := []corev1.VolumeProjection{{ConfigMap: &corev1.ConfigMapProjection{
+		LocalObjectReference: corev1.LocalObjectReference{Name: cm}, Items: items,
+	}}}
+	if len(u.Secrets) > 0 {
+		var sitems []corev1.KeyToPath
+		for _, k := range u.Secrets {
+			sitems = append(sitems, corev1.KeyToPath{Key: k + secretSuffix, Path: path.Join(keysRel, k+secretSuffix), Mode: ptr(int32(0o400))})
+		}
+		src = append(src, corev1.VolumeProjection{Secret: &corev1.SecretProjection{
+			LocalObjectReference: corev1.LocalObjectReference{Name: secretName(topo, u)}, Items: sitems,
+		}})
+	}
+	return corev1.Volume{Name: "topology", VolumeSource: corev1.VolumeSource{
+		Projected: &corev1.ProjectedVolumeSource{Sources: src, DefaultMode: ptr(int32(0o444))},
+	}}
+}
+
+func statefulSet(topo string, opts Options, u Unit, cm string, files []File, keysRel, checksum string) *appsv1.StatefulSet {
 	replicas := int32(u.Replicas)
 	var annotations map[string]string
 	if !opts.InPlace {
@@ -293,6 +515,17 @@ func statefulSet(topo string, opts Options, u Unit, configMap, checksum string) 
 	for _, p := range u.Ports {
 		c.Ports = append(c.Ports, corev1.ContainerPort{Name: portName(p), ContainerPort: int32(p), Protocol: corev1.ProtocolTCP})
 	}
+	if len(u.Secrets) > 0 {
+		// The kubelet writes a Secret's files owned by root, and ztopo
+		// refuses a secret key readable by group or others (an fsGroup
+		// would make it so): the container runs as root, the owner of its
+		// secrets, with every capability dropped.
+		c.SecurityContext = &corev1.SecurityContext{
+			RunAsUser:                ptr(int64(0)),
+			AllowPrivilegeEscalation: ptr(false),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		}
+	}
 	sel := selector(topo, u.Name)
 	return &appsv1.StatefulSet{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
@@ -308,9 +541,7 @@ func statefulSet(topo string, opts Options, u Unit, configMap, checksum string) 
 				ObjectMeta: metav1.ObjectMeta{Labels: objLabels(topo, u.Name), Annotations: annotations},
 				Spec: corev1.PodSpec{
 					Containers: []corev1.Container{c},
-					Volumes: []corev1.Volume{{Name: "topology", VolumeSource: corev1.VolumeSource{
-						ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: configMap}},
-					}}},
+					Volumes:    []corev1.Volume{volume(topo, u, cm, files, keysRel)},
 					// The drain grace of `ztopo up` (5s) fits well inside.
 					TerminationGracePeriodSeconds: ptr(int64(30)),
 				},

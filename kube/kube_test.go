@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 
@@ -26,6 +27,9 @@ func noEnv(string) (string, bool) { return "", false }
 func build(t *testing.T, name string, opts Options) *Manifests {
 	t.Helper()
 	path := filepath.Join("testdata", name+".yaml")
+	if fi, err := os.Stat(filepath.Join("testdata", name)); err == nil && fi.IsDir() {
+		path = filepath.Join(copyTree(t, filepath.Join("testdata", name)), "topology.yaml")
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +48,41 @@ var cases = []struct {
 	{"hosts", Options{Namespace: "zt"}},
 	{"nodes", Options{Namespace: "pipelines", Image: "registry.example/ztopo:1.0"}},
 	{"nodes-inplace", Options{InPlace: true}},
+	{"secure", Options{Namespace: "zt"}},
+}
+
+// copyTree copies a testdata directory into a temporary one, with the
+// secret keys' mode 0600 (git keeps no modes but the executable bit, and
+// the loader refuses a secret others can read).
+func copyTree(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		out := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(out, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(p, ".key_secret") {
+			mode = 0o600
+		}
+		if err := os.WriteFile(out, b, mode); err != nil {
+			return err
+		}
+		return os.Chmod(out, mode)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
 }
 
 // TestGolden compares the export with testdata/NAME.out.yaml; -update
@@ -78,6 +117,8 @@ func typed(kind string) runtime.Object {
 	switch kind {
 	case "ConfigMap":
 		return &corev1.ConfigMap{}
+	case "Secret":
+		return &corev1.Secret{}
 	case "Service":
 		return &corev1.Service{}
 	case "StatefulSet":
@@ -147,6 +188,14 @@ func TestAPIRules(t *testing.T) {
 			check("labels", labelErrs(meta.GetLabels()))
 			switch o := o.(type) {
 			case *corev1.ConfigMap:
+				check("name", validation.IsDNS1123Subdomain(o.Name))
+				for k := range o.Data {
+					check("data key", validation.IsConfigMapKey(k))
+				}
+				for k := range o.BinaryData {
+					check("binary data key", validation.IsConfigMapKey(k))
+				}
+			case *corev1.Secret:
 				check("name", validation.IsDNS1123Subdomain(o.Name))
 				for k := range o.Data {
 					check("data key", validation.IsConfigMapKey(k))
@@ -280,4 +329,150 @@ func (m *Manifests) statefulSets() []*appsv1.StatefulSet {
 		}
 	}
 	return out
+}
+
+// TestSecretsAndFiles: the CURVE secret keys are in Secrets, never in the
+// ConfigMap, each unit's Secret holding the keys of its own nodes only; the
+// projected volume puts every file at the path the topology names it by
+// (keys beside the file, scripts, wasm modules), secrets with mode 0400;
+// the pods that mount secrets run as their owner (root) with every
+// capability dropped.
+func TestSecretsAndFiles(t *testing.T) {
+	m := build(t, "secure", Options{Namespace: "zt"})
+	var cm *corev1.ConfigMap
+	secrets := map[string]*corev1.Secret{}
+	sets := map[string]*appsv1.StatefulSet{}
+	for _, o := range m.Objects {
+		switch o := o.(type) {
+		case *corev1.ConfigMap:
+			cm = o
+		case *corev1.Secret:
+			secrets[o.Name] = o
+		case *appsv1.StatefulSet:
+			sets[o.Name] = o
+		}
+	}
+	for k, v := range cm.Data {
+		if strings.Contains(k, "key_secret") || strings.Contains(v, "secret-key") {
+			t.Errorf("ConfigMap entry %s holds a secret key", k)
+		}
+	}
+	want := map[string][]string{
+		"secure-ventilator-keys": {"ventilator.key_secret"},
+		"secure-worker-keys":     {"worker.key_secret"},
+		"secure-shout-keys":      {"sink.key_secret", "worker.key_secret"},
+		"secure-sink-keys":       {"sink.key_secret"},
+	}
+	if len(secrets) != len(want) {
+		t.Errorf("got %d Secrets, want %d", len(secrets), len(want))
+	}
+	for name, keys := range want {
+		s := secrets[name]
+		if s == nil {
+			t.Errorf("no Secret %s", name)
+			continue
+		}
+		var got []string
+		for k, v := range s.Data {
+			got = append(got, k)
+			if !strings.Contains(string(v), "secret-key = ") {
+				t.Errorf("Secret %s: %s is not a secret certificate", name, k)
+			}
+		}
+		sort.Strings(got)
+		if !reflect.DeepEqual(got, keys) {
+			t.Errorf("Secret %s holds %v, want %v", name, got, keys)
+		}
+	}
+	// Each pod's volume, as the kubelet would lay it out.
+	for name, st := range sets {
+		files := map[string]os.FileMode{}
+		vols := st.Spec.Template.Spec.Volumes
+		if len(vols) != 1 || vols[0].Projected == nil {
+			t.Fatalf("StatefulSet %s: volumes %+v, want one projected volume", name, vols)
+		}
+		for _, src := range vols[0].Projected.Sources {
+			switch {
+			case src.ConfigMap != nil:
+				if src.ConfigMap.Name != cm.Name {
+					t.Errorf("%s: projects ConfigMap %s", name, src.ConfigMap.Name)
+				}
+				for _, it := range src.ConfigMap.Items {
+					_, text := cm.Data[it.Key]
+					_, bin := cm.BinaryData[it.Key]
+					if !text && !bin {
+						t.Errorf("%s: item %s is not in the ConfigMap", name, it.Key)
+					}
+					files[it.Path] = os.FileMode(*vols[0].Projected.DefaultMode)
+				}
+			case src.Secret != nil:
+				sec := secrets[src.Secret.Name]
+				if sec == nil {
+					t.Fatalf("%s: projects a Secret %s that is not exported", name, src.Secret.Name)
+				}
+				for _, it := range src.Secret.Items {
+					if _, ok := sec.Data[it.Key]; !ok {
+						t.Errorf("%s: item %s is not in Secret %s", name, it.Key, sec.Name)
+					}
+					if it.Mode == nil || *it.Mode != 0o400 {
+						t.Errorf("%s: secret %s mode %v, want 0400", name, it.Path, it.Mode)
+					}
+					files[it.Path] = os.FileMode(*it.Mode)
+				}
+			}
+		}
+		for _, p := range []string{"topology.yaml", "keys/sink.key", "keys/worker.key", "keys/ventilator.key", "filters/upper.py", "mods/shout.wasm"} {
+			if files[p] != 0o444 {
+				t.Errorf("%s: %s mode %v, want 0444 from the ConfigMap", name, p, files[p])
+			}
+		}
+		var secretFiles []string
+		for p, mode := range files {
+			if strings.HasSuffix(p, ".key_secret") {
+				secretFiles = append(secretFiles, strings.TrimPrefix(p, "keys/"))
+				if mode != 0o400 {
+					t.Errorf("%s: %s mode %v", name, p, mode)
+				}
+			}
+		}
+		sort.Strings(secretFiles)
+		if w := want["secure-"+name+"-keys"]; !reflect.DeepEqual(secretFiles, w) {
+			t.Errorf("%s: mounts secrets %v, want %v", name, secretFiles, w)
+		}
+		sc := st.Spec.Template.Spec.Containers[0].SecurityContext
+		if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != 0 || sc.Capabilities == nil || !reflect.DeepEqual(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) ||
+			sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+			t.Errorf("%s: security context %+v, want root with every capability dropped", name, sc)
+		}
+	}
+	if got := string(cm.BinaryData["file4-shout.wasm"]); got != "\x00asm\x01\x00\x00\x00\x00\x03\x01x\xff" {
+		t.Errorf("the wasm module in the ConfigMap: got %q", got)
+	}
+	// Without keys, pods run as the image's user.
+	for _, s := range build(t, "nodes", Options{}).statefulSets() {
+		if sc := s.Spec.Template.Spec.Containers[0].SecurityContext; sc != nil {
+			t.Errorf("%s: security context %+v without secrets", s.Name, sc)
+		}
+	}
+}
+
+// TestKeysOutsideRefused: keys the pods could not find beside the file are
+// refused with the position of security.keys.
+func TestKeysOutsideRefused(t *testing.T) {
+	dir := copyTree(t, filepath.Join("testdata", "secure"))
+	sub := filepath.Join(dir, "topo")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "topology.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = []byte(strings.Replace(string(data), "{keys: keys,", "{keys: ../keys,", 1))
+	path := filepath.Join(sub, "topology.yaml")
+	_, err = Build(path, data, noEnv, Options{})
+	want := path + ":3:18: public key " + filepath.Join(dir, "keys", "sink.key") + " is not under the topology's directory: the pods mount the topology's files at /etc/ztopo only (move it beside the topology file)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
 }

@@ -246,7 +246,10 @@ func (r *resolver) checkSecurity(links []link) {
 			if !c.ok {
 				continue
 			}
-			pub, secFile, ok := r.key(c.key, c.keyPos, true)
+			// A share needs the secrets of its own nodes only: a host (or
+			// a pod) holds no other host's secret keys.
+			mine := r.share == "" || in.n.Host == r.share
+			pub, secFile, ok := r.key(c.key, c.keyPos, mine)
 			cv := &Curve{Server: c.server, Key: c.key, Public: pub, SecretFile: secFile}
 			if c.server {
 				r.serverCurve(is, full, cv, clientsOf[is])

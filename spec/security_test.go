@@ -170,3 +170,47 @@ nodes:
 		})
 	}
 }
+
+// TestShareNeedsOwnSecrets: a host's share needs the secret keys of its
+// own nodes only (a host, or a pod, holds no other's secrets); the whole
+// file, on one machine, needs them all.
+func TestShareNeedsOwnSecrets(t *testing.T) {
+	keyDir(t, &txtar.Archive{})
+	if err := os.Remove(filepath.Join("keys", "worker.key_secret")); err != nil {
+		t.Fatal(err)
+	}
+	src := `version: 1
+name: c
+security: {keys: keys, require: curve}
+hosts:
+  a: {address: 10.0.0.1}
+  b: {address: 10.0.0.2}
+ports: {from: 7000, to: 7100}
+nodes:
+  sink:
+    host: a
+    handler: count
+    sockets:
+      in: {type: PULL, bind: auto, curve: {server: sink}}
+  worker:
+    host: b
+    handler: generate
+    sockets:
+      out: {type: PUSH, connect: sink.in, curve: {client: worker}}
+`
+	topo, ds := Parse("topology.yaml", []byte(src), LoadOptions{Env: mapEnv(nil), RuntimeDir: testRuntimeDir, Host: "a"})
+	if topo == nil || ds.HasErrors() {
+		t.Fatalf("share a: got diagnostics:\n%v", ds)
+	}
+	if c := topo.Nodes[0].Sockets[0].Curve; c == nil || len(c.Allow) != 1 || c.Allow[0].Name != "worker" {
+		t.Fatalf("share a: sink.in curve %+v, want worker allowed", c)
+	}
+	_, ds = Parse("topology.yaml", []byte(src), LoadOptions{Env: mapEnv(nil), RuntimeDir: testRuntimeDir, Host: "b"})
+	if want := `topology.yaml:18:59: key "worker" has no secret certificate keys/worker.key_secret`; !strings.Contains(render(ds), want) {
+		t.Errorf("share b: got\n%s\nwant a line starting %s", render(ds), want)
+	}
+	_, ds = Parse("topology.yaml", []byte(src), LoadOptions{Env: mapEnv(nil), RuntimeDir: testRuntimeDir})
+	if want := `topology.yaml:18:59: key "worker" has no secret certificate keys/worker.key_secret`; !strings.Contains(render(ds), want) {
+		t.Errorf("whole file: got\n%s\nwant a line starting %s", render(ds), want)
+	}
+}

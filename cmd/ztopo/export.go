@@ -18,7 +18,12 @@ const exportUsage = `usage: ztopo export kubernetes [--namespace NS] [--image IM
 Prints Kubernetes manifests (multi-document YAML) that run the topology on
 a cluster:
 
-  ConfigMap NAME-topology  the topology file, mounted at /etc/ztopo
+  ConfigMap NAME-topology  the topology file and the files it names under its
+                           directory (public keys, wasm modules, scripts
+                           given to exec handlers and commands), mounted at
+                           /etc/ztopo at their relative paths
+  Secret NAME-UNIT-keys    the CURVE secret keys of a unit's own nodes,
+                           mounted mode 0400 in the keys directory
   Service UNIT             headless (clusterIP None, publishNotReadyAddresses)
                            for each unit whose nodes bind
   StatefulSet UNIT         per host when the file has hosts (one pod runs

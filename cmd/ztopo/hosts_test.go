@@ -398,36 +398,51 @@ func syncPeer(t *testing.T, endpoint string) {
 // TestExportRun runs what `ztopo export kubernetes` emits without a
 // cluster: each pod of each StatefulSet in a network namespace of its
 // own, its container's command and arguments as the kubelet would run
-// them ($(POD_NAME) from the downward API, the ConfigMap's file where the
-// volume is mounted), and the pods' DNS names — the headless Services'
-// per-pod records — in each namespace's hosts file (/etc/netns/NAME/hosts,
-// which ip netns exec mounts over /etc/hosts). The batch delivers the
-// exact count.
+// them ($(POD_NAME) from the downward API), its projected volume laid out
+// as the kubelet would (the ConfigMap's items and the pod's own Secret's
+// items at their paths and modes), and the pods' DNS names — the headless
+// Services' per-pod records — in each namespace's hosts file
+// (/etc/netns/NAME/hosts, which ip netns exec mounts over /etc/hosts).
+// Every edge is CURVE, with the keys the Secrets carry. The batch
+// delivers the exact count.
 func TestExportRun(t *testing.T) {
 	const n = 3000
 	const ns = "zt"
 	name := fmt.Sprintf("kbatch%d", os.Getpid()%100000)
 	src := fmt.Sprintf(`version: 1
 name: %s
+security: {keys: keys, require: curve}
 nodes:
   ventilator:
     handler: generate
     config: {count: %d, size: 16}
     sockets:
-      out: {type: PUSH, bind: auto}
+      out: {type: PUSH, bind: auto, curve: {server: ventilator}}
   worker:
     replicas: 3
     handler: forward
     sockets:
-      in: {type: PULL, connect: ventilator.out}
-      out: {type: PUSH, connect: sink.in}
+      in: {type: PULL, connect: ventilator.out, curve: {client: worker}}
+      out: {type: PUSH, connect: sink.in, curve: {client: worker}}
   sink:
     handler: count
     config: {expect: %d}
     sockets:
-      in: {type: PULL, bind: "tcp://*:5558"}
+      in: {type: PULL, bind: "tcp://*:5558", curve: {server: sink}}
 `, name, n, n)
-	m, err := kube.Build("topology.yaml", []byte(src), func(string) (string, bool) { return "", false }, kube.Options{Namespace: ns})
+	bin := buildZtopo(t)
+	d := newE2EDir(t)
+	src0 := filepath.Join(d.root, "src")
+	for _, k := range []string{"ventilator", "worker", "sink"} {
+		if out, err := exec.Command(bin, "keys", "gen", k, "--dir", filepath.Join(src0, "keys")).CombinedOutput(); err != nil {
+			t.Fatalf("keys gen %s: %v: %s", k, err, out)
+		}
+	}
+	topoFile := filepath.Join(src0, "topology.yaml")
+	if err := os.WriteFile(topoFile, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := kube.Build(topoFile, []byte(src), func(string) (string, bool) { return "", false }, kube.Options{Namespace: ns})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,24 +451,27 @@ nodes:
 		set     string
 		ordinal int
 		c       corev1.Container
+		vol     *corev1.ProjectedVolumeSource
 	}
 	var pods []pod
-	var files map[string]string
+	configMaps := map[string]*corev1.ConfigMap{}
+	secrets := map[string]*corev1.Secret{}
 	for _, o := range m.Objects {
 		switch o := o.(type) {
 		case *corev1.ConfigMap:
-			files = o.Data
+			configMaps[o.Name] = o
+		case *corev1.Secret:
+			secrets[o.Name] = o
 		case *appsv1.StatefulSet:
 			for i := 0; i < int(*o.Spec.Replicas); i++ {
-				pods = append(pods, pod{name: fmt.Sprintf("%s-%d", o.Name, i), set: o.Name, ordinal: i, c: o.Spec.Template.Spec.Containers[0]})
+				pods = append(pods, pod{name: fmt.Sprintf("%s-%d", o.Name, i), set: o.Name, ordinal: i,
+					c: o.Spec.Template.Spec.Containers[0], vol: o.Spec.Template.Spec.Volumes[0].Projected})
 			}
 		}
 	}
 	if len(pods) != 5 {
 		t.Fatalf("got %d pods, want 5 (ventilator, 3 workers, sink)", len(pods))
 	}
-	bin := buildZtopo(t)
-	d := newE2EDir(t)
 	nets := newNetns(t, len(pods))
 	// The cluster DNS: every pod's name at its namespace's address.
 	var hosts strings.Builder
@@ -461,15 +479,47 @@ nodes:
 	for i, p := range pods {
 		fmt.Fprintf(&hosts, "%s %s\n", nets.addrs[i], spec.PodAddress(p.set, p.ordinal, p.set, ns))
 	}
-	// The ConfigMap volume.
-	mount := filepath.Join(d.root, "etc-ztopo")
-	if err := os.Mkdir(mount, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range files {
-		if err := os.WriteFile(filepath.Join(mount, k), []byte(v), 0o644); err != nil {
-			t.Fatal(err)
+	// Each pod's projected volume, as the kubelet writes it (owned by
+	// root, as the test runs; the pods with secrets run as root).
+	mountOf := func(p pod) string {
+		t.Helper()
+		mount := filepath.Join(d.root, "vol-"+p.name)
+		write := func(rel string, data []byte, mode int32) {
+			t.Helper()
+			f := filepath.Join(mount, filepath.FromSlash(rel))
+			if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(f, data, os.FileMode(mode)); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(f, os.FileMode(mode)); err != nil {
+				t.Fatal(err)
+			}
 		}
+		for _, s := range p.vol.Sources {
+			switch {
+			case s.ConfigMap != nil:
+				cm := configMaps[s.ConfigMap.Name]
+				for _, it := range s.ConfigMap.Items {
+					data, ok := cm.Data[it.Key]
+					if !ok {
+						t.Fatalf("pod %s: ConfigMap %s has no key %s", p.name, cm.Name, it.Key)
+					}
+					write(it.Path, []byte(data), *p.vol.DefaultMode)
+				}
+			case s.Secret != nil:
+				sec := secrets[s.Secret.Name]
+				for _, it := range s.Secret.Items {
+					data, ok := sec.Data[it.Key]
+					if !ok {
+						t.Fatalf("pod %s: Secret %s has no key %s", p.name, s.Secret.Name, it.Key)
+					}
+					write(it.Path, data, *it.Mode)
+				}
+			}
+		}
+		return mount
 	}
 	ups := map[string]*upProc{}
 	for i, p := range pods {
@@ -489,6 +539,7 @@ nodes:
 		if p.c.Command[0] != "ztopo" || p.c.Args[0] != "up" {
 			t.Fatalf("pod %s runs %v %v, want ztopo up", p.name, p.c.Command, p.c.Args)
 		}
+		mount := mountOf(p)
 		var args []string
 		for _, a := range p.c.Args[1:] {
 			for k, v := range env {
@@ -496,6 +547,15 @@ nodes:
 			}
 			a = strings.Replace(a, kube.ConfigDir+"/", mount+"/", 1)
 			args = append(args, a)
+		}
+		if p.c.SecurityContext == nil || p.c.SecurityContext.RunAsUser == nil || *p.c.SecurityContext.RunAsUser != 0 {
+			t.Fatalf("pod %s mounts secrets but does not run as their owner, root: %+v", p.name, p.c.SecurityContext)
+		}
+		// Its own secret only: a worker's pod has no sink key.
+		own := map[string]string{"ventilator": "ventilator", "worker": "worker", "sink": "sink"}[p.set]
+		secretFiles, _ := filepath.Glob(filepath.Join(mount, "keys", "*.key_secret"))
+		if len(secretFiles) != 1 || filepath.Base(secretFiles[0]) != own+".key_secret" {
+			t.Fatalf("pod %s mounts secrets %v, want only %s.key_secret", p.name, secretFiles, own)
 		}
 		ups[p.name] = startUpIn(t, []string{"ip", "netns", "exec", nets.names[i]}, bin, d, args...)
 	}
