@@ -309,6 +309,17 @@ func scenarios() []Scenario {
 			Peers:     []Peer{{Impl: "plain", Scenario: "pipeline/tcp/16B"}},
 		},
 		Scenario{
+			Name:      "pipeline/tapped/tcp/16B",
+			Desc:      "pipeline/tcp/16B with ztopo tap attached to the workers' out sockets (every message copied, a reader keeping up); each round also runs the plain pipeline, alternated, for the ratio",
+			Kind:      kindThroughput,
+			Count:     1_000_000,
+			Quick:     quickCount,
+			Size:      16,
+			Transport: "tcp",
+			Ztopo:     ztopoTappedPipeline,
+			Peers:     []Peer{{Impl: "untapped", Scenario: "pipeline/tcp/16B"}},
+		},
+		Scenario{
 			Name:    "reload/50-nodes",
 			Desc:    "save of the file -> new handler serving, 50-node topology, watcher + load + Apply as in ztopo up",
 			Kind:    kindLatency,

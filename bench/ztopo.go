@@ -11,11 +11,14 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	zmq "github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/runtime/control"
 	"github.com/ztopo/ztopo/runtime/engine"
+	"github.com/ztopo/ztopo/runtime/tap"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -56,12 +59,26 @@ func newEngine(t *spec.Topology) (*engine.Engine, error) {
 // runTopology runs a topology that completes by itself and returns the
 // engine (for its counters) and the time from parsing to Run's return.
 func runTopology(name, yaml string) (*engine.Engine, float64, error) {
+	return runTopologyWith(name, yaml, nil)
+}
+
+// runTopologyWith is runTopology calling prepare with the engine before it
+// runs (within the time measured); the func prepare returns is called
+// once the run is over.
+func runTopologyWith(name, yaml string, prepare func(*engine.Engine) (func(), error)) (*engine.Engine, float64, error) {
 	start := time.Now()
 	e, remove, err := load(name, yaml)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer remove()
+	if prepare != nil {
+		done, err := prepare(e)
+		if err != nil {
+			return nil, 0, err
+		}
+		defer done()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), runBound)
 	defer cancel()
 	err = e.Run(ctx)
@@ -129,7 +146,11 @@ nodes:
 }
 
 func throughputRun(name, yaml string, expect int, sink string) (Result, error) {
-	e, secs, err := runTopology(name, yaml)
+	return throughputRunWith(name, yaml, expect, sink, nil)
+}
+
+func throughputRunWith(name, yaml string, expect int, sink string, prepare func(*engine.Engine) (func(), error)) (Result, error) {
+	e, secs, err := runTopologyWith(name, yaml, prepare)
 	r := Result{Expected: int64(expect), Seconds: secs}
 	if e != nil {
 		r.Msgs = received(e, sink)
@@ -167,6 +188,55 @@ func ztopoStages(p Params, workers int, handler string) (Result, error) {
 // YAML: a builtin name or a {plugin: ...} / {exec: [...]} map. With text the
 // ventilator sends lower-case text rather than filler bytes.
 func ztopoStage(p Params, workers int, handler, in, out string, text bool) (Result, error) {
+	return ztopoStageWith(p, workers, handler, in, out, text, nil)
+}
+
+// ztopoTappedPipeline is ztopoPipeline with a tap attached to the
+// workers' out sockets (every message passes one) before the run starts,
+// and read by a goroutine as ztopo up reads it for a tap client: the cost
+// of a tap that keeps up, the dearest kind (a full buffer makes no copy).
+// The forward workers leave their fast path (libzmq's proxy) while tapped.
+func ztopoTappedPipeline(p Params) (Result, error) {
+	var copied, lost atomic.Uint64
+	prepare := func(e *engine.Engine) (func(), error) {
+		tp := tap.New(0)
+		if _, err := e.Tap(tp, "worker", "out"); err != nil {
+			return nil, err
+		}
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				n := len(tp.Read(control.MaxTapRecords, control.MaxTapBytes))
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if n == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}()
+		return func() {
+			tp.Close()
+			close(stop)
+			<-done
+			copied.Store(tp.Copied())
+			lost.Store(tp.Lost())
+		}, nil
+	}
+	r, err := ztopoStageWith(p, 4, "forward", "in", "out", false, prepare)
+	if err == nil && copied.Load() == 0 {
+		err = fmt.Errorf("the tap copied nothing")
+	}
+	if os.Getenv("ZTOPO_BENCH_LOG") != "" {
+		fmt.Fprintf(os.Stderr, "tap: copied %d, lost %d\n", copied.Load(), lost.Load())
+	}
+	return r, err
+}
+
+func ztopoStageWith(p Params, workers int, handler, in, out string, text bool, prepare func(*engine.Engine) (func(), error)) (Result, error) {
 	eps, err := newEndpoints(p.Transport)
 	if err != nil {
 		return Result{}, err
@@ -208,7 +278,7 @@ nodes:
     sockets:
       in: {type: PULL, bind: %q}
 `, p.Count, content, vent, replicas, handler, in, out, p.Count, sink)
-	return throughputRun("stages", yaml, p.Count, "sink")
+	return throughputRunWith("stages", yaml, p.Count, "sink", prepare)
 }
 
 // ztopoALOPipeline is ztopoPipeline with both edges delivering at least
