@@ -310,6 +310,15 @@ func (u *upRun) Tap(req control.TapRequest) (control.TapReply, error) {
 	return control.TapReply{ID: id, Instances: names}, nil
 }
 
+// tapFromPage attaches a tap for the --ui page.
+func (u *upRun) tapFromPage(t *tap.Tap, node, socket string) ([]string, error) {
+	eng := u.eng.Load()
+	if eng == nil {
+		return nil, errors.New("the topology is starting")
+	}
+	return eng.Tap(t, node, socket)
+}
+
 // dropTap detaches and forgets tap id; nil if it was not there.
 func (u *upRun) dropTap(id string) *tapEntry {
 	u.taps.mu.Lock()

@@ -250,3 +250,53 @@ func TestUIRefusesPublicAddress(t *testing.T) {
 		t.Errorf("checkUIAddr with --ui-public: %v, want nil", err)
 	}
 }
+
+// TestUITap: the node panel's tap button shows the messages passing a
+// socket live, and stop detaches the tap.
+func TestUITap(t *testing.T) {
+	bin := buildZtopo(t)
+	ctx := browser(t)
+	d := newE2EDir(t)
+	file := d.write(t, "topology.yaml", `version: 1
+name: uitaptest
+nodes:
+  gen:
+    handler: generate
+    config: {interval: 5ms, payload: hi}
+    sockets:
+      out: {type: PUSH, bind: auto}
+  worker:
+    handler: forward
+    sockets:
+      in:  {type: PULL, connect: gen.out}
+      out: {type: PUSH, connect: sink.in}
+  sink:
+    handler: count
+    sockets:
+      in: {type: PULL, bind: auto}
+`)
+	addr := freeAddr(t)
+	u := startUp(t, bin, d, "--ui", addr, file)
+	u.waitLog(regexp.MustCompile(`serving the live page`))
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+addr+"/")); err != nil {
+		t.Fatal(err)
+	}
+	pageWait(t, ctx, "every node running", `[...document.querySelectorAll("#graph g.node")].length === 3 && [...document.querySelectorAll("#graph g.node")].every(g => g.dataset.state === "running")`)
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`void select("worker")`)); err != nil {
+		t.Fatal(err)
+	}
+	pageWait(t, ctx, "the tap button of worker.out", `!!document.querySelector('button.tapbtn[data-node="worker"][data-socket="out"]')`)
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.querySelector('button.tapbtn[data-node="worker"][data-socket="out"]').click()`)); err != nil {
+		t.Fatal(err)
+	}
+	pageWait(t, ctx, "tapped messages", `/^\d\d:\d\d:\d\d\.\d{6} worker\.out out "hi"$/m.test(document.getElementById("taplines").textContent) && /^\d+ messages shown, \d+ not shown/.test(document.getElementById("tapstat").textContent)`)
+	u.waitLog(regexp.MustCompile(`tap attached from the page: socket=worker.out instances=worker`))
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("tapstop").click()`)); err != nil {
+		t.Fatal(err)
+	}
+	u.waitLog(regexp.MustCompile(`tap detached from the page: socket=worker.out copied=\d+ lost=\d+`))
+	u.signal(syscall.SIGTERM)
+	if code := u.exitCode(e2eBound); code != 0 {
+		t.Fatalf("up exited %d, want 0\n%s", code, u.log())
+	}
+}

@@ -503,7 +503,7 @@ func (u *upRun) run(stderr io.Writer) int {
 	// connected; its event streams end with the group.
 	if u.uln != nil {
 		ctx, cancel := context.WithCancel(context.Background())
-		page := ui.New(ui.Source{Topology: u.topo.Load, Status: u.Status, Logs: u.opts.logs.Ring()}, u.log)
+		page := ui.New(ui.Source{Topology: u.topo.Load, Status: u.Status, Logs: u.opts.logs.Ring(), Tap: u.tapFromPage}, u.log)
 		srv := &http.Server{Handler: page, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 		u.log.Info("serving the live page", "url", "http://"+u.uln.Addr().String()+"/")
 		g.Add(func() error {

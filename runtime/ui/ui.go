@@ -12,7 +12,9 @@
 //
 // Routes: / (the page), /graph.svg, /events (text/event-stream: one
 // "status" event a second), /node?name=BASE (its instances' sockets and
-// endpoints and its last log lines).
+// endpoints and its last log lines), /tap?node=INSTANCE&socket=NAME
+// (text/event-stream: the messages passing that socket, as ztopo tap
+// prints them, while the page listens).
 package ui
 
 import (
@@ -33,6 +35,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/ztopo/ztopo/runtime/logbuf"
+	"github.com/ztopo/ztopo/runtime/tap"
 	"github.com/ztopo/ztopo/spec"
 	"github.com/ztopo/ztopo/spec/graph"
 )
@@ -58,6 +61,9 @@ type Source struct {
 	Status func() any
 	// Logs is the log kept by `up`; nil shows no log lines.
 	Logs *logbuf.Ring
+	// Tap attaches t to a socket of an instance or node (engine.Tap); nil:
+	// the page offers no tap.
+	Tap func(t *tap.Tap, node, socket string) ([]string, error)
 }
 
 // Server is the UI's http.Handler.
@@ -80,6 +86,7 @@ func New(src Source, log hclog.Logger) *Server {
 	s.mux.HandleFunc("GET /graph.svg", s.graphSVG)
 	s.mux.HandleFunc("GET /events", s.events)
 	s.mux.HandleFunc("GET /node", s.node)
+	s.mux.HandleFunc("GET /tap", s.tap)
 	return s
 }
 
@@ -206,6 +213,9 @@ type instanceSpec struct {
 	Run     string       `json:"run"`
 	Handler string       `json:"handler"`
 	Sockets []socketSpec `json:"sockets"`
+	// Tappable: its messages pass through ztopo (not a process, command
+	// or proxy node), and the page can tap.
+	Tappable bool `json:"tappable"`
 }
 
 type socketSpec struct {
@@ -223,6 +233,8 @@ func (s *Server) node(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		is := instanceSpec{Name: n.Name, Run: string(n.Run), Handler: n.Handler.Label()}
+		is.Tappable = s.src.Tap != nil && n.Run != spec.RunProcess && n.Handler.Kind != spec.HandlerCommand &&
+			!(n.Handler.Kind == spec.HandlerBuiltin && n.Handler.Name == "proxy")
 		for _, so := range n.Sockets {
 			is.Sockets = append(is.Sockets, socketSpec{Name: so.Name, Type: string(so.Type), Bind: so.Bind, Connect: so.Connect})
 		}
