@@ -250,3 +250,39 @@ func TestShareRuntimeDir(t *testing.T) {
 		}
 	}
 }
+
+// TestImmediateAcross: in a share, a PUSH that connects to a node on
+// another host gets immediate (messages queue only for connections that
+// are up), unless the file sets it; a PUSH to its own host, and the whole
+// file on one machine, are left as written.
+func TestImmediateAcross(t *testing.T) {
+	opt := func(topo *Topology, node, sock string) any {
+		t.Helper()
+		for _, s := range topo.Node(node).Sockets {
+			if s.Name == sock {
+				for _, o := range s.Options {
+					if o.Name == "immediate" {
+						return o.Value
+					}
+				}
+				return nil
+			}
+		}
+		t.Fatalf("no socket %s.%s", node, sock)
+		return nil
+	}
+	core := loadShare(t, spreadSrc, "core")
+	if got := opt(core, "worker.0", "out"); got != 1 {
+		t.Errorf("worker.0.out (to store) immediate: got %v, want 1", got)
+	}
+	if got := opt(core, "feeder", "out"); got != nil {
+		t.Errorf("feeder.out (to its own host) immediate: got %v, want unset", got)
+	}
+	if got := opt(loadShare(t, spreadSrc, ""), "worker.0", "out"); got != nil {
+		t.Errorf("worker.0.out on one machine: immediate %v, want unset", got)
+	}
+	edited := strings.Replace(spreadSrc, "out: {type: PUSH, connect: sink.in}", "out: {type: PUSH, connect: sink.in, options: {immediate: false, sndhwm: 10}}", 1)
+	if got := opt(loadShare(t, edited, "core"), "worker.0", "out"); got != 0 {
+		t.Errorf("worker.0.out with immediate: false: got %v, want 0", got)
+	}
+}

@@ -191,6 +191,7 @@ func (r *resolver) validate() {
 	binders := r.checkBinds()
 	links := r.links(binders)
 	r.checkLinks(links)
+	r.immediateAcross(links)
 	r.resolveDelivery(links)
 	r.checkPairs(links)
 	r.checkSyncBarriers(links)
@@ -485,6 +486,36 @@ func (r *resolver) checkTransport(in *inst, is *isock, ep string, pos Pos, auto 
 
 func sortSockets(ss []*Socket) {
 	sort.Slice(ss, func(i, j int) bool { return ss[i].Name < ss[j].Name })
+}
+
+// immediateAcross sets immediate on a PUSH socket that connects to a node
+// on another host, unless the file sets it: libzmq then queues messages
+// only for peers whose connection is up. Without it, a producer whose
+// peer's host is not up yet would queue its messages for that connection
+// inside libzmq, where nothing can see them, complete, and its share would
+// exit with them; with it, the producer waits for a peer, and what it sent
+// is in the kernel's send queues, which a completing share waits to see
+// taken (engine awaitSent). The price: messages queued for a peer whose
+// connection drops are dropped with it, instead of waiting for it to come
+// back (those on the wire are lost either way); `immediate: false` keeps
+// libzmq's default.
+func (r *resolver) immediateAcross(links []link) {
+	if r.share == "" {
+		return
+	}
+	for _, l := range links {
+		if l.fs == nil || l.fs.s.Type != PUSH || !r.crossHost(l.from, l.to) {
+			continue
+		}
+		set := false
+		for _, o := range l.fs.s.Options {
+			set = set || o.Name == "immediate"
+		}
+		if !set {
+			l.fs.s.Options = append(l.fs.s.Options, Option{Name: "immediate", Value: 1})
+			sortOptions(l.fs.s.Options)
+		}
+	}
 }
 
 func sortOptions(os []Option) {

@@ -68,6 +68,35 @@ nodes:
 `, name, addrs[0], addrs[1], addrs[2], base, base+99, gen, sink)
 }
 
+// lateFile is a generator on edge that connects to a sink on store, the
+// sink's bind: auto crossing hosts; options are the PUSH socket's own
+// (flow YAML, or "").
+func lateFile(name string, addrs [3]string, base, count int, options string) string {
+	if options != "" {
+		options = ", options: " + options
+	}
+	return fmt.Sprintf(`version: 1
+name: %s
+hosts:
+  edge: {address: %s}
+  store: {address: %s}
+ports: {from: %d, to: %d}
+nodes:
+  ventilator:
+    host: edge
+    handler: generate
+    config: {count: %d, size: 16}
+    sockets:
+      out: {type: PUSH, connect: sink.in%s}
+  sink:
+    host: store
+    handler: count
+    config: {expect: %d}
+    sockets:
+      in: {type: PULL, bind: auto}
+`, name, addrs[0], addrs[2], base, base+99, count, options, count)
+}
+
 // spreadRun starts the three shares of a file, each under prefix(host).
 type spreadRun struct {
 	t      *testing.T
@@ -145,6 +174,36 @@ func testSpread(t *testing.T, addrs [3]string, prefix func(host string) []string
 		s.ups["core"].signal(syscall.SIGTERM)
 		if code := s.ups["core"].exitCode(e2eBound); code != 0 {
 			t.Fatalf("core: exit status %d, want 0", code)
+		}
+	})
+
+	// A producer whose consumer's host starts late: the producer's share
+	// must not complete and exit with its messages queued inside libzmq
+	// for a connection that is not up yet. It exits 0 only once the
+	// consumer's host has taken every message.
+	t.Run("late consumer", func(t *testing.T) {
+		name := fmt.Sprintf("spreadl%d", base)
+		const late = 500 // under the high-water mark: all of it fits in libzmq's queue
+		s := &spreadRun{t: t, bin: bin, d: d, name: name, prefix: prefix, ups: map[string]*upProc{},
+			file: d.write(t, name+".yaml", lateFile(name, addrs, base+200, late, ""))}
+		s.start("edge")
+		s.status("edge", allRunning)
+		// The consumer's host starts only now; the producer's share must
+		// still be there, waiting for it.
+		select {
+		case <-s.ups["edge"].done:
+			t.Fatalf("edge exited (%v) before its consumer's host started: what it sent is lost", s.ups["edge"].err)
+		default:
+		}
+		s.start("store")
+		if code := s.ups["store"].exitCode(e2eBound); code != 0 {
+			t.Fatalf("store: exit status %d, want 0", code)
+		}
+		if want := fmt.Sprintf("received %d messages in ", late); !strings.Contains(s.ups["store"].log(), want) {
+			t.Errorf("store's log has no %q", want)
+		}
+		if code := s.ups["edge"].exitCode(e2eBound); code != 0 {
+			t.Fatalf("edge: exit status %d, want 0", code)
 		}
 	})
 
