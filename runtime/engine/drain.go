@@ -315,8 +315,10 @@ func pendingWork(groups []*edgeGroup, insts []*instance) uint64 {
 // receivers had all completed when the drain ended.
 func (e *Engine) account(groups []*edgeGroup, completed map[*edgeGroup]bool, insts []*instance, cut bool) *Loss {
 	loss := &Loss{CutShort: cut}
+	crashed, held := e.crashed()
+	lost := lossByGroup(groups, crashed)
 	for _, g := range groups {
-		q := g.queued()
+		q := lost[g]
 		if q == 0 {
 			continue
 		}
@@ -327,6 +329,18 @@ func (e *Engine) account(groups []*edgeGroup, completed map[*edgeGroup]bool, ins
 		e.log.Warn("messages lost: sent, and received by no node", "edge", g.name(), "count", q)
 		loss.Lost += q
 		loss.Where = append(loss.Where, fmt.Sprintf("%s: %d", g.name(), q))
+	}
+	var relays []*instance
+	for in, n := range held {
+		if n > 0 {
+			relays = append(relays, in)
+		}
+	}
+	sort.Slice(relays, func(i, j int) bool { return relays[i].name() < relays[j].name() })
+	for _, in := range relays {
+		e.log.Warn("messages lost: held by a relay when it crashed", "node", in.name(), "count", held[in])
+		loss.Lost += held[in]
+		loss.Where = append(loss.Where, fmt.Sprintf("%s (in its handler when it crashed): %d", in.name(), held[in]))
 	}
 	for _, in := range insts {
 		if d := in.droppedAtStop(); d > 0 {

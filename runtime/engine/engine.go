@@ -114,6 +114,9 @@ type Engine struct {
 	reloading bool
 	stopping  bool
 	stopReq   chan struct{}
+	// crash records the instances that failed while running, for the
+	// count of what they lost (crash.go).
+	crash crashes
 }
 
 // New prepares an engine for t. It checks what can be checked before
@@ -250,8 +253,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	unlock()
 
 	reason := ""
+	crashTick := time.NewTicker(crashCheckEvery)
+	defer crashTick.Stop()
 	for reason == "" {
 		select {
+		case now := <-crashTick.C:
+			reason = e.checkCrashes(now)
 		case <-ctx.Done():
 			reason = "stop requested"
 			if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {

@@ -396,6 +396,9 @@ func (in *instance) supervise(ctx context.Context) {
 			in.mu.Lock()
 			in.lastErr = err
 			in.mu.Unlock()
+			// What was queued for it is gone: counted once the
+			// topology is quiet (crash.go).
+			in.e.noteCrash(in)
 		}
 		restart, delay := lim.Next(failed, now)
 		if !restart {

@@ -764,3 +764,77 @@ nodes:
 		t.Errorf("stalls logged: %d, want 1", n)
 	}
 }
+
+// TestCrashedWorkerLossEndsBatch SIGKILLs a process worker while its queue
+// is full: the batch can no longer complete, and instead of waiting for
+// ever the run ends with a Loss that counts exactly what the sink did not
+// get, after one log line with the same count.
+func TestCrashedWorkerLossEndsBatch(t *testing.T) {
+	self := needZtopo(t)
+	dir := rlDir(t)
+	const n = 6000
+	topo := rlParse(t, dir, fmt.Sprintf(`version: 1
+name: crashloss
+nodes:
+  gen:
+    handler: generate
+    config: {count: %d}
+    sockets:
+      out: {type: PUSH, bind: auto}
+  worker:
+    run: process
+    replicas: 3
+    handler: forward
+    config: {delay: 1ms}
+    sockets:
+      in: {type: PULL, connect: gen.out}
+      out: {type: PUSH, connect: sink.in}
+  sink:
+    handler: count
+    config: {expect: %d}
+    sockets:
+      in: {type: PULL, bind: auto}
+`, n, n), nil)
+	lg, logs := newLogger(t)
+	s := startEngine(t, topo, Options{Logger: lg, Self: self, Grace: 2 * time.Second})
+	// The ventilator is done in a blink and the workers drain their
+	// queues at 1 ms a message; the first to connect may have got all of
+	// them: the victim is one that has passed messages on.
+	var name string
+	var victim int
+	testutil.WaitFor(t, "a worker passing messages on", func() bool {
+		for _, w := range []string{"worker.0", "worker.1", "worker.2"} {
+			if st := statusOf(s.e, w); st.PID > 0 && rlStat(s.e, w, "out").MsgsOut > 0 {
+				name, victim = w, st.PID
+				return true
+			}
+		}
+		return false
+	})
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err := s.wait(t, 2*time.Minute)
+	var loss *Loss
+	if !errors.As(err, &loss) {
+		t.Fatalf("Run: got %v, want a *Loss", err)
+	}
+	got := rlStat(s.e, "sink", "in").MsgsIn
+	if sent := rlStat(s.e, "gen", "out").MsgsOut; sent != n {
+		t.Fatalf("gen sent %d, want %d", sent, n)
+	}
+	if got >= n {
+		t.Fatalf("sink got %d of %d: the crash lost nothing, the test proves nothing", got, n)
+	}
+	if loss.Lost != n-got {
+		t.Errorf("Loss.Lost: got %d, want %d (sent %d, received %d); %v", loss.Lost, n-got, n, got, loss)
+	}
+	log := logs.String()
+	want := fmt.Sprintf("messages lost when a node crashed: crashed=%s count=%d ", name, n-got)
+	if c := strings.Count(log, "messages lost when a node crashed"); c != 1 || !strings.Contains(log, want) {
+		t.Errorf("crash loss lines: %d, want 1 containing %q", c, want)
+	}
+	if !strings.Contains(log, fmt.Sprintf(`reason="%d messages were lost when %s crashed; the batch cannot complete"`, n-got, name)) {
+		t.Error("no stop reason naming the crash in the log")
+	}
+}

@@ -132,6 +132,7 @@ type Runner struct {
 	pid  int
 	base map[string]zsock.StatsSnapshot // counters of the finished runs
 	cur  map[string]zsock.StatsSnapshot // last report of the current run
+	last map[string]zsock.StatsSnapshot // the last report of the run that ended last
 }
 
 // New returns a Runner for cfg.Node.
@@ -307,7 +308,17 @@ func (r *Runner) ended() {
 	for name, c := range r.cur {
 		r.base[name] = addSnap(r.base[name], c)
 	}
-	r.cur = nil
+	r.last, r.cur = r.cur, nil
+}
+
+// LastRun returns the counters of the run that ended last, as its child
+// last reported them: exact when it ended by itself or was stopped, at
+// most StatsInterval old when it was killed (a crash sends no final
+// report). Nil for a command, or before any run ended.
+func (r *Runner) LastRun() map[string]zsock.StatsSnapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
 }
 
 func (r *Runner) runCommand(ctx context.Context) error {
