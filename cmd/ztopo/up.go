@@ -724,7 +724,7 @@ type nodeStatus struct {
 	PID           int     `json:"pid"` // 0 for a goroutine
 	State         string  `json:"state"`
 	Restarts      int     `json:"restarts"`
-	UptimeSeconds float64 `json:"uptime_seconds"` // 0 unless starting or running
+	UptimeSeconds float64 `json:"uptime_seconds"` // 0 unless starting, running or stalled
 	Error         string  `json:"error,omitempty"`
 	MsgsIn        uint64  `json:"msgs_in"`
 	MsgsOut       uint64  `json:"msgs_out"`
