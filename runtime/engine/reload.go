@@ -171,10 +171,13 @@ func (e *Engine) Apply(ctx context.Context, t *spec.Topology) (Report, error) {
 			"failed", len(rep.Failed), "duration", rep.Duration)
 		return rep, rep.Err()
 	}
-	rl.log.Info("reload applied",
-		"started", rl.started, "stopped", rl.stopped, "restarted", rl.restarted,
-		"swapped", rl.swapped, "allow_updated", rl.allowed, "unchanged", unchanged,
-		"failed", len(rep.Failed), "duration", rep.Duration)
+	args := []any{"started", rl.started, "stopped", rl.stopped, "restarted", rl.restarted,
+		"swapped", rl.swapped, "unchanged", unchanged,
+		"failed", len(rep.Failed), "duration", rep.Duration}
+	if rl.allowed > 0 {
+		args = append(args, "allow_updated", rl.allowed)
+	}
+	rl.log.Info("reload applied", args...)
 	return rep, rep.Err()
 }
 
