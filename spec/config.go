@@ -26,17 +26,21 @@ type Resolved struct {
 
 // ResolvedNode is one node instance of Resolved.
 type ResolvedNode struct {
-	Node     string                    `yaml:"node" json:"node"`
-	Replica  int                       `yaml:"replica" json:"replica"`
-	Replicas int                       `yaml:"replicas" json:"replicas"`
-	Host     string                    `yaml:"host,omitempty" json:"host,omitempty"`
-	Handler  any                       `yaml:"handler,omitempty" json:"handler,omitempty"`
-	Command  []string                  `yaml:"command,omitempty" json:"command,omitempty"`
-	Config   map[string]any            `yaml:"config,omitempty" json:"config,omitempty"`
-	Run      string                    `yaml:"run" json:"run"`
-	Restart  ResolvedRestart           `yaml:"restart" json:"restart"`
-	Sync     *ResolvedSync             `yaml:"sync,omitempty" json:"sync,omitempty"`
-	Sockets  map[string]ResolvedSocket `yaml:"sockets,omitempty" json:"sockets,omitempty"`
+	Node     string         `yaml:"node" json:"node"`
+	Replica  int            `yaml:"replica" json:"replica"`
+	Replicas int            `yaml:"replicas" json:"replicas"`
+	Host     string         `yaml:"host,omitempty" json:"host,omitempty"`
+	Handler  any            `yaml:"handler,omitempty" json:"handler,omitempty"`
+	Command  []string       `yaml:"command,omitempty" json:"command,omitempty"`
+	Config   map[string]any `yaml:"config,omitempty" json:"config,omitempty"`
+	Run      string         `yaml:"run" json:"run"`
+	// Env is what the node's child process gets from the file on top of
+	// ztopo's environment: its `env`, and for a command ZTOPO_VAR_<NAME>
+	// for each of the file's vars.
+	Env     map[string]string         `yaml:"env,omitempty" json:"env,omitempty"`
+	Restart ResolvedRestart           `yaml:"restart" json:"restart"`
+	Sync    *ResolvedSync             `yaml:"sync,omitempty" json:"sync,omitempty"`
+	Sockets map[string]ResolvedSocket `yaml:"sockets,omitempty" json:"sockets,omitempty"`
 }
 
 // ResolvedRestart is the long form of a restart policy.
@@ -96,6 +100,7 @@ func (t *Topology) Resolve() *Resolved {
 				rn.Config[k] = plainValue(v)
 			}
 		}
+		rn.Env = n.ChildEnv()
 		if s := n.Sync; s != nil {
 			rn.Sync = &ResolvedSync{Expect: s.Expect, Bind: s.Bind, Connect: s.Connect}
 		}

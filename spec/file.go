@@ -52,6 +52,8 @@ type FileNode struct {
 	Replicas *Value
 	Restart  *Value
 	Host     *Value
+	Env      *Value        // the `env` map, checked by the resolver
+	EnvPos   Pos           // the `env` key
 	Sockets  []*FileSocket // file order
 	Sync     *FileSync
 	typos    typos
@@ -97,7 +99,7 @@ var (
 	topKeys      = []string{"defaults", "hosts", "name", "nodes", "ports", "security", "vars", "version"}
 	securityKeys = []string{"keys", "require"}
 	defaultsKeys = []string{"host", "options", "restart", "run"}
-	nodeKeys     = []string{"command", "config", "handler", "host", "replicas", "restart", "run", "sockets", "sync"}
+	nodeKeys     = []string{"command", "config", "env", "handler", "host", "replicas", "restart", "run", "sockets", "sync"}
 	socketKeys   = []string{"ack_timeout", "bind", "connect", "curve", "delivery", "identity", "options", "role", "subscribe", "type"}
 	syncKeys     = []string{"bind", "connect", "expect"}
 )
@@ -296,6 +298,8 @@ func (d *decoder) node(e Entry) *FileNode {
 			n.Restart = v
 		case "host":
 			n.Host = v
+		case "env":
+			n.Env, n.EnvPos = v, f.KeyPos
 		case "sockets":
 			if d.isMap(v, fmt.Sprintf("sockets of node %q", e.Key)) {
 				for _, se := range v.Entries {

@@ -172,7 +172,7 @@ var valueSchemas = map[string]any{
 	// top level
 	"version":  map[string]any{"anyOf": []any{map[string]any{"const": 1}, map[string]any{"const": "1"}}, "description": "format version: 1"},
 	"name":     map[string]any{"type": "string", "pattern": nameRE.String(), "description": "the topology name; names ipc paths and the control socket"},
-	"vars":     map[string]any{"type": "object", "description": "defaults for ${VAR} interpolation; the environment overrides them", "additionalProperties": scalar},
+	"vars":     map[string]any{"type": "object", "description": "defaults for ${VAR} interpolation; the environment and env files (.env, --env-file) override them; a command node gets each as ZTOPO_VAR_<NAME>", "additionalProperties": scalar},
 	"defaults": ref("defaults"),
 	"nodes":    map[string]any{"type": "object", "minProperties": 1, "additionalProperties": ref("node")},
 	"hosts":    map[string]any{"type": "object", "description": "the machines of a deployment", "additionalProperties": ref("host")},
@@ -186,9 +186,11 @@ var valueSchemas = map[string]any{
 			"exec": map[string]any{"anyOf": []any{stringList, map[string]any{"type": "string"}}}, "plugin": map[string]any{"type": "string"}, "wasm": map[string]any{"type": "string"}, "codec": map[string]any{"type": "string", "enum": []string{"lines"}},
 		}},
 	}},
-	"command":  map[string]any{"description": "an external program that owns its sockets", "anyOf": []any{stringList, map[string]any{"type": "string"}}},
-	"config":   map[string]any{"type": "object", "description": "handler settings; each handler documents its keys"},
-	"host":     map[string]any{"type": "string", "description": "the host (of hosts) the node runs on"},
+	"command": map[string]any{"description": "an external program that owns its sockets", "anyOf": []any{stringList, map[string]any{"type": "string"}}},
+	"config":  map[string]any{"type": "object", "description": "handler settings; each handler documents its keys"},
+	"host":    map[string]any{"type": "string", "description": "the host (of hosts) the node runs on"},
+	"env": map[string]any{"type": "object", "description": "command and run: process nodes: environment variables of the node's child process (values support ${VAR}); names starting with ZTOPO_ are ztopo's own",
+		"propertyNames": map[string]any{"pattern": varNameRE.String(), "not": map[string]any{"pattern": "^ZTOPO_"}}, "additionalProperties": scalar},
 	"replicas": positiveOrVar,
 	"restart": map[string]any{"anyOf": []any{restartPolicy, map[string]any{"type": "object", "additionalProperties": false, "properties": map[string]any{
 		"policy": restartPolicy, "max_restarts": orVar(map[string]any{"type": "integer", "minimum": 0}),

@@ -35,6 +35,14 @@ type LoadOptions struct {
 	// `ports`, cross-host `bind: auto` takes ports 7000-7999 (every pod
 	// has an address of its own). "" leaves the file's placement alone.
 	Kubernetes string
+	// EnvFiles are env files (`--env-file`, docker compose's format, see
+	// ParseEnvFile) whose variables ${VAR} sees after the process
+	// environment's and before the file's vars; a later file wins. A file
+	// that cannot be read is an error.
+	EnvFiles []string
+	// DotEnv reads the .env beside the topology file, if there is one,
+	// when EnvFiles is empty (docker compose: --env-file replaces .env).
+	DotEnv bool
 }
 
 func (o LoadOptions) env() func(string) (string, bool) {

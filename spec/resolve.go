@@ -43,8 +43,11 @@ type resolver struct {
 
 	vars     map[string]string
 	varNames []string
-	dir      string
-	topo     *Topology
+	// fileEnv holds the variables of the env files (.env, --env-file):
+	// ${VAR} looks at the process environment, then at them, then at vars.
+	fileEnv map[string]EnvFileVar
+	dir     string
+	topo    *Topology
 
 	insts  []*inst
 	byBase map[string][]*inst // replica order
@@ -141,6 +144,9 @@ func Resolve(f *File, opts LoadOptions) (*Topology, Diags) {
 	}
 	r.dir = filepath.Dir(abs)
 	r.topo = &Topology{File: abs, Dir: r.dir}
+	var eds Diags
+	r.fileEnv, eds = ReadEnvFiles(f.Filename, opts)
+	r.diags = append(r.diags, eds...)
 	r.header()
 	r.kubernetes = opts.Kubernetes
 	r.placement(opts.Host)
@@ -189,7 +195,19 @@ func (r *resolver) warnf(p Pos, hint, format string, args ...any) {
 	r.diags = append(r.diags, Diag{Pos: p, Severity: Warning, Msg: fmt.Sprintf(format, args...), Hint: hint})
 }
 
-func (r *resolver) fileScope() scope { return scope{env: r.env, vars: r.vars} }
+func (r *resolver) fileScope() scope { return scope{env: r.lookupEnv, vars: r.vars} }
+
+// lookupEnv is what ${VAR} sees before vars: the process environment, then
+// the env files (docker compose's precedence).
+func (r *resolver) lookupEnv(name string) (string, bool) {
+	if v, ok := r.env(name); ok {
+		return v, true
+	}
+	if v, ok := r.fileEnv[name]; ok {
+		return v.Value, true
+	}
+	return "", false
+}
 
 // header resolves version, name and vars.
 func (r *resolver) header() {
@@ -309,6 +327,10 @@ func (r *resolver) origin(text string) string {
 			parts = append(parts, fmt.Sprintf("${%s} is %q, from the environment", name, val))
 			continue
 		}
+		if v, ok := r.fileEnv[name]; ok {
+			parts = append(parts, fmt.Sprintf("${%s} is %q, from %s:%d", name, v.Value, v.Pos.File, v.Pos.Line))
+			continue
+		}
 		for _, e := range r.f.Vars {
 			if e.Key == name {
 				parts = append(parts, fmt.Sprintf("${%s} is %q, from vars at line %d", name, r.vars[name], e.KeyPos.Line))
@@ -411,7 +433,7 @@ func (r *resolver) node(fn *FileNode) {
 }
 
 func (r *resolver) instance(fn *FileNode, name string, replica, replicas int) *inst {
-	sc := scope{env: r.env, vars: r.vars, inNode: true, replica: replica, node: name}
+	sc := scope{env: r.lookupEnv, vars: r.vars, inNode: true, replica: replica, node: name}
 	n := &Node{Name: name, Base: fn.Name, Replica: replica, Replicas: replicas, Pos: fn.Pos}
 	in := &inst{n: n, fn: fn}
 	var def FileDefaults
@@ -445,6 +467,15 @@ func (r *resolver) instance(fn *FileNode, name string, replica, replicas int) *i
 
 	n.Restart = r.restart(sc, def.Restart, fn.Restart)
 	n.Host = r.nodeHost(sc, fn, def.Host, replica)
+	if fn.Env != nil {
+		n.Env = r.envMap(sc, fn, n)
+	}
+	if n.Handler.Kind == HandlerCommand && len(r.varNames) > 0 {
+		n.Vars = map[string]string{}
+		for _, name := range r.varNames {
+			n.Vars[name], _ = sc.lookup(name, "", false)
+		}
+	}
 
 	for _, fs := range fn.Sockets {
 		if n.Socket(fs.Name) != nil {
@@ -460,6 +491,41 @@ func (r *resolver) instance(fn *FileNode, name string, replica, replicas int) *i
 		in.sync = r.sync(sc, n, fn.Sync)
 	}
 	return in
+}
+
+// envMap resolves a node's `env`: a map of environment variable names to
+// scalars, interpolated like every value of a node (${REPLICA} too). Only a
+// node with a child process of its own has an environment to set.
+func (r *resolver) envMap(sc scope, fn *FileNode, n *Node) map[string]string {
+	if n.Run != RunProcess {
+		r.errorf(fn.EnvPos, "add run: process, or make it a command", "env sets the environment of a node's child process, and node %q runs as a goroutine inside ztopo", fn.Name)
+		return nil
+	}
+	if fn.Env.Shape != ShapeMap {
+		r.errorf(fn.Env.Pos, "", "env of node %q must be a map of NAME: value, got %s", fn.Name, fn.Env.Shape)
+		return nil
+	}
+	out := map[string]string{}
+	for _, e := range fn.Env.Entries {
+		switch {
+		case !varNameRE.MatchString(e.Key):
+			r.errorf(e.KeyPos, "", "bad environment variable name %q: use letters, digits and '_', not starting with a digit", e.Key)
+		case strings.HasPrefix(e.Key, "ZTOPO_"):
+			r.errorf(e.KeyPos, "ztopo sets ZTOPO_NODE, ZTOPO_<SOCKET>_BIND, ZTOPO_VAR_<NAME>, ...", "environment variable %q: names starting with ZTOPO_ are ztopo's own", e.Key)
+		case e.Value.Shape == ShapeNull:
+			r.errorf(e.KeyPos, `write "" for an empty value; ztopo's own environment is passed on already`, "env %q has no value", e.Key)
+		case e.Value.Shape != ShapeScalar:
+			r.errorf(e.Value.Pos, "", "env %q must be a string, got %s", e.Key, e.Value.Shape)
+		default:
+			if v, ok := r.expand(sc, e.Value); ok {
+				out[e.Key] = v
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 func firstNonNil(vs ...*Value) *Value {

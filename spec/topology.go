@@ -159,10 +159,44 @@ type Node struct {
 	Restart Restart
 	Sockets []*Socket // sorted by Name
 	Sync    *Sync     // nil without a start barrier
+	// Env is the node's `env`, interpolated: variables its child process
+	// gets on top of ztopo's own environment (command and run: process
+	// nodes only); nil without one.
+	Env map[string]string
+	// Vars are the file's vars with their values (the environment and env
+	// files override them, as for ${VAR}), for a command node only: its
+	// program gets each as ZTOPO_VAR_<NAME>. nil for other nodes, or a file
+	// without vars.
+	Vars map[string]string
 	// Worker is the reliable worker protocol the node's reactive handler
 	// speaks on a DEALER socket (ppqueue, mdbroker, or a foreign broker);
 	// nil when it speaks none.
 	Worker *Worker
+}
+
+// VarEnvPrefix prefixes the file's vars in a command's environment:
+// ZTOPO_VAR_WORKERS. Prefixed rather than plain so that a var never
+// changes what a program reads for its own settings by accident (vars
+// named PORT, DEBUG, LANG or PATH are common); `env: {PORT: ${PORT}}`
+// passes one plainly.
+const VarEnvPrefix = "ZTOPO_VAR_"
+
+// ChildEnv is what the node's child process gets from the file on top of
+// ztopo's environment and the ZTOPO_* variables of every child: for a
+// command, ZTOPO_VAR_<NAME> for each of the file's vars; then its `env`.
+// nil when there is nothing.
+func (n *Node) ChildEnv() map[string]string {
+	if len(n.Env) == 0 && len(n.Vars) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(n.Env)+len(n.Vars))
+	for k, v := range n.Vars {
+		out[VarEnvPrefix+k] = v
+	}
+	for k, v := range n.Env {
+		out[k] = v
+	}
+	return out
 }
 
 // Socket returns the socket named name, or nil.
