@@ -214,3 +214,33 @@ func TestCommandPythonWorker(t *testing.T) {
 		t.Errorf("stderr: got %q, want %q", got, want)
 	}
 }
+
+// TestCommandEnvFromFile: a command gets its env (overriding what ztopo
+// inherited) and the file's vars as ZTOPO_VAR_<NAME>; a stale ZTOPO_VAR_
+// of ztopo's own environment never reaches it.
+func TestCommandEnvFromFile(t *testing.T) {
+	dir := t.TempDir()
+	argv := script(t, dir, "env | grep -E '^(ZTOPO_VAR_|WHO=|KEEP=)' | sort\n")
+	nd := commandNode("cmd", argv)
+	nd.Env = map[string]string{"WHO": "from env", "KEEP": "overridden"}
+	nd.Vars = map[string]string{"LEVEL": "3"}
+	c, logger := newCapture(t, "cmd")
+	s := start(t, Config{
+		Node: nd, Topology: topo(dir), Logger: logger,
+		Env: []string{"PATH=/usr/bin:/bin", "KEEP=kept", "WHO=inherited", "ZTOPO_VAR_OLD=stale"},
+	})
+	if err := s.wait(t); err != nil {
+		t.Fatalf("Run: got %v, want nil", err)
+	}
+	want := []string{"KEEP=overridden", "WHO=from env", "ZTOPO_VAR_LEVEL=3"}
+	if got := c.messages(""); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("program output:\ngot  %q\nwant %q", got, want)
+	}
+	// A process node's child is built by the same nodeEnv: its env, last
+	// for each name (exec keeps the last of duplicates).
+	pn := &spec.Node{Name: "p", Base: "p", Env: map[string]string{"A": "1"}}
+	env := nodeEnv([]string{"A=0", "ZTOPO_VAR_X=stale"}, topo(dir), pn)
+	if got := strings.Join(env, " "); got != "A=0 A=1 ZTOPO_NODE=p ZTOPO_REPLICA=0 ZTOPO_TOPOLOGY=ptest" {
+		t.Errorf("process node env: got %q", got)
+	}
+}

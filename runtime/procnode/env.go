@@ -3,6 +3,8 @@ package procnode
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -56,15 +58,25 @@ func inherited(env []string) []string {
 			continue
 		case strings.HasPrefix(k, "ZTOPO_") && strings.Contains(k, "_CURVE_"):
 			continue
+		case strings.HasPrefix(k, spec.VarEnvPrefix):
+			continue
 		}
 		out = append(out, kv)
 	}
 	return out
 }
 
-// nodeEnv is env with the node variables every child gets.
+// nodeEnv is env with what the file gives the node's child (its `env`,
+// and for a command ZTOPO_VAR_<NAME> for each var: spec.Node.ChildEnv),
+// overriding what ztopo inherited, then the node variables every child
+// gets.
 func nodeEnv(env []string, t *spec.Topology, n *spec.Node) []string {
-	return append(inherited(env),
+	out := inherited(env)
+	own := n.ChildEnv()
+	for _, k := range slices.Sorted(maps.Keys(own)) {
+		out = append(out, k+"="+own[k])
+	}
+	return append(out,
 		EnvNode+"="+n.Name,
 		EnvReplica+"="+strconv.Itoa(n.Replica),
 		EnvTopology+"="+t.Name,
