@@ -20,11 +20,18 @@ The output is YAML (--json: JSON), with instances in the topology's order.
 It is for reading and diffing: instance names are not node names, so it is
 not itself a topology file.
 
+Flags:
+  --env-file FILE        variables for ${VAR} from FILE (KEY=value lines)
+                         instead of the .env beside the topology file;
+                         repeatable, a later file wins; the environment
+                         overrides both
+
 Exit status: 0 ok, 1 invalid topology (every problem printed), 2 wrong usage.
 `
 
 func runConfig(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("config")
+	envFiles := addEnvFileFlag(fs)
 	asJSON := fs.Bool("json", false, "")
 	pos, code, ok := parseArgs(fs, "config", configUsage, args, stdout, stderr)
 	if !ok {
@@ -37,7 +44,7 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 	case len(pos) > 1:
 		return usageError(stderr, "config", configUsage, "want one topology file, got %d", len(pos))
 	}
-	t, ds := spec.Load(pos[0], loadOptions(""))
+	t, ds := spec.Load(pos[0], loadOptions("", *envFiles))
 	if t == nil {
 		printDiags(stderr, ds)
 		return exitFailure

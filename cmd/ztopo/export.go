@@ -43,6 +43,10 @@ Flags:
   --image IMAGE    the ztopo image (default ztopo:latest, see Dockerfile)
   --in-place       reload in place on ConfigMap updates instead of rolling
   -o DIR           write one file per object into DIR instead of stdout
+  --env-file FILE        variables for ${VAR} from FILE (KEY=value lines)
+                         instead of the .env beside the topology file;
+                         repeatable, a later file wins; the environment
+                         overrides both
 
 Exit status: 0 ok, 1 invalid topology (or one Kubernetes cannot run: inproc
 or ipc between pods, names that are not DNS labels), 2 wrong usage.
@@ -50,6 +54,7 @@ or ipc between pods, names that are not DNS labels), 2 wrong usage.
 
 func runExport(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("export")
+	envFiles := addEnvFileFlag(fs)
 	ns := fs.String("namespace", "default", "")
 	image := fs.String("image", kube.DefaultImage, "")
 	inPlace := fs.Bool("in-place", false, "")
@@ -72,7 +77,7 @@ func runExport(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: cannot read topology: %v\n", file, unwrapPath(err))
 		return exitFailure
 	}
-	m, err := kube.Build(file, data, os.LookupEnv, kube.Options{Namespace: *ns, Image: *image, InPlace: *inPlace})
+	m, err := kube.Build(file, data, os.LookupEnv, kube.Options{Namespace: *ns, Image: *image, InPlace: *inPlace, EnvFiles: *envFiles, DotEnv: true})
 	if err != nil {
 		var ds spec.Diags
 		if errors.As(err, &ds) {

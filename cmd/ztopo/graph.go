@@ -24,12 +24,17 @@ clusters, Mermaid subgraphs).
 Flags:
   --format dot|mermaid   output format (default dot): Graphviz DOT, or a
                          Mermaid flowchart for Markdown pages
+  --env-file FILE        variables for ${VAR} from FILE (KEY=value lines)
+                         instead of the .env beside the topology file;
+                         repeatable, a later file wins; the environment
+                         overrides both
 
 Exit status: 0 ok, 1 invalid topology, 2 wrong usage.
 `
 
 func runGraph(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("graph")
+	envFiles := addEnvFileFlag(fs)
 	format := fs.String("format", "dot", "dot or mermaid")
 	files, code, ok := parseArgs(fs, "graph", graphUsage, args, stdout, stderr)
 	if !ok {
@@ -52,7 +57,7 @@ func runGraph(args []string, stdout, stderr io.Writer) int {
 	default:
 		return usageError(stderr, "graph", graphUsage, "one topology file at a time, got %d", len(files))
 	}
-	t, ds := spec.Load(files[0], loadOptions(""))
+	t, ds := spec.Load(files[0], loadOptions("", *envFiles))
 	printDiags(stderr, ds)
 	if t == nil || ds.HasErrors() {
 		return exitFailure

@@ -50,6 +50,10 @@ Flags:
             "swap": [{"node": ..., "from": ..., "to": ...}], "allow": [...],
             "unchanged": [...],
             "changes": {"sink": {"reason": ..., "fields": [...]}}}
+  --env-file FILE        variables for ${VAR} from FILE (KEY=value lines)
+                         instead of the .env beside the topology file;
+                         repeatable, a later file wins; the environment
+                         overrides both
 
 Exit status: 0 ok (whether or not anything changes), 1 when OLD or NEW is
 invalid (their problems are printed) or cannot be read, 2 wrong usage.
@@ -57,6 +61,7 @@ invalid (their problems are printed) or cannot be read, 2 wrong usage.
 
 func runPlan(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("plan")
+	envFiles := addEnvFileFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	host := fs.String("host", "", "")
 	files, code, ok := parseArgs(fs, "plan", planUsage, args, stdout, stderr)
@@ -70,7 +75,7 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 	var topos [2]*spec.Topology
 	failed := false
 	for i, arg := range files {
-		t, ds, err := loadPlanArg(arg, *host)
+		t, ds, err := loadPlanArg(arg, *host, *envFiles)
 		if err != nil {
 			fmt.Fprintf(stderr, "ztopo plan: %v\n", err)
 			failed = true
@@ -136,21 +141,21 @@ func plural(n int, what string) string {
 // colon still works. Diagnostics of a revision name it as written
 // ("HEAD~1:topology.yaml:3:5: ..."), while relative paths inside it are
 // anchored at PATH's directory, as they would be once checked out.
-func loadPlanArg(arg, host string) (*spec.Topology, spec.Diags, error) {
+func loadPlanArg(arg, host string, envFiles []string) (*spec.Topology, spec.Diags, error) {
 	if _, err := os.Stat(arg); err == nil {
-		t, ds := spec.Load(arg, loadOptions(host))
+		t, ds := spec.Load(arg, loadOptions(host, envFiles))
 		return t, ds, nil
 	}
 	rev, path, ok := strings.Cut(arg, ":")
 	if !ok || rev == "" || path == "" {
-		t, ds := spec.Load(arg, loadOptions(host)) // reports the missing file
+		t, ds := spec.Load(arg, loadOptions(host, envFiles)) // reports the missing file
 		return t, ds, nil
 	}
 	data, err := gitShow(rev, path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", arg, err)
 	}
-	t, ds := spec.Parse(path, data, loadOptions(host))
+	t, ds := spec.Parse(path, data, loadOptions(host, envFiles))
 	for i := range ds {
 		if ds[i].Pos.File == path {
 			ds[i].Pos.File = arg

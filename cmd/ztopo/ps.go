@@ -131,7 +131,7 @@ func oneTargetOn(verb, usage string, pos []string, host string, stderr io.Writer
 // topology if its name can be read. host is the verb's --host.
 func resolveTarget(arg, host string) (target, error) {
 	if fi, err := os.Stat(arg); err == nil && !fi.IsDir() {
-		t, ds := spec.Load(arg, loadOptions(host))
+		t, ds := spec.Load(arg, loadOptions(host, nil))
 		if t != nil {
 			return target{name: shareName(t.Name, host), endpoint: control.Endpoint(t.RuntimeDir)}, nil
 		}

@@ -74,6 +74,10 @@ Flags:
   --kubernetes NS         placement of the pods of 'ztopo export kubernetes'
                           in namespace NS (peers at their pods' DNS names);
                           with --host POD, what that pod runs
+  --env-file FILE        variables for ${VAR} from FILE (KEY=value lines)
+                         instead of the .env beside the topology file;
+                         repeatable, a later file wins; the environment
+                         overrides both
 
 Exit status: 0 success (the topology completed, or was stopped by a signal
 or 'ztopo down'), 1 invalid topology, a node that failed for good, or
@@ -110,6 +114,7 @@ const dupSignal = 250 * time.Millisecond
 
 func runUp(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("up")
+	envFiles := addEnvFileFlag(fs)
 	noWatch := fs.Bool("no-watch", false, "")
 	logFormat := fs.String("log-format", "text", "")
 	logLevel := fs.String("log-level", "info", "")
@@ -175,8 +180,17 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 	var werr error
 	if !*noWatch {
 		w, werr = watch.New(path, logger.Named("watch"))
+		if werr == nil {
+			// The env files feed ${VAR}: an edit to one is an edit to the
+			// topology. A .env that does not exist yet is watched for.
+			for _, ef := range watchedEnvFiles(path, *envFiles) {
+				if err := w.Add(ef); err != nil {
+					logger.Warn("cannot watch env file; edits to it apply on SIGHUP or ztopo reload", "file", ef, "error", err)
+				}
+			}
+		}
 	}
-	lopts := loadOptions(*host)
+	lopts := loadOptions(*host, *envFiles)
 	lopts.Kubernetes = *kube
 	t, ds := spec.Load(path, lopts)
 	if t != nil && t.Share != "" && len(t.Nodes) == 0 {

@@ -35,6 +35,10 @@ Flags:
   --json     print the result as one JSON object on stdout, nothing on
              stderr: {"ok": bool, "files": [{"file", "ok", "diagnostics":
              [{"file", "line", "col", "severity", "message", "hint"}]}]}
+  --env-file FILE        variables for ${VAR} from FILE (KEY=value lines)
+                         instead of the .env beside the topology file;
+                         repeatable, a later file wins; the environment
+                         overrides both
 
 Exit status: 0 when every file is valid, 1 when any has errors (or
 warnings, with --strict), 2 on wrong usage.
@@ -60,6 +64,7 @@ type validateFile struct {
 
 func runValidate(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("validate")
+	envFiles := addEnvFileFlag(fs)
 	strict := fs.Bool("strict", false, "")
 	asJSON := fs.Bool("json", false, "")
 	targets, code, ok := parseArgs(fs, "validate", validateUsage, args, stdout, stderr)
@@ -86,7 +91,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 				if err != nil {
 					return nil, spec.Diags{{Pos: spec.Pos{File: stdinName}, Msg: err.Error()}}
 				}
-				return spec.Parse(stdinName, data, loadOptions(""))
+				return spec.Parse(stdinName, data, loadOptions("", *envFiles))
 			}))
 			continue
 		case err == nil && fi.IsDir():
@@ -100,7 +105,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		}
 		for _, f := range files {
 			results = append(results, validateOne(f, *strict, func() (*spec.Topology, spec.Diags) {
-				return spec.Load(f, loadOptions(""))
+				return spec.Load(f, loadOptions("", *envFiles))
 			}))
 		}
 	}
