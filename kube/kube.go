@@ -65,6 +65,13 @@ type Options struct {
 	// changed ConfigMap is then applied by each pod's reload, not by
 	// rolling the pods.
 	InPlace bool
+	// EnvFiles and DotEnv are spec.LoadOptions': the env files whose
+	// variables ${VAR} sees. Their variables go into the pods' environment
+	// too (with the value the export used: the exporter's environment
+	// wins), so that `ztopo up` in a pod resolves the file as the export
+	// did; a node's `env` travels in the topology file itself.
+	EnvFiles []string
+	DotEnv   bool
 }
 
 // DefaultImage is the image the manifests name unless told otherwise: the
@@ -125,7 +132,7 @@ func Build(filename string, data []byte, env func(string) (string, bool), opts O
 	if errs := validation.IsDNS1123Label(opts.Namespace); len(errs) > 0 {
 		return nil, fmt.Errorf("namespace %q: %s", opts.Namespace, strings.Join(errs, "; "))
 	}
-	lopts := spec.LoadOptions{Env: env, Kubernetes: opts.Namespace, RuntimeDir: "/run/ztopo"}
+	lopts := spec.LoadOptions{Env: env, Kubernetes: opts.Namespace, RuntimeDir: "/run/ztopo", EnvFiles: opts.EnvFiles, DotEnv: opts.DotEnv}
 	t, ds := spec.Parse(filename, data, lopts)
 	f, _ := spec.ReadFile(filename, data)
 	bad := append(spec.Diags(nil), ds...)
@@ -195,6 +202,7 @@ func Build(filename string, data []byte, env func(string) (string, bool), opts O
 		keysRel, _ = filepath.Rel(t.Dir, t.Security.KeysDir)
 		keysRel = filepath.ToSlash(keysRel)
 	}
+	podEnv := podEnvOf(filename, env, lopts)
 	for _, u := range units {
 		// The checksum covers what the unit's pods mount: the ConfigMap
 		// and their own secrets.
@@ -209,7 +217,7 @@ func Build(filename string, data []byte, env func(string) (string, bool), opts O
 			h.Write(secrets[k])
 		}
 		checksum := hex.EncodeToString(h.Sum(nil))
-		m.Objects = append(m.Objects, statefulSet(t.Name, opts, u, cm.Name, files, keysRel, checksum))
+		m.Objects = append(m.Objects, statefulSet(t.Name, opts, u, cm.Name, files, keysRel, checksum, podEnv))
 	}
 	return m, nil
 }
@@ -459,6 +467,28 @@ func service(topo, ns string, u Unit) *corev1.Service {
 	return svc
 }
 
+// podEnvOf is the variables of the export's env files, by name, each with
+// the value the export resolved the file with.
+func podEnvOf(filename string, env func(string) (string, bool), lopts spec.LoadOptions) []corev1.EnvVar {
+	vars, _ := spec.ReadEnvFiles(filename, lopts) // their problems were reported by the load
+	names := make([]string, 0, len(vars))
+	for k := range vars {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	out := make([]corev1.EnvVar, 0, len(names))
+	for _, k := range names {
+		v := vars[k].Value
+		if env != nil {
+			if ev, ok := env(k); ok {
+				v = ev
+			}
+		}
+		out = append(out, corev1.EnvVar{Name: k, Value: v})
+	}
+	return out
+}
+
 // volume is the unit's projected volume: the ConfigMap's files at their
 // paths, and the unit's secret keys, mode 0400, in the keys directory.
 func volume(topo string, u Unit, cm string, files []File, keysRel string) corev1.Volume {
@@ -483,7 +513,7 @@ func volume(topo string, u Unit, cm string, files []File, keysRel string) corev1
 	}}
 }
 
-func statefulSet(topo string, opts Options, u Unit, cm string, files []File, keysRel, checksum string) *appsv1.StatefulSet {
+func statefulSet(topo string, opts Options, u Unit, cm string, files []File, keysRel, checksum string, podEnv []corev1.EnvVar) *appsv1.StatefulSet {
 	replicas := int32(u.Replicas)
 	var annotations map[string]string
 	if !opts.InPlace {
@@ -504,9 +534,9 @@ func statefulSet(topo string, opts Options, u Unit, cm string, files []File, key
 		Image:   opts.Image,
 		Command: []string{"ztopo"},
 		Args:    args,
-		Env: []corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{
+		Env: append([]corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{
 			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"},
-		}}},
+		}}}, podEnv...),
 		Ports:          []corev1.ContainerPort{{Name: "metrics", ContainerPort: MetricsPort, Protocol: corev1.ProtocolTCP}},
 		ReadinessProbe: probe("/readyz"),
 		LivenessProbe:  probe("/healthz"),

@@ -476,3 +476,59 @@ func TestKeysOutsideRefused(t *testing.T) {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}
 }
+
+// TestEnvFilesReachThePods: the variables of the export's env files go
+// into every pod's environment with the value the export used (the
+// exporter's environment wins over the file), so that `ztopo up` in a pod
+// resolves ${VAR} as the export did; a node's env travels in the file.
+func TestEnvFilesReachThePods(t *testing.T) {
+	dir := t.TempDir()
+	src := `version: 1
+name: envpods
+nodes:
+  sink:
+    handler: count
+    sockets:
+      in: {type: PULL, bind: "tcp://*:${PORT}"}
+  cmd:
+    command: [/bin/true]
+    env: {WHO: "${WHO}"}
+`
+	file := filepath.Join(dir, "topology.yaml")
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte("PORT=5600\nWHO=dotenv\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := func(k string) (string, bool) {
+		if k == "WHO" {
+			return "exporter", true
+		}
+		return "", false
+	}
+	m, err := Build(file, []byte(src), env, Options{DotEnv: true})
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	sets := 0
+	for _, o := range m.Objects {
+		ss, ok := o.(*appsv1.StatefulSet)
+		if !ok {
+			continue
+		}
+		sets++
+		got := ss.Spec.Template.Spec.Containers[0].Env
+		if len(got) != 3 || got[0].Name != "POD_NAME" ||
+			got[1] != (corev1.EnvVar{Name: "PORT", Value: "5600"}) || got[2] != (corev1.EnvVar{Name: "WHO", Value: "exporter"}) {
+			t.Errorf("%s: container env %v, want POD_NAME, PORT=5600, WHO=exporter", ss.Name, got)
+		}
+	}
+	if sets != 2 {
+		t.Errorf("got %d StatefulSets, want 2", sets)
+	}
+	// Without DotEnv the .env is not read: ${PORT} is undefined.
+	if _, err := Build(file, []byte(src), env, Options{}); err == nil || !strings.Contains(err.Error(), `undefined variable "PORT"`) {
+		t.Errorf("Build without DotEnv: got %v, want undefined PORT", err)
+	}
+}
