@@ -23,7 +23,8 @@ import (
 //	    DISCONNECT from the broker makes it reconnect at once.
 //
 // Any message from the broker keeps it alive. When nothing came for
-// Liveness heartbeats the worker closes its socket, waits (Reconnect,
+// Liveness heartbeats (counted from the connection's handshake, not from
+// the socket's opening) the worker closes its socket, waits (Reconnect,
 // doubling up to ReconnectMax while the broker stays silent), opens it
 // anew and announces itself again. The state lives in the socket's rsock,
 // so a handler swap keeps the connection and the broker's view of it: the
@@ -182,6 +183,20 @@ func (r *run) workerTick() (rebuilt bool, err error) {
 		if wk == nil {
 			continue
 		}
+		if s.sock.Monitor() != nil {
+			// A reopened socket whose connection has not completed its
+			// handshake: the broker has not heard the READY yet, so its
+			// silence says nothing. Counting it from the socket's
+			// opening would make the worker give up on a connection
+			// just as its READY registers (a broker that takes longer
+			// than a liveness to come back), leaving the broker a
+			// registration nobody answers for.
+			if _, err := s.sock.ReadMonitor(); err != nil {
+				r.log.Debug("worker socket monitor", "socket", s.name, "error", err)
+				s.sock.Unwatch()
+			}
+			wk.heard = now
+		}
 		// While requests are in the handler's hands the broker owes the
 		// worker nothing (brokers heartbeat idle workers only).
 		silent := len(r.pending) == 0 && now.After(wk.heard.Add(wk.w.Heartbeat*time.Duration(wk.w.Liveness)))
@@ -240,13 +255,14 @@ func (r *run) reconnectWorker(s *rsock) error {
 			}
 		}
 	}
-	zs, err := zsock.OpenWith(r.n.cfg.Context, s.sock.Spec, zsock.Options{Stats: r.n.stats[s.name], Allow: r.n.cfg.Allow[s.name], Node: r.n.cfg.Spec.Name, Logger: r.n.log})
+	zs, err := zsock.OpenWith(r.n.cfg.Context, s.sock.Spec, zsock.Options{Stats: r.n.stats[s.name], Allow: r.n.cfg.Allow[s.name], Node: r.n.cfg.Spec.Name, Logger: r.n.log, WatchHandshakes: true})
 	if err != nil {
 		return fmt.Errorf("worker socket %q: reopen: %w", s.name, err)
 	}
 	s.sock = zs
 	wk.announced = false
-	// Until the broker answers, the new connection gets a full liveness.
+	// Silence counts from the new connection's handshake (workerTick
+	// watches for it), then the broker gets a full liveness.
 	wk.heard = time.Now()
 	return nil
 }
