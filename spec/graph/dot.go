@@ -11,6 +11,7 @@ var dotShapes = map[string]string{
 	shapeBroker:  "hexagon",
 	shapeExec:    "cds",
 	shapePlugin:  "component",
+	shapeWasm:    "tab", // a module file, run inside the process
 	shapeCommand: "box3d",
 }
 

@@ -38,9 +38,10 @@ const (
 // shape classes, mapped to a DOT shape and a Mermaid node syntax.
 const (
 	shapeBuiltin = "builtin"
-	shapeBroker  = "broker" // proxy and lbbroker: the centre of a pattern
+	shapeBroker  = "broker" // proxy, lbbroker, mdbroker, ppqueue: the centre of a pattern
 	shapeExec    = "exec"
 	shapePlugin  = "plugin"
+	shapeWasm    = "wasm" // a module sandboxed inside the node's process
 	shapeCommand = "command"
 )
 
@@ -75,10 +76,13 @@ func shapeOf(n *spec.Node) string {
 		return shapeExec
 	case spec.HandlerPlugin:
 		return shapePlugin
+	case spec.HandlerWasm:
+		return shapeWasm
 	case spec.HandlerCommand:
 		return shapeCommand
 	}
-	if n.Handler.Name == "proxy" || n.Handler.Name == "lbbroker" {
+	switch n.Handler.Name {
+	case "proxy", "lbbroker", "mdbroker", "ppqueue":
 		return shapeBroker
 	}
 	return shapeBuiltin

@@ -93,6 +93,8 @@ func everything() *spec.Topology {
 		replicate(spec.Node{Base: "sub", Handler: spec.HandlerRef{Kind: spec.HandlerPlugin, Path: "/src/plugins/count-v2"}, Run: spec.RunGoroutine,
 			Sockets: []*spec.Socket{{Name: "in", Type: spec.SUB, Role: spec.RoleIn, Connect: []string{"tcp://127.0.0.1:5561"}, Peers: []string{"publisher.out"}, Subscribe: []string{"B"}}},
 			Sync:    &spec.Sync{Connect: "tcp://127.0.0.1:5562", ConnectNode: "publisher"}}, 3, nil),
+		replicate(spec.Node{Base: "shout", Handler: spec.HandlerRef{Kind: spec.HandlerWasm, Path: "/src/wasm/upper.wasm"}, Run: spec.RunGoroutine,
+			Sockets: []*spec.Socket{{Name: "in", Type: spec.PULL, Role: spec.RoleIn, Connect: []string{"inproc://everything/upper.out"}, Peers: []string{"upper.out"}}}}, 1, nil),
 		replicate(spec.Node{Base: "lonely", Handler: builtin("echo"), Run: spec.RunGoroutine,
 			Sockets: []*spec.Socket{{Name: "rep", Type: spec.REP, Role: spec.RoleInOut, Bind: []string{"tcp://*:5590"}}},
 			Sync:    &spec.Sync{Expect: 1, Bind: "tcp://127.0.0.1:5591"}}, 1, nil),

@@ -13,6 +13,7 @@ var mermaidShapes = map[string][2]string{
 	shapeBroker:  {"{{", "}}"},
 	shapeExec:    {"[/", "/]"},
 	shapePlugin:  {"[[", "]]"},
+	shapeWasm:    {"[\\", "\\]"},
 	shapeCommand: {"([", "])"},
 }
 
