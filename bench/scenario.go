@@ -343,7 +343,7 @@ func scenarios() []Scenario {
 			Name:      "stage/wasm/inproc",
 			Desc:      "generate -> {wasm: upper.wasm} (wasm/examples/upper, in-process, default 1s time limit) -> count, inproc, 16 B; each round also runs stage/upper/inproc and plugin/zmq/16B, alternated, for the ratios",
 			Kind:      kindThroughput,
-			Count:     300_000,
+			Count:     1_500_000,
 			Quick:     quickCount,
 			Size:      16,
 			Transport: "inproc",

@@ -297,7 +297,7 @@ func (c *compiler) compile(ctx context.Context, wasm []byte, rk rtKey) (*Module,
 	}
 	cm, err := r.CompileModule(ctx, wasm)
 	if err != nil {
-		return nil, fmt.Errorf("does not compile: %s", strings.TrimPrefix(err.Error(), "invalid "))
+		return nil, fmt.Errorf("does not compile: %s", oneLine(strings.TrimPrefix(err.Error(), "invalid ")))
 	}
 	if err := checkABI(cm); err != nil {
 		cm.Close(ctx)
@@ -389,6 +389,20 @@ func checkABI(cm wazero.CompiledModule) error {
 	}
 	sort.Strings(problems)
 	return errors.New(strings.Join(problems, "; "))
+}
+
+// oneLine folds wazero's indented detail lines ("too many results\n\thave
+// (i32)\n\twant ()") into one, for a FILE:LINE:COL diagnostic:
+// "too many results: have (i32), want ()".
+func oneLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	if len(lines) == 1 {
+		return lines[0]
+	}
+	return lines[0] + ": " + strings.Join(lines[1:], ", ")
 }
 
 func sameTypes(a, b []api.ValueType) bool {
