@@ -335,7 +335,7 @@ func (r *Runner) runCommand(ctx context.Context) error {
 	}
 	watched := make(chan struct{})
 	watchDone := make(chan struct{})
-	go func() { defer close(watchDone); r.watchStall(p.Pid(), nil, watched) }()
+	go func() { defer close(watchDone); r.watchStall(p.Pid(), nil, watched, p.Stopped) }()
 	werr := p.Wait()
 	close(watched)
 	<-watchDone
@@ -439,7 +439,7 @@ func (r *Runner) runProcess(ctx context.Context) error {
 
 	watched := make(chan struct{})
 	watchDone := make(chan struct{})
-	go func() { defer close(watchDone); r.watchStall(p.Pid(), hb, watched) }()
+	go func() { defer close(watchDone); r.watchStall(p.Pid(), hb, watched, p.Stopped) }()
 	werr := p.Wait()
 	close(watched)
 	<-watchDone

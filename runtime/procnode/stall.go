@@ -37,8 +37,10 @@ type heartbeat struct{ last atomic.Int64 }
 func (h *heartbeat) beat() { h.last.Store(time.Now().UnixNano()) }
 
 // watchStall watches the child pid until done is closed. hb is nil for a
-// command, which has no event pipe.
-func (r *Runner) watchStall(pid int, hb *heartbeat, done <-chan struct{}) {
+// command, which has no event pipe. Once stopping returns true (ztopo
+// asked the child to stop) its silence means nothing: a child that has
+// closed its sockets stops reporting while its ZeroMQ context ends.
+func (r *Runner) watchStall(pid int, hb *heartbeat, done <-chan struct{}, stopping func() bool) {
 	t := time.NewTicker(stallCheck)
 	defer t.Stop()
 	var since time.Time // when the current stall began; zero when none
@@ -54,7 +56,7 @@ func (r *Runner) watchStall(pid int, hb *heartbeat, done <-chan struct{}) {
 		why := ""
 		if stopped(pid) {
 			why = "the process is stopped (SIGSTOP or a debugger)"
-		} else if hb != nil {
+		} else if hb != nil && !stopping() {
 			if last := hb.last.Load(); last != 0 {
 				if silent := time.Since(time.Unix(0, last)); silent >= StallAfter {
 					why = fmt.Sprintf("no report from the child for %v (it reports every %v)", silent.Round(100*time.Millisecond), StatsInterval)

@@ -28,7 +28,7 @@ func TestSilentChildCountsAsStalled(t *testing.T) {
 	done := make(chan struct{})
 	ended := make(chan struct{})
 	// The test process itself: running, never in the stopped state.
-	go func() { defer close(ended); r.watchStall(os.Getpid(), hb, done) }()
+	go func() { defer close(ended); r.watchStall(os.Getpid(), hb, done, func() bool { return false }) }()
 	next := func() string {
 		select {
 		case c := <-calls:
