@@ -128,9 +128,13 @@ func completeWords(words []string) []string {
 			out = append(out, e.Name)
 		}
 		out = append(out, yamlFiles()...)
-		if nodeVerbs[verb] {
+		if verb == "tap" {
+			out = append(out, socketNames("")...)
+		} else if nodeVerbs[verb] {
 			out = append(out, nodeNames("")...)
 		}
+	case verb == "tap":
+		out = append(out, socketNames(pos[0])...)
 	case nodeVerbs[verb]:
 		out = append(out, nodeNames(pos[0])...)
 	case fileVerbs[verb]:
@@ -160,6 +164,16 @@ func usageFlags(usage string) []string {
 // nodeNames are the nodes and instances of a running topology, named by
 // arg or, for "", the one running.
 func nodeNames(arg string) []string {
+	return statusNames(arg, false)
+}
+
+// socketNames are NODE.SOCKET and INSTANCE.SOCKET of the running topology
+// named by arg (the one running when ""), for tap.
+func socketNames(arg string) []string {
+	return statusNames(arg, true)
+}
+
+func statusNames(arg string, sockets bool) []string {
 	var tg target
 	var err error
 	if arg == "" {
@@ -177,7 +191,14 @@ func nodeNames(arg string) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, n := range st.Nodes {
-		for _, k := range []string{n.Node, n.Name} {
+		keys := []string{n.Node, n.Name}
+		if sockets {
+			keys = nil
+			for _, so := range n.Sockets {
+				keys = append(keys, n.Node+"."+so.Name, n.Name+"."+so.Name)
+			}
+		}
+		for _, k := range keys {
 			if !seen[k] {
 				seen[k] = true
 				out = append(out, k)
