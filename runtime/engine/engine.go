@@ -146,7 +146,10 @@ func New(t *spec.Topology, opts Options) (*Engine, error) {
 	var errs []error
 	for _, n := range t.Nodes {
 		in, err := e.newInstance(n, t)
-		if err != nil {
+		// A handlerStartError fails this node's first attempt (logged
+		// then), not the whole topology.
+		var serr *handlerStartError
+		if err != nil && !errors.As(err, &serr) {
 			errs = append(errs, err)
 			continue
 		}

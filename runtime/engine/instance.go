@@ -60,6 +60,7 @@ type instance struct {
 	spec      *spec.Node
 	topo      *spec.Topology // spec's topology, the handler's Env.Topo
 	first     any            // the handler built by New, used by the first attempt
+	firstErr  error          // why New could not build it: the first attempt's failure
 	completes bool
 	st        State
 	restarts  int
@@ -121,6 +122,13 @@ func (e *Engine) newInstance(n *spec.Node, t *spec.Topology) (*instance, error) 
 	}
 	h, err := in.build(n, t)
 	if err != nil {
+		if outOfProcess(n) && !errors.Is(err, handler.ErrPermanent) {
+			// A plugin that did not complete its handshake: the instance
+			// exists, and its first attempt fails with err (see New).
+			in.firstErr = err
+			in.producer = isProducer(n, nil)
+			return in, &handlerStartError{err}
+		}
 		return nil, err
 	}
 	in.first = h
@@ -128,6 +136,41 @@ func (e *Engine) newInstance(n *spec.Node, t *spec.Topology) (*instance, error) 
 	in.producer = isProducer(n, h)
 	return in, nil
 }
+
+// buildError is a factory's error, named after the node for the callers
+// that report it alone; the instance's own log and status use err.
+type buildError struct {
+	node string
+	err  error
+}
+
+func (e *buildError) Error() string { return fmt.Sprintf("node %q: %v", e.node, e.err) }
+func (e *buildError) Unwrap() error { return e.err }
+
+// ownError is err without the node's name when it is a buildError.
+func ownError(err error) error {
+	var be *buildError
+	if errors.As(err, &be) {
+		return be.err
+	}
+	return err
+}
+
+// outOfProcess tells whether n's handler is a program of its own (exec,
+// plugin), whose start can fail for reasons a restart may mend.
+func outOfProcess(n *spec.Node) bool {
+	return n.Handler.Kind == spec.HandlerExec || n.Handler.Kind == spec.HandlerPlugin
+}
+
+// handlerStartError is newInstance's error when the instance was made but
+// its exec or plugin handler did not start (a plugin's handshake failed):
+// New runs the instance anyway, and its first attempt fails with the error
+// under the node's restart policy, so that one plugin does not keep every
+// other node from starting. A reload treats it as any other error.
+type handlerStartError struct{ err error }
+
+func (e *handlerStartError) Error() string { return e.err.Error() }
+func (e *handlerStartError) Unwrap() error { return e.err }
 
 // runnable reports what keeps this instance from running with this
 // engine's options.
@@ -150,7 +193,7 @@ func (in *instance) build(n *spec.Node, t *spec.Topology) (any, error) {
 	}
 	h, err := f(cfg, handler.Env{Node: n, Topo: t, Logger: in.log})
 	if err != nil {
-		return nil, fmt.Errorf("node %q: %w", n.Name, err)
+		return nil, &buildError{node: n.Name, err: err}
 	}
 	switch h.(type) {
 	case handler.Handler, handler.Runner:
@@ -297,11 +340,27 @@ func (in *instance) supervise(ctx context.Context) {
 			in.first = nil
 			in.mu.Unlock()
 			if h == nil {
-				var err error
-				if h, err = in.build(sp, topo); err != nil {
+				in.mu.Lock()
+				err := in.firstErr
+				in.firstErr = nil
+				in.mu.Unlock()
+				if err == nil {
+					h, err = in.build(sp, topo)
+				}
+				if err != nil && (!outOfProcess(sp) || errors.Is(err, handler.ErrPermanent)) {
 					in.log.Error("cannot build handler", "error", err)
 					in.fail(err)
 					return
+				}
+				if err != nil {
+					// The plugin did not complete its handshake: a failed
+					// attempt, under the node's restart policy.
+					err = ownError(err)
+					in.log.Error("handler did not start", "error", err)
+					if !in.retryAfter(ctx, lim, r, err) {
+						return
+					}
+					continue
 				}
 			}
 			runner = &goroutineRunner{n: node.New(node.Config{
@@ -427,6 +486,38 @@ func (in *instance) supervise(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// retryAfter handles an attempt that failed with err before it ran: it
+// waits for the restart the policy grants and returns true, or fails the
+// instance (or sees it stopped) and returns false.
+func (in *instance) retryAfter(ctx context.Context, lim *supervise.Limiter, r spec.Restart, err error) bool {
+	in.mu.Lock()
+	in.lastErr = err
+	in.mu.Unlock()
+	restart, delay := lim.Next(true, time.Now())
+	if !restart {
+		if lim.Exhausted() {
+			err = fmt.Errorf("%w (restart limit reached: %d restarts within %v)", err, r.MaxRestarts, r.Within)
+			in.log.Error("node failed for good", "error", err)
+		}
+		in.fail(err)
+		return false
+	}
+	in.mu.Lock()
+	in.restarts = lim.Restarts() + in.bounces
+	in.mu.Unlock()
+	in.setState(StateRestarting)
+	in.log.Info("restarting node", "in", delay, "restarts", lim.Restarts())
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		in.setState(StateStopped)
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

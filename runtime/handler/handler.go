@@ -182,14 +182,24 @@ var (
 	ErrReported = errors.New("reported by the handler")
 )
 
+// ErrPermanent marks an error no restart can mend: an exec or plugin
+// program that cannot be started at all (missing, not executable). See
+// Permanent.
+var ErrPermanent = errors.New("restarting will not help")
+
+// Permanent marks err as one no restart mends (errors.Is(err,
+// ErrPermanent)) without changing its text.
+func Permanent(err error) error { return markedError{err, ErrPermanent} }
+
 // Reported marks err as already logged by the handler (errors.Is(err,
 // ErrReported)) without changing its text.
-func Reported(err error) error { return reportedError{err} }
+func Reported(err error) error { return markedError{err, ErrReported} }
 
-type reportedError struct{ err error }
+// markedError is err, also matching mark in errors.Is.
+type markedError struct{ err, mark error }
 
-func (e reportedError) Error() string   { return e.err.Error() }
-func (e reportedError) Unwrap() []error { return []error{e.err, ErrReported} }
+func (e markedError) Error() string   { return e.err.Error() }
+func (e markedError) Unwrap() []error { return []error{e.err, e.mark} }
 
 // Completer is implemented by handlers that can finish on their own
 // (generate with a count, count with expect or until). The engine asks it

@@ -68,7 +68,7 @@ func (e *Exec) startChild(cfg Config, n int) (*child, error) {
 		if cause := errors.Unwrap(err); cause != nil {
 			err = cause
 		}
-		return nil, fmt.Errorf("%w: %s: %v", ErrStart, cfg.Argv[0], err)
+		return nil, handler.Permanent(fmt.Errorf("%w: %s: %v", ErrStart, cfg.Argv[0], err))
 	}
 	c := &child{
 		n: n, cfg: cfg, p: p, stdin: p.Stdin(), stdout: p.Stdout(),
@@ -447,7 +447,7 @@ func (e *Exec) manage(ctx context.Context, cur *child) {
 			gen++
 			c, err := e.startChild(curCfg, gen)
 			if err != nil {
-				fail(fmt.Errorf("restarting exec handler: %w", err))
+				fail(fmt.Errorf("restarting exec handler: %w: %w", err, handler.ErrGiveUp))
 				continue
 			}
 			cur = c

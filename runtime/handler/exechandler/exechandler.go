@@ -225,7 +225,7 @@ type swapReq struct {
 // New starts the child. It lives until Close or until ctx is done.
 func New(ctx context.Context, cfg Config) (*Exec, error) {
 	if len(cfg.Argv) == 0 || cfg.Argv[0] == "" {
-		return nil, fmt.Errorf("%w: empty argv", ErrStart)
+		return nil, handler.Permanent(fmt.Errorf("%w: empty argv", ErrStart))
 	}
 	cfg = cfg.withDefaults()
 	e := &Exec{

@@ -338,7 +338,7 @@ func (l *loop) startGen(cfg Config, onReady func(error)) (*gen, error) {
 		if cause := errors.Unwrap(err); cause != nil {
 			err = cause
 		}
-		return nil, fmt.Errorf("%w: start %s: %v", ErrHandshake, cfg.Path, err)
+		return nil, handler.Permanent(fmt.Errorf("%w: start %s: %v", ErrHandshake, cfg.Path, err))
 	}
 	g.router, g.mon, g.proc = router, mon, p
 	// Starting a big executable can take a while on a busy machine: the
@@ -785,12 +785,15 @@ func (l *loop) restart() {
 	cfg := l.curCfg
 	g, err := l.startGen(cfg, nil)
 	if err != nil {
-		l.fail(fmt.Errorf("restarting plugin: %w", err))
+		// It cannot be started at all (gone, not executable).
+		l.fail(fmt.Errorf("restarting plugin: %w: %w", err, handler.ErrGiveUp))
 		return
 	}
 	g.onReady = func(err error) {
 		if err != nil {
-			l.fail(fmt.Errorf("restarting plugin: %w", err))
+			if !l.closing && l.failed == nil && l.cur == nil {
+				l.scheduleRestart() // a failed handshake: another try, as the policy allows
+			}
 			return
 		}
 		l.h.restarts.Add(1)

@@ -37,8 +37,10 @@ import (
 var (
 	// ErrHandshake wraps every error of a plugin that could not be started
 	// or did not complete the READY handshake (not executable, exited
-	// early, no READY in time, another protocol version). Restarting will
-	// not help: the node should fail without a restart loop.
+	// early, no READY in time, another protocol version). One that could
+	// not be started at all is also handler.ErrPermanent: the node fails
+	// at once; the others fail an attempt of the node, under its restart
+	// policy.
 	ErrHandshake = errors.New("plugin handshake failed")
 	// ErrLost is wrapped by the Result of a message the plugin held when
 	// it exited, was killed or was stopped.
@@ -179,7 +181,7 @@ func New(ctx context.Context, zctx *zmq4.Context, cfg Config) (*Host, error) {
 		return nil, errors.New("pluginhost: nil zeromq context")
 	}
 	if !filepath.IsAbs(cfg.Path) {
-		return nil, fmt.Errorf("pluginhost: plugin path %q is not absolute", cfg.Path)
+		return nil, handler.Permanent(fmt.Errorf("pluginhost: plugin path %q is not absolute", cfg.Path))
 	}
 	cfg = cfg.withDefaults()
 	h := &Host{
@@ -202,7 +204,7 @@ func New(ctx context.Context, zctx *zmq4.Context, cfg Config) (*Host, error) {
 	// The longest endpoint this host can name, generation 99999.
 	if p := endpointPath(h.cfg.Dir, h.cfg.Node, 99999); len(p) > maxIPCPath {
 		h.removeTmp()
-		return nil, fmt.Errorf("pluginhost: ipc path %s is %d bytes, the limit is %d: use a shorter Dir", p, len(p), maxIPCPath)
+		return nil, handler.Permanent(fmt.Errorf("pluginhost: ipc path %s is %d bytes, the limit is %d: use a shorter Dir", p, len(p), maxIPCPath))
 	}
 
 	events, err := inbox.New[event]()
