@@ -33,6 +33,9 @@ type instanceRunner interface {
 	// stopProducing asks a producer to stop sending and keep its sockets
 	// open until stopped; false when the runner cannot.
 	stopProducing() bool
+	// countersLag is how far the attempt's counters may trail the
+	// messages it moved.
+	countersLag() time.Duration
 }
 
 // goroutineRunner runs an instance as a node.Node on the engine's context.
@@ -46,6 +49,7 @@ func (g *goroutineRunner) pid() int                      { return 0 }
 func (g *goroutineRunner) inFlight() int64               { return g.n.InFlight() }
 func (g *goroutineRunner) dropped() int64                { return g.n.Dropped() }
 func (g *goroutineRunner) stopProducing() bool           { g.n.StopProducing(); return true }
+func (g *goroutineRunner) countersLag() time.Duration    { return g.n.CountersLag() }
 
 // instance is one supervised node instance.
 type instance struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ztopo/ztopo/runtime/node"
 	"github.com/ztopo/ztopo/runtime/procnode"
@@ -33,6 +34,16 @@ func (p *processRunner) pid() int                      { return p.r.PID() }
 func (p *processRunner) inFlight() int64     { return 0 }
 func (p *processRunner) dropped() int64      { return 0 }
 func (p *processRunner) stopProducing() bool { return false }
+
+// countersLag: a process node reports its counters every
+// procnode.StatsInterval, each a figure its own proxied sockets may trail
+// by node.MaxCountersLag; a command's counters are ours, exact.
+func (p *processRunner) countersLag() time.Duration {
+	if p.command {
+		return 0
+	}
+	return procnode.StatsInterval + node.MaxCountersLag
+}
 
 // stalled is OnStall of a process instance: a running instance whose
 // child stalled shows as stalled until it runs again (procnode logs both).
@@ -119,12 +130,18 @@ func (in *instance) counters() map[string]zsock.StatsSnapshot {
 }
 
 // quietNeeded is how many drain samples in a row without a counter change
-// mean that the instance has drained. A process node reports its counters
-// only every procnode.StatsInterval, so a still figure means something only
-// over a longer span than that.
+// mean that the instance has drained. Counters that trail the messages
+// (a process node's reports, a proxied node's refreshes: countersLag) mean
+// something only when still for longer than their lag.
 func (in *instance) quietNeeded() int {
-	if in.proc != nil && !in.proc.command {
-		return int(procnode.StatsInterval/drainSample) + quietSamples
+	var r instanceRunner = in.proc // fixed for the instance's life
+	if in.proc == nil {
+		in.mu.Lock()
+		r = in.runner
+		in.mu.Unlock()
 	}
-	return quietSamples
+	if r == nil {
+		return quietSamples
+	}
+	return int(r.countersLag()/drainSample) + quietSamples
 }

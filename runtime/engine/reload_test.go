@@ -216,7 +216,9 @@ func TestApplySwapsHandlerUnderLoad(t *testing.T) {
 	vars := map[string]string{"FRONT": zsocktest.TCP(t), "H": "echo"}
 	lg, logs := newLogger(t)
 	r := rlStart(t, rlParse(t, dir, swapYAML, vars), Options{Logger: lg})
-	rlWaitFor(t, "workers running", func() bool { return rlRunning2(r.e, "worker.0") && rlRunning2(r.e, "worker.1") })
+	rlWaitFor(t, "broker and workers running", func() bool {
+		return rlRunning2(r.e, "broker") && rlRunning2(r.e, "worker.0") && rlRunning2(r.e, "worker.1")
+	})
 	before := rlStarted(r.e)
 
 	ctx, cancel := context.WithTimeout(context.Background(), bound)

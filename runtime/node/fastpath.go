@@ -110,10 +110,10 @@ func (r *run) proxyForward(cur *slot, in, out *rsock) (completed, swapped bool, 
 			// A tap came: on to the Go loop, where it sees each message.
 			return false, true, nil
 		}
-		r.fast.Store(&proxyStats{front: in.sock.Stats, back: out.sock.Stats})
+		r.setFast(&proxyStats{front: in.sock.Stats, back: out.sock.Stats})
 		// pebbe retries EINTR itself; any error here is real.
 		err := zbatch.Proxy(in.sock.Z, out.sock.Z, nil, r.ctl)
-		r.fast.Store(nil)
+		r.setFast(nil)
 		if err != nil {
 			return false, false, fmt.Errorf("forward proxy: %w", err)
 		}
@@ -125,6 +125,18 @@ func (r *run) proxyForward(cur *slot, in, out *rsock) (completed, swapped bool, 
 		if r.n.slot.Load() != cur {
 			return false, true, nil
 		}
+	}
+}
+
+// setFast says whether libzmq's proxy moves the run's messages (ps) or
+// its own loop does (nil), for the signaller and for Node.CountersLag.
+func (r *run) setFast(ps *proxyStats) {
+	old := r.fast.Swap(ps)
+	switch {
+	case old == nil && ps != nil:
+		r.n.proxied.Add(1)
+	case old != nil && ps == nil:
+		r.n.proxied.Add(-1)
 	}
 }
 

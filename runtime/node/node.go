@@ -122,6 +122,25 @@ type Node struct {
 	// again: while it forwards inside the C proxy, the signaller repeats
 	// the wake-up until then.
 	tapWake atomic.Bool
+	// proxied counts the runs of this node whose messages libzmq's proxy
+	// moves right now (setFast): their counters lag (CountersLag).
+	proxied atomic.Int32
+}
+
+// MaxCountersLag is the longest a proxied node's counters trail the
+// messages it moved: the signaller refreshes them every statsIdle when
+// idle, and waits up to statsReply for the proxy's answer.
+const MaxCountersLag = statsIdle + statsReply
+
+// CountersLag is how far the node's counters may trail what it moved: 0
+// while its own loop counts each message, MaxCountersLag while libzmq's
+// proxy moves them. A drain must see them still for longer than that
+// before it calls the node idle.
+func (n *Node) CountersLag() time.Duration {
+	if n.proxied.Load() > 0 {
+		return MaxCountersLag
+	}
+	return 0
 }
 
 type slot struct {

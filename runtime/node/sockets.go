@@ -66,8 +66,8 @@ func (s *sockets) Proxying(frontend, backend, capture string) (done func()) {
 	if ps.front == nil || ps.back == nil {
 		return func() {}
 	}
-	s.r.fast.Store(ps)
-	return func() { s.r.fast.Store(nil) }
+	s.r.setFast(ps)
+	return func() { s.r.setFast(nil) }
 }
 
 func (s *sockets) stopped() bool { return s.ctx.Err() != nil }
