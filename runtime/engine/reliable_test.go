@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pebbe/zmq4"
 	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
 	"github.com/ztopo/ztopo/spec"
 )
@@ -491,6 +492,69 @@ func TestAtLeastOnceWorkerRemovedByReload(t *testing.T) {
 	got, dups := sinkReport(t, logs.String())
 	t.Logf("sink: %d distinct, %d duplicates", got, dups)
 	if got != n {
+		t.Errorf("sink counted %d distinct messages, want %d", got, n)
+	}
+}
+
+// TestAckSocketRefusesOversizedFrames: a sender's acknowledgement PULL on
+// an ipc path takes frames of one origin id only. A local program that
+// sends a larger frame is disconnected by libzmq before the frame is read
+// into memory, and the pipeline still delivers every message.
+func TestAckSocketRefusesOversizedFrames(t *testing.T) {
+	self := needZtopo(t)
+	dir := rlDir(t)
+	const n = 5000 // 1 ms a message in the worker: it runs for seconds
+	// One process worker: the ventilator's acknowledgements come over ipc.
+	topo := rlParse(t, dir, aloPipeline, map[string]string{"NAME": "alo-ackmax", "N": fmt.Sprint(n), "WORKERS": "1", "RUN": "process"})
+	ack := topo.Node("ventilator").Socket("out").Reliable.AckBind
+	if !strings.HasPrefix(ack, "ipc://") {
+		t.Fatalf("acknowledgement endpoint %q, want ipc", ack)
+	}
+	lg, logs := newLogger(t)
+	r := rlStart(t, topo, Options{Logger: lg, Self: self})
+
+	zctx, err := zmq4.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zctx.Term()
+	push, err := zctx.NewSocket(zmq4.PUSH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer push.Close()
+	_ = push.SetLinger(0)
+	if err := push.Monitor("inproc://ack-max-monitor", zmq4.EVENT_DISCONNECTED); err != nil {
+		t.Fatal(err)
+	}
+	mon, err := zctx.NewSocket(zmq4.PAIR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mon.Close()
+	_ = mon.SetLinger(0)
+	if err := mon.Connect("inproc://ack-max-monitor"); err != nil {
+		t.Fatal(err)
+	}
+	if err := push.Connect(ack); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := push.SendBytes(make([]byte, 1<<20), 0); err != nil {
+		t.Fatal(err)
+	}
+	_ = mon.SetRcvtimeo(bound)
+	ev, _, _, err := mon.RecvEvent(0)
+	if err != nil || ev != zmq4.EVENT_DISCONNECTED {
+		t.Fatalf("got event %v, %v; want the oversized frame's sender disconnected", ev, err)
+	}
+	// Refused on arrival, not let go when the topology ended.
+	if st := statusOf(r.e, "ventilator").State; st != StateRunning {
+		t.Fatalf("disconnected only when the ventilator was %s", st)
+	}
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got, _ := sinkReport(t, logs.String()); got != n {
 		t.Errorf("sink counted %d distinct messages, want %d", got, n)
 	}
 }

@@ -78,6 +78,16 @@ type upRef struct {
 	n   *upCount // shared by the copies sent on several reliable sockets
 }
 
+// originIDSize is the length of a message's origin id, the one content of
+// an acknowledgement frame.
+const originIDSize = 16
+
+// ackMaxFrame bounds a frame on an acknowledgement socket. libzmq applies
+// ZMQ_MAXMSGSIZE to the ZMTP handshake's commands too (READY with its
+// socket type and identity, some 40 bytes): an id's 16 would refuse every
+// peer, so the bound leaves them room.
+const ackMaxFrame = 1024
+
 type upCount struct{ left int }
 
 // relIn is the delivery header of the message being handled.
@@ -95,6 +105,13 @@ func (r *run) openReliable(rs *rsock) error {
 		}
 		_ = ack.SetLinger(0)
 		_ = ack.SetRcvhwm(0)
+		// Every frame an acknowledgement carries is one origin id: a much
+		// larger one (another local program on the ipc path) is refused
+		// by libzmq before it is read into memory.
+		if err := ack.SetMaxmsgsize(ackMaxFrame); err != nil {
+			ack.Close()
+			return fmt.Errorf("socket %q: acknowledgements: %w", rs.name, err)
+		}
 		if err := zsock.BindRetry(ack, sp.Reliable.AckBind); err != nil {
 			ack.Close()
 			return fmt.Errorf("socket %q: bind acknowledgements %s: %w", rs.name, sp.Reliable.AckBind, err)
@@ -110,7 +127,7 @@ func (r *run) openReliable(rs *rsock) error {
 
 // relSplit takes the delivery header off a received body.
 func relSplit(body [][]byte) (in *relIn, rest [][]byte) {
-	if len(body) < 3 || string(body[0]) != ALOMarker || len(body[2]) != 16 {
+	if len(body) < 3 || string(body[0]) != ALOMarker || len(body[2]) != originIDSize {
 		return nil, body
 	}
 	return &relIn{key: string(body[1]), id: string(body[2])}, body[3:]
@@ -130,7 +147,7 @@ func (r *run) relSend(s *rsock, env, body [][]byte, send func(env, body [][]byte
 	if r.relCur != nil {
 		id = r.relCur.id
 	} else {
-		var b [16]byte
+		var b [originIDSize]byte
 		copy(b[:8], rs.nonce[:])
 		rs.seq++
 		binary.BigEndian.PutUint64(b[8:], rs.seq)
