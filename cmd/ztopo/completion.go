@@ -184,8 +184,8 @@ func statusNames(arg string, sockets bool) []string {
 	if err != nil {
 		return nil
 	}
-	var st upStatus
-	if control.Call(context.Background(), tg.endpoint, control.VerbStatus, &st) != nil {
+	st, err := control.Status(context.Background(), tg.endpoint)
+	if err != nil {
 		return nil
 	}
 	seen := map[string]bool{}

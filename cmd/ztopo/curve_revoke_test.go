@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ztopo/ztopo/runtime/control"
 )
 
 // revokePeers: clients a and b, both allowed, each push one message and
@@ -121,7 +123,7 @@ nodes:
 	if got := lines("connected"); got != "a: HANDSHAKE_SUCCEEDED\nb: HANDSHAKE_SUCCEEDED" {
 		t.Fatalf("before the reload: got\n%s", got)
 	}
-	up.waitStatus(d.topologyRuntime(name), func(st upStatus) bool {
+	up.waitStatus(d.topologyRuntime(name), func(st control.StatusReply) bool {
 		return len(st.Nodes) == 1 && len(st.Nodes[0].Sockets) == 1 && st.Nodes[0].Sockets[0].MsgsIn == 2
 	})
 
@@ -149,7 +151,7 @@ nodes:
 	}
 	// The sink was replaced by the reload: its counters start again. It
 	// gets a's 10 messages, none of b's (sent first), and refused b.
-	st := up.waitStatus(d.topologyRuntime(name), func(st upStatus) bool {
+	st := up.waitStatus(d.topologyRuntime(name), func(st control.StatusReply) bool {
 		return len(st.Nodes) == 1 && len(st.Nodes[0].Sockets) == 1 && st.Nodes[0].Sockets[0].MsgsIn >= 10
 	})
 	s := st.Nodes[0].Sockets[0]
@@ -283,13 +285,13 @@ nodes:
 	if got := lines("ready"); got != "a: HANDSHAKE_SUCCEEDED\nb: HANDSHAKE_FAILED_AUTH" {
 		t.Fatalf("before the reload: got\n%s", got)
 	}
-	sinkIn := func(ok func(s socketStatus) bool) socketStatus {
-		st := up.waitStatus(d.topologyRuntime(name), func(st upStatus) bool {
+	sinkIn := func(ok func(s control.SocketStatus) bool) control.SocketStatus {
+		st := up.waitStatus(d.topologyRuntime(name), func(st control.StatusReply) bool {
 			return len(st.Nodes) == 1 && len(st.Nodes[0].Sockets) == 1 && ok(st.Nodes[0].Sockets[0])
 		})
 		return st.Nodes[0].Sockets[0]
 	}
-	sinkIn(func(s socketStatus) bool { return s.MsgsIn == 5 && s.AuthFailures == 1 })
+	sinkIn(func(s control.SocketStatus) bool { return s.MsgsIn == 5 && s.AuthFailures == 1 })
 
 	d.write(t, "topology.yaml", file("a, b"))
 	reload := exec.Command(bin, "reload", topo)
@@ -309,11 +311,11 @@ nodes:
 		t.Fatalf("after the reload: got\n%s\nwant\n%s", got, want)
 	}
 	// The same sink, counting on: 5 from a before, 10 from b, 5 from a.
-	s := sinkIn(func(s socketStatus) bool { return s.MsgsIn >= 20 })
+	s := sinkIn(func(s control.SocketStatus) bool { return s.MsgsIn >= 20 })
 	if s.MsgsIn != 20 || s.AuthFailures != 1 {
 		t.Fatalf("sink.in: got %d messages and %d refusals, want 20 and 1", s.MsgsIn, s.AuthFailures)
 	}
-	st := up.waitStatus(d.topologyRuntime(name), func(upStatus) bool { return true })
+	st := up.waitStatus(d.topologyRuntime(name), func(control.StatusReply) bool { return true })
 	if r := st.Nodes[0].Restarts; r != 0 {
 		t.Errorf("sink restarted %d times, want 0", r)
 	}

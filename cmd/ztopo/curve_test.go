@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/ztopo/ztopo/internal/curvecert"
+	"github.com/ztopo/ztopo/runtime/control"
 )
 
 const python = "/usr/bin/python3"
@@ -180,7 +181,7 @@ nodes:
       out: {type: PUSH, connect: psink.in, curve: {client: cmd}}
 `, name, ports[0], ports[1], ports[2], python))
 	up := startUp(t, bin, d, "--no-watch", topo)
-	up.waitStatus(d.topologyRuntime(name), func(st upStatus) bool {
+	up.waitStatus(d.topologyRuntime(name), func(st control.StatusReply) bool {
 		for _, n := range st.Nodes {
 			if n.Name == "sink" || n.Name == "rep" {
 				if n.State != "running" {
@@ -232,7 +233,7 @@ nodes:
 	// Every refused client is counted exactly once: the unknown keys by
 	// the ZAP handlers, the plain client and the one expecting another
 	// server key (refused by libzmq before ZAP) by sink.in's monitor.
-	up.waitStatus(d.topologyRuntime(name), func(st upStatus) bool {
+	up.waitStatus(d.topologyRuntime(name), func(st control.StatusReply) bool {
 		f := map[string]uint64{}
 		for _, nd := range st.Nodes {
 			for _, s := range nd.Sockets {

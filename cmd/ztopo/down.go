@@ -39,8 +39,8 @@ func runDown(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	var st upStatus
-	if err := tg.call(context.Background(), control.VerbStatus, &st); err != nil {
+	st, err := tg.status(context.Background(), control.VerbStatus)
+	if err != nil {
 		fmt.Fprintf(stderr, "ztopo down: %v\n", err)
 		return exitFailure
 	}

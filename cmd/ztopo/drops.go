@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/ztopo/ztopo/runtime/control"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -36,7 +37,7 @@ func dropsUnseen(so *spec.Socket) string {
 // printUnseenDrops adds a note under the counters naming the sockets whose
 // drops no counter can show, so that SEND ERRORS 0 is not read as
 // "nothing lost".
-func printUnseenDrops(w io.Writer, nodes []nodeStatus) {
+func printUnseenDrops(w io.Writer, nodes []control.InstanceStatus) {
 	byReason := map[string][]string{}
 	var reasons []string
 	for _, n := range nodes {

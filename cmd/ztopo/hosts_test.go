@@ -24,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/ztopo/ztopo/kube"
+	"github.com/ztopo/ztopo/runtime/control"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -116,12 +117,12 @@ func (s *spreadRun) start(host string) *upProc {
 }
 
 // status is the status of a host's share, through its control socket.
-func (s *spreadRun) status(host string, ok func(upStatus) bool) upStatus {
+func (s *spreadRun) status(host string, ok func(control.StatusReply) bool) control.StatusReply {
 	s.t.Helper()
 	return s.ups[host].waitStatus(s.d.topologyRuntime(s.name+"@"+host), ok)
 }
 
-func msgsIn(st upStatus, node string) uint64 {
+func msgsIn(st control.StatusReply, node string) uint64 {
 	var n uint64
 	for _, in := range st.Nodes {
 		if in.Node == node {
@@ -148,7 +149,7 @@ func testSpread(t *testing.T, addrs [3]string, prefix func(host string) []string
 		// while a host is still missing.
 		s.start("edge")
 		s.start("core")
-		core := s.status("core", func(st upStatus) bool { return allRunning(st) && len(st.Nodes) == 3 })
+		core := s.status("core", func(st control.StatusReply) bool { return allRunning(st) && len(st.Nodes) == 3 })
 		if got := core.Name; got != name {
 			t.Errorf("core share's name: got %q, want %q", got, name)
 		}
@@ -165,7 +166,7 @@ func testSpread(t *testing.T, addrs [3]string, prefix func(host string) []string
 			t.Fatalf("edge: exit status %d, want 0", code)
 		}
 		// The workers are reactive: their host runs until stopped.
-		st := s.status("core", func(st upStatus) bool { return msgsIn(st, "worker") == n })
+		st := s.status("core", func(st control.StatusReply) bool { return msgsIn(st, "worker") == n })
 		for _, in := range st.Nodes {
 			if in.MsgsIn != in.MsgsOut {
 				t.Errorf("%s: in %d, out %d", in.Name, in.MsgsIn, in.MsgsOut)
@@ -214,7 +215,7 @@ func testSpread(t *testing.T, addrs [3]string, prefix func(host string) []string
 		for _, h := range spreadHosts {
 			s.start(h)
 		}
-		s.status("store", func(st upStatus) bool { return msgsIn(st, "sink") > 200 })
+		s.status("store", func(st control.StatusReply) bool { return msgsIn(st, "sink") > 200 })
 		edgePid, storePid := s.ups["edge"].cmd.Process.Pid, s.ups["store"].cmd.Process.Pid
 
 		// SIGKILL: no orderly stop, the control socket left behind.
@@ -223,11 +224,11 @@ func testSpread(t *testing.T, addrs [3]string, prefix func(host string) []string
 			t.Fatal(err)
 		}
 		old.wait(e2eBound)
-		before := msgsIn(s.status("store", func(upStatus) bool { return true }), "sink")
+		before := msgsIn(s.status("store", func(control.StatusReply) bool { return true }), "sink")
 
 		s.start("core")
-		s.status("core", func(st upStatus) bool { return msgsIn(st, "worker") > 200 })
-		st := s.status("store", func(st upStatus) bool { return msgsIn(st, "sink") > before+200 })
+		s.status("core", func(st control.StatusReply) bool { return msgsIn(st, "worker") > 200 })
+		st := s.status("store", func(st control.StatusReply) bool { return msgsIn(st, "sink") > before+200 })
 		for _, h := range []string{"edge", "store"} {
 			select {
 			case <-s.ups[h].done:
@@ -629,9 +630,9 @@ nodes:
 	}
 	// A forward's counters come from libzmq's proxy statistics and lag
 	// by up to a second: wait for the workers' sum to settle at n.
-	workerStatus := func(i int) upStatus {
+	workerStatus := func(i int) control.StatusReply {
 		w := fmt.Sprintf("worker-%d", i)
-		return ups[w].waitStatus(d.topologyRuntime(name+"@"+w), func(st upStatus) bool { return len(st.Nodes) == 1 })
+		return ups[w].waitStatus(d.topologyRuntime(name+"@"+w), func(st control.StatusReply) bool { return len(st.Nodes) == 1 })
 	}
 	var through uint64
 	deadline := time.Now().Add(e2eBound)

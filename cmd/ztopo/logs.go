@@ -78,8 +78,8 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 	}
 
 	// The instances, to check the filter and to line the prefixes up.
-	var st upStatus
-	if err := tg.call(context.Background(), control.VerbStatus, &st); err != nil {
+	st, err := tg.status(context.Background(), control.VerbStatus)
+	if err != nil {
 		fmt.Fprintf(stderr, "ztopo logs: %v\n", err)
 		return exitFailure
 	}

@@ -105,8 +105,8 @@ func runningTopologies(ctx context.Context) []lsEntry {
 			endpoint := control.Endpoint(dir)
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
-			var st upStatus
-			if err := control.Call(cctx, endpoint, control.VerbStatus, &st); err != nil {
+			st, err := control.Status(cctx, endpoint)
+			if err != nil {
 				return
 			}
 			e := lsEntry{Name: d.Name(), State: st.State, Instances: len(st.Nodes), UptimeSeconds: st.UptimeSeconds, PID: st.PID, File: st.File, endpoint: endpoint}

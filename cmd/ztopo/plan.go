@@ -100,28 +100,6 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-type planSwap struct {
-	Node string `json:"node"`
-	From string `json:"from"`
-	To   string `json:"to"`
-}
-
-// planJSON is the --json output; every list is present, empty or not, so
-// that scripts need no null checks.
-type planJSON struct {
-	Start   []string   `json:"start"`
-	Stop    []string   `json:"stop"`
-	Restart []string   `json:"restart"`
-	Swap    []planSwap `json:"swap"`
-	// Allow: CURVE servers whose allow lists only let more clients in,
-	// updated in place.
-	Allow     []string `json:"allow"`
-	Unchanged []string `json:"unchanged"`
-	// Changes are the field-level changes of each restarted, swapped or
-	// allow-updated instance, by name.
-	Changes map[string]planChange `json:"changes"`
-}
-
 func nonNil(s []string) []string {
 	if s == nil {
 		return []string{}

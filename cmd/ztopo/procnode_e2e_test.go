@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ztopo/ztopo/runtime/control"
 )
 
 // TestUpCrashLossExitStatus: a process worker SIGKILLed while its queue is
@@ -43,8 +45,8 @@ nodes:
       in: {type: PULL, bind: auto}
 `, n, n))
 	up := startUp(t, bin, d, "--no-watch", "--grace", "2s", file)
-	var victim nodeStatus
-	up.waitStatus(d.topologyRuntime("e2ecrashloss"), func(st upStatus) bool {
+	var victim control.InstanceStatus
+	up.waitStatus(d.topologyRuntime("e2ecrashloss"), func(st control.StatusReply) bool {
 		for _, in := range st.Nodes {
 			if in.Node == "worker" && in.PID > 0 && in.MsgsOut > 0 {
 				victim = in
@@ -132,7 +134,7 @@ nodes:
 		if err != nil {
 			t.Fatalf("ztopo ps --json: %v", err)
 		}
-		var rows []nodeStatus
+		var rows []control.InstanceStatus
 		if err := json.Unmarshal(out, &rows); err != nil {
 			t.Fatalf("ztopo ps --json: %v\n%s", err, out)
 		}
@@ -142,7 +144,7 @@ nodes:
 		}
 		return states
 	}
-	up.waitStatus(rt, func(st upStatus) bool {
+	up.waitStatus(rt, func(st control.StatusReply) bool {
 		for _, in := range st.Nodes {
 			if in.Name == "worker.1" {
 				return in.State == "stalled"

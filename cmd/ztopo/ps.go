@@ -63,8 +63,8 @@ func runPs(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	var st upStatus
-	if err := tg.call(context.Background(), control.VerbPs, &st); err != nil {
+	st, err := tg.status(context.Background(), control.VerbPs)
+	if err != nil {
 		fmt.Fprintf(stderr, "ztopo ps: %v\n", err)
 		return exitFailure
 	}
@@ -196,6 +196,14 @@ func (tg target) call(ctx context.Context, verb string, out any) error {
 	return err
 }
 
+// status asks the topology for its status (verb: ps or status, which
+// answer the same); an error says plainly when it is not running.
+func (tg target) status(ctx context.Context, verb string) (control.StatusReply, error) {
+	var st control.StatusReply
+	err := tg.call(ctx, verb, &st)
+	return st, err
+}
+
 func printJSON(verb string, v any, stdout, stderr io.Writer) int {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -206,7 +214,7 @@ func printJSON(verb string, v any, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func pidText(n nodeStatus) string {
+func pidText(n control.InstanceStatus) string {
 	switch {
 	case n.PID > 0:
 		return strconv.Itoa(n.PID)
@@ -251,7 +259,7 @@ func rateText(r float64) string {
 }
 
 // psWide is ps -w.
-func psWide(st upStatus, stdout io.Writer) int {
+func psWide(st control.StatusReply, stdout io.Writer) int {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tSTATE\tRUN\tPID\tRESTARTS\tUPTIME\tIN\tOUT\tRATE\tSOCKETS\tERROR")
 	for _, n := range st.Nodes {

@@ -53,7 +53,7 @@ func runReload(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), reloadTimeout)
 	defer cancel()
 	var res struct {
-		reloadResult
+		control.ReloadReply
 		Error string `json:"error,omitempty"`
 	}
 	err := tg.call(ctx, control.VerbReload, &res)
@@ -84,10 +84,10 @@ func runReload(args []string, stdout, stderr io.Writer) int {
 }
 
 // planToJSON is a plan from old to new as `ztopo plan --json` shows it.
-func planToJSON(old, cur *spec.Topology, p spec.Plan) *planJSON {
-	swaps := make([]planSwap, 0, len(p.HandlerOnly))
+func planToJSON(old, cur *spec.Topology, p spec.Plan) *control.Plan {
+	swaps := make([]control.PlanSwap, 0, len(p.HandlerOnly))
 	for _, name := range p.HandlerOnly {
-		s := planSwap{Node: name}
+		s := control.PlanSwap{Node: name}
 		if n := old.Node(name); n != nil {
 			s.From = n.Handler.Label()
 		}
@@ -96,10 +96,10 @@ func planToJSON(old, cur *spec.Topology, p spec.Plan) *planJSON {
 		}
 		swaps = append(swaps, s)
 	}
-	changes := map[string]planChange{}
+	changes := map[string]control.PlanChange{}
 	for _, name := range append(append(append([]string(nil), p.Changed...), p.HandlerOnly...), p.AllowOnly...) {
 		o, n := old.Node(name), cur.Node(name)
-		c := planChange{Reason: spec.RestartReason(o, n), Fields: []string{}}
+		c := control.PlanChange{Reason: spec.RestartReason(o, n), Fields: []string{}}
 		swap := !slices.Contains(p.Changed, name)
 		for _, f := range spec.Changes(o, n) {
 			if swap && strings.HasPrefix(f, "handler: ") {
@@ -109,7 +109,7 @@ func planToJSON(old, cur *spec.Topology, p spec.Plan) *planJSON {
 		}
 		changes[name] = c
 	}
-	return &planJSON{
+	return &control.Plan{
 		Start:     nonNil(p.Added),
 		Stop:      nonNil(p.Removed),
 		Restart:   nonNil(p.Changed),
@@ -120,16 +120,9 @@ func planToJSON(old, cur *spec.Topology, p spec.Plan) *planJSON {
 	}
 }
 
-// planChange is what changed in one restarted or swapped instance, and
-// for a restart, why it is not a handler swap.
-type planChange struct {
-	Reason string   `json:"reason,omitempty"`
-	Fields []string `json:"fields"`
-}
-
 // printPlan prints a plan the way `ztopo plan` does.
-func printPlan(w io.Writer, p planJSON) {
-	if len(p.Start)+len(p.Stop)+len(p.Restart)+len(p.Swap)+len(p.Allow) == 0 {
+func printPlan(w io.Writer, p control.Plan) {
+	if p.Empty() {
 		fmt.Fprintln(w, "no changes")
 		return
 	}
@@ -165,7 +158,7 @@ func printPlan(w io.Writer, p planJSON) {
 
 // printChange prints the reason of a restart and the changed fields,
 // indented under the plan's line.
-func printChange(w io.Writer, c planChange) {
+func printChange(w io.Writer, c control.PlanChange) {
 	if c.Reason != "" {
 		fmt.Fprintf(w, "    why: %s\n", c.Reason)
 	}
@@ -176,7 +169,7 @@ func printChange(w io.Writer, c planChange) {
 
 // logChanges logs the field-level changes of a reload, one line per
 // instance, as `ztopo plan` prints them.
-func logChanges(log hclog.Logger, p *planJSON) {
+func logChanges(log hclog.Logger, p *control.Plan) {
 	names := make([]string, 0, len(p.Changes))
 	for n := range p.Changes {
 		names = append(names, n)

@@ -44,8 +44,8 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	var st upStatus
-	if err := tg.call(context.Background(), control.VerbStatus, &st); err != nil {
+	st, err := tg.status(context.Background(), control.VerbStatus)
+	if err != nil {
 		fmt.Fprintf(stderr, "ztopo status: %v\n", err)
 		return exitFailure
 	}
@@ -104,7 +104,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 }
 
 // withEndpoints adds the socket's type and resolved endpoints from t.
-func withEndpoints(t *spec.Topology, inst string, s socketStatus) socketStatus {
+func withEndpoints(t *spec.Topology, inst string, s control.SocketStatus) control.SocketStatus {
 	if n := t.Node(inst); n != nil {
 		if so := n.Socket(s.Name); so != nil {
 			s.Type, s.Bind, s.Connect = string(so.Type), so.Bind, so.Connect

@@ -112,8 +112,8 @@ func runTap(args []string, stdout, stderr io.Writer) int {
 	}
 
 	// The names, for a clear error with a suggestion.
-	var st upStatus
-	if err := tg.call(context.Background(), control.VerbStatus, &st); err != nil {
+	st, err := tg.status(context.Background(), control.VerbStatus)
+	if err != nil {
 		if errors.Is(err, control.ErrNotRunning) {
 			err = fmt.Errorf("no topology %q is running", tg.name)
 		}

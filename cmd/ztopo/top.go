@@ -72,7 +72,7 @@ type topFrame struct {
 // topSample is what one status call and /proc say at a time.
 type topSample struct {
 	at  time.Time
-	st  upStatus
+	st  control.StatusReply
 	cpu map[int]uint64 // pid -> utime+stime in clock ticks
 	rss map[int]uint64 // pid -> bytes
 }
@@ -165,7 +165,8 @@ func takeSample(ctx context.Context, tg target) (topSample, error) {
 	cctx, cancel := context.WithTimeout(ctx, control.DefaultTimeout)
 	defer cancel()
 	s := topSample{at: time.Now(), cpu: map[int]uint64{}, rss: map[int]uint64{}}
-	if err := control.Call(cctx, tg.endpoint, control.VerbStatus, &s.st); err != nil {
+	var err error
+	if s.st, err = control.Status(cctx, tg.endpoint); err != nil {
 		return s, err
 	}
 	for _, n := range s.st.Nodes {
@@ -210,7 +211,7 @@ func procStats(pid int) (cpu, rss uint64, ok bool) {
 func makeFrame(prev, cur topSample) topFrame {
 	dt := cur.at.Sub(prev.at).Seconds()
 	f := topFrame{Name: cur.st.Name, State: cur.st.State, At: cur.at, IntervalSeconds: dt, Instances: []topRow{}, Totals: topRow{Name: "total"}}
-	old := map[string]nodeStatus{}
+	old := map[string]control.InstanceStatus{}
 	for _, n := range prev.st.Nodes {
 		old[n.Name] = n
 	}

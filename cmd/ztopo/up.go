@@ -603,10 +603,7 @@ func (u *upRun) awaitControl() bool {
 	endpoint := control.Endpoint(u.topo.Load().RuntimeDir)
 	for {
 		ctx, cancel := context.WithTimeout(u.stopCtx, time.Second)
-		var pong struct {
-			Pid int `json:"pid"`
-		}
-		err := control.Call(ctx, endpoint, control.VerbPing, &pong)
+		pong, err := control.Ping(ctx, endpoint)
 		cancel()
 		if err == nil && pong.Pid == os.Getpid() {
 			return true
@@ -623,12 +620,12 @@ func (u *upRun) awaitControl() bool {
 func (u *upRun) Name() string { return u.topo.Load().Name }
 
 // Status is the reply to ps and status.
-func (u *upRun) Status() any {
+func (u *upRun) Status() control.StatusReply {
 	t := u.topo.Load()
 	insts := u.instances()
 	rates := u.rates.current()
 	now := time.Now()
-	st := upStatus{
+	st := control.StatusReply{
 		Name:            t.Name,
 		File:            t.File,
 		PID:             os.Getpid(),
@@ -639,10 +636,10 @@ func (u *upRun) Status() any {
 		Reloads:         u.reloads.applied.Load(),
 		ReloadsRejected: u.reloads.rejected.Load(),
 		ReloadsFailed:   u.reloads.failed.Load(),
-		Nodes:           make([]nodeStatus, 0, len(insts)),
+		Nodes:           make([]control.InstanceStatus, 0, len(insts)),
 	}
 	for _, in := range insts {
-		ns := nodeStatus{
+		ns := control.InstanceStatus{
 			Name:     in.Name,
 			Node:     in.Node,
 			Run:      string(in.Run),
@@ -650,7 +647,7 @@ func (u *upRun) Status() any {
 			State:    string(in.State),
 			Restarts: in.Restarts,
 			Error:    in.Error,
-			Sockets:  make([]socketStatus, 0, len(in.Sockets)),
+			Sockets:  make([]control.SocketStatus, 0, len(in.Sockets)),
 		}
 		ns.ExpectIn, ns.ExpectOut = expected(t.Node(in.Name))
 		if (in.State == engine.StateRunning || in.State == engine.StateStalled || in.State == engine.StateStarting) && !in.Started.IsZero() {
@@ -661,7 +658,7 @@ func (u *upRun) Status() any {
 		}
 		for _, so := range in.Sockets {
 			r := rates[rateKey{in.Name, so.Name}]
-			ns.Sockets = append(ns.Sockets, withEndpoints(t, in.Name, socketStatus{
+			ns.Sockets = append(ns.Sockets, withEndpoints(t, in.Name, control.SocketStatus{
 				Name: so.Name, MsgsIn: so.MsgsIn, MsgsOut: so.MsgsOut,
 				BytesIn: so.BytesIn, BytesOut: so.BytesOut, SendErrors: so.SendErrors,
 				Curve: so.Curve, AuthFailures: so.AuthFailures,
@@ -685,7 +682,7 @@ func (u *upRun) Status() any {
 
 // Reload is the control socket's reload: it goes through the reload loop
 // like any other request and answers with that reload's result.
-func (u *upRun) Reload() (any, error) {
+func (u *upRun) Reload() (*control.ReloadReply, error) {
 	reply := make(chan reloadOutcome, 1)
 	u.rl.request(reply)
 	select {
@@ -713,66 +710,6 @@ func (u *upRun) metricsSnapshot() metrics.Snapshot {
 	}
 }
 
-// upStatus is the control socket's answer to ps and status, and the JSON
-// `ztopo status --json` prints.
-type upStatus struct {
-	Name            string       `json:"name"`
-	File            string       `json:"file"`
-	PID             int          `json:"pid"`
-	State           string       `json:"state"` // starting, running, degraded (a node failed for good) or stopping
-	Started         time.Time    `json:"started"`
-	UptimeSeconds   float64      `json:"uptime_seconds"`
-	GraceMS         int64        `json:"grace_ms"`
-	Reloads         uint64       `json:"reloads"` // applied reloads
-	ReloadsRejected uint64       `json:"reloads_rejected"`
-	ReloadsFailed   uint64       `json:"reloads_failed"`
-	Nodes           []nodeStatus `json:"nodes"`
-}
-
-// nodeStatus is one node instance; MsgsIn/MsgsOut and the rates are its
-// sockets' summed.
-type nodeStatus struct {
-	Name          string  `json:"name"`
-	Node          string  `json:"node"`
-	Run           string  `json:"run"`
-	PID           int     `json:"pid"` // 0 for a goroutine
-	State         string  `json:"state"`
-	Restarts      int     `json:"restarts"`
-	UptimeSeconds float64 `json:"uptime_seconds"` // 0 unless starting, running or stalled
-	Error         string  `json:"error,omitempty"`
-	MsgsIn        uint64  `json:"msgs_in"`
-	MsgsOut       uint64  `json:"msgs_out"`
-	// ExpectIn and ExpectOut are what the node completes at: a count's
-	// expect, a generate's count; absent when it has none.
-	ExpectIn  int            `json:"expect_in,omitempty"`
-	ExpectOut int            `json:"expect_out,omitempty"`
-	RateIn    float64        `json:"rate_in"`
-	RateOut   float64        `json:"rate_out"`
-	Sockets   []socketStatus `json:"sockets"`
-}
-
-type socketStatus struct {
-	Name       string   `json:"name"`
-	Type       string   `json:"type,omitempty"`
-	Bind       []string `json:"bind,omitempty"`    // resolved endpoints
-	Connect    []string `json:"connect,omitempty"` // resolved endpoints
-	MsgsIn     uint64   `json:"msgs_in"`
-	MsgsOut    uint64   `json:"msgs_out"`
-	BytesIn    uint64   `json:"bytes_in"`
-	BytesOut   uint64   `json:"bytes_out"`
-	SendErrors uint64   `json:"send_errors"`
-	RateIn     float64  `json:"rate_in"`  // messages per second, see rateWindow
-	RateOut    float64  `json:"rate_out"` // messages per second, see rateWindow
-	// DropsUnseen says why messages this socket drops cannot be counted
-	// (PUB beyond the high-water mark, ROUTER to an unknown peer); "" when
-	// a drop is a send error, counted in SendErrors.
-	DropsUnseen string `json:"drops_unseen,omitempty"`
-	// Curve is "server" or "client" on a socket with CURVE; AuthFailures
-	// are the handshakes refused on a CURVE server socket.
-	Curve        string `json:"curve,omitempty"`
-	AuthFailures uint64 `json:"auth_failures,omitempty"`
-}
-
 // reloader is the latest-value queue of reload requests: file events,
 // SIGHUP and `ztopo reload` all land here. kick holds at most one token, so
 // a burst of requests while a reload runs gives one more reload, of the
@@ -788,7 +725,7 @@ type reloader struct {
 }
 
 type reloadOutcome struct {
-	result *reloadResult
+	result *control.ReloadReply
 	err    error
 }
 
@@ -839,24 +776,15 @@ func (u *upRun) reloadLoop(ctx context.Context) {
 	}
 }
 
-// reloadResult is a reload's outcome, in the control socket's reply.
-type reloadResult struct {
-	Result      string    `json:"result"` // applied, unchanged, rejected or failed
-	File        string    `json:"file"`
-	Plan        *planJSON `json:"plan,omitempty"`
-	Diagnostics []string  `json:"diagnostics,omitempty"`
-	DurationMS  float64   `json:"duration_ms"`
-}
-
 // reload is the one reload path (STYLE 10): load and validate; an invalid
 // file is rejected with every diagnostic logged and the topology left
 // alone; an unchanged one is skipped; otherwise the plan is logged and
 // applied, and one summary line says how it went.
-func (u *upRun) reload(ctx context.Context) (*reloadResult, error) {
+func (u *upRun) reload(ctx context.Context) (*control.ReloadReply, error) {
 	start := time.Now()
 	log := u.log.Named("reload")
 	cur := u.topo.Load()
-	res := &reloadResult{File: cur.File}
+	res := &control.ReloadReply{File: cur.File}
 	finish := func(result string) {
 		res.Result = result
 		res.DurationMS = float64(time.Since(start).Microseconds()) / 1000

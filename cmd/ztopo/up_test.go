@@ -232,14 +232,14 @@ func (u *upProc) signal(sig os.Signal) {
 
 // waitStatus asks the control socket until its answer satisfies ok; it
 // fails the test when up exits or the bound passes first.
-func (u *upProc) waitStatus(runtimeDir string, ok func(upStatus) bool) upStatus {
+func (u *upProc) waitStatus(runtimeDir string, ok func(control.StatusReply) bool) control.StatusReply {
 	t := u.t
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), e2eBound)
 	defer cancel()
 	var last error
 	for {
-		var st upStatus
+		var st control.StatusReply
 		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
 		err := control.Call(cctx, control.Endpoint(runtimeDir), control.VerbStatus, &st)
 		ccancel()
@@ -261,7 +261,7 @@ func (u *upProc) waitStatus(runtimeDir string, ok func(upStatus) bool) upStatus 
 	}
 }
 
-func allRunning(st upStatus) bool {
+func allRunning(st control.StatusReply) bool {
 	for _, n := range st.Nodes {
 		if n.State != "running" {
 			return false

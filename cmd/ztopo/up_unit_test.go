@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztopo/ztopo/runtime/control"
 	"github.com/ztopo/ztopo/runtime/engine"
 )
 
@@ -24,7 +25,7 @@ func TestReloaderCoalesces(t *testing.T) {
 	if got, want := len(ws), 2; got != want {
 		t.Fatalf("waiters: got %d, want %d", got, want)
 	}
-	res := &reloadResult{Result: "applied"}
+	res := &control.ReloadReply{Result: "applied"}
 	for _, w := range ws {
 		w <- reloadOutcome{result: res}
 	}

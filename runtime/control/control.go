@@ -32,7 +32,8 @@ const (
 	VerbStatus = "status" // Handler.Status
 	VerbReload = "reload" // Handler.Reload
 	VerbDown   = "down"   // Handler.Down
-	// VerbPing is answered by Serve itself with {"ok":true,"pid":N,"name":"..."}.
+	// VerbPing is answered by Serve itself with a PingReply:
+	// {"ok":true,"pid":N,"name":"..."}.
 	VerbPing = "ping"
 )
 
@@ -71,14 +72,13 @@ var ErrNotRunning = errors.New("no topology running")
 // A Handler that also has a method Name() string gives its topology name to
 // ping replies and to the error of a second Serve on the same endpoint.
 type Handler interface {
-	// Status describes the running topology for ps and status. Its JSON
-	// object's fields go into the reply ({"name":..., "nodes":[...]}); a
-	// value that is not an object goes under "result".
-	Status() any
+	// Status describes the running topology for ps and status; its fields
+	// go into the reply ({"ok":true,"name":..., "nodes":[...]}).
+	Status() StatusReply
 	// Reload reloads the topology file and returns what was done, in the
 	// reply like Status. An error (an invalid file, a failed apply) is the
 	// reply's "error"; the result, if not nil, is still sent along.
-	Reload() (any, error)
+	Reload() (*ReloadReply, error)
 	// Down asks the topology to stop and returns without waiting for it:
 	// the stop ends Serve, which must first send the reply.
 	Down() error

@@ -42,16 +42,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-type nodeStatus struct {
-	Name  string `json:"name"`
-	State string `json:"state"`
-}
-
-type statusReply struct {
-	Name  string       `json:"name"`
-	Nodes []nodeStatus `json:"nodes"`
-}
-
 // fakeHandler counts calls; reloadGate, when set, holds Reload until it is
 // closed.
 type fakeHandler struct {
@@ -66,19 +56,23 @@ type fakeHandler struct {
 
 func (h *fakeHandler) Name() string { return h.name }
 
-func (h *fakeHandler) Status() any {
+func (h *fakeHandler) Status() StatusReply {
 	if h.panicking {
 		panic("status exploded")
 	}
-	return statusReply{Name: h.name, Nodes: []nodeStatus{{"sink", "running"}, {"worker.0", "restarting"}}}
+	return StatusReply{Name: h.name, Nodes: []InstanceStatus{{Name: "sink", State: "running"}, {Name: "worker.0", State: "restarting"}}}
 }
 
-func (h *fakeHandler) Reload() (any, error) {
+func (h *fakeHandler) Reload() (*ReloadReply, error) {
 	h.reloads.Add(1)
 	if h.reloadGate != nil {
 		<-h.reloadGate
 	}
-	return map[string]any{"restarted": []string{"worker.0"}}, h.reloadErr
+	res := ReloadApplied
+	if h.reloadErr != nil {
+		res = ReloadRejected
+	}
+	return &ReloadReply{Result: res, File: "topology.yaml", Plan: &Plan{Restart: []string{"worker.0"}}}, h.reloadErr
 }
 
 func (h *fakeHandler) Down() error {
@@ -92,9 +86,9 @@ func (h *fakeHandler) Down() error {
 // noName is a Handler without a Name method.
 type noName struct{}
 
-func (noName) Status() any          { return nil }
-func (noName) Reload() (any, error) { return nil, nil }
-func (noName) Down() error          { return nil }
+func (noName) Status() StatusReply           { return StatusReply{} }
+func (noName) Reload() (*ReloadReply, error) { return nil, nil }
+func (noName) Down() error                   { return nil }
 
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -187,35 +181,36 @@ func TestVerbs(t *testing.T) {
 	s := serve(ctx, t, Endpoint(runtimeDir(t)), h)
 
 	for _, verb := range []string{VerbPs, VerbStatus} {
-		var st statusReply
+		var st StatusReply
 		if err := Call(ctx, s.endpoint, verb, &st); err != nil {
 			t.Fatalf("%s: %v", verb, err)
 		}
-		if got := fmt.Sprint(st); got != "{demo [{sink running} {worker.0 restarting}]}" {
-			t.Errorf("%s: got %s, want demo with sink and worker.0", verb, got)
+		var got []string
+		for _, n := range st.Nodes {
+			got = append(got, n.Name+" "+n.State)
+		}
+		if st.Name != "demo" || strings.Join(got, ", ") != "sink running, worker.0 restarting" {
+			t.Errorf("%s: got %s %v, want demo with sink running, worker.0 restarting", verb, st.Name, got)
 		}
 	}
-
-	var rel struct {
-		OK        bool     `json:"ok"`
-		Restarted []string `json:"restarted"`
+	if st, err := Status(ctx, s.endpoint); err != nil || len(st.Nodes) != 2 {
+		t.Errorf("Status: got %+v, %v; want 2 nodes", st, err)
 	}
-	if err := Call(ctx, s.endpoint, VerbReload, &rel); err != nil {
+
+	rel, err := Reload(ctx, s.endpoint)
+	if err != nil {
 		t.Fatalf("reload: %v", err)
 	}
-	if !rel.OK || strings.Join(rel.Restarted, ",") != "worker.0" || h.reloads.Load() != 1 {
-		t.Errorf("reload: got %+v after %d calls, want ok, worker.0, 1 call", rel, h.reloads.Load())
+	if rel == nil || rel.Result != ReloadApplied || strings.Join(rel.Plan.Restart, ",") != "worker.0" || h.reloads.Load() != 1 {
+		t.Errorf("reload: got %+v after %d calls, want applied, restart worker.0, 1 call", rel, h.reloads.Load())
 	}
 
-	var ping struct {
-		Pid  int    `json:"pid"`
-		Name string `json:"name"`
-	}
-	if err := Call(ctx, s.endpoint, VerbPing, &ping); err != nil || ping.Pid != os.Getpid() || ping.Name != "demo" {
+	ping, err := Ping(ctx, s.endpoint)
+	if err != nil || ping.Pid != os.Getpid() || ping.Name != "demo" {
 		t.Errorf("ping: got %+v, %v; want pid %d, name demo", ping, err, os.Getpid())
 	}
 
-	err := Call(ctx, s.endpoint, "frobnicate", nil)
+	err = Call(ctx, s.endpoint, "frobnicate", nil)
 	if want := `unknown verb "frobnicate" (known: ps, status, reload, down, logs, restart, tap, tap-read, untap, ping)`; err == nil || err.Error() != want {
 		t.Errorf("unknown verb: got %v, want %q", err, want)
 	}
@@ -229,16 +224,13 @@ func TestReloadError(t *testing.T) {
 	ctx := testCtx(t)
 	h := &fakeHandler{name: "demo", reloadErr: errors.New("topology.yaml:3:5: unknown node \"sinc\"")}
 	s := serve(ctx, t, Endpoint(runtimeDir(t)), h)
-	var rel struct {
-		Restarted []string `json:"restarted"`
-	}
-	err := Call(ctx, s.endpoint, VerbReload, &rel)
+	rel, err := Reload(ctx, s.endpoint)
 	if err == nil || err.Error() != `topology.yaml:3:5: unknown node "sinc"` {
 		t.Fatalf("got %v, want the handler's error", err)
 	}
 	// The result travels with the error.
-	if strings.Join(rel.Restarted, ",") != "worker.0" {
-		t.Errorf("result with the error: got %v, want [worker.0]", rel.Restarted)
+	if rel == nil || rel.Result != ReloadRejected || strings.Join(rel.Plan.Restart, ",") != "worker.0" {
+		t.Errorf("result with the error: got %+v, want rejected, restart worker.0", rel)
 	}
 }
 
@@ -330,7 +322,7 @@ func TestStaleSocketFileIsReplaced(t *testing.T) {
 	}
 
 	s := serve(ctx, t, endpoint, &fakeHandler{name: "demo"})
-	var st statusReply
+	var st StatusReply
 	if err := Call(ctx, s.endpoint, VerbPs, &st); err != nil || len(st.Nodes) != 2 {
 		t.Fatalf("ps: got %v, %v; want 2 nodes", st, err)
 	}
@@ -564,7 +556,7 @@ func TestOversizedRequestRefused(t *testing.T) {
 	if err != nil || ev != zmq4.EVENT_DISCONNECTED {
 		t.Fatalf("got event %v, %v; want DISCONNECTED", ev, err)
 	}
-	var st statusReply
+	var st StatusReply
 	if err := Call(ctx, s.endpoint, VerbPs, &st); err != nil {
 		t.Fatalf("ps after the refusal: %v", err)
 	}

@@ -167,7 +167,7 @@ func dispatch(raw []byte, h Handler, logger hclog.Logger) (reply []byte) {
 	case VerbPs, VerbStatus:
 		return encodeReply(h.Status(), nil)
 	case VerbReload:
-		return encodeReply(h.Reload())
+		return encodeReply(h.Reload()) // a nil reply encodes as no fields
 	case VerbDown:
 		return encodeReply(nil, h.Down())
 	case VerbLogs:
@@ -211,10 +211,7 @@ func dispatch(raw []byte, h Handler, logger hclog.Logger) (reply []byte) {
 		}
 		return encodeReply(th.Untap(rr))
 	case VerbPing:
-		return encodeReply(struct {
-			Pid  int    `json:"pid"`
-			Name string `json:"name,omitempty"`
-		}{os.Getpid(), nameOf(h)}, nil)
+		return encodeReply(PingReply{Pid: os.Getpid(), Name: nameOf(h)}, nil)
 	default:
 		return encodeReply(nil, fmt.Errorf("unknown verb %q (known: ps, status, reload, down, logs, restart, tap, tap-read, untap, ping)", req.Verb))
 	}

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ztopo/ztopo/runtime/control"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -20,7 +21,7 @@ type edgeRate struct {
 // both), summed over the connecting node's instances. A connecting socket
 // with several peer nodes counts towards each of them: ZeroMQ does not say
 // which peer a message went to.
-func edgeRates(t *spec.Topology, v statusView) []edgeRate {
+func edgeRates(t *spec.Topology, v control.StatusReply) []edgeRate {
 	rates := map[[2]string]float64{} // instance.socket → rate
 	for _, in := range v.Nodes {
 		for _, so := range in.Sockets {

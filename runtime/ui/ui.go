@@ -34,6 +34,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/ztopo/ztopo/runtime/control"
 	"github.com/ztopo/ztopo/runtime/logbuf"
 	"github.com/ztopo/ztopo/runtime/tap"
 	"github.com/ztopo/ztopo/spec"
@@ -56,9 +58,8 @@ const dotTimeout = 20 * time.Second
 type Source struct {
 	// Topology is the running (resolved) topology; a reload replaces it.
 	Topology func() *spec.Topology
-	// Status is the reply of `ztopo status --json` (see statusView for the
-	// fields the page reads).
-	Status func() any
+	// Status is the reply of `ztopo status --json`.
+	Status func() control.StatusReply
 	// Logs is the log kept by `up`; nil shows no log lines.
 	Logs *logbuf.Ring
 	// Tap attaches t to a socket of an instance or node (engine.Tap); nil:
@@ -148,11 +149,11 @@ func (s *Server) graphSVG(w http.ResponseWriter, _ *http.Request) {
 
 // update is one "status" event.
 type update struct {
-	Graph    string     `json:"graph"`                 // version of /graph.svg
-	GraphErr string     `json:"graph_error,omitempty"` // why there is no graph
-	Status   any        `json:"status"`
-	Nodes    []nodeView `json:"nodes"` // per node as written, instances summed
-	Edges    []edgeRate `json:"edges"`
+	Graph    string              `json:"graph"`                 // version of /graph.svg
+	GraphErr string              `json:"graph_error,omitempty"` // why there is no graph
+	Status   control.StatusReply `json:"status"`
+	Nodes    []nodeView          `json:"nodes"` // per node as written, instances summed
+	Edges    []edgeRate          `json:"edges"`
 }
 
 // events streams one update a second while the page is connected; the
@@ -195,9 +196,8 @@ func (s *Server) snapshot() update {
 	if err != nil {
 		u.GraphErr = err.Error()
 	}
-	view := readStatus(st)
-	u.Nodes = nodesOf(view)
-	u.Edges = edgeRates(s.src.Topology(), view)
+	u.Nodes = nodesOf(st)
+	u.Edges = edgeRates(s.src.Topology(), st)
 	return u
 }
 
@@ -259,30 +259,6 @@ func (s *Server) node(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(d)
 }
 
-// statusView is what the page's server side reads of the status reply.
-type statusView struct {
-	Nodes []struct {
-		Name     string `json:"name"`
-		Node     string `json:"node"`
-		State    string `json:"state"`
-		Restarts int    `json:"restarts"`
-		Sockets  []struct {
-			Name       string  `json:"name"`
-			SendErrors uint64  `json:"send_errors"`
-			RateIn     float64 `json:"rate_in"`
-			RateOut    float64 `json:"rate_out"`
-		} `json:"sockets"`
-	} `json:"nodes"`
-}
-
-func readStatus(st any) statusView {
-	var v statusView
-	if b, err := json.Marshal(st); err == nil {
-		json.Unmarshal(b, &v)
-	}
-	return v
-}
-
 // nodeView sums a node's instances for its box in the graph.
 type nodeView struct {
 	Name       string         `json:"name"`
@@ -299,7 +275,7 @@ type nodeView struct {
 // its node before a restarting one, which colours it before running ones.
 var stateRank = map[string]int{"failed": 7, "restarting": 6, "stalled": 5, "starting": 4, "stopping": 3, "running": 2, "stopped": 1, "completed": 0}
 
-func nodesOf(v statusView) []nodeView {
+func nodesOf(v control.StatusReply) []nodeView {
 	by := map[string]*nodeView{}
 	var order []string
 	for _, in := range v.Nodes {

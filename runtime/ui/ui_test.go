@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/ztopo/ztopo/runtime/control"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -42,32 +44,18 @@ func pipeline() *spec.Topology {
 	return t
 }
 
-type sockStatus struct {
-	Name       string  `json:"name"`
-	SendErrors uint64  `json:"send_errors"`
-	RateIn     float64 `json:"rate_in"`
-	RateOut    float64 `json:"rate_out"`
-}
-
-type instStatus struct {
-	Name     string       `json:"name"`
-	Node     string       `json:"node"`
-	State    string       `json:"state"`
-	Restarts int          `json:"restarts"`
-	Sockets  []sockStatus `json:"sockets"`
-}
-
-func status() any {
-	return map[string]any{"name": "pipe", "nodes": []instStatus{
-		{Name: "sink", Node: "sink", State: "running", Sockets: []sockStatus{{Name: "in", RateIn: 30}}},
-		{Name: "ventilator", Node: "ventilator", State: "completed", Sockets: []sockStatus{{Name: "out", RateOut: 30, SendErrors: 2}}},
-		{Name: "worker.0", Node: "worker", State: "running", Restarts: 1, Sockets: []sockStatus{{Name: "in", RateIn: 10}, {Name: "out", RateOut: 10}}},
-		{Name: "worker.1", Node: "worker", State: "restarting", Restarts: 2, Sockets: []sockStatus{{Name: "in", RateIn: 20}, {Name: "out", RateOut: 20}}},
+func status() control.StatusReply {
+	type sock = control.SocketStatus
+	return control.StatusReply{Name: "pipe", Nodes: []control.InstanceStatus{
+		{Name: "sink", Node: "sink", State: "running", Sockets: []sock{{Name: "in", RateIn: 30}}},
+		{Name: "ventilator", Node: "ventilator", State: "completed", Sockets: []sock{{Name: "out", RateOut: 30, SendErrors: 2}}},
+		{Name: "worker.0", Node: "worker", State: "running", Restarts: 1, Sockets: []sock{{Name: "in", RateIn: 10}, {Name: "out", RateOut: 10}}},
+		{Name: "worker.1", Node: "worker", State: "restarting", Restarts: 2, Sockets: []sock{{Name: "in", RateIn: 20}, {Name: "out", RateOut: 20}}},
 	}}
 }
 
 func TestEdgeRates(t *testing.T) {
-	got := edgeRates(pipeline(), readStatus(status()))
+	got := edgeRates(pipeline(), status())
 	want := []edgeRate{{A: "worker", B: "sink", Rate: 30}, {A: "worker", B: "ventilator", Rate: 30}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("got %v, want %v", got, want)
@@ -75,7 +63,7 @@ func TestEdgeRates(t *testing.T) {
 }
 
 func TestNodesOf(t *testing.T) {
-	nodes := nodesOf(readStatus(status()))
+	nodes := nodesOf(status())
 	var worker nodeView
 	for _, n := range nodes {
 		if n.Name == "worker" {
