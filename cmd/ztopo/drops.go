@@ -6,33 +6,7 @@ import (
 	"strings"
 
 	"github.com/ztopo/ztopo/runtime/control"
-	"github.com/ztopo/ztopo/spec"
 )
-
-// dropsUnseen says why the messages a socket drops cannot be counted, or ""
-// when libzmq reports them (as send errors, in SEND ERRORS). libzmq has no
-// counter of its own drops: a PUB (or XPUB without xpub_nodrop) discards
-// what a subscriber cannot take beyond the high-water mark, and a ROUTER
-// without router_mandatory discards what is addressed to a peer it does
-// not know, both without an error (issue 12 item 9).
-func dropsUnseen(so *spec.Socket) string {
-	opt := func(name string) bool {
-		for _, o := range so.Options {
-			if o.Name == name {
-				v, ok := o.Value.(int)
-				return ok && v != 0
-			}
-		}
-		return false
-	}
-	switch {
-	case so.Type == spec.PUB, so.Type == spec.XPUB && !opt("xpub_nodrop"):
-		return "libzmq drops what a subscriber cannot take beyond sndhwm without reporting it: MSGS OUT counts what was published, not what each subscriber received"
-	case so.Type == spec.ROUTER && !opt("router_mandatory"):
-		return "libzmq drops messages to an unknown or departed peer without reporting them (router_mandatory: true makes them send errors)"
-	}
-	return ""
-}
 
 // printUnseenDrops adds a note under the counters naming the sockets whose
 // drops no counter can show, so that SEND ERRORS 0 is not read as

@@ -158,11 +158,6 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// Logs is the control socket's logs: records from the log up keeps.
-func (u *upRun) Logs(req control.LogsRequest) (control.LogsReply, error) {
-	return control.RingLogs(u.opts.logs.Ring(), req), nil
-}
-
 // newUpLogger is up's logger: every entry is kept for ztopo logs and
 // written to w, compose-style text (coloured on a terminal) or JSON lines.
 func newUpLogger(w io.Writer, json bool, level hclog.Level) (hclog.Logger, *logbuf.Sink) {

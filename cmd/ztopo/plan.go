@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ztopo/ztopo/runtime/control"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -92,19 +93,12 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	old, cur := topos[0], topos[1]
-	pj := planToJSON(old, cur, spec.Diff(old, cur))
+	pj := control.NewPlan(old, cur, spec.Diff(old, cur))
 	if *asJSON {
 		return printJSON("plan", pj, stdout, stderr)
 	}
 	printPlan(stdout, *pj)
 	return exitOK
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 func plural(n int, what string) string {

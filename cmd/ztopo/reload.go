@@ -4,14 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
-	"strings"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/ztopo/ztopo/runtime/control"
-	"github.com/ztopo/ztopo/spec"
 )
 
 const reloadUsage = `usage: ztopo reload [--json] [--host HOST] FILE|NAME
@@ -83,43 +78,6 @@ func runReload(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// planToJSON is a plan from old to new as `ztopo plan --json` shows it.
-func planToJSON(old, cur *spec.Topology, p spec.Plan) *control.Plan {
-	swaps := make([]control.PlanSwap, 0, len(p.HandlerOnly))
-	for _, name := range p.HandlerOnly {
-		s := control.PlanSwap{Node: name}
-		if n := old.Node(name); n != nil {
-			s.From = n.Handler.Label()
-		}
-		if n := cur.Node(name); n != nil {
-			s.To = n.Handler.Label()
-		}
-		swaps = append(swaps, s)
-	}
-	changes := map[string]control.PlanChange{}
-	for _, name := range append(append(append([]string(nil), p.Changed...), p.HandlerOnly...), p.AllowOnly...) {
-		o, n := old.Node(name), cur.Node(name)
-		c := control.PlanChange{Reason: spec.RestartReason(o, n), Fields: []string{}}
-		swap := !slices.Contains(p.Changed, name)
-		for _, f := range spec.Changes(o, n) {
-			if swap && strings.HasPrefix(f, "handler: ") {
-				continue // the swap's own line says it
-			}
-			c.Fields = append(c.Fields, f)
-		}
-		changes[name] = c
-	}
-	return &control.Plan{
-		Start:     nonNil(p.Added),
-		Stop:      nonNil(p.Removed),
-		Restart:   nonNil(p.Changed),
-		Swap:      swaps,
-		Allow:     nonNil(p.AllowOnly),
-		Unchanged: nonNil(p.Unchanged),
-		Changes:   changes,
-	}
-}
-
 // printPlan prints a plan the way `ztopo plan` does.
 func printPlan(w io.Writer, p control.Plan) {
 	if p.Empty() {
@@ -164,29 +122,5 @@ func printChange(w io.Writer, c control.PlanChange) {
 	}
 	for _, f := range c.Fields {
 		fmt.Fprintf(w, "    %s\n", f)
-	}
-}
-
-// logChanges logs the field-level changes of a reload, one line per
-// instance, as `ztopo plan` prints them.
-func logChanges(log hclog.Logger, p *control.Plan) {
-	names := make([]string, 0, len(p.Changes))
-	for n := range p.Changes {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		c := p.Changes[n]
-		if len(c.Fields) == 0 && c.Reason == "" {
-			continue
-		}
-		args := []any{"node", n}
-		if c.Reason != "" {
-			args = append(args, "why", c.Reason)
-		}
-		if len(c.Fields) > 0 {
-			args = append(args, "changes", strings.Join(c.Fields, "; "))
-		}
-		log.Info("node definition changed", args...)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/ztopo/ztopo/runtime/control"
-	"github.com/ztopo/ztopo/spec"
 )
 
 const statusUsage = `usage: ztopo status [--json] [--host HOST] [FILE|NAME]
@@ -101,17 +100,6 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return exitOK
-}
-
-// withEndpoints adds the socket's type and resolved endpoints from t.
-func withEndpoints(t *spec.Topology, inst string, s control.SocketStatus) control.SocketStatus {
-	if n := t.Node(inst); n != nil {
-		if so := n.Socket(s.Name); so != nil {
-			s.Type, s.Bind, s.Connect = string(so.Type), so.Bind, so.Connect
-			s.DropsUnseen = dropsUnseen(so)
-		}
-	}
-	return s
 }
 
 // listText is a list of endpoints, comma-separated; "-" for none.

@@ -3,15 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -256,126 +253,4 @@ func tapSummary(w io.Writer, shown int, lost uint64) {
 		return
 	}
 	fmt.Fprintf(w, "%d messages shown, %d copies lost: the tap did not keep up (the topology lost nothing)\n", shown, lost)
-}
-
-// tapLease: a tap nobody read for this long is detached (its client died
-// or hangs); the client reads every 50 ms.
-const tapLease = 10 * time.Second
-
-// tapResync: how often a read also attaches the tap to instances made
-// since (a reload, a restart): a node's replicas come and go.
-const tapResync = time.Second
-
-// taps are the taps attached through the control socket.
-type taps struct {
-	mu sync.Mutex
-	m  map[string]*tapEntry
-}
-
-type tapEntry struct {
-	t            *tap.Tap
-	node, socket string
-	lease        *time.Timer
-	synced       time.Time
-}
-
-// Tap is the control socket's tap: attach a tap to a socket.
-func (u *upRun) Tap(req control.TapRequest) (control.TapReply, error) {
-	eng := u.eng.Load()
-	if eng == nil {
-		return control.TapReply{}, errors.New("the topology is starting")
-	}
-	t := tap.New(req.Buffer)
-	names, err := eng.Tap(t, req.Node, req.Socket)
-	if err != nil {
-		t.Close()
-		return control.TapReply{}, err
-	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
-	e := &tapEntry{t: t, node: req.Node, socket: req.Socket, synced: time.Now()}
-	u.taps.mu.Lock()
-	if u.taps.m == nil {
-		u.taps.m = map[string]*tapEntry{}
-	}
-	u.taps.m[id] = e
-	e.lease = time.AfterFunc(tapLease, func() {
-		if u.dropTap(id) != nil {
-			u.log.Warn("tap detached: its client stopped reading", "socket", req.Node+"."+req.Socket)
-		}
-	})
-	u.taps.mu.Unlock()
-	u.log.Info("tap attached", "socket", req.Node+"."+req.Socket, "instances", strings.Join(names, ","))
-	return control.TapReply{ID: id, Instances: names}, nil
-}
-
-// tapFromPage attaches a tap for the --ui page.
-func (u *upRun) tapFromPage(t *tap.Tap, node, socket string) ([]string, error) {
-	eng := u.eng.Load()
-	if eng == nil {
-		return nil, errors.New("the topology is starting")
-	}
-	return eng.Tap(t, node, socket)
-}
-
-// dropTap detaches and forgets tap id; nil if it was not there.
-func (u *upRun) dropTap(id string) *tapEntry {
-	u.taps.mu.Lock()
-	e := u.taps.m[id]
-	delete(u.taps.m, id)
-	u.taps.mu.Unlock()
-	if e != nil {
-		e.lease.Stop()
-		e.t.Close()
-	}
-	return e
-}
-
-func (u *upRun) tapEntry(id string) (*tapEntry, error) {
-	u.taps.mu.Lock()
-	defer u.taps.mu.Unlock()
-	e := u.taps.m[id]
-	if e == nil {
-		return nil, fmt.Errorf("no tap %q (detached after %v without a read)", id, tapLease)
-	}
-	e.lease.Reset(tapLease)
-	return e, nil
-}
-
-// TapRead is the control socket's tap-read: the copies made since the
-// last read.
-func (u *upRun) TapRead(req control.TapReadRequest) (control.TapReadReply, error) {
-	e, err := u.tapEntry(req.ID)
-	if err != nil {
-		return control.TapReadReply{}, err
-	}
-	if time.Since(e.synced) >= tapResync {
-		e.synced = time.Now()
-		if eng := u.eng.Load(); eng != nil {
-			_, _ = eng.Tap(e.t, e.node, e.socket)
-		}
-	}
-	return readTap(e.t, req.Max), nil
-}
-
-// Untap is the control socket's untap: detach, and the last copies.
-func (u *upRun) Untap(req control.TapReadRequest) (control.TapReadReply, error) {
-	e := u.dropTap(req.ID)
-	if e == nil {
-		return control.TapReadReply{}, fmt.Errorf("no tap %q (detached after %v without a read)", req.ID, tapLease)
-	}
-	u.log.Info("tap detached", "socket", e.node+"."+e.socket, "copied", e.t.Copied(), "lost", e.t.Lost())
-	return readTap(e.t, req.Max), nil
-}
-
-func readTap(t *tap.Tap, max int) control.TapReadReply {
-	if max <= 0 || max > control.MaxTapRecords {
-		max = control.MaxTapRecords
-	}
-	recs := t.Read(max, control.MaxTapBytes)
-	if recs == nil {
-		recs = []tap.Record{}
-	}
-	return control.TapReadReply{Records: recs, Lost: t.Lost(), Copied: t.Copied(), More: t.Buffered() > 0}
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/logbuf"
 	"github.com/ztopo/ztopo/runtime/metrics"
+	"github.com/ztopo/ztopo/runtime/service"
 	"github.com/ztopo/ztopo/runtime/ui"
 	"github.com/ztopo/ztopo/runtime/watch"
 	"github.com/ztopo/ztopo/runtime/zsock"
@@ -102,11 +102,6 @@ func (e *engineDone) Error() string {
 	}
 	return e.err.Error()
 }
-
-// killBound is how long a forced exit waits for the engine to return after
-// Kill before leaving without it: children die with ztopo anyway (their
-// parent-death signal), and the user asked for an exit now.
-const killBound = 2 * time.Second
 
 // dupSignal is how soon after the first stop signal another one counts as
 // the same request delivered twice rather than a user's second Ctrl-C.
@@ -251,42 +246,17 @@ type upOptions struct {
 	signals chan os.Signal
 }
 
-// upRun is one `ztopo up`: the engine and everything around it. It is the
-// control socket's Handler too.
+// upRun is one `ztopo up`: the running topology's service and what the
+// process adds around it (listeners, the control socket's ownership).
 type upRun struct {
-	opts    upOptions
-	log     hclog.Logger
-	file    string // the topology file as given
-	eopts   engine.Options
-	started time.Time
-	mln     net.Listener // metrics, nil without --metrics
-	uln     net.Listener // the page, nil without --ui
+	opts upOptions
+	log  hclog.Logger
+	svc  *service.Service
+	mln  net.Listener // metrics, nil without --metrics
+	uln  net.Listener // the page, nil without --ui
 
-	// eng is nil until the control socket is ours: building an engine
-	// already starts plugin processes, with endpoints in the runtime
-	// directory that another instance of the topology may be using.
-	eng atomic.Pointer[engine.Engine]
-
-	topo atomic.Pointer[spec.Topology] // the definition running now
-
-	// stopCtx is cancelled (with the reason) to stop the topology in
-	// order; the engine actor runs the engine under it.
-	stopCtx context.Context
-	stop    context.CancelCauseFunc
-
-	killOnce sync.Once
-	killed   chan struct{} // closed on the second signal
-
-	engineStarted chan struct{} // closed once engine.Run was called
-	notOwner      atomic.Bool   // another instance serves the control socket
-
-	reloads reloadCounts
-	rl      *reloader
-	rates   *rateSampler
-	taps    taps // attached through the control socket (tap.go)
+	notOwner atomic.Bool // another instance serves the control socket
 }
-
-type reloadCounts struct{ applied, rejected, failed atomic.Uint64 }
 
 // handlerKinds gives the exec and plugin handler factories: the default
 // registrations, which watch exec scripts and plugin files and swap them on
@@ -317,18 +287,10 @@ func newUpRun(t *spec.Topology, file string, opts upOptions) (*upRun, error) {
 		eopts.Kinds, eopts.NoWatch = handlerKinds(false), true
 	}
 	u := &upRun{
-		opts:          opts,
-		log:           opts.logger,
-		file:          file,
-		eopts:         eopts,
-		started:       time.Now(),
-		killed:        make(chan struct{}),
-		engineStarted: make(chan struct{}),
-		rl:            newReloader(),
+		opts: opts,
+		log:  opts.logger,
+		svc:  service.New(t, file, service.Options{Logger: opts.logger, Engine: eopts, Load: opts.load, Logs: opts.logs.Ring()}),
 	}
-	u.rates = newRateSampler(u.instances)
-	u.topo.Store(t)
-	u.stopCtx, u.stop = context.WithCancelCause(context.Background())
 	if opts.metrics != "" {
 		ln, err := net.Listen("tcp", opts.metrics)
 		if err != nil {
@@ -357,36 +319,9 @@ func newUpRun(t *spec.Topology, file string, opts upOptions) (*upRun, error) {
 	return u, nil
 }
 
-// instances is the engine's status, empty before the engine exists.
-func (u *upRun) instances() []engine.InstanceStatus {
-	if e := u.eng.Load(); e != nil {
-		return e.Status()
-	}
-	return nil
-}
-
-func (u *upRun) kill() {
-	u.killOnce.Do(func() {
-		close(u.killed)
-		if e := u.eng.Load(); e != nil {
-			e.Kill()
-		}
-	})
-}
-
-// isKilled reports whether the second signal came.
-func (u *upRun) isKilled() bool {
-	select {
-	case <-u.killed:
-		return true
-	default:
-		return false
-	}
-}
-
 // run runs the group until the engine returns, and gives the exit code.
 func (u *upRun) run(stderr io.Writer) int {
-	t := u.topo.Load()
+	t := u.svc.Topology()
 	var g oklog.Group
 
 	// Signals. The first SIGINT/SIGTERM stops the topology in order; this
@@ -404,17 +339,17 @@ func (u *upRun) run(stderr io.Writer) int {
 					switch {
 					case s == syscall.SIGHUP:
 						u.log.Info("reload requested", "by", "SIGHUP")
-						u.rl.request(nil)
+						u.svc.RequestReload()
 					case first.IsZero():
 						first = time.Now()
-						u.stop(fmt.Errorf("signal %v", s))
+						u.svc.Stop(fmt.Errorf("signal %v", s))
 					case time.Since(first) < dupSignal:
 						// timeout(1) and `kill -- -PGID` signal the process
 						// and its group: one request, delivered twice.
 						u.log.Debug("signal repeated at once, taken as the same request", "signal", s.String())
 					default:
 						u.log.Warn("second signal, exiting at once", "signal", s.String())
-						u.kill()
+						u.svc.Kill()
 						return errForced
 					}
 				}
@@ -422,7 +357,7 @@ func (u *upRun) run(stderr io.Writer) int {
 		}, func(error) { cancel() })
 	}
 
-	// Control socket: ps, status, reload and down. It has a ZeroMQ context
+	// Control socket: the service's verbs. It has a ZeroMQ context
 	// of its own (ipc needs nothing from the nodes' context), created, used
 	// and terminated in this actor's goroutine. Serve fails at once when
 	// another instance serves the topology; the engine waits for Serve to
@@ -435,7 +370,7 @@ func (u *upRun) run(stderr io.Writer) int {
 				return fmt.Errorf("control socket: %w", err)
 			}
 			defer zctx.Term()
-			err = control.Serve(ctx, zctx, control.Endpoint(t.RuntimeDir), u, u.log.Named("control"))
+			err = control.Serve(ctx, zctx, control.Endpoint(t.RuntimeDir), u.svc, u.log.Named("control"))
 			var re *control.RunningError
 			if errors.As(err, &re) {
 				u.notOwner.Store(true)
@@ -456,7 +391,7 @@ func (u *upRun) run(stderr io.Writer) int {
 			go func() { errc <- w.Run(ctx) }()
 			for p := range w.Events() {
 				u.log.Info("topology file changed", "file", p)
-				u.rl.request(nil)
+				u.svc.RequestReload()
 			}
 			if err := <-errc; err != nil && ctx.Err() == nil {
 				u.log.Error("file watch stopped; edits are no longer applied (SIGHUP and ztopo reload still work)", "error", err)
@@ -470,7 +405,7 @@ func (u *upRun) run(stderr io.Writer) int {
 	{
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {
-			u.reloadLoop(ctx)
+			u.svc.RunReloads(ctx)
 			return nil
 		}, func(error) { cancel() })
 	}
@@ -479,7 +414,7 @@ func (u *upRun) run(stderr io.Writer) int {
 	{
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {
-			u.rates.run(ctx)
+			u.svc.RunRates(ctx)
 			return nil
 		}, func(error) { cancel() })
 	}
@@ -488,7 +423,7 @@ func (u *upRun) run(stderr io.Writer) int {
 	{
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {
-			u.logProgress(ctx, u.log)
+			u.svc.RunProgress(ctx)
 			return nil
 		}, func(error) { cancel() })
 	}
@@ -496,9 +431,9 @@ func (u *upRun) run(stderr io.Writer) int {
 	// Metrics, with --metrics.
 	if u.mln != nil {
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", metrics.Handler(u.metricsSnapshot))
-		mux.HandleFunc("/healthz", u.healthz)
-		mux.HandleFunc("/readyz", u.readyz)
+		mux.Handle("/metrics", metrics.Handler(u.svc.MetricsSnapshot))
+		mux.HandleFunc("/healthz", u.svc.Healthz)
+		mux.HandleFunc("/readyz", u.svc.Readyz)
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		u.log.Info("serving metrics", "url", "http://"+u.mln.Addr().String()+"/metrics")
 		g.Add(func() error {
@@ -517,7 +452,7 @@ func (u *upRun) run(stderr io.Writer) int {
 	// connected; its event streams end with the group.
 	if u.uln != nil {
 		ctx, cancel := context.WithCancel(context.Background())
-		page := ui.New(ui.Source{Topology: u.topo.Load, Status: u.Status, Logs: u.opts.logs.Ring(), Tap: u.tapFromPage}, u.log)
+		page := ui.New(ui.Source{Topology: u.svc.Topology, Status: u.svc.Status, Logs: u.opts.logs.Ring(), Tap: u.svc.AttachTap}, u.log)
 		srv := &http.Server{Handler: page, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 		u.log.Info("serving the live page", "url", "http://"+u.uln.Addr().String()+"/")
 		g.Add(func() error {
@@ -539,33 +474,17 @@ func (u *upRun) run(stderr io.Writer) int {
 			if !u.awaitControl() {
 				return &engineDone{} // stopped before it started
 			}
-			eng, err := engine.New(t, u.eopts)
-			if err != nil {
-				return &engineDone{err: err}
-			}
-			u.eng.Store(eng)
-			if u.isKilled() {
-				eng.Kill() // kill came while the engine was being built
-			}
-			close(u.engineStarted)
-			done := make(chan error, 1)
-			go func() { done <- eng.Run(u.stopCtx) }()
-			select {
-			case err := <-done:
-				u.holdForPage(err)
-				return &engineDone{err: err}
-			case <-u.killed:
-			}
-			select {
-			case err := <-done:
-				return &engineDone{err: err}
-			case <-time.After(killBound):
-				u.log.Warn("engine still stopping; exiting without it")
+			err := u.svc.Run()
+			if errors.Is(err, service.ErrAbandoned) {
 				return errForced
 			}
+			if !u.svc.IsKilled() {
+				u.holdForPage(err)
+			}
+			return &engineDone{err: err}
 		}, func(err error) {
 			if !errors.Is(err, errForced) {
-				u.stop(fmt.Errorf("ztopo is exiting: %w", err))
+				u.svc.Stop(fmt.Errorf("ztopo is exiting: %w", err))
 			}
 		})
 	}
@@ -600,410 +519,21 @@ func (u *upRun) run(stderr io.Writer) int {
 // same ports and, worse, take over its ipc paths. False when the topology
 // was stopped (or the group ended) first.
 func (u *upRun) awaitControl() bool {
-	endpoint := control.Endpoint(u.topo.Load().RuntimeDir)
+	endpoint := control.Endpoint(u.svc.Topology().RuntimeDir)
+	stopped := u.svc.StopContext()
 	for {
-		ctx, cancel := context.WithTimeout(u.stopCtx, time.Second)
+		ctx, cancel := context.WithTimeout(stopped, time.Second)
 		pong, err := control.Ping(ctx, endpoint)
 		cancel()
 		if err == nil && pong.Pid == os.Getpid() {
 			return true
 		}
 		select {
-		case <-u.stopCtx.Done():
+		case <-stopped.Done():
 			return false
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-}
-
-// Name is the topology name, for the control socket's ping and errors.
-func (u *upRun) Name() string { return u.topo.Load().Name }
-
-// Status is the reply to ps and status.
-func (u *upRun) Status() control.StatusReply {
-	t := u.topo.Load()
-	insts := u.instances()
-	rates := u.rates.current()
-	now := time.Now()
-	st := control.StatusReply{
-		Name:            t.Name,
-		File:            t.File,
-		PID:             os.Getpid(),
-		State:           "running",
-		Started:         u.started,
-		UptimeSeconds:   now.Sub(u.started).Seconds(),
-		GraceMS:         u.opts.grace.Milliseconds(),
-		Reloads:         u.reloads.applied.Load(),
-		ReloadsRejected: u.reloads.rejected.Load(),
-		ReloadsFailed:   u.reloads.failed.Load(),
-		Nodes:           make([]control.InstanceStatus, 0, len(insts)),
-	}
-	for _, in := range insts {
-		ns := control.InstanceStatus{
-			Name:     in.Name,
-			Node:     in.Node,
-			Run:      string(in.Run),
-			PID:      in.PID,
-			State:    string(in.State),
-			Restarts: in.Restarts,
-			Error:    in.Error,
-			Sockets:  make([]control.SocketStatus, 0, len(in.Sockets)),
-		}
-		ns.ExpectIn, ns.ExpectOut = expected(t.Node(in.Name))
-		if (in.State == engine.StateRunning || in.State == engine.StateStalled || in.State == engine.StateStarting) && !in.Started.IsZero() {
-			ns.UptimeSeconds = now.Sub(in.Started).Seconds()
-		}
-		if in.State == engine.StateFailed {
-			st.State = "degraded"
-		}
-		for _, so := range in.Sockets {
-			r := rates[rateKey{in.Name, so.Name}]
-			ns.Sockets = append(ns.Sockets, withEndpoints(t, in.Name, control.SocketStatus{
-				Name: so.Name, MsgsIn: so.MsgsIn, MsgsOut: so.MsgsOut,
-				BytesIn: so.BytesIn, BytesOut: so.BytesOut, SendErrors: so.SendErrors,
-				Curve: so.Curve, AuthFailures: so.AuthFailures,
-				RateIn: r.in, RateOut: r.out,
-			}))
-			ns.MsgsIn += so.MsgsIn
-			ns.MsgsOut += so.MsgsOut
-			ns.RateIn += r.in
-			ns.RateOut += r.out
-		}
-		st.Nodes = append(st.Nodes, ns)
-	}
-	switch {
-	case u.stopCtx.Err() != nil:
-		st.State = "stopping"
-	case u.eng.Load() == nil:
-		st.State = "starting"
-	}
-	return st
-}
-
-// Reload is the control socket's reload: it goes through the reload loop
-// like any other request and answers with that reload's result.
-func (u *upRun) Reload() (*control.ReloadReply, error) {
-	reply := make(chan reloadOutcome, 1)
-	u.rl.request(reply)
-	select {
-	case out := <-reply:
-		return out.result, out.err
-	case <-u.rl.done:
-		return nil, errors.New("the topology is stopping")
-	}
-}
-
-// Down is the control socket's down: the same orderly stop as SIGTERM.
-func (u *upRun) Down() error {
-	u.stop(errors.New("ztopo down"))
-	return nil
-}
-
-func (u *upRun) metricsSnapshot() metrics.Snapshot {
-	return metrics.Snapshot{
-		Instances: u.instances(),
-		Reloads: metrics.Reloads{
-			Applied:  u.reloads.applied.Load(),
-			Rejected: u.reloads.rejected.Load(),
-			Failed:   u.reloads.failed.Load(),
-		},
-	}
-}
-
-// reloader is the latest-value queue of reload requests: file events,
-// SIGHUP and `ztopo reload` all land here. kick holds at most one token, so
-// a burst of requests while a reload runs gives one more reload, of the
-// file as it is by then. Callers that want the result (ztopo reload) leave
-// a reply channel, answered by the first reload that starts after their
-// request.
-type reloader struct {
-	kick chan struct{}
-	done chan struct{} // closed when the loop has ended
-
-	mu      sync.Mutex
-	waiters []chan<- reloadOutcome
-}
-
-type reloadOutcome struct {
-	result *control.ReloadReply
-	err    error
-}
-
-func newReloader() *reloader {
-	return &reloader{kick: make(chan struct{}, 1), done: make(chan struct{})}
-}
-
-func (r *reloader) request(reply chan<- reloadOutcome) {
-	if reply != nil {
-		r.mu.Lock()
-		r.waiters = append(r.waiters, reply)
-		r.mu.Unlock()
-	}
-	select {
-	case r.kick <- struct{}{}:
-	default: // a reload is pending already; it will read the latest file
-	}
-}
-
-func (r *reloader) take() []chan<- reloadOutcome {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	w := r.waiters
-	r.waiters = nil
-	return w
-}
-
-// reloadLoop serves reload requests until ctx is done. Requests made before
-// the engine started wait for it: there is nothing to apply them to yet.
-func (u *upRun) reloadLoop(ctx context.Context) {
-	defer close(u.rl.done)
-	select {
-	case <-ctx.Done():
-		return
-	case <-u.engineStarted:
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-u.rl.kick:
-		}
-		waiters := u.rl.take()
-		res, err := u.reload(ctx)
-		for _, w := range waiters {
-			w <- reloadOutcome{res, err}
-		}
-	}
-}
-
-// reload is the one reload path (STYLE 10): load and validate; an invalid
-// file is rejected with every diagnostic logged and the topology left
-// alone; an unchanged one is skipped; otherwise the plan is logged and
-// applied, and one summary line says how it went.
-func (u *upRun) reload(ctx context.Context) (*control.ReloadReply, error) {
-	start := time.Now()
-	log := u.log.Named("reload")
-	cur := u.topo.Load()
-	res := &control.ReloadReply{File: cur.File}
-	finish := func(result string) {
-		res.Result = result
-		res.DurationMS = float64(time.Since(start).Microseconds()) / 1000
-	}
-	if u.stopCtx.Err() != nil {
-		finish("rejected")
-		return res, errors.New("the topology is stopping")
-	}
-
-	t, ds := spec.Load(u.file, u.opts.load)
-	for _, d := range ds {
-		res.Diagnostics = append(res.Diagnostics, d.String())
-		if d.Severity == spec.Error {
-			log.Error(d.String())
-		} else {
-			log.Warn(d.String())
-		}
-	}
-	if t == nil {
-		u.reloads.rejected.Add(1)
-		finish("rejected")
-		log.Error("reload rejected, the running topology is unchanged", "file", u.file, "errors", countErrors(ds))
-		return res, fmt.Errorf("%s is invalid; the running topology is unchanged", u.file)
-	}
-	if t.Name != cur.Name {
-		u.reloads.rejected.Add(1)
-		msg := spec.Diag{Pos: t.NamePos, Msg: fmt.Sprintf("the topology name cannot change while it runs (%q to %q)", cur.Name, t.Name),
-			Hint: "stop it and start it again, or undo the rename"}.String()
-		res.Diagnostics = append(res.Diagnostics, msg)
-		finish("rejected")
-		log.Error("reload rejected, the running topology is unchanged", "file", u.file, "error", msg)
-		return res, errors.New(msg)
-	}
-
-	// Apply plans (spec.Diff against what runs), logs each node it touches
-	// and the reload's summary line; an empty plan touches nothing.
-	eng := u.eng.Load() // set: reloads wait for the engine to start
-	report, err := eng.Apply(ctx, t)
-	if errors.Is(err, engine.ErrStopped) {
-		finish("rejected")
-		return res, errors.New("the topology is stopping")
-	}
-	res.Plan = planToJSON(cur, t, report.Plan)
-	logChanges(log, res.Plan)
-	u.topo.Store(eng.Topology())
-	if err != nil {
-		u.reloads.failed.Add(1)
-		finish("failed")
-		log.Error("reload failed", "error", err, "rolled_back", report.RolledBack)
-		return res, fmt.Errorf("reload failed: %w", err)
-	}
-	u.reloads.applied.Add(1)
-	if report.Plan.Empty() {
-		finish("unchanged")
-	} else {
-		finish("applied")
-	}
-	return res, nil
-}
-
-func countErrors(ds spec.Diags) int {
-	n := 0
-	for _, d := range ds {
-		if d.Severity == spec.Error {
-			n++
-		}
-	}
-	return n
-}
-
-// Rates are computed over the last rateWindow, sampled every rateSample.
-// Process nodes report their counters once a second (procnode.
-// StatsInterval), in steps: over a window of two seconds their rate would
-// jump by half its value depending on how many reports fell in it, so
-// theirs is computed over procRateWindow (one report more or less is 20%).
-const (
-	rateSample     = 500 * time.Millisecond
-	rateWindow     = 2 * time.Second
-	procRateWindow = 5 * time.Second
-)
-
-type rateKey struct{ inst, socket string }
-
-type rate struct{ in, out float64 }
-
-// rateCount is one socket's counters in a sample.
-type rateCount struct {
-	in, out uint64
-	process bool // the instance runs in a child process
-}
-
-type rateSnap struct {
-	at     time.Time
-	counts map[rateKey]rateCount
-}
-
-// rateSampler keeps the samples of the last procRateWindow; a socket's rate
-// is the difference between the newest sample and the oldest one within
-// its window.
-type rateSampler struct {
-	status func() []engine.InstanceStatus
-
-	mu    sync.Mutex
-	snaps []rateSnap
-}
-
-func newRateSampler(status func() []engine.InstanceStatus) *rateSampler {
-	return &rateSampler{status: status}
-}
-
-func (r *rateSampler) run(ctx context.Context) {
-	t := time.NewTicker(rateSample)
-	defer t.Stop()
-	r.sample()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			r.sample()
-		}
-	}
-}
-
-func (r *rateSampler) sample() {
-	s := rateSnap{at: time.Now(), counts: map[rateKey]rateCount{}}
-	for _, in := range r.status() {
-		for _, so := range in.Sockets {
-			s.counts[rateKey{in.Name, so.Name}] = rateCount{so.MsgsIn, so.MsgsOut, in.Run == spec.RunProcess}
-		}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.snaps = append(r.snaps, s)
-	keep := int(procRateWindow/rateSample) + 1
-	if len(r.snaps) > keep {
-		r.snaps = append(r.snaps[:0], r.snaps[len(r.snaps)-keep:]...)
-	}
-}
-
-func (r *rateSampler) current() map[rateKey]rate {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := map[rateKey]rate{}
-	if len(r.snaps) < 2 {
-		return out
-	}
-	last := r.snaps[len(r.snaps)-1]
-	for k, c := range last.counts {
-		window := rateWindow
-		if c.process {
-			window = procRateWindow
-		}
-		// The oldest sample within the window that knows this socket.
-		var first *rateSnap
-		for i := range r.snaps[:len(r.snaps)-1] {
-			s := &r.snaps[i]
-			if _, ok := s.counts[k]; ok && last.at.Sub(s.at) <= window {
-				first = s
-				break
-			}
-		}
-		if first == nil {
-			continue
-		}
-		p := first.counts[k]
-		dt := last.at.Sub(first.at).Seconds()
-		// A counter that went down belongs to a replaced instance: no rate
-		// until the window holds two samples of the new one.
-		if dt <= 0 || c.in < p.in || c.out < p.out {
-			continue
-		}
-		out[k] = rate{in: float64(c.in-p.in) / dt, out: float64(c.out-p.out) / dt}
-	}
-	return out
-}
-
-// healthz answers 200 while `up` runs: a liveness probe restarts a pod
-// whose ztopo is wedged, not one whose nodes are restarting.
-func (u *upRun) healthz(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintln(w, "ok")
-}
-
-// readyz answers 200 once every node instance of this share runs or
-// completed, else 503 with one line per instance that does not, so that a
-// readiness probe (and a person with curl) sees why.
-func (u *upRun) readyz(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if reasons := u.notReady(); len(reasons) > 0 {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		for _, r := range reasons {
-			fmt.Fprintln(w, r)
-		}
-		return
-	}
-	fmt.Fprintln(w, "ok")
-}
-
-// notReady lists why the share is not ready; nil when it is.
-func (u *upRun) notReady() []string {
-	switch {
-	case u.stopCtx.Err() != nil:
-		return []string{"stopping: " + context.Cause(u.stopCtx).Error()}
-	case u.eng.Load() == nil:
-		return []string{"starting: the engine has not started yet"}
-	}
-	var out []string
-	for _, in := range u.instances() {
-		if in.State == engine.StateRunning || in.State == engine.StateCompleted {
-			continue
-		}
-		line := in.Name + ": " + string(in.State)
-		if in.Error != "" {
-			line += ": " + in.Error
-		}
-		out = append(out, line)
-	}
-	return out
 }
 
 // holdForPage keeps a topology that ended by itself on show while --ui
@@ -1011,7 +541,7 @@ func (u *upRun) notReady() []string {
 // final states and counts are read. It returns on a signal or ztopo down;
 // up then exits as the topology's end says.
 func (u *upRun) holdForPage(err error) {
-	if u.uln == nil || u.stopCtx.Err() != nil {
+	if u.uln == nil || u.svc.StopContext().Err() != nil {
 		return
 	}
 	state := "completed"
@@ -1020,8 +550,8 @@ func (u *upRun) holdForPage(err error) {
 	}
 	u.log.Info("topology "+state+"; the live page keeps showing it until interrupted or ztopo down", "url", "http://"+u.uln.Addr().String()+"/")
 	select {
-	case <-u.stopCtx.Done():
-	case <-u.killed:
+	case <-u.svc.StopContext().Done():
+	case <-u.svc.Killed():
 	}
 }
 

@@ -127,29 +127,29 @@ func detachedPipe() *os.File {
 // running within detachWait, stop the topology with the reason on the pipe.
 func (u *upRun) awaitReady(pipe *os.File) {
 	select {
-	case <-u.engineStarted:
-	case <-u.stopCtx.Done():
+	case <-u.svc.EngineStarted():
+	case <-u.svc.StopContext().Done():
 		return
 	}
 	deadline := time.Now().Add(detachWait)
 	for {
-		ready, failed, waiting := readiness(u.instances())
+		ready, failed, waiting := readiness(u.svc.Instances())
 		switch {
 		case len(failed) > 0:
-			u.stop(fmt.Errorf("up -d: %s failed to start", strings.Join(failed, ", ")))
+			u.svc.Stop(fmt.Errorf("up -d: %s failed to start", strings.Join(failed, ", ")))
 			return
 		case ready:
 			u.opts.logs.SetOutput(nil)
-			fmt.Fprintf(pipe, "%s %d %d\n", readyLine, os.Getpid(), len(u.instances()))
+			fmt.Fprintf(pipe, "%s %d %d\n", readyLine, os.Getpid(), len(u.svc.Instances()))
 			pipe.Close()
 			return
 		case time.Now().After(deadline):
 			u.log.Error("up -d: nodes not running in time, stopping", "waited", detachWait, "nodes", strings.Join(waiting, ","))
-			u.stop(fmt.Errorf("up -d: not running after %v: %s", detachWait, strings.Join(waiting, ", ")))
+			u.svc.Stop(fmt.Errorf("up -d: not running after %v: %s", detachWait, strings.Join(waiting, ", ")))
 			return
 		}
 		select {
-		case <-u.stopCtx.Done():
+		case <-u.svc.StopContext().Done():
 			return
 		case <-time.After(50 * time.Millisecond):
 		}

@@ -1,4 +1,4 @@
-package main
+package service
 
 import (
 	"testing"
@@ -25,7 +25,7 @@ func TestReloaderCoalesces(t *testing.T) {
 	if got, want := len(ws), 2; got != want {
 		t.Fatalf("waiters: got %d, want %d", got, want)
 	}
-	res := &control.ReloadReply{Result: "applied"}
+	res := &control.ReloadReply{Result: control.ReloadApplied}
 	for _, w := range ws {
 		w <- reloadOutcome{result: res}
 	}
@@ -76,28 +76,5 @@ func TestRates(t *testing.T) {
 	}
 	if got, want := len(r.snaps), int(procRateWindow/rateSample)+1; got != want {
 		t.Errorf("samples kept: got %d, want %d", got, want)
-	}
-}
-
-func TestFormats(t *testing.T) {
-	for _, c := range []struct {
-		sec  float64
-		want string
-	}{
-		{0, "-"}, {0.4, "0s"}, {59.9, "59s"}, {61, "1m1s"}, {3600 + 120, "1h2m"}, {2*86400 + 3*3600, "2d3h"},
-	} {
-		if got := uptimeText(c.sec); got != c.want {
-			t.Errorf("uptimeText(%v): got %q, want %q", c.sec, got, c.want)
-		}
-	}
-	for _, c := range []struct {
-		r    float64
-		want string
-	}{
-		{0, "0"}, {-1, "0"}, {0.25, "0.3"}, {7.5, "7.5"}, {840.4, "840"}, {12345, "12.3k"}, {1050000, "1.05M"}, {999999, "1M"}, {9999, "10k"}, {999.6, "1k"},
-	} {
-		if got := rateText(c.r); got != c.want {
-			t.Errorf("rateText(%v): got %q, want %q", c.r, got, c.want)
-		}
 	}
 }
