@@ -10,7 +10,7 @@ PREFIX  ?= /usr/local
 FUZZTIME ?= 200000x
 FUZZMINTIME ?= 10s
 
-.PHONY: all deps deps-test ui-screenshot build install run test fuzz bench bench-smoke vet clean wasm-examples
+.PHONY: all deps deps-test ui-screenshot build install run test fuzz bench bench-smoke vet clean wasm-examples image-check
 
 all: build wasm-examples
 
@@ -77,6 +77,15 @@ bench-compare: deps
 bench-smoke: deps
 	@mkdir -p bin
 	$(GO) run ./bench -quick -rounds 1 -json bin/bench-smoke.json >/dev/null
+
+# The Dockerfile's image built and run without a Docker engine (none runs
+# on our machines): debootstrap roots stand in for its base images, its own
+# RUN/COPY lines build in them under chroot, then the image's ztopo runs a
+# topology (kube/chrootbuild). Root, a Debian mirror and the Go module proxy;
+# minutes, so not part of `make test`.
+image-check:
+	@command -v debootstrap >/dev/null || { echo "image-check needs debootstrap (apt-get install debootstrap)" >&2; exit 2; }
+	$(GO) run ./kube/chrootbuild -roots bin/image-check
 
 vet:
 	$(GO) vet ./...
