@@ -85,7 +85,7 @@ bench-smoke: deps
 # minutes, so not part of `make test`.
 image-check:
 	@command -v debootstrap >/dev/null || { echo "image-check needs debootstrap (apt-get install debootstrap)" >&2; exit 2; }
-	$(GO) run ./kube/chrootbuild -roots bin/image-check
+	$(GO) run ./kube/chrootbuild
 
 vet:
 	$(GO) vet ./...

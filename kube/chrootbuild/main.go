@@ -54,7 +54,7 @@ func run() error {
 	var o options
 	flag.StringVar(&o.dockerfile, "f", "Dockerfile", "the Dockerfile")
 	flag.StringVar(&o.context, "context", ".", "the build context")
-	flag.StringVar(&o.roots, "roots", "bin/image-check", "where Debian roots are kept (made once per suite) and stages are built")
+	flag.StringVar(&o.roots, "roots", "/var/tmp/ztopo-image-check", "where Debian roots are kept (made once per suite) and stages are built; outside the source tree, which go ./... would walk")
 	flag.StringVar(&o.mirror, "mirror", "http://deb.debian.org/debian", "the Debian mirror for debootstrap")
 	flag.StringVar(&o.topology, "topology", "topologies/pipeline.yaml", "a topology to run with the image's ztopo (empty: none)")
 	flag.StringVar(&o.expect, "expect", `received 100000 messages`, "what that run's output must contain")
