@@ -37,14 +37,11 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	pos, _ = withDefaultFile(pos)
-	switch {
-	case len(pos) == 0:
-		return usageError(stderr, "config", configUsage, noFileGiven)
-	case len(pos) > 1:
-		return usageError(stderr, "config", configUsage, "want one topology file, got %d", len(pos))
+	file, code, ok := oneFile("config", configUsage, pos, stderr)
+	if !ok {
+		return code
 	}
-	t, ds := spec.Load(pos[0], loadOptions("", *envFiles))
+	t, ds := spec.Load(file, loadOptions("", *envFiles))
 	if t == nil {
 		printDiags(stderr, ds)
 		return exitFailure

@@ -1,6 +1,9 @@
 package main
 
-import "os"
+import (
+	"io"
+	"os"
+)
 
 // defaultFiles are the topology files a verb takes from the current
 // directory when none is given, in order (compose: compose.yaml, then
@@ -25,3 +28,16 @@ func withDefaultFile(pos []string) ([]string, bool) {
 // noFileGiven is the usage error when no file is given and no default one
 // exists.
 const noFileGiven = "no topology file given, and neither ztopo.yaml nor topology.yaml is in the current directory"
+
+// oneFile is the topology file of a verb that takes one: the one given,
+// else the default file; a usage error when there is none or more.
+func oneFile(verb, usage string, pos []string, stderr io.Writer) (file string, code int, ok bool) {
+	pos, _ = withDefaultFile(pos)
+	switch {
+	case len(pos) == 0:
+		return "", usageError(stderr, verb, usage, noFileGiven), false
+	case len(pos) > 1:
+		return "", usageError(stderr, verb, usage, "want one topology file, got %d", len(pos)), false
+	}
+	return pos[0], exitOK, true
+}

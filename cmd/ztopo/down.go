@@ -30,12 +30,7 @@ const downMargin = 10 * time.Second
 
 func runDown(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("down")
-	host := fs.String("host", "", "")
-	pos, code, ok := parseArgs(fs, "down", downUsage, args, stdout, stderr)
-	if !ok {
-		return code
-	}
-	tg, code, ok := oneTargetOn("down", downUsage, pos, *host, stderr)
+	tg, code, ok := parseTarget(fs, "down", downUsage, args, stdout, stderr)
 	if !ok {
 		return code
 	}

@@ -10,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/ztopo/ztopo/kube"
-	"github.com/ztopo/ztopo/spec"
 )
 
 const exportUsage = `usage: ztopo export kubernetes [--namespace NS] [--image IMAGE] [--in-place] [-o DIR] FILE
@@ -79,13 +78,7 @@ func runExport(args []string, stdout, stderr io.Writer) int {
 	}
 	m, err := kube.Build(file, data, os.LookupEnv, kube.Options{Namespace: *ns, Image: *image, InPlace: *inPlace, EnvFiles: *envFiles, DotEnv: true})
 	if err != nil {
-		var ds spec.Diags
-		if errors.As(err, &ds) {
-			printDiags(stderr, ds)
-		} else {
-			fmt.Fprintf(stderr, "ztopo export: %v\n", err)
-		}
-		return exitFailure
+		return fail(stderr, "export", err)
 	}
 	if *dir == "" {
 		out, err := kube.YAML(m.Objects)

@@ -61,6 +61,18 @@ func printDiags(w io.Writer, ds spec.Diags) {
 	}
 }
 
+// fail prints why verb failed and gives exit status 1: a topology file's
+// diagnostics as FILE:LINE:COL lines, anything else as "ztopo VERB: error".
+func fail(stderr io.Writer, verb string, err error) int {
+	var ds spec.Diags
+	if errors.As(err, &ds) {
+		printDiags(stderr, ds)
+	} else {
+		fmt.Fprintf(stderr, "ztopo %s: %v\n", verb, err)
+	}
+	return exitFailure
+}
+
 // watchedEnvFiles are the env files a load of path reads, for `up` to
 // watch: the --env-file files, else the .env beside path.
 func watchedEnvFiles(path string, envFiles []string) []string {

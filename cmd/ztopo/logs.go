@@ -68,13 +68,7 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 	}
 	tg, names, err := targetAndNodes(pos)
 	if err != nil {
-		var ds spec.Diags
-		if errors.As(err, &ds) {
-			printDiags(stderr, ds)
-		} else {
-			fmt.Fprintf(stderr, "ztopo logs: %v\n", err)
-		}
-		return exitFailure
+		return fail(stderr, "logs", err)
 	}
 
 	// The instances, to check the filter and to line the prefixes up.

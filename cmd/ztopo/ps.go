@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -52,14 +53,9 @@ Exit status: 0 ok, 1 no such topology is running, 2 wrong usage.
 
 func runPs(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("ps")
-	host := fs.String("host", "", "")
 	asJSON := fs.Bool("json", false, "")
 	wide := fs.Bool("w", false, "")
-	pos, code, ok := parseArgs(fs, "ps", psUsage, args, stdout, stderr)
-	if !ok {
-		return code
-	}
-	tg, code, ok := oneTargetOn("ps", psUsage, pos, *host, stderr)
+	tg, code, ok := parseTarget(fs, "ps", psUsage, args, stdout, stderr)
 	if !ok {
 		return code
 	}
@@ -91,14 +87,22 @@ type target struct {
 	endpoint string // its control socket
 }
 
-// oneTarget checks that exactly one FILE|NAME was given and resolves it.
-func oneTarget(verb, usage string, pos []string, stderr io.Writer) (target, int, bool) {
-	return oneTargetOn(verb, usage, pos, "", stderr)
+// parseTarget adds --host to fs, parses args and resolves the one
+// FILE|NAME they give: the start of every verb that acts on one running
+// topology, a host's share of it with --host.
+func parseTarget(fs *flag.FlagSet, verb, usage string, args []string, stdout, stderr io.Writer) (target, int, bool) {
+	host := fs.String("host", "", "")
+	pos, code, ok := parseArgs(fs, verb, usage, args, stdout, stderr)
+	if !ok {
+		return target{}, code, false
+	}
+	return oneTarget(verb, usage, pos, *host, stderr)
 }
 
-// oneTargetOn is oneTarget for the share of one host (--host), "" for a
-// topology run whole.
-func oneTargetOn(verb, usage string, pos []string, host string, stderr io.Writer) (target, int, bool) {
+// oneTarget checks that at most one FILE|NAME was given and resolves it,
+// or finds the one topology running; host is a --host, "" for a topology
+// run whole.
+func oneTarget(verb, usage string, pos []string, host string, stderr io.Writer) (target, int, bool) {
 	switch len(pos) {
 	case 0:
 		tg, err := soleTarget()
@@ -113,13 +117,7 @@ func oneTargetOn(verb, usage string, pos []string, host string, stderr io.Writer
 	}
 	tg, err := resolveTarget(pos[0], host)
 	if err != nil {
-		var ds spec.Diags
-		if errors.As(err, &ds) {
-			printDiags(stderr, ds)
-		} else {
-			fmt.Fprintf(stderr, "ztopo %s: %v\n", verb, err)
-		}
-		return target{}, exitFailure, false
+		return target{}, fail(stderr, verb, err), false
 	}
 	return tg, exitOK, true
 }
@@ -189,7 +187,12 @@ func fileName(path string) string {
 // call sends verb to the topology's control socket; an error says plainly
 // when the topology is not running.
 func (tg target) call(ctx context.Context, verb string, out any) error {
-	err := control.Call(ctx, tg.endpoint, verb, out)
+	return tg.plain(control.Call(ctx, tg.endpoint, verb, out))
+}
+
+// plain says plainly that the topology is not running when err says that
+// nothing serves its control socket.
+func (tg target) plain(err error) error {
 	if errors.Is(err, control.ErrNotRunning) {
 		return fmt.Errorf("no topology %q is running", tg.name)
 	}

@@ -35,13 +35,8 @@ const reloadTimeout = 2 * time.Minute
 
 func runReload(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("reload")
-	host := fs.String("host", "", "")
 	asJSON := fs.Bool("json", false, "")
-	pos, code, ok := parseArgs(fs, "reload", reloadUsage, args, stdout, stderr)
-	if !ok {
-		return code
-	}
-	tg, code, ok := oneTargetOn("reload", reloadUsage, pos, *host, stderr)
+	tg, code, ok := parseTarget(fs, "reload", reloadUsage, args, stdout, stderr)
 	if !ok {
 		return code
 	}

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/ztopo/ztopo/runtime/control"
-	"github.com/ztopo/ztopo/spec"
 )
 
 const restartUsage = `usage: ztopo restart [FILE|NAME] NODE...
@@ -39,22 +37,13 @@ func runRestart(args []string, stdout, stderr io.Writer) int {
 	}
 	tg, names, err := targetAndNodes(pos)
 	if err != nil {
-		var ds spec.Diags
-		if errors.As(err, &ds) {
-			printDiags(stderr, ds)
-		} else {
-			fmt.Fprintf(stderr, "ztopo restart: %v\n", err)
-		}
-		return exitFailure
+		return fail(stderr, "restart", err)
 	}
 	if len(names) == 0 {
 		return usageError(stderr, "restart", restartUsage, "no node given")
 	}
 	var rep control.RestartReply
-	if err := control.CallArgs(context.Background(), tg.endpoint, control.VerbRestart, control.RestartRequest{Names: names}, &rep); err != nil {
-		if errors.Is(err, control.ErrNotRunning) {
-			err = fmt.Errorf("no topology %q is running", tg.name)
-		}
+	if err := tg.plain(control.CallArgs(context.Background(), tg.endpoint, control.VerbRestart, control.RestartRequest{Names: names}, &rep)); err != nil {
 		fmt.Fprintf(stderr, "ztopo restart: %v\n", err)
 		return exitFailure
 	}

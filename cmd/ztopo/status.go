@@ -33,13 +33,8 @@ Exit status: 0 ok, 1 no such topology is running, 2 wrong usage.
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("status")
-	host := fs.String("host", "", "")
 	asJSON := fs.Bool("json", false, "")
-	pos, code, ok := parseArgs(fs, "status", statusUsage, args, stdout, stderr)
-	if !ok {
-		return code
-	}
-	tg, code, ok := oneTargetOn("status", statusUsage, pos, *host, stderr)
+	tg, code, ok := parseTarget(fs, "status", statusUsage, args, stdout, stderr)
 	if !ok {
 		return code
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/ztopo/ztopo/runtime/control"
 	"github.com/ztopo/ztopo/runtime/tap"
-	"github.com/ztopo/ztopo/spec"
 )
 
 const tapUsage = `usage: ztopo tap [--host NAME] [-n N] [--json] [--record FILE] [FILE|NAME] NODE.SOCKET
@@ -99,21 +97,12 @@ func runTap(args []string, stdout, stderr io.Writer) int {
 		tg, err = soleTarget()
 	}
 	if err != nil {
-		var ds spec.Diags
-		if errors.As(err, &ds) {
-			printDiags(stderr, ds)
-		} else {
-			fmt.Fprintf(stderr, "ztopo tap: %v\n", err)
-		}
-		return exitFailure
+		return fail(stderr, "tap", err)
 	}
 
 	// The names, for a clear error with a suggestion.
 	st, err := tg.status(context.Background(), control.VerbStatus)
 	if err != nil {
-		if errors.Is(err, control.ErrNotRunning) {
-			err = fmt.Errorf("no topology %q is running", tg.name)
-		}
 		fmt.Fprintf(stderr, "ztopo tap: %v\n", err)
 		return exitFailure
 	}
@@ -148,10 +137,7 @@ func runTap(args []string, stdout, stderr io.Writer) int {
 	}
 
 	tr, err := control.Tap(context.Background(), tg.endpoint, control.TapRequest{Node: nodeName, Socket: sockName})
-	if err != nil {
-		if errors.Is(err, control.ErrNotRunning) {
-			err = fmt.Errorf("no topology %q is running", tg.name)
-		}
+	if err = tg.plain(err); err != nil {
 		fmt.Fprintf(stderr, "ztopo tap: %v\n", err)
 		return exitFailure
 	}

@@ -85,7 +85,7 @@ func runTop(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	tg, code, ok := oneTarget("top", topUsage, pos, stderr)
+	tg, code, ok := oneTarget("top", topUsage, pos, "", stderr)
 	if !ok {
 		return code
 	}
@@ -93,10 +93,7 @@ func runTop(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	prev, err := takeSample(ctx, tg)
-	if err != nil {
-		if errors.Is(err, control.ErrNotRunning) {
-			err = fmt.Errorf("no topology %q is running", tg.name)
-		}
+	if err = tg.plain(err); err != nil {
 		fmt.Fprintf(stderr, "ztopo top: %v\n", err)
 		return exitFailure
 	}

@@ -125,12 +125,11 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	pos, _ = withDefaultFile(pos)
+	path, code, ok := oneFile("up", upUsage, pos, stderr)
+	if !ok {
+		return code
+	}
 	switch {
-	case len(pos) == 0:
-		return usageError(stderr, "up", upUsage, noFileGiven)
-	case len(pos) > 1:
-		return usageError(stderr, "up", upUsage, "want one topology file, got %d", len(pos))
 	case *logFormat != "text" && *logFormat != "json":
 		return usageError(stderr, "up", upUsage, "--log-format must be text or json, got %q", *logFormat)
 	case *grace <= 0:
@@ -168,7 +167,6 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 		logger = logger.With("host", *host)
 	}
 
-	path := pos[0]
 	// The watcher comes before the first read: an edit made between the
 	// read and the start of the watch would otherwise never be applied.
 	var w *watch.Watcher
