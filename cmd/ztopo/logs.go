@@ -77,23 +77,12 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ztopo logs: %v\n", err)
 		return exitFailure
 	}
-	known := map[string]bool{logbuf.SelfPrefix: true}
-	candidates := []string{logbuf.SelfPrefix}
+	if err := tg.unknownNode(st, names, logbuf.SelfPrefix); err != nil {
+		return fail(stderr, "logs", err)
+	}
 	var instances []string
 	for _, n := range st.Nodes {
 		instances = append(instances, n.Name)
-		for _, k := range []string{n.Name, n.Node} {
-			if !known[k] {
-				known[k] = true
-				candidates = append(candidates, k)
-			}
-		}
-	}
-	for _, n := range names {
-		if !known[n] {
-			fmt.Fprintf(stderr, "ztopo logs: topology %s has no node or instance %q%s\n", tg.name, n, didYouMean(n, candidates))
-			return exitFailure
-		}
 	}
 
 	p := &logbuf.Printer{Color: colorOK(stdout), Timestamps: *stamps}

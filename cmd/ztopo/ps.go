@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -188,6 +189,19 @@ func fileName(path string) string {
 // when the topology is not running.
 func (tg target) call(ctx context.Context, verb string, out any) error {
 	return tg.plain(control.Call(ctx, tg.endpoint, verb, out))
+}
+
+// unknownNode is the error for the first of names that is neither an
+// instance nor a node of st (nor one of extra), with a did-you-mean; nil
+// when every one is known.
+func (tg target) unknownNode(st control.StatusReply, names []string, extra ...string) error {
+	candidates := append(append([]string(nil), extra...), st.Names()...)
+	for _, n := range names {
+		if !slices.Contains(candidates, n) {
+			return fmt.Errorf("topology %s has no node or instance %q%s", tg.name, n, didYouMean(n, candidates))
+		}
+	}
+	return nil
 }
 
 // plain says plainly that the topology is not running when err says that

@@ -106,22 +106,14 @@ func runTap(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ztopo tap: %v\n", err)
 		return exitFailure
 	}
-	var candidates []string
-	known, width := map[string]bool{}, 0
+	if err := tg.unknownNode(st, []string{nodeName}); err != nil {
+		return fail(stderr, "tap", err)
+	}
+	width := 0
 	for _, n := range st.Nodes {
-		for _, k := range []string{n.Name, n.Node} {
-			if !known[k] {
-				known[k] = true
-				candidates = append(candidates, k)
-			}
-		}
 		if n.Name == nodeName || n.Node == nodeName {
 			width = max(width, len(n.Name)+1+len(sockName))
 		}
-	}
-	if !known[nodeName] {
-		fmt.Fprintf(stderr, "ztopo tap: topology %s has no node or instance %q%s\n", tg.name, nodeName, didYouMean(nodeName, candidates))
-		return exitFailure
 	}
 
 	var rec *bufio.Writer

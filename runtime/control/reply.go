@@ -47,6 +47,22 @@ type InstanceStatus struct {
 	Sockets   []SocketStatus `json:"sockets"`
 }
 
+// Names are what a NODE argument of ps, logs, restart or tap may be: each
+// instance and each node (as written), once, in the order of Nodes.
+func (st *StatusReply) Names() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range st.Nodes {
+		for _, k := range []string{n.Name, n.Node} {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
 // SocketStatus is one socket of an instance: its counters, and its type
 // and endpoints as resolved.
 type SocketStatus struct {

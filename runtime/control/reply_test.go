@@ -3,6 +3,7 @@ package control
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -95,5 +96,14 @@ func checkJSON(t *testing.T, v any, want string) {
 	}
 	if string(b) != want {
 		t.Errorf("JSON of %T:\ngot  %s\nwant %s", v, b, want)
+	}
+}
+
+func TestStatusNames(t *testing.T) {
+	st := StatusReply{Nodes: []InstanceStatus{
+		{Name: "sink", Node: "sink"}, {Name: "worker.0", Node: "worker"}, {Name: "worker.1", Node: "worker"},
+	}}
+	if got, want := fmt.Sprint(st.Names()), "[sink worker.0 worker worker.1]"; got != want {
+		t.Errorf("got %s, want %s", got, want)
 	}
 }
