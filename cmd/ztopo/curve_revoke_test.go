@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -64,23 +61,16 @@ for s in (a, b, amon, bmon):
 ctx.term()
 `
 
-// TestUpCurveRevoke: a reload that removes a key from a CURVE server's
-// allow list drops that client's connection and refuses it from then on,
-// while the client still allowed is let in again; the server counts
-// exactly the allowed client's messages.
-func TestUpCurveRevoke(t *testing.T) {
-	needPyzmqCurve(t)
-	bin := buildZtopo(t)
-	d := newE2EDir(t)
-	keys := filepath.Join(d.root, "keys")
-	for _, name := range []string{"sink", "a", "b"} {
-		if out, err := exec.Command(bin, "keys", "gen", name, "--dir", keys).CombinedOutput(); err != nil {
-			t.Fatalf("keys gen %s: %v: %s", name, err, out)
-		}
-	}
-	port := freePorts(t, 1)[0]
-	name := fmt.Sprintf("curve-revoke-%d", os.Getpid())
-	file := func(allow string) string {
+// curveSink makes the keys sink, a and b in d and returns them with a
+// topology name, a port, and a file of one CURVE server, sink.in on that
+// port, allowing allow (a YAML list's items).
+func curveSink(t *testing.T, bin string, d e2eDir, prefix string) (keys, name string, port int, file func(allow string) string) {
+	t.Helper()
+	keys = filepath.Join(d.root, "keys")
+	genKeys(t, bin, keys, "sink", "a", "b")
+	port = freePorts(t, 1)[0]
+	name = fmt.Sprintf("%s-%d", prefix, os.Getpid())
+	file = func(allow string) string {
 		return fmt.Sprintf(`version: 1
 name: %s
 security: {keys: keys, require: curve}
@@ -91,35 +81,24 @@ nodes:
       in: {type: PULL, bind: "tcp://127.0.0.1:%d", curve: {server: sink, allow: [%s]}}
 `, name, port, allow)
 	}
+	return keys, name, port, file
+}
+
+// TestUpCurveRevoke: a reload that removes a key from a CURVE server's
+// allow list drops that client's connection and refuses it from then on,
+// while the client still allowed is let in again; the server counts
+// exactly the allowed client's messages.
+func TestUpCurveRevoke(t *testing.T) {
+	needPyzmqCurve(t)
+	bin := buildZtopo(t)
+	d := newE2EDir(t)
+	keys, name, port, file := curveSink(t, bin, d, "curve-revoke")
 	topo := d.write(t, "topology.yaml", file("a, b"))
 	up := startUp(t, bin, d, "--no-watch", topo)
 	up.waitStatus(d.topologyRuntime(name), allRunning)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*e2eBound)
-	defer cancel()
-	peers := exec.CommandContext(ctx, python, "-c", revokePeers, keys, fmt.Sprintf("tcp://127.0.0.1:%d", port))
-	peers.Stderr = os.Stderr
-	stdin, err := peers.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := peers.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := peers.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer peers.Wait()
-	defer stdin.Close()
-	sc := bufio.NewScanner(stdout)
-	lines := func(until string) string {
-		var got []string
-		for sc.Scan() && sc.Text() != until {
-			got = append(got, sc.Text())
-		}
-		return strings.Join(got, "\n")
-	}
+	peers := startPyPeers(t, revokePeers, keys, fmt.Sprintf("tcp://127.0.0.1:%d", port))
+	lines := func(until string) string { return strings.Join(peers.until(until), "\n") }
 	if got := lines("connected"); got != "a: HANDSHAKE_SUCCEEDED\nb: HANDSHAKE_SUCCEEDED" {
 		t.Fatalf("before the reload: got\n%s", got)
 	}
@@ -128,15 +107,8 @@ nodes:
 	})
 
 	d.write(t, "topology.yaml", file("a"))
-	if _, err := fmt.Fprintln(stdin, "reload"); err != nil {
-		t.Fatal(err)
-	}
-	reload := exec.Command(bin, "reload", topo)
-	reload.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+d.runtime)
-	out, err := reload.CombinedOutput()
-	if err != nil {
-		t.Fatalf("reload: %v: %s", err, out)
-	}
+	peers.say(t, "reload")
+	out := reloadCLI(t, bin, d, topo)
 	// Revoking is the one allow change that restarts the server, and the
 	// plan says why.
 	if want := "~ restart sink\n    why: no longer allowed on CURVE server in: b: libzmq cannot close one client's session, so the socket is opened afresh"; !strings.Contains(string(out), want) {
@@ -158,7 +130,7 @@ nodes:
 	if s.MsgsIn != 10 || s.AuthFailures < 1 {
 		t.Fatalf("sink.in after the reload: got %d messages and %d refusals, want 10 and at least 1", s.MsgsIn, s.AuthFailures)
 	}
-	fmt.Fprintln(stdin, "done")
+	fmt.Fprintln(peers.stdin, "done")
 	up.signal(os.Interrupt)
 	if code := up.exitCode(e2eBound); code != 0 {
 		t.Fatalf("ztopo up: exit %d", code)
@@ -225,25 +197,7 @@ func TestUpCurveAllowAdded(t *testing.T) {
 	needPyzmqCurve(t)
 	bin := buildZtopo(t)
 	d := newE2EDir(t)
-	keys := filepath.Join(d.root, "keys")
-	for _, name := range []string{"sink", "a", "b"} {
-		if out, err := exec.Command(bin, "keys", "gen", name, "--dir", keys).CombinedOutput(); err != nil {
-			t.Fatalf("keys gen %s: %v: %s", name, err, out)
-		}
-	}
-	port := freePorts(t, 1)[0]
-	name := fmt.Sprintf("curve-allow-%d", os.Getpid())
-	file := func(allow string) string {
-		return fmt.Sprintf(`version: 1
-name: %s
-security: {keys: keys, require: curve}
-nodes:
-  sink:
-    handler: count
-    sockets:
-      in: {type: PULL, bind: "tcp://127.0.0.1:%d", curve: {server: sink, allow: [%s]}}
-`, name, port, allow)
-	}
+	keys, name, port, file := curveSink(t, bin, d, "curve-allow")
 	topo := d.write(t, "topology.yaml", file("a"))
 	wider := d.write(t, "wider.yaml", file("a, b"))
 	var plan strings.Builder
@@ -257,31 +211,8 @@ nodes:
 
 	up := startUp(t, bin, d, "--no-watch", topo)
 	up.waitStatus(d.topologyRuntime(name), allRunning)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*e2eBound)
-	defer cancel()
-	peers := exec.CommandContext(ctx, python, "-c", allowPeers, keys, fmt.Sprintf("tcp://127.0.0.1:%d", port))
-	peers.Stderr = os.Stderr
-	stdin, err := peers.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := peers.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := peers.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer peers.Wait()
-	defer stdin.Close()
-	sc := bufio.NewScanner(stdout)
-	lines := func(until string) string {
-		var got []string
-		for sc.Scan() && sc.Text() != until {
-			got = append(got, sc.Text())
-		}
-		return strings.Join(got, "\n")
-	}
+	peers := startPyPeers(t, allowPeers, keys, fmt.Sprintf("tcp://127.0.0.1:%d", port))
+	lines := func(until string) string { return strings.Join(peers.until(until), "\n") }
 	if got := lines("ready"); got != "a: HANDSHAKE_SUCCEEDED\nb: HANDSHAKE_FAILED_AUTH" {
 		t.Fatalf("before the reload: got\n%s", got)
 	}
@@ -294,18 +225,11 @@ nodes:
 	sinkIn(func(s control.SocketStatus) bool { return s.MsgsIn == 5 && s.AuthFailures == 1 })
 
 	d.write(t, "topology.yaml", file("a, b"))
-	reload := exec.Command(bin, "reload", topo)
-	reload.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+d.runtime)
-	out, err := reload.CombinedOutput()
-	if err != nil {
-		t.Fatalf("reload: %v: %s", err, out)
-	}
+	out := reloadCLI(t, bin, d, topo)
 	if !strings.Contains(string(out), wantPlan) || !strings.Contains(string(out), "0 to restart") {
 		t.Fatalf("reload said:\n%s\nwant %q and 0 to restart", out, wantPlan)
 	}
-	if _, err := fmt.Fprintln(stdin, "reload"); err != nil {
-		t.Fatal(err)
-	}
+	peers.say(t, "reload")
 	got := lines("sent")
 	if want := "b again: HANDSHAKE_SUCCEEDED\na saw: nothing"; got != want {
 		t.Fatalf("after the reload: got\n%s\nwant\n%s", got, want)
@@ -319,7 +243,7 @@ nodes:
 	if r := st.Nodes[0].Restarts; r != 0 {
 		t.Errorf("sink restarted %d times, want 0", r)
 	}
-	fmt.Fprintln(stdin, "done")
+	fmt.Fprintln(peers.stdin, "done")
 	up.signal(os.Interrupt)
 	if code := up.exitCode(e2eBound); code != 0 {
 		t.Fatalf("ztopo up: exit %d", code)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -147,11 +148,7 @@ func TestUpCurvePyzmq(t *testing.T) {
 	bin := buildZtopo(t)
 	d := newE2EDir(t)
 	keys := filepath.Join(d.root, "keys")
-	for _, name := range []string{"sink", "rep", "psink", "py", "cmd", "stranger"} {
-		if out, err := exec.Command(bin, "keys", "gen", name, "--dir", keys).CombinedOutput(); err != nil {
-			t.Fatalf("keys gen %s: %v: %s", name, err, out)
-		}
-	}
+	genKeys(t, bin, keys, "sink", "rep", "psink", "py", "cmd", "stranger")
 	ports := freePorts(t, 3)
 	d.write(t, "cmd.py", curveCommand)
 	name := fmt.Sprintf("curve-e2e-%d", os.Getpid())
@@ -193,29 +190,9 @@ nodes:
 	})
 
 	const n = 100
-	ctx, cancel := context.WithTimeout(context.Background(), 2*e2eBound)
-	defer cancel()
-	peers := exec.CommandContext(ctx, python, "-c", curvePeers, keys,
+	peers := startPyPeers(t, curvePeers, keys,
 		fmt.Sprintf("tcp://127.0.0.1:%d", ports[0]), fmt.Sprintf("tcp://127.0.0.1:%d", ports[1]), fmt.Sprint(n))
-	peers.Stderr = os.Stderr
-	stdin, err := peers.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := peers.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := peers.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer peers.Wait()
-	defer stdin.Close()
-	sc := bufio.NewScanner(stdout)
-	var phase1 []string
-	for sc.Scan() && sc.Text() != "phase 1 done" {
-		phase1 = append(phase1, sc.Text())
-	}
+	phase1 := peers.until("phase 1 done")
 	got := strings.Join(phase1, "\n")
 	for _, want := range []string{
 		"req allowed: from py",
@@ -254,11 +231,9 @@ nodes:
 			t.Errorf("status: no line %q in\n%s", want, out.String())
 		}
 	}
-	if _, err := fmt.Fprintln(stdin, "go"); err != nil {
-		t.Fatal(err)
-	}
-	if !sc.Scan() || sc.Text() != "phase 2 done" {
-		t.Fatalf("pyzmq peers: got %q, want phase 2 done", sc.Text())
+	peers.say(t, "go")
+	if !peers.sc.Scan() || peers.sc.Text() != "phase 2 done" {
+		t.Fatalf("pyzmq peers: got %q, want phase 2 done", peers.sc.Text())
 	}
 	if code := up.exitCode(e2eBound); code != 0 {
 		t.Fatalf("ztopo up: exit %d", code)
@@ -306,4 +281,76 @@ nodes:
 			t.Fatalf("the log shows the secret key of %s", name)
 		}
 	}
+}
+
+// pyPeers is a Python script run as a test's peers: the test writes lines
+// to its stdin and reads what it prints. The cleanup closes stdin and
+// waits for it.
+type pyPeers struct {
+	stdin io.Writer
+	sc    *bufio.Scanner
+}
+
+func startPyPeers(t *testing.T, script string, args ...string) *pyPeers {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*e2eBound)
+	cmd := exec.CommandContext(ctx, python, append([]string{"-c", script}, args...)...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Wait()
+		cancel()
+	})
+	return &pyPeers{stdin: stdin, sc: bufio.NewScanner(stdout)}
+}
+
+// until returns the lines printed before the line marker.
+func (p *pyPeers) until(marker string) []string {
+	var got []string
+	for p.sc.Scan() && p.sc.Text() != marker {
+		got = append(got, p.sc.Text())
+	}
+	return got
+}
+
+// say writes a line to the peers.
+func (p *pyPeers) say(t *testing.T, line string) {
+	t.Helper()
+	if _, err := fmt.Fprintln(p.stdin, line); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// genKeys makes CURVE certificates named names in dir with `ztopo keys gen`.
+func genKeys(t *testing.T, bin, dir string, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		if out, err := exec.Command(bin, "keys", "gen", name, "--dir", dir).CombinedOutput(); err != nil {
+			t.Fatalf("keys gen %s: %v: %s", name, err, out)
+		}
+	}
+}
+
+// reloadCLI runs `ztopo reload FILE` against d's runtime directory and
+// returns what it printed; the test fails if it fails.
+func reloadCLI(t *testing.T, bin string, d e2eDir, file string) string {
+	t.Helper()
+	reload := exec.Command(bin, "reload", file)
+	reload.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+d.runtime)
+	out, err := reload.CombinedOutput()
+	if err != nil {
+		t.Fatalf("reload: %v: %s", err, out)
+	}
+	return string(out)
 }

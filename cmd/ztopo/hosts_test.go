@@ -117,6 +117,22 @@ func (s *spreadRun) start(host string) *upProc {
 }
 
 // status is the status of a host's share, through its control socket.
+// exit waits for host's up to exit and checks its exit status.
+func (s *spreadRun) exit(host string, want int) {
+	s.t.Helper()
+	if code := s.ups[host].exitCode(e2eBound); code != want {
+		s.t.Fatalf("%s: exit status %d, want %d", host, code, want)
+	}
+}
+
+// received checks that host's log says its sink received n messages.
+func (s *spreadRun) received(host string, n int) {
+	s.t.Helper()
+	if want := fmt.Sprintf("received %d messages in ", n); !strings.Contains(s.ups[host].log(), want) {
+		s.t.Errorf("%s's log has no %q", host, want)
+	}
+}
+
 func (s *spreadRun) status(host string, ok func(control.StatusReply) bool) control.StatusReply {
 	s.t.Helper()
 	return s.ups[host].waitStatus(s.d.topologyRuntime(s.name+"@"+host), ok)
@@ -154,17 +170,11 @@ func testSpread(t *testing.T, addrs [3]string, prefix func(host string) []string
 			t.Errorf("core share's name: got %q, want %q", got, name)
 		}
 		s.start("store")
-		if code := s.ups["store"].exitCode(e2eBound); code != 0 {
-			t.Fatalf("store: exit status %d, want 0", code)
-		}
-		if want := fmt.Sprintf("received %d messages in ", n); !strings.Contains(s.ups["store"].log(), want) {
-			t.Errorf("store's log has no %q", want)
-		}
+		s.exit("store", 0)
+		s.received("store", n)
 		// The host whose nodes all completed exits 0 once its peers took
 		// what it sent.
-		if code := s.ups["edge"].exitCode(e2eBound); code != 0 {
-			t.Fatalf("edge: exit status %d, want 0", code)
-		}
+		s.exit("edge", 0)
 		// The workers are reactive: their host runs until stopped.
 		st := s.status("core", func(st control.StatusReply) bool { return msgsIn(st, "worker") == n })
 		for _, in := range st.Nodes {
@@ -173,9 +183,7 @@ func testSpread(t *testing.T, addrs [3]string, prefix func(host string) []string
 			}
 		}
 		s.ups["core"].signal(syscall.SIGTERM)
-		if code := s.ups["core"].exitCode(e2eBound); code != 0 {
-			t.Fatalf("core: exit status %d, want 0", code)
-		}
+		s.exit("core", 0)
 	})
 
 	// A producer whose consumer's host starts late: the producer's share
@@ -197,15 +205,9 @@ func testSpread(t *testing.T, addrs [3]string, prefix func(host string) []string
 		default:
 		}
 		s.start("store")
-		if code := s.ups["store"].exitCode(e2eBound); code != 0 {
-			t.Fatalf("store: exit status %d, want 0", code)
-		}
-		if want := fmt.Sprintf("received %d messages in ", late); !strings.Contains(s.ups["store"].log(), want) {
-			t.Errorf("store's log has no %q", want)
-		}
-		if code := s.ups["edge"].exitCode(e2eBound); code != 0 {
-			t.Fatalf("edge: exit status %d, want 0", code)
-		}
+		s.exit("store", 0)
+		s.received("store", late)
+		s.exit("edge", 0)
 	})
 
 	t.Run("kill", func(t *testing.T) {
@@ -432,16 +434,8 @@ nodes:
 // sends, and receives the answer.
 func syncPeer(t *testing.T, endpoint string) {
 	t.Helper()
-	zctx, err := zmq4.NewContext()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zctx.Term()
-	s, err := zctx.NewSocket(zmq4.REQ)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, done := peerSocket(t, zmq4.REQ)
+	defer done()
 	s.SetLinger(0)
 	s.SetRcvtimeo(e2eBound)
 	if err := s.Connect(endpoint); err != nil {

@@ -528,20 +528,32 @@ nodes:
 	}
 }
 
-// sendPush sends n messages of size bytes to endpoint from a PUSH socket
-// and waits (bounded by its linger) until they are handed to the peer.
-func sendPush(t *testing.T, endpoint string, n, size int) {
+// peerSocket is a socket of type typ in a ZeroMQ context of its own, for a
+// peer played by the test; done closes both, waiting out the socket's
+// linger.
+func peerSocket(t *testing.T, typ zmq4.Type) (s *zmq4.Socket, done func()) {
 	t.Helper()
 	zctx, err := zmq4.NewContext()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer zctx.Term()
-	s, err := zctx.NewSocket(zmq4.PUSH)
+	s, err = zctx.NewSocket(typ)
 	if err != nil {
+		zctx.Term()
 		t.Fatal(err)
 	}
-	defer s.Close()
+	return s, func() {
+		s.Close()
+		zctx.Term()
+	}
+}
+
+// sendPush sends n messages of size bytes to endpoint from a PUSH socket
+// and waits (bounded by its linger) until they are handed to the peer.
+func sendPush(t *testing.T, endpoint string, n, size int) {
+	t.Helper()
+	s, done := peerSocket(t, zmq4.PUSH)
+	defer done()
 	if err := s.SetLinger(e2eBound); err != nil {
 		t.Fatal(err)
 	}
