@@ -10,21 +10,22 @@ import (
 	"github.com/ztopo/ztopo/runtime/control"
 )
 
-// revokePeers: clients a and b, both allowed, each push one message and
-// report "connected"; on "reload" from stdin they wait for the reload's
-// effect: b must be disconnected and then refused (it prints how long after
-// "reload" its connection dropped), a must be let in again. Then b pushes
-// 10 messages, and only after that a pushes 10.
-const revokePeers = `
-import sys, time, zmq, zmq.auth
+// curveClients is the start of the Python peers of a CURVE server at
+// sink.key: argv is the keys directory and the server's endpoint;
+// curve_client(name) is a PUSH with name's certificate, connected, and its
+// monitor; until(mon, events) waits for one of events.
+const curveClients = `
+import sys, zmq, zmq.auth
 from zmq.utils.monitor import recv_monitor_message
 keys, ep = sys.argv[1], sys.argv[2]
 sink_pub, _ = zmq.auth.load_certificate("%s/sink.key" % keys)
 ctx = zmq.Context()
-def client(name):
+def curve_client(name, linger, reconnect_ivl=None):
     pub, sec = zmq.auth.load_certificate("%s/%s.key_secret" % (keys, name))
     s = ctx.socket(zmq.PUSH)
-    s.linger = 0
+    s.linger = linger
+    if reconnect_ivl is not None:
+        s.reconnect_ivl = reconnect_ivl
     s.curve_publickey, s.curve_secretkey, s.curve_serverkey = pub, sec, sink_pub
     mon = s.get_monitor_socket()
     s.connect(ep)
@@ -35,6 +36,17 @@ def until(mon, *events):
         if ev in events:
             return zmq.Event(ev).name
     return "nothing"
+`
+
+// revokePeers: clients a and b, both allowed, each push one message and
+// report "connected"; on "reload" from stdin they wait for the reload's
+// effect: b must be disconnected and then refused (it prints how long after
+// "reload" its connection dropped), a must be let in again. Then b pushes
+// 10 messages, and only after that a pushes 10.
+const revokePeers = curveClients + `
+import time
+def client(name):
+    return curve_client(name, linger=0)
 a, amon = client("a")
 b, bmon = client("b")
 for name, s, mon in (("a", a, amon), ("b", b, bmon)):
@@ -140,27 +152,10 @@ func TestUpCurveRevoke(t *testing.T) {
 // allowPeers: client a (allowed) connects and pushes 5 messages; client b
 // (not allowed yet) is refused. After "reload" on stdin, a fresh b is let
 // in and pushes 10, and a, on the connection it had all along, 5 more.
-const allowPeers = `
-import sys, zmq, zmq.auth
-from zmq.utils.monitor import recv_monitor_message
-keys, ep = sys.argv[1], sys.argv[2]
-sink_pub, _ = zmq.auth.load_certificate("%s/sink.key" % keys)
-ctx = zmq.Context()
+const allowPeers = curveClients + `
 def client(name):
-    pub, sec = zmq.auth.load_certificate("%s/%s.key_secret" % (keys, name))
-    s = ctx.socket(zmq.PUSH)
-    s.linger = 5000
-    s.reconnect_ivl = 60000  # one attempt: b's refusal is counted once
-    s.curve_publickey, s.curve_secretkey, s.curve_serverkey = pub, sec, sink_pub
-    mon = s.get_monitor_socket()
-    s.connect(ep)
-    return s, mon
-def until(mon, *events):
-    while mon.poll(30000):
-        ev = recv_monitor_message(mon)["event"]
-        if ev in events:
-            return zmq.Event(ev).name
-    return "nothing"
+    # One attempt: b's refusal is counted once.
+    return curve_client(name, linger=5000, reconnect_ivl=60000)
 a, amon = client("a")
 print("a: %s" % until(amon, zmq.EVENT_HANDSHAKE_SUCCEEDED), flush=True)
 for i in range(5):
