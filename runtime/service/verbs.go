@@ -91,9 +91,9 @@ func (s *Service) RuntimeDirLost(dir string) {
 // ZTOPO_PROGRESS_INTERVAL (a Go duration) overrides it.
 const progressEvery = 10 * time.Second
 
-// RunProgress logs, until ctx is done, every progressEvery, one info line per running
-// instance that has a count to reach and has not reached it: a long batch
-// says where it is, and a stuck one shows that it is stuck.
+// RunProgress logs, every progressEvery until ctx is done, one info line
+// per running instance that has a count to reach and has not reached it: a
+// long batch says where it is, and a stuck one shows that it is stuck.
 func (s *Service) RunProgress(ctx context.Context) {
 	every := progressEvery
 	if d, err := time.ParseDuration(os.Getenv("ZTOPO_PROGRESS_INTERVAL")); err == nil && d > 0 {
