@@ -363,17 +363,26 @@ func (h *Handler) Close(context.Context) error {
 }
 
 // watchdog stops a call that runs past the time limit (instance.interrupt):
-// one goroutine per Handler and an atomic store and swap per call, rather
-// than a timer or a goroutine per call. It looks a few times per limit, so
-// a message is stopped between Timeout and 1.25 Timeout (at least 1ms)
-// after it began.
+// one goroutine per Handler, ticking eight times per limit, and an atomic
+// store and swap of a call number per call, rather than a timer, a
+// goroutine or a clock reading per call (reading the clock cost more than
+// the rest of the host's work on a call). A call is stopped once the
+// watchdog has seen it running for the whole limit: it began before the
+// first tick that saw it, so it ran at least Timeout, and after the tick
+// before, so it is stopped within Timeout plus two periods (1.25 Timeout,
+// at least Timeout + 2ms).
 func (h *Handler) watchdog() {
 	defer close(h.done)
-	period := h.cfg.Timeout / 4
-	period = min(max(period, time.Millisecond), 250*time.Millisecond)
+	period := h.cfg.Timeout / 8
+	period = min(max(period, time.Millisecond), 125*time.Millisecond)
 	t := time.NewTicker(period)
 	defer t.Stop()
 	limit := int64(h.cfg.Timeout)
+	var (
+		seen  *instance // the instance and call seen at the last tick
+		call  uint64
+		since int64 // when that call was first seen
+	)
 	for {
 		select {
 		case <-h.quit:
@@ -381,15 +390,27 @@ func (h *Handler) watchdog() {
 		case <-t.C:
 		}
 		inst := h.active.Load()
-		if inst == nil {
+		var c uint64
+		if inst != nil {
+			c = inst.running.Load()
+		}
+		if c == 0 || c == stopped {
+			seen = nil
 			continue
 		}
-		s := inst.start.Load()
-		if s > 0 && now()-s > limit && inst.start.CompareAndSwap(s, -1) {
+		if inst != seen || c != call {
+			seen, call, since = inst, c, now()
+			continue
+		}
+		if now()-since >= limit && inst.running.CompareAndSwap(c, stopped) {
 			inst.interrupt()
+			seen = nil
 		}
 	}
 }
+
+// stopped is instance.running once the watchdog stopped the call.
+const stopped = ^uint64(0)
 
 var epoch = time.Now()
 
@@ -403,8 +424,8 @@ var copied atomic.Int64
 // message).
 func FramesCopied() int64 { return copied.Load() }
 
-// now is monotonic nanoseconds since the process started, never 0 or less.
-func now() int64 { return int64(time.Since(epoch)) + 1 }
+// now is monotonic nanoseconds since the process started.
+func now() int64 { return int64(time.Since(epoch)) }
 
 // instance is one instantiation of a module, used by one goroutine at a
 // time.
@@ -421,9 +442,10 @@ type instance struct {
 	stack  [2]uint64
 	bufPtr uint32
 	bufCap uint32
-	// start is when the running call began (now()), 0 when none runs,
-	// -1 once the watchdog stopped it.
-	start    atomic.Int64
+	// running is the number of the running call (calls counts them), 0
+	// when none runs, stopped once the watchdog stopped it.
+	running  atomic.Uint64
+	calls    uint64
 	failText []byte
 	failed   bool
 	logs     *logWriter
@@ -590,9 +612,10 @@ func (in *instance) call(m handler.Msg) ([][]byte, error) {
 
 // run calls f with the instance's stack under the time limit.
 func (in *instance) run(f api.Function) error {
-	in.start.Store(now())
+	in.calls++
+	in.running.Store(in.calls)
 	err := f.CallWithStack(in.ctx, in.stack[:])
-	if in.start.Swap(0) == -1 {
+	if in.running.Swap(0) == stopped {
 		return &Fault{Node: in.h.cfg.Node, Timeout: true, Err: fmt.Errorf("stopped after %s", in.h.cfg.Timeout)}
 	}
 	if err != nil {
