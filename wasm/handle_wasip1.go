@@ -47,19 +47,31 @@ func ztopoHandle(n uint32) (result uint64) {
 		return 0
 	}
 	msg := in[:n]
-	var err error
-	frames, err = Frames(frames[:0], msg)
-	if err != nil {
-		fail(err.Error())
-		return 0
+	// Frames and inPlace, written out here: a call costs a Go module
+	// more than the decoding of a small message does.
+	fs := frames[:0]
+	for b := msg; len(b) > 0; {
+		if len(b) < 4 {
+			fail(ErrBadEncoding.Error())
+			return 0
+		}
+		l := binary.LittleEndian.Uint32(b)
+		b = b[4:]
+		if uint64(l) > uint64(len(b)) {
+			fail(ErrBadEncoding.Error())
+			return 0
+		}
+		fs = append(fs, b[:l:l])
+		b = b[l:]
 	}
+	frames = fs
 	defer func() {
 		if r := recover(); r != nil {
 			fail(fmt.Sprint("panic: ", r))
 			result = 0
 		}
 	}()
-	res, err := handler(frames)
+	res, err := handler(fs)
 	if err != nil {
 		fail(err.Error())
 		return 0
@@ -67,7 +79,22 @@ func ztopoHandle(n uint32) (result uint64) {
 	if len(res) == 0 {
 		return 0
 	}
-	if inPlace(res, msg) {
+	// The result is the input as it stands when it is the message's own
+	// frames, each where it was decoded (changed in place or not).
+	p := 0
+	for _, f := range res {
+		if len(msg)-p < 4 {
+			p = -1
+			break
+		}
+		l := int(binary.LittleEndian.Uint32(msg[p:]))
+		if len(f) != l || (l > 0 && &f[0] != &msg[p+4]) {
+			p = -1
+			break
+		}
+		p += 4 + l
+	}
+	if p == len(msg) {
 		return uint64(addr(msg))<<32 | uint64(n)
 	}
 	out = AppendFrames(out[:0], res)
@@ -75,24 +102,6 @@ func ztopoHandle(n uint32) (result uint64) {
 		return 0
 	}
 	return uint64(addr(out))<<32 | uint64(len(out))
-}
-
-// inPlace reports whether res is the message's own frames, each where it
-// was decoded (changed in place or not), so that the input buffer is the
-// output as it stands.
-func inPlace(res [][]byte, msg []byte) bool {
-	p := 0
-	for _, f := range res {
-		if len(msg)-p < 4 {
-			return false
-		}
-		l := int(binary.LittleEndian.Uint32(msg[p:]))
-		if len(f) != l || (l > 0 && &f[0] != &msg[p+4]) {
-			return false
-		}
-		p += 4 + l
-	}
-	return p == len(msg)
 }
 
 func fail(text string) {
