@@ -121,7 +121,7 @@ func instrument(wasm []byte) ([]byte, error) {
 	check = appendU32(append(check, 0x24), fuelAt)      // global.set $fuel
 	check = append(check, 0x0b)                         // end
 
-	out := append([]byte(nil), wasm[:8]...)
+	out := append(make([]byte, 0, len(wasm)+len(wasm)/4), wasm[:8]...)
 	emit := func(id byte, body []byte) {
 		out = append(out, id)
 		out = appendU32(out, uint32(len(body)))
@@ -241,7 +241,9 @@ func exports(body []byte, name string) bool {
 func instrumentCode(body, check []byte) ([]byte, error) {
 	r := &reader{b: body}
 	n := r.u32()
-	out := appendU32(nil, n)
+	// Room for the code and a check per few dozen bytes of it, so that a
+	// module of megabytes is not copied over and over as out grows.
+	out := appendU32(make([]byte, 0, len(body)+len(body)/4), n)
 	var fn []byte
 	for ; n > 0 && r.err == nil; n-- {
 		size := r.u32()

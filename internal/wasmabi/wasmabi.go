@@ -234,7 +234,14 @@ func ReadFile(path string) ([]byte, error) {
 	if st.Size() > MaxFileSize {
 		return nil, fmt.Errorf("%d bytes, more than the %d a module may have", st.Size(), MaxFileSize)
 	}
-	return io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	// Read in one buffer of the file's size: io.ReadAll would grow its
+	// buffer, copying a module of megabytes several times.
+	buf := make([]byte, st.Size())
+	n, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, err
+	}
+	return buf[:n], nil
 }
 
 // Compile compiles wasm under a memory limit (bytes; 0: DefaultMemory),
