@@ -65,13 +65,20 @@ func ztopoHandle(n uint32) (result uint64) {
 		b = b[l:]
 	}
 	frames = fs
+	// recover is a call into the runtime, whose code is far from this
+	// one's: only a handler that did not return (it panicked) pays for it.
+	returned := false
 	defer func() {
+		if returned {
+			return
+		}
 		if r := recover(); r != nil {
 			fail(fmt.Sprint("panic: ", r))
 			result = 0
 		}
 	}()
 	res, err := handler(fs)
+	returned = true
 	if err != nil {
 		fail(err.Error())
 		return 0
