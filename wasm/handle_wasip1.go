@@ -2,11 +2,7 @@
 
 package wasm
 
-import (
-	"encoding/binary"
-	"fmt"
-	"unsafe"
-)
+import "unsafe"
 
 var (
 	handler Handler
@@ -55,7 +51,7 @@ func ztopoHandle(n uint32) (result uint64) {
 			fail(ErrBadEncoding.Error())
 			return 0
 		}
-		l := binary.LittleEndian.Uint32(b)
+		l := le32(b)
 		b = b[4:]
 		if uint64(l) > uint64(len(b)) {
 			fail(ErrBadEncoding.Error())
@@ -73,7 +69,7 @@ func ztopoHandle(n uint32) (result uint64) {
 			return
 		}
 		if r := recover(); r != nil {
-			fail(fmt.Sprint("panic: ", r))
+			fail("panic: " + panicText(r))
 			result = 0
 		}
 	}()
@@ -94,7 +90,7 @@ func ztopoHandle(n uint32) (result uint64) {
 			p = -1
 			break
 		}
-		l := int(binary.LittleEndian.Uint32(msg[p:]))
+		l := int(le32(msg[p:]))
 		if len(f) != l || (l > 0 && &f[0] != &msg[p+4]) {
 			p = -1
 			break

@@ -44,10 +44,7 @@
 // describes it, and Frames/AppendFrames here are its frame encoding.
 package wasm
 
-import (
-	"encoding/binary"
-	"errors"
-)
+import "errors"
 
 // Handler handles one message; see the package documentation.
 type Handler func(frames [][]byte) ([][]byte, error)
@@ -63,7 +60,7 @@ func Frames(dst [][]byte, buf []byte) ([][]byte, error) {
 		if len(buf) < 4 {
 			return dst, ErrBadEncoding
 		}
-		n := binary.LittleEndian.Uint32(buf)
+		n := le32(buf)
 		buf = buf[4:]
 		if uint64(n) > uint64(len(buf)) {
 			return dst, ErrBadEncoding
@@ -77,7 +74,8 @@ func Frames(dst [][]byte, buf []byte) ([][]byte, error) {
 // AppendFrames appends the encoding of frames to dst.
 func AppendFrames(dst []byte, frames [][]byte) []byte {
 	for _, f := range frames {
-		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(f)))
+		n := uint32(len(f))
+		dst = append(dst, byte(n), byte(n>>8), byte(n>>16), byte(n>>24))
 		dst = append(dst, f...)
 	}
 	return dst
@@ -90,4 +88,54 @@ func EncodedLen(frames [][]byte) int {
 		n += 4 + len(f)
 	}
 	return n
+}
+
+// le32 is the little-endian uint32 at the start of b. (The SDK does not
+// import encoding/binary or fmt: they and what they import, reflect among
+// them, would make every module larger and slower to compile and start.)
+func le32(b []byte) uint32 {
+	_ = b[3]
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+// panicText describes a recovered panic value without fmt: strings,
+// errors and Stringers as themselves, integers in decimal.
+func panicText(r any) string {
+	switch v := r.(type) {
+	case string:
+		return v
+	case error:
+		return v.Error()
+	case interface{ String() string }:
+		return v.String()
+	case int:
+		return itoa(int64(v))
+	case int64:
+		return itoa(v)
+	case int32:
+		return itoa(int64(v))
+	}
+	return "a value that is not a string, an error or an integer"
+}
+
+func itoa(n int64) string {
+	var b [20]byte
+	i := len(b)
+	u := uint64(n)
+	if n < 0 {
+		u = uint64(-n)
+	}
+	for {
+		i--
+		b[i] = byte('0' + u%10)
+		u /= 10
+		if u == 0 {
+			break
+		}
+	}
+	if n < 0 {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
 }
