@@ -197,10 +197,6 @@ func (e *Engine) drain(insts []*instance, groups []*edgeGroup, deadline time.Tim
 	if !extend {
 		stop = nil
 	}
-	need := quietSamples
-	for _, in := range insts {
-		need = max(need, in.quietNeeded())
-	}
 	last, quiet := uint64(0), 0
 	best := ^uint64(0)
 	for first := true; ; first = false {
@@ -221,6 +217,12 @@ func (e *Engine) drain(insts []*instance, groups []*edgeGroup, deadline time.Tim
 		}
 		if !first && total == last && held == 0 {
 			quiet++
+			// Asked at every look: a proxied node's lag grows once it
+			// has been still for a while (node.CountersLag).
+			need := quietSamples
+			for _, in := range insts {
+				need = max(need, in.quietNeeded())
+			}
 			if quiet >= need {
 				return false, deadline
 			}

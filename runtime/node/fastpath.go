@@ -65,6 +65,11 @@ const (
 	statsBusy  = 100 * time.Millisecond
 	statsIdle  = time.Second
 	statsReply = 100 * time.Millisecond // wait for the proxy's answer
+	// statsLinger is how long the busy pace outlasts the last movement
+	// seen (or the proxy's start): a drain that begins right after the
+	// traffic then waits out the short lag (Node.CountersLag), not the
+	// idle one.
+	statsLinger = 3 * time.Second
 )
 
 // proxyStats turns one proxy run's cumulative STATISTICS into increments
@@ -131,6 +136,13 @@ func (r *run) proxyForward(cur *slot, in, out *rsock) (completed, swapped bool, 
 // setFast says whether libzmq's proxy moves the run's messages (ps) or
 // its own loop does (nil), for the signaller and for Node.CountersLag.
 func (r *run) setFast(ps *proxyStats) {
+	if ps != nil {
+		r.n.quickUntil.Store(time.Now().Add(statsLinger).UnixNano())
+		select {
+		case r.statsKick <- struct{}{}:
+		default:
+		}
+	}
 	old := r.fast.Swap(ps)
 	switch {
 	case old == nil && ps != nil:
@@ -152,6 +164,11 @@ func (r *run) refreshProxyStats(s *zmq4.Socket) time.Duration {
 		return statsIdle
 	}
 	if r.askProxyStats(s, ps, false) {
+		r.n.quickUntil.Store(time.Now().Add(statsLinger).UnixNano())
+	}
+	// Decided after the refresh: whatever moved before quickUntil passed
+	// is seen by the next one, at most statsBusy later.
+	if time.Now().UnixNano() < r.n.quickUntil.Load() {
 		return statsBusy
 	}
 	return statsIdle

@@ -125,6 +125,10 @@ type Node struct {
 	// proxied counts the runs of this node whose messages libzmq's proxy
 	// moves right now (setFast): their counters lag (CountersLag).
 	proxied atomic.Int32
+	// quickUntil (Unix ns): until then the signaller refreshes a proxied
+	// run's counters every statsBusy. A proxy's start and every refresh
+	// that saw messages move push it statsLinger ahead.
+	quickUntil atomic.Int64
 }
 
 // MaxCountersLag is the longest a proxied node's counters trail the
@@ -132,15 +136,25 @@ type Node struct {
 // idle, and waits up to statsReply for the proxy's answer.
 const MaxCountersLag = statsIdle + statsReply
 
-// CountersLag is how far the node's counters may trail what it moved: 0
-// while its own loop counts each message, MaxCountersLag while libzmq's
-// proxy moves them. A drain must see them still for longer than that
-// before it calls the node idle.
+// quickCountersLag is how far they trail while the signaller refreshes
+// them every statsBusy (quickUntil).
+const quickCountersLag = statsBusy + statsReply
+
+// CountersLag is how far the node's counters may trail what it moves from
+// now on: 0 while its own loop counts each message; while libzmq's proxy
+// moves them, quickCountersLag for statsLinger after the proxy started or
+// was last seen moving messages, MaxCountersLag after a longer stillness.
+// A drain must see them still for longer than that before it calls the
+// node idle, and must ask again at every look: the answer grows when the
+// node has been still for statsLinger.
 func (n *Node) CountersLag() time.Duration {
-	if n.proxied.Load() > 0 {
-		return MaxCountersLag
+	if n.proxied.Load() == 0 {
+		return 0
 	}
-	return 0
+	if time.Now().UnixNano() < n.quickUntil.Load() {
+		return quickCountersLag
+	}
+	return MaxCountersLag
 }
 
 type slot struct {
@@ -380,6 +394,9 @@ type run struct {
 	// fast is set while a forward runs as libzmq's proxy (fastpath.go);
 	// the signaller reads the proxy's counters into the socket stats.
 	fast atomic.Pointer[proxyStats]
+	// statsKick tells the signaller that a proxy started: refresh its
+	// counters soon rather than at the idle pace.
+	statsKick chan struct{}
 }
 
 type rsock struct {
@@ -418,6 +435,7 @@ func (r *run) openControl() error {
 	r.ctl = ctl
 	r.sigQuit = make(chan struct{})
 	r.sigDone = make(chan struct{})
+	r.statsKick = make(chan struct{}, 1)
 	go r.signaller(r.ctx, r.sigQuit, r.sigDone)
 	return nil
 }
@@ -459,6 +477,8 @@ func (r *run) signaller(ctx context.Context, quit <-chan struct{}, done chan<- s
 		select {
 		case <-stats.C:
 			stats.Reset(r.refreshProxyStats(s))
+		case <-r.statsKick:
+			stats.Reset(statsBusy)
 		case <-ctxDone:
 			ctxDone, stopping = nil, true
 			send()
