@@ -369,7 +369,9 @@ func (r *Runner) runProcess(ctx context.Context) error {
 	}
 	env := append(nodeEnv(r.baseEnv(), r.cfg.Topology, n),
 		EnvSpec+"="+js,
-		EnvLogLevel+"="+levelName(r.log.GetLevel()),
+		// hclog's own names, which the child reads back with
+		// hclog.LevelFromString.
+		EnvLogLevel+"="+r.log.GetLevel().String(),
 	)
 	if r.cfg.HoldOnComplete {
 		env = append(env, EnvHold+"=1")
@@ -471,20 +473,4 @@ func (r *Runner) baseEnv() []string {
 		return r.cfg.Env
 	}
 	return os.Environ()
-}
-
-func levelName(l hclog.Level) string {
-	switch l {
-	case hclog.Trace:
-		return "trace"
-	case hclog.Debug:
-		return "debug"
-	case hclog.Warn:
-		return "warn"
-	case hclog.Error:
-		return "error"
-	case hclog.Off:
-		return "off"
-	}
-	return "info"
 }
