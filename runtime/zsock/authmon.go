@@ -44,19 +44,8 @@ type authMonitor struct {
 // watchAuth attaches the pre-ZAP handshake monitor to a CURVE server
 // socket, before it binds.
 func (s *Socket) watchAuth(ctx *zmq4.Context) error {
-	addr := fmt.Sprintf("inproc://ztopo/authmon/%d", monSeq.Add(1))
-	if err := s.Z.Monitor(addr, authMonEvents); err != nil {
-		return err
-	}
-	mon, err := ctx.NewSocket(zmq4.PAIR)
+	mon, err := s.monitorPair(ctx, "authmon", authMonEvents)
 	if err != nil {
-		_ = s.Z.Monitor("", 0)
-		return err
-	}
-	_ = mon.SetLinger(0)
-	if err := mon.Connect(addr); err != nil {
-		_ = mon.Close()
-		_ = s.Z.Monitor("", 0)
 		return err
 	}
 	m := &authMonitor{done: make(chan struct{})}

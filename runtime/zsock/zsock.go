@@ -312,24 +312,35 @@ func bindRetry(z *zmq4.Socket, ep string, retryFor time.Duration) error {
 // watch attaches a handshake monitor. The receiving PAIR connects before the
 // socket connects anywhere: libzmq drops events nobody is connected for.
 func (s *Socket) watch(ctx *zmq4.Context) error {
-	addr := fmt.Sprintf("inproc://ztopo/mon/%d", monSeq.Add(1))
-	if err := s.Z.Monitor(addr, zmq4.EVENT_HANDSHAKE_SUCCEEDED); err != nil {
-		return err
-	}
-	mon, err := ctx.NewSocket(zmq4.PAIR)
+	mon, err := s.monitorPair(ctx, "mon", zmq4.EVENT_HANDSHAKE_SUCCEEDED)
 	if err != nil {
-		_ = s.Z.Monitor("", 0)
-		return err
-	}
-	_ = mon.SetLinger(0)
-	if err := mon.Connect(addr); err != nil {
-		_ = mon.Close()
-		_ = s.Z.Monitor("", 0)
 		return err
 	}
 	s.mon = mon
 	s.pending = map[string]struct{}{}
 	return nil
+}
+
+// monitorPair attaches a monitor for events to the socket and returns the
+// PAIR that receives them, connected to inproc://ztopo/KIND/N; on error
+// the monitor is detached again.
+func (s *Socket) monitorPair(ctx *zmq4.Context, kind string, events zmq4.Event) (*zmq4.Socket, error) {
+	addr := fmt.Sprintf("inproc://ztopo/%s/%d", kind, monSeq.Add(1))
+	if err := s.Z.Monitor(addr, events); err != nil {
+		return nil, err
+	}
+	mon, err := ctx.NewSocket(zmq4.PAIR)
+	if err != nil {
+		_ = s.Z.Monitor("", 0)
+		return nil, err
+	}
+	_ = mon.SetLinger(0)
+	if err := mon.Connect(addr); err != nil {
+		_ = mon.Close()
+		_ = s.Z.Monitor("", 0)
+		return nil, err
+	}
+	return mon, nil
 }
 
 // Monitor returns the socket receiving handshake events while some connect
