@@ -178,6 +178,19 @@ func (d *decoder) isMap(v *Value, what string) bool {
 	return false
 }
 
+// eachEntry decodes each entry of map v (what names it in the error when v
+// is not a map) with decode.
+func eachEntry[T any](d *decoder, v *Value, what string, decode func(Entry) T) []T {
+	if !d.isMap(v, what) {
+		return nil
+	}
+	var out []T
+	for _, e := range v.Entries {
+		out = append(out, decode(e))
+	}
+	return out
+}
+
 func (d *decoder) file(filename string, root *Value) *File {
 	f := &File{Filename: filename, Pos: root.Pos, NodesPos: root.Pos}
 	if root.Shape != ShapeMap {
@@ -208,11 +221,7 @@ func (d *decoder) file(filename string, root *Value) *File {
 			}
 		case "hosts":
 			f.HostsPos = e.KeyPos
-			if d.isMap(e.Value, "hosts") {
-				for _, he := range e.Value.Entries {
-					f.Hosts = append(f.Hosts, d.host(he))
-				}
-			}
+			f.Hosts = eachEntry(d, e.Value, "hosts", d.host)
 		case "ports":
 			if d.isMap(e.Value, "ports") {
 				f.Ports = d.ports(e.Value)
@@ -223,11 +232,7 @@ func (d *decoder) file(filename string, root *Value) *File {
 			}
 		case "nodes":
 			f.NodesPos = e.KeyPos
-			if d.isMap(e.Value, "nodes") {
-				for _, ne := range e.Value.Entries {
-					f.Nodes = append(f.Nodes, d.node(ne))
-				}
-			}
+			f.Nodes = eachEntry(d, e.Value, "nodes", d.node)
 		}
 	})
 	for _, req := range []struct {
@@ -301,11 +306,9 @@ func (d *decoder) node(e Entry) *FileNode {
 		case "env":
 			n.Env, n.EnvPos = v, f.KeyPos
 		case "sockets":
-			if d.isMap(v, fmt.Sprintf("sockets of node %q", e.Key)) {
-				for _, se := range v.Entries {
-					n.Sockets = append(n.Sockets, d.socket(e.Key, se))
-				}
-			}
+			n.Sockets = eachEntry(d, v, fmt.Sprintf("sockets of node %q", e.Key), func(se Entry) *FileSocket {
+				return d.socket(e.Key, se)
+			})
 		case "sync":
 			if d.isMap(v, fmt.Sprintf("sync of node %q", e.Key)) {
 				n.Sync = d.sync(e.Key, v)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -193,6 +194,20 @@ func (r *resolver) errorf(p Pos, hint, format string, args ...any) {
 
 func (r *resolver) warnf(p Pos, hint, format string, args ...any) {
 	r.diags = append(r.diags, Diag{Pos: p, Severity: Warning, Msg: fmt.Sprintf(format, args...), Hint: hint})
+}
+
+// pick returns the values of map v by key; a key not among keys is an
+// error "unknown key K in WHERE", with a did-you-mean from keys.
+func (r *resolver) pick(v *Value, where string, keys ...string) map[string]*Value {
+	out := make(map[string]*Value, len(keys))
+	for _, e := range v.Entries {
+		if !slices.Contains(keys, e.Key) {
+			r.errorf(e.KeyPos, didYouMean(e.Key, keys), "unknown key %q in %s", e.Key, where)
+			continue
+		}
+		out[e.Key] = e.Value
+	}
+	return out
 }
 
 func (r *resolver) fileScope() scope { return scope{env: r.lookupEnv, vars: r.vars} }
@@ -594,21 +609,8 @@ func (r *resolver) handler(sc scope, fn *FileNode, n *Node) {
 		}
 		n.Handler = HandlerRef{Kind: HandlerBuiltin, Name: name}
 	case ShapeMap:
-		var exec, codec, plugin, wasm *Value
-		for _, e := range v.Entries {
-			switch e.Key {
-			case "exec":
-				exec = e.Value
-			case "codec":
-				codec = e.Value
-			case "plugin":
-				plugin = e.Value
-			case "wasm":
-				wasm = e.Value
-			default:
-				r.errorf(e.KeyPos, didYouMean(e.Key, []string{"codec", "exec", "plugin", "wasm"}), "unknown key %q in handler of node %q", e.Key, fn.Name)
-			}
-		}
+		f := r.pick(v, fmt.Sprintf("handler of node %q", fn.Name), "codec", "exec", "plugin", "wasm")
+		exec, codec, plugin, wasm := f["exec"], f["codec"], f["plugin"], f["wasm"]
 		kinds := 0
 		for _, k := range []*Value{exec, plugin, wasm} {
 			if k != nil {
@@ -833,6 +835,20 @@ func (r *resolver) plain(sc scope, v *Value) any {
 	return nil
 }
 
+// restartPolicy reads a restart policy, short or long form.
+func (r *resolver) restartPolicy(sc scope, v *Value, what string) (RestartPolicy, bool) {
+	s, ok := r.str(sc, v, what)
+	if !ok {
+		return "", false
+	}
+	p, err := ParseRestartPolicy(s)
+	if err != nil {
+		r.errorf(v.Pos, didYouMean(s, []string{"always", "no", "on-failure"}), "%v", err)
+		return "", false
+	}
+	return p, true
+}
+
 // restart merges the defaults' restart under the node's own, field by
 // field, over the built-in defaults.
 func (r *resolver) restart(sc scope, def, own *Value) Restart {
@@ -844,24 +860,16 @@ func (r *resolver) restart(sc scope, def, own *Value) Restart {
 		}
 		switch v.Shape {
 		case ShapeScalar:
-			if s, ok := r.str(sc, v, "restart"); ok {
-				if p, err := ParseRestartPolicy(s); err != nil {
-					r.errorf(v.Pos, didYouMean(s, []string{"always", "no", "on-failure"}), "%v", err)
-				} else {
-					rs.Policy = p
-				}
+			if p, ok := r.restartPolicy(sc, v, "restart"); ok {
+				rs.Policy = p
 			}
 		case ShapeMap:
 			for _, e := range v.Entries {
 				what := "restart " + e.Key
 				switch e.Key {
 				case "policy":
-					if s, ok := r.str(sc, e.Value, what); ok {
-						if p, err := ParseRestartPolicy(s); err != nil {
-							r.errorf(e.Value.Pos, didYouMean(s, []string{"always", "no", "on-failure"}), "%v", err)
-						} else {
-							rs.Policy = p
-						}
+					if p, ok := r.restartPolicy(sc, e.Value, what); ok {
+						rs.Policy = p
 					}
 				case "max_restarts":
 					if n, ok := r.integer(sc, e.Value, what); ok {

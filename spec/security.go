@@ -94,21 +94,8 @@ func (r *resolver) security() {
 // curve reads a socket's curve map.
 func (r *resolver) curve(sc scope, full string, v *Value) *icurve {
 	c := &icurve{pos: v.Pos}
-	var server, client, allow, serverKey *Value
-	for _, e := range v.Entries {
-		switch e.Key {
-		case "server":
-			server = e.Value
-		case "client":
-			client = e.Value
-		case "allow":
-			allow = e.Value
-		case "server_key":
-			serverKey = e.Value
-		default:
-			r.errorf(e.KeyPos, didYouMean(e.Key, curveKeys), "unknown key %q in curve of socket %q", e.Key, full)
-		}
-	}
+	f := r.pick(v, fmt.Sprintf("curve of socket %q", full), curveKeys...)
+	server, client, allow, serverKey := f["server"], f["client"], f["allow"], f["server_key"]
 	role := server
 	switch {
 	case server != nil && client != nil:
