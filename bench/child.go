@@ -113,16 +113,27 @@ type endpoints struct {
 	n         int
 }
 
-func newEndpoints(transport string) (*endpoints, error) {
+// newEndpoints makes one endpoint on transport per name, for the ztopo and
+// the go side of a scenario alike; close removes what ipc made.
+func newEndpoints(transport string, names ...string) (*endpoints, []string, error) {
 	e := &endpoints{transport: transport}
 	if transport == "ipc" {
 		dir, err := os.MkdirTemp("", "zb")
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		e.dir = dir
 	}
-	return e, nil
+	eps := make([]string, len(names))
+	for i, name := range names {
+		ep, err := e.next(name)
+		if err != nil {
+			e.close()
+			return nil, nil, err
+		}
+		eps[i] = ep
+	}
+	return e, eps, nil
 }
 
 func (e *endpoints) next(name string) (string, error) {

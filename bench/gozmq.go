@@ -190,15 +190,12 @@ func (h *hand) sink(ep string, n int, got *int64, bound, done chan struct{}, che
 }
 
 func goPushPull(p Params) (Result, error) {
-	eps, err := newEndpoints(p.Transport)
+	eps, sink, err := newEndpoints(p.Transport, "sink")
 	if err != nil {
 		return Result{}, err
 	}
 	defer eps.close()
-	ep, err := eps.next("sink")
-	if err != nil {
-		return Result{}, err
-	}
+	ep := sink[0]
 	start := time.Now()
 	h, err := newHand()
 	if err != nil {
@@ -258,19 +255,12 @@ func goStages(p Params, workers int, stage func([][]byte)) (Result, error) {
 
 // goStagesWith is goStages; with proxy, each worker is zmq.Proxy(in, out).
 func goStagesWith(p Params, workers int, stage func([][]byte), proxy bool) (Result, error) {
-	eps, err := newEndpoints(p.Transport)
+	eps, ep, err := newEndpoints(p.Transport, "vent", "sink")
 	if err != nil {
 		return Result{}, err
 	}
 	defer eps.close()
-	ventEP, err := eps.next("vent")
-	if err != nil {
-		return Result{}, err
-	}
-	sinkEP, err := eps.next("sink")
-	if err != nil {
-		return Result{}, err
-	}
+	ventEP, sinkEP := ep[0], ep[1]
 	start := time.Now()
 	h, err := newHand()
 	if err != nil {
@@ -333,25 +323,7 @@ func goStagesWith(p Params, workers int, stage func([][]byte), proxy bool) (Resu
 // then n timed ones. Each reply must be the request, or want(request) when
 // want is not nil.
 func reqClient(ep string, warm, n, size int, want func([]byte) []byte) ([]time.Duration, error) {
-	ctx, err := zmq.NewContext()
-	if err != nil {
-		return nil, err
-	}
-	lat, err := func() ([]time.Duration, error) {
-		s, err := ctx.NewSocket(zmq.REQ)
-		if err != nil {
-			return nil, err
-		}
-		defer s.Close()
-		if err := s.SetLinger(0); err != nil {
-			return nil, err
-		}
-		if err := s.SetRcvtimeo(recvTimeout); err != nil {
-			return nil, err
-		}
-		if err := s.Connect(ep); err != nil {
-			return nil, err
-		}
+	return withREQ(ep, func(s *zmq.Socket) ([]time.Duration, error) {
 		msg := payload(size)
 		expect := msg
 		if want != nil {
@@ -375,6 +347,33 @@ func reqClient(ep string, warm, n, size int, want func([]byte) []byte) ([]time.D
 			}
 		}
 		return lat, nil
+	})
+}
+
+// withREQ runs use on a REQ socket connected to ep in a context of its
+// own (linger 0, each receive bounded by recvTimeout), then ends the
+// context: the client side of the round-trip and reload scenarios.
+func withREQ(ep string, use func(*zmq.Socket) ([]time.Duration, error)) ([]time.Duration, error) {
+	ctx, err := zmq.NewContext()
+	if err != nil {
+		return nil, err
+	}
+	lat, err := func() ([]time.Duration, error) {
+		s, err := ctx.NewSocket(zmq.REQ)
+		if err != nil {
+			return nil, err
+		}
+		defer s.Close()
+		if err := s.SetLinger(0); err != nil {
+			return nil, err
+		}
+		if err := s.SetRcvtimeo(recvTimeout); err != nil {
+			return nil, err
+		}
+		if err := s.Connect(ep); err != nil {
+			return nil, err
+		}
+		return use(s)
 	}()
 	return lat, errors.Join(err, ctx.Term())
 }

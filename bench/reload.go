@@ -110,25 +110,7 @@ func warmupReloads(p Params) int {
 // reloadClient waits for the echo service, then times warm+n reloads: each
 // writes the file with the other handler and asks until the reply shows it.
 func reloadClient(ep string, write func(string) error, warm, n int) ([]time.Duration, error) {
-	zctx, err := zmq.NewContext()
-	if err != nil {
-		return nil, err
-	}
-	lat, err := func() ([]time.Duration, error) {
-		s, err := zctx.NewSocket(zmq.REQ)
-		if err != nil {
-			return nil, err
-		}
-		defer s.Close()
-		if err := s.SetLinger(0); err != nil {
-			return nil, err
-		}
-		if err := s.SetRcvtimeo(recvTimeout); err != nil {
-			return nil, err
-		}
-		if err := s.Connect(ep); err != nil {
-			return nil, err
-		}
+	return withREQ(ep, func(s *zmq.Socket) ([]time.Duration, error) {
 		ask := func() (string, error) {
 			if _, err := s.Send("hello", 0); err != nil {
 				return "", err
@@ -166,6 +148,5 @@ func reloadClient(ep string, write func(string) error, warm, n int) ([]time.Dura
 			}
 		}
 		return lat, nil
-	}()
-	return lat, errors.Join(err, zctx.Term())
+	})
 }

@@ -339,60 +339,15 @@ func scenarios() []Scenario {
 			Ztopo:     ztopoPluginStage,
 			Targets:   []Target{{Metric: "msg/s", Op: ">=", Value: 300_000}},
 		},
-		Scenario{
-			Name:      "stage/wasm/inproc",
-			Desc:      "generate -> {wasm: upper.wasm} (wasm/examples/upper, in-process, default 1s time limit) -> count, inproc, 16 B; each round also runs stage/upper/inproc and plugin/zmq/16B, alternated, for the ratios",
-			Kind:      kindThroughput,
-			Count:     1_500_000,
-			Quick:     quickCount,
-			Size:      16,
-			Transport: "inproc",
-			Ztopo:     ztopoWasmStage,
-			Peers: []Peer{
-				{Impl: "upper", Scenario: "stage/upper/inproc"},
-				{Impl: "plugin", Scenario: "plugin/zmq/16B"},
-			},
-			Targets: []Target{
-				{Metric: "msg/s", Vs: "upper", Op: ">=", Value: 0.5},
-				{Metric: "msg/s", Vs: "plugin", Op: ">=", Value: 3},
-			},
-		},
-		Scenario{
-			Name:      "stage/wasm-unguarded/inproc",
-			Desc:      "stage/wasm/inproc with `timeout: 0` (no time limit: code without termination checks); the same peers",
-			Kind:      kindThroughput,
-			Count:     1_500_000,
-			Quick:     quickCount,
-			Size:      16,
-			Transport: "inproc",
-			Ztopo:     ztopoWasmUnguardedStage,
-			Peers: []Peer{
-				{Impl: "upper", Scenario: "stage/upper/inproc"},
-				{Impl: "plugin", Scenario: "plugin/zmq/16B"},
-			},
-			Targets: []Target{
-				{Metric: "msg/s", Vs: "upper", Op: ">=", Value: 0.5},
-				{Metric: "msg/s", Vs: "plugin", Op: ">=", Value: 3},
-			},
-		},
-		Scenario{
-			Name:      "stage/wasm-minimal/inproc",
-			Desc:      "stage/wasm-unguarded/inproc with a hand-written module (no language runtime, as C or Rust compile): the host's own cost; the same peers",
-			Kind:      kindThroughput,
-			Count:     1_500_000,
-			Quick:     quickCount,
-			Size:      16,
-			Transport: "inproc",
-			Ztopo:     ztopoWasmMinimalStage,
-			Peers: []Peer{
-				{Impl: "upper", Scenario: "stage/upper/inproc"},
-				{Impl: "plugin", Scenario: "plugin/zmq/16B"},
-			},
-			Targets: []Target{
-				{Metric: "msg/s", Vs: "upper", Op: ">=", Value: 0.5},
-				{Metric: "msg/s", Vs: "plugin", Op: ">=", Value: 3},
-			},
-		},
+		wasmScenario("stage/wasm/inproc",
+			"generate -> {wasm: upper.wasm} (wasm/examples/upper, in-process, default 1s time limit) -> count, inproc, 16 B; each round also runs stage/upper/inproc and plugin/zmq/16B, alternated, for the ratios",
+			ztopoWasmStage),
+		wasmScenario("stage/wasm-unguarded/inproc",
+			"stage/wasm/inproc with `timeout: 0` (no time limit: code without termination checks); the same peers",
+			ztopoWasmUnguardedStage),
+		wasmScenario("stage/wasm-minimal/inproc",
+			"stage/wasm-unguarded/inproc with a hand-written module (no language runtime, as C or Rust compile): the host's own cost; the same peers",
+			ztopoWasmMinimalStage),
 		Scenario{
 			Name:      "plugin/reqrep/tcp",
 			Desc:      "REQ -> REP {plugin: upper-go} round trip, tcp, 16 B (compare reqrep/direct/tcp: echo in-process)",
@@ -528,4 +483,28 @@ type metric struct {
 	name   string
 	higher bool
 	value  func(Result) float64
+}
+
+// wasmScenario is a scenario of the WebAssembly stage: generate -> a wasm
+// module -> count, inproc, 16 B, run beside the in-process upper and the Go
+// plugin for the ratios its targets are.
+func wasmScenario(name, desc string, run func(Params) (Result, error)) Scenario {
+	return Scenario{
+		Name:      name,
+		Desc:      desc,
+		Kind:      kindThroughput,
+		Count:     1_500_000,
+		Quick:     quickCount,
+		Size:      16,
+		Transport: "inproc",
+		Ztopo:     run,
+		Peers: []Peer{
+			{Impl: "upper", Scenario: "stage/upper/inproc"},
+			{Impl: "plugin", Scenario: "plugin/zmq/16B"},
+		},
+		Targets: []Target{
+			{Metric: "msg/s", Vs: "upper", Op: ">=", Value: 0.5},
+			{Metric: "msg/s", Vs: "plugin", Op: ">=", Value: 3},
+		},
+	}
 }

@@ -119,15 +119,12 @@ func received(e *engine.Engine, base string) int64 {
 }
 
 func ztopoPushPull(p Params) (Result, error) {
-	eps, err := newEndpoints(p.Transport)
+	eps, sink, err := newEndpoints(p.Transport, "sink")
 	if err != nil {
 		return Result{}, err
 	}
 	defer eps.close()
-	ep, err := eps.next("sink")
-	if err != nil {
-		return Result{}, err
-	}
+	ep := sink[0]
 	yaml := fmt.Sprintf(`version: 1
 name: bench-pushpull
 nodes:
@@ -237,19 +234,12 @@ func ztopoTappedPipeline(p Params) (Result, error) {
 }
 
 func ztopoStageWith(p Params, workers int, handler, in, out string, text bool, prepare func(*engine.Engine) (func(), error)) (Result, error) {
-	eps, err := newEndpoints(p.Transport)
+	eps, ep, err := newEndpoints(p.Transport, "vent", "sink")
 	if err != nil {
 		return Result{}, err
 	}
 	defer eps.close()
-	vent, err := eps.next("vent")
-	if err != nil {
-		return Result{}, err
-	}
-	sink, err := eps.next("sink")
-	if err != nil {
-		return Result{}, err
-	}
+	vent, sink := ep[0], ep[1]
 	content := fmt.Sprintf("size: %d", p.Size)
 	if text {
 		content = fmt.Sprintf("payload: %q", payload(p.Size))
@@ -284,19 +274,12 @@ nodes:
 // ztopoALOPipeline is ztopoPipeline with both edges delivering at least
 // once and a deduping sink: what reliability costs on the same path.
 func ztopoALOPipeline(p Params) (Result, error) {
-	eps, err := newEndpoints(p.Transport)
+	eps, ep, err := newEndpoints(p.Transport, "vent", "sink")
 	if err != nil {
 		return Result{}, err
 	}
 	defer eps.close()
-	vent, err := eps.next("vent")
-	if err != nil {
-		return Result{}, err
-	}
-	sink, err := eps.next("sink")
-	if err != nil {
-		return Result{}, err
-	}
+	vent, sink := ep[0], ep[1]
 	yaml := fmt.Sprintf(`version: 1
 name: bench-alo
 nodes:
