@@ -3,13 +3,10 @@ package exechandler_test
 import (
 	"context"
 	"testing"
-	"time"
 
-	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/handler/exechandler"
+	"github.com/ztopo/ztopo/runtime/handler/handlertest"
 )
-
-var payload16 = []byte("0123456789abcdef")
 
 // benchLines pushes b.N 16-byte lines through argv the way a node does:
 // one goroutine submits and drains Results, Inflight (256) in flight.
@@ -19,31 +16,7 @@ func benchLines(b *testing.B, argv ...string) {
 		b.Fatal(err)
 	}
 	defer x.Close(context.Background())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	b.ReportAllocs()
-	b.ResetTimer()
-	sent, got := 0, 0
-	for got < b.N {
-		for sent < b.N && sent-got < 256 {
-			m := handler.Msg{Frames: [][]byte{payload16}}
-			if err := x.Submit(ctx, m, uint64(sent)); err != nil {
-				b.Fatal(err)
-			}
-			sent++
-		}
-		select {
-		case r := <-x.Results():
-			if r.Err != nil {
-				b.Fatal(r.Err)
-			}
-			got++
-		case <-ctx.Done():
-			b.Fatal("timeout")
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+	handlertest.BenchAsync(b, x, 256, "lines/s")
 }
 
 func BenchmarkExecCat(b *testing.B)    { benchLines(b, "cat") }
@@ -55,7 +28,7 @@ func BenchmarkExecPython(b *testing.B) { benchLines(b, "/usr/bin/python3", "test
 func BenchmarkInProcess(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		line := append([]byte(nil), payload16...)
+		line := append([]byte(nil), handlertest.Payload16...)
 		for i, c := range line {
 			if c == 'a' {
 				line[i] = 'b'

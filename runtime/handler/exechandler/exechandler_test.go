@@ -1,7 +1,6 @@
 package exechandler_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,36 +18,18 @@ import (
 	"github.com/ztopo/ztopo/spec"
 )
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type env struct {
 	t    *testing.T
-	logs *syncBuffer
+	log  hclog.Logger
+	logs *testutil.Buffer
 	pids map[int]bool // every child seen, checked dead at the end
 	mu   sync.Mutex
 }
 
 func newEnv(t *testing.T) *env {
-	e := &env{t: t, logs: &syncBuffer{}, pids: map[int]bool{}}
+	e := &env{t: t, pids: map[int]bool{}}
+	e.log, e.logs = testutil.Logger(t, "test")
 	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("log:\n%s", e.logs)
-		}
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		for pid := range e.pids {
@@ -61,7 +42,7 @@ func newEnv(t *testing.T) *env {
 }
 
 func (e *env) logger() hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Output: e.logs, Level: hclog.Debug, Name: "test"})
+	return e.log
 }
 
 func (e *env) note(x *exechandler.Exec) {

@@ -4,44 +4,12 @@ import (
 	"context"
 	"github.com/ztopo/ztopo/internal/testutil"
 	"testing"
-	"time"
 
 	"github.com/pebbe/zmq4"
 	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/runtime/handler/handlertest"
 	"github.com/ztopo/ztopo/runtime/handler/pluginhost"
 )
-
-var payload16 = []byte("0123456789abcdef")
-
-// benchAsync pushes b.N 16-byte messages through h the way a node does:
-// one goroutine submits and drains Results, up to window in flight.
-func benchAsync(b *testing.B, h handler.Async, window int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	b.ReportAllocs()
-	b.ResetTimer()
-	sent, got := 0, 0
-	for got < b.N {
-		for sent < b.N && sent-got < window {
-			m := handler.Msg{Frames: [][]byte{append([]byte(nil), payload16...)}}
-			if err := h.Submit(ctx, m, uint64(sent)); err != nil {
-				b.Fatal(err)
-			}
-			sent++
-		}
-		select {
-		case r := <-h.Results():
-			if r.Err != nil {
-				b.Fatal(r.Err)
-			}
-			got++
-		case <-ctx.Done():
-			b.Fatal("timeout")
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
-}
 
 func benchPlugin(b *testing.B, path string, env []string, window int) {
 	zctx, err := zmq4.NewContext()
@@ -54,7 +22,7 @@ func benchPlugin(b *testing.B, path string, env []string, window int) {
 		b.Fatal(err)
 	}
 	defer h.Close(context.Background())
-	benchAsync(b, h, window)
+	handlertest.BenchAsync(b, h, window, "msg/s")
 }
 
 // The Go SDK plugin (the test binary in "upper" mode), many in flight.
@@ -74,7 +42,7 @@ func BenchmarkPluginGoLockstep(b *testing.B) {
 
 // The same transformation in-process, through the same Async interface.
 func BenchmarkInProcess(b *testing.B) {
-	benchAsync(b, newInProcess(1000), 1000)
+	handlertest.BenchAsync(b, newInProcess(1000), 1000, "msg/s")
 }
 
 // inProcess is an Async that answers at once: the floor of the comparison.

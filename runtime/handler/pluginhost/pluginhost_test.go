@@ -1,7 +1,6 @@
 package pluginhost_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,29 +21,11 @@ import (
 	"github.com/ztopo/ztopo/spec"
 )
 
-// syncBuffer collects log output from many goroutines, shown only when a
-// test fails (goroutines may log after the test ended, when t.Log panics).
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type env struct {
 	t       *testing.T
 	zctx    *zmq4.Context
-	logs    *syncBuffer
+	log     hclog.Logger
+	logs    *testutil.Buffer
 	pidFile string
 	dir     string
 }
@@ -56,15 +36,10 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "zt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, zctx: zctx, logs: &syncBuffer{}, pidFile: filepath.Join(dir, "pids"), dir: dir}
+	dir := testutil.ShortDir(t)
+	e := &env{t: t, zctx: zctx, pidFile: filepath.Join(dir, "pids"), dir: dir}
+	e.log, e.logs = testutil.Logger(t, "test")
 	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("host log:\n%s", e.logs)
-		}
 		// Every plugin process any test started must be gone.
 		for _, pid := range e.pids() {
 			if testutil.Alive(pid) {
@@ -74,13 +49,12 @@ func newEnv(t *testing.T) *env {
 		if err := zctx.Term(); err != nil {
 			t.Errorf("term: %v", err)
 		}
-		os.RemoveAll(dir)
 	})
 	return e
 }
 
 func (e *env) logger() hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Output: e.logs, Level: hclog.Debug, Name: "test"})
+	return e.log
 }
 
 // config runs the test binary as the plugin in the given mode.

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,54 +22,25 @@ import (
 
 const python = testutil.Python
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type env struct {
-	logs *syncBuffer
+	log  hclog.Logger
+	logs *testutil.Buffer
 	dir  string // short: ipc paths live here
 }
 
 func newEnv(t *testing.T) *env {
-	dir, err := os.MkdirTemp("", "zt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{logs: &syncBuffer{}, dir: dir}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("log:\n%s", e.logs)
-		}
-		os.RemoveAll(dir)
-	})
+	e := &env{dir: testutil.ShortDir(t)}
+	e.log, e.logs = testutil.Logger(t, "ztopo")
 	return e
 }
 
 func (e *env) logger() hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Output: e.logs, Level: hclog.Debug, Name: "ztopo"})
+	return e.log
 }
 
 func loadTopo(t *testing.T, file string) *spec.Topology {
 	t.Helper()
-	rt, err := os.MkdirTemp("", "zt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(rt) })
+	rt := testutil.ShortDir(t)
 	topo, ds := spec.Load(file, spec.LoadOptions{Env: func(string) (string, bool) { return "", false }, RuntimeDir: rt})
 	if ds.HasErrors() || topo == nil {
 		t.Fatalf("%s: %v", file, ds)
