@@ -36,6 +36,9 @@ type instanceRunner interface {
 	// countersLag is how far the attempt's counters may trail the
 	// messages it moved.
 	countersLag() time.Duration
+	// freshCounters brings the attempt's counters up to date and reports
+	// whether they now hold everything it moved (no lag to wait out).
+	freshCounters() bool
 }
 
 // goroutineRunner runs an instance as a node.Node on the engine's context.
@@ -50,6 +53,11 @@ func (g *goroutineRunner) inFlight() int64               { return g.n.InFlight()
 func (g *goroutineRunner) dropped() int64                { return g.n.Dropped() }
 func (g *goroutineRunner) stopProducing() bool           { g.n.StopProducing(); return true }
 func (g *goroutineRunner) countersLag() time.Duration    { return g.n.CountersLag() }
+func (g *goroutineRunner) freshCounters() bool           { return g.n.FreshCounters(freshBound) }
+
+// freshBound bounds how long a drain sample waits for a proxied node's
+// counters (a proxy answers in microseconds unless the machine is loaded).
+const freshBound = 100 * time.Millisecond
 
 // instance is one supervised node instance.
 type instance struct {

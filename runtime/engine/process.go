@@ -129,6 +129,9 @@ func (in *instance) counters() map[string]zsock.StatsSnapshot {
 	return out
 }
 
+// freshCounters: only a command's counters are ours, exact.
+func (p *processRunner) freshCounters() bool { return p.command }
+
 // quietNeeded is how many drain samples in a row without a counter change
 // mean that the instance has drained. Counters that trail the messages
 // (a process node's reports, a proxied node's refreshes: countersLag) mean
@@ -141,6 +144,22 @@ func (in *instance) quietNeeded() int {
 		in.mu.Unlock()
 	}
 	if r == nil {
+		return quietSamples
+	}
+	return int(r.countersLag()/drainSample) + quietSamples
+}
+
+// freshNeeded brings the instance's counters up to date where it can and
+// returns how many still samples in a row it then needs: quietSamples when
+// they are exact, quietNeeded when they may lag.
+func (in *instance) freshNeeded() int {
+	var r instanceRunner = in.proc
+	if in.proc == nil {
+		in.mu.Lock()
+		r = in.runner
+		in.mu.Unlock()
+	}
+	if r == nil || r.freshCounters() {
 		return quietSamples
 	}
 	return int(r.countersLag()/drainSample) + quietSamples

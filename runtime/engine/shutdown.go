@@ -200,6 +200,13 @@ func (e *Engine) drain(insts []*instance, groups []*edgeGroup, deadline time.Tim
 	last, quiet := uint64(0), 0
 	best := ^uint64(0)
 	for first := true; ; first = false {
+		// Proxied nodes' counters are brought up to date first, so that
+		// they need no longer a stillness than any other (node.FreshCounters);
+		// those that cannot be are judged by their lag (quietNeeded).
+		need := quietSamples
+		for _, in := range insts {
+			need = max(need, in.freshNeeded())
+		}
 		var total uint64
 		for _, in := range insts {
 			total += in.moved()
@@ -217,12 +224,6 @@ func (e *Engine) drain(insts []*instance, groups []*edgeGroup, deadline time.Tim
 		}
 		if !first && total == last && held == 0 {
 			quiet++
-			// Asked at every look: a proxied node's lag grows once it
-			// has been still for a while (node.CountersLag).
-			need := quietSamples
-			for _, in := range insts {
-				need = max(need, in.quietNeeded())
-			}
 			if quiet >= need {
 				return false, deadline
 			}

@@ -156,22 +156,24 @@ func (r *run) setFast(ps *proxyStats) {
 // move their messages where no tap sees them.
 func tapped(in, out *rsock) bool { return in.sock.Stats.Tapped() || out.sock.Stats.Tapped() }
 
-// refreshProxyStats is called by the signaller on its stats timer; it
-// returns when to call it next.
-func (r *run) refreshProxyStats(s *zmq4.Socket) time.Duration {
+// refreshProxyStats is called by the signaller on its stats timer and when
+// FreshCounters asks; it returns when to call it next, and whether the
+// counters now hold everything moved before the call.
+func (r *run) refreshProxyStats(s *zmq4.Socket) (next time.Duration, fresh bool) {
 	ps := r.fast.Load()
 	if ps == nil {
-		return statsIdle
+		return statsIdle, r.n.proxied.Load() == 0
 	}
-	if r.askProxyStats(s, ps, false) {
+	moved, fresh := r.askProxyStats(s, ps, false)
+	if moved {
 		r.n.quickUntil.Store(time.Now().Add(statsLinger).UnixNano())
 	}
 	// Decided after the refresh: whatever moved before quickUntil passed
 	// is seen by the next one, at most statsBusy later.
 	if time.Now().UnixNano() < r.n.quickUntil.Load() {
-		return statsBusy
+		return statsBusy, fresh
 	}
-	return statsIdle
+	return statsIdle, fresh
 }
 
 // finalProxyStats is called by the signaller before it sends TERMINATE: the
@@ -183,8 +185,9 @@ func (r *run) finalProxyStats(s *zmq4.Socket) {
 }
 
 // askProxyStats asks the proxy for its counters and adds what moved since
-// the last answer; it reports whether anything did.
-func (r *run) askProxyStats(s *zmq4.Socket, ps *proxyStats, pause bool) (moved bool) {
+// the last answer; it reports whether anything did, and whether the proxy
+// answered.
+func (r *run) askProxyStats(s *zmq4.Socket, ps *proxyStats, pause bool) (moved, answered bool) {
 	// Answers to requests that timed out are stale.
 	for {
 		if _, err := s.RecvMessageBytes(zmq4.DONTWAIT); err != nil {
@@ -193,7 +196,7 @@ func (r *run) askProxyStats(s *zmq4.Socket, ps *proxyStats, pause bool) (moved b
 	}
 	if pause {
 		if _, err := s.Send("PAUSE", zmq4.DONTWAIT); err != nil {
-			return false
+			return false, false
 		}
 	}
 	poller := zmq4.NewPoller()
@@ -206,7 +209,7 @@ func (r *run) askProxyStats(s *zmq4.Socket, ps *proxyStats, pause bool) (moved b
 	}
 	for try := 0; try < tries; try++ {
 		if _, err := s.Send("STATISTICS", zmq4.DONTWAIT); err != nil {
-			return false
+			return false, false
 		}
 		polled, err := poller.Poll(statsReply)
 		if err != nil || len(polled) == 0 {
@@ -214,12 +217,12 @@ func (r *run) askProxyStats(s *zmq4.Socket, ps *proxyStats, pause bool) (moved b
 		}
 		reply, err := s.RecvMessageBytes(0)
 		if err != nil || len(reply) != 8 {
-			return false
+			return false, false
 		}
 		var now [8]uint64
 		for i, f := range reply {
 			if len(f) != 8 {
-				return false
+				return false, false
 			}
 			now[i] = binary.NativeEndian.Uint64(f)
 		}
@@ -241,7 +244,7 @@ func (r *run) askProxyStats(s *zmq4.Socket, ps *proxyStats, pause bool) (moved b
 		for i := range now {
 			ps.last[i] = max(ps.last[i], now[i])
 		}
-		return moved
+		return moved, true
 	}
-	return false
+	return false, false
 }

@@ -129,6 +129,8 @@ type Node struct {
 	// run's counters every statsBusy. A proxy's start and every refresh
 	// that saw messages move push it statsLinger ahead.
 	quickUntil atomic.Int64
+	// refresh carries FreshCounters' requests to the running signaller.
+	refresh chan chan bool
 }
 
 // MaxCountersLag is the longest a proxied node's counters trail the
@@ -157,6 +159,33 @@ func (n *Node) CountersLag() time.Duration {
 	return MaxCountersLag
 }
 
+// FreshCounters brings the counters of a node whose messages libzmq's
+// proxy moves up to date: the signaller asks the proxy at once, and
+// FreshCounters waits for the answer, at most bound. It reports whether
+// the counters now hold everything the node moved before the call — at
+// once when its own loop counts each message — so that a drain can judge
+// it by them as it judges any other node, without waiting out CountersLag.
+// Safe from any goroutine.
+func (n *Node) FreshCounters(bound time.Duration) bool {
+	if n.proxied.Load() == 0 {
+		return true
+	}
+	req := make(chan bool, 1)
+	t := time.NewTimer(bound)
+	defer t.Stop()
+	select {
+	case n.refresh <- req:
+	case <-t.C:
+		return false
+	}
+	select {
+	case fresh := <-req:
+		return fresh
+	case <-t.C:
+		return false
+	}
+}
+
 type slot struct {
 	h   any
 	gen uint64
@@ -170,7 +199,7 @@ func New(cfg Config) *Node {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), stats: map[string]*zsock.Stats{}}
+	n := &Node{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), refresh: make(chan chan bool), stats: map[string]*zsock.Stats{}}
 	for _, s := range cfg.Spec.Sockets {
 		st := cfg.Stats[s.Name]
 		if st == nil {
@@ -476,7 +505,12 @@ func (r *run) signaller(ctx context.Context, quit <-chan struct{}, done chan<- s
 	for {
 		select {
 		case <-stats.C:
-			stats.Reset(r.refreshProxyStats(s))
+			next, _ := r.refreshProxyStats(s)
+			stats.Reset(next)
+		case req := <-r.n.refresh:
+			next, fresh := r.refreshProxyStats(s)
+			stats.Reset(next)
+			req <- fresh
 		case <-r.statsKick:
 			stats.Reset(statsBusy)
 		case <-ctxDone:
