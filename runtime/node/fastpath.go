@@ -115,10 +115,10 @@ func (r *run) proxyForward(cur *slot, in, out *rsock) (completed, swapped bool, 
 			// A tap came: on to the Go loop, where it sees each message.
 			return false, true, nil
 		}
-		r.setFast(&proxyStats{front: in.sock.Stats, back: out.sock.Stats})
+		r.startProxy(&proxyStats{front: in.sock.Stats, back: out.sock.Stats})
 		// pebbe retries EINTR itself; any error here is real.
 		err := zbatch.Proxy(in.sock.Z, out.sock.Z, nil, r.ctl)
-		r.setFast(nil)
+		r.stopProxy()
 		if err != nil {
 			return false, false, fmt.Errorf("forward proxy: %w", err)
 		}
@@ -131,6 +131,26 @@ func (r *run) proxyForward(cur *slot, in, out *rsock) (completed, swapped bool, 
 			return false, true, nil
 		}
 	}
+}
+
+// startProxy is called by the node's goroutine just before a proxy run
+// that ps counts: the control words still queued were meant for no proxy
+// or for an earlier run, and the proxy must not read them (a TERMINATE
+// would end this run before anyone asked its counters). A wake-up dropped
+// here is not lost: the signaller repeats it every resendEvery until the
+// node has acted on it.
+func (r *run) startProxy(ps *proxyStats) {
+	r.ctlMu.Lock()
+	defer r.ctlMu.Unlock()
+	r.readCtl()
+	r.setFast(ps)
+}
+
+// stopProxy is called by the node's goroutine when the proxy run returned.
+func (r *run) stopProxy() {
+	r.ctlMu.Lock()
+	defer r.ctlMu.Unlock()
+	r.setFast(nil)
 }
 
 // setFast says whether libzmq's proxy moves the run's messages (ps) or
@@ -160,6 +180,8 @@ func tapped(in, out *rsock) bool { return in.sock.Stats.Tapped() || out.sock.Sta
 // FreshCounters asks; it returns when to call it next, and whether the
 // counters now hold everything moved before the call.
 func (r *run) refreshProxyStats(s *zmq4.Socket) (next time.Duration, fresh bool) {
+	r.ctlMu.Lock()
+	defer r.ctlMu.Unlock()
 	ps := r.fast.Load()
 	if ps == nil {
 		return statsIdle, r.n.proxied.Load() == 0

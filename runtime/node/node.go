@@ -426,6 +426,14 @@ type run struct {
 	// statsKick tells the signaller that a proxy started: refresh its
 	// counters soon rather than at the idle pace.
 	statsKick chan struct{}
+	// ctlMu orders the signaller's words on the control pair against the
+	// start and end of a proxy run (startProxy, stopProxy): every command
+	// a proxy reads was sent while its own proxyStats was r.fast, so a
+	// TERMINATE always follows that run's final STATISTICS. Without it a
+	// TERMINATE sent while no proxy ran (or a STATISTICS meant for the
+	// run before) was read by the next run, which then stopped with the
+	// messages it had moved never counted.
+	ctlMu sync.Mutex
 }
 
 type rsock struct {
@@ -485,6 +493,8 @@ func (r *run) signaller(ctx context.Context, quit <-chan struct{}, done chan<- s
 		return
 	}
 	send := func() {
+		r.ctlMu.Lock()
+		defer r.ctlMu.Unlock()
 		r.finalProxyStats(s)
 		// Never blocks: the node's end is bound before this goroutine starts,
 		// so the pipe exists, and it holds far more than the few wake-ups

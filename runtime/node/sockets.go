@@ -66,8 +66,8 @@ func (s *sockets) Proxying(frontend, backend, capture string) (done func()) {
 	if ps.front == nil || ps.back == nil {
 		return func() {}
 	}
-	s.r.setFast(ps)
-	return func() { s.r.setFast(nil) }
+	s.r.startProxy(ps)
+	return s.r.stopProxy
 }
 
 func (s *sockets) stopped() bool { return s.ctx.Err() != nil }
