@@ -194,9 +194,9 @@ func (s *sockets) wait(rss []*rsock, timeout time.Duration) ([]*rsock, error) {
 	for {
 		t := time.Duration(-1)
 		if timeout >= 0 {
-			if t = time.Until(deadline); t < 0 {
-				return nil, nil
-			}
+			// A deadline passed still polls once: Wait(names, 0) asks
+			// what is ready now.
+			t = max(time.Until(deadline), 0)
 		}
 		polled, err := poller.PollAll(t)
 		if err != nil {
