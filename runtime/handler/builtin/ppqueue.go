@@ -153,7 +153,17 @@ func (q *PPQueue) Run(ctx context.Context, s handler.Sockets) error {
 			}
 			heartbeatAt = now.Add(q.Heartbeat)
 		}
-		q.purge(now)
+		// Evict only with the backend read to the end: a queue that was
+		// itself held up (a loaded machine) finds the heartbeats of live
+		// workers waiting there, and the loop above reads one message a
+		// turn.
+		pending, err := w.Wait(backendOnly, 0)
+		if err != nil {
+			return err
+		}
+		if len(pending) == 0 {
+			q.purge(now)
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
