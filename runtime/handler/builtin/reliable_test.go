@@ -84,7 +84,11 @@ func TestPPQueueFrames(t *testing.T) {
 	}}
 	logs := &lockedBuf{}
 	lg := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})
-	r := runNode(t, zctx, sp, build(t, "ppqueue", map[string]any{"heartbeat": 20 * time.Millisecond}, lg))
+	// The worker below answers heartbeats only when the test reads them:
+	// a heartbeat long enough that a test held up on a loaded machine
+	// does not see it evicted before the end.
+	const hb = 500 * time.Millisecond
+	r := runNode(t, zctx, sp, build(t, "ppqueue", map[string]any{"heartbeat": hb}, lg))
 	// A client first: it waits until a worker is ready.
 	c := peer(t, zctx, &spec.Socket{Name: "c", Type: spec.REQ, Connect: []string{"inproc://ppq-front"}, Identity: "c1"})
 	if err := c.Send(fr("job"), 0); err != nil {
@@ -104,9 +108,13 @@ func TestPPQueueFrames(t *testing.T) {
 		t.Fatalf("client got %s, want %s", got, want)
 	}
 	// Idle again, the worker gets heartbeats; a swapped-in queue knows it.
-	r.n.SwapHandler(build(t, "ppqueue", map[string]any{"heartbeat": 20 * time.Millisecond}, lg))
+	r.n.SwapHandler(build(t, "ppqueue", map[string]any{"heartbeat": hb}, lg))
 	if got, want := q(recv(t, w)), q([][]byte{{2}}); got != want {
 		t.Fatalf("worker got %s, want a heartbeat %s", got, want)
+	}
+	// A live worker answers heartbeats, as a Paranoid Pirate worker does.
+	if err := w.Send([][]byte{{2}}, 0); err != nil {
+		t.Fatal(err)
 	}
 	if err := c.Send(fr("job2"), 0); err != nil {
 		t.Fatal(err)
@@ -114,6 +122,9 @@ func TestPPQueueFrames(t *testing.T) {
 	for {
 		m := recv(t, w)
 		if len(m) == 1 && string(m[0]) == "\x02" {
+			if err := w.Send([][]byte{{2}}, 0); err != nil {
+				t.Fatal(err)
+			}
 			continue
 		}
 		if got, want := q(m), q(fr("c1", "", "job2")); got != want {
