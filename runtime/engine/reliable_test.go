@@ -100,7 +100,10 @@ func (p *pirate) cue(t *testing.T) {
 // TestPPQueueWithPythonPeers: zguide Paranoid Pirate workers and Lazy
 // Pirate clients, in pyzmq, through the ppqueue builtin. A worker killed
 // while idle is evicted after three missed heartbeats; every request of
-// the clients is answered by the others.
+// the clients is answered by the others. The heartbeat is long enough
+// that a live worker held up on a loaded machine is not taken for dead
+// (by the queue, or the queue by it: it would reconnect under a new name
+// and the old one be evicted).
 func TestPPQueueWithPythonPeers(t *testing.T) {
 	dir := rlDir(t)
 	front, back := zsocktest.TCP(t), zsocktest.TCP(t)
@@ -109,7 +112,7 @@ name: ppq-py
 nodes:
   queue:
     handler: ppqueue
-    config: {heartbeat: 100ms}
+    config: {heartbeat: 500ms}
     sockets:
       frontend: {type: ROUTER, bind: `+front+`}
       backend: {type: ROUTER, bind: `+back+`}
@@ -117,14 +120,14 @@ nodes:
 	lg, logs := newLogger(t)
 	r := rlStart(t, topo, Options{Logger: lg, Grace: time.Second})
 
-	doomed := startPyProc(t, "ppp.py", "worker", back, "100")
+	doomed := startPyProc(t, "ppp.py", "worker", back, "500")
 	doomed.expect(t, "ready")
 	doomed.expect(t, "heard") // the queue knows it
 	doomed.kill(t)
 	rlWaitFor(t, "the killed worker's eviction", func() bool { return strings.Contains(logs.String(), "worker evicted") })
 
 	for i := 0; i < 2; i++ {
-		w := startPyProc(t, "ppp.py", "worker", back, "100")
+		w := startPyProc(t, "ppp.py", "worker", back, "500")
 		w.expect(t, "ready")
 	}
 	const clients, after = 3, 20
