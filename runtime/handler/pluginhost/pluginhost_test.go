@@ -736,10 +736,16 @@ func TestOrphanedPluginStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer host.Close()
-	// sh starts the plugin in the background and exits soon after: the
-	// plugin is reparented.
-	cmd := exec.Command("/bin/sh", "-c", self(t)+" & sleep 0.5")
+	// sh starts the plugin in the background and exits once the plugin
+	// answered (its stdin closed): the plugin, serving by then, is
+	// reparented. (An sh that exited on a timer could be gone before a
+	// plugin slow to start on a loaded machine had noted its parent.)
+	cmd := exec.Command("/bin/sh", "-c", self(t)+" & read x")
 	cmd.Env = append(os.Environ(), modeEnv+"=upper", pidFileEnv+"="+e.pidFile)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := host.Start(cmd); err != nil {
 		t.Fatal(err)
 	}
@@ -747,6 +753,7 @@ func TestOrphanedPluginStops(t *testing.T) {
 	if err != nil || frames(out) != `["X"]` {
 		t.Fatalf("got %s, %v", frames(out), err)
 	}
+	stdin.Close()
 	pids := e.pids()
 	if len(pids) != 1 {
 		t.Fatalf("pids %v, want one plugin", pids)
