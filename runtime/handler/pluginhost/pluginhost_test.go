@@ -489,7 +489,9 @@ func TestOversizedReplyRefused(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.config(fmt.Sprintf("big=%d", 4<<20))
 	cfg.MaxMessage = 1 << 20
-	cfg.Timeout = time.Second
+	// Long enough for the plugin to build and send its 4 MB on a loaded
+	// machine: the refusal, not the timeout, must end the request.
+	cfg.Timeout = 20 * time.Second
 	cfg.Restart = spec.Restart{Policy: spec.RestartOnFailure, MaxRestarts: 5, Within: time.Minute,
 		BackoffMin: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond}
 	h := e.start(cfg)
