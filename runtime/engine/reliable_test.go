@@ -361,7 +361,10 @@ nodes:
 
 // TestMDPWorkerSwapLosesNothing: MDP clients that never retry keep asking
 // while reloads swap their worker's handler (upper to echo and back): the
-// plan is a handler swap, and every request is answered.
+// plan is a handler swap, and every request is answered. The heartbeat
+// is long enough that neither side takes the other for dead on a loaded
+// machine: a request the broker sent to a worker it then evicted is never
+// asked again by these clients.
 func TestMDPWorkerSwapLosesNothing(t *testing.T) {
 	dir := rlDir(t)
 	front := zsocktest.TCP(t)
@@ -370,12 +373,12 @@ name: mdw-swap
 nodes:
   broker:
     handler: mdbroker
-    config: {heartbeat: 100ms}
+    config: {heartbeat: 1s}
     sockets:
       frontend: {type: ROUTER, bind: "${FRONT}"}
   worker:
     handler: ${HANDLER}
-    config: {service: work, heartbeat: 100ms, delay: 1ms}
+    config: {service: work, heartbeat: 1s, delay: 1ms}
     sockets:
       broker: {type: DEALER, connect: broker.frontend}
 `
