@@ -106,21 +106,47 @@ func Alive(pid int) bool {
 	return ok && st.State != 'Z' && st.State != 'X'
 }
 
-// GroupMembers lists the processes of process group pgid.
-func GroupMembers(pgid int) []int {
+// Proc is a process as /proc shows it.
+type Proc struct {
+	Pid int
+	Stat
+	Cmdline string // the arguments joined by spaces
+}
+
+// Procs lists the processes for which keep holds (all when keep is nil).
+// A process that ends while /proc is read is left out.
+func Procs(keep func(Proc) bool) []Proc {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
 	}
-	var out []int
+	var out []Proc
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		if st, ok := ReadStat(pid); ok && st.Pgrp == pgid {
-			out = append(out, pid)
+		st, ok := ReadStat(pid)
+		if !ok {
+			continue
 		}
+		cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		p := Proc{Pid: pid, Stat: st, Cmdline: strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))}
+		if keep == nil || keep(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// GroupMembers lists the processes of process group pgid.
+func GroupMembers(pgid int) []int {
+	var out []int
+	for _, p := range Procs(func(p Proc) bool { return p.Pgrp == pgid }) {
+		out = append(out, p.Pid)
 	}
 	return out
 }

@@ -62,31 +62,14 @@ func needZtopo(t testing.TB) string {
 // lines.
 func children(pid int) map[int]string {
 	out := map[int]string{}
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		p, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "stat"))
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-		s := string(b)
-		rest := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(rest) < 2 {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(rest[1]); ppid == pid {
-			cmd, _ := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
-			out[p] = strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))
-		}
+	for _, p := range testutil.Procs(func(p testutil.Proc) bool { return p.Ppid == pid }) {
+		out[p.Pid] = p.Cmdline
 	}
 	return out
 }
 
-// pirate runs testdata/py/pirate.py: Lazy Pirate REQ clients.
+// pirate is a running script of testdata/py (pirate.py: Lazy Pirate REQ
+// clients, and the peers of reliable_test.go), its output lines on a channel.
 type pirate struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
@@ -96,11 +79,18 @@ type pirate struct {
 
 func startPirate(t *testing.T, ep string, clients, after int) *pirate {
 	t.Helper()
+	return startLines(t, 2*bound, "pirate.py", ep, fmt.Sprint(clients), fmt.Sprint(after))
+}
+
+// startLines runs a script of testdata/py for at most life, its output
+// lines on a channel, its stdin open until the test ends.
+func startLines(t *testing.T, life time.Duration, script string, args ...string) *pirate {
+	t.Helper()
 	testutil.NeedPyzmq(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*bound)
+	ctx, cancel := context.WithTimeout(context.Background(), life)
 	p := &pirate{
-		cmd:   exec.CommandContext(ctx, python, "testdata/py/pirate.py", ep, fmt.Sprint(clients), fmt.Sprint(after)),
-		lines: make(chan string, 100),
+		cmd:   exec.CommandContext(ctx, python, append([]string{"testdata/py/" + script}, args...)...),
+		lines: make(chan string, 1000),
 		done:  make(chan error, 1),
 	}
 	p.cmd.Stderr = os.Stderr

@@ -1,13 +1,11 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"github.com/ztopo/ztopo/internal/testutil"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,27 +18,11 @@ const python = testutil.Python
 // pyPeer is a running pyzmq peer (testdata/py/peers.py).
 type pyPeer struct {
 	cmd  *exec.Cmd
-	out  syncBuffer
+	out  testutil.Buffer // stdout and stderr
 	done chan error
 }
 
-// syncBuffer is written by the process's output copier and read by tests.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (p *pyPeer) output() string {
-	p.out.mu.Lock()
-	defer p.out.mu.Unlock()
-	return p.out.b.String()
-}
+func (p *pyPeer) output() string { return p.out.String() }
 
 func startPy(t *testing.T, args ...string) *pyPeer {
 	t.Helper()

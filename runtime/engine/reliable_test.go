@@ -1,13 +1,8 @@
 package engine
 
 import (
-	"bufio"
-	"context"
 	"fmt"
-	"github.com/ztopo/ztopo/internal/testutil"
 	"io"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"syscall"
@@ -28,39 +23,7 @@ type pyProc struct {
 
 func startPyProc(t *testing.T, script string, args ...string) *pyProc {
 	t.Helper()
-	testutil.NeedPyzmq(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*bound)
-	p := &pirate{
-		cmd:   exec.CommandContext(ctx, python, append([]string{"testdata/py/" + script}, args...)...),
-		lines: make(chan string, 1000),
-		done:  make(chan error, 1),
-	}
-	p.cmd.Stderr = os.Stderr
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			p.lines <- sc.Text()
-		}
-		close(p.lines)
-		p.done <- p.cmd.Wait()
-		cancel()
-	}()
-	t.Cleanup(func() {
-		cancel()
-		p.stdin.Close()
-		<-p.done
-	})
+	p := startLines(t, 3*bound, script, args...)
 	return &pyProc{pirate: p, name: script + " " + strings.Join(args, " ")}
 }
 

@@ -5,7 +5,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -210,24 +209,6 @@ func TestCurveFailsClosed(t *testing.T) {
 	}
 }
 
-// syncBuf is a log sink safe for the monitor's goroutine.
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestCurveRefusalBeforeZAPLogged: a handshake libzmq refuses before ZAP
 // (a plain client; a client expecting another server key) is counted and
 // logged with the peer's address and the reason.
@@ -254,7 +235,7 @@ func TestCurveRefusalBeforeZAPLogged(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var logs syncBuf
+			var logs testutil.Buffer
 			log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
 			s := &spec.Socket{Name: "in", Type: spec.PULL, Bind: []string{"tcp://127.0.0.1:*"},
 				Curve: &spec.Curve{Server: true, Key: "server", Public: srvKey.cert.Public, SecretFile: srvKey.secret, AllowAny: true}}

@@ -1,7 +1,6 @@
 package enginetest_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"github.com/ztopo/ztopo/internal/testutil"
@@ -262,21 +261,11 @@ func TestEngineSwapOnFileChangeLosesNothing(t *testing.T) {
 
 // processesRunning lists the live processes whose command line names path.
 func processesRunning(path string) []int {
-	dirs, _ := os.ReadDir("/proc")
 	var pids []int
-	for _, d := range dirs {
-		var pid int
-		if _, err := fmt.Sscan(d.Name(), &pid); err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
-		if err != nil || !bytes.Contains(cmdline, []byte(path)) {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
-		if i := bytes.LastIndexByte(stat, ')'); err == nil && i >= 0 && i+2 < len(stat) && stat[i+2] != 'Z' {
-			pids = append(pids, pid)
-		}
+	for _, p := range testutil.Procs(func(p testutil.Proc) bool {
+		return strings.Contains(p.Cmdline, path) && p.State != 'Z'
+	}) {
+		pids = append(pids, p.Pid)
 	}
 	return pids
 }
