@@ -323,15 +323,7 @@ func (b *MDBroker) purge(now time.Time) {
 
 func newMDBroker(cfg map[string]any, env handler.Env) (any, error) {
 	c := newConfig("mdbroker", cfg)
-	b := &MDBroker{Heartbeat: c.duration("heartbeat"), Liveness: c.int("liveness", spec.DefaultLiveness), Logger: env.Logger}
-	if b.Heartbeat <= 0 {
-		b.Heartbeat = spec.DefaultMDPHeartbeat
-	}
-	if b.Liveness <= 0 {
-		b.Liveness = spec.DefaultLiveness
-	}
-	if b.Logger == nil {
-		b.Logger = hclog.NewNullLogger()
-	}
+	b := &MDBroker{}
+	b.Heartbeat, b.Liveness, b.Logger = c.heartbeating(spec.DefaultMDPHeartbeat, env)
 	return b, c.err()
 }

@@ -172,15 +172,24 @@ func (q *PPQueue) Run(ctx context.Context, s handler.Sockets) error {
 
 func newPPQueue(cfg map[string]any, env handler.Env) (any, error) {
 	c := newConfig("ppqueue", cfg)
-	q := &PPQueue{Heartbeat: c.duration("heartbeat"), Liveness: c.int("liveness", spec.DefaultLiveness), Logger: env.Logger}
-	if q.Heartbeat <= 0 {
-		q.Heartbeat = spec.DefaultPPPHeartbeat
-	}
-	if q.Liveness <= 0 {
-		q.Liveness = spec.DefaultLiveness
-	}
-	if q.Logger == nil {
-		q.Logger = hclog.NewNullLogger()
-	}
+	q := &PPQueue{}
+	q.Heartbeat, q.Liveness, q.Logger = c.heartbeating(spec.DefaultPPPHeartbeat, env)
 	return q, c.err()
+}
+
+// heartbeating reads what the heartbeating brokers (ppqueue, mdbroker)
+// share: the heartbeat interval (heartbeat, default def), the heartbeats a
+// peer may miss (liveness) and the logger.
+func (c *config) heartbeating(def time.Duration, env handler.Env) (time.Duration, int, hclog.Logger) {
+	hb, liveness, logger := c.duration("heartbeat"), c.int("liveness", spec.DefaultLiveness), env.Logger
+	if hb <= 0 {
+		hb = def
+	}
+	if liveness <= 0 {
+		liveness = spec.DefaultLiveness
+	}
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return hb, liveness, logger
 }
