@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -14,23 +13,6 @@ import (
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/spec"
 )
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A handler that fails every message gives a log line a second with a
 // count, not one line per message; errors the handler already reported
@@ -46,7 +28,7 @@ func TestHandlerErrorsRateLimited(t *testing.T) {
 		}
 		return nil, errors.New("bad input")
 	})
-	logs := &lockedBuf{}
+	logs := &testutil.Buffer{}
 	log := hclog.New(&hclog.LoggerOptions{Name: "n", Level: hclog.Debug, Output: logs})
 	st := start(t, zctx, Config{Spec: pipeNode("n", in, out), Handler: h, Logger: log})
 	p := peer(t, zctx, spec.PUSH, "", in)

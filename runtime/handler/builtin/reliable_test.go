@@ -2,33 +2,15 @@ package builtin
 
 import (
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/spec"
 )
 
-// lockedBuf collects a logger's output for a test to read.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func waitLog(t *testing.T, logs *lockedBuf, want string) {
+func waitLog(t *testing.T, logs *testutil.Buffer, want string) {
 	t.Helper()
 	for deadline := time.Now().Add(bound); !strings.Contains(logs.String(), want); {
 		if time.Now().After(deadline) {
@@ -82,7 +64,7 @@ func TestPPQueueFrames(t *testing.T) {
 		{Name: "backend", Type: spec.ROUTER, Bind: []string{"inproc://ppq-back"}},
 		{Name: "frontend", Type: spec.ROUTER, Bind: []string{"inproc://ppq-front"}},
 	}}
-	logs := &lockedBuf{}
+	logs := &testutil.Buffer{}
 	lg := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})
 	// The worker below answers heartbeats only when the test reads them:
 	// a heartbeat long enough that a test held up on a loaded machine
