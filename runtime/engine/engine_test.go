@@ -1,47 +1,23 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
 	"github.com/ztopo/ztopo/spec"
 )
 
 const bound = 40 * time.Second
 
-// logBuf collects log output for assertions and shows it on failure.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newLogger(t *testing.T) (hclog.Logger, *logBuf) {
-	lb := &logBuf{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("log:\n%s", lb.String())
-		}
-	})
-	return hclog.New(&hclog.LoggerOptions{Name: "ztopo", Level: hclog.Debug, Output: lb}), lb
+// newLogger is a test's debug logger; its output shows when the test fails.
+func newLogger(t *testing.T) (hclog.Logger, *testutil.Buffer) {
+	return testutil.Logger(t, "ztopo")
 }
 
 // runTopo runs t to its end (bounded) and returns Run's error.
