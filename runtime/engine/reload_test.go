@@ -440,30 +440,8 @@ func TestApplyReplicasWhilePipelineRuns(t *testing.T) {
 	}
 }
 
-const sideYAML = `version: 1
-name: side
-nodes:
-  ventilator:
-    handler: generate
-    config:
-      count: ${N}
-      interval: 1ms
-      size: 8
-    sockets:
-      out: {type: PUSH, bind: auto}
-  worker:
-    replicas: 2
-    handler: forward
-    sockets:
-      in: {type: PULL, connect: ventilator.out}
-      out: {type: PUSH, connect: sink.in}
-  sink:
-    handler: count
-    config:
-      expect: ${N}
-    sockets:
-      in: {type: PULL, bind: auto}
-  side:
+// sideYAML is the pipeline beside a node that nothing connects to.
+const sideYAML = pipelineYAML + `  side:
     handler: ${SIDE}
     sockets:
       in: {type: PULL, bind: "${SIDE_EP}"}
@@ -475,7 +453,7 @@ nodes:
 func TestApplyUnrelatedNodeLeavesPipeline(t *testing.T) {
 	const n = 2000
 	dir := rlDir(t)
-	vars := map[string]string{"N": fmt.Sprint(n), "SIDE": "log", "SIDE_EP": "ipc://" + filepath.Join(dir, "side1")}
+	vars := map[string]string{"N": fmt.Sprint(n), "VENT": "auto", "WORKERS": "2", "SIDE": "log", "SIDE_EP": "ipc://" + filepath.Join(dir, "side1")}
 	lg, _ := newLogger(t)
 	r := rlStart(t, rlParse(t, dir, sideYAML, vars), Options{Logger: lg})
 	rlWaitFor(t, "the stream flowing", func() bool { return rlStat(r.e, "sink", "in").MsgsIn >= 200 })
