@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/handler/exechandler"
+	"github.com/ztopo/ztopo/runtime/handler/handlertest"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -94,44 +95,6 @@ func script(t *testing.T) string {
 	return p
 }
 
-// drive submits n messages from one goroutine as a node does, draining
-// Results in the same loop, and returns every tag's Result.
-func drive(t *testing.T, x *exechandler.Exec, n int, payload func(i int) handler.Msg) map[uint64]handler.Result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	got := make(map[uint64]handler.Result, n)
-	record := func(r handler.Result) {
-		if _, dup := got[r.Tag]; dup || r.Tag >= uint64(n) {
-			t.Fatalf("unexpected or repeated result for tag %d", r.Tag)
-		}
-		got[r.Tag] = r
-	}
-	next := 0
-	for len(got) < n {
-		if next < n {
-			select {
-			case r := <-x.Results():
-				record(r)
-			default:
-				if err := x.Submit(ctx, payload(next), uint64(next)); err != nil {
-					t.Fatalf("submit %d: %v", next, err)
-				}
-				next++
-			}
-			continue
-		}
-		select {
-		case r := <-x.Results():
-			record(r)
-		case <-ctx.Done():
-			t.Fatalf("got %d results of %d", len(got), n)
-		}
-	}
-	testutil.WaitFor(t, "Pending() == 0", func() bool { return x.Pending() == 0 })
-	return got
-}
-
 func TestSed(t *testing.T) {
 	e := newEnv(t)
 	x := e.start(exechandler.Config{Argv: []string{"sed", "-u", "s/a/b/"}})
@@ -139,7 +102,7 @@ func TestSed(t *testing.T) {
 	if err != nil || q(out) != `["topic" "bbnana"]` {
 		t.Fatalf("got %s, %v; want [\"topic\" \"bbnana\"]", q(out), err)
 	}
-	got := drive(t, x, 1000, func(i int) handler.Msg { return msg(fmt.Sprintf("a%d", i)) })
+	got := handlertest.Drive(t, x, 1000, func(i int) handler.Msg { return msg(fmt.Sprintf("a%d", i)) })
 	for tag, r := range got {
 		if want := fmt.Sprintf(`["b%d"]`, tag); r.Err != nil || q(r.Frames) != want {
 			t.Fatalf("tag %d: got %s, %v; want %s", tag, q(r.Frames), r.Err, want)
@@ -150,7 +113,7 @@ func TestSed(t *testing.T) {
 func TestPythonScript(t *testing.T) {
 	e := newEnv(t)
 	x := e.start(exechandler.Config{Argv: []string{"/usr/bin/python3", script(t)}})
-	got := drive(t, x, 1000, func(i int) handler.Msg { return msg("t", fmt.Sprintf("msg-%d", i)) })
+	got := handlertest.Drive(t, x, 1000, func(i int) handler.Msg { return msg("t", fmt.Sprintf("msg-%d", i)) })
 	for tag, r := range got {
 		if want := fmt.Sprintf(`["t" "MSG-%d"]`, tag); r.Err != nil || q(r.Frames) != want {
 			t.Fatalf("tag %d: got %s, %v; want %s", tag, q(r.Frames), r.Err, want)
@@ -163,7 +126,7 @@ func TestNewlineKeepsStreamInSync(t *testing.T) {
 	e := newEnv(t)
 	x := e.start(exechandler.Config{Argv: []string{script(t)}})
 	payloads := []string{"one", "two\nthree", "four", "\n", "five"}
-	got := drive(t, x, len(payloads), func(i int) handler.Msg { return msg(payloads[i]) })
+	got := handlertest.Drive(t, x, len(payloads), func(i int) handler.Msg { return msg(payloads[i]) })
 	want := []string{`["ONE"]`, "error", `["FOUR"]`, "error", `["FIVE"]`}
 	for i, w := range want {
 		r := got[uint64(i)]
@@ -199,7 +162,7 @@ func TestCrashMidStream(t *testing.T) {
 	e := newEnv(t)
 	x := e.start(exechandler.Config{Argv: []string{script(t)}, Env: []string{"EXIT_AFTER=100"}})
 	first := x.PID()
-	got := drive(t, x, 150, func(i int) handler.Msg { return msg(fmt.Sprintf("m%d", i)) })
+	got := handlertest.Drive(t, x, 150, func(i int) handler.Msg { return msg(fmt.Sprintf("m%d", i)) })
 	lost := 0
 	for tag, r := range got {
 		switch {
@@ -508,7 +471,7 @@ func TestStdbufSed(t *testing.T) {
 	if err != nil || q(out) != `["bbnana"]` {
 		t.Fatalf("got %s, %v", q(out), err)
 	}
-	got := drive(t, x, 1000, func(i int) handler.Msg { return msg(fmt.Sprintf("a%d", i)) })
+	got := handlertest.Drive(t, x, 1000, func(i int) handler.Msg { return msg(fmt.Sprintf("a%d", i)) })
 	for tag, r := range got {
 		if want := fmt.Sprintf(`["b%d"]`, tag); r.Err != nil || q(r.Frames) != want {
 			t.Fatalf("tag %d: got %s, %v; want %s", tag, q(r.Frames), r.Err, want)

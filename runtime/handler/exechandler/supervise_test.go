@@ -13,6 +13,7 @@ import (
 	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/handler/exechandler"
+	"github.com/ztopo/ztopo/runtime/handler/handlertest"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -150,7 +151,7 @@ func TestCrashLossIsOneLine(t *testing.T) {
 func TestDropLine(t *testing.T) {
 	e := newEnv(t)
 	x := e.start(exechandler.Config{Argv: []string{"sed", "-u", "/ERROR/!s/.*//"}, DropSet: true})
-	got := drive(t, x, 4, func(i int) handler.Msg {
+	got := handlertest.Drive(t, x, 4, func(i int) handler.Msg {
 		return msg("topic", []string{"ERROR a", "info b", "ERROR c", "debug d"}[i])
 	})
 	want := []string{`["topic" "ERROR a"]`, `[]`, `["topic" "ERROR c"]`, `[]`}
@@ -219,7 +220,7 @@ func TestBufferingChildWarned(t *testing.T) {
 	}
 
 	y := e.start(exechandler.Config{Argv: []string{mawk, "-W", "interactive", "{print; fflush()}"}})
-	got := drive(t, y, 50, func(i int) handler.Msg { return msg(fmt.Sprintf("m%d", i)) })
+	got := handlertest.Drive(t, y, 50, func(i int) handler.Msg { return msg(fmt.Sprintf("m%d", i)) })
 	for i := range 50 {
 		if r := got[uint64(i)]; r.Err != nil || q(r.Frames) != fmt.Sprintf(`["m%d"]`, i) {
 			t.Fatalf("mawk -W interactive, tag %d: got %s, %v", i, q(r.Frames), r.Err)

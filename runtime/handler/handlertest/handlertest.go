@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/runtime/handler"
 )
 
@@ -42,4 +43,55 @@ func BenchAsync(b *testing.B, h handler.Async, window int, unit string) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), unit)
+}
+
+// Host is an async handler that counts the messages it holds: the exec
+// and plugin hosts.
+type Host interface {
+	handler.Async
+	Pending() int
+}
+
+// Drive submits n messages (payload(i) tagged i) from one goroutine, as a
+// node does, draining Results in the same loop, and returns each tag's
+// Result once Pending is back to 0. A repeated or unknown tag fails the
+// test.
+func Drive(t testing.TB, h Host, n int, payload func(i int) handler.Msg) map[uint64]handler.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	got := make(map[uint64]handler.Result, n)
+	record := func(r handler.Result) {
+		if r.Tag >= uint64(n) {
+			t.Fatalf("result for unknown tag %d", r.Tag)
+		}
+		if _, dup := got[r.Tag]; dup {
+			t.Fatalf("second result for tag %d", r.Tag)
+		}
+		got[r.Tag] = r
+	}
+	next := 0
+	for len(got) < n {
+		if next < n {
+			select {
+			case r := <-h.Results():
+				record(r)
+			default:
+				if err := h.Submit(ctx, payload(next), uint64(next)); err != nil {
+					t.Fatalf("submit %d: %v", next, err)
+				}
+				next++
+			}
+			continue
+		}
+		select {
+		case r := <-h.Results():
+			record(r)
+		case <-ctx.Done():
+			t.Fatalf("got %d results of %d; pending %d", len(got), n, h.Pending())
+		}
+	}
+	// Pending may count the last Result for a moment after it was read.
+	testutil.WaitFor(t, "Pending() == 0", func() bool { return h.Pending() == 0 })
+	return got
 }

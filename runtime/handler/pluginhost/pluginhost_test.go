@@ -17,6 +17,7 @@ import (
 	"github.com/pebbe/zmq4"
 	"github.com/ztopo/ztopo/plugins/plugintest"
 	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/runtime/handler/handlertest"
 	"github.com/ztopo/ztopo/runtime/handler/pluginhost"
 	"github.com/ztopo/ztopo/spec"
 )
@@ -111,49 +112,6 @@ func msg(frames ...string) handler.Msg {
 
 func frames(fs [][]byte) string { return fmt.Sprintf("%q", fs) }
 
-// drive submits n messages from one goroutine, as a node does, draining
-// Results in the same select loop, and returns each tag's Result. It fails
-// the test on a repeated or unknown tag.
-func drive(t *testing.T, h *pluginhost.Host, n int, payload func(i int) handler.Msg) map[uint64]handler.Result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	got := make(map[uint64]handler.Result, n)
-	record := func(r handler.Result) {
-		if r.Tag >= uint64(n) {
-			t.Fatalf("result for unknown tag %d", r.Tag)
-		}
-		if _, dup := got[r.Tag]; dup {
-			t.Fatalf("second result for tag %d", r.Tag)
-		}
-		got[r.Tag] = r
-	}
-	next := 0
-	for len(got) < n {
-		if next < n {
-			select {
-			case r := <-h.Results():
-				record(r)
-			default:
-				if err := h.Submit(ctx, payload(next), uint64(next)); err != nil {
-					t.Fatalf("submit %d: %v", next, err)
-				}
-				next++
-			}
-			continue
-		}
-		select {
-		case r := <-h.Results():
-			record(r)
-		case <-ctx.Done():
-			t.Fatalf("got %d results of %d; pending %d", len(got), n, h.Pending())
-		}
-	}
-	// Pending may count the last Result for a moment after it was read.
-	testutil.WaitFor(t, "Pending() == 0", func() bool { return h.Pending() == 0 })
-	return got
-}
-
 func numbered(i int) handler.Msg { return msg("topic", fmt.Sprintf("msg-%d", i)) }
 
 func checkUpper(t *testing.T, got map[uint64]handler.Result) {
@@ -175,7 +133,7 @@ func testAnswers(t *testing.T, e *env, cfg pluginhost.Config) {
 	if got, want := frames(out), `["news" "HELLO, WORLD"]`; got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}
-	checkUpper(t, drive(t, h, 1000, numbered))
+	checkUpper(t, handlertest.Drive(t, h, 1000, numbered))
 	if s := h.Stats(); s != (pluginhost.Stats{}) {
 		t.Fatalf("stats %+v, want all zero", s)
 	}
@@ -310,7 +268,7 @@ func TestCrashMidStream(t *testing.T) {
 	e := newEnv(t)
 	h := e.start(e.config("crash-after=100"))
 	firstPid := h.PID()
-	got := drive(t, h, 150, numbered)
+	got := handlertest.Drive(t, h, 150, numbered)
 	lost := 0
 	for tag, r := range got {
 		switch {
@@ -352,7 +310,7 @@ func TestHangKilledAndRestarted(t *testing.T) {
 	cfg.Timeout = 500 * time.Millisecond
 	h := e.start(cfg)
 	firstPid := h.PID()
-	got := drive(t, h, 10, numbered)
+	got := handlertest.Drive(t, h, 10, numbered)
 	ok, failed := 0, 0
 	for tag, r := range got {
 		switch {
@@ -772,7 +730,7 @@ func TestLargeFramesPassWhole(t *testing.T) {
 	cfg.Path = buildExample(t, "upper-go")
 	h := e.start(cfg)
 	sizes := []int{1, 70_000, 10, 300_000, 65_536, 65_535, 3}
-	got := drive(t, h, 60, func(i int) handler.Msg {
+	got := handlertest.Drive(t, h, 60, func(i int) handler.Msg {
 		return msg("topic", strings.Repeat("ab", sizes[i%len(sizes)]/2+1))
 	})
 	if len(got) != 60 {
