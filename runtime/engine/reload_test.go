@@ -26,12 +26,7 @@ const rlPython = testutil.Python
 // rlDir is a short private directory: ipc paths and the topology file.
 func rlDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "zt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
+	return testutil.ShortDir(t)
 }
 
 // rlParse resolves a topology file written by the test, with ${VARS} from
