@@ -169,8 +169,8 @@ func waitLine(t *testing.T, c *capture, msg string) {
 	deadline := time.After(bound)
 	for {
 		select {
-		case e := <-c.lines:
-			if e.str("@message") == msg {
+		case e := <-c.Lines:
+			if e.Str("@message") == msg {
 				return
 			}
 		case <-deadline:

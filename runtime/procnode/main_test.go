@@ -2,7 +2,6 @@ package procnode
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/ztopo/ztopo/internal/testutil"
@@ -114,48 +113,34 @@ func testCtx(t *testing.T) context.Context {
 }
 
 // entry is one log entry the parent wrote.
-type entry map[string]any
+type entry = testutil.LogEntry
 
-func (e entry) str(k string) string { s, _ := e[k].(string); return s }
-
-// capture is an hclog JSON sink that keeps every entry and hands each to a
-// channel, so tests wait for log lines instead of polling.
+// capture keeps the parent's JSON log entries (testutil.LogCapture) and
+// shows each in the test's log.
 type capture struct {
-	t     *testing.T
-	mu    sync.Mutex
-	all   []entry
-	lines chan entry
+	*testutil.LogCapture
+	t *testing.T
 }
 
 func newCapture(t *testing.T, name string) (*capture, hclog.Logger) {
-	c := &capture{t: t, lines: make(chan entry, 10000)}
+	c := &capture{LogCapture: testutil.NewLogCapture(10000), t: t}
 	lg := hclog.New(&hclog.LoggerOptions{Output: c, JSONFormat: true, Level: hclog.Debug})
 	return c, lg.Named("node").With("node", name)
 }
 
 func (c *capture) Write(b []byte) (int, error) {
-	var e entry
-	if err := json.Unmarshal(b, &e); err != nil {
-		c.t.Errorf("log entry is not JSON: %q", b)
+	if _, err := c.LogCapture.Write(b); err != nil {
+		c.t.Error(err)
 		return len(b), nil
 	}
 	c.t.Logf("log: %s", strings.TrimSpace(string(b)))
-	c.mu.Lock()
-	c.all = append(c.all, e)
-	c.mu.Unlock()
-	select {
-	case c.lines <- e:
-	default:
-	}
 	return len(b), nil
 }
 
 // find returns the first entry whose message is msg, or nil.
 func (c *capture) find(msg string) entry {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, e := range c.all {
-		if e.str("@message") == msg {
+	for _, e := range c.Entries() {
+		if e.Str("@message") == msg {
 			return e
 		}
 	}
@@ -165,12 +150,10 @@ func (c *capture) find(msg string) entry {
 // messages returns the messages of the info and higher entries with the
 // given stream ("" for stdout lines and the child's own entries), in order.
 func (c *capture) messages(stream string) []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	var out []string
-	for _, e := range c.all {
-		if (e.str("stream") == stream || stream == "" && e.str("stream") == "stdout") && e.str("@level") != "debug" && e.str("@level") != "trace" {
-			out = append(out, e.str("@message"))
+	for _, e := range c.Entries() {
+		if (e.Str("stream") == stream || stream == "" && e.Str("stream") == "stdout") && e.Str("@level") != "debug" && e.Str("@level") != "trace" {
+			out = append(out, e.Str("@message"))
 		}
 	}
 	return out

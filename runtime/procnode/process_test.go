@@ -175,8 +175,8 @@ func TestProcessNodeCompletes(t *testing.T) {
 	if e == nil {
 		t.Fatalf("no \"received 3 messages\" entry from the child")
 	}
-	if e.str("@level") != "info" || e.str("node") != "sink" || e.str("@module") != "node" || e["count"] != float64(3) {
-		t.Errorf("child entry: got level %q node %q module %q count %v, want info sink node 3", e.str("@level"), e.str("node"), e.str("@module"), e["count"])
+	if e.Str("@level") != "info" || e.Str("node") != "sink" || e.Str("@module") != "node" || e["count"] != float64(3) {
+		t.Errorf("child entry: got level %q node %q module %q count %v, want info sink node 3", e.Str("@level"), e.Str("node"), e.Str("@module"), e["count"])
 	}
 	noLeftovers(t, pid)
 }

@@ -53,10 +53,10 @@ func TestPipesToTheCaller(t *testing.T) {
 	if err := p.Wait(); err != nil {
 		t.Fatalf("Wait: got %v, want nil", err)
 	}
-	if got := c.messages(""); len(got) != 0 {
+	if got := messages(c, ""); len(got) != 0 {
 		t.Errorf("logged stdout: got %q, want none", got)
 	}
-	if got, want := strings.Join(c.messages("stderr"), ","), "filter.1|started,filter.1|bye"; got != want {
+	if got, want := strings.Join(messages(c, "stderr"), ","), "filter.1|started,filter.1|bye"; got != want {
 		t.Errorf("stderr lines: got %q, want %q", got, want)
 	}
 }
@@ -76,7 +76,7 @@ func TestNoPipesWithoutAsking(t *testing.T) {
 	if err := p.Wait(); err != nil {
 		t.Fatalf("Wait: got %v, want nil", err)
 	}
-	if got, want := strings.Join(c.messages(""), ","), "n|done"; got != want {
+	if got, want := strings.Join(messages(c, ""), ","), "n|done"; got != want {
 		t.Errorf("stdout lines: got %q, want %q", got, want)
 	}
 }
@@ -136,8 +136,8 @@ func TestSignalAndKill(t *testing.T) {
 			var grandchild int
 			for grandchild == 0 {
 				select {
-				case l := <-c.lines:
-					grandchild, _ = strconv.Atoi(l.Message)
+				case l := <-c.Lines:
+					grandchild, _ = strconv.Atoi(l.Str("@message"))
 				case <-ctx.Done():
 					t.Fatal("no pid from the child")
 				}

@@ -3,7 +3,6 @@ package supervise
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/ztopo/ztopo/internal/testutil"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -111,48 +109,18 @@ func helperConfig(mode string, logger hclog.Logger) Config {
 	}
 }
 
-// logLine is one hclog JSON entry.
-type logLine struct {
-	Message string `json:"@message"`
-	Node    string `json:"node"`
-	Stream  string `json:"stream"`
-}
-
-// capture is an hclog sink that hands each entry to a channel, so tests
-// wait for log lines instead of polling.
-type capture struct {
-	mu    sync.Mutex
-	all   []logLine
-	lines chan logLine
-}
-
-func newCapture() (*capture, hclog.Logger) {
-	c := &capture{lines: make(chan logLine, 1000)}
+func newCapture() (*testutil.LogCapture, hclog.Logger) {
+	c := testutil.NewLogCapture(1000)
 	return c, hclog.New(&hclog.LoggerOptions{Output: c, JSONFormat: true, Level: hclog.Info})
 }
 
-// Write receives one whole entry per call (hclog writes entries at once).
-func (c *capture) Write(b []byte) (int, error) {
-	var l logLine
-	if err := json.Unmarshal(b, &l); err != nil {
-		return 0, err
-	}
-	c.mu.Lock()
-	c.all = append(c.all, l)
-	c.mu.Unlock()
-	select {
-	case c.lines <- l:
-	default:
-	}
-	return len(b), nil
-}
-
-func (c *capture) waitFor(ctx context.Context, t *testing.T, msg string) {
+// waitFor waits for a log line whose message is msg.
+func waitFor(ctx context.Context, t *testing.T, c *testutil.LogCapture, msg string) {
 	t.Helper()
 	for {
 		select {
-		case l := <-c.lines:
-			if l.Message == msg {
+		case l := <-c.Lines:
+			if l.Str("@message") == msg {
 				return
 			}
 		case <-ctx.Done():
@@ -161,14 +129,14 @@ func (c *capture) waitFor(ctx context.Context, t *testing.T, msg string) {
 	}
 }
 
-func (c *capture) messages(stream string) []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// messages returns NODE|MESSAGE of the entries of stream ("" for stdout)
+// that name a node.
+func messages(c *testutil.LogCapture, stream string) []string {
 	var out []string
-	for _, l := range c.all {
+	for _, l := range c.Entries() {
 		// "" asks for stdout, which is tagged stream=stdout.
-		if (l.Stream == stream || stream == "" && l.Stream == "stdout") && l.Node != "" {
-			out = append(out, l.Node+"|"+l.Message)
+		if st := l.Str("stream"); (st == stream || stream == "" && st == "stdout") && l.Str("node") != "" {
+			out = append(out, l.Str("node")+"|"+l.Str("@message"))
 		}
 	}
 	return out
@@ -204,10 +172,10 @@ func TestOutputIsLoggedLineByLine(t *testing.T) {
 	if p.Stopped() {
 		t.Error("Stopped: got true for a child that exited by itself")
 	}
-	if got, want := strings.Join(c.messages(""), ","), "worker.1|one,worker.1|two,worker.1|tail"; got != want {
+	if got, want := strings.Join(messages(c, ""), ","), "worker.1|one,worker.1|two,worker.1|tail"; got != want {
 		t.Errorf("stdout lines: got %q, want %q", got, want)
 	}
-	if got, want := strings.Join(c.messages("stderr"), ","), "worker.1|oops"; got != want {
+	if got, want := strings.Join(messages(c, "stderr"), ","), "worker.1|oops"; got != want {
 		t.Errorf("stderr lines: got %q, want %q", got, want)
 	}
 }
@@ -223,7 +191,7 @@ func TestLongLineIsSplit(t *testing.T) {
 	if err := p.Wait(); err != nil {
 		t.Fatalf("Wait: got %v, want nil", err)
 	}
-	got := c.messages("")
+	got := messages(c, "")
 	if len(got) != 3 {
 		t.Fatalf("got %d lines, want 3 (a split long line, then after)", len(got))
 	}
@@ -241,14 +209,14 @@ func TestStopIsGracefulFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopOnCleanup(t, p)
-	c.waitFor(ctx, t, "ready")
+	waitFor(ctx, t, c, "ready")
 	if err := p.Stop(20 * time.Second); err != nil {
 		t.Fatalf("Stop: got %v, want nil (the child exits 0 on SIGTERM)", err)
 	}
 	if !p.Stopped() {
 		t.Error("Stopped: got false after Stop")
 	}
-	if got := c.messages(""); len(got) != 2 || got[1] != "worker.1|bye" {
+	if got := messages(c, ""); len(got) != 2 || got[1] != "worker.1|bye" {
 		t.Errorf("output: got %q, want ready then bye", got)
 	}
 }
@@ -261,7 +229,7 @@ func TestStopKillsAfterGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopOnCleanup(t, p)
-	c.waitFor(ctx, t, "ready")
+	waitFor(ctx, t, c, "ready")
 	err = p.Stop(200 * time.Millisecond)
 	if err == nil {
 		t.Fatal("Stop: got nil, want the error of a killed child")
@@ -286,7 +254,7 @@ func TestContextCancelStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopOnCleanup(t, p)
-	c.waitFor(ctx, t, "ready")
+	waitFor(ctx, t, c, "ready")
 	cancel()
 	select {
 	case <-p.Done():
@@ -314,8 +282,8 @@ func TestStopReachesTheWholeGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopOnCleanup(t, p)
-	c.waitFor(ctx, t, "ready")
-	grandchild := firstPid(t, c.messages(""))
+	waitFor(ctx, t, c, "ready")
+	grandchild := firstPid(t, messages(c, ""))
 	if !testutil.Alive(grandchild) {
 		t.Fatalf("grandchild %d not running before Stop", grandchild)
 	}
@@ -337,7 +305,7 @@ func TestGroupDoesNotOutliveLeader(t *testing.T) {
 	if err := p.Wait(); err != nil {
 		t.Fatalf("Wait: got %v, want nil", err)
 	}
-	waitGone(ctx, t, firstPid(t, c.messages("")))
+	waitGone(ctx, t, firstPid(t, messages(c, "")))
 }
 
 func TestStartErrors(t *testing.T) {
