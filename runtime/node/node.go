@@ -371,15 +371,44 @@ func (n *Node) Run(ctx context.Context) (err error) {
 // holdOpen waits, sockets open, until the node is stopped. Incoming
 // messages stay queued in libzmq (up to the high-water mark) and are
 // dropped at close: a completed node has nothing more to do with them.
+// Except on at-least-once edges, where what comes is taken, acknowledged
+// and dropped: its sender completes only once everything it sent is
+// acknowledged, and a copy sent again (a peer on the way died holding it)
+// of a message this node already took would otherwise keep that sender,
+// and the topology, from ever completing.
 func (r *run) holdOpen() {
 	r.n.log.Debug("completed; holding sockets open until stopped")
+	var acked []*rsock
+	for _, s := range r.recv {
+		if s.acks {
+			acked = append(acked, s)
+		}
+	}
 	for !r.stopped() {
 		poller := zmq4.NewPoller()
 		poller.Add(r.ctl, zmq4.POLLIN)
+		for _, s := range acked {
+			poller.Add(s.sock.Z, zmq4.POLLIN)
+		}
 		if _, err := poller.Poll(-1); err != nil && !zsock.IsInterrupted(err) {
 			return
 		}
 		r.readCtl()
+		for _, s := range acked {
+			for {
+				frames, err := s.sock.Recv(zmq4.DONTWAIT)
+				if err != nil {
+					break
+				}
+				_, body := s.sock.SplitEnvelope(frames)
+				if in, _ := relSplit(body); in != nil {
+					r.ackUp(in.key, in.id)
+				}
+			}
+		}
+		if len(r.acks) > 0 {
+			r.flushAcks()
+		}
 	}
 }
 

@@ -726,3 +726,45 @@ func TestSwapFromAsyncToFastPath(t *testing.T) {
 		t.Errorf("out: %d messages, want 102", got)
 	}
 }
+
+// TestCompletedNodeAcknowledgesCopies: a node that completed and holds its
+// sockets open still acknowledges what comes on an at-least-once edge — a
+// copy, sent again, of a message it already took. Its sender completes
+// only once everything it sent is acknowledged, and would otherwise send
+// it again until stopped (the topology never completing).
+func TestCompletedNodeAcknowledgesCopies(t *testing.T) {
+	zctx := newCtx(t)
+	in, ackEP := "inproc://completed-acks-in", "inproc://completed-acks-ack"
+	sp := &spec.Node{Name: "sink", Sockets: []*spec.Socket{
+		{Name: "in", Type: spec.PULL, Role: spec.RoleIn, Bind: []string{in}, Acks: true},
+	}}
+	var took atomic.Int32
+	done := handler.HandlerFunc(func(context.Context, handler.Msg) ([][]byte, error) {
+		took.Add(1)
+		return nil, handler.ErrDone
+	})
+	completed := make(chan struct{})
+	start(t, zctx, Config{Spec: sp, Handler: done, HoldOnComplete: true, OnCompleted: func() { close(completed) }})
+	acks := peer(t, zctx, spec.PULL, ackEP, "")
+	src := peer(t, zctx, spec.PUSH, "", in)
+	id := strings.Repeat("i", originIDSize)
+	msg := fr(ALOMarker, ackEP, id, "payload")
+	for i, what := range []string{"the message", "its copy, after completion"} {
+		if err := src.Send(msg, 0); err != nil {
+			t.Fatal(err)
+		}
+		if got := recv(t, acks); len(got) != 1 || string(got[0]) != id {
+			t.Fatalf("%s: acknowledgement %q, want [%q]", what, got, id)
+		}
+		if i == 0 {
+			select {
+			case <-completed:
+			case <-time.After(bound):
+				t.Fatal("the node did not complete")
+			}
+		}
+	}
+	if n := took.Load(); n != 1 {
+		t.Errorf("the handler took %d messages, want 1", n)
+	}
+}
