@@ -485,18 +485,8 @@ func (in *instance) supervise(ctx context.Context) {
 			}
 			return
 		}
-		in.mu.Lock()
-		in.restarts = lim.Restarts() + in.bounces
-		in.mu.Unlock()
-		in.setState(StateRestarting)
-		in.log.Info("restarting node", "in", delay, "restarts", lim.Restarts())
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			in.setState(StateStopped)
+		if !in.backoff(ctx, lim, delay) {
 			return
-		case <-t.C:
 		}
 	}
 }
@@ -517,6 +507,13 @@ func (in *instance) retryAfter(ctx context.Context, lim *supervise.Limiter, r sp
 		in.fail(err)
 		return false
 	}
+	return in.backoff(ctx, lim, delay)
+}
+
+// backoff counts a restart the policy granted, shows the instance as
+// restarting and waits delay before it; false when ctx ended first (the
+// instance is then stopped).
+func (in *instance) backoff(ctx context.Context, lim *supervise.Limiter, delay time.Duration) bool {
 	in.mu.Lock()
 	in.restarts = lim.Restarts() + in.bounces
 	in.mu.Unlock()
