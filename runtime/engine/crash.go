@@ -160,15 +160,7 @@ func lossByGroup(groups []*edgeGroup, crashed map[*instance]bool) map[*edgeGroup
 // surplus is Σ received − Σ sent over the group's sockets when positive:
 // what its receivers got that its senders' counters do not show.
 func (g *edgeGroup) surplus() uint64 {
-	var out, in uint64
-	for _, e := range g.ends {
-		c, ok := e.in.counters()[e.socket]
-		if !ok {
-			continue
-		}
-		out += c.MsgsOut
-		in += c.MsgsIn
-	}
+	out, in := g.sums()
 	if in > out {
 		return in - out
 	}

@@ -85,10 +85,8 @@ func (g *edgeGroup) name() string {
 	return strings.Join(from, ",") + " -> " + strings.Join(to, ",")
 }
 
-// queued is Σ sent − Σ received over the group's sockets, never below 0
-// (messages from outside the topology make it smaller).
-func (g *edgeGroup) queued() uint64 {
-	var out, in uint64
+// sums are Σ sent and Σ received over the group's sockets.
+func (g *edgeGroup) sums() (out, in uint64) {
 	for _, e := range g.ends {
 		c, ok := e.in.counters()[e.socket]
 		if !ok {
@@ -97,6 +95,13 @@ func (g *edgeGroup) queued() uint64 {
 		out += c.MsgsOut
 		in += c.MsgsIn
 	}
+	return out, in
+}
+
+// queued is Σ sent − Σ received over the group's sockets, never below 0
+// (messages from outside the topology make it smaller).
+func (g *edgeGroup) queued() uint64 {
+	out, in := g.sums()
 	if in >= out {
 		return 0
 	}
