@@ -140,11 +140,7 @@ func (e *endpoints) next(name string) (string, error) {
 	e.n++
 	switch e.transport {
 	case "tcp":
-		port, err := freePort()
-		if err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("tcp://127.0.0.1:%d", port), nil
+		return freeTCP()
 	case "ipc":
 		return "ipc://" + filepath.Join(e.dir, fmt.Sprintf("%s%d", name, e.n)), nil
 	case "inproc":
@@ -157,6 +153,15 @@ func (e *endpoints) close() {
 	if e.dir != "" {
 		os.RemoveAll(e.dir)
 	}
+}
+
+// freeTCP is a tcp://127.0.0.1:PORT endpoint on a free port (freePort).
+func freeTCP() (string, error) {
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("tcp://127.0.0.1:%d", port), nil
 }
 
 // freePort asks the kernel for a free loopback port. It is free when asked,

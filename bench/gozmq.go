@@ -397,11 +397,10 @@ func echo(s *zmq.Socket) error {
 }
 
 func goReqRepDirect(p Params) (Result, error) {
-	port, err := freePort()
+	ep, err := freeTCP()
 	if err != nil {
 		return Result{}, err
 	}
-	ep := fmt.Sprintf("tcp://127.0.0.1:%d", port)
 	start := time.Now()
 	h, err := newHand()
 	if err != nil {
@@ -429,11 +428,10 @@ func goReqRepDirect(p Params) (Result, error) {
 // goReqRepBroker is the zguide's shared queue: a ROUTER/DEALER proxy with
 // one REP worker behind it on inproc.
 func goReqRepBroker(p Params) (Result, error) {
-	port, err := freePort()
+	front, err := freeTCP()
 	if err != nil {
 		return Result{}, err
 	}
-	front := fmt.Sprintf("tcp://127.0.0.1:%d", port)
 	back := "inproc://bench-backend"
 	start := time.Now()
 	h, err := newHand()

@@ -80,11 +80,10 @@ func ztopoPluginReqRep(p Params) (Result, error) {
 		return Result{}, err
 	}
 	defer remove()
-	port, err := freePort()
+	ep, err := freeTCP()
 	if err != nil {
 		return Result{}, err
 	}
-	ep := fmt.Sprintf("tcp://127.0.0.1:%d", port)
 	yaml := fmt.Sprintf(`version: 1
 name: bench-plugin-reqrep
 nodes:

@@ -32,11 +32,10 @@ func ztopoReload(p Params) (Result, error) {
 		return Result{}, err
 	}
 	defer os.RemoveAll(dir)
-	port, err := freePort()
+	ep, err := freeTCP()
 	if err != nil {
 		return Result{}, err
 	}
-	ep := fmt.Sprintf("tcp://127.0.0.1:%d", port)
 	file := filepath.Join(dir, "topology.yaml")
 	write := func(h string) error {
 		return os.WriteFile(file, fmt.Appendf(nil, `version: 1

@@ -328,11 +328,10 @@ func serve(p Params, name, yaml, ep string, want func([]byte) []byte) (Result, e
 }
 
 func ztopoReqRepDirect(p Params) (Result, error) {
-	port, err := freePort()
+	ep, err := freeTCP()
 	if err != nil {
 		return Result{}, err
 	}
-	ep := fmt.Sprintf("tcp://127.0.0.1:%d", port)
 	yaml := fmt.Sprintf(`version: 1
 name: bench-reqrep
 nodes:
@@ -347,11 +346,10 @@ nodes:
 // ztopoReqRepBroker is topologies/sharedqueue.yaml's shape: the proxy
 // builtin between a ROUTER and a DEALER, one echo worker behind it.
 func ztopoReqRepBroker(p Params) (Result, error) {
-	port, err := freePort()
+	ep, err := freeTCP()
 	if err != nil {
 		return Result{}, err
 	}
-	ep := fmt.Sprintf("tcp://127.0.0.1:%d", port)
 	yaml := fmt.Sprintf(`version: 1
 name: bench-broker
 nodes:
@@ -414,11 +412,10 @@ nodes:
 // tcp, so that start-up is measured alone and every forwarder then carries
 // traffic; the topology completes when the sink has them all.
 func ztopoStartup(p Params) (Result, error) {
-	port, err := freePort()
+	feed, err := freeTCP()
 	if err != nil {
 		return Result{}, err
 	}
-	feed := fmt.Sprintf("tcp://127.0.0.1:%d", port)
 	yaml := fmt.Sprintf(`version: 1
 name: bench-startup
 nodes:
