@@ -441,6 +441,9 @@ type run struct {
 	tag      uint64
 	pending  map[uint64]pendingMsg
 	retiring []handler.Async
+	// carry is a message the reactive loop received after a swap was
+	// published, for the swapped-in handler (reactive.go).
+	carry    *pendingIn
 	poller   *zbatch.Poller // the reactive loop's, for lockstep holds
 	draining bool           // finishing: sends never wait
 	// sleeping is set while the reactive loop waits with results
@@ -617,6 +620,10 @@ func (r *run) readCtl() bool {
 // handlers closed, sockets closed — with the drain linger when the node
 // completed, so its last messages still go out.
 func (r *run) finish(completed bool) {
+	if r.carry != nil {
+		r.carry = nil
+		r.n.dropped.Add(1) // taken in, and stopped before a handler had it
+	}
 	r.drainAsync()
 	r.errs.flush()
 	if r.relPending() > 0 {

@@ -40,6 +40,21 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 		}
 	}
 
+	// A message received after the swap to h was published is h's.
+	if c := r.carry; c != nil {
+		r.carry = nil
+		done, err := r.dispatch(h, async, c.from, c.env, c.body, c.rel)
+		if err != nil {
+			if errors.Is(err, errStopped) {
+				return false, false, nil
+			}
+			return false, false, err
+		}
+		if done {
+			return true, false, nil
+		}
+	}
+
 	// The proxy cannot collect a swapped-out handler's results: the fast
 	// path waits until they are in.
 	in, out, fast := r.fastPath(h, async)
@@ -175,6 +190,17 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 				var in *relIn
 				if s.acks {
 					in, body = relSplit(body)
+				}
+				// The poll and the checks above came before a swap that
+				// this message may have followed (SwapHandler returned,
+				// then it was sent): the swapped-in handler takes it,
+				// unless that one is a Runner, which reads its sockets
+				// itself.
+				if next := r.n.slot.Load(); next != cur {
+					if _, runner := next.h.(handler.Runner); !runner {
+						r.carry = &pendingIn{from: s, env: env, body: body, rel: in}
+						return false, true, nil
+					}
 				}
 				done, err := r.dispatch(h, async, s, env, body, in)
 				if err != nil {
@@ -612,4 +638,11 @@ func (r *run) sendFailed(s *rsock, err error) error {
 		r.log.Warn("send failed, message dropped (further failures on this socket are only counted)", "socket", s.name, "error", err)
 	}
 	return nil
+}
+
+// pendingIn is a received message not yet handed to a handler.
+type pendingIn struct {
+	from      *rsock
+	env, body [][]byte
+	rel       *relIn
 }
