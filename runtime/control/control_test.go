@@ -18,6 +18,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/pebbe/zmq4"
+
+	"github.com/ztopo/ztopo/internal/testutil"
 )
 
 const (
@@ -521,18 +523,8 @@ func TestOversizedRequestRefused(t *testing.T) {
 	}
 	defer req.Close()
 	_ = req.SetLinger(0)
-	if err := req.Monitor("inproc://control-test-monitor", zmq4.EVENT_DISCONNECTED); err != nil {
-		t.Fatal(err)
-	}
-	mon, err := zctx.NewSocket(zmq4.PAIR)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mon := testutil.DisconnectMonitor(t, zctx, req)
 	defer mon.Close()
-	_ = mon.SetLinger(0)
-	if err := mon.Connect("inproc://control-test-monitor"); err != nil {
-		t.Fatal(err)
-	}
 	if err := req.Connect(s.endpoint); err != nil {
 		t.Fatal(err)
 	}

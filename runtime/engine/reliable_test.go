@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
 	"github.com/ztopo/ztopo/spec"
 )
@@ -493,18 +494,8 @@ func TestAckSocketRefusesOversizedFrames(t *testing.T) {
 	}
 	defer push.Close()
 	_ = push.SetLinger(0)
-	if err := push.Monitor("inproc://ack-max-monitor", zmq4.EVENT_DISCONNECTED); err != nil {
-		t.Fatal(err)
-	}
-	mon, err := zctx.NewSocket(zmq4.PAIR)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mon := testutil.DisconnectMonitor(t, zctx, push)
 	defer mon.Close()
-	_ = mon.SetLinger(0)
-	if err := mon.Connect("inproc://ack-max-monitor"); err != nil {
-		t.Fatal(err)
-	}
 	if err := push.Connect(ack); err != nil {
 		t.Fatal(err)
 	}
