@@ -523,8 +523,8 @@ func TestOversizedRequestRefused(t *testing.T) {
 	}
 	defer req.Close()
 	_ = req.SetLinger(0)
-	mon := testutil.DisconnectMonitor(t, zctx, req)
-	defer mon.Close()
+	mon, stop := testutil.DisconnectMonitor(t, zctx, req)
+	defer stop()
 	if err := req.Connect(s.endpoint); err != nil {
 		t.Fatal(err)
 	}

@@ -494,8 +494,8 @@ func TestAckSocketRefusesOversizedFrames(t *testing.T) {
 	}
 	defer push.Close()
 	_ = push.SetLinger(0)
-	mon := testutil.DisconnectMonitor(t, zctx, push)
-	defer mon.Close()
+	mon, stop := testutil.DisconnectMonitor(t, zctx, push)
+	defer stop()
 	if err := push.Connect(ack); err != nil {
 		t.Fatal(err)
 	}

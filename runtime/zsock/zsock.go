@@ -321,26 +321,38 @@ func (s *Socket) watch(ctx *zmq4.Context) error {
 	return nil
 }
 
-// monitorPair attaches a monitor for events to the socket and returns the
-// PAIR that receives them, connected to inproc://ztopo/KIND/N; on error
-// the monitor is detached again.
+// monitorPair is MonitorPair on the socket.
 func (s *Socket) monitorPair(ctx *zmq4.Context, kind string, events zmq4.Event) (*zmq4.Socket, error) {
+	return MonitorPair(ctx, s.Z, kind, events)
+}
+
+// MonitorPair attaches a monitor for events to z and returns the PAIR that
+// receives them, connected to inproc://ztopo/KIND/N; on error the monitor
+// is detached again. End it with StopMonitor, never by closing the PAIR.
+func MonitorPair(ctx *zmq4.Context, z *zmq4.Socket, kind string, events zmq4.Event) (*zmq4.Socket, error) {
 	addr := fmt.Sprintf("inproc://ztopo/%s/%d", kind, monSeq.Add(1))
-	if err := s.Z.Monitor(addr, events); err != nil {
+	if err := z.Monitor(addr, events); err != nil {
 		return nil, err
 	}
 	mon, err := ctx.NewSocket(zmq4.PAIR)
 	if err != nil {
-		_ = s.Z.Monitor("", 0)
+		_ = z.Monitor("", 0)
 		return nil, err
 	}
 	_ = mon.SetLinger(0)
 	if err := mon.Connect(addr); err != nil {
 		_ = mon.Close()
-		_ = s.Z.Monitor("", 0)
+		_ = z.Monitor("", 0)
 		return nil, err
 	}
 	return mon, nil
+}
+
+// StopMonitor detaches z's monitor, then closes mon, the PAIR MonitorPair
+// returned; it comes before z is closed. MONITOR_DETAIL
+func StopMonitor(z, mon *zmq4.Socket) {
+	_ = z.Monitor("", 0)
+	_ = mon.Close()
 }
 
 // Monitor returns the socket receiving handshake events while some connect
@@ -392,8 +404,7 @@ func (s *Socket) stopWatching() {
 	if s.mon == nil {
 		return
 	}
-	_ = s.Z.Monitor("", 0)
-	_ = s.mon.Close()
+	StopMonitor(s.Z, s.mon)
 	s.mon = nil
 }
 

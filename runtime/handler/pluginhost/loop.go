@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/ztopo/ztopo/plugins"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/supervise"
+	"github.com/ztopo/ztopo/runtime/zsock"
 )
 
 type eventKind int
@@ -307,14 +307,15 @@ func (l *loop) startGen(cfg Config, onReady func(error)) (*gen, error) {
 	// A send to a plugin that went away fails instead of vanishing.
 	_ = router.SetRouterMandatory(1)
 	_ = os.Remove(g.path) // a leftover of a killed ztopo
-	mon, err := l.monitor(router)
+	// The monitor reports a plugin's dropped connection (see events).
+	mon, err := zsock.MonitorPair(l.h.zctx, router, "pluginhost", zmq4.EVENT_DISCONNECTED)
 	if err != nil {
 		router.Close()
 		return nil, err
 	}
 	if err := router.Bind(endpoint); err != nil {
+		zsock.StopMonitor(router, mon)
 		router.Close()
-		mon.Close()
 		return nil, fmt.Errorf("pluginhost: bind %s: %w", endpoint, err)
 	}
 	env := append(os.Environ(), cfg.Env...)
@@ -331,8 +332,8 @@ func (l *loop) startGen(cfg Config, onReady func(error)) (*gen, error) {
 		LogArgs: []any{"plugin", cfg.Path},
 	})
 	if err != nil {
+		zsock.StopMonitor(router, mon)
 		router.Close()
-		mon.Close()
 		_ = os.Remove(g.path)
 		// supervise names the node; this error names the plugin instead.
 		if cause := errors.Unwrap(err); cause != nil {
@@ -410,26 +411,6 @@ func (l *loop) handshakeFailed(g *gen, err error) {
 		g.onReady = nil
 		f(err)
 	}
-}
-
-var monSeq atomic.Int64
-
-// monitor makes a socket that receives router's disconnect events.
-func (l *loop) monitor(router *zmq4.Socket) (*zmq4.Socket, error) {
-	addr := fmt.Sprintf("inproc://ztopo-pluginhost-monitor-%d", monSeq.Add(1))
-	if err := router.Monitor(addr, zmq4.EVENT_DISCONNECTED); err != nil {
-		return nil, fmt.Errorf("pluginhost: monitor: %w", err)
-	}
-	mon, err := l.h.zctx.NewSocket(zmq4.PAIR)
-	if err != nil {
-		return nil, fmt.Errorf("pluginhost: monitor: %w", err)
-	}
-	_ = mon.SetLinger(0)
-	if err := mon.Connect(addr); err != nil {
-		mon.Close()
-		return nil, fmt.Errorf("pluginhost: monitor: %w", err)
-	}
-	return mon, nil
 }
 
 // events handles g's disconnect events. libzmq drops the connection of a
@@ -741,10 +722,9 @@ func (l *loop) exited(g *gen) {
 		l.h.log.Warn("plugin exited unexpectedly", "plugin", g.cfg.Path, "gen", g.n,
 			"pid", g.proc.Pid(), "status", status, "state", stateNames[g.state])
 	}
+	zsock.StopMonitor(g.router, g.mon)
 	g.router.Close()
-	g.router = nil
-	g.mon.Close()
-	g.mon = nil
+	g.router, g.mon = nil, nil
 	_ = os.Remove(g.path)
 	for i, x := range l.gens {
 		if x == g {
