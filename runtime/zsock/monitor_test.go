@@ -59,6 +59,10 @@ func TestStopMonitorLeavesIOThreadFree(t *testing.T) {
 	}
 
 	StopMonitor(router, mon)
+	// The monitor's inner PAIR sees its peer gone at its next command
+	// processing; give libzmq that moment, so that a PAIR closed while
+	// the monitor was attached would now block the event's send.
+	time.Sleep(100 * time.Millisecond)
 	dealer.Close() // the router's I/O thread sees the disconnect
 
 	pull := rawSocket(t, ctx, zmq4.PULL)

@@ -349,7 +349,12 @@ func MonitorPair(ctx *zmq4.Context, z *zmq4.Socket, kind string, events zmq4.Eve
 }
 
 // StopMonitor detaches z's monitor, then closes mon, the PAIR MonitorPair
-// returned; it comes before z is closed. MONITOR_DETAIL
+// returned; it comes before z is closed. libzmq's I/O thread sends each
+// event on the monitor with a blocking send, also while z's connections
+// wind down after its close: with mon closed first, that send waits for a
+// reader for ever, and with it the I/O thread, so that every tcp and ipc
+// socket of the context stops moving messages (seen: a plugin host whose
+// swap had failed never read its running plugin's answers again).
 func StopMonitor(z, mon *zmq4.Socket) {
 	_ = z.Monitor("", 0)
 	_ = mon.Close()
