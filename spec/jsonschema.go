@@ -20,7 +20,13 @@ const SchemaID = "https://github.com/ztopo/ztopo/schema/ztopo.schema.json"
 // A scalar may always be written as a ${VAR} reference, which the loader
 // interpolates before it checks the type: integers, booleans and enums
 // accept such a string too.
+//
+// It panics when no builtin handler is registered: the schema would refuse
+// every `handler: NAME` (see RegisterBuiltin).
 func JSONSchema() []byte {
+	if len(builtinNames()) == 0 {
+		panic("spec: JSONSchema: " + noBuiltins)
+	}
 	node := object(nodeKeys, nil)
 	node["allOf"] = handlerConfigs()
 	s := map[string]any{
@@ -167,6 +173,13 @@ var (
 	ref                 = func(def string) map[string]any { return map[string]any{"$ref": "#/definitions/" + def} }
 )
 
+// builtinEnum encodes as the names of the builtin handlers registered when
+// the schema is encoded: valueSchemas is built when this package is
+// initialized, before the builtin package registers them.
+type builtinEnum struct{}
+
+func (builtinEnum) MarshalJSON() ([]byte, error) { return json.Marshal(builtinNames()) }
+
 // valueSchemas describes the value of each key of the decoder's tables.
 var valueSchemas = map[string]any{
 	// top level
@@ -180,7 +193,7 @@ var valueSchemas = map[string]any{
 		"properties": map[string]any{"from": positiveOrVar, "to": positiveOrVar}},
 	// nodes and defaults
 	"handler": map[string]any{"description": "a builtin name, {exec: [argv...]}, {plugin: path} or {wasm: path.wasm}", "anyOf": []any{
-		map[string]any{"type": "string", "enum": builtinNames()},
+		map[string]any{"type": "string", "enum": builtinEnum{}},
 		varRef,
 		map[string]any{"type": "object", "additionalProperties": false, "minProperties": 1, "properties": map[string]any{
 			"exec": map[string]any{"anyOf": []any{stringList, map[string]any{"type": "string"}}}, "plugin": map[string]any{"type": "string"}, "wasm": map[string]any{"type": "string"}, "codec": map[string]any{"type": "string", "enum": []string{"lines"}},

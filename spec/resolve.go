@@ -601,9 +601,13 @@ func (r *resolver) handler(sc scope, fn *FileNode, n *Node) {
 			return
 		}
 		if _, known := builtinHandler(name); !known {
-			hint := didYouMean(name, builtinNames())
-			if hint == "" {
-				hint = "builtin handlers: " + strings.Join(builtinNames(), ", ") + "; or {exec: [...]}, {plugin: path}, {wasm: path}"
+			names := builtinNames()
+			hint := didYouMean(name, names)
+			switch {
+			case len(names) == 0:
+				hint = noBuiltins
+			case hint == "":
+				hint = "builtin handlers: " + strings.Join(names, ", ") + "; or {exec: [...]}, {plugin: path}, {wasm: path}"
 			}
 			r.errorf(v.Pos, hint, "unknown handler %q", name)
 		}

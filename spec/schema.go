@@ -1,6 +1,10 @@
 package spec
 
-import "sort"
+import (
+	"fmt"
+	"sort"
+	"sync"
+)
 
 // ValueKind is the type of a handler config value.
 type ValueKind int
@@ -41,15 +45,18 @@ type ConfigKey struct {
 }
 
 // HandlerSchema describes a builtin handler: what its config accepts and
-// which sockets it drives by name. The runtime's registry must hold the same
-// names (a test there checks it).
+// which sockets it drives by name. The package that implements a builtin
+// registers its schema together with its factory (see RegisterBuiltin).
 type HandlerSchema struct {
 	Name        string
 	Keys        []ConfigKey // sorted by Name
 	NeedSockets []string    // socket names the handler requires, sorted
 	// SocketTypes constrains the type of some needed sockets.
 	SocketTypes map[string]SocketType
-	Doc         string
+	// Reactive: the handler answers messages one at a time, so its node
+	// may be a worker of a reliable broker (WorkerKeys).
+	Reactive bool
+	Doc      string
 }
 
 // Key returns the config key named name.
@@ -62,75 +69,38 @@ func (h HandlerSchema) Key(name string) (ConfigKey, bool) {
 	return ConfigKey{}, false
 }
 
-// BuiltinHandlers returns the schemas of the builtin handlers, sorted by name.
+// builtins holds the registered schemas of the builtin handlers by name.
+var builtins = struct {
+	sync.RWMutex
+	m map[string]HandlerSchema
+}{m: map[string]HandlerSchema{}}
+
+// RegisterBuiltin adds the schema of a builtin handler, which the resolver
+// then accepts as `handler: NAME` and checks the config of. This package
+// knows no builtin by itself: runtime/handler/builtin registers each one in
+// its init, with its factory in the same call, so a program that validates
+// or runs topologies imports that package. It panics on an empty or
+// duplicate name, a programming error found at start-up.
+func RegisterBuiltin(h HandlerSchema) {
+	if h.Name == "" {
+		panic("spec: RegisterBuiltin with an empty name")
+	}
+	builtins.Lock()
+	defer builtins.Unlock()
+	if _, dup := builtins.m[h.Name]; dup {
+		panic(fmt.Sprintf("spec: duplicate registration of builtin %q", h.Name))
+	}
+	builtins.m[h.Name] = h
+}
+
+// BuiltinHandlers returns the schemas of the registered builtin handlers,
+// sorted by name.
 func BuiltinHandlers() []HandlerSchema {
-	hs := []HandlerSchema{
-		{
-			Name: "count",
-			Doc:  "counts messages; completes at expect messages or when the last frame equals until; logs the rate",
-			Keys: []ConfigKey{
-				{Name: "dedupe", Kind: KindBool, Doc: "count distinct messages of at-least-once edges; copies sent again are reported as duplicates"},
-				{Name: "expect", Kind: KindInt, Doc: "complete after this many messages"},
-				{Name: "until", Kind: KindString, Doc: "complete when a message's last frame equals this text"},
-			},
-		},
-		{Name: "echo", Doc: "answers each request with the same frames; on in sockets, forwards like forward", Keys: []ConfigKey{{Name: "delay", Kind: KindDuration, Doc: "simulated work: a pause before each message is answered or passed on"}}},
-		{Name: "forward", Doc: "sends each message from an in socket, unchanged, to the out sockets", Keys: []ConfigKey{{Name: "delay", Kind: KindDuration, Doc: "simulated work: a pause before each message is answered or passed on"}}},
-		{
-			Name: "generate",
-			Doc:  "sends count messages (forever without count), then the optional end payload, then completes",
-			Keys: []ConfigKey{
-				{Name: "count", Kind: KindInt, Doc: "how many messages; absent: forever"},
-				{Name: "end", Kind: KindString, Doc: "a final payload sent after count messages (e.g. a sink's until)"},
-				{Name: "interval", Kind: KindDuration, Doc: "pause between messages"},
-				{Name: "payload", Kind: KindString, Doc: "the message text (exclusive with size)"},
-				{Name: "size", Kind: KindInt, Doc: "message size in bytes (exclusive with payload)"},
-				{Name: "topics", Kind: KindStrings, Doc: "topic frames, round robin: each message is sent as topic + body"},
-			},
-		},
-		{
-			Name:        "lbbroker",
-			Doc:         "the zguide load-balancing broker: ROUTER frontend for clients, ROUTER backend for READY workers",
-			NeedSockets: []string{"backend", "frontend"},
-			SocketTypes: map[string]SocketType{"backend": ROUTER, "frontend": ROUTER},
-		},
-		{Name: "log", Doc: "logs every message, frames shown binary-safe"},
-		{
-			Name:        "mdbroker",
-			Doc:         "a Majordomo (MDP 0.1) broker: MDPC01 clients and MDPW01 workers on one ROUTER frontend, service routing, heartbeats, mmi.service",
-			NeedSockets: []string{"frontend"},
-			SocketTypes: map[string]SocketType{"frontend": ROUTER},
-			Keys: []ConfigKey{
-				{Name: "heartbeat", Kind: KindDuration, Doc: "interval of heartbeats to idle workers (2.5s, the zguide's)"},
-				{Name: "liveness", Kind: KindInt, Doc: "heartbeats a worker may miss before it is expired (3)"},
-			},
-		},
-		{
-			Name:        "ppqueue",
-			Doc:         "the Paranoid Pirate queue: ROUTER frontend for clients, ROUTER backend for workers that send \\x01 when ready and heartbeat with \\x02",
-			NeedSockets: []string{"backend", "frontend"},
-			SocketTypes: map[string]SocketType{"backend": ROUTER, "frontend": ROUTER},
-			Keys: []ConfigKey{
-				{Name: "heartbeat", Kind: KindDuration, Doc: "interval of heartbeats to idle workers (1s, the zguide's)"},
-				{Name: "liveness", Kind: KindInt, Doc: "heartbeats a worker may miss before it is evicted (3)"},
-			},
-		},
-		{
-			Name:        "proxy",
-			Doc:         "zmq_proxy between frontend and backend, optional capture; steerable so it stops cleanly",
-			NeedSockets: []string{"backend", "frontend"},
-		},
-		{
-			Name: "replay",
-			Doc:  "sends the messages of a capture file (ztopo tap --record) from its out sockets at the recorded pace or max, optionally looping, then completes",
-			Keys: []ConfigKey{
-				{Name: "direction", Kind: KindString, Doc: "which messages of the capture: in (the tapped socket received them), out (it sent them) or any (the default)"},
-				{Name: "file", Kind: KindString, Doc: "the capture file (required), relative to the topology file"},
-				{Name: "loop", Kind: KindBool, Doc: "start again from the first message after the last, until stopped"},
-				{Name: "speed", Kind: KindString, Doc: "1 (the default) is the recorded pace, 2 twice as fast; max: as fast as the peers take them"},
-			},
-		},
-		{Name: "upper", Doc: "like echo/forward, with the ASCII letters of the last frame upper-cased", Keys: []ConfigKey{{Name: "delay", Kind: KindDuration, Doc: "simulated work: a pause before each message is answered or passed on"}}},
+	builtins.RLock()
+	defer builtins.RUnlock()
+	hs := make([]HandlerSchema, 0, len(builtins.m))
+	for _, h := range builtins.m {
+		hs = append(hs, h)
 	}
 	sort.Slice(hs, func(i, j int) bool { return hs[i].Name < hs[j].Name })
 	return hs
@@ -138,12 +108,10 @@ func BuiltinHandlers() []HandlerSchema {
 
 // builtinHandler returns the schema named name.
 func builtinHandler(name string) (HandlerSchema, bool) {
-	for _, h := range BuiltinHandlers() {
-		if h.Name == name {
-			return h, true
-		}
-	}
-	return HandlerSchema{}, false
+	builtins.RLock()
+	defer builtins.RUnlock()
+	h, ok := builtins.m[name]
+	return h, ok
 }
 
 func builtinNames() []string {
@@ -153,6 +121,9 @@ func builtinNames() []string {
 	}
 	return names
 }
+
+// noBuiltins is the hint for a program that registered no builtin.
+const noBuiltins = "this program registered no builtin handlers: it must import github.com/ztopo/ztopo/runtime/handler/builtin"
 
 // pluginSchema is what `handler: {plugin: ...}` accepts in config: the host
 // reads these; the plugin itself gets no config in format version 1.

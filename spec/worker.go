@@ -61,10 +61,6 @@ var WorkerKeys = []ConfigKey{
 	{Name: "service", Kind: KindString, Doc: "worker: the MDP service the node offers on its DEALER socket"},
 }
 
-// reactiveBuiltins are the builtins that answer messages one at a time
-// and may therefore be workers.
-var reactiveBuiltins = map[string]bool{"count": true, "echo": true, "forward": true, "log": true, "upper": true}
-
 func isWorkerKey(k string) bool {
 	for _, w := range WorkerKeys {
 		if w.Name == k {
@@ -80,7 +76,8 @@ func canWork(h HandlerRef) bool {
 	case HandlerExec, HandlerPlugin:
 		return true
 	case HandlerBuiltin:
-		return reactiveBuiltins[h.Name]
+		b, _ := builtinHandler(h.Name)
+		return b.Reactive
 	}
 	return false
 }

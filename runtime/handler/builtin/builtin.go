@@ -1,5 +1,7 @@
-// Package builtin holds the builtin handlers of SPEC §1, registered in
-// handler.Builtins under the names spec.BuiltinHandlers() lists:
+// Package builtin holds the builtin handlers of SPEC §1, each registered
+// with its config schema (spec.BuiltinHandlers) and its factory
+// (handler.Builtins) in one call. A program that validates or runs
+// topologies imports it, blank if need be:
 //
 //	forward   each message from an in socket, unchanged, to the out sockets;
 //	          config: delay (simulated work per message). Without a delay,
@@ -49,20 +51,17 @@ import (
 	"time"
 
 	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/spec"
 )
 
-func init() {
-	handler.Builtins.Register("count", newCount)
-	handler.Builtins.Register("echo", newEcho)
-	handler.Builtins.Register("forward", newForward)
-	handler.Builtins.Register("generate", newGenerate)
-	handler.Builtins.Register("lbbroker", newLBBroker)
-	handler.Builtins.Register("log", newLog)
-	handler.Builtins.Register("mdbroker", newMDBroker)
-	handler.Builtins.Register("ppqueue", newPPQueue)
-	handler.Builtins.Register("proxy", newProxy)
-	handler.Builtins.Register("replay", newReplay)
-	handler.Builtins.Register("upper", newUpper)
+// register adds a builtin in one call to both registries: its schema to
+// spec's, which the resolver checks `handler: NAME` and its config against,
+// and its factory to handler.Builtins, which the engine builds it with. Each
+// builtin calls it in an init next to its factory, so that adding one
+// touches this package only.
+func register(s spec.HandlerSchema, f handler.Factory) {
+	spec.RegisterBuiltin(s)
+	handler.Builtins.Register(s.Name, f)
 }
 
 // config reads a handler's config: values come typed from spec (int,

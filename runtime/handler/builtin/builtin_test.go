@@ -17,6 +17,9 @@ import (
 	"github.com/ztopo/ztopo/spec"
 )
 
+// TestNamesMatchSpec: register puts every builtin in both registries; this
+// catches one registered in a single one (a direct handler.Builtins.Register
+// or spec.RegisterBuiltin).
 func TestNamesMatchSpec(t *testing.T) {
 	var want []string
 	for _, h := range spec.BuiltinHandlers() {

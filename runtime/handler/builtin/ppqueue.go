@@ -170,6 +170,19 @@ func (q *PPQueue) Run(ctx context.Context, s handler.Sockets) error {
 	}
 }
 
+func init() {
+	register(spec.HandlerSchema{
+		Name:        "ppqueue",
+		Doc:         "the Paranoid Pirate queue: ROUTER frontend for clients, ROUTER backend for workers that send \\x01 when ready and heartbeat with \\x02",
+		NeedSockets: []string{"backend", "frontend"},
+		SocketTypes: map[string]spec.SocketType{"backend": spec.ROUTER, "frontend": spec.ROUTER},
+		Keys: []spec.ConfigKey{
+			{Name: "heartbeat", Kind: spec.KindDuration, Doc: "interval of heartbeats to idle workers (1s, the zguide's)"},
+			{Name: "liveness", Kind: spec.KindInt, Doc: "heartbeats a worker may miss before it is evicted (3)"},
+		},
+	}, newPPQueue)
+}
+
 func newPPQueue(cfg map[string]any, env handler.Env) (any, error) {
 	c := newConfig("ppqueue", cfg)
 	q := &PPQueue{}

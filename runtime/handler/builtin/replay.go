@@ -109,6 +109,19 @@ func ParseSpeed(s string) (speed float64, max bool, err error) {
 	return f, false, nil
 }
 
+func init() {
+	register(spec.HandlerSchema{
+		Name: "replay",
+		Doc:  "sends the messages of a capture file (ztopo tap --record) from its out sockets at the recorded pace or max, optionally looping, then completes",
+		Keys: []spec.ConfigKey{
+			{Name: "direction", Kind: spec.KindString, Doc: "which messages of the capture: in (the tapped socket received them), out (it sent them) or any (the default)"},
+			{Name: "file", Kind: spec.KindString, Doc: "the capture file (required), relative to the topology file"},
+			{Name: "loop", Kind: spec.KindBool, Doc: "start again from the first message after the last, until stopped"},
+			{Name: "speed", Kind: spec.KindString, Doc: "1 (the default) is the recorded pace, 2 twice as fast; max: as fast as the peers take them"},
+		},
+	}, newReplay)
+}
+
 func newReplay(cfg map[string]any, env handler.Env) (any, error) {
 	c := newConfig("replay", cfg)
 	p := &Replay{Logger: env.Logger, Speed: 1}

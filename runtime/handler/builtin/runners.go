@@ -149,6 +149,21 @@ func (g *Generate) Run(ctx context.Context, s handler.Sockets) error {
 	return nil
 }
 
+func init() {
+	register(spec.HandlerSchema{
+		Name: "generate",
+		Doc:  "sends count messages (forever without count), then the optional end payload, then completes",
+		Keys: []spec.ConfigKey{
+			{Name: "count", Kind: spec.KindInt, Doc: "how many messages; absent: forever"},
+			{Name: "end", Kind: spec.KindString, Doc: "a final payload sent after count messages (e.g. a sink's until)"},
+			{Name: "interval", Kind: spec.KindDuration, Doc: "pause between messages"},
+			{Name: "payload", Kind: spec.KindString, Doc: "the message text (exclusive with size)"},
+			{Name: "size", Kind: spec.KindInt, Doc: "message size in bytes (exclusive with payload)"},
+			{Name: "topics", Kind: spec.KindStrings, Doc: "topic frames, round robin: each message is sent as topic + body"},
+		},
+	}, newGenerate)
+}
+
 func newGenerate(cfg map[string]any, env handler.Env) (any, error) {
 	c := newConfig("generate", cfg)
 	g := &Generate{Logger: env.Logger}
@@ -226,6 +241,14 @@ func (p *Proxy) Run(ctx context.Context, s handler.Sockets) error {
 			return err
 		}
 	}
+}
+
+func init() {
+	register(spec.HandlerSchema{
+		Name:        "proxy",
+		Doc:         "zmq_proxy between frontend and backend, optional capture; steerable so it stops cleanly",
+		NeedSockets: []string{"backend", "frontend"},
+	}, newProxy)
 }
 
 func newProxy(cfg map[string]any, _ handler.Env) (any, error) {
@@ -320,6 +343,15 @@ func (b *LBBroker) Run(ctx context.Context, s handler.Sockets) error {
 			return err
 		}
 	}
+}
+
+func init() {
+	register(spec.HandlerSchema{
+		Name:        "lbbroker",
+		Doc:         "the zguide load-balancing broker: ROUTER frontend for clients, ROUTER backend for READY workers",
+		NeedSockets: []string{"backend", "frontend"},
+		SocketTypes: map[string]spec.SocketType{"backend": spec.ROUTER, "frontend": spec.ROUTER},
+	}, newLBBroker)
 }
 
 func newLBBroker(cfg map[string]any, env handler.Env) (any, error) {

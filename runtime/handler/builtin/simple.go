@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/spec"
 )
 
 // Forward passes each message on unchanged: to the out sockets from an in
@@ -25,10 +26,27 @@ func (f *Forward) Handle(ctx context.Context, m handler.Msg) ([][]byte, error) {
 	return m.Frames, nil
 }
 
+// delayKey is the config of echo, forward and upper.
+var delayKey = spec.ConfigKey{Name: "delay", Kind: spec.KindDuration, Doc: "simulated work: a pause before each message is answered or passed on"}
+
+func init() {
+	register(spec.HandlerSchema{
+		Name: "forward", Reactive: true, Keys: []spec.ConfigKey{delayKey},
+		Doc: "sends each message from an in socket, unchanged, to the out sockets",
+	}, newForward)
+}
+
 func newForward(cfg map[string]any, _ handler.Env) (any, error) {
 	c := newConfig("forward", cfg)
 	f := &Forward{Delay: c.duration("delay")}
 	return f, c.err()
+}
+
+func init() {
+	register(spec.HandlerSchema{
+		Name: "echo", Reactive: true, Keys: []spec.ConfigKey{delayKey},
+		Doc: "answers each request with the same frames; on in sockets, forwards like forward",
+	}, newEcho)
 }
 
 // echo and forward behave alike: the node sends the result back on inout
@@ -62,6 +80,13 @@ func (u *Upper) Handle(ctx context.Context, m handler.Msg) ([][]byte, error) {
 	return m.Frames, nil
 }
 
+func init() {
+	register(spec.HandlerSchema{
+		Name: "upper", Reactive: true, Keys: []spec.ConfigKey{delayKey},
+		Doc: "like echo/forward, with the ASCII letters of the last frame upper-cased",
+	}, newUpper)
+}
+
 func newUpper(cfg map[string]any, _ handler.Env) (any, error) {
 	c := newConfig("upper", cfg)
 	u := &Upper{Delay: c.duration("delay")}
@@ -79,6 +104,10 @@ var _ handler.Handler = (*Log)(nil)
 func (l *Log) Handle(_ context.Context, m handler.Msg) ([][]byte, error) {
 	l.Logger.Info("message", "socket", m.Socket, "frames", fmt.Sprintf("%q", m.Frames))
 	return m.Frames, nil
+}
+
+func init() {
+	register(spec.HandlerSchema{Name: "log", Reactive: true, Doc: "logs every message, frames shown binary-safe"}, newLog)
 }
 
 func newLog(cfg map[string]any, env handler.Env) (any, error) {
@@ -222,6 +251,19 @@ func (c *Count) report() {
 
 // Duplicates is how many copies of messages already counted came (Dedupe).
 func (c *Count) Duplicates() int { return c.dups }
+
+func init() {
+	register(spec.HandlerSchema{
+		Name:     "count",
+		Reactive: true,
+		Doc:      "counts messages; completes at expect messages or when the last frame equals until; logs the rate",
+		Keys: []spec.ConfigKey{
+			{Name: "dedupe", Kind: spec.KindBool, Doc: "count distinct messages of at-least-once edges; copies sent again are reported as duplicates"},
+			{Name: "expect", Kind: spec.KindInt, Doc: "complete after this many messages"},
+			{Name: "until", Kind: spec.KindString, Doc: "complete when a message's last frame equals this text"},
+		},
+	}, newCount)
+}
 
 func newCount(cfg map[string]any, env handler.Env) (any, error) {
 	c := newConfig("count", cfg)
