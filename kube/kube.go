@@ -121,7 +121,9 @@ type Manifests struct {
 // namespace opts.Namespace and returns the objects that run it. Problems
 // come back as spec.Diags with positions: everything spec refuses across
 // hosts (inproc or ipc between pods, loopback binds), and names Kubernetes
-// does not take.
+// does not take. The builtin handlers must be registered with spec, as in
+// ztopo (runtime/handler/builtin); this package does not import them, which
+// would link libzmq into it.
 func Build(filename string, data []byte, env func(string) (string, bool), opts Options) (*Manifests, error) {
 	if opts.Namespace == "" {
 		opts.Namespace = "default"

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/ztopo/ztopo/runtime/handler/builtin" // the files name builtin handlers
 	"github.com/ztopo/ztopo/spec"
 	"github.com/ztopo/ztopo/spec/graph"
 )
