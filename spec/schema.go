@@ -56,7 +56,19 @@ type HandlerSchema struct {
 	// Reactive: the handler answers messages one at a time, so its node
 	// may be a worker of a reliable broker (WorkerKeys).
 	Reactive bool
-	Doc      string
+	// Relay: the handler's only effect is what it sends on, so a message
+	// that reaches it matters only if what it sends reaches a node that
+	// still does something with it (the engine's drain at shutdown). A
+	// reactive relay sends one message for each it receives: what it
+	// received and did not send, it held (counted when it crashes).
+	Relay bool
+	// Opaque: its messages pass inside libzmq, unseen by ztopo, so its
+	// sockets cannot be tapped and their counters stay at 0.
+	Opaque bool
+	// ExpectIn and ExpectOut name the config keys, if any, holding how many
+	// messages the handler receives, or sends, before it completes.
+	ExpectIn, ExpectOut string
+	Doc                 string
 }
 
 // Key returns the config key named name.

@@ -109,6 +109,15 @@ type HandlerRef struct {
 	Codec string   // exec: "lines" (the only codec of format version 1)
 }
 
+// Builtin returns the schema of a builtin handler; false for the other
+// kinds and for a name no package registered.
+func (h HandlerRef) Builtin() (HandlerSchema, bool) {
+	if h.Kind != HandlerBuiltin {
+		return HandlerSchema{}, false
+	}
+	return builtinHandler(h.Name)
+}
+
 // Label describes what a node runs in a few words: the builtin name,
 // "exec sed", "plugin upper-v2", or a command's program and script names.
 func (h HandlerRef) Label() string {

@@ -76,7 +76,7 @@ func canWork(h HandlerRef) bool {
 	case HandlerExec, HandlerPlugin:
 		return true
 	case HandlerBuiltin:
-		b, _ := builtinHandler(h.Name)
+		b, _ := h.Builtin()
 		return b.Reactive
 	}
 	return false

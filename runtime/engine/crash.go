@@ -71,8 +71,11 @@ func (e *Engine) noteCrash(in *instance) {
 	c.since = time.Time{}
 }
 
+// isRelay tells whether n runs a reactive relay, which holds what it
+// received and did not send.
 func isRelay(n *spec.Node) bool {
-	return n.Handler.Kind == spec.HandlerBuiltin && (n.Handler.Name == "forward" || n.Handler.Name == "echo" || n.Handler.Name == "upper")
+	b, _ := n.Handler.Builtin()
+	return b.Relay && b.Reactive
 }
 
 // heldByRelay is what a relay had received and not sent, by the counters

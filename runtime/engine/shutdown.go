@@ -96,11 +96,6 @@ func (in *instance) quiesce() bool {
 	return r.stopProducing()
 }
 
-// relays are the builtin handlers whose only effect is what they send on:
-// a message that reaches one matters only if what it sends reaches a node
-// that still does something with it.
-var relays = map[string]bool{"forward": true, "echo": true, "upper": true, "proxy": true, "lbbroker": true}
-
 // needsDrain reports whether waiting for in-flight messages can still make
 // a difference: whether some instance that is not done yet could consume
 // one — a sink that counts or logs, an exec or plugin handler, a command, a
@@ -113,9 +108,9 @@ func needsDrain(insts []*instance) bool {
 	useful := make([]bool, len(insts))
 	for i, in := range insts {
 		live[i] = !terminal(in.state())
-		h := in.spec.Handler
+		b, _ := in.spec.Handler.Builtin()
 		// A producer that stopped producing only holds its sockets open.
-		useful[i] = live[i] && !in.producer && !(h.Kind == spec.HandlerBuiltin && relays[h.Name])
+		useful[i] = live[i] && !in.producer && !b.Relay
 	}
 	for changed := true; changed; {
 		changed = false

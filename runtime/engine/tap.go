@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/ztopo/ztopo/runtime/tap"
-	"github.com/ztopo/ztopo/spec"
 )
 
 // Tap attaches t to the socket named socket of the instances that name
@@ -49,8 +48,8 @@ func (e *Engine) Tap(t *tap.Tap, name, socket string) ([]string, error) {
 		if in.proc != nil {
 			return nil, fmt.Errorf("node %q runs in its own process (run: process or command): its messages never pass through ztopo; tap a socket of a peer instead", sp.Base)
 		}
-		if sp.Handler.Kind == spec.HandlerBuiltin && sp.Handler.Name == "proxy" {
-			return nil, fmt.Errorf("node %q runs the proxy builtin, whose messages libzmq moves without ztopo seeing them; tap a socket of a peer instead", sp.Base)
+		if b, _ := sp.Handler.Builtin(); b.Opaque {
+			return nil, fmt.Errorf("node %q runs the %s builtin, whose messages libzmq moves without ztopo seeing them; tap a socket of a peer instead", sp.Base, b.Name)
 		}
 		names = append(names, sp.Name)
 	}

@@ -296,14 +296,15 @@ func withEndpoints(t *spec.Topology, inst string, s control.SocketStatus) contro
 // completes, 0 for unknown: a count sink's expect, a generate's count
 // (issue 12 item 14: `ps` showed IN 100 for a sink stuck at 100 of 1000).
 func Expected(n *spec.Node) (in, out int) {
-	if n == nil || n.Handler.Kind != spec.HandlerBuiltin {
+	if n == nil {
 		return 0, 0
 	}
-	switch n.Handler.Name {
-	case "count":
-		in, _ = n.Config["expect"].(int)
-	case "generate":
-		out, _ = n.Config["count"].(int)
+	b, _ := n.Handler.Builtin()
+	if b.ExpectIn != "" {
+		in, _ = n.Config[b.ExpectIn].(int)
+	}
+	if b.ExpectOut != "" {
+		out, _ = n.Config[b.ExpectOut].(int)
 	}
 	return in, out
 }

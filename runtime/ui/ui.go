@@ -233,8 +233,8 @@ func (s *Server) node(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		is := instanceSpec{Name: n.Name, Run: string(n.Run), Handler: n.Handler.Label()}
-		is.Tappable = s.src.Tap != nil && n.Run != spec.RunProcess && n.Handler.Kind != spec.HandlerCommand &&
-			!(n.Handler.Kind == spec.HandlerBuiltin && n.Handler.Name == "proxy")
+		b, _ := n.Handler.Builtin()
+		is.Tappable = s.src.Tap != nil && n.Run != spec.RunProcess && n.Handler.Kind != spec.HandlerCommand && !b.Opaque
 		for _, so := range n.Sockets {
 			is.Sockets = append(is.Sockets, socketSpec{Name: so.Name, Type: string(so.Type), Bind: so.Bind, Connect: so.Connect})
 		}

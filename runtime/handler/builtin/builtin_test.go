@@ -30,6 +30,45 @@ func TestNamesMatchSpec(t *testing.T) {
 	}
 }
 
+// TestSchemaTraits pins which builtins the engine and spec treat as
+// workers, relays, opaque to taps, and which config keys say how many
+// messages they take or send before completing.
+func TestSchemaTraits(t *testing.T) {
+	var reactive, relay, opaque, expect []string
+	for _, h := range spec.BuiltinHandlers() {
+		for _, tr := range []struct {
+			on   bool
+			into *[]string
+		}{{h.Reactive, &reactive}, {h.Relay, &relay}, {h.Opaque, &opaque}} {
+			if tr.on {
+				*tr.into = append(*tr.into, h.Name)
+			}
+		}
+		for _, k := range []string{h.ExpectIn, h.ExpectOut} {
+			if k == "" {
+				continue
+			}
+			expect = append(expect, h.Name+"."+k)
+			if ck, ok := h.Key(k); !ok || ck.Kind != spec.KindInt {
+				t.Errorf("%s: expect key %q: got %v (known %v), want an integer key", h.Name, k, ck.Kind, ok)
+			}
+		}
+	}
+	for _, tt := range []struct {
+		trait     string
+		got, want []string
+	}{
+		{"reactive", reactive, []string{"count", "echo", "forward", "log", "upper"}},
+		{"relay", relay, []string{"echo", "forward", "lbbroker", "proxy", "upper"}},
+		{"opaque", opaque, []string{"proxy"}},
+		{"expect", expect, []string{"count.expect", "generate.count"}},
+	} {
+		if strings.Join(tt.got, " ") != strings.Join(tt.want, " ") {
+			t.Errorf("%s: got %q, want %q", tt.trait, tt.got, tt.want)
+		}
+	}
+}
+
 // TestConfigKeysMatchSpec builds every builtin with each key spec allows,
 // and checks that a key spec does not know is refused.
 func TestConfigKeysMatchSpec(t *testing.T) {

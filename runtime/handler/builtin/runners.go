@@ -151,8 +151,9 @@ func (g *Generate) Run(ctx context.Context, s handler.Sockets) error {
 
 func init() {
 	register(spec.HandlerSchema{
-		Name: "generate",
-		Doc:  "sends count messages (forever without count), then the optional end payload, then completes",
+		Name:      "generate",
+		ExpectOut: "count",
+		Doc:       "sends count messages (forever without count), then the optional end payload, then completes",
 		Keys: []spec.ConfigKey{
 			{Name: "count", Kind: spec.KindInt, Doc: "how many messages; absent: forever"},
 			{Name: "end", Kind: spec.KindString, Doc: "a final payload sent after count messages (e.g. a sink's until)"},
@@ -246,6 +247,8 @@ func (p *Proxy) Run(ctx context.Context, s handler.Sockets) error {
 func init() {
 	register(spec.HandlerSchema{
 		Name:        "proxy",
+		Relay:       true,
+		Opaque:      true,
 		Doc:         "zmq_proxy between frontend and backend, optional capture; steerable so it stops cleanly",
 		NeedSockets: []string{"backend", "frontend"},
 	}, newProxy)
@@ -348,6 +351,7 @@ func (b *LBBroker) Run(ctx context.Context, s handler.Sockets) error {
 func init() {
 	register(spec.HandlerSchema{
 		Name:        "lbbroker",
+		Relay:       true,
 		Doc:         "the zguide load-balancing broker: ROUTER frontend for clients, ROUTER backend for READY workers",
 		NeedSockets: []string{"backend", "frontend"},
 		SocketTypes: map[string]spec.SocketType{"backend": spec.ROUTER, "frontend": spec.ROUTER},

@@ -31,7 +31,7 @@ var delayKey = spec.ConfigKey{Name: "delay", Kind: spec.KindDuration, Doc: "simu
 
 func init() {
 	register(spec.HandlerSchema{
-		Name: "forward", Reactive: true, Keys: []spec.ConfigKey{delayKey},
+		Name: "forward", Reactive: true, Relay: true, Keys: []spec.ConfigKey{delayKey},
 		Doc: "sends each message from an in socket, unchanged, to the out sockets",
 	}, newForward)
 }
@@ -44,7 +44,7 @@ func newForward(cfg map[string]any, _ handler.Env) (any, error) {
 
 func init() {
 	register(spec.HandlerSchema{
-		Name: "echo", Reactive: true, Keys: []spec.ConfigKey{delayKey},
+		Name: "echo", Reactive: true, Relay: true, Keys: []spec.ConfigKey{delayKey},
 		Doc: "answers each request with the same frames; on in sockets, forwards like forward",
 	}, newEcho)
 }
@@ -82,7 +82,7 @@ func (u *Upper) Handle(ctx context.Context, m handler.Msg) ([][]byte, error) {
 
 func init() {
 	register(spec.HandlerSchema{
-		Name: "upper", Reactive: true, Keys: []spec.ConfigKey{delayKey},
+		Name: "upper", Reactive: true, Relay: true, Keys: []spec.ConfigKey{delayKey},
 		Doc: "like echo/forward, with the ASCII letters of the last frame upper-cased",
 	}, newUpper)
 }
@@ -256,6 +256,7 @@ func init() {
 	register(spec.HandlerSchema{
 		Name:     "count",
 		Reactive: true,
+		ExpectIn: "expect",
 		Doc:      "counts messages; completes at expect messages or when the last frame equals until; logs the rate",
 		Keys: []spec.ConfigKey{
 			{Name: "dedupe", Kind: spec.KindBool, Doc: "count distinct messages of at-least-once edges; copies sent again are reported as duplicates"},
