@@ -715,11 +715,11 @@ func (r *resolver) config(sc scope, fn *FileNode, n *Node) *iworker {
 			}
 		}
 	case HandlerPlugin:
-		r.schemaConfig(sc, pluginSchema, "a plugin handler", v, n.Config)
+		r.schemaConfig(sc, hostSchemas[HandlerPlugin], "a plugin handler", v, n.Config)
 	case HandlerWasm:
-		r.schemaConfig(sc, wasmSchema, "a wasm handler", v, n.Config)
+		r.schemaConfig(sc, hostSchemas[HandlerWasm], "a wasm handler", v, n.Config)
 	case HandlerExec:
-		r.schemaConfig(sc, execSchema, "an exec handler", v, n.Config)
+		r.schemaConfig(sc, hostSchemas[HandlerExec], "an exec handler", v, n.Config)
 		if d, ok := n.Config["drop"].(string); ok && strings.ContainsAny(d, "\r\n") {
 			r.errorf(v.Get("drop").Pos, "", "config \"drop\" is one output line: it cannot contain a newline")
 		}

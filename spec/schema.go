@@ -137,40 +137,29 @@ func builtinNames() []string {
 // noBuiltins is the hint for a program that registered no builtin.
 const noBuiltins = "this program registered no builtin handlers: it must import github.com/ztopo/ztopo/runtime/handler/builtin"
 
-// pluginSchema is what `handler: {plugin: ...}` accepts in config: the host
-// reads these; the plugin itself gets no config in format version 1.
-var pluginSchema = HandlerSchema{
-	Name: "plugin",
-	Keys: []ConfigKey{
-		{Name: "inflight", Kind: KindInt, Doc: "requests held by the plugin at once"},
-		{Name: "max_message", Kind: KindInt, Doc: "largest message the plugin may send, in bytes (default 67108864)"},
-		{Name: "timeout", Kind: KindDuration, Doc: "how long one request may take before it is reported lost"},
-	},
-}
-
-// execSchema is what `handler: {exec: [...]}` accepts in config: the host
-// reads these; the child gets no config.
-var execSchema = HandlerSchema{
-	Name: "exec",
-	Keys: []ConfigKey{
+// hostSchemas are what the config of `handler: {exec: [...]}`, `{plugin:
+// ...}` and `{wasm: ...}` accepts: the host reads these keys; the child,
+// plugin or module itself gets no config (format version 1). Wasm's say
+// what of the host the module may see (nothing by default).
+var hostSchemas = map[HandlerKind]HandlerSchema{
+	HandlerExec: {Name: "exec", Keys: []ConfigKey{
 		{Name: "drop", Kind: KindString, Doc: "the output line that drops its message (a filter); default: none"},
 		{Name: "max_line", Kind: KindInt, Doc: "longest output line in bytes; a longer one restarts the child (default 1048576)"},
 		{Name: "timeout", Kind: KindDuration, Doc: "a child holding messages that answers none for this long is restarted (default 10s)"},
-	},
-}
-
-// wasmSchema is what `handler: {wasm: ...}` accepts in config: the
-// module's limits and what of the host it may see (nothing by default).
-var wasmSchema = HandlerSchema{
-	Name: "wasm",
-	Keys: []ConfigKey{
+	}},
+	HandlerPlugin: {Name: "plugin", Keys: []ConfigKey{
+		{Name: "inflight", Kind: KindInt, Doc: "requests held by the plugin at once"},
+		{Name: "max_message", Kind: KindInt, Doc: "largest message the plugin may send, in bytes (default 67108864)"},
+		{Name: "timeout", Kind: KindDuration, Doc: "how long one request may take before it is reported lost"},
+	}},
+	HandlerWasm: {Name: "wasm", Keys: []ConfigKey{
 		{Name: "clock", Kind: KindBool, Doc: "the real clocks and sleep (default: a fixed clock)"},
 		{Name: "dirs", Kind: KindStrings, Doc: "HOST:GUEST directories the module may read (HOST relative to the file)"},
 		{Name: "env", Kind: KindStrings, Doc: "KEY=value environment variables for the module"},
 		{Name: "memory", Kind: KindString, Doc: "memory limit, e.g. 64MiB (the default)"},
 		{Name: "random", Kind: KindBool, Doc: "the system's random source (default: a fixed one)"},
 		{Name: "timeout", Kind: KindDuration, Doc: "how long one message may run before it fails (default 1s)"},
-	},
+	}},
 }
 
 // OptionKind is how a socket option's value is written and stored in
