@@ -1,7 +1,7 @@
-// Package builtin holds the builtin handlers of SPEC §1, each registered
-// with its config schema (spec.BuiltinHandlers) and its factory
-// (handler.Builtins) in one call. A program that validates or runs
-// topologies imports it, blank if need be:
+// Package builtin holds the builtin handlers of SPEC §1. Each registers its
+// config schema (spec.BuiltinHandlers) and its factory (handler.Builtins) in
+// one call, so a program that validates or runs topologies imports this
+// package, blank if need be. The builtins:
 //
 //	forward   each message from an in socket, unchanged, to the out sockets;
 //	          config: delay (simulated work per message). Without a delay,
