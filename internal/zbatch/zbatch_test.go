@@ -3,6 +3,7 @@ package zbatch
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -201,14 +202,14 @@ func TestSignalsLoseNothing(t *testing.T) {
 }
 
 // TestPollerSocketsAndDescriptors: one poll reports a socket and a Waker's
-// descriptor apart, through libzmq's zmq_poll and through the fallback used
+// descriptor apart, through zb_poll and through the fallback used
 // when pebbe's socket layout is unknown.
 func TestPollerSocketsAndDescriptors(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		poll func(p *Poller, timeout time.Duration) (int, error)
 	}{
-		{"zmq_poll", (*Poller).Poll},
+		{"zb_poll", (*Poller).Poll},
 		{"fallback", func(p *Poller, timeout time.Duration) (int, error) {
 			for i := range p.items {
 				p.items[i].revents = 0
@@ -256,6 +257,85 @@ func TestPollerSocketsAndDescriptors(t *testing.T) {
 				t.Fatalf("socket no longer watched: %d ready, want 0", n)
 			}
 		})
+	}
+}
+
+// TestPollerSkipsOnlyArmedSockets: a socket the owner vouches for (Drained
+// after an EAGAIN, Untouched after an idle poll) is not looked at before
+// the wait, and a message for it is still reported; Untouched after a poll
+// that found the socket ready does not hide the waiting message.
+func TestPollerSkipsOnlyArmedSockets(t *testing.T) {
+	if !Fast {
+		t.Skip("the fallback looks at every socket")
+	}
+	push, pull := pair(t, 0)
+	var p Poller
+	si := p.Add(pull, zmq4.POLLIN)
+	poll := func(timeout time.Duration) int {
+		t.Helper()
+		n, err := p.Poll(timeout)
+		if err != nil {
+			t.Fatalf("poll: %v", err)
+		}
+		return n
+	}
+	send := func() {
+		t.Helper()
+		if _, err := push.SendBytes([]byte("m"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recv := func() {
+		t.Helper()
+		if _, err := pull.RecvBytes(zmq4.DONTWAIT); err != nil {
+			t.Fatalf("receive: %v", err)
+		}
+	}
+
+	// Drained: the receive that found nothing armed the descriptor.
+	if _, err := pull.RecvBytes(zmq4.DONTWAIT); !errors.Is(err, zmq4.Errno(syscall.EAGAIN)) {
+		t.Fatalf("receive on an empty socket: %v, want EAGAIN", err)
+	}
+	p.Drained(si)
+	send()
+	if n := poll(20 * time.Second); n != 1 || p.Ready(si)&zmq4.POLLIN == 0 || p.skip[si] != 1 {
+		t.Fatalf("drained, then a message: %d ready (socket %v, skipped %v), want the socket, skipped", n, p.Ready(si), p.skip[si])
+	}
+
+	// Untouched after a poll that found it ready: looked at, still ready.
+	p.Untouched(si)
+	if n := poll(0); n != 1 || p.Ready(si)&zmq4.POLLIN == 0 || p.skip[si] != 0 {
+		t.Fatalf("untouched while a message waits: %d ready (skipped %v), want the socket, looked at", n, p.skip[si])
+	}
+	recv()
+
+	// Untouched after an idle poll: skipped, and the next message wakes it.
+	if n := poll(10 * time.Millisecond); n != 0 {
+		t.Fatalf("idle poll: %d ready, want 0", n)
+	}
+	p.Untouched(si)
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		send()
+	}()
+	if n := poll(20 * time.Second); n != 1 || p.Ready(si)&zmq4.POLLIN == 0 || p.skip[si] != 1 {
+		t.Fatalf("untouched after an idle poll, then a message: %d ready (skipped %v), want the socket, skipped", n, p.skip[si])
+	}
+	recv()
+
+	// No word from the owner: looked at every time, as zmq_poll does.
+	send()
+	send()
+	if n := poll(20 * time.Second); n != 1 {
+		t.Fatalf("two messages: %d ready, want 1", n)
+	}
+	recv()
+	if n := poll(0); n != 1 || p.skip[si] != 0 {
+		t.Fatalf("one of two received: %d ready (skipped %v), want the socket, looked at", n, p.skip[si])
+	}
+	recv()
+	if n := poll(0); n != 0 {
+		t.Fatalf("both received: %d ready, want 0", n)
 	}
 }
 
