@@ -445,6 +445,7 @@ type run struct {
 	// published, for the swapped-in handler (reactive.go).
 	carry    *pendingIn
 	poller   *zbatch.Poller // the reactive loop's, for lockstep holds
+	ctlUsed  uint64         // uses of ctl outside the reactive loop's poller: readCtl, other pollers
 	draining bool           // finishing: sends never wait
 	// sleeping is set while the reactive loop waits with results
 	// outstanding; resultReady then wakes it through resultWaker, made
@@ -476,6 +477,7 @@ type rsock struct {
 	worker    bool // REQ acting as an lbbroker worker
 	inflight  int  // async messages awaiting their result (lockstep sockets)
 	pollIdx   int
+	drained   bool         // the loop's last use was a receive that found nothing (zbatch.Poller.Drained)
 	announced bool         // the worker's READY went out
 	warned    bool         // a send failure was logged
 	wk        *workerState // the reliable worker protocol spoken here (worker.go)
@@ -608,6 +610,7 @@ func (r *run) openSockets() error {
 // readCtl consumes every waiting control message and reports whether the
 // node must stop.
 func (r *run) readCtl() bool {
+	r.ctlUsed++
 	for {
 		if _, err := r.ctl.RecvBytes(zmq4.DONTWAIT); err != nil {
 			break

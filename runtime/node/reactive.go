@@ -103,8 +103,27 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 		poller.Add(s.rel.ack, zmq4.POLLIN)
 	}
 	r.poller = poller
+	// Whether the loop may vouch for its sockets to the poller (Drained,
+	// Untouched): only when nothing but the loop below uses them between
+	// polls — no acknowledgements, worker protocol or Async results.
+	plain := len(r.reliable) == 0 && !r.workers && len(r.acks) == 0 && async == nil
+	ctlSeen := r.ctlUsed
 
 	for {
+		if plain && len(r.retiring) == 0 && len(r.pending) == 0 {
+			if r.ctlUsed == ctlSeen {
+				poller.Untouched(0)
+			}
+			for _, s := range r.recv {
+				if s.drained {
+					poller.Drained(s.pollIdx)
+				}
+			}
+		}
+		for _, s := range r.recv {
+			s.drained = false
+		}
+		ctlSeen = r.ctlUsed
 		if err := r.poll(poller, async); err != nil {
 			if zsock.IsInterrupted(err) {
 				continue
@@ -173,7 +192,11 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 					frames, err = s.sock.Recv(zmq4.DONTWAIT)
 				}
 				if err != nil {
-					if zsock.IsAgain(err) || zsock.IsInterrupted(err) {
+					if zsock.IsAgain(err) {
+						s.drained = true
+						break
+					}
+					if zsock.IsInterrupted(err) {
 						break
 					}
 					return false, false, fmt.Errorf("socket %q: receive: %w", s.name, err)
@@ -233,6 +256,9 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 			r.flushAcks()
 		}
 		if len(r.pending) > 0 || len(r.retiring) > 0 {
+			for _, s := range r.recv {
+				s.drained = false // results go out on them
+			}
 			if err := r.collect(async); err != nil {
 				if errors.Is(err, errStopped) {
 					return false, false, nil
@@ -587,6 +613,7 @@ func (r *run) sendRawCtx(ctx context.Context, s *rsock, env, body [][]byte) erro
 		s.sock.CountSendError()
 		return nil
 	}
+	r.ctlUsed++ // looked at by this poller, not the loop's
 	poller := zmq4.NewPoller()
 	poller.Add(r.ctl, zmq4.POLLIN)
 	poller.Add(s.sock.Z, zmq4.POLLOUT)
