@@ -71,6 +71,9 @@ func childMain(args []string, stdout, stderr io.Writer) int {
 	if *count > 0 {
 		p.Count = *count
 	}
+	if sc.CClient {
+		p.Client = os.Getenv(clientEnv)
+	}
 	r := measure(fn, p)
 	r.Scenario, r.Impl = sc.Name, *impl
 	data, _ := json.Marshal(r)

@@ -10,8 +10,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os/exec"
+	"strconv"
 	"sync"
 	"time"
 
@@ -318,6 +321,34 @@ func goStagesWith(p Params, workers int, stage func([][]byte), proxy bool) (Resu
 	return Result{Expected: int64(p.Count), Msgs: got, Seconds: time.Since(start).Seconds()}, err
 }
 
+// clientEnv passes Params.Client to a Go child: zbench.c's binary, whose
+// `client` subcommand times a CClient scenario's round trips.
+const clientEnv = "ZTOPO_BENCH_CLIENT"
+
+// roundTrips times p's round trips against the server at ep: by the C
+// client, a process of its own, when p names it (the reply must be the
+// request), else by reqClient in this process.
+func roundTrips(p Params, ep string, want func([]byte) []byte, start time.Time) (Result, error) {
+	bin := p.Client
+	if bin == "" || want != nil {
+		lat, err := reqClient(ep, warmup(p), p.Count, p.Size, want)
+		return latencyResult(p, lat, start), err
+	}
+	out, err := exec.Command(bin, "client", "--connect", ep, "--count", strconv.Itoa(p.Count),
+		"--size", strconv.Itoa(p.Size), "--warmup", strconv.Itoa(warmup(p))).Output()
+	var r Result
+	if line := lastLine(string(out)); line != "" {
+		if jerr := json.Unmarshal([]byte(line), &r); jerr != nil && err == nil {
+			err = fmt.Errorf("client: unreadable result %q: %v", line, jerr)
+		}
+	}
+	if err == nil && r.Err != "" {
+		err = fmt.Errorf("client: %s", r.Err)
+	}
+	r.Expected, r.Seconds = int64(p.Count), time.Since(start).Seconds()
+	return r, err
+}
+
 // reqClient is the latency client shared by the ztopo and go runs of a
 // round-trip scenario: its own context, one REQ, warm round trips first,
 // then n timed ones. Each reply must be the request, or want(request) when
@@ -417,12 +448,12 @@ func goReqRepDirect(p Params) (Result, error) {
 		}
 		return echo(s)
 	})
-	lat, err := reqClient(ep, warmup(p), p.Count, p.Size, nil)
+	r, err := roundTrips(p, ep, nil, start)
 	if err != nil {
 		h.fail(err)
 	}
 	err = h.finish()
-	return latencyResult(p, lat, start), err
+	return r, err
 }
 
 // goReqRepBroker is the zguide's shared queue: a ROUTER/DEALER proxy with
@@ -475,12 +506,12 @@ func goReqRepBroker(p Params) (Result, error) {
 		}
 		return echo(s)
 	})
-	lat, err := reqClient(front, warmup(p), p.Count, p.Size, nil)
+	r, err := roundTrips(p, front, nil, start)
 	if err != nil {
 		h.fail(err)
 	}
 	err = h.finish()
-	return latencyResult(p, lat, start), err
+	return r, err
 }
 
 // fanoutSubs is the number of subscribers of the fan-out scenario.

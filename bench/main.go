@@ -60,6 +60,11 @@ type config struct {
 	list       bool
 	compare    string // a bench binary of another build: run its ztopo side against this one's
 	compareDir string // the working directory of compare's children
+	// ownClients: every implementation times round trips with its own
+	// client (the Go one in-process for ztopo and go), as before the C
+	// client timed them all; bench-compare always does (an older ref
+	// knows no other).
+	ownClients bool
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -79,6 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&c.list, "list", false, "list the scenarios and exit")
 	fs.StringVar(&c.compare, "compare", "", "a bench binary of another build (make bench-compare REF=rev): run its ztopo side and this one's alternately and print new/ref")
 	fs.StringVar(&c.compareDir, "compare-dir", "", "the source tree of the -compare binary, its children's working directory")
+	fs.BoolVar(&c.ownClients, "own-clients", false, "time round trips with each implementation's own client (the Go one in-process for ztopo and go), not the one C client process")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -123,6 +129,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if c.compare != "" {
+		c.ownClients = true
 		return compareMain(c, stdout, stderr)
 	}
 	suite, err := runSuite(context.Background(), c, stderr)
@@ -247,7 +254,7 @@ func runSuite(ctx context.Context, c config, progress io.Writer) (*Suite, error)
 		defer removeWasm()
 		c.wasm = path
 	}
-	if c.cBin == "" && contains(c.impls, implC) && c.needs(implC) {
+	if c.cBin == "" && ((contains(c.impls, implC) && c.needs(implC)) || c.needsCClient()) {
 		bin, removeC, err := buildC()
 		if err != nil {
 			return nil, fmt.Errorf("building the C baseline (-impl without c skips it): %w", err)
@@ -319,6 +326,9 @@ func runOneIn(ctx context.Context, c config, exe, dir string, sc Scenario, impl 
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	p := sc.params(c.quick)
+	if sc.CClient && !c.ownClients {
+		p.Client = c.cBin
+	}
 	var cmd *exec.Cmd
 	switch impl {
 	case implPy:
@@ -335,6 +345,9 @@ func runOneIn(ctx context.Context, c config, exe, dir string, sc Scenario, impl 
 		}
 		cmd = exec.CommandContext(ctx, exe, args...)
 		cmd.Env = append(os.Environ(), childEnv+"=1")
+		if p.Client != "" {
+			cmd.Env = append(cmd.Env, clientEnv+"="+p.Client)
+		}
 		if c.plugin != "" {
 			cmd.Env = append(cmd.Env, pluginEnv+"="+c.plugin)
 		}
@@ -394,6 +407,20 @@ func (c config) needsPlugin() bool {
 func (c config) needsWasm() bool {
 	for _, sc := range scenarios() {
 		if c.only.MatchString(sc.Name) && sc.Later == "" && strings.HasPrefix(sc.Name, "stage/wasm") && !strings.Contains(sc.Name, "minimal") {
+			return true
+		}
+	}
+	return false
+}
+
+// needsCClient says whether a scenario the run selects is timed by the C
+// client.
+func (c config) needsCClient() bool {
+	if c.ownClients {
+		return false
+	}
+	for _, sc := range scenarios() {
+		if c.only.MatchString(sc.Name) && sc.Later == "" && sc.CClient {
 			return true
 		}
 	}

@@ -42,7 +42,11 @@ type Scenario struct {
 	Py string
 	// C is zbench.c's subcommand for the C equivalent; "" when there is
 	// none.
-	C       string
+	C string
+	// CClient: every implementation's server is timed by zbench.c's
+	// client, a process of its own (clientEnv, zbench's --client), so that
+	// the ratios compare servers and not clients (docs/benchmarks.md).
+	CClient bool
 	Targets []Target
 	// Peers are other scenarios whose ztopo run is repeated in each round
 	// of this one, right after it, and reported under this scenario as
@@ -76,6 +80,9 @@ type Params struct {
 	Transport string
 	Nodes     int
 	Quick     bool
+	// Client is zbench.c's binary when its client subcommand times a
+	// CClient scenario's round trips; "": the implementation's own client.
+	Client string
 }
 
 func (s Scenario) params(quick bool) Params {
@@ -108,6 +115,9 @@ func (s Scenario) extArgs(cmd string, p Params) []string {
 	}
 	if s.Kind == kindLatency {
 		args = append(args, "--warmup", strconv.Itoa(warmup(p)))
+	}
+	if s.CClient && p.Client != "" {
+		args = append(args, "--client", p.Client)
 	}
 	return args
 }
@@ -201,7 +211,7 @@ func scenarios() []Scenario {
 		},
 		Scenario{
 			Name:      "reqrep/direct/tcp",
-			Desc:      "REQ -> REP echo round trip, tcp, 16 B (one Go client for ztopo and go)",
+			Desc:      "REQ -> REP echo round trip, tcp, 16 B (one C client process for every server)",
 			Kind:      kindLatency,
 			Count:     10_000,
 			Quick:     200,
@@ -211,6 +221,7 @@ func scenarios() []Scenario {
 			Ztopo:     ztopoReqRepDirect,
 			Py:        "reqrep",
 			C:         "reqrep",
+			CClient:   true,
 		},
 		Scenario{
 			Name:      "reqrep/broker/tcp",
@@ -224,6 +235,7 @@ func scenarios() []Scenario {
 			Ztopo:     ztopoReqRepBroker,
 			Py:        "broker",
 			C:         "broker",
+			CClient:   true,
 			Targets:   []Target{{Metric: "p50 µs", Vs: implGo, Op: "<=", Value: 1.0}},
 		},
 		Scenario{

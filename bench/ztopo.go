@@ -317,10 +317,9 @@ func serve(p Params, name, yaml, ep string, want func([]byte) []byte) (Result, e
 	defer cancel()
 	ran := make(chan error, 1)
 	go func() { ran <- e.Run(ctx) }()
-	lat, cerr := reqClient(ep, warmup(p), p.Count, p.Size, want)
+	r, cerr := roundTrips(p, ep, want, start)
 	cancel()
 	rerr := <-ran
-	r := latencyResult(p, lat, start)
 	if cerr != nil {
 		return r, cerr
 	}

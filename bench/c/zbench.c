@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -33,6 +35,7 @@
 
 static long count = 0, size = 16, warmup = 1000;
 static const char *transport = "tcp";
+static const char *connect_ep, *client_bin;
 static char tmpdir[64];
 
 static double now(void) {
@@ -290,6 +293,43 @@ static void stop_server(void) {
     zmq_ctx_term(server_ctx);
 }
 
+static void no_server(void) {}
+
+/* client: the round-trip client alone, against a server at --connect. */
+static int cmd_client(void) {
+    if (!connect_ep) {
+        fprintf(stderr, "zbench client: --connect is required\n");
+        return 2;
+    }
+    client(connect_ep, now(), no_server);
+    return 0;
+}
+
+/* serve times the round trips against a server this process runs: with
+ * --client, by that program's `client` subcommand in a process of its own
+ * (its result line is this run's), else by a client thread here. */
+static void serve(const char *ep, double t0) {
+    if (!client_bin) {
+        client(ep, t0, stop_server);
+        return;
+    }
+    char c[32], s[32], w[32];
+    snprintf(c, sizeof c, "%ld", count);
+    snprintf(s, sizeof s, "%ld", size);
+    snprintf(w, sizeof w, "%ld", warmup);
+    char *argv[] = {(char *)client_bin, "client", "--connect", (char *)ep, "--count", c,
+                    "--size",           s,        "--warmup",  w,          NULL};
+    extern char **environ;
+    pid_t pid;
+    fflush(stdout);
+    if (posix_spawn(&pid, client_bin, NULL, NULL, argv, environ) != 0)
+        fail("posix_spawn");
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    stop_server();
+}
+
 /* reqrep: REQ -> REP echo over tcp. */
 static int cmd_reqrep(void) {
     char ep[256];
@@ -298,7 +338,7 @@ static int cmd_reqrep(void) {
     void *rep = sock(server_ctx, ZMQ_REP);
     bind_ep(rep, "rep", ep, sizeof ep);
     pthread_create(&server_th[server_threads++], NULL, echo, rep);
-    client(ep, t0, stop_server);
+    serve(ep, t0);
     return 0;
 }
 
@@ -318,7 +358,7 @@ static int cmd_broker(void) {
         fail("zmq_connect");
     pthread_create(&server_th[server_threads++], NULL, proxy, ss);
     pthread_create(&server_th[server_threads++], NULL, echo, rep);
-    client(ep, t0, stop_server);
+    serve(ep, t0);
     return 0;
 }
 
@@ -404,6 +444,7 @@ static const struct {
 } commands[] = {
     {"pushpull", cmd_pushpull}, {"pipeline", cmd_pipeline}, {"forward", cmd_forward}, {"proxy", cmd_proxy},
     {"reqrep", cmd_reqrep},     {"broker", cmd_broker},     {"fanout", cmd_fanout},
+    {"client", cmd_client},
 };
 
 int main(int argc, char **argv) {
@@ -420,6 +461,10 @@ int main(int argc, char **argv) {
             transport = argv[i + 1];
         else if (strcmp(argv[i], "--warmup") == 0)
             warmup = atol(argv[i + 1]);
+        else if (strcmp(argv[i], "--connect") == 0)
+            connect_ep = argv[i + 1];
+        else if (strcmp(argv[i], "--client") == 0)
+            client_bin = argv[i + 1];
         else {
             fprintf(stderr, "zbench: unknown flag %s\n", argv[i]);
             return 2;

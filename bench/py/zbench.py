@@ -20,6 +20,7 @@ import multiprocessing as mp
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -269,6 +270,8 @@ def client(a, ep, server):
     bound = MP.Event()
     p = run_proc(server, ep, bound)
     wait(bound, "the server to bind")
+    if a.client:
+        return ext_client(a, ep, p, t0)
     ctx = zmq.Context()
     s = sock(ctx, zmq.REQ, rcvtimeo=True)
     s.connect(ep)
@@ -297,6 +300,19 @@ def client(a, ep, server):
         return lat[max(0, int(q * len(lat) + 0.999999) - 1)] / 1e3 if lat else 0
 
     return result(a.count, len(lat), time.perf_counter() - t0, err, p50_us=rank(0.50), p99_us=rank(0.99))
+
+
+def ext_client(a, ep, server, t0):
+    """Times the round trips with the C baseline's client, a process of its own."""
+    args = [a.client, "client", "--connect", ep, "--count", str(a.count), "--size", str(a.size), "--warmup", str(a.warmup)]
+    out = subprocess.run(args, stdout=subprocess.PIPE, timeout=JOIN_S + RCVTIMEO_MS / 1000, check=False).stdout
+    stop([server])
+    lines = out.decode().strip().splitlines()
+    if not lines:
+        return result(a.count, 0, time.perf_counter() - t0, "the client printed no result")
+    r = json.loads(lines[-1])
+    r["seconds"] = time.perf_counter() - t0
+    return r
 
 
 def cmd_reqrep(a):
@@ -412,6 +428,7 @@ def main():
     ap.add_argument("--size", type=int, default=16, help="payload bytes")
     ap.add_argument("--transport", default="tcp", choices=["inproc", "ipc", "tcp"])
     ap.add_argument("--warmup", type=int, default=1000, help="untimed round trips first")
+    ap.add_argument("--client", help="the C baseline's binary: its client subcommand times the round trips")
     a = ap.parse_args()
     try:
         r = COMMANDS[a.scenario](a)
