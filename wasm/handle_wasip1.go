@@ -51,7 +51,7 @@ func ztopoHandle(n uint32) (result uint64) {
 			fail(ErrBadEncoding.Error())
 			return 0
 		}
-		l := le32(b)
+		l := load32(b)
 		b = b[4:]
 		if uint64(l) > uint64(len(b)) {
 			fail(ErrBadEncoding.Error())
@@ -60,7 +60,9 @@ func ztopoHandle(n uint32) (result uint64) {
 		fs = append(fs, b[:l:l])
 		b = b[l:]
 	}
-	frames = fs
+	if cap(fs) != cap(frames) {
+		frames = fs // grown: a pointer store, with its write barrier, only then
+	}
 	// recover is a call into the runtime, whose code is far from this
 	// one's: only a handler that did not return (it panicked) pays for it.
 	returned := false
@@ -90,7 +92,7 @@ func ztopoHandle(n uint32) (result uint64) {
 			p = -1
 			break
 		}
-		l := int(le32(msg[p:]))
+		l := int(load32(msg[p:]))
 		if len(f) != l || (l > 0 && &f[0] != &msg[p+4]) {
 			p = -1
 			break
@@ -113,6 +115,14 @@ func fail(text string) {
 	}
 	b := []byte(text)
 	hostFail(addr(b), uint32(len(b)))
+}
+
+// load32 is le32 as one 32-bit load: WebAssembly is little-endian and
+// loads need no alignment, and Go's wasm backend does not merge the four
+// byte loads of le32 into one.
+func load32(b []byte) uint32 {
+	_ = b[3]
+	return *(*uint32)(unsafe.Pointer(unsafe.SliceData(b)))
 }
 
 func addr(b []byte) uint32 {
