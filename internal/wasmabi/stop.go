@@ -29,7 +29,9 @@ const StopGlobal = "ztopo_stop"
 //	end
 //
 // and the module is compiled without wazero's checks. A loop iteration
-// costs a few instructions, a call nothing more. The host's watchdog
+// costs a few instructions, a call nothing more. (In a Go module every
+// jump is a trip around one loop per function: there the test goes before
+// the branches that may go back instead, see dispatch.) The host's watchdog
 // stops a call that overruns by setting the stop flag, and the module
 // traps within 10000 loop iterations. The trip into Go every 10000
 // iterations (growing the memory by nothing, which wazero does in Go) is
@@ -236,8 +238,10 @@ func exports(body []byte, name string) bool {
 	return false
 }
 
-// instrumentCode inserts check after every loop's block type in every
-// function body of a code section.
+// instrumentCode inserts check in every function body of a code section:
+// after every loop's block type, except in a dispatch loop (see
+// dispatchLoop), where it goes before each branch back to the loop that
+// does not provably move forward.
 func instrumentCode(body, check []byte) ([]byte, error) {
 	r := &reader{b: body}
 	n := r.u32()
@@ -245,6 +249,7 @@ func instrumentCode(body, check []byte) ([]byte, error) {
 	// module of megabytes is not copied over and over as out grows.
 	out := appendU32(make([]byte, 0, len(body)+len(body)/4), n)
 	var fn []byte
+	var stack []label
 	for ; n > 0 && r.err == nil; n-- {
 		size := r.u32()
 		f := &reader{b: r.bytes(int(size))}
@@ -257,14 +262,57 @@ func instrumentCode(body, check []byte) ([]byte, error) {
 			f.valtype()
 		}
 		fn = append(fn, f.b[:f.p]...)
+		stack = stack[:0]
+		lead, leadOf := 0, -1 // leading blocks of a dispatch loop still to come
+		var prev [2]int       // where the last two instructions began (-1: none)
+		prev[0], prev[1] = -1, -1
 		for f.p < len(f.b) && f.err == nil {
 			start := f.p
 			op := f.byte()
 			f.immediates(op)
-			fn = append(fn, f.b[start:f.p]...)
-			if op == 0x03 { // loop
-				fn = append(fn, check...)
+			if f.err != nil {
+				break
 			}
+			switch op {
+			case 0x02, 0x03, 0x04: // block, loop, if
+				l := label{loop: op == 0x03, leadOf: -1}
+				if op == 0x02 && lead > 0 {
+					l.leadOf = leadOf
+					stack[leadOf].open++
+					lead--
+				}
+				fn = append(fn, f.b[start:f.p]...)
+				if l.loop {
+					if d, ok := dispatchLoop(f.b, f.p); ok {
+						l.dispatch = &d
+						lead, leadOf = d.lead, len(stack)
+					} else {
+						fn = append(fn, check...)
+					}
+				}
+				stack = append(stack, l)
+			case 0x0b: // end
+				if len(stack) > 0 {
+					if l := stack[len(stack)-1]; l.leadOf >= 0 {
+						stack[l.leadOf].open--
+					}
+					stack = stack[:len(stack)-1]
+				}
+				fn = append(fn, f.b[start:f.p]...)
+			case 0x0c: // br
+				if t := target(stack, f.b[start+1:f.p]); t != nil && t.dispatch != nil && !t.forward(f.b, prev) {
+					fn = append(fn, check...)
+				}
+				fn = append(fn, f.b[start:f.p]...)
+			case 0x0d, 0x0e: // br_if, br_table: checked when one target is a dispatch loop
+				if branchesToDispatch(stack, op, f.b[start+1:f.p]) {
+					fn = append(fn, check...)
+				}
+				fn = append(fn, f.b[start:f.p]...)
+			default:
+				fn = append(fn, f.b[start:f.p]...)
+			}
+			prev[0], prev[1] = prev[1], start
 		}
 		if f.err != nil {
 			return nil, f.err
@@ -276,6 +324,110 @@ func instrumentCode(body, check []byte) ([]byte, error) {
 		r.err = errUnknown
 	}
 	return out, r.err
+}
+
+// A dispatch loop is how Go compiles a function to WebAssembly: every
+// jump, forward ones too, sets a local to the target's number and
+// branches to one loop, whose body starts with a br_table on that local
+// out of as many nested blocks as the function has jump targets:
+//
+//	loop  block block … block  local.get $pc  br_table …  end seg0  end seg1 …  end
+//
+// Testing the fuel at that loop's head would test it at every jump. A
+// branch that sets the local to a segment after the one it is in moves
+// forward, and code that only moves forward ends: only the other branches
+// to the loop (back to the same or an earlier segment, or of another
+// shape) are tested, before they branch. Code inside a segment that
+// branches elsewhere (its own loops, blocks) is instrumented as usual.
+type dispatch struct {
+	local uint32
+	lead  int      // leading blocks: segments
+	table []uint32 // the br_table's depths, then its default
+}
+
+// label is an open block, loop or if of a function body.
+type label struct {
+	loop     bool
+	dispatch *dispatch // a dispatch loop
+	leadOf   int       // the stack index of the dispatch loop this block leads, or -1
+	open     int       // a dispatch loop's leading blocks still open
+}
+
+// dispatchLoop reads, at p just after a loop's block type, whether the
+// loop is a dispatch loop.
+func dispatchLoop(b []byte, p int) (dispatch, bool) {
+	r := &reader{b: b, p: p}
+	var d dispatch
+	for r.p+1 < len(b) && b[r.p] == 0x02 && b[r.p+1] == 0x40 {
+		r.p += 2
+		d.lead++
+	}
+	if d.lead == 0 || r.byte() != 0x20 {
+		return d, false
+	}
+	d.local = r.u32()
+	if r.byte() != 0x0e {
+		return d, false
+	}
+	for n := r.u32(); n > 0 && r.err == nil; n-- {
+		d.table = append(d.table, r.u32())
+	}
+	d.table = append(d.table, r.u32())
+	return d, r.err == nil
+}
+
+// target is the label a branch's depth imm names, or nil for the function.
+func target(stack []label, imm []byte) *label {
+	r := &reader{b: imm}
+	d := int(r.u32())
+	if r.err != nil || d >= len(stack) {
+		return nil
+	}
+	return &stack[len(stack)-1-d]
+}
+
+// branchesToDispatch tells whether a br_if or br_table may branch to a
+// dispatch loop.
+func branchesToDispatch(stack []label, op byte, imm []byte) bool {
+	r := &reader{b: imm}
+	n := uint32(0)
+	if op == 0x0e {
+		n = r.u32()
+	}
+	for i := uint32(0); i <= n && r.err == nil; i++ {
+		d := int(r.u32())
+		if d < len(stack) && stack[len(stack)-1-d].dispatch != nil {
+			return true
+		}
+	}
+	return r.err != nil
+}
+
+// forward tells whether the br to dispatch loop l that follows the
+// instructions at prev (i32.const K; local.set $pc) goes to a later
+// segment than the one it is in.
+func (l *label) forward(b []byte, prev [2]int) bool {
+	d := l.dispatch
+	if prev[0] < 0 || b[prev[0]] != 0x41 || b[prev[1]] != 0x21 {
+		return false
+	}
+	r := &reader{b: b, p: prev[0] + 1}
+	k := r.leb()
+	if r.err != nil || b[r.p-1]&0x40 != 0 { // negative
+		return false
+	}
+	r.p = prev[1] + 1
+	if r.u32() != d.local || r.err != nil {
+		return false
+	}
+	depth := d.table[len(d.table)-1]
+	if k < uint64(len(d.table)-1) {
+		depth = d.table[k]
+	}
+	// Depth e of the br_table lands after the end of leading block
+	// lead-e, at the start of segment e; the branch is in segment
+	// lead-open-1.
+	return int(depth) < d.lead && int(depth) > d.lead-l.open-1
 }
 
 // reader decodes the binary format; the first error sticks and every
