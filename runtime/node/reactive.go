@@ -43,15 +43,8 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 	// A message received after the swap to h was published is h's.
 	if c := r.carry; c != nil {
 		r.carry = nil
-		done, err := r.dispatch(h, async, c.from, c.env, c.body, c.rel)
-		if err != nil {
-			if errors.Is(err, errStopped) {
-				return false, false, nil
-			}
-			return false, false, err
-		}
-		if done {
-			return true, false, nil
+		if done, err := r.dispatch(h, async, c.from, c.env, c.body, c.rel); done || err != nil {
+			return done, false, unlessStopped(err)
 		}
 	}
 
@@ -132,19 +125,13 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 		}
 		if len(r.reliable) > 0 {
 			if err := r.relTick(); err != nil {
-				if errors.Is(err, errStopped) {
-					return false, false, nil
-				}
-				return false, false, err
+				return false, false, unlessStopped(err)
 			}
 		}
 		if r.workers {
 			rebuilt, err := r.workerTick()
-			if errors.Is(err, errStopped) {
-				return false, false, nil
-			}
 			if err != nil {
-				return false, false, err
+				return false, false, unlessStopped(err)
 			}
 			if rebuilt {
 				return false, true, nil // a new socket: a new poller
@@ -225,15 +212,8 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 						return false, true, nil
 					}
 				}
-				done, err := r.dispatch(h, async, s, env, body, in)
-				if err != nil {
-					if errors.Is(err, errStopped) {
-						return false, false, nil
-					}
-					return false, false, err
-				}
-				if done {
-					return true, false, nil
+				if done, err := r.dispatch(h, async, s, env, body, in); done || err != nil {
+					return done, false, unlessStopped(err)
 				}
 				if r.ctx.Err() != nil {
 					return false, false, nil
@@ -244,10 +224,7 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 				if i&15 == 15 && (len(r.reliable) > 0 || len(r.acks) > 0) {
 					// Acknowledgements move on during a long batch too.
 					if err := r.relTick(); err != nil {
-						if errors.Is(err, errStopped) {
-							return false, false, nil
-						}
-						return false, false, err
+						return false, false, unlessStopped(err)
 					}
 				}
 			}
@@ -260,10 +237,7 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 				s.drained = false // results go out on them
 			}
 			if err := r.collect(async); err != nil {
-				if errors.Is(err, errStopped) {
-					return false, false, nil
-				}
-				return false, false, err
+				return false, false, unlessStopped(err)
 			}
 			if fast && len(r.retiring) == 0 && !tapped(in, out) {
 				return false, true, nil // on to the fast path
@@ -672,4 +646,13 @@ type pendingIn struct {
 	from      *rsock
 	env, body [][]byte
 	rel       *relIn
+}
+
+// unlessStopped is err, or nil when err says the node is stopping: the loop
+// then ends without an error and Run reports the context's.
+func unlessStopped(err error) error {
+	if errors.Is(err, errStopped) {
+		return nil
+	}
+	return err
 }
