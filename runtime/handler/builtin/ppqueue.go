@@ -81,23 +81,13 @@ func (q *PPQueue) Inherit(prev any) {
 }
 
 func (q *PPQueue) Run(ctx context.Context, s handler.Sockets) error {
-	w, ok := s.(handler.Waiter)
-	if !ok {
-		return fmt.Errorf("ppqueue: the node's sockets cannot wait: %w", handler.ErrFatal)
+	w, err := brokerWaiter("ppqueue", s)
+	if err != nil {
+		return err
 	}
-	if s.Spec("frontend") == nil || s.Spec("backend") == nil {
-		return fmt.Errorf("ppqueue: needs sockets named frontend and backend: %w", handler.ErrFatal)
-	}
-	backendOnly := []string{"backend"}
-	both := []string{"backend", "frontend"}
 	heartbeatAt := time.Now().Add(q.Heartbeat)
 	for {
-		names := backendOnly
-		if len(q.workers) > 0 {
-			// Clients are only heard while a worker can take their request.
-			names = both
-		}
-		readyNames, err := w.Wait(names, max(time.Until(heartbeatAt), 0))
+		readyNames, err := waitBroker(w, len(q.workers), max(time.Until(heartbeatAt), 0))
 		if err != nil {
 			return err
 		}
@@ -127,19 +117,12 @@ func (q *PPQueue) Run(ctx context.Context, s handler.Sockets) error {
 				if len(q.workers) == 0 {
 					continue
 				}
-				// [client, "", request...] goes to the least recently used
-				// worker as [worker, client, "", request...].
-				m, err := s.Recv("frontend")
-				if err != nil {
-					return err
-				}
+				// The least recently used worker takes it, as
+				// [worker, client, "", request...].
 				worker := q.workers[0]
 				q.workers[0] = ppWorker{}
 				q.workers = q.workers[1:]
-				out := make([][]byte, 0, len(m)+1)
-				out = append(out, worker.id)
-				out = append(out, m...)
-				if err := s.Send("backend", out); err != nil {
+				if err := toWorker(s, worker.id); err != nil {
 					return err
 				}
 			}

@@ -284,23 +284,57 @@ func (b *LBBroker) Idle() int { return len(b.workers) }
 
 var ready = []byte("READY")
 
-func (b *LBBroker) Run(ctx context.Context, s handler.Sockets) error {
+// The load-balancing brokers (lbbroker, ppqueue) share how they wait and
+// how a request goes to a worker; what a worker says, and when it is
+// idle, is theirs.
+
+// brokerWaiter is the Waiter a load-balancing broker named kind reads its
+// frontend and backend with.
+func brokerWaiter(kind string, s handler.Sockets) (handler.Waiter, error) {
 	w, ok := s.(handler.Waiter)
 	if !ok {
-		return fmt.Errorf("lbbroker: the node's sockets cannot wait: %w", handler.ErrFatal)
+		return nil, fmt.Errorf("%s: the node's sockets cannot wait: %w", kind, handler.ErrFatal)
 	}
 	if s.Spec("frontend") == nil || s.Spec("backend") == nil {
-		return fmt.Errorf("lbbroker: needs sockets named frontend and backend: %w", handler.ErrFatal)
+		return nil, fmt.Errorf("%s: needs sockets named frontend and backend: %w", kind, handler.ErrFatal)
 	}
-	backendOnly := []string{"backend"}
-	both := []string{"backend", "frontend"}
+	return w, nil
+}
+
+var (
+	backendOnly = []string{"backend"}
+	bothSides   = []string{"backend", "frontend"}
+)
+
+// waitBroker waits up to timeout (-1: for ever) for the backend and, while
+// idle workers wait, the frontend: clients are only heard while a worker
+// can take their request.
+func waitBroker(w handler.Waiter, idle int, timeout time.Duration) ([]string, error) {
+	if idle > 0 {
+		return w.Wait(bothSides, timeout)
+	}
+	return w.Wait(backendOnly, timeout)
+}
+
+// toWorker reads one request from the frontend ([client, "", request...])
+// and sends it on the backend behind the worker's address frames.
+func toWorker(s handler.Sockets, addr ...[]byte) error {
+	m, err := s.Recv("frontend")
+	if err != nil {
+		return err
+	}
+	out := make([][]byte, 0, len(addr)+len(m))
+	out = append(append(out, addr...), m...)
+	return s.Send("backend", out)
+}
+
+func (b *LBBroker) Run(ctx context.Context, s handler.Sockets) error {
+	w, err := brokerWaiter("lbbroker", s)
+	if err != nil {
+		return err
+	}
 	for {
-		names := backendOnly
-		if len(b.workers) > 0 {
-			// Clients are only heard while a worker can take their request.
-			names = both
-		}
-		readyNames, err := w.Wait(names, -1)
+		readyNames, err := waitBroker(w, len(b.workers), -1)
 		if err != nil {
 			return err
 		}
@@ -327,17 +361,10 @@ func (b *LBBroker) Run(ctx context.Context, s handler.Sockets) error {
 				if len(b.workers) == 0 {
 					continue
 				}
-				// [client, "", request...] goes to the oldest idle worker.
-				m, err := s.Recv("frontend")
-				if err != nil {
-					return err
-				}
+				// The oldest idle worker takes it, as [worker, "", client, "", request...].
 				worker := b.workers[0]
 				b.workers = b.workers[1:]
-				out := make([][]byte, 0, len(m)+2)
-				out = append(out, worker, nil)
-				out = append(out, m...)
-				if err := s.Send("backend", out); err != nil {
+				if err := toWorker(s, worker, nil); err != nil {
 					return err
 				}
 			}
