@@ -80,11 +80,8 @@ func ztopoPluginReqRep(p Params) (Result, error) {
 		return Result{}, err
 	}
 	defer remove()
-	ep, err := freeTCP()
-	if err != nil {
-		return Result{}, err
-	}
-	yaml := fmt.Sprintf(`version: 1
+	return serve(p, "plugin-reqrep", func(ep string) string {
+		return fmt.Sprintf(`version: 1
 name: bench-plugin-reqrep
 nodes:
   server:
@@ -92,7 +89,7 @@ nodes:
     sockets:
       in: {type: REP, bind: %q}
 `, bin, ep)
-	return serve(p, "plugin-reqrep", yaml, ep, bytes.ToUpper)
+	}, bytes.ToUpper)
 }
 
 // upperWasm builds the example WebAssembly handler (wasm/examples/upper)

@@ -304,11 +304,16 @@ nodes:
 }
 
 // serve runs a reactive topology (it never completes) while the shared Go
-// latency client measures round trips against it, then stops it. want is
-// the reply expected for a request (nil: the request itself).
-func serve(p Params, name, yaml, ep string, want func([]byte) []byte) (Result, error) {
+// latency client measures round trips against it, then stops it. topology
+// is the file, given the free tcp endpoint its server binds; want is the
+// reply expected for a request (nil: the request itself).
+func serve(p Params, name string, topology func(ep string) string, want func([]byte) []byte) (Result, error) {
+	ep, err := freeTCP()
+	if err != nil {
+		return Result{}, err
+	}
 	start := time.Now()
-	e, remove, err := load(name, yaml)
+	e, remove, err := load(name, topology(ep))
 	if err != nil {
 		return Result{}, err
 	}
@@ -327,11 +332,8 @@ func serve(p Params, name, yaml, ep string, want func([]byte) []byte) (Result, e
 }
 
 func ztopoReqRepDirect(p Params) (Result, error) {
-	ep, err := freeTCP()
-	if err != nil {
-		return Result{}, err
-	}
-	yaml := fmt.Sprintf(`version: 1
+	return serve(p, "reqrep", func(ep string) string {
+		return fmt.Sprintf(`version: 1
 name: bench-reqrep
 nodes:
   server:
@@ -339,17 +341,14 @@ nodes:
     sockets:
       in: {type: REP, bind: %q}
 `, ep)
-	return serve(p, "reqrep", yaml, ep, nil)
+	}, nil)
 }
 
 // ztopoReqRepBroker is topologies/sharedqueue.yaml's shape: the proxy
 // builtin between a ROUTER and a DEALER, one echo worker behind it.
 func ztopoReqRepBroker(p Params) (Result, error) {
-	ep, err := freeTCP()
-	if err != nil {
-		return Result{}, err
-	}
-	yaml := fmt.Sprintf(`version: 1
+	return serve(p, "broker", func(ep string) string {
+		return fmt.Sprintf(`version: 1
 name: bench-broker
 nodes:
   broker:
@@ -362,7 +361,7 @@ nodes:
     sockets:
       in: {type: REP, connect: broker.backend}
 `, ep)
-	return serve(p, "broker", yaml, ep, nil)
+	}, nil)
 }
 
 // ztopoFanout uses the sync barrier of SPEC §1 against the slow joiner: the
