@@ -178,6 +178,15 @@ func (d *decoder) isMap(v *Value, what string) bool {
 	return false
 }
 
+// entries is map v's entries; none when v is not a map (reported, as
+// isMap does).
+func (d *decoder) entries(v *Value, what string) []Entry {
+	if !d.isMap(v, what) {
+		return nil
+	}
+	return v.Entries
+}
+
 // eachEntry decodes each entry of map v (what names it in the error when v
 // is not a map) with decode.
 func eachEntry[T any](d *decoder, v *Value, what string, decode func(Entry) T) []T {
@@ -212,9 +221,7 @@ func (d *decoder) file(filename string, root *Value) *File {
 		case "name":
 			f.Name = e.Value
 		case "vars":
-			if d.isMap(e.Value, "vars") {
-				f.Vars = e.Value.Entries
-			}
+			f.Vars = d.entries(e.Value, "vars")
 		case "defaults":
 			if d.isMap(e.Value, "defaults") {
 				f.Defaults = d.defaults(e.Value)
@@ -262,9 +269,7 @@ func (d *decoder) defaults(v *Value) *FileDefaults {
 		case "host":
 			def.Host = e.Value
 		case "options":
-			if d.isMap(e.Value, "defaults.options") {
-				def.Options = e.Value.Entries
-			}
+			def.Options = d.entries(e.Value, "defaults.options")
 		}
 	})
 	return def
@@ -353,9 +358,7 @@ func (d *decoder) socket(node string, e Entry) *FileSocket {
 		case "ack_timeout":
 			s.AckTimeout = v
 		case "options":
-			if d.isMap(v, "options of "+where) {
-				s.Options = v.Entries
-			}
+			s.Options = d.entries(v, "options of "+where)
 		case "curve":
 			if d.isMap(v, "curve of "+where) {
 				s.Curve = v
