@@ -235,8 +235,9 @@ func (rl *reload) fail(name string, err error) {
 // prepare builds everything the plan needs before anything is stopped, so
 // that a definition whose handler cannot be built never costs the running
 // one: swaps for handler-only changes, new instances (with their first
-// handler) for added and changed nodes.
-func (rl *reload) prepare(live bool) (swaps []swapJob, starts []startJob) {
+// handler) for added and changed nodes. When any of it fails, prepare
+// abandons the reload (nothing was touched yet) and ok is false.
+func (rl *reload) prepare(live bool) (swaps []swapJob, starts []startJob, ok bool) {
 	e := rl.e
 	e.mu.Lock()
 	current := make(map[string]*instance, len(e.insts))
@@ -317,7 +318,11 @@ func (rl *reload) prepare(live bool) (swaps []swapJob, starts []startJob) {
 		}
 		starts = append(starts, startJob{n: n, old: old, in: in})
 	}
-	return swaps, starts
+	if len(rl.failed) > 0 {
+		rl.abandon(swaps, starts)
+		return nil, nil, false
+	}
+	return swaps, starts, true
 }
 
 // inprocDependents finds the instances among candidates that must restart
@@ -379,12 +384,11 @@ func noSwap(in *instance, n *spec.Node) string {
 // its receiver stayed on the old one). Handler swaps happen last, once
 // every start succeeded.
 func (rl *reload) apply() {
-	e := rl.e
-	swaps, starts := rl.prepare(true)
-	if len(rl.failed) > 0 {
-		rl.abandon(swaps, starts)
+	swaps, starts, ok := rl.prepare(true)
+	if !ok {
 		return
 	}
+	e := rl.e
 
 	// Stop before start: what the old instances bound is free for their
 	// replacements.
@@ -455,9 +459,16 @@ func (rl *reload) apply() {
 		}
 	}
 	rl.stopped = len(rl.plan.Removed)
+	rl.swap(swaps, true)
+}
 
+// swap gives each node of a handler-only change its new handler; logged:
+// with a line each (a live reload).
+func (rl *reload) swap(swaps []swapJob, logged bool) {
 	for _, j := range swaps {
-		rl.log.Info("swapping handler", "node", j.n.Name, "handler", j.n.Handler.Label())
+		if logged {
+			rl.log.Info("swapping handler", "node", j.n.Name, "handler", j.n.Handler.Label())
+		}
 		if err := j.in.swapTo(j.n, rl.new, j.h); err != nil {
 			// Only a process node refuses, and prepare made those restarts.
 			discard(j.h)
@@ -681,27 +692,18 @@ func startWaves(starts []startJob) [][]startJob {
 // applyIdle applies the plan before Run: nothing runs yet, so instances
 // are replaced, added and dropped; Run starts what is there.
 func (rl *reload) applyIdle() {
-	e := rl.e
-	swaps, starts := rl.prepare(false)
-	if len(rl.failed) > 0 {
-		rl.abandon(swaps, starts)
+	swaps, starts, ok := rl.prepare(false)
+	if !ok {
 		return
 	}
+	e := rl.e
 	var gone []*instance
 	defer func() {
 		for _, in := range gone {
 			in.discard()
 		}
 	}()
-	for _, j := range swaps {
-		if err := j.in.swapTo(j.n, rl.new, j.h); err != nil {
-			discard(j.h)
-			rl.fail(j.n.Name, err)
-			rl.kept[j.n.Name] = true
-			continue
-		}
-		rl.swapped++
-	}
+	rl.swap(swaps, false)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, name := range rl.plan.Removed {
