@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/ztopo/ztopo/internal/socktest"
 	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/spec"
@@ -18,7 +19,7 @@ import (
 // count, not one line per message; errors the handler already reported
 // (a crashed child's losses) are not logged again at all.
 func TestHandlerErrorsRateLimited(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	in, out := "inproc://errlog-in", "inproc://errlog-out"
 	var seen atomic.Int64
 	h := handler.HandlerFunc(func(_ context.Context, m handler.Msg) ([][]byte, error) {
@@ -38,7 +39,7 @@ func TestHandlerErrorsRateLimited(t *testing.T) {
 		if i%2 == 1 {
 			body = "reported"
 		}
-		if err := p.Send(fr(body), 0); err != nil {
+		if err := p.Send(socktest.Frames(body), 0); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -3,12 +3,13 @@ package node
 import (
 	"context"
 	"fmt"
-	"github.com/ztopo/ztopo/internal/testutil"
-	"github.com/ztopo/ztopo/internal/zbatch"
 	"sync/atomic"
 	"testing"
 
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/internal/socktest"
+	"github.com/ztopo/ztopo/internal/testutil"
+	"github.com/ztopo/ztopo/internal/zbatch"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/zsock"
 	"github.com/ztopo/ztopo/spec"
@@ -25,7 +26,7 @@ func (p *passthrough) Handle(_ context.Context, m handler.Msg) ([][]byte, error)
 func (p *passthrough) Passthrough() bool { return true }
 
 func TestFastPathForwardsAndCountsExactly(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	in, out := "inproc://fast-in", "inproc://fast-out"
 	sink := peer(t, zctx, spec.PULL, out, "")
 	h := &passthrough{}
@@ -38,14 +39,14 @@ func TestFastPathForwardsAndCountsExactly(t *testing.T) {
 	var bytes uint64
 	for b := 0; b < n; b += batch {
 		for i := b; i < b+batch; i++ {
-			m := fr("topic", fmt.Sprintf("body-%d", i))
+			m := socktest.Frames("topic", fmt.Sprintf("body-%d", i))
 			bytes += uint64(len(m[0]) + len(m[1]))
 			if err := src.Send(m, 0); err != nil {
 				t.Fatal(err)
 			}
 		}
 		for i := b; i < b+batch; i++ {
-			if got, want := q(recv(t, sink)), q(fr("topic", fmt.Sprintf("body-%d", i))); got != want {
+			if got, want := q(socktest.Recv(t, sink)), q(socktest.Frames("topic", fmt.Sprintf("body-%d", i))); got != want {
 				t.Fatalf("message %d: got %s, want %s", i, got, want)
 			}
 		}
@@ -76,7 +77,7 @@ func TestFastPathForwardsAndCountsExactly(t *testing.T) {
 // proxy; the new handler gets every message from then on, none is lost,
 // and the counters add up across both.
 func TestFastPathSwap(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	in, out := "inproc://fast-swap-in", "inproc://fast-swap-out"
 	sink := peer(t, zctx, spec.PULL, out, "")
 	st := start(t, zctx, Config{Spec: pipeNode("fwd", in, out), Handler: &passthrough{}})
@@ -91,10 +92,10 @@ func TestFastPathSwap(t *testing.T) {
 		if i == n/2 {
 			st.n.SwapHandler(tagged)
 		}
-		if err := src.Send(fr(fmt.Sprint(i)), 0); err != nil {
+		if err := src.Send(socktest.Frames(fmt.Sprint(i)), 0); err != nil {
 			t.Fatal(err)
 		}
-		got := string(recv(t, sink)[0])
+		got := string(socktest.Recv(t, sink)[0])
 		switch {
 		case got == "B:"+fmt.Sprint(i):
 			seenB = true
@@ -186,14 +187,14 @@ func (d *discardCounter) Discarded(n int) bool {
 func TestDiscarderTakesNoMoreThanItsLimit(t *testing.T) {
 	for _, off := range []bool{false, true} {
 		t.Run(fmt.Sprintf("off=%v", off), func(t *testing.T) {
-			zctx := newCtx(t)
+			zctx := socktest.Context(t)
 			ep := fmt.Sprintf("inproc://discard-%v", off)
 			d := &discardCounter{limit: 5, off: off}
 			// Queued before the node binds (inproc connects first), so
 			// that all 8 wait when it starts and it could take them all.
 			src := peer(t, zctx, spec.PUSH, "", ep)
 			for i := 0; i < 8; i++ {
-				if err := src.Send(fr("x", fmt.Sprint(i)), zmq4.DONTWAIT); err != nil {
+				if err := src.Send(socktest.Frames("x", fmt.Sprint(i)), zmq4.DONTWAIT); err != nil {
 					t.Fatal(err)
 				}
 			}

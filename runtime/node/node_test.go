@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ztopo/ztopo/internal/testutil"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/internal/socktest"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/zsock"
 	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
@@ -21,18 +22,6 @@ import (
 )
 
 const bound = 30 * time.Second
-
-// newCtx returns a context terminated (bounded) when the test ends, after
-// every cleanup registered later has run.
-func newCtx(t *testing.T) *zmq4.Context {
-	t.Helper()
-	zctx, err := zsock.NewContext()
-	if err != nil {
-		t.Fatal(err)
-	}
-	zsocktest.TermAtEnd(t, zctx)
-	return zctx
-}
 
 func testLogger(t *testing.T) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: testWriter{t}})
@@ -97,36 +86,7 @@ func peer(t *testing.T, zctx *zmq4.Context, typ spec.SocketType, bind, connect s
 	if typ == spec.SUB {
 		s.Subscribe = []string{""}
 	}
-	zs, err := zsock.Open(zctx, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { zs.Close() })
-	return zs
-}
-
-// recv receives with a bound.
-func recv(t *testing.T, s *zsock.Socket) [][]byte {
-	t.Helper()
-	p := zmq4.NewPoller()
-	p.Add(s.Z, zmq4.POLLIN)
-	polled, err := p.Poll(bound)
-	if err != nil || len(polled) == 0 {
-		t.Fatalf("nothing received (%v)", err)
-	}
-	m, err := s.Recv(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func fr(ss ...string) [][]byte {
-	out := make([][]byte, len(ss))
-	for i, s := range ss {
-		out[i] = []byte(s)
-	}
-	return out
+	return socktest.Open(t, zctx, s)
 }
 
 func q(m [][]byte) string { return fmt.Sprintf("%q", m) }
@@ -141,19 +101,19 @@ func pipeNode(name, in, out string) *spec.Node {
 }
 
 func TestForwardInToOut(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	in, out := "inproc://fwd-in", "inproc://fwd-out"
 	sink := peer(t, zctx, spec.PULL, out, "")
 	st := start(t, zctx, Config{Spec: pipeNode("fwd", in, out), Handler: forward})
 	src := peer(t, zctx, spec.PUSH, "", in)
 	const n = 1000
 	for i := 0; i < n; i++ {
-		if err := src.Send(fr("topic", fmt.Sprint(i)), 0); err != nil {
+		if err := src.Send(socktest.Frames("topic", fmt.Sprint(i)), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i := 0; i < n; i++ {
-		if got, want := q(recv(t, sink)), q(fr("topic", fmt.Sprint(i))); got != want {
+		if got, want := q(socktest.Recv(t, sink)), q(socktest.Frames("topic", fmt.Sprint(i))); got != want {
 			t.Fatalf("message %d: got %s, want %s", i, got, want)
 		}
 	}
@@ -169,7 +129,7 @@ func TestForwardInToOut(t *testing.T) {
 }
 
 func TestStopWhileBlockedInPoll(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	st := start(t, zctx, Config{Spec: pipeNode("idle", "inproc://idle-in", "inproc://idle-out"), Handler: forward})
 	st.cancel()
 	if err := st.wait(t); !errors.Is(err, context.Canceled) {
@@ -178,13 +138,13 @@ func TestStopWhileBlockedInPoll(t *testing.T) {
 }
 
 func TestStopWhileBlockedOnFullPeer(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	sp := pipeNode("stuck", "inproc://stuck-in", "inproc://nobody-reads")
 	sp.Sockets[1].Options = []spec.Option{{Name: "sndhwm", Value: 1}}
 	st := start(t, zctx, Config{Spec: sp, Handler: forward})
 	src := peer(t, zctx, spec.PUSH, "", "inproc://stuck-in")
 	for i := 0; i < 100; i++ {
-		if err := src.Send(fr("x"), 0); err != nil {
+		if err := src.Send(socktest.Frames("x"), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -202,7 +162,7 @@ func TestStopWhileBlockedOnFullPeer(t *testing.T) {
 }
 
 func TestRouterRepliesReachTheRightPeer(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	ep := "inproc://router"
 	sp := &spec.Node{Name: "srv", Sockets: []*spec.Socket{{Name: "front", Type: spec.ROUTER, Bind: []string{ep}}}}
 	upper := handler.HandlerFunc(func(_ context.Context, m handler.Msg) ([][]byte, error) {
@@ -214,22 +174,22 @@ func TestRouterRepliesReachTheRightPeer(t *testing.T) {
 	start(t, zctx, Config{Spec: sp, Handler: upper})
 	a := peer(t, zctx, spec.REQ, "", ep)
 	b := peer(t, zctx, spec.DEALER, "", ep)
-	if err := a.Send(fr("from a"), 0); err != nil {
+	if err := a.Send(socktest.Frames("from a"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Send(fr("", "from b"), 0); err != nil {
+	if err := b.Send(socktest.Frames("", "from b"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := q(recv(t, a)), q(fr("FROM A")); got != want {
+	if got, want := q(socktest.Recv(t, a)), q(socktest.Frames("FROM A")); got != want {
 		t.Errorf("a: got %s, want %s", got, want)
 	}
-	if got, want := q(recv(t, b)), q(fr("", "FROM B")); got != want {
+	if got, want := q(socktest.Recv(t, b)), q(socktest.Frames("", "FROM B")); got != want {
 		t.Errorf("b: got %s, want %s", got, want)
 	}
 }
 
 func TestReqWorkerProtocol(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	ep := "inproc://backend"
 	broker := peer(t, zctx, spec.ROUTER, ep, "")
 	sp := &spec.Node{Name: "worker", Sockets: []*spec.Socket{{Name: "in", Type: spec.REQ, Connect: []string{ep}, Identity: "w1"}}}
@@ -237,21 +197,21 @@ func TestReqWorkerProtocol(t *testing.T) {
 		return [][]byte{bytes.ToUpper(m.Frames[len(m.Frames)-1])}, nil
 	})
 	start(t, zctx, Config{Spec: sp, Handler: upper})
-	if got, want := q(recv(t, broker)), q(fr("w1", "", "READY")); got != want {
+	if got, want := q(socktest.Recv(t, broker)), q(socktest.Frames("w1", "", "READY")); got != want {
 		t.Fatalf("announcement: got %s, want %s", got, want)
 	}
 	for i := 0; i < 3; i++ {
-		if err := broker.Send(fr("w1", "", "client7", "", fmt.Sprint("req", i)), 0); err != nil {
+		if err := broker.Send(socktest.Frames("w1", "", "client7", "", fmt.Sprint("req", i)), 0); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := q(recv(t, broker)), q(fr("w1", "", "client7", "", fmt.Sprint("REQ", i))); got != want {
+		if got, want := q(socktest.Recv(t, broker)), q(socktest.Frames("w1", "", "client7", "", fmt.Sprint("REQ", i))); got != want {
 			t.Fatalf("reply %d: got %s, want %s", i, got, want)
 		}
 	}
 }
 
 func TestHandlerErrors(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	ep := "inproc://errs"
 	sp := &spec.Node{Name: "srv", Sockets: []*spec.Socket{{Name: "rep", Type: spec.REP, Bind: []string{ep}}}}
 	h := handler.HandlerFunc(func(_ context.Context, m handler.Msg) ([][]byte, error) {
@@ -268,14 +228,14 @@ func TestHandlerErrors(t *testing.T) {
 	st := start(t, zctx, Config{Spec: sp, Handler: h})
 	c := peer(t, zctx, spec.REQ, "", ep)
 	for _, tc := range []struct{ send, want string }{{"soft", `[""]`}, {"drop", `[""]`}, {"ok", `["ok"]`}} {
-		if err := c.Send(fr(tc.send), 0); err != nil {
+		if err := c.Send(socktest.Frames(tc.send), 0); err != nil {
 			t.Fatal(err)
 		}
-		if got := q(recv(t, c)); got != tc.want {
+		if got := q(socktest.Recv(t, c)); got != tc.want {
 			t.Errorf("%s: got %s, want %s", tc.send, got, tc.want)
 		}
 	}
-	if err := c.Send(fr("fatal"), 0); err != nil {
+	if err := c.Send(socktest.Frames("fatal"), 0); err != nil {
 		t.Fatal(err)
 	}
 	err := st.wait(t)
@@ -285,12 +245,12 @@ func TestHandlerErrors(t *testing.T) {
 }
 
 func TestPanicIsAFailure(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	ep := "inproc://panic"
 	h := handler.HandlerFunc(func(context.Context, handler.Msg) ([][]byte, error) { panic("boom") })
 	st := start(t, zctx, Config{Spec: pipeNode("p", ep, "inproc://panic-out"), Handler: h})
 	src := peer(t, zctx, spec.PUSH, "", ep)
-	if err := src.Send(fr("x"), 0); err != nil {
+	if err := src.Send(socktest.Frames("x"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.wait(t); err == nil || err.Error() != "panic: boom" {
@@ -309,7 +269,7 @@ func (c *closeCounter) Close(context.Context) error { c.closed.Add(1); return ni
 // runs: a REQ that lost its request (a closed and reopened server) would
 // never get its reply.
 func TestSwapKeepsSocketsAndMessages(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	ep := zsocktest.TCP(t)
 	sp := &spec.Node{Name: "srv", Sockets: []*spec.Socket{{Name: "rep", Type: spec.REP, Bind: []string{ep}}}}
 	tagger := func(tag string) handler.Handler {
@@ -328,10 +288,10 @@ func TestSwapKeepsSocketsAndMessages(t *testing.T) {
 		if i == n/2 {
 			st.n.SwapHandler(b)
 		}
-		if err := c.Send(fr(fmt.Sprint(i)), 0); err != nil {
+		if err := c.Send(socktest.Frames(fmt.Sprint(i)), 0); err != nil {
 			t.Fatal(err)
 		}
-		got := string(recv(t, c)[0])
+		got := string(socktest.Recv(t, c)[0])
 		switch {
 		case got == "B:"+fmt.Sprint(i):
 			seenB = true
@@ -364,7 +324,7 @@ func TestSwapKeepsSocketsAndMessages(t *testing.T) {
 // TestSwapIdleClosesOldHandlerPromptly: a swap on an idle node closes the old
 // handler without waiting for a message.
 func TestSwapIdleClosesOldHandler(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	a := &closeCounter{Handler: forward}
 	st := start(t, zctx, Config{Spec: pipeNode("idle", "inproc://swap-idle", "inproc://swap-idle-out"), Handler: a})
 	st.n.SwapHandler(forward)
@@ -385,7 +345,7 @@ type ticker struct {
 func (tk *ticker) Run(ctx context.Context, s handler.Sockets) error {
 	close(tk.started)
 	for {
-		if err := s.Send("out", fr(tk.tag)); err != nil {
+		if err := s.Send("out", socktest.Frames(tk.tag)); err != nil {
 			return err
 		}
 		select {
@@ -397,19 +357,19 @@ func (tk *ticker) Run(ctx context.Context, s handler.Sockets) error {
 }
 
 func TestSwapRunner(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	ep := "inproc://runner-out"
 	sink := peer(t, zctx, spec.PULL, ep, "")
 	sp := &spec.Node{Name: "gen", Sockets: []*spec.Socket{{Name: "out", Type: spec.PUSH, Connect: []string{ep}}}}
 	one := &ticker{tag: "one", started: make(chan struct{})}
 	two := &ticker{tag: "two", started: make(chan struct{})}
 	st := start(t, zctx, Config{Spec: sp, Handler: one})
-	if got := string(recv(t, sink)[0]); got != "one" {
+	if got := string(socktest.Recv(t, sink)[0]); got != "one" {
 		t.Fatalf("got %q, want one", got)
 	}
 	st.n.SwapHandler(two)
 	for {
-		got := string(recv(t, sink)[0])
+		got := string(socktest.Recv(t, sink)[0])
 		if got == "two" {
 			break
 		}
@@ -431,12 +391,12 @@ func (c *completer) Handle(_ context.Context, m handler.Msg) ([][]byte, error) {
 }
 
 func TestHandlerCompletes(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	ep := "inproc://complete"
 	st := start(t, zctx, Config{Spec: pipeNode("sink", ep, "inproc://complete-out"), Handler: &completer{n: 5}})
 	src := peer(t, zctx, spec.PUSH, "", ep)
 	for i := 0; i < 5; i++ {
-		if err := src.Send(fr("x"), 0); err != nil {
+		if err := src.Send(socktest.Frames("x"), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -446,7 +406,7 @@ func TestHandlerCompletes(t *testing.T) {
 }
 
 func TestSyncExpect(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	syncEP := zsocktest.TCP(t)
 	running := make(chan struct{})
 	tk := &ticker{tag: "x", started: make(chan struct{})}
@@ -454,10 +414,10 @@ func TestSyncExpect(t *testing.T) {
 		Sockets: []*spec.Socket{{Name: "out", Type: spec.PUB, Bind: []string{"inproc://sync-pub"}}}}
 	start(t, zctx, Config{Spec: sp, Handler: tk, OnRunning: func() { close(running) }})
 	c1 := peer(t, zctx, spec.REQ, "", syncEP)
-	if err := c1.Send(fr(""), 0); err != nil {
+	if err := c1.Send(socktest.Frames(""), 0); err != nil {
 		t.Fatal(err)
 	}
-	if got := q(recv(t, c1)); got != `[""]` {
+	if got := q(socktest.Recv(t, c1)); got != `[""]` {
 		t.Fatalf("sync reply: got %s", got)
 	}
 	select {
@@ -466,10 +426,10 @@ func TestSyncExpect(t *testing.T) {
 	default:
 	}
 	c2 := peer(t, zctx, spec.REQ, "", syncEP)
-	if err := c2.Send(fr("anything"), 0); err != nil {
+	if err := c2.Send(socktest.Frames("anything"), 0); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, c2)
+	socktest.Recv(t, c2)
 	select {
 	case <-running:
 	case <-time.After(bound):
@@ -479,7 +439,7 @@ func TestSyncExpect(t *testing.T) {
 }
 
 func TestSyncExpectStoppable(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	sp := &spec.Node{Name: "pub", Sync: &spec.Sync{Expect: 3, Bind: "inproc://sync-never"},
 		Sockets: []*spec.Socket{{Name: "out", Type: spec.PUB, Bind: []string{"inproc://sync-never-pub"}}}}
 	st := start(t, zctx, Config{Spec: sp, Handler: &ticker{started: make(chan struct{})}})
@@ -492,7 +452,7 @@ func TestSyncExpectStoppable(t *testing.T) {
 // TestSyncConnect: the subscriber's first message is the publisher's first:
 // it signals only once connected and subscribed.
 func TestSyncConnect(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	pubEP, syncEP := zsocktest.TCP(t), zsocktest.IPC(t, "sync")
 	got := make(chan string, 100)
 	h := handler.HandlerFunc(func(_ context.Context, m handler.Msg) ([][]byte, error) {
@@ -507,12 +467,12 @@ func TestSyncConnect(t *testing.T) {
 	// The publisher comes up after the subscriber: connect-before-bind.
 	pub := peer(t, zctx, spec.PUB, pubEP, "")
 	rep := peer(t, zctx, spec.REP, syncEP, "")
-	recv(t, rep)
-	if err := rep.Send(fr(""), 0); err != nil {
+	socktest.Recv(t, rep)
+	if err := rep.Send(socktest.Frames(""), 0); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 10; i++ {
-		if err := pub.Send(fr("t", fmt.Sprint(i)), 0); err != nil {
+		if err := pub.Send(socktest.Frames("t", fmt.Sprint(i)), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -564,20 +524,20 @@ func (f *fakeAsync) Pending() int                   { return int(f.pending.Load(
 func (f *fakeAsync) Close(context.Context) error    { f.closed.Add(1); return nil }
 
 func TestAsyncOutOfOrder(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	in, out := "inproc://async-in", "inproc://async-out"
 	sink := peer(t, zctx, spec.PULL, out, "")
 	f := newFakeAsync()
 	st := start(t, zctx, Config{Spec: pipeNode("plug", in, out), Handler: f})
 	src := peer(t, zctx, spec.PUSH, "", in)
 	for _, m := range []string{"a", "b", "c", "d"} {
-		if err := src.Send(fr(m), 0); err != nil {
+		if err := src.Send(socktest.Frames(m), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var got []string
 	for i := 0; i < 4; i++ {
-		got = append(got, string(recv(t, sink)[0]))
+		got = append(got, string(socktest.Recv(t, sink)[0]))
 	}
 	if g := strings.Join(got, ""); g != "BADC" {
 		t.Fatalf("got %s, want BADC", g)
@@ -592,17 +552,17 @@ func TestAsyncOutOfOrder(t *testing.T) {
 // TestAsyncOnRepIsLockstep: a REP with an Async handler is not read again
 // before its reply went out, and replies reach their requester.
 func TestAsyncOnRepIsLockstep(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	ep := "inproc://async-rep"
 	sp := &spec.Node{Name: "srv", Sockets: []*spec.Socket{{Name: "rep", Type: spec.REP, Bind: []string{ep}}}}
 	f := newFakeAsync()
 	start(t, zctx, Config{Spec: sp, Handler: f})
 	c := peer(t, zctx, spec.REQ, "", ep)
 	for i := 0; i < 5; i++ {
-		if err := c.Send(fr(fmt.Sprint("now", i)), 0); err != nil {
+		if err := c.Send(socktest.Frames(fmt.Sprint("now", i)), 0); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := q(recv(t, c)), q(fr(fmt.Sprint("NOW", i))); got != want {
+		if got, want := q(socktest.Recv(t, c)), q(socktest.Frames(fmt.Sprint("NOW", i))); got != want {
 			t.Fatalf("got %s, want %s", got, want)
 		}
 	}
@@ -660,18 +620,18 @@ func (l *lateAsync) release(t *testing.T) {
 // poll with no timer (the handler is a Notifier), so each reply reaching the
 // client proves the Result woke it.
 func TestAsyncResultWakesTheNode(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	ep := "inproc://async-wake"
 	sp := &spec.Node{Name: "srv", Sockets: []*spec.Socket{{Name: "rep", Type: spec.REP, Bind: []string{ep}}}}
 	l := newLateAsync()
 	start(t, zctx, Config{Spec: sp, Handler: l})
 	c := peer(t, zctx, spec.REQ, "", ep)
 	for i := 0; i < 20; i++ {
-		if err := c.Send(fr(fmt.Sprint("late", i)), 0); err != nil {
+		if err := c.Send(socktest.Frames(fmt.Sprint("late", i)), 0); err != nil {
 			t.Fatal(err)
 		}
 		l.release(t)
-		if got, want := q(recv(t, c)), q(fr(fmt.Sprint("LATE", i))); got != want {
+		if got, want := q(socktest.Recv(t, c)), q(socktest.Frames(fmt.Sprint("LATE", i))); got != want {
 			t.Fatalf("got %s, want %s", got, want)
 		}
 	}
@@ -684,7 +644,7 @@ func TestAsyncResultWakesTheNode(t *testing.T) {
 // the swap are forwarded, and the old handler is closed once it holds
 // nothing.
 func TestSwapFromAsyncToFastPath(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	in, out := "inproc://async-fast-in", "inproc://async-fast-out"
 	sink := peer(t, zctx, spec.PULL, out, "")
 	l := newLateAsync()
@@ -692,7 +652,7 @@ func TestSwapFromAsyncToFastPath(t *testing.T) {
 	src := peer(t, zctx, spec.PUSH, "", in)
 	send := func(m string) {
 		t.Helper()
-		if err := src.Send(fr(m), 0); err != nil {
+		if err := src.Send(socktest.Frames(m), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -706,17 +666,17 @@ func TestSwapFromAsyncToFastPath(t *testing.T) {
 	fwd := &passthrough{}
 	st.n.SwapHandler(fwd)
 	send("b")
-	if got := string(recv(t, sink)[0]); got != "b" {
+	if got := string(socktest.Recv(t, sink)[0]); got != "b" {
 		t.Fatalf("got %q, want b (forwarded by the new handler)", got)
 	}
 	l.q.Put(r)
-	if got := string(recv(t, sink)[0]); got != "A" {
+	if got := string(socktest.Recv(t, sink)[0]); got != "A" {
 		t.Fatalf("got %q, want A (the old handler's answer)", got)
 	}
 	testutil.WaitFor(t, "condition", func() bool { return l.closed.Load() == 1 })
 	for i := 0; i < 100; i++ {
 		send(fmt.Sprint(i))
-		if got := string(recv(t, sink)[0]); got != fmt.Sprint(i) {
+		if got := string(socktest.Recv(t, sink)[0]); got != fmt.Sprint(i) {
 			t.Fatalf("got %q, want %d", got, i)
 		}
 	}
@@ -733,7 +693,7 @@ func TestSwapFromAsyncToFastPath(t *testing.T) {
 // only once everything it sent is acknowledged, and would otherwise send
 // it again until stopped (the topology never completing).
 func TestCompletedNodeAcknowledgesCopies(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	in, ackEP := "inproc://completed-acks-in", "inproc://completed-acks-ack"
 	sp := &spec.Node{Name: "sink", Sockets: []*spec.Socket{
 		{Name: "in", Type: spec.PULL, Role: spec.RoleIn, Bind: []string{in}, Acks: true},
@@ -748,12 +708,12 @@ func TestCompletedNodeAcknowledgesCopies(t *testing.T) {
 	acks := peer(t, zctx, spec.PULL, ackEP, "")
 	src := peer(t, zctx, spec.PUSH, "", in)
 	id := strings.Repeat("i", originIDSize)
-	msg := fr(ALOMarker, ackEP, id, "payload")
+	msg := socktest.Frames(ALOMarker, ackEP, id, "payload")
 	for i, what := range []string{"the message", "its copy, after completion"} {
 		if err := src.Send(msg, 0); err != nil {
 			t.Fatal(err)
 		}
-		if got := recv(t, acks); len(got) != 1 || string(got[0]) != id {
+		if got := socktest.Recv(t, acks); len(got) != 1 || string(got[0]) != id {
 			t.Fatalf("%s: acknowledgement %q, want [%q]", what, got, id)
 		}
 		if i == 0 {

@@ -3,10 +3,11 @@ package node
 import (
 	"bytes"
 	"context"
-	"github.com/ztopo/ztopo/internal/testutil"
 	"testing"
 	"time"
 
+	"github.com/ztopo/ztopo/internal/socktest"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/spec"
 )
@@ -41,33 +42,33 @@ func recvSkipping(t *testing.T, get func() [][]byte, heartbeat string) [][]byte 
 // frame: READY, a request answered through its envelope, heartbeats, and a
 // reconnect (a new connection, READY again) when the broker stays silent.
 func TestPPPWorker(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	ep := "inproc://ppp-worker"
 	broker := peer(t, zctx, spec.ROUTER, ep, "")
 	st := start(t, zctx, Config{Spec: workerNode("w", ep, spec.Worker{Protocol: spec.ProtoPPP, Heartbeat: 30 * time.Millisecond}), Handler: upperH})
-	m := recv(t, broker)
+	m := socktest.Recv(t, broker)
 	id := string(m[0])
 	if got, want := q(m[1:]), q([][]byte{{1}}); got != want {
 		t.Fatalf("announcement: got %s, want %s", got, want)
 	}
 	hb := q([][]byte{{2}})
 	// The first heartbeat is due before the broker's silence counts.
-	if got := q(recv(t, broker)[1:]); got != hb {
+	if got := q(socktest.Recv(t, broker)[1:]); got != hb {
 		t.Fatalf("after READY: got %s, want a heartbeat %s", got, hb)
 	}
 	for i := 0; i < 3; i++ {
-		if err := broker.Send(fr(id, "c7", "", "hello"), 0); err != nil {
+		if err := broker.Send(socktest.Frames(id, "c7", "", "hello"), 0); err != nil {
 			t.Fatal(err)
 		}
-		got := recvSkipping(t, func() [][]byte { return recv(t, broker) }, hb)
-		if want := q(fr(id, "c7", "", "HELLO")); q(got) != want {
+		got := recvSkipping(t, func() [][]byte { return socktest.Recv(t, broker) }, hb)
+		if want := q(socktest.Frames(id, "c7", "", "HELLO")); q(got) != want {
 			t.Fatalf("reply %d: got %s, want %s", i, q(got), want)
 		}
 	}
 	// The broker keeps quiet: the worker gives up on this connection and
 	// announces itself on a new one.
 	for {
-		m := recv(t, broker)
+		m := socktest.Recv(t, broker)
 		if q(m[1:]) == hb {
 			continue
 		}
@@ -90,7 +91,7 @@ func TestPPPWorker(t *testing.T) {
 // dropped answer is an empty body, heartbeats, and DISCONNECT makes it
 // reconnect and announce itself again.
 func TestMDPWorker(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	ep := "inproc://mdp-worker"
 	broker := peer(t, zctx, spec.ROUTER, ep, "")
 	drop := handler.HandlerFunc(func(_ context.Context, m handler.Msg) ([][]byte, error) {
@@ -100,7 +101,7 @@ func TestMDPWorker(t *testing.T) {
 		return upperH(context.Background(), m)
 	})
 	start(t, zctx, Config{Spec: workerNode("w", ep, spec.Worker{Protocol: spec.ProtoMDP, Service: "echo", Heartbeat: 30 * time.Millisecond, Liveness: 100}), Handler: drop})
-	m := recv(t, broker)
+	m := socktest.Recv(t, broker)
 	id := string(m[0])
 	if got, want := q(m[1:]), q([][]byte{{}, []byte("MDPW01"), {1}, []byte("echo")}); got != want {
 		t.Fatalf("announcement: got %s, want %s", got, want)
@@ -111,7 +112,7 @@ func TestMDPWorker(t *testing.T) {
 		if err := broker.Send([][]byte{[]byte(id), {}, []byte("MDPW01"), {2}, []byte("client9"), {}, []byte(body)}, 0); err != nil {
 			t.Fatal(err)
 		}
-		return recvSkipping(t, func() [][]byte { return recv(t, broker) }, hb)
+		return recvSkipping(t, func() [][]byte { return socktest.Recv(t, broker) }, hb)
 	}
 	if got, want := q(ask("hello")), q([][]byte{[]byte(id), {}, []byte("MDPW01"), {3}, []byte("client9"), {}, []byte("HELLO")}); got != want {
 		t.Fatalf("reply: got %s, want %s", got, want)
@@ -120,7 +121,7 @@ func TestMDPWorker(t *testing.T) {
 		t.Fatalf("dropped: got %s, want %s", got, want)
 	}
 	for {
-		if m := recv(t, broker); q(m[1:]) == hb {
+		if m := socktest.Recv(t, broker); q(m[1:]) == hb {
 			break
 		}
 	}
@@ -128,7 +129,7 @@ func TestMDPWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		m := recv(t, broker)
+		m := socktest.Recv(t, broker)
 		if q(m[1:]) == hb && string(m[0]) == id {
 			continue
 		}
@@ -143,24 +144,24 @@ func TestMDPWorker(t *testing.T) {
 // connection and registration as they are: no second READY, and the next
 // request is answered by the new handler.
 func TestWorkerSwapKeepsConnection(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	ep := "inproc://ppp-swap"
 	broker := peer(t, zctx, spec.ROUTER, ep, "")
 	st := start(t, zctx, Config{Spec: workerNode("w", ep, spec.Worker{Protocol: spec.ProtoPPP, Heartbeat: time.Hour}), Handler: upperH})
-	m := recv(t, broker)
+	m := socktest.Recv(t, broker)
 	id := string(m[0])
-	if err := broker.Send(fr(id, "c", "", "one"), 0); err != nil {
+	if err := broker.Send(socktest.Frames(id, "c", "", "one"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := q(recv(t, broker)), q(fr(id, "c", "", "ONE")); got != want {
+	if got, want := q(socktest.Recv(t, broker)), q(socktest.Frames(id, "c", "", "ONE")); got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}
 	st.n.SwapHandler(forward)
 	testutil.WaitFor(t, "condition", func() bool { return st.n.seenGen.Load() == 1 })
-	if err := broker.Send(fr(id, "c", "", "two"), 0); err != nil {
+	if err := broker.Send(socktest.Frames(id, "c", "", "two"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := q(recv(t, broker)), q(fr(id, "c", "", "two")); got != want {
+	if got, want := q(socktest.Recv(t, broker)), q(socktest.Frames(id, "c", "", "two")); got != want {
 		t.Fatalf("after the swap: got %s, want %s (and no second READY)", got, want)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/ztopo/ztopo/internal/socktest"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/spec"
 )
@@ -118,14 +119,6 @@ func build(t *testing.T, name string, cfg map[string]any, lg hclog.Logger) any {
 	return h
 }
 
-func fr(ss ...string) [][]byte {
-	out := make([][]byte, len(ss))
-	for i, s := range ss {
-		out[i] = []byte(s)
-	}
-	return out
-}
-
 func q(m [][]byte) string { return fmt.Sprintf("%q", m) }
 
 func TestReactiveBuiltins(t *testing.T) {
@@ -134,10 +127,10 @@ func TestReactiveBuiltins(t *testing.T) {
 		in   [][]byte
 		want string
 	}{
-		{"forward", fr("topic", "body"), `["topic" "body"]`},
-		{"echo", fr("a", "b"), `["a" "b"]`},
-		{"upper", fr("topic", "héllo, World 42"), `["topic" "HéLLO, WORLD 42"]`},
-		{"log", fr("\x00bin", "x"), `["\x00bin" "x"]`},
+		{"forward", socktest.Frames("topic", "body"), `["topic" "body"]`},
+		{"echo", socktest.Frames("a", "b"), `["a" "b"]`},
+		{"upper", socktest.Frames("topic", "héllo, World 42"), `["topic" "HéLLO, WORLD 42"]`},
+		{"log", socktest.Frames("\x00bin", "x"), `["\x00bin" "x"]`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -157,7 +150,7 @@ func TestLogShowsFramesQuoted(t *testing.T) {
 	var buf bytes.Buffer
 	lg := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Info})
 	h := build(t, "log", nil, lg).(handler.Handler)
-	if _, err := h.Handle(context.Background(), handler.Msg{Frames: fr("\x00\xff", "hi"), Socket: "in"}); err != nil {
+	if _, err := h.Handle(context.Background(), handler.Msg{Frames: socktest.Frames("\x00\xff", "hi"), Socket: "in"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := buf.String(); !strings.Contains(got, `message: socket=in frames="[\"\x00\xff\" \"hi\"]"`) {
@@ -170,7 +163,7 @@ func TestDelayIsStoppable(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := h.Handle(ctx, handler.Msg{Frames: fr("x")})
+		_, err := h.Handle(ctx, handler.Msg{Frames: socktest.Frames("x")})
 		done <- err
 	}()
 	cancel()
@@ -208,7 +201,7 @@ func TestCount(t *testing.T) {
 				t.Errorf("Completes: got %v", c.Completes())
 			}
 			for i, m := range tc.msgs {
-				out, err := c.Handle(context.Background(), handler.Msg{Frames: fr("topic", m)})
+				out, err := c.Handle(context.Background(), handler.Msg{Frames: socktest.Frames("topic", m)})
 				if out != nil {
 					t.Errorf("count sent %q on", out)
 				}
@@ -257,7 +250,7 @@ func (f *fakeSockets) Send(name string, frames [][]byte) error {
 	defer f.mu.Unlock()
 	f.sent[name] = append(f.sent[name], strings.Trim(q(frames), "[]"))
 	if f.specs[name].Type == spec.REQ {
-		f.queue[name] = append(f.queue[name], fr("ok"))
+		f.queue[name] = append(f.queue[name], socktest.Frames("ok"))
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztopo/ztopo/internal/socktest"
 	"github.com/ztopo/ztopo/runtime/node"
 	"github.com/ztopo/ztopo/runtime/zsock"
 	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
@@ -16,7 +17,7 @@ import (
 // clients came and went, many times: libzmq 4.3.4's steerable proxy can miss
 // the first TERMINATE then, and the node must still stop.
 func TestProxyStopsAfterTCPClients(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	for i := 0; i < 25; i++ {
 		front, back := zsocktest.TCP(t), fmt.Sprintf("inproc://stoploop-%d", i)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -40,10 +41,10 @@ func TestProxyStopsAfterTCPClients(t *testing.T) {
 				t.Fatal(err)
 			}
 			for j := 0; j < 3; j++ {
-				if err := c.Send(fr("x"), 0); err != nil {
+				if err := c.Send(socktest.Frames("x"), 0); err != nil {
 					t.Fatal(err)
 				}
-				recv(t, c)
+				socktest.Recv(t, c)
 			}
 			c.Close()
 		}

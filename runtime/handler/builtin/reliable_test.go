@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/ztopo/ztopo/internal/socktest"
 	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/spec"
 )
@@ -24,33 +25,33 @@ func waitLog(t *testing.T, logs *testutil.Buffer, want string) {
 // one lbbroker is served by the lbbroker that replaces it in a handler
 // swap, without announcing itself again.
 func TestLBBrokerSwapKeepsIdleWorkers(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	sp := &spec.Node{Name: "broker", Sockets: []*spec.Socket{
 		{Name: "backend", Type: spec.ROUTER, Bind: []string{"inproc://lbs-back"}},
 		{Name: "frontend", Type: spec.ROUTER, Bind: []string{"inproc://lbs-front"}},
 	}}
 	r := runNode(t, zctx, sp, build(t, "lbbroker", nil, nil))
-	w := peer(t, zctx, &spec.Socket{Name: "w", Type: spec.REQ, Connect: []string{"inproc://lbs-back"}, Identity: "w1"})
-	if err := w.Send(fr("READY"), 0); err != nil {
+	w := socktest.Open(t, zctx, &spec.Socket{Name: "w", Type: spec.REQ, Connect: []string{"inproc://lbs-back"}, Identity: "w1"})
+	if err := w.Send(socktest.Frames("READY"), 0); err != nil {
 		t.Fatal(err)
 	}
-	c := peer(t, zctx, &spec.Socket{Name: "c", Type: spec.REQ, Connect: []string{"inproc://lbs-front"}, Identity: "c1"})
+	c := socktest.Open(t, zctx, &spec.Socket{Name: "c", Type: spec.REQ, Connect: []string{"inproc://lbs-front"}, Identity: "c1"})
 	for i, swap := range []bool{false, true, true} {
 		if swap {
 			// The worker is idle: its reply reached the client, and the
 			// broker listed it again before it forwarded that reply.
 			r.n.SwapHandler(build(t, "lbbroker", nil, nil))
 		}
-		if err := c.Send(fr("job"), 0); err != nil {
+		if err := c.Send(socktest.Frames("job"), 0); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := q(recv(t, w)), q(fr("c1", "", "job")); got != want {
+		if got, want := q(socktest.Recv(t, w)), q(socktest.Frames("c1", "", "job")); got != want {
 			t.Fatalf("round %d: worker got %s, want %s", i, got, want)
 		}
-		if err := w.Send(fr("c1", "", "done"), 0); err != nil {
+		if err := w.Send(socktest.Frames("c1", "", "done"), 0); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := q(recv(t, c)), q(fr("done")); got != want {
+		if got, want := q(socktest.Recv(t, c)), q(socktest.Frames("done")); got != want {
 			t.Fatalf("round %d: client got %s, want %s", i, got, want)
 		}
 	}
@@ -59,7 +60,7 @@ func TestLBBrokerSwapKeepsIdleWorkers(t *testing.T) {
 // TestPPQueueFrames: the queue's side of the Paranoid Pirate Protocol,
 // frame by frame, with a DEALER worker and a REQ client.
 func TestPPQueueFrames(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	sp := &spec.Node{Name: "queue", Sockets: []*spec.Socket{
 		{Name: "backend", Type: spec.ROUTER, Bind: []string{"inproc://ppq-back"}},
 		{Name: "frontend", Type: spec.ROUTER, Bind: []string{"inproc://ppq-front"}},
@@ -72,52 +73,52 @@ func TestPPQueueFrames(t *testing.T) {
 	const hb = 500 * time.Millisecond
 	r := runNode(t, zctx, sp, build(t, "ppqueue", map[string]any{"heartbeat": hb}, lg))
 	// A client first: it waits until a worker is ready.
-	c := peer(t, zctx, &spec.Socket{Name: "c", Type: spec.REQ, Connect: []string{"inproc://ppq-front"}, Identity: "c1"})
-	if err := c.Send(fr("job"), 0); err != nil {
+	c := socktest.Open(t, zctx, &spec.Socket{Name: "c", Type: spec.REQ, Connect: []string{"inproc://ppq-front"}, Identity: "c1"})
+	if err := c.Send(socktest.Frames("job"), 0); err != nil {
 		t.Fatal(err)
 	}
-	w := peer(t, zctx, &spec.Socket{Name: "w", Type: spec.DEALER, Connect: []string{"inproc://ppq-back"}, Identity: "w1"})
+	w := socktest.Open(t, zctx, &spec.Socket{Name: "w", Type: spec.DEALER, Connect: []string{"inproc://ppq-back"}, Identity: "w1"})
 	if err := w.Send([][]byte{{1}}, 0); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := q(recv(t, w)), q(fr("c1", "", "job")); got != want {
+	if got, want := q(socktest.Recv(t, w)), q(socktest.Frames("c1", "", "job")); got != want {
 		t.Fatalf("worker got %s, want %s", got, want)
 	}
-	if err := w.Send(fr("c1", "", "done"), 0); err != nil {
+	if err := w.Send(socktest.Frames("c1", "", "done"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := q(recv(t, c)), q(fr("done")); got != want {
+	if got, want := q(socktest.Recv(t, c)), q(socktest.Frames("done")); got != want {
 		t.Fatalf("client got %s, want %s", got, want)
 	}
 	// Idle again, the worker gets heartbeats; a swapped-in queue knows it.
 	r.n.SwapHandler(build(t, "ppqueue", map[string]any{"heartbeat": hb}, lg))
-	if got, want := q(recv(t, w)), q([][]byte{{2}}); got != want {
+	if got, want := q(socktest.Recv(t, w)), q([][]byte{{2}}); got != want {
 		t.Fatalf("worker got %s, want a heartbeat %s", got, want)
 	}
 	// A live worker answers heartbeats, as a Paranoid Pirate worker does.
 	if err := w.Send([][]byte{{2}}, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Send(fr("job2"), 0); err != nil {
+	if err := c.Send(socktest.Frames("job2"), 0); err != nil {
 		t.Fatal(err)
 	}
 	for {
-		m := recv(t, w)
+		m := socktest.Recv(t, w)
 		if len(m) == 1 && string(m[0]) == "\x02" {
 			if err := w.Send([][]byte{{2}}, 0); err != nil {
 				t.Fatal(err)
 			}
 			continue
 		}
-		if got, want := q(m), q(fr("c1", "", "job2")); got != want {
+		if got, want := q(m), q(socktest.Frames("c1", "", "job2")); got != want {
 			t.Fatalf("worker got %s, want %s", got, want)
 		}
 		break
 	}
-	if err := w.Send(fr("c1", "", "done2"), 0); err != nil {
+	if err := w.Send(socktest.Frames("c1", "", "done2"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := q(recv(t, c)), q(fr("done2")); got != want {
+	if got, want := q(socktest.Recv(t, c)), q(socktest.Frames("done2")); got != want {
 		t.Fatalf("client got %s, want %s", got, want)
 	}
 	// Silent for three heartbeats: evicted.
@@ -128,15 +129,15 @@ func TestPPQueueFrames(t *testing.T) {
 // DISCONNECT (a second READY, a heartbeat from a worker the broker does not
 // know); mmi services other than mmi.service answer 501.
 func TestMDBrokerProtocolErrors(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	sp := &spec.Node{Name: "broker", Sockets: []*spec.Socket{{Name: "frontend", Type: spec.ROUTER, Bind: []string{"inproc://mdb-err"}}}}
 	runNode(t, zctx, sp, build(t, "mdbroker", map[string]any{"heartbeat": time.Hour}, nil))
-	w := peer(t, zctx, &spec.Socket{Name: "w", Type: spec.DEALER, Connect: []string{"inproc://mdb-err"}, Identity: "w1"})
+	w := socktest.Open(t, zctx, &spec.Socket{Name: "w", Type: spec.DEALER, Connect: []string{"inproc://mdb-err"}, Identity: "w1"})
 	disconnect := q([][]byte{{}, []byte("MDPW01"), {5}})
 	if err := w.Send([][]byte{{}, []byte("MDPW01"), {4}}, 0); err != nil {
 		t.Fatal(err)
 	}
-	if got := q(recv(t, w)); got != disconnect {
+	if got := q(socktest.Recv(t, w)); got != disconnect {
 		t.Fatalf("heartbeat from a stranger: got %s, want %s", got, disconnect)
 	}
 	ready := [][]byte{{}, []byte("MDPW01"), {1}, []byte("svc")}
@@ -145,21 +146,21 @@ func TestMDBrokerProtocolErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := q(recv(t, w)); got != disconnect {
+	if got := q(socktest.Recv(t, w)); got != disconnect {
 		t.Fatalf("second READY: got %s, want %s", got, disconnect)
 	}
-	c := peer(t, zctx, &spec.Socket{Name: "c", Type: spec.REQ, Connect: []string{"inproc://mdb-err"}})
-	if err := c.Send(fr("MDPC01", "mmi.nosuch", "x"), 0); err != nil {
+	c := socktest.Open(t, zctx, &spec.Socket{Name: "c", Type: spec.REQ, Connect: []string{"inproc://mdb-err"}})
+	if err := c.Send(socktest.Frames("MDPC01", "mmi.nosuch", "x"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := q(recv(t, c)), q(fr("MDPC01", "mmi.nosuch", "501")); got != want {
+	if got, want := q(socktest.Recv(t, c)), q(socktest.Frames("MDPC01", "mmi.nosuch", "501")); got != want {
 		t.Fatalf("mmi.nosuch: got %s, want %s", got, want)
 	}
 	// The worker was forgotten: its service has none.
-	if err := c.Send(fr("MDPC01", "mmi.service", "svc"), 0); err != nil {
+	if err := c.Send(socktest.Frames("MDPC01", "mmi.service", "svc"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := q(recv(t, c)), q(fr("MDPC01", "mmi.service", "404")); got != want {
+	if got, want := q(socktest.Recv(t, c)), q(socktest.Frames("MDPC01", "mmi.service", "404")); got != want {
 		t.Fatalf("mmi.service svc: got %s, want %s", got, want)
 	}
 }

@@ -8,23 +8,13 @@ import (
 	"time"
 
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/internal/socktest"
 	"github.com/ztopo/ztopo/runtime/node"
 	"github.com/ztopo/ztopo/runtime/zsock"
-	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
 	"github.com/ztopo/ztopo/spec"
 )
 
 const bound = 30 * time.Second
-
-func newCtx(t *testing.T) *zmq4.Context {
-	t.Helper()
-	zctx, err := zsock.NewContext()
-	if err != nil {
-		t.Fatal(err)
-	}
-	zsocktest.TermAtEnd(t, zctx)
-	return zctx
-}
 
 type running struct {
 	n      *node.Node
@@ -54,54 +44,30 @@ func (r *running) stop(t *testing.T) error {
 	}
 }
 
-func peer(t *testing.T, zctx *zmq4.Context, s *spec.Socket) *zsock.Socket {
-	t.Helper()
-	zs, err := zsock.Open(zctx, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { zs.Close() })
-	return zs
-}
-
-func recv(t *testing.T, s *zsock.Socket) [][]byte {
-	t.Helper()
-	p := zmq4.NewPoller()
-	p.Add(s.Z, zmq4.POLLIN)
-	if polled, err := p.Poll(bound); err != nil || len(polled) == 0 {
-		t.Fatalf("nothing received (%v)", err)
-	}
-	m, err := s.Recv(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 func TestProxyStreamerWithCapture(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	sp := &spec.Node{Name: "proxy", Sockets: []*spec.Socket{
 		{Name: "backend", Type: spec.PUSH, Bind: []string{"inproc://p-back"}},
 		{Name: "capture", Type: spec.PUSH, Bind: []string{"inproc://p-cap"}},
 		{Name: "frontend", Type: spec.PULL, Bind: []string{"inproc://p-front"}},
 	}}
 	r := runNode(t, zctx, sp, &Proxy{})
-	src := peer(t, zctx, &spec.Socket{Name: "src", Type: spec.PUSH, Connect: []string{"inproc://p-front"}})
-	dst := peer(t, zctx, &spec.Socket{Name: "dst", Type: spec.PULL, Connect: []string{"inproc://p-back"}})
-	spy := peer(t, zctx, &spec.Socket{Name: "spy", Type: spec.PULL, Connect: []string{"inproc://p-cap"}})
+	src := socktest.Open(t, zctx, &spec.Socket{Name: "src", Type: spec.PUSH, Connect: []string{"inproc://p-front"}})
+	dst := socktest.Open(t, zctx, &spec.Socket{Name: "dst", Type: spec.PULL, Connect: []string{"inproc://p-back"}})
+	spy := socktest.Open(t, zctx, &spec.Socket{Name: "spy", Type: spec.PULL, Connect: []string{"inproc://p-cap"}})
 	var bytes uint64
 	for i := 0; i < 100; i++ {
-		m := fr(fmt.Sprint(i), "x")
+		m := socktest.Frames(fmt.Sprint(i), "x")
 		bytes += uint64(len(m[0]) + len(m[1]))
 		if err := src.Send(m, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i := 0; i < 100; i++ {
-		if got, want := q(recv(t, dst)), q(fr(fmt.Sprint(i), "x")); got != want {
+		if got, want := q(socktest.Recv(t, dst)), q(socktest.Frames(fmt.Sprint(i), "x")); got != want {
 			t.Fatalf("backend %d: got %s, want %s", i, got, want)
 		}
-		if got, want := q(recv(t, spy)), q(fr(fmt.Sprint(i), "x")); got != want {
+		if got, want := q(socktest.Recv(t, spy)), q(socktest.Frames(fmt.Sprint(i), "x")); got != want {
 			t.Fatalf("capture %d: got %s, want %s", i, got, want)
 		}
 	}
@@ -125,26 +91,26 @@ func TestProxyStreamerWithCapture(t *testing.T) {
 // survives a swap of the proxy handler: the sockets stay, the new proxy
 // picks up where the old one stopped, and the counters add up across both.
 func TestProxyQueueSwap(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	sp := &spec.Node{Name: "queue", Sockets: []*spec.Socket{
 		{Name: "backend", Type: spec.DEALER, Bind: []string{"inproc://q-back"}},
 		{Name: "frontend", Type: spec.ROUTER, Bind: []string{"inproc://q-front"}},
 	}}
 	r := runNode(t, zctx, sp, &Proxy{})
-	client := peer(t, zctx, &spec.Socket{Name: "c", Type: spec.REQ, Connect: []string{"inproc://q-front"}})
-	server := peer(t, zctx, &spec.Socket{Name: "s", Type: spec.REP, Connect: []string{"inproc://q-back"}})
+	client := socktest.Open(t, zctx, &spec.Socket{Name: "c", Type: spec.REQ, Connect: []string{"inproc://q-front"}})
+	server := socktest.Open(t, zctx, &spec.Socket{Name: "s", Type: spec.REP, Connect: []string{"inproc://q-back"}})
 	for i := 0; i < 50; i++ {
 		if i == 25 {
 			r.n.SwapHandler(&Proxy{})
 		}
-		if err := client.Send(fr(fmt.Sprint("req", i)), 0); err != nil {
+		if err := client.Send(socktest.Frames(fmt.Sprint("req", i)), 0); err != nil {
 			t.Fatal(err)
 		}
-		req := recv(t, server)
+		req := socktest.Recv(t, server)
 		if err := server.Send([][]byte{append([]byte("rep:"), req[0]...)}, 0); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := q(recv(t, client)), q(fr(fmt.Sprint("rep:req", i))); got != want {
+		if got, want := q(socktest.Recv(t, client)), q(socktest.Frames(fmt.Sprint("rep:req", i))); got != want {
 			t.Fatalf("reply %d: got %s, want %s", i, got, want)
 		}
 	}
@@ -160,33 +126,33 @@ func TestProxyQueueSwap(t *testing.T) {
 }
 
 func TestLBBroker(t *testing.T) {
-	zctx := newCtx(t)
+	zctx := socktest.Context(t)
 	sp := &spec.Node{Name: "broker", Sockets: []*spec.Socket{
 		{Name: "backend", Type: spec.ROUTER, Bind: []string{"inproc://lb-back"}},
 		{Name: "frontend", Type: spec.ROUTER, Bind: []string{"inproc://lb-front"}},
 	}}
 	runNode(t, zctx, sp, build(t, "lbbroker", nil, nil))
 	// Clients first: the broker must not read them before a worker is ready.
-	c1 := peer(t, zctx, &spec.Socket{Name: "c1", Type: spec.REQ, Connect: []string{"inproc://lb-front"}, Identity: "c1"})
-	c2 := peer(t, zctx, &spec.Socket{Name: "c2", Type: spec.REQ, Connect: []string{"inproc://lb-front"}, Identity: "c2"})
+	c1 := socktest.Open(t, zctx, &spec.Socket{Name: "c1", Type: spec.REQ, Connect: []string{"inproc://lb-front"}, Identity: "c1"})
+	c2 := socktest.Open(t, zctx, &spec.Socket{Name: "c2", Type: spec.REQ, Connect: []string{"inproc://lb-front"}, Identity: "c2"})
 	for _, c := range []*zsock.Socket{c1, c2} {
-		if err := c.Send(fr("job from "+c.Spec.Name), 0); err != nil {
+		if err := c.Send(socktest.Frames("job from "+c.Spec.Name), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	w := peer(t, zctx, &spec.Socket{Name: "w", Type: spec.REQ, Connect: []string{"inproc://lb-back"}, Identity: "w1"})
-	if err := w.Send(fr("READY"), 0); err != nil {
+	w := socktest.Open(t, zctx, &spec.Socket{Name: "w", Type: spec.REQ, Connect: []string{"inproc://lb-back"}, Identity: "w1"})
+	if err := w.Send(socktest.Frames("READY"), 0); err != nil {
 		t.Fatal(err)
 	}
 	// One worker serves both clients in turn: each reply frees it again.
 	seen := map[string]bool{}
 	for i := 0; i < 2; i++ {
-		m := recv(t, w)
+		m := socktest.Recv(t, w)
 		if len(m) != 3 || len(m[1]) != 0 || string(m[2]) != "job from "+string(m[0]) {
 			t.Fatalf("worker got %s", q(m))
 		}
 		seen[string(m[0])] = true
-		if err := w.Send(fr(string(m[0]), "", "done "+string(m[0])), 0); err != nil {
+		if err := w.Send(socktest.Frames(string(m[0]), "", "done "+string(m[0])), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -194,7 +160,7 @@ func TestLBBroker(t *testing.T) {
 		t.Fatalf("clients served: %v", seen)
 	}
 	for _, c := range []*zsock.Socket{c1, c2} {
-		if got, want := q(recv(t, c)), q(fr("done "+c.Spec.Name)); got != want {
+		if got, want := q(socktest.Recv(t, c)), q(socktest.Frames("done "+c.Spec.Name)); got != want {
 			t.Errorf("%s: got %s, want %s", c.Spec.Name, got, want)
 		}
 	}
