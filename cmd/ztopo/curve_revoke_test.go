@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/runtime/control"
 )
 
@@ -101,7 +102,7 @@ nodes:
 // while the client still allowed is let in again; the server counts
 // exactly the allowed client's messages.
 func TestUpCurveRevoke(t *testing.T) {
-	needPyzmqCurve(t)
+	testutil.NeedPyzmqCurve(t)
 	bin := buildZtopo(t)
 	d := newE2EDir(t)
 	keys, name, port, file := curveSink(t, bin, d, "curve-revoke")
@@ -189,7 +190,7 @@ ctx.term()
 // in keeps its connection, the new key is let in at its next handshake,
 // and the server counts every message of both across the reload.
 func TestUpCurveAllowAdded(t *testing.T) {
-	needPyzmqCurve(t)
+	testutil.NeedPyzmqCurve(t)
 	bin := buildZtopo(t)
 	d := newE2EDir(t)
 	keys, name, port, file := curveSink(t, bin, d, "curve-allow")

@@ -14,21 +14,11 @@ import (
 	"testing"
 
 	"github.com/ztopo/ztopo/internal/curvecert"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/runtime/control"
 )
 
-const python = "/usr/bin/python3"
-
-func needPyzmqCurve(t *testing.T) {
-	t.Helper()
-	out, err := exec.Command(python, "-c", "import zmq, zmq.auth; print(zmq.has('curve'))").Output()
-	if err != nil {
-		t.Skipf("%s with pyzmq is not available (scripts/deps.sh installs it): %v", python, err)
-	}
-	if strings.TrimSpace(string(out)) != "True" {
-		t.Fatalf("pyzmq's libzmq has no CURVE: %s", out)
-	}
-}
+const python = testutil.Python
 
 // freePorts returns n tcp ports of 127.0.0.1 free a moment ago.
 func freePorts(t *testing.T, n int) []int {
@@ -144,7 +134,7 @@ ctx.term()
 // refusals are counted in status and logged with the offered key, and no
 // secret appears in the log.
 func TestUpCurvePyzmq(t *testing.T) {
-	needPyzmqCurve(t)
+	testutil.NeedPyzmqCurve(t)
 	bin := buildZtopo(t)
 	d := newE2EDir(t)
 	keys := filepath.Join(d.root, "keys")

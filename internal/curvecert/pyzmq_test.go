@@ -1,4 +1,4 @@
-package curvecert
+package curvecert_test
 
 import (
 	"os/exec"
@@ -6,27 +6,23 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ztopo/ztopo/internal/curvecert"
+	"github.com/ztopo/ztopo/internal/testutil"
 )
 
-const python = "/usr/bin/python3"
-
-func needPyzmq(t *testing.T) {
-	t.Helper()
-	if err := exec.Command(python, "-c", "import zmq.auth").Run(); err != nil {
-		t.Skipf("%s with pyzmq is not available (scripts/deps.sh installs it): %v", python, err)
-	}
-}
+const python = testutil.Python
 
 // TestPyzmqReadsOurs: zmq.auth.load_certificate reads the pair Write
 // writes, with the same keys.
 func TestPyzmqReadsOurs(t *testing.T) {
-	needPyzmq(t)
+	testutil.NeedPyzmq(t)
 	dir := t.TempDir()
-	c, err := Generate()
+	c, err := curvecert.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, sec, err := Write(dir, "node", c, time.Now())
+	pub, sec, err := curvecert.Write(dir, "node", c, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +45,7 @@ print(p.decode(), s.decode())
 // TestWeReadPyzmqs: ReadPublic and ReadSecret read what
 // zmq.auth.create_certificates writes.
 func TestWeReadPyzmqs(t *testing.T) {
-	needPyzmq(t)
+	testutil.NeedPyzmq(t)
 	dir := t.TempDir()
 	out, err := exec.Command(python, "-c", `
 import sys, os, zmq.auth
@@ -65,15 +61,15 @@ print(p.decode(), s.decode())
 	if len(keys) != 2 {
 		t.Fatalf("python printed %q", out)
 	}
-	got, err := ReadPublic(filepath.Join(dir, "peer.key"))
+	got, err := curvecert.ReadPublic(filepath.Join(dir, "peer.key"))
 	if err != nil || got != keys[0] {
 		t.Fatalf("ReadPublic: got %q, %v, want %q", got, err, keys[0])
 	}
-	c, err := ReadSecret(filepath.Join(dir, "peer.key_secret"))
+	c, err := curvecert.ReadSecret(filepath.Join(dir, "peer.key_secret"))
 	if err != nil || c.Public != keys[0] || c.Secret != keys[1] {
 		t.Fatalf("ReadSecret: got other keys than pyzmq wrote (%v)", err)
 	}
-	l, err := List(dir)
+	l, err := curvecert.List(dir)
 	if err != nil || len(l) != 1 || l[0].Name != "peer" || l[0].Public != keys[0] {
 		t.Fatalf("List: got %+v, %v", l, err)
 	}

@@ -53,6 +53,20 @@ func NeedPyzmq(t testing.TB) {
 	t.Skipf("%s with pyzmq is not available (Debian: python3-zmq): %v", Python, err)
 }
 
+// NeedPyzmqCurve is NeedPyzmq for tests whose Python peers speak CURVE: a
+// pyzmq whose libzmq lacks it fails the test.
+func NeedPyzmqCurve(t testing.TB) {
+	t.Helper()
+	NeedPyzmq(t)
+	out, err := exec.Command(Python, "-c", "import zmq, zmq.auth; print(zmq.has('curve'))").Output()
+	if err != nil {
+		t.Fatalf("%s: zmq.auth: %v", Python, err)
+	}
+	if strings.TrimSpace(string(out)) != "True" {
+		t.Fatalf("pyzmq's libzmq has no CURVE: %s", out)
+	}
+}
+
 // RepoPath is the absolute path of rel, a path from the repository's root.
 func RepoPath(t testing.TB, rel string) string {
 	t.Helper()
