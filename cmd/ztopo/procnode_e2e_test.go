@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/runtime/control"
 )
 
@@ -22,28 +23,7 @@ func TestUpCrashLossExitStatus(t *testing.T) {
 	bin := buildZtopo(t)
 	d := newE2EDir(t)
 	const n = 6000
-	file := d.write(t, "crash.yaml", fmt.Sprintf(`version: 1
-name: e2ecrashloss
-nodes:
-  gen:
-    handler: generate
-    config: {count: %d}
-    sockets:
-      out: {type: PUSH, bind: auto}
-  worker:
-    run: process
-    replicas: 3
-    handler: forward
-    config: {delay: 1ms}
-    sockets:
-      in: {type: PULL, connect: gen.out}
-      out: {type: PUSH, connect: sink.in}
-  sink:
-    handler: count
-    config: {expect: %d}
-    sockets:
-      in: {type: PULL, bind: auto}
-`, n, n))
+	file := d.write(t, "crash.yaml", testutil.ProcessWorkers("e2ecrashloss", 3, fmt.Sprintf("{count: %d}", n), "{delay: 1ms}", fmt.Sprintf("{expect: %d}", n), ""))
 	up := startUp(t, bin, d, "--no-watch", "--grace", "2s", file)
 	var victim control.InstanceStatus
 	up.waitStatus(d.topologyRuntime("e2ecrashloss"), func(st control.StatusReply) bool {
@@ -86,26 +66,7 @@ nodes:
 func TestUpPsShowsStalledWorker(t *testing.T) {
 	bin := buildZtopo(t)
 	d := newE2EDir(t)
-	file := d.write(t, "stall.yaml", `version: 1
-name: e2estall
-nodes:
-  gen:
-    handler: generate
-    config: {interval: 2ms}
-    sockets:
-      out: {type: PUSH, bind: auto}
-  worker:
-    run: process
-    replicas: 3
-    handler: forward
-    sockets:
-      in: {type: PULL, connect: gen.out}
-      out: {type: PUSH, connect: sink.in}
-  sink:
-    handler: count
-    sockets:
-      in: {type: PULL, bind: auto}
-`)
+	file := d.write(t, "stall.yaml", testutil.ProcessWorkers("e2estall", 3, "{interval: 2ms}", "", "", ""))
 	up := startUp(t, bin, d, "--no-watch", file)
 	rt := d.topologyRuntime("e2estall")
 	st := up.waitStatus(rt, allRunning)

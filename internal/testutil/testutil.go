@@ -183,3 +183,36 @@ func ExampleKeys(t testing.TB) string {
 	}
 	return dir
 }
+
+// ProcessWorkers is the topology of the tests that stop, stall or kill
+// process workers under traffic: gen (generate, with config gen) pushes to
+// replicas process workers (forward, with config worker), which push to
+// sink (count, with config sink); an empty config is none. extra is YAML
+// appended under nodes.
+func ProcessWorkers(name string, replicas int, gen, worker, sink, extra string) string {
+	config := func(c string) string {
+		if c == "" {
+			return ""
+		}
+		return "\n    config: " + c
+	}
+	return fmt.Sprintf(`version: 1
+name: %s
+nodes:
+  gen:
+    handler: generate%s
+    sockets:
+      out: {type: PUSH, bind: auto}
+  worker:
+    run: process
+    replicas: %d
+    handler: forward%s
+    sockets:
+      in: {type: PULL, connect: gen.out}
+      out: {type: PUSH, connect: sink.in}
+  sink:
+    handler: count%s
+    sockets:
+      in: {type: PULL, bind: auto}
+%s`, name, config(gen), replicas, config(worker), config(sink), extra)
+}

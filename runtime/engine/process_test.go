@@ -235,28 +235,9 @@ nodes:
 func TestStopLeavesNoChildProcess(t *testing.T) {
 	self := needZtopo(t)
 	dir := rlDir(t)
-	topo := rlParse(t, dir, `version: 1
-name: orphans
-nodes:
-  feeder:
-    handler: generate
-    config: {interval: 2ms}
-    sockets:
-      out: {type: PUSH, bind: auto}
-  relay:
-    run: process
-    replicas: 2
-    handler: forward
-    sockets:
-      in: {type: PULL, connect: feeder.out}
-      out: {type: PUSH, connect: counter.in}
-  counter:
-    handler: count
-    sockets:
-      in: {type: PULL, bind: auto}
-  stubborn:
+	topo := rlParse(t, dir, testutil.ProcessWorkers("orphans", 2, "{interval: 2ms}", "", "", `  stubborn:
     command: [/bin/sh, -c, 'trap "" TERM; while :; do sleep 0.1; done']
-`, nil)
+`), nil)
 	lg, _ := newLogger(t)
 	// A short grace: the stubborn command waits it out before SIGKILL.
 	r := rlStart(t, topo, Options{Logger: lg, Self: self, Grace: time.Second})
@@ -692,26 +673,7 @@ func grandchildPid(t *testing.T, path string) int {
 func TestStalledProcessWorkerIsShown(t *testing.T) {
 	self := needZtopo(t)
 	dir := rlDir(t)
-	topo := rlParse(t, dir, `version: 1
-name: stall
-nodes:
-  feeder:
-    handler: generate
-    config: {interval: 2ms}
-    sockets:
-      out: {type: PUSH, bind: auto}
-  worker:
-    run: process
-    replicas: 3
-    handler: forward
-    sockets:
-      in: {type: PULL, connect: feeder.out}
-      out: {type: PUSH, connect: counter.in}
-  counter:
-    handler: count
-    sockets:
-      in: {type: PULL, bind: auto}
-`, nil)
+	topo := rlParse(t, dir, testutil.ProcessWorkers("stall", 3, "{interval: 2ms}", "", "", ""), nil)
 	lg, logs := newLogger(t)
 	r := rlStart(t, topo, Options{Logger: lg, Self: self, Grace: 2 * time.Second})
 	rlWaitFor(t, "every node to run", func() bool { return rlAllRunning(r.e) })
@@ -763,28 +725,7 @@ func TestCrashedWorkerLossEndsBatch(t *testing.T) {
 	self := needZtopo(t)
 	dir := rlDir(t)
 	const n = 6000
-	topo := rlParse(t, dir, fmt.Sprintf(`version: 1
-name: crashloss
-nodes:
-  gen:
-    handler: generate
-    config: {count: %d}
-    sockets:
-      out: {type: PUSH, bind: auto}
-  worker:
-    run: process
-    replicas: 3
-    handler: forward
-    config: {delay: 1ms}
-    sockets:
-      in: {type: PULL, connect: gen.out}
-      out: {type: PUSH, connect: sink.in}
-  sink:
-    handler: count
-    config: {expect: %d}
-    sockets:
-      in: {type: PULL, bind: auto}
-`, n, n), nil)
+	topo := rlParse(t, dir, testutil.ProcessWorkers("crashloss", 3, fmt.Sprintf("{count: %d}", n), "{delay: 1ms}", fmt.Sprintf("{expect: %d}", n), ""), nil)
 	lg, logs := newLogger(t)
 	s := startEngine(t, topo, Options{Logger: lg, Self: self, Grace: 2 * time.Second})
 	// The ventilator is done in a blink and the workers drain their
