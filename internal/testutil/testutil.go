@@ -38,6 +38,22 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 // peer of the interop tests.
 const Python = "/usr/bin/python3"
 
+// Recv receives n values from ch; the test fails, naming what, when one
+// takes longer than Bound.
+func Recv[T any](t testing.TB, what string, ch <-chan T, n int) []T {
+	t.Helper()
+	out := make([]T, 0, n)
+	for range n {
+		select {
+		case v := <-ch:
+			out = append(out, v)
+		case <-time.After(Bound):
+			t.Fatalf("timed out after %v waiting for %s (%d of %d)", Bound, what, len(out), n)
+		}
+	}
+	return out
+}
+
 // NeedPyzmq skips the test when Python cannot import zmq — except in CI
 // (CI set in the environment), where a missing peer is a failure rather
 // than a test quietly not run.

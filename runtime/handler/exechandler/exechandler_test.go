@@ -291,14 +291,9 @@ func TestCloseAnswersHeld(t *testing.T) {
 		}
 	}
 	go e.close(x)
-	for range 3 {
-		select {
-		case r := <-x.Results():
-			if r.Err != nil || q(r.Frames) != fmt.Sprintf(`["%d"]`, r.Tag) {
-				t.Fatalf("tag %d: got %s, %v", r.Tag, q(r.Frames), r.Err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("no result")
+	for _, r := range testutil.Recv(t, "a result", x.Results(), 3) {
+		if r.Err != nil || q(r.Frames) != fmt.Sprintf(`["%d"]`, r.Tag) {
+			t.Fatalf("tag %d: got %s, %v", r.Tag, q(r.Frames), r.Err)
 		}
 	}
 }
@@ -351,14 +346,9 @@ func TestSwapExplicit(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[uint64]string{0: `["held"]`, 1: `["NEW"]`}
-	for range 2 {
-		select {
-		case r := <-x.Results():
-			if r.Err != nil || q(r.Frames) != want[r.Tag] {
-				t.Fatalf("tag %d: got %s, %v; want %s", r.Tag, q(r.Frames), r.Err, want[r.Tag])
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("no result")
+	for _, r := range testutil.Recv(t, "a result", x.Results(), 2) {
+		if r.Err != nil || q(r.Frames) != want[r.Tag] {
+			t.Fatalf("tag %d: got %s, %v; want %s", r.Tag, q(r.Frames), r.Err, want[r.Tag])
 		}
 	}
 	testutil.WaitFor(t, "the old child's exit", func() bool { return !testutil.Alive(old) })

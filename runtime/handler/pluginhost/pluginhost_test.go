@@ -177,13 +177,8 @@ func TestPluginDrops(t *testing.T) {
 	if err := h.Submit(bg, msg("t", ""), 7); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case r := <-h.Results():
-		if r.Tag != 7 || r.Err != nil || r.Frames != nil {
-			t.Fatalf("got %+v, want tag 7 with nil frames and no error", r)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("no result")
+	if r := testutil.Recv(t, "a result", h.Results(), 1)[0]; r.Tag != 7 || r.Err != nil || r.Frames != nil {
+		t.Fatalf("got %+v, want tag 7 with nil frames and no error", r)
 	}
 	out, err := h.Handle(bg, msg("t", "kept"))
 	if err != nil || frames(out) != `["t" "kept"]` {
@@ -490,14 +485,9 @@ func TestBackPressure(t *testing.T) {
 	if p := h.Pending(); p != 2 {
 		t.Fatalf("Pending() = %d, want 2", p)
 	}
-	for range 2 {
-		select {
-		case r := <-h.Results():
-			if r.Err != nil || frames(r.Frames) != `["slow"]` {
-				t.Fatalf("got %+v", r)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("no result")
+	for _, r := range testutil.Recv(t, "a result", h.Results(), 2) {
+		if r.Err != nil || frames(r.Frames) != `["slow"]` {
+			t.Fatalf("got %+v", r)
 		}
 	}
 }
@@ -522,14 +512,9 @@ func TestSwapLetsOldFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[uint64]string{0: `["slow"]`, 1: `["NEW"]`}
-	for range 2 {
-		select {
-		case r := <-h.Results():
-			if r.Err != nil || frames(r.Frames) != want[r.Tag] {
-				t.Fatalf("tag %d: got %s, %v; want %s", r.Tag, frames(r.Frames), r.Err, want[r.Tag])
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("no result")
+	for _, r := range testutil.Recv(t, "a result", h.Results(), 2) {
+		if r.Err != nil || frames(r.Frames) != want[r.Tag] {
+			t.Fatalf("tag %d: got %s, %v; want %s", r.Tag, frames(r.Frames), r.Err, want[r.Tag])
 		}
 	}
 	testutil.WaitFor(t, "the old plugin's exit", func() bool { return !testutil.Alive(oldPid) })
