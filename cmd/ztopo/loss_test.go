@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"syscall"
 	"testing"
+
+	"github.com/ztopo/ztopo/internal/testutil"
 )
 
 // TestUpSIGINTLossExitStatus: a drain cut short by its grace exits with 3
@@ -13,27 +16,8 @@ import (
 func TestUpSIGINTLossExitStatus(t *testing.T) {
 	bin := buildZtopo(t)
 	d := newE2EDir(t)
-	file := d.write(t, "slow.yaml", fmt.Sprintf(`version: 1
-name: e2elosscut
-nodes:
-  src:
-    handler: generate
-    config: {count: 10}
-    sync: {expect: 1, bind: ipc://%s/sync.sock}
-    sockets:
-      out: {type: PUSH, bind: ipc://%s/src.sock}
-  slow:
-    handler: forward
-    config: {delay: 300ms}
-    sync: {connect: src}
-    sockets:
-      in: {type: PULL, connect: src.out}
-      out: {type: PUSH, connect: sink.in}
-  sink:
-    handler: log
-    sockets:
-      in: {type: PULL, bind: ipc://%s/sink.sock}
-`, d.root, d.root, d.root))
+	ipc := func(name string) string { return "ipc://" + filepath.Join(d.root, name) }
+	file := d.write(t, "slow.yaml", testutil.SlowPipeline("e2elosscut", "{count: 10}", "300ms", "handler: log", ipc("src.sock"), ipc("sink.sock"), ipc("sync.sock")))
 	up := startUp(t, bin, d, "--no-watch", "--grace", "500ms", file)
 	sinkLine := regexp.MustCompile(`(sink +\| message:|message: node=sink)`)
 	up.waitLog(sinkLine)

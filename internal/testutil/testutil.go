@@ -232,3 +232,34 @@ nodes:
       in: {type: PULL, bind: auto}
 %s`, name, config(gen), replicas, config(worker), config(sink), extra)
 }
+
+// SlowPipeline is the topology of the drain and loss tests: src
+// (generate, with config src) pushes to slow (forward, delay a message),
+// which pushes to sink (sink: its handler line and config). src and sink
+// bind srcEP and sinkEP; with a syncEP, src starts once slow is connected.
+func SlowPipeline(name, src, delay, sink, srcEP, sinkEP, syncEP string) string {
+	srcSync, slowSync := "", ""
+	if syncEP != "" {
+		srcSync = fmt.Sprintf("\n    sync: {expect: 1, bind: %q}", syncEP)
+		slowSync = "\n    sync: {connect: src}"
+	}
+	return fmt.Sprintf(`version: 1
+name: %s
+nodes:
+  src:
+    handler: generate
+    config: %s%s
+    sockets:
+      out: {type: PUSH, bind: %q}
+  slow:
+    handler: forward
+    config: {delay: %s}%s
+    sockets:
+      in: {type: PULL, connect: src.out}
+      out: {type: PUSH, connect: sink.in}
+  sink:
+    %s
+    sockets:
+      in: {type: PULL, bind: %q}
+`, name, src, srcSync, srcEP, delay, slowSync, sink, sinkEP)
+}

@@ -7,32 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
 )
 
-// slowPipeline: src (generate) -> slow (forward with a delay) -> sink, over
-// tcp. sinkCfg is the sink's handler line and config.
+// slowPipeline is testutil.SlowPipeline over tcp, unsynchronised.
 func slowPipeline(t *testing.T, name, srcCfg, delay, sink string) string {
-	a, b := zsocktest.TCP(t), zsocktest.TCP(t)
-	return fmt.Sprintf(`version: 1
-name: %s
-nodes:
-  src:
-    handler: generate
-    config: %s
-    sockets:
-      out: {type: PUSH, bind: "%s"}
-  slow:
-    handler: forward
-    config: {delay: %s}
-    sockets:
-      in: {type: PULL, connect: src.out}
-      out: {type: PUSH, connect: sink.in}
-  sink:
-    %s
-    sockets:
-      in: {type: PULL, bind: "%s"}
-`, name, srcCfg, a, delay, sink, b)
+	return testutil.SlowPipeline(name, srcCfg, delay, sink, zsocktest.TCP(t), zsocktest.TCP(t), "")
 }
 
 // Issue 11 item 1: a busy handler is not idle. The batch ends by itself
@@ -59,27 +40,7 @@ func TestDrainWaitsForBusyHandler(t *testing.T) {
 // connected (sync), so that the first progress comes within the grace.
 func TestNaturalDrainOutlastsGraceWhileProgressing(t *testing.T) {
 	lg, logs := newLogger(t)
-	yaml := fmt.Sprintf(`version: 1
-name: loss-progress
-nodes:
-  src:
-    handler: generate
-    config: {count: 8}
-    sync: {expect: 1, bind: "%s"}
-    sockets:
-      out: {type: PUSH, bind: "%s"}
-  slow:
-    handler: forward
-    config: {delay: 250ms}
-    sync: {connect: src}
-    sockets:
-      in: {type: PULL, connect: src.out}
-      out: {type: PUSH, connect: sink.in}
-  sink:
-    handler: log
-    sockets:
-      in: {type: PULL, bind: "%s"}
-`, zsocktest.TCP(t), zsocktest.TCP(t), zsocktest.TCP(t))
+	yaml := testutil.SlowPipeline("loss-progress", "{count: 8}", "250ms", "handler: log", zsocktest.TCP(t), zsocktest.TCP(t), zsocktest.TCP(t))
 	r := rlStart(t, rlParse(t, rlDir(t), yaml, nil), Options{Logger: lg, Grace: 500 * time.Millisecond})
 	if err := r.wait(t); err != nil {
 		t.Fatalf("Run: %v", err)
