@@ -58,15 +58,9 @@ func (r *run) syncExpect(sy *spec.Sync) error {
 	poller.Add(r.ctl, zmq4.POLLIN)
 	poller.Add(rep.Z, zmq4.POLLIN)
 	for got := 0; got < sy.Expect; {
-		polled, err := poller.PollAll(-1)
+		polled, err := r.syncPoll(poller, -1)
 		if err != nil {
-			if zsock.IsInterrupted(err) {
-				continue
-			}
-			return fmt.Errorf("sync: poll: %w", err)
-		}
-		if polled[0].Events&zmq4.POLLIN != 0 && r.readCtl() {
-			return errStopped
+			return err
 		}
 		if polled[1].Events&zmq4.POLLIN == 0 {
 			continue
@@ -106,15 +100,9 @@ func (r *run) syncConnect(sy *spec.Sync) error {
 	poller.Add(r.ctl, zmq4.POLLIN)
 	poller.Add(req.Z, zmq4.POLLIN)
 	for {
-		polled, err := poller.PollAll(syncReplyWarn)
+		polled, err := r.syncPoll(poller, syncReplyWarn)
 		if err != nil {
-			if zsock.IsInterrupted(err) {
-				continue
-			}
-			return fmt.Errorf("sync: poll: %w", err)
-		}
-		if polled[0].Events&zmq4.POLLIN != 0 && r.readCtl() {
-			return errStopped
+			return err
 		}
 		if polled[1].Events&zmq4.POLLIN != 0 {
 			if _, err := req.Recv(zmq4.DONTWAIT); err == nil {
@@ -162,15 +150,8 @@ func (r *run) waitConnections() error {
 			r.log.Warn("sync: connections not established in time, going on anyway", "pending", pending)
 			break
 		}
-		polled, err := poller.PollAll(min(left, time.Second))
-		if err != nil {
-			if zsock.IsInterrupted(err) {
-				continue
-			}
-			return fmt.Errorf("sync: poll: %w", err)
-		}
-		if polled[0].Events&zmq4.POLLIN != 0 && r.readCtl() {
-			return errStopped
+		if _, err := r.syncPoll(poller, min(left, time.Second)); err != nil {
+			return err
 		}
 		for _, s := range watching {
 			if _, err := s.ReadMonitor(); err != nil {
@@ -189,20 +170,33 @@ func (r *run) pause(d time.Duration) error {
 	poller := zmq4.NewPoller()
 	poller.Add(r.ctl, zmq4.POLLIN)
 	deadline := time.Now().Add(d)
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return nil
-		}
-		polled, err := poller.PollAll(left)
-		if err != nil {
-			if zsock.IsInterrupted(err) {
-				continue
-			}
+	for left := d; left > 0; left = time.Until(deadline) {
+		if _, err := r.syncPoll(poller, left); err != nil {
 			return err
 		}
-		if polled[0].Events&zmq4.POLLIN != 0 && r.readCtl() {
-			return errStopped
+	}
+	return nil
+}
+
+// syncPoll polls poller, whose first socket is the control socket, for up
+// to timeout (-1: for ever), polling again after an interruption for what
+// is left: errStopped when the node is told to stop meanwhile.
+func (r *run) syncPoll(poller *zmq4.Poller, timeout time.Duration) ([]zmq4.Polled, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		polled, err := poller.PollAll(timeout)
+		if err != nil {
+			if zsock.IsInterrupted(err) {
+				if timeout >= 0 {
+					timeout = max(time.Until(deadline), 0)
+				}
+				continue
+			}
+			return nil, fmt.Errorf("sync: poll: %w", err)
 		}
+		if polled[0].Events&zmq4.POLLIN != 0 && r.readCtl() {
+			return nil, errStopped
+		}
+		return polled, nil
 	}
 }
