@@ -56,6 +56,35 @@ func newEngine(t *spec.Topology) (*engine.Engine, error) {
 	return engine.New(t, engine.Options{Logger: log})
 }
 
+// background is a topology running on a goroutine, bounded by runBound.
+type background struct {
+	e      *engine.Engine
+	ran    chan error // Run's result
+	cancel context.CancelFunc
+	remove func()
+}
+
+// runBackground loads a topology and runs it on a goroutine.
+func runBackground(name, yaml string) (*background, error) {
+	e, remove, err := load(name, yaml)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), runBound)
+	b := &background{e: e, ran: make(chan error, 1), cancel: cancel, remove: remove}
+	go func() { b.ran <- e.Run(ctx) }()
+	return b, nil
+}
+
+// wait returns Run's result once it ends (cancel first to stop a run that
+// does not end by itself) and removes the topology's runtime directory.
+func (b *background) wait() error {
+	err := <-b.ran
+	b.cancel()
+	b.remove()
+	return err
+}
+
 // runTopology runs a topology that completes by itself and returns the
 // engine (for its counters) and the time from parsing to Run's return.
 func runTopology(name, yaml string) (*engine.Engine, float64, error) {
@@ -313,18 +342,13 @@ func serve(p Params, name string, topology func(ep string) string, want func([]b
 		return Result{}, err
 	}
 	start := time.Now()
-	e, remove, err := load(name, topology(ep))
+	b, err := runBackground(name, topology(ep))
 	if err != nil {
 		return Result{}, err
 	}
-	defer remove()
-	ctx, cancel := context.WithTimeout(context.Background(), runBound)
-	defer cancel()
-	ran := make(chan error, 1)
-	go func() { ran <- e.Run(ctx) }()
 	r, cerr := roundTrips(p, ep, want, start)
-	cancel()
-	rerr := <-ran
+	b.cancel()
+	rerr := b.wait()
 	if cerr != nil {
 		return r, cerr
 	}
@@ -435,34 +459,29 @@ nodes:
       in: {type: PULL, bind: auto}
 `, feed, p.Nodes-2, p.Count)
 	start := time.Now()
-	e, remove, err := load("startup", yaml)
+	b, err := runBackground("startup", yaml)
 	if err != nil {
 		return Result{}, err
 	}
-	defer remove()
-	ctx, cancel := context.WithTimeout(context.Background(), runBound)
-	defer cancel()
-	ran := make(chan error, 1)
-	go func() { ran <- e.Run(ctx) }()
 	r := Result{Expected: int64(p.Count)}
-	up, err := waitRunning(e, p.Nodes, ran)
+	up, err := waitRunning(b.e, p.Nodes, b.ran)
 	if err != nil {
-		cancel()
-		<-ran
+		b.cancel()
+		b.wait()
 		return r, err
 	}
 	r.StartupMs = float64(up.Sub(start).Microseconds()) / 1e3
 	r.RSSMiB, r.Threads = procStatus()
 	if err := feedMessages(feed, p.Count, p.Size); err != nil {
-		cancel()
-		<-ran
+		b.cancel()
+		b.wait()
 		return r, err
 	}
 	rss, threads := procStatus()
 	r.RSSMiB, r.Threads = max(r.RSSMiB, rss), max(r.Threads, threads)
-	err = <-ran
+	err = b.wait()
 	r.Seconds = time.Since(start).Seconds()
-	r.Msgs = received(e, "sink")
+	r.Msgs = received(b.e, "sink")
 	return r, err
 }
 
