@@ -579,6 +579,22 @@ func (r *resolver) argv(sc scope, v *Value, what string) []string {
 	return argv
 }
 
+// pathHandler makes v, the path of a {plugin: path} or {wasm: path}
+// handler, n's handler of that kind; kinds names the kind in the error for
+// a codec, which only exec handlers take, and needs what the path must
+// lead to.
+func (r *resolver) pathHandler(sc scope, n *Node, v, codec *Value, kind HandlerKind, kinds, needs string) {
+	if codec != nil {
+		r.errorf(codec.Pos, "", "codec applies to exec handlers, not %s", kinds)
+	}
+	if p, ok := r.str(sc, v, string(kind)); ok {
+		if p == "" {
+			r.errorf(v.Pos, "", "%s needs the path of %s", kind, needs)
+		}
+		n.Handler = HandlerRef{Kind: kind, Path: r.relPath(p)}
+	}
+}
+
 func (r *resolver) handler(sc scope, fn *FileNode, n *Node) {
 	switch {
 	case fn.Handler != nil && fn.Command != nil:
@@ -629,15 +645,7 @@ func (r *resolver) handler(sc scope, fn *FileNode, n *Node) {
 			}
 			r.errorf(second.Pos, "", "handler of node %q has %s; pick one", fn.Name, both(exec, plugin, wasm))
 		case wasm != nil:
-			if codec != nil {
-				r.errorf(codec.Pos, "", "codec applies to exec handlers, not wasm modules")
-			}
-			if p, ok := r.str(sc, wasm, "wasm"); ok {
-				if p == "" {
-					r.errorf(wasm.Pos, "", "wasm needs the path of a WebAssembly module")
-				}
-				n.Handler = HandlerRef{Kind: HandlerWasm, Path: r.relPath(p)}
-			}
+			r.pathHandler(sc, n, wasm, codec, HandlerWasm, "wasm modules", "a WebAssembly module")
 		case exec != nil:
 			n.Handler = HandlerRef{Kind: HandlerExec, Argv: r.argv(sc, exec, "handler exec"), Codec: "lines"}
 			if codec != nil {
@@ -648,15 +656,7 @@ func (r *resolver) handler(sc scope, fn *FileNode, n *Node) {
 				}
 			}
 		case plugin != nil:
-			if codec != nil {
-				r.errorf(codec.Pos, "", "codec applies to exec handlers, not plugins")
-			}
-			if p, ok := r.str(sc, plugin, "plugin"); ok {
-				if p == "" {
-					r.errorf(plugin.Pos, "", "plugin needs the path of an executable")
-				}
-				n.Handler = HandlerRef{Kind: HandlerPlugin, Path: r.relPath(p)}
-			}
+			r.pathHandler(sc, n, plugin, codec, HandlerPlugin, "plugins", "an executable")
 		default:
 			r.errorf(v.Pos, "", "handler of node %q needs exec, plugin or wasm", fn.Name)
 		}
