@@ -301,20 +301,7 @@ func TestCloseAnswersHeld(t *testing.T) {
 func TestBackPressure(t *testing.T) {
 	e := newEnv(t)
 	x := e.start(exechandler.Config{Argv: []string{"sh", "-c", "sleep 2; exec cat"}, Inflight: 2})
-	bg := context.Background()
-	for i := range 2 {
-		if err := x.Submit(bg, msg("x"), uint64(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(bg, 200*time.Millisecond)
-	defer cancel()
-	if err := x.Submit(ctx, msg("y"), 2); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("third Submit: got %v, want DeadlineExceeded", err)
-	}
-	if p := x.Pending(); p != 2 {
-		t.Fatalf("Pending() = %d, want 2", p)
-	}
+	handlertest.BackPressure(t, x, msg("x"))
 }
 
 func TestSwapExplicit(t *testing.T) {

@@ -4,6 +4,7 @@ package handlertest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -94,4 +95,25 @@ func Drive(t testing.TB, h Host, n int, payload func(i int) handler.Msg) map[uin
 	// Pending may count the last Result for a moment after it was read.
 	testutil.WaitFor(t, "Pending() == 0", func() bool { return h.Pending() == 0 })
 	return got
+}
+
+// BackPressure submits two copies of m to h, which takes two messages in
+// flight and answers neither for a while: a third Submit must wait until
+// its context ends, with both still pending.
+func BackPressure(t testing.TB, h Host, m handler.Msg) {
+	t.Helper()
+	bg := context.Background()
+	for i := range 2 {
+		if err := h.Submit(bg, m, uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(bg, 200*time.Millisecond)
+	defer cancel()
+	if err := h.Submit(ctx, m, 2); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("third Submit: got %v, want DeadlineExceeded", err)
+	}
+	if p := h.Pending(); p != 2 {
+		t.Fatalf("Pending() = %d, want 2", p)
+	}
 }

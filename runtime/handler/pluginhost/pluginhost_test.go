@@ -471,20 +471,7 @@ func TestBackPressure(t *testing.T) {
 	cfg := e.config("slow=2000")
 	cfg.Inflight = 2
 	h := e.start(cfg)
-	bg := context.Background()
-	for i := range 2 {
-		if err := h.Submit(bg, msg("slow"), uint64(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(bg, 200*time.Millisecond)
-	defer cancel()
-	if err := h.Submit(ctx, msg("quick"), 2); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("third Submit: got %v, want DeadlineExceeded", err)
-	}
-	if p := h.Pending(); p != 2 {
-		t.Fatalf("Pending() = %d, want 2", p)
-	}
+	handlertest.BackPressure(t, h, msg("slow"))
 	for _, r := range testutil.Recv(t, "a result", h.Results(), 2) {
 		if r.Err != nil || frames(r.Frames) != `["slow"]` {
 			t.Fatalf("got %+v", r)
