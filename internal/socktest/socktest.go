@@ -58,12 +58,3 @@ func Recv(t testing.TB, s *zsock.Socket) [][]byte {
 	}
 	return m
 }
-
-// Frames is a message of the frames ss.
-func Frames(ss ...string) [][]byte {
-	out := make([][]byte, len(ss))
-	for i, s := range ss {
-		out[i] = []byte(s)
-	}
-	return out
-}

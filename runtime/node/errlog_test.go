@@ -12,6 +12,7 @@ import (
 	"github.com/ztopo/ztopo/internal/socktest"
 	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -39,7 +40,7 @@ func TestHandlerErrorsRateLimited(t *testing.T) {
 		if i%2 == 1 {
 			body = "reported"
 		}
-		if err := p.Send(socktest.Frames(body), 0); err != nil {
+		if err := p.Send(zsocktest.Frames(body), 0); err != nil {
 			t.Fatal(err)
 		}
 	}

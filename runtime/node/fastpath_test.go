@@ -12,6 +12,7 @@ import (
 	"github.com/ztopo/ztopo/internal/zbatch"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/zsock"
+	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -39,14 +40,14 @@ func TestFastPathForwardsAndCountsExactly(t *testing.T) {
 	var bytes uint64
 	for b := 0; b < n; b += batch {
 		for i := b; i < b+batch; i++ {
-			m := socktest.Frames("topic", fmt.Sprintf("body-%d", i))
+			m := zsocktest.Frames("topic", fmt.Sprintf("body-%d", i))
 			bytes += uint64(len(m[0]) + len(m[1]))
 			if err := src.Send(m, 0); err != nil {
 				t.Fatal(err)
 			}
 		}
 		for i := b; i < b+batch; i++ {
-			if got, want := q(socktest.Recv(t, sink)), q(socktest.Frames("topic", fmt.Sprintf("body-%d", i))); got != want {
+			if got, want := q(socktest.Recv(t, sink)), q(zsocktest.Frames("topic", fmt.Sprintf("body-%d", i))); got != want {
 				t.Fatalf("message %d: got %s, want %s", i, got, want)
 			}
 		}
@@ -92,7 +93,7 @@ func TestFastPathSwap(t *testing.T) {
 		if i == n/2 {
 			st.n.SwapHandler(tagged)
 		}
-		if err := src.Send(socktest.Frames(fmt.Sprint(i)), 0); err != nil {
+		if err := src.Send(zsocktest.Frames(fmt.Sprint(i)), 0); err != nil {
 			t.Fatal(err)
 		}
 		got := string(socktest.Recv(t, sink)[0])
@@ -194,7 +195,7 @@ func TestDiscarderTakesNoMoreThanItsLimit(t *testing.T) {
 			// that all 8 wait when it starts and it could take them all.
 			src := peer(t, zctx, spec.PUSH, "", ep)
 			for i := 0; i < 8; i++ {
-				if err := src.Send(socktest.Frames("x", fmt.Sprint(i)), zmq4.DONTWAIT); err != nil {
+				if err := src.Send(zsocktest.Frames("x", fmt.Sprint(i)), zmq4.DONTWAIT); err != nil {
 					t.Fatal(err)
 				}
 			}

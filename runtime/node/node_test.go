@@ -108,12 +108,12 @@ func TestForwardInToOut(t *testing.T) {
 	src := peer(t, zctx, spec.PUSH, "", in)
 	const n = 1000
 	for i := 0; i < n; i++ {
-		if err := src.Send(socktest.Frames("topic", fmt.Sprint(i)), 0); err != nil {
+		if err := src.Send(zsocktest.Frames("topic", fmt.Sprint(i)), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i := 0; i < n; i++ {
-		if got, want := q(socktest.Recv(t, sink)), q(socktest.Frames("topic", fmt.Sprint(i))); got != want {
+		if got, want := q(socktest.Recv(t, sink)), q(zsocktest.Frames("topic", fmt.Sprint(i))); got != want {
 			t.Fatalf("message %d: got %s, want %s", i, got, want)
 		}
 	}
@@ -144,7 +144,7 @@ func TestStopWhileBlockedOnFullPeer(t *testing.T) {
 	st := start(t, zctx, Config{Spec: sp, Handler: forward})
 	src := peer(t, zctx, spec.PUSH, "", "inproc://stuck-in")
 	for i := 0; i < 100; i++ {
-		if err := src.Send(socktest.Frames("x"), 0); err != nil {
+		if err := src.Send(zsocktest.Frames("x"), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -174,16 +174,16 @@ func TestRouterRepliesReachTheRightPeer(t *testing.T) {
 	start(t, zctx, Config{Spec: sp, Handler: upper})
 	a := peer(t, zctx, spec.REQ, "", ep)
 	b := peer(t, zctx, spec.DEALER, "", ep)
-	if err := a.Send(socktest.Frames("from a"), 0); err != nil {
+	if err := a.Send(zsocktest.Frames("from a"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Send(socktest.Frames("", "from b"), 0); err != nil {
+	if err := b.Send(zsocktest.Frames("", "from b"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := q(socktest.Recv(t, a)), q(socktest.Frames("FROM A")); got != want {
+	if got, want := q(socktest.Recv(t, a)), q(zsocktest.Frames("FROM A")); got != want {
 		t.Errorf("a: got %s, want %s", got, want)
 	}
-	if got, want := q(socktest.Recv(t, b)), q(socktest.Frames("", "FROM B")); got != want {
+	if got, want := q(socktest.Recv(t, b)), q(zsocktest.Frames("", "FROM B")); got != want {
 		t.Errorf("b: got %s, want %s", got, want)
 	}
 }
@@ -197,14 +197,14 @@ func TestReqWorkerProtocol(t *testing.T) {
 		return [][]byte{bytes.ToUpper(m.Frames[len(m.Frames)-1])}, nil
 	})
 	start(t, zctx, Config{Spec: sp, Handler: upper})
-	if got, want := q(socktest.Recv(t, broker)), q(socktest.Frames("w1", "", "READY")); got != want {
+	if got, want := q(socktest.Recv(t, broker)), q(zsocktest.Frames("w1", "", "READY")); got != want {
 		t.Fatalf("announcement: got %s, want %s", got, want)
 	}
 	for i := 0; i < 3; i++ {
-		if err := broker.Send(socktest.Frames("w1", "", "client7", "", fmt.Sprint("req", i)), 0); err != nil {
+		if err := broker.Send(zsocktest.Frames("w1", "", "client7", "", fmt.Sprint("req", i)), 0); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := q(socktest.Recv(t, broker)), q(socktest.Frames("w1", "", "client7", "", fmt.Sprint("REQ", i))); got != want {
+		if got, want := q(socktest.Recv(t, broker)), q(zsocktest.Frames("w1", "", "client7", "", fmt.Sprint("REQ", i))); got != want {
 			t.Fatalf("reply %d: got %s, want %s", i, got, want)
 		}
 	}
@@ -228,14 +228,14 @@ func TestHandlerErrors(t *testing.T) {
 	st := start(t, zctx, Config{Spec: sp, Handler: h})
 	c := peer(t, zctx, spec.REQ, "", ep)
 	for _, tc := range []struct{ send, want string }{{"soft", `[""]`}, {"drop", `[""]`}, {"ok", `["ok"]`}} {
-		if err := c.Send(socktest.Frames(tc.send), 0); err != nil {
+		if err := c.Send(zsocktest.Frames(tc.send), 0); err != nil {
 			t.Fatal(err)
 		}
 		if got := q(socktest.Recv(t, c)); got != tc.want {
 			t.Errorf("%s: got %s, want %s", tc.send, got, tc.want)
 		}
 	}
-	if err := c.Send(socktest.Frames("fatal"), 0); err != nil {
+	if err := c.Send(zsocktest.Frames("fatal"), 0); err != nil {
 		t.Fatal(err)
 	}
 	err := st.wait(t)
@@ -250,7 +250,7 @@ func TestPanicIsAFailure(t *testing.T) {
 	h := handler.HandlerFunc(func(context.Context, handler.Msg) ([][]byte, error) { panic("boom") })
 	st := start(t, zctx, Config{Spec: pipeNode("p", ep, "inproc://panic-out"), Handler: h})
 	src := peer(t, zctx, spec.PUSH, "", ep)
-	if err := src.Send(socktest.Frames("x"), 0); err != nil {
+	if err := src.Send(zsocktest.Frames("x"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.wait(t); err == nil || err.Error() != "panic: boom" {
@@ -288,7 +288,7 @@ func TestSwapKeepsSocketsAndMessages(t *testing.T) {
 		if i == n/2 {
 			st.n.SwapHandler(b)
 		}
-		if err := c.Send(socktest.Frames(fmt.Sprint(i)), 0); err != nil {
+		if err := c.Send(zsocktest.Frames(fmt.Sprint(i)), 0); err != nil {
 			t.Fatal(err)
 		}
 		got := string(socktest.Recv(t, c)[0])
@@ -345,7 +345,7 @@ type ticker struct {
 func (tk *ticker) Run(ctx context.Context, s handler.Sockets) error {
 	close(tk.started)
 	for {
-		if err := s.Send("out", socktest.Frames(tk.tag)); err != nil {
+		if err := s.Send("out", zsocktest.Frames(tk.tag)); err != nil {
 			return err
 		}
 		select {
@@ -396,7 +396,7 @@ func TestHandlerCompletes(t *testing.T) {
 	st := start(t, zctx, Config{Spec: pipeNode("sink", ep, "inproc://complete-out"), Handler: &completer{n: 5}})
 	src := peer(t, zctx, spec.PUSH, "", ep)
 	for i := 0; i < 5; i++ {
-		if err := src.Send(socktest.Frames("x"), 0); err != nil {
+		if err := src.Send(zsocktest.Frames("x"), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -414,7 +414,7 @@ func TestSyncExpect(t *testing.T) {
 		Sockets: []*spec.Socket{{Name: "out", Type: spec.PUB, Bind: []string{"inproc://sync-pub"}}}}
 	start(t, zctx, Config{Spec: sp, Handler: tk, OnRunning: func() { close(running) }})
 	c1 := peer(t, zctx, spec.REQ, "", syncEP)
-	if err := c1.Send(socktest.Frames(""), 0); err != nil {
+	if err := c1.Send(zsocktest.Frames(""), 0); err != nil {
 		t.Fatal(err)
 	}
 	if got := q(socktest.Recv(t, c1)); got != `[""]` {
@@ -426,7 +426,7 @@ func TestSyncExpect(t *testing.T) {
 	default:
 	}
 	c2 := peer(t, zctx, spec.REQ, "", syncEP)
-	if err := c2.Send(socktest.Frames("anything"), 0); err != nil {
+	if err := c2.Send(zsocktest.Frames("anything"), 0); err != nil {
 		t.Fatal(err)
 	}
 	socktest.Recv(t, c2)
@@ -468,11 +468,11 @@ func TestSyncConnect(t *testing.T) {
 	pub := peer(t, zctx, spec.PUB, pubEP, "")
 	rep := peer(t, zctx, spec.REP, syncEP, "")
 	socktest.Recv(t, rep)
-	if err := rep.Send(socktest.Frames(""), 0); err != nil {
+	if err := rep.Send(zsocktest.Frames(""), 0); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 10; i++ {
-		if err := pub.Send(socktest.Frames("t", fmt.Sprint(i)), 0); err != nil {
+		if err := pub.Send(zsocktest.Frames("t", fmt.Sprint(i)), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -531,7 +531,7 @@ func TestAsyncOutOfOrder(t *testing.T) {
 	st := start(t, zctx, Config{Spec: pipeNode("plug", in, out), Handler: f})
 	src := peer(t, zctx, spec.PUSH, "", in)
 	for _, m := range []string{"a", "b", "c", "d"} {
-		if err := src.Send(socktest.Frames(m), 0); err != nil {
+		if err := src.Send(zsocktest.Frames(m), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -559,10 +559,10 @@ func TestAsyncOnRepIsLockstep(t *testing.T) {
 	start(t, zctx, Config{Spec: sp, Handler: f})
 	c := peer(t, zctx, spec.REQ, "", ep)
 	for i := 0; i < 5; i++ {
-		if err := c.Send(socktest.Frames(fmt.Sprint("now", i)), 0); err != nil {
+		if err := c.Send(zsocktest.Frames(fmt.Sprint("now", i)), 0); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := q(socktest.Recv(t, c)), q(socktest.Frames(fmt.Sprint("NOW", i))); got != want {
+		if got, want := q(socktest.Recv(t, c)), q(zsocktest.Frames(fmt.Sprint("NOW", i))); got != want {
 			t.Fatalf("got %s, want %s", got, want)
 		}
 	}
@@ -627,11 +627,11 @@ func TestAsyncResultWakesTheNode(t *testing.T) {
 	start(t, zctx, Config{Spec: sp, Handler: l})
 	c := peer(t, zctx, spec.REQ, "", ep)
 	for i := 0; i < 20; i++ {
-		if err := c.Send(socktest.Frames(fmt.Sprint("late", i)), 0); err != nil {
+		if err := c.Send(zsocktest.Frames(fmt.Sprint("late", i)), 0); err != nil {
 			t.Fatal(err)
 		}
 		l.release(t)
-		if got, want := q(socktest.Recv(t, c)), q(socktest.Frames(fmt.Sprint("LATE", i))); got != want {
+		if got, want := q(socktest.Recv(t, c)), q(zsocktest.Frames(fmt.Sprint("LATE", i))); got != want {
 			t.Fatalf("got %s, want %s", got, want)
 		}
 	}
@@ -652,7 +652,7 @@ func TestSwapFromAsyncToFastPath(t *testing.T) {
 	src := peer(t, zctx, spec.PUSH, "", in)
 	send := func(m string) {
 		t.Helper()
-		if err := src.Send(socktest.Frames(m), 0); err != nil {
+		if err := src.Send(zsocktest.Frames(m), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -708,7 +708,7 @@ func TestCompletedNodeAcknowledgesCopies(t *testing.T) {
 	acks := peer(t, zctx, spec.PULL, ackEP, "")
 	src := peer(t, zctx, spec.PUSH, "", in)
 	id := strings.Repeat("i", originIDSize)
-	msg := socktest.Frames(ALOMarker, ackEP, id, "payload")
+	msg := zsocktest.Frames(ALOMarker, ackEP, id, "payload")
 	for i, what := range []string{"the message", "its copy, after completion"} {
 		if err := src.Send(msg, 0); err != nil {
 			t.Fatal(err)

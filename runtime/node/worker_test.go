@@ -9,6 +9,7 @@ import (
 	"github.com/ztopo/ztopo/internal/socktest"
 	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -57,11 +58,11 @@ func TestPPPWorker(t *testing.T) {
 		t.Fatalf("after READY: got %s, want a heartbeat %s", got, hb)
 	}
 	for i := 0; i < 3; i++ {
-		if err := broker.Send(socktest.Frames(id, "c7", "", "hello"), 0); err != nil {
+		if err := broker.Send(zsocktest.Frames(id, "c7", "", "hello"), 0); err != nil {
 			t.Fatal(err)
 		}
 		got := recvSkipping(t, func() [][]byte { return socktest.Recv(t, broker) }, hb)
-		if want := q(socktest.Frames(id, "c7", "", "HELLO")); q(got) != want {
+		if want := q(zsocktest.Frames(id, "c7", "", "HELLO")); q(got) != want {
 			t.Fatalf("reply %d: got %s, want %s", i, q(got), want)
 		}
 	}
@@ -150,18 +151,18 @@ func TestWorkerSwapKeepsConnection(t *testing.T) {
 	st := start(t, zctx, Config{Spec: workerNode("w", ep, spec.Worker{Protocol: spec.ProtoPPP, Heartbeat: time.Hour}), Handler: upperH})
 	m := socktest.Recv(t, broker)
 	id := string(m[0])
-	if err := broker.Send(socktest.Frames(id, "c", "", "one"), 0); err != nil {
+	if err := broker.Send(zsocktest.Frames(id, "c", "", "one"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := q(socktest.Recv(t, broker)), q(socktest.Frames(id, "c", "", "ONE")); got != want {
+	if got, want := q(socktest.Recv(t, broker)), q(zsocktest.Frames(id, "c", "", "ONE")); got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}
 	st.n.SwapHandler(forward)
 	testutil.WaitFor(t, "condition", func() bool { return st.n.seenGen.Load() == 1 })
-	if err := broker.Send(socktest.Frames(id, "c", "", "two"), 0); err != nil {
+	if err := broker.Send(zsocktest.Frames(id, "c", "", "two"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := q(socktest.Recv(t, broker)), q(socktest.Frames(id, "c", "", "two")); got != want {
+	if got, want := q(socktest.Recv(t, broker)), q(zsocktest.Frames(id, "c", "", "two")); got != want {
 		t.Fatalf("after the swap: got %s, want %s (and no second READY)", got, want)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ztopo/ztopo/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/internal/socktest"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
 	"github.com/ztopo/ztopo/spec"
 )
@@ -188,7 +189,7 @@ func TestCommandPythonWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	zc := zctx(t)
+	zc := socktest.Context(t)
 	src, dst := zsocktest.TCP(t), zsocktest.TCP(t)
 	push := peer(t, zc, zmq4.PUSH, src, "")
 	pull := peer(t, zc, zmq4.PULL, dst, "")

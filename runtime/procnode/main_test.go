@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ztopo/ztopo/internal/testutil"
 	"os"
 	"os/signal"
 	"strings"
@@ -15,7 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/pebbe/zmq4"
-	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
+	"github.com/ztopo/ztopo/internal/testutil"
 
 	"github.com/ztopo/ztopo/runtime/handler"
 	_ "github.com/ztopo/ztopo/runtime/handler/builtin"
@@ -212,18 +211,6 @@ func (s *started) wait(t *testing.T) error {
 		t.Fatal("Run did not return in time")
 	}
 	return nil
-}
-
-// zctx returns a ZeroMQ context for the test's own peers, terminated
-// (bounded) at the end of the test.
-func zctx(t *testing.T) *zmq4.Context {
-	t.Helper()
-	c, err := zmq4.NewContext()
-	if err != nil {
-		t.Fatal(err)
-	}
-	zsocktest.TermAtEnd(t, c)
-	return c
 }
 
 // peer opens a test-side socket, bound to ep, with linger 0 and a receive

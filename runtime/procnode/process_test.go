@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pebbe/zmq4"
+	"github.com/ztopo/ztopo/internal/socktest"
 	"github.com/ztopo/ztopo/runtime/zsock"
 	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
 	"github.com/ztopo/ztopo/spec"
@@ -36,7 +37,7 @@ func forwardNode(name, src, dst string) *spec.Node {
 }
 
 func TestProcessNodeForwards(t *testing.T) {
-	zc := zctx(t)
+	zc := socktest.Context(t)
 	src, dst := zsocktest.TCP(t), zsocktest.TCP(t)
 	push := peer(t, zc, zmq4.PUSH, src, "")
 	pull := peer(t, zc, zmq4.PULL, dst, "")
@@ -101,7 +102,7 @@ func TestProcessNodeForwards(t *testing.T) {
 func TestProcessNodeNoWatch(t *testing.T) {
 	for _, noWatch := range []bool{false, true} {
 		t.Run(fmt.Sprint("NoWatch=", noWatch), func(t *testing.T) {
-			zc := zctx(t)
+			zc := socktest.Context(t)
 			src, dst := zsocktest.TCP(t), zsocktest.TCP(t)
 			push := peer(t, zc, zmq4.PUSH, src, "")
 			pull := peer(t, zc, zmq4.PULL, dst, "")
@@ -153,7 +154,7 @@ func TestProcessNodeCompletes(t *testing.T) {
 		t.Errorf("runtime directory mode: got %04o, want 0700", got)
 	}
 
-	push := peer(t, zctx(t), zmq4.PUSH, "", ep)
+	push := peer(t, socktest.Context(t), zmq4.PUSH, "", ep)
 	for _, m := range []string{"a", "bb", "ccc"} {
 		send(t, push, m)
 	}
@@ -242,7 +243,7 @@ func TestProcessNodeStoppedFromOutside(t *testing.T) {
 }
 
 func TestProcessNodeRestartsKeepCounting(t *testing.T) {
-	zc := zctx(t)
+	zc := socktest.Context(t)
 	src, dst := zsocktest.TCP(t), zsocktest.TCP(t)
 	push := peer(t, zc, zmq4.PUSH, src, "")
 	pull := peer(t, zc, zmq4.PULL, dst, "")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pebbe/zmq4"
 	"github.com/ztopo/ztopo/internal/zbatch"
+	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -21,7 +22,7 @@ func TestRecvFrames(t *testing.T) {
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<14) // 256 KiB
 	msgs := [][][]byte{
 		{{}},
-		frames("a"),
+		zsocktest.Frames("a"),
 		{bytes.Repeat([]byte{'s'}, zbatch.FrameScratch)},
 		{bytes.Repeat([]byte{'t'}, zbatch.FrameScratch+1)},
 		{big},
@@ -68,7 +69,7 @@ func TestRecvFramesAreFresh(t *testing.T) {
 	in := open(t, ctx, &spec.Socket{Name: "in", Type: spec.PULL, Bind: []string{ep}})
 	out := open(t, ctx, &spec.Socket{Name: "out", Type: spec.PUSH, Connect: []string{ep}})
 	for _, s := range []string{"first", "second"} {
-		if err := out.Send(frames(s), 0); err != nil {
+		if err := out.Send(zsocktest.Frames(s), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -115,7 +116,7 @@ func TestDiscard(t *testing.T) {
 	ep := "inproc://discard"
 	in := open(t, ctx, &spec.Socket{Name: "in", Type: spec.PULL, Bind: []string{ep}})
 	out := open(t, ctx, &spec.Socket{Name: "out", Type: spec.PUSH, Connect: []string{ep}})
-	msgs := [][][]byte{frames("a"), {[]byte("head"), {}, []byte("tail")}, frames("bc"), frames("last")}
+	msgs := [][][]byte{zsocktest.Frames("a"), {[]byte("head"), {}, []byte("tail")}, zsocktest.Frames("bc"), zsocktest.Frames("last")}
 	for _, m := range msgs {
 		if err := out.Send(m, 0); err != nil {
 			t.Fatal(err)
@@ -168,7 +169,7 @@ func TestSendRepeatFull(t *testing.T) {
 	ep := "inproc://send-repeat-full"
 	open(t, ctx, &spec.Socket{Name: "in", Type: spec.PULL, Bind: []string{ep}, Options: []spec.Option{{Name: "rcvhwm", Value: 10}}})
 	out := open(t, ctx, &spec.Socket{Name: "out", Type: spec.PUSH, Connect: []string{ep}, Options: []spec.Option{{Name: "sndhwm", Value: 10}}})
-	n, err := out.SendRepeat(frames("x"), 1000)
+	n, err := out.SendRepeat(zsocktest.Frames("x"), 1000)
 	if !IsAgain(err) || n <= 0 || n >= 1000 {
 		t.Fatalf("got %d, %v, want between 1 and 999, EAGAIN", n, err)
 	}

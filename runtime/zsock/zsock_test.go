@@ -36,14 +36,6 @@ func open(t *testing.T, ctx *zmq4.Context, s *spec.Socket) *Socket {
 	return sock
 }
 
-func frames(ss ...string) [][]byte {
-	out := make([][]byte, len(ss))
-	for i, s := range ss {
-		out[i] = []byte(s)
-	}
-	return out
-}
-
 func show(fs [][]byte) string { return fmt.Sprintf("%q", fs) }
 
 func TestSplitEnvelope(t *testing.T) {
@@ -53,14 +45,14 @@ func TestSplitEnvelope(t *testing.T) {
 		in        [][]byte
 		env, body string
 	}{
-		{"none keeps all", envNone, frames("", "a"), `[]`, `["" "a"]`},
-		{"router with delimiter", envRouter, frames("id", "", "a", "b"), `["id" ""]`, `["a" "b"]`},
-		{"router without delimiter", envRouter, frames("id", "a"), `["id"]`, `["a"]`},
-		{"router multi-hop", envRouter, frames("id", "c1", "", "a"), `["id" "c1" ""]`, `["a"]`},
-		{"router empty identity frame is the identity", envRouter, frames("", "", "a"), `["" ""]`, `["a"]`},
-		{"dealer with delimiter", envDealer, frames("", "a"), `[""]`, `["a"]`},
-		{"dealer worker envelope", envDealer, frames("client", "", "req"), `["client" ""]`, `["req"]`},
-		{"dealer without delimiter", envDealer, frames("a", "b"), `[]`, `["a" "b"]`},
+		{"none keeps all", envNone, zsocktest.Frames("", "a"), `[]`, `["" "a"]`},
+		{"router with delimiter", envRouter, zsocktest.Frames("id", "", "a", "b"), `["id" ""]`, `["a" "b"]`},
+		{"router without delimiter", envRouter, zsocktest.Frames("id", "a"), `["id"]`, `["a"]`},
+		{"router multi-hop", envRouter, zsocktest.Frames("id", "c1", "", "a"), `["id" "c1" ""]`, `["a"]`},
+		{"router empty identity frame is the identity", envRouter, zsocktest.Frames("", "", "a"), `["" ""]`, `["a"]`},
+		{"dealer with delimiter", envDealer, zsocktest.Frames("", "a"), `[""]`, `["a"]`},
+		{"dealer worker envelope", envDealer, zsocktest.Frames("client", "", "req"), `["client" ""]`, `["req"]`},
+		{"dealer without delimiter", envDealer, zsocktest.Frames("a", "b"), `[]`, `["a" "b"]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,7 +73,7 @@ func TestRouterEnvelopeRoundTrip(t *testing.T) {
 	router := open(t, ctx, &spec.Socket{Name: "front", Type: spec.ROUTER, Bind: []string{ep}})
 	req := open(t, ctx, &spec.Socket{Name: "client", Type: spec.REQ, Connect: []string{ep}, Identity: "c1"})
 
-	if err := req.Send(frames("hello", "world"), 0); err != nil {
+	if err := req.Send(zsocktest.Frames("hello", "world"), 0); err != nil {
 		t.Fatal(err)
 	}
 	msg, err := router.Recv(0)
@@ -95,7 +87,7 @@ func TestRouterEnvelopeRoundTrip(t *testing.T) {
 	if got, want := show(body), `["hello" "world"]`; got != want {
 		t.Fatalf("body: got %s, want %s", got, want)
 	}
-	if err := router.SendEnvelope(env, frames("HELLO"), 0); err != nil {
+	if err := router.SendEnvelope(env, zsocktest.Frames("HELLO"), 0); err != nil {
 		t.Fatal(err)
 	}
 	reply, err := req.Recv(0)
@@ -126,7 +118,7 @@ func TestSubscribeFilters(t *testing.T) {
 	var gotSub, gotXsub [][]byte
 	for (gotSub == nil || gotXsub == nil) && time.Now().Before(deadline) {
 		for _, topic := range []string{"A", "B", "C"} {
-			if err := pub.Send(frames(topic, "body"), 0); err != nil {
+			if err := pub.Send(zsocktest.Frames(topic, "body"), 0); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -342,7 +334,7 @@ func TestSendDontwaitWouldBlock(t *testing.T) {
 	s := open(t, ctx, &spec.Socket{Name: "out", Type: spec.PUSH, Connect: []string{"inproc://nobody"}, Options: []spec.Option{{Name: "sndhwm", Value: 1}}})
 	var err error
 	for i := 0; i < 10 && err == nil; i++ {
-		err = s.Send(frames("x"), zmq4.DONTWAIT)
+		err = s.Send(zsocktest.Frames("x"), zmq4.DONTWAIT)
 	}
 	if !IsAgain(err) {
 		t.Fatalf("got %v, want EAGAIN", err)

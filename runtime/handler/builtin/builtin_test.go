@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/ztopo/ztopo/internal/socktest"
 	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -127,10 +127,10 @@ func TestReactiveBuiltins(t *testing.T) {
 		in   [][]byte
 		want string
 	}{
-		{"forward", socktest.Frames("topic", "body"), `["topic" "body"]`},
-		{"echo", socktest.Frames("a", "b"), `["a" "b"]`},
-		{"upper", socktest.Frames("topic", "héllo, World 42"), `["topic" "HéLLO, WORLD 42"]`},
-		{"log", socktest.Frames("\x00bin", "x"), `["\x00bin" "x"]`},
+		{"forward", zsocktest.Frames("topic", "body"), `["topic" "body"]`},
+		{"echo", zsocktest.Frames("a", "b"), `["a" "b"]`},
+		{"upper", zsocktest.Frames("topic", "héllo, World 42"), `["topic" "HéLLO, WORLD 42"]`},
+		{"log", zsocktest.Frames("\x00bin", "x"), `["\x00bin" "x"]`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,7 +150,7 @@ func TestLogShowsFramesQuoted(t *testing.T) {
 	var buf bytes.Buffer
 	lg := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Info})
 	h := build(t, "log", nil, lg).(handler.Handler)
-	if _, err := h.Handle(context.Background(), handler.Msg{Frames: socktest.Frames("\x00\xff", "hi"), Socket: "in"}); err != nil {
+	if _, err := h.Handle(context.Background(), handler.Msg{Frames: zsocktest.Frames("\x00\xff", "hi"), Socket: "in"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := buf.String(); !strings.Contains(got, `message: socket=in frames="[\"\x00\xff\" \"hi\"]"`) {
@@ -163,7 +163,7 @@ func TestDelayIsStoppable(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := h.Handle(ctx, handler.Msg{Frames: socktest.Frames("x")})
+		_, err := h.Handle(ctx, handler.Msg{Frames: zsocktest.Frames("x")})
 		done <- err
 	}()
 	cancel()
@@ -201,7 +201,7 @@ func TestCount(t *testing.T) {
 				t.Errorf("Completes: got %v", c.Completes())
 			}
 			for i, m := range tc.msgs {
-				out, err := c.Handle(context.Background(), handler.Msg{Frames: socktest.Frames("topic", m)})
+				out, err := c.Handle(context.Background(), handler.Msg{Frames: zsocktest.Frames("topic", m)})
 				if out != nil {
 					t.Errorf("count sent %q on", out)
 				}
@@ -250,7 +250,7 @@ func (f *fakeSockets) Send(name string, frames [][]byte) error {
 	defer f.mu.Unlock()
 	f.sent[name] = append(f.sent[name], strings.Trim(q(frames), "[]"))
 	if f.specs[name].Type == spec.REQ {
-		f.queue[name] = append(f.queue[name], socktest.Frames("ok"))
+		f.queue[name] = append(f.queue[name], zsocktest.Frames("ok"))
 	}
 	return nil
 }

@@ -41,7 +41,7 @@ func TestProxyStopsAfterTCPClients(t *testing.T) {
 				t.Fatal(err)
 			}
 			for j := 0; j < 3; j++ {
-				if err := c.Send(socktest.Frames("x"), 0); err != nil {
+				if err := c.Send(zsocktest.Frames("x"), 0); err != nil {
 					t.Fatal(err)
 				}
 				socktest.Recv(t, c)

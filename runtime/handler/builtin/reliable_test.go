@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/ztopo/ztopo/internal/socktest"
 	"github.com/ztopo/ztopo/internal/testutil"
+	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -32,7 +33,7 @@ func TestLBBrokerSwapKeepsIdleWorkers(t *testing.T) {
 	}}
 	r := runNode(t, zctx, sp, build(t, "lbbroker", nil, nil))
 	w := socktest.Open(t, zctx, &spec.Socket{Name: "w", Type: spec.REQ, Connect: []string{"inproc://lbs-back"}, Identity: "w1"})
-	if err := w.Send(socktest.Frames("READY"), 0); err != nil {
+	if err := w.Send(zsocktest.Frames("READY"), 0); err != nil {
 		t.Fatal(err)
 	}
 	c := socktest.Open(t, zctx, &spec.Socket{Name: "c", Type: spec.REQ, Connect: []string{"inproc://lbs-front"}, Identity: "c1"})
@@ -42,16 +43,16 @@ func TestLBBrokerSwapKeepsIdleWorkers(t *testing.T) {
 			// broker listed it again before it forwarded that reply.
 			r.n.SwapHandler(build(t, "lbbroker", nil, nil))
 		}
-		if err := c.Send(socktest.Frames("job"), 0); err != nil {
+		if err := c.Send(zsocktest.Frames("job"), 0); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := q(socktest.Recv(t, w)), q(socktest.Frames("c1", "", "job")); got != want {
+		if got, want := q(socktest.Recv(t, w)), q(zsocktest.Frames("c1", "", "job")); got != want {
 			t.Fatalf("round %d: worker got %s, want %s", i, got, want)
 		}
-		if err := w.Send(socktest.Frames("c1", "", "done"), 0); err != nil {
+		if err := w.Send(zsocktest.Frames("c1", "", "done"), 0); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := q(socktest.Recv(t, c)), q(socktest.Frames("done")); got != want {
+		if got, want := q(socktest.Recv(t, c)), q(zsocktest.Frames("done")); got != want {
 			t.Fatalf("round %d: client got %s, want %s", i, got, want)
 		}
 	}
@@ -74,20 +75,20 @@ func TestPPQueueFrames(t *testing.T) {
 	r := runNode(t, zctx, sp, build(t, "ppqueue", map[string]any{"heartbeat": hb}, lg))
 	// A client first: it waits until a worker is ready.
 	c := socktest.Open(t, zctx, &spec.Socket{Name: "c", Type: spec.REQ, Connect: []string{"inproc://ppq-front"}, Identity: "c1"})
-	if err := c.Send(socktest.Frames("job"), 0); err != nil {
+	if err := c.Send(zsocktest.Frames("job"), 0); err != nil {
 		t.Fatal(err)
 	}
 	w := socktest.Open(t, zctx, &spec.Socket{Name: "w", Type: spec.DEALER, Connect: []string{"inproc://ppq-back"}, Identity: "w1"})
 	if err := w.Send([][]byte{{1}}, 0); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := q(socktest.Recv(t, w)), q(socktest.Frames("c1", "", "job")); got != want {
+	if got, want := q(socktest.Recv(t, w)), q(zsocktest.Frames("c1", "", "job")); got != want {
 		t.Fatalf("worker got %s, want %s", got, want)
 	}
-	if err := w.Send(socktest.Frames("c1", "", "done"), 0); err != nil {
+	if err := w.Send(zsocktest.Frames("c1", "", "done"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := q(socktest.Recv(t, c)), q(socktest.Frames("done")); got != want {
+	if got, want := q(socktest.Recv(t, c)), q(zsocktest.Frames("done")); got != want {
 		t.Fatalf("client got %s, want %s", got, want)
 	}
 	// Idle again, the worker gets heartbeats; a swapped-in queue knows it.
@@ -99,7 +100,7 @@ func TestPPQueueFrames(t *testing.T) {
 	if err := w.Send([][]byte{{2}}, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Send(socktest.Frames("job2"), 0); err != nil {
+	if err := c.Send(zsocktest.Frames("job2"), 0); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -110,15 +111,15 @@ func TestPPQueueFrames(t *testing.T) {
 			}
 			continue
 		}
-		if got, want := q(m), q(socktest.Frames("c1", "", "job2")); got != want {
+		if got, want := q(m), q(zsocktest.Frames("c1", "", "job2")); got != want {
 			t.Fatalf("worker got %s, want %s", got, want)
 		}
 		break
 	}
-	if err := w.Send(socktest.Frames("c1", "", "done2"), 0); err != nil {
+	if err := w.Send(zsocktest.Frames("c1", "", "done2"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := q(socktest.Recv(t, c)), q(socktest.Frames("done2")); got != want {
+	if got, want := q(socktest.Recv(t, c)), q(zsocktest.Frames("done2")); got != want {
 		t.Fatalf("client got %s, want %s", got, want)
 	}
 	// Silent for three heartbeats: evicted.
@@ -150,17 +151,17 @@ func TestMDBrokerProtocolErrors(t *testing.T) {
 		t.Fatalf("second READY: got %s, want %s", got, disconnect)
 	}
 	c := socktest.Open(t, zctx, &spec.Socket{Name: "c", Type: spec.REQ, Connect: []string{"inproc://mdb-err"}})
-	if err := c.Send(socktest.Frames("MDPC01", "mmi.nosuch", "x"), 0); err != nil {
+	if err := c.Send(zsocktest.Frames("MDPC01", "mmi.nosuch", "x"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := q(socktest.Recv(t, c)), q(socktest.Frames("MDPC01", "mmi.nosuch", "501")); got != want {
+	if got, want := q(socktest.Recv(t, c)), q(zsocktest.Frames("MDPC01", "mmi.nosuch", "501")); got != want {
 		t.Fatalf("mmi.nosuch: got %s, want %s", got, want)
 	}
 	// The worker was forgotten: its service has none.
-	if err := c.Send(socktest.Frames("MDPC01", "mmi.service", "svc"), 0); err != nil {
+	if err := c.Send(zsocktest.Frames("MDPC01", "mmi.service", "svc"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := q(socktest.Recv(t, c)), q(socktest.Frames("MDPC01", "mmi.service", "404")); got != want {
+	if got, want := q(socktest.Recv(t, c)), q(zsocktest.Frames("MDPC01", "mmi.service", "404")); got != want {
 		t.Fatalf("mmi.service svc: got %s, want %s", got, want)
 	}
 }

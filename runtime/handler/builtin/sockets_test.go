@@ -11,6 +11,7 @@ import (
 	"github.com/ztopo/ztopo/internal/socktest"
 	"github.com/ztopo/ztopo/runtime/node"
 	"github.com/ztopo/ztopo/runtime/zsock"
+	"github.com/ztopo/ztopo/runtime/zsock/zsocktest"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -57,17 +58,17 @@ func TestProxyStreamerWithCapture(t *testing.T) {
 	spy := socktest.Open(t, zctx, &spec.Socket{Name: "spy", Type: spec.PULL, Connect: []string{"inproc://p-cap"}})
 	var bytes uint64
 	for i := 0; i < 100; i++ {
-		m := socktest.Frames(fmt.Sprint(i), "x")
+		m := zsocktest.Frames(fmt.Sprint(i), "x")
 		bytes += uint64(len(m[0]) + len(m[1]))
 		if err := src.Send(m, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i := 0; i < 100; i++ {
-		if got, want := q(socktest.Recv(t, dst)), q(socktest.Frames(fmt.Sprint(i), "x")); got != want {
+		if got, want := q(socktest.Recv(t, dst)), q(zsocktest.Frames(fmt.Sprint(i), "x")); got != want {
 			t.Fatalf("backend %d: got %s, want %s", i, got, want)
 		}
-		if got, want := q(socktest.Recv(t, spy)), q(socktest.Frames(fmt.Sprint(i), "x")); got != want {
+		if got, want := q(socktest.Recv(t, spy)), q(zsocktest.Frames(fmt.Sprint(i), "x")); got != want {
 			t.Fatalf("capture %d: got %s, want %s", i, got, want)
 		}
 	}
@@ -103,14 +104,14 @@ func TestProxyQueueSwap(t *testing.T) {
 		if i == 25 {
 			r.n.SwapHandler(&Proxy{})
 		}
-		if err := client.Send(socktest.Frames(fmt.Sprint("req", i)), 0); err != nil {
+		if err := client.Send(zsocktest.Frames(fmt.Sprint("req", i)), 0); err != nil {
 			t.Fatal(err)
 		}
 		req := socktest.Recv(t, server)
 		if err := server.Send([][]byte{append([]byte("rep:"), req[0]...)}, 0); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := q(socktest.Recv(t, client)), q(socktest.Frames(fmt.Sprint("rep:req", i))); got != want {
+		if got, want := q(socktest.Recv(t, client)), q(zsocktest.Frames(fmt.Sprint("rep:req", i))); got != want {
 			t.Fatalf("reply %d: got %s, want %s", i, got, want)
 		}
 	}
@@ -136,12 +137,12 @@ func TestLBBroker(t *testing.T) {
 	c1 := socktest.Open(t, zctx, &spec.Socket{Name: "c1", Type: spec.REQ, Connect: []string{"inproc://lb-front"}, Identity: "c1"})
 	c2 := socktest.Open(t, zctx, &spec.Socket{Name: "c2", Type: spec.REQ, Connect: []string{"inproc://lb-front"}, Identity: "c2"})
 	for _, c := range []*zsock.Socket{c1, c2} {
-		if err := c.Send(socktest.Frames("job from "+c.Spec.Name), 0); err != nil {
+		if err := c.Send(zsocktest.Frames("job from "+c.Spec.Name), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	w := socktest.Open(t, zctx, &spec.Socket{Name: "w", Type: spec.REQ, Connect: []string{"inproc://lb-back"}, Identity: "w1"})
-	if err := w.Send(socktest.Frames("READY"), 0); err != nil {
+	if err := w.Send(zsocktest.Frames("READY"), 0); err != nil {
 		t.Fatal(err)
 	}
 	// One worker serves both clients in turn: each reply frees it again.
@@ -152,7 +153,7 @@ func TestLBBroker(t *testing.T) {
 			t.Fatalf("worker got %s", q(m))
 		}
 		seen[string(m[0])] = true
-		if err := w.Send(socktest.Frames(string(m[0]), "", "done "+string(m[0])), 0); err != nil {
+		if err := w.Send(zsocktest.Frames(string(m[0]), "", "done "+string(m[0])), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -160,7 +161,7 @@ func TestLBBroker(t *testing.T) {
 		t.Fatalf("clients served: %v", seen)
 	}
 	for _, c := range []*zsock.Socket{c1, c2} {
-		if got, want := q(socktest.Recv(t, c)), q(socktest.Frames("done "+c.Spec.Name)); got != want {
+		if got, want := q(socktest.Recv(t, c)), q(zsocktest.Frames("done "+c.Spec.Name)); got != want {
 			t.Errorf("%s: got %s, want %s", c.Spec.Name, got, want)
 		}
 	}

@@ -64,3 +64,12 @@ func TermAtEnd(t testing.TB, zctx *zmq4.Context) {
 		}
 	})
 }
+
+// Frames is a message of the frames ss.
+func Frames(ss ...string) [][]byte {
+	out := make([][]byte, len(ss))
+	for i, s := range ss {
+		out[i] = []byte(s)
+	}
+	return out
+}
