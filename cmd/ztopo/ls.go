@@ -49,12 +49,8 @@ func runLs(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("ls")
 	asJSON := fs.Bool("json", false, "")
 	quiet := fs.Bool("q", false, "")
-	pos, code, ok := parseArgs(fs, "ls", lsUsage, args, stdout, stderr)
-	if !ok {
+	if code, ok := parseFlags(fs, "ls", lsUsage, args, stdout, stderr); !ok {
 		return code
-	}
-	if len(pos) > 0 {
-		return usageError(stderr, "ls", lsUsage, "unexpected argument %q", pos[0])
 	}
 	list := runningTopologies(context.Background())
 	switch {

@@ -175,6 +175,16 @@ func parseArgs(fs *flag.FlagSet, name, usage string, args []string, stdout, stde
 	}
 }
 
+// parseFlags is parseArgs for a verb that takes flags only: a positional
+// argument is wrong usage.
+func parseFlags(fs *flag.FlagSet, name, usage string, args []string, stdout, stderr io.Writer) (code int, ok bool) {
+	pos, code, ok := parseArgs(fs, name, usage, args, stdout, stderr)
+	if ok && len(pos) > 0 {
+		return usageError(stderr, name, usage, "unexpected argument %q", pos[0]), false
+	}
+	return code, ok
+}
+
 // usageError reports wrong usage of a verb and returns exitUsage.
 func usageError(stderr io.Writer, name, usage, format string, args ...any) int {
 	synopsis, _, _ := strings.Cut(usage, "\n")

@@ -25,12 +25,8 @@ stopped by SIGTERM or SIGINT, 1 when it failed.
 
 func runNode(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags(procnode.ChildVerb)
-	pos, code, ok := parseArgs(fs, procnode.ChildVerb, nodeUsage, args, stdout, stderr)
-	if !ok {
+	if code, ok := parseFlags(fs, procnode.ChildVerb, nodeUsage, args, stdout, stderr); !ok {
 		return code
-	}
-	if len(pos) != 0 {
-		return usageError(stderr, procnode.ChildVerb, nodeUsage, "unexpected argument %q", pos[0])
 	}
 	// SIGTERM is how the parent stops the node; SIGINT reaches the child
 	// too when ztopo runs in a terminal, since Ctrl-C signals the whole

@@ -25,12 +25,8 @@ Exit status: 0 ok, 2 wrong usage.
 
 func runSchema(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("schema")
-	pos, code, ok := parseArgs(fs, "schema", schemaUsage, args, stdout, stderr)
-	if !ok {
+	if code, ok := parseFlags(fs, "schema", schemaUsage, args, stdout, stderr); !ok {
 		return code
-	}
-	if len(pos) > 0 {
-		return usageError(stderr, "schema", schemaUsage, "unexpected argument %q", pos[0])
 	}
 	stdout.Write(spec.JSONSchema())
 	return exitOK

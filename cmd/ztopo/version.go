@@ -22,12 +22,8 @@ reliable multicast), the Go version, and the names of the builtin handlers.
 
 func runVersion(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("version")
-	rest, code, ok := parseArgs(fs, "version", versionUsage, args, stdout, stderr)
-	if !ok {
+	if code, ok := parseFlags(fs, "version", versionUsage, args, stdout, stderr); !ok {
 		return code
-	}
-	if len(rest) > 0 {
-		return usageError(stderr, "version", versionUsage, "unexpected argument %q", rest[0])
 	}
 	lib := zsock.LinkedLibrary()
 	var names []string
