@@ -291,11 +291,7 @@ func TestCloseAnswersHeld(t *testing.T) {
 		}
 	}
 	go e.close(x)
-	for _, r := range testutil.Recv(t, "a result", x.Results(), 3) {
-		if r.Err != nil || q(r.Frames) != fmt.Sprintf(`["%d"]`, r.Tag) {
-			t.Fatalf("tag %d: got %s, %v", r.Tag, q(r.Frames), r.Err)
-		}
-	}
+	handlertest.WantReplies(t, x, map[uint64]string{0: `["0"]`, 1: `["1"]`, 2: `["2"]`})
 }
 
 func TestBackPressure(t *testing.T) {
@@ -332,12 +328,7 @@ func TestSwapExplicit(t *testing.T) {
 	if err := x.Submit(bg, msg("new"), 1); err != nil {
 		t.Fatal(err)
 	}
-	want := map[uint64]string{0: `["held"]`, 1: `["NEW"]`}
-	for _, r := range testutil.Recv(t, "a result", x.Results(), 2) {
-		if r.Err != nil || q(r.Frames) != want[r.Tag] {
-			t.Fatalf("tag %d: got %s, %v; want %s", r.Tag, q(r.Frames), r.Err, want[r.Tag])
-		}
-	}
+	handlertest.WantReplies(t, x, map[uint64]string{0: `["held"]`, 1: `["NEW"]`})
 	testutil.WaitFor(t, "the old child's exit", func() bool { return !testutil.Alive(old) })
 	if s := x.Stats(); s.Swaps != 1 || s.Lost != 0 {
 		t.Fatalf("stats %+v", s)

@@ -5,6 +5,7 @@ package handlertest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -115,5 +116,19 @@ func BackPressure(t testing.TB, h Host, m handler.Msg) {
 	}
 	if p := h.Pending(); p != 2 {
 		t.Fatalf("Pending() = %d, want 2", p)
+	}
+}
+
+// WantReplies receives one result per tag of want from h and fails the
+// test unless each came without an error and with the frames want has for
+// its tag (as %q prints them) — once.
+func WantReplies(t testing.TB, h handler.Async, want map[uint64]string) {
+	t.Helper()
+	seen := map[uint64]bool{}
+	for _, r := range testutil.Recv(t, "a result", h.Results(), len(want)) {
+		if got := fmt.Sprintf("%q", r.Frames); r.Err != nil || seen[r.Tag] || got != want[r.Tag] {
+			t.Fatalf("tag %d: got %s, %v (seen before: %v); want %s", r.Tag, got, r.Err, seen[r.Tag], want[r.Tag])
+		}
+		seen[r.Tag] = true
 	}
 }

@@ -472,11 +472,7 @@ func TestBackPressure(t *testing.T) {
 	cfg.Inflight = 2
 	h := e.start(cfg)
 	handlertest.BackPressure(t, h, msg("slow"))
-	for _, r := range testutil.Recv(t, "a result", h.Results(), 2) {
-		if r.Err != nil || frames(r.Frames) != `["slow"]` {
-			t.Fatalf("got %+v", r)
-		}
-	}
+	handlertest.WantReplies(t, h, map[uint64]string{0: `["slow"]`, 1: `["slow"]`})
 }
 
 // Swap with a request held by the old plugin: it answers it after the new
@@ -498,12 +494,7 @@ func TestSwapLetsOldFinish(t *testing.T) {
 	if err := h.Submit(bg, msg("new"), 1); err != nil {
 		t.Fatal(err)
 	}
-	want := map[uint64]string{0: `["slow"]`, 1: `["NEW"]`}
-	for _, r := range testutil.Recv(t, "a result", h.Results(), 2) {
-		if r.Err != nil || frames(r.Frames) != want[r.Tag] {
-			t.Fatalf("tag %d: got %s, %v; want %s", r.Tag, frames(r.Frames), r.Err, want[r.Tag])
-		}
-	}
+	handlertest.WantReplies(t, h, map[uint64]string{0: `["slow"]`, 1: `["NEW"]`})
 	testutil.WaitFor(t, "the old plugin's exit", func() bool { return !testutil.Alive(oldPid) })
 	if s := h.Stats(); s.Swaps != 1 || s.Lost != 0 {
 		t.Fatalf("stats %+v: want one swap, nothing lost", s)
