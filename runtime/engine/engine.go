@@ -250,8 +250,22 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	}
 	e.log.Info("starting topology", "name", e.topo.Name, "instances", len(insts), "completing", completing)
-	for _, in := range insts {
-		e.startInstance(in)
+	waves := runWaves(insts)
+	for i, wave := range waves {
+		for _, in := range wave {
+			if in.proc == nil && i < len(waves)-1 {
+				in.opening = newOpening()
+			}
+			e.startInstance(in)
+		}
+		if i < len(waves)-1 {
+			// Not under e.mu: Status and taps go on meanwhile; reloads
+			// still wait (reloadMu).
+			e.mu.Unlock()
+			awaitOpen(ctx, wave)
+			e.log.Debug("start wave open", "wave", i, "instances", len(wave))
+			e.mu.Lock()
+		}
 	}
 	unlock()
 

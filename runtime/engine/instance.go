@@ -89,6 +89,10 @@ type instance struct {
 	// another program holds): the topology stops (Engine.finished).
 	initial     bool
 	cannotStart bool
+	// opening: set by Run for the first start of a goroutine instance,
+	// done once its sockets are open or its first attempt ended
+	// (runWaves).
+	opening *opening
 
 	// Restarts for an inproc peer (see bounce): attempts counts the runs
 	// of this instance; cancelAttempt ends the current one; bounced says
@@ -302,6 +306,7 @@ func (e *Engine) startInstance(in *instance) {
 	go func() {
 		defer e.wg.Done()
 		defer close(in.done)
+		defer in.opening.done()
 		in.supervise(ctx)
 	}()
 }
@@ -383,6 +388,7 @@ func (in *instance) supervise(ctx context.Context) {
 				Stats:       in.stats,
 				Allow:       in.allow,
 				Drain:       in.e.opts.Grace,
+				OnOpen:      in.opening.done,
 				OnRunning:   in.running,
 				OnCompleted: func() { in.setState(StateCompleted) },
 				// Under "always" a completion is followed by a restart, so the
@@ -409,6 +415,7 @@ func (in *instance) supervise(ctx context.Context) {
 
 		err := runner.run(attempt)
 		cancelAttempt()
+		in.opening.done() // a failed first attempt holds no one back
 		now := time.Now()
 		if ctx.Err() != nil {
 			if err != nil || in.state() != StateCompleted {

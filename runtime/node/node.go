@@ -72,6 +72,10 @@ type Config struct {
 	// node's sockets (its last messages still reach their peers after it has
 	// gone), and how long pending Async results are awaited. 0: DefaultDrain.
 	Drain time.Duration
+	// OnOpen, if set, is called from the node's goroutine once its sockets
+	// (and the REP of a `sync: {expect}` barrier) are bound and connected,
+	// before the barrier: peers that connect to what it binds may start.
+	OnOpen func()
 	// OnRunning, if set, is called from the node's goroutine when the handler
 	// starts, after the sync barrier.
 	OnRunning func()
@@ -317,7 +321,14 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	if err := r.openSockets(); err != nil {
 		return err
 	}
-	if err := r.barrier(); err != nil {
+	rep, err := r.openSyncRep()
+	if err != nil {
+		return err
+	}
+	if n.cfg.OnOpen != nil {
+		n.cfg.OnOpen()
+	}
+	if err := r.barrier(rep); err != nil {
 		if errors.Is(err, errStopped) {
 			return ctx.Err()
 		}

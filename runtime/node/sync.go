@@ -24,8 +24,25 @@ const (
 	syncReplyWarn = 5 * time.Second
 )
 
-// barrier runs the node's sync start barrier, if it has one.
-func (r *run) barrier() error {
+// openSyncRep binds the REP of a `sync: {expect}` barrier, nil without
+// one. It is bound with the node's sockets, before OnOpen, so that the
+// engine starts the nodes that signal it once it listens: a REQ that
+// connects first waits out libzmq's reconnect interval.
+func (r *run) openSyncRep() (*zsock.Socket, error) {
+	sy := r.n.cfg.Spec.Sync
+	if sy == nil || sy.Expect <= 0 {
+		return nil, nil
+	}
+	return zsock.Open(r.n.cfg.Context, &spec.Socket{Name: "sync", Type: spec.REP, Bind: []string{sy.Bind}})
+}
+
+// barrier runs the node's sync start barrier, if it has one; rep is
+// openSyncRep's socket, which it closes.
+func (r *run) barrier(rep *zsock.Socket) error {
+	if rep != nil {
+		// The last reply may still be queued: give it a moment to leave.
+		defer rep.CloseLinger(min(time.Second, r.n.cfg.Drain))
+	}
 	sy := r.n.cfg.Spec.Sync
 	if sy == nil {
 		return nil
@@ -35,21 +52,15 @@ func (r *run) barrier() error {
 			return err
 		}
 	}
-	if sy.Expect > 0 {
-		return r.syncExpect(sy)
+	if rep != nil {
+		return r.syncExpect(sy, rep)
 	}
 	return nil
 }
 
-// syncExpect answers Expect sync requests on a REP bound at sy.Bind, each
+// syncExpect answers Expect sync requests on rep, bound at sy.Bind, each
 // with one empty frame — what zguide subscribers (REQ send, recv) expect.
-func (r *run) syncExpect(sy *spec.Sync) error {
-	rep, err := zsock.Open(r.n.cfg.Context, &spec.Socket{Name: "sync", Type: spec.REP, Bind: []string{sy.Bind}})
-	if err != nil {
-		return err
-	}
-	// The last reply may still be queued: give it a moment to leave.
-	defer rep.CloseLinger(min(time.Second, r.n.cfg.Drain))
+func (r *run) syncExpect(sy *spec.Sync, rep *zsock.Socket) error {
 	if err := r.waitConnections(); err != nil {
 		return err
 	}
