@@ -395,6 +395,7 @@ func (in *instance) supervise(ctx context.Context) {
 				// node must return; otherwise it keeps its queues flowing.
 				HoldOnComplete: r.Policy != spec.RestartAlways,
 				NoBindRetry:    first,
+				WatchPeers:     drainRelay(sp),
 			})}
 		}
 		attempt, cancelAttempt := context.WithCancel(ctx)

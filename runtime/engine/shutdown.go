@@ -56,7 +56,10 @@ func (e *Engine) shutdown(natural bool, stop <-chan struct{}) *Loss {
 	}
 	cut := false
 	if needsDrain(insts) {
+		e.log.Debug("draining")
 		cut, deadline = e.drain(insts, groups, deadline, natural, stop)
+	} else {
+		e.log.Debug("no drain: nothing still running can take a message")
 	}
 	completed := map[*edgeGroup]bool{}
 	for _, g := range groups {
@@ -96,6 +99,13 @@ func (in *instance) quiesce() bool {
 	return r.stopProducing()
 }
 
+// drainRelay reports whether n runs a relay: a builtin whose only effect
+// is what it sends on (spec.HandlerSchema.Relay).
+func drainRelay(n *spec.Node) bool {
+	b, _ := n.Handler.Builtin()
+	return b.Relay
+}
+
 // needsDrain reports whether waiting for in-flight messages can still make
 // a difference: whether some instance that is not done yet could consume
 // one — a sink that counts or logs, an exec or plugin handler, a command, a
@@ -108,9 +118,8 @@ func needsDrain(insts []*instance) bool {
 	useful := make([]bool, len(insts))
 	for i, in := range insts {
 		live[i] = !terminal(in.state())
-		b, _ := in.spec.Handler.Builtin()
 		// A producer that stopped producing only holds its sockets open.
-		useful[i] = live[i] && !in.producer && !b.Relay
+		useful[i] = live[i] && !in.producer && !drainRelay(in.spec)
 	}
 	for changed := true; changed; {
 		changed = false
@@ -129,15 +138,16 @@ func needsDrain(insts []*instance) bool {
 }
 
 // relayMatters reports whether what relay in sends can reach a useful
-// instance or a peer outside the topology: a tcp or ipc bind (anyone may
-// connect) or a connect no instance binds.
+// instance or a peer outside the topology: a tcp or ipc bind with a peer
+// the topology does not account for (outsidePeers), or a connect no
+// instance binds.
 func relayMatters(in *instance, insts []*instance, useful []bool) bool {
 	for _, sa := range in.spec.Sockets {
 		if sa.EffectiveRole() == spec.RoleIn {
 			continue
 		}
 		for _, ep := range sa.Bind {
-			if !strings.HasPrefix(ep, "inproc://") {
+			if !strings.HasPrefix(ep, "inproc://") && outsidePeers(in, sa, insts) {
 				return true
 			}
 		}
@@ -176,6 +186,47 @@ func relayMatters(in *instance, insts []*instance, useful []bool) bool {
 	}
 	return false
 }
+
+// outsidePeers reports whether socket sa of relay in, bound on tcp or ipc,
+// may have a peer outside the topology: true unless its peer monitor
+// (zsock.Stats.Peers) counts no more connections than the topology's own
+// sockets that connect to it and still hold their sockets open (every
+// state but stopped and failed: a completed node keeps its sockets). Then
+// whatever the relay still passes on reaches only the topology's nodes,
+// which relayMatters weighs. Counted this way, an outside peer goes
+// unseen only while one of the topology's connections is down and
+// reconnecting, or in the moment between its accept and its event.
+func outsidePeers(in *instance, sa *spec.Socket, insts []*instance) bool {
+	st := in.stats[sa.Name]
+	if st == nil || in.proc != nil {
+		return true
+	}
+	peers, known := st.Peers()
+	if !known {
+		return true
+	}
+	var inside int64
+	for _, other := range insts {
+		if other == in {
+			continue
+		}
+		if s := other.state(); s == StateStopped || s == StateFailed {
+			continue
+		}
+		for _, sb := range other.spec.Sockets {
+			for _, c := range sb.Connect {
+				for _, b := range sa.Bind {
+					if spec.Meet(b, c) {
+						inside++
+						break
+					}
+				}
+			}
+		}
+	}
+	return peers > inside
+}
+
 func terminal(st State) bool {
 	return st == StateCompleted || st == StateFailed || st == StateStopped
 }

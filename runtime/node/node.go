@@ -91,6 +91,10 @@ type Config struct {
 	HoldOnComplete bool
 	// NoBindRetry: a bind on an address in use fails at once (zsock).
 	NoBindRetry bool
+	// WatchPeers counts the connections accepted on the sockets' tcp and
+	// ipc binds into Stats (zsock.Stats.Peers): the engine's drain asks
+	// whether a relay has a peer outside the topology.
+	WatchPeers bool
 }
 
 // Node is one node instance. Create it with New, run it with Run (once),
@@ -593,7 +597,7 @@ func (r *run) openSockets() error {
 	sp := n.cfg.Spec
 	watch := sp.Sync != nil
 	for _, s := range sp.Sockets {
-		zs, err := zsock.OpenWith(n.cfg.Context, s, zsock.Options{Stats: n.stats[s.Name], Allow: n.cfg.Allow[s.Name], WatchHandshakes: watch, Node: sp.Name, Logger: n.log, NoBindRetry: n.cfg.NoBindRetry})
+		zs, err := zsock.OpenWith(n.cfg.Context, s, zsock.Options{Stats: n.stats[s.Name], Allow: n.cfg.Allow[s.Name], WatchHandshakes: watch, WatchPeers: n.cfg.WatchPeers, Node: sp.Name, Logger: n.log, NoBindRetry: n.cfg.NoBindRetry})
 		if err != nil {
 			return err
 		}

@@ -80,6 +80,8 @@ func NewContext() (*zmq4.Context, error) {
 type Stats struct {
 	msgsIn, msgsOut, bytesIn, bytesOut, sendErrors atomic.Uint64
 	authFailures                                   atomic.Uint64 // CURVE handshakes refused
+	peers                                          atomic.Int64  // connections accepted and not gone (peermon.go)
+	peersKnown                                     atomic.Bool
 
 	// taps attached (tap.go); nil while none is: the data path then makes
 	// no copy.
@@ -126,6 +128,8 @@ type Socket struct {
 	Guard *Guard
 	// authMon counts a CURVE server's handshakes refused before ZAP.
 	authMon *authMonitor
+	// peerMon counts the connections accepted on its binds.
+	peerMon *peerMonitor
 }
 
 // Options tune Open.
@@ -143,6 +147,10 @@ type Options struct {
 	// CURVE handshakes; Logger gets those lines (nil: dropped).
 	Node   string
 	Logger hclog.Logger
+	// WatchPeers counts the connections accepted on the socket's tcp and
+	// ipc binds into Stats (Stats.Peers), when it has such a bind and no
+	// other monitor.
+	WatchPeers bool
 	// NoBindRetry makes a bind on an address in use fail at once: when no
 	// previous instance of the node can be holding it (the first start of
 	// a topology), another program has it, and waiting will not help.
@@ -238,6 +246,11 @@ func OpenWith(ctx *zmq4.Context, s *spec.Socket, o Options) (sock *Socket, err e
 			return sock, fmt.Errorf("socket %q: subscribe %q: %w", s.Name, sub, err)
 		}
 	}
+	if o.WatchPeers && !o.WatchHandshakes && sock.authMon == nil && bindsOutward(s) {
+		if err := sock.watchPeers(ctx); err != nil {
+			return sock, fmt.Errorf("socket %q: peer monitor: %w", s.Name, err)
+		}
+	}
 	for _, ep := range s.Bind {
 		retryFor := bindRetryFor
 		if o.NoBindRetry {
@@ -269,6 +282,17 @@ func OpenWith(ctx *zmq4.Context, s *spec.Socket, o Options) (sock *Socket, err e
 		sock.stopWatching()
 	}
 	return sock, nil
+}
+
+// bindsOutward reports whether s binds on tcp or ipc: where a peer from
+// outside the process may connect.
+func bindsOutward(s *spec.Socket) bool {
+	for _, ep := range s.Bind {
+		if strings.HasPrefix(ep, "tcp://") || strings.HasPrefix(ep, "ipc://") {
+			return true
+		}
+	}
+	return false
 }
 
 // BindRetry binds z to ep, retrying EADDRINUSE briefly as Open does: the
@@ -429,6 +453,7 @@ func (s *Socket) CloseLinger(d time.Duration) error {
 	}
 	s.stopWatching()
 	s.stopAuthMonitor()
+	s.stopPeerMonitor()
 	s.Guard.Close()
 	if d < 0 {
 		d = -1

@@ -1,0 +1,111 @@
+package zsock
+
+import (
+	"time"
+
+	"github.com/pebbe/zmq4"
+)
+
+// Peers of a bound socket.
+//
+// The engine's drain keeps a relay running after the topology completed
+// only while what it passes on can still reach someone: a node of the
+// topology that has not completed, or a peer outside it. A socket bound
+// on tcp or ipc may have such an outside peer; whether it has one is what
+// the peer monitor tells: a goroutine of the socket's own reads its
+// ACCEPTED and DISCONNECTED events and keeps the number of connections
+// accepted and not yet gone in the socket's Stats (Stats.Peers). The
+// engine compares it with how many of the topology's own sockets connect
+// there.
+//
+// libzmq keeps one monitor per socket: a socket that already has one (a
+// CURVE server's, the sync barrier's) has no peer count, and its peers are
+// unknown.
+
+const peerMonEvents = zmq4.EVENT_ACCEPTED | zmq4.EVENT_DISCONNECTED |
+	zmq4.EVENT_MONITOR_STOPPED // sent on detaching: the goroutine ends
+
+// peerMonitor is the goroutine side of a bound socket's peer monitor.
+type peerMonitor struct {
+	done chan struct{} // closed when the goroutine has closed its socket
+}
+
+// watchPeers attaches the peer monitor, before the socket binds.
+func (s *Socket) watchPeers(ctx *zmq4.Context) error {
+	mon, err := s.monitorPair(ctx, "peermon", peerMonEvents)
+	if err != nil {
+		return err
+	}
+	m := &peerMonitor{done: make(chan struct{})}
+	s.peerMon = m
+	s.Stats.peers.Store(0)
+	s.Stats.peersKnown.Store(true)
+	// The PAIR moves to the goroutine here, and only it uses it from
+	// then on.
+	go m.run(mon, s.Stats)
+	return nil
+}
+
+// stopPeerMonitor detaches the monitor and waits (bounded) for its
+// goroutine to close its socket, as stopAuthMonitor does.
+func (s *Socket) stopPeerMonitor() {
+	if s.peerMon == nil {
+		return
+	}
+	s.Stats.peersKnown.Store(false)
+	_ = s.Z.Monitor("", 0)
+	select {
+	case <-s.peerMon.done:
+	case <-time.After(5 * time.Second):
+	}
+	s.peerMon = nil
+}
+
+func (m *peerMonitor) run(mon *zmq4.Socket, st *Stats) {
+	defer close(m.done)
+	defer mon.Close()
+	accepted := map[int]bool{} // descriptors from ACCEPTED
+	poller := zmq4.NewPoller()
+	poller.Add(mon, zmq4.POLLIN)
+	for {
+		polled, err := poller.Poll(authMonPoll)
+		if err != nil {
+			if zmq4.AsErrno(err) == zmq4.ETERM {
+				return
+			}
+			continue
+		}
+		if len(polled) == 0 {
+			continue
+		}
+		for {
+			ev, _, fd, err := mon.RecvEvent(zmq4.DONTWAIT)
+			if err != nil {
+				if IsAgain(err) {
+					break
+				}
+				return
+			}
+			switch ev {
+			case zmq4.EVENT_MONITOR_STOPPED:
+				return
+			case zmq4.EVENT_ACCEPTED:
+				accepted[fd] = true
+			case zmq4.EVENT_DISCONNECTED:
+				// Only the accepted ones: a socket that also connects
+				// sees its own connections end too.
+				delete(accepted, fd)
+			}
+			st.peers.Store(int64(len(accepted)))
+		}
+	}
+}
+
+// Peers is how many connections the socket accepted on its tcp and ipc
+// binds and still has, and whether that is known (the socket was opened
+// with Options.WatchPeers, has no other monitor, and is open). An
+// accepted connection counts once its event has been read, a moment after
+// libzmq accepted it.
+func (st *Stats) Peers() (n int64, known bool) {
+	return st.peers.Load(), st.peersKnown.Load()
+}
