@@ -75,9 +75,37 @@ func (s *Socket) stopAuthMonitor() {
 
 func (m *authMonitor) run(mon *zmq4.Socket, g *Guard) {
 	defer close(m.done)
-	defer mon.Close()
 	peers := map[int]string{} // fd -> peer address, from ACCEPTED
 	why := ""                 // a handshake failed: its DISCONNECTED names the peer
+	readEvents(mon, func(ev zmq4.Event, val int) {
+		switch ev {
+		case zmq4.EVENT_ACCEPTED:
+			peers[val] = peerOf(val)
+		case zmq4.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq4.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+			g.count()
+			if why != "" { // the previous one never saw its disconnect
+				g.logDenied("unknown", "", why)
+			}
+			why = failureReason(ev, val)
+		case zmq4.EVENT_DISCONNECTED:
+			peer := peers[val]
+			delete(peers, val)
+			if why != "" {
+				if peer == "" {
+					peer = "unknown"
+				}
+				g.logDenied(peer, "", why)
+				why = ""
+			}
+		}
+	})
+}
+
+// readEvents is a monitor goroutine's loop: it hands each event of mon to
+// fn until MONITOR_STOPPED (the owner detached the monitor) or the
+// context's end, then closes mon. It waits at most authMonPoll at a time.
+func readEvents(mon *zmq4.Socket, fn func(ev zmq4.Event, val int)) {
+	defer mon.Close()
 	poller := zmq4.NewPoller()
 	poller.Add(mon, zmq4.POLLIN)
 	for {
@@ -99,28 +127,10 @@ func (m *authMonitor) run(mon *zmq4.Socket, g *Guard) {
 				}
 				return // ETERM, or the socket is gone
 			}
-			switch ev {
-			case zmq4.EVENT_MONITOR_STOPPED:
+			if ev == zmq4.EVENT_MONITOR_STOPPED {
 				return
-			case zmq4.EVENT_ACCEPTED:
-				peers[val] = peerOf(val)
-			case zmq4.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq4.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-				g.count()
-				if why != "" { // the previous one never saw its disconnect
-					g.logDenied("unknown", "", why)
-				}
-				why = failureReason(ev, val)
-			case zmq4.EVENT_DISCONNECTED:
-				peer := peers[val]
-				delete(peers, val)
-				if why != "" {
-					if peer == "" {
-						peer = "unknown"
-					}
-					g.logDenied(peer, "", why)
-					why = ""
-				}
 			}
+			fn(ev, val)
 		}
 	}
 }

@@ -63,42 +63,18 @@ func (s *Socket) stopPeerMonitor() {
 
 func (m *peerMonitor) run(mon *zmq4.Socket, st *Stats) {
 	defer close(m.done)
-	defer mon.Close()
 	accepted := map[int]bool{} // descriptors from ACCEPTED
-	poller := zmq4.NewPoller()
-	poller.Add(mon, zmq4.POLLIN)
-	for {
-		polled, err := poller.Poll(authMonPoll)
-		if err != nil {
-			if zmq4.AsErrno(err) == zmq4.ETERM {
-				return
-			}
-			continue
+	readEvents(mon, func(ev zmq4.Event, fd int) {
+		switch ev {
+		case zmq4.EVENT_ACCEPTED:
+			accepted[fd] = true
+		case zmq4.EVENT_DISCONNECTED:
+			// Only the accepted ones: a socket that also connects
+			// sees its own connections end too.
+			delete(accepted, fd)
 		}
-		if len(polled) == 0 {
-			continue
-		}
-		for {
-			ev, _, fd, err := mon.RecvEvent(zmq4.DONTWAIT)
-			if err != nil {
-				if IsAgain(err) {
-					break
-				}
-				return
-			}
-			switch ev {
-			case zmq4.EVENT_MONITOR_STOPPED:
-				return
-			case zmq4.EVENT_ACCEPTED:
-				accepted[fd] = true
-			case zmq4.EVENT_DISCONNECTED:
-				// Only the accepted ones: a socket that also connects
-				// sees its own connections end too.
-				delete(accepted, fd)
-			}
-			st.peers.Store(int64(len(accepted)))
-		}
-	}
+		st.peers.Store(int64(len(accepted)))
+	})
 }
 
 // Peers is how many connections the socket accepted on its tcp and ipc
