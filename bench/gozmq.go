@@ -29,7 +29,13 @@ const recvTimeout = 30 * time.Second
 // hand is the skeleton of a hand-written program: a context, goroutines,
 // the first failure.
 type hand struct {
-	ctx    *zmq.Context
+	ctx *zmq.Context
+	// mu orders every socket creation before the context's end: pebbe's
+	// Context keeps its open flag in a plain field that NewSocket reads and
+	// Term writes, and the race detector cannot see the ordering that the
+	// messages between goroutines give.
+	mu     sync.Mutex
+	ended  bool
 	wg     sync.WaitGroup
 	once   sync.Once
 	err    error
@@ -48,7 +54,13 @@ func newHand() (*hand, error) {
 // socket creates a socket with linger 0: nothing ever waits on unsent
 // messages when the context terminates.
 func (h *hand) socket(t zmq.Type) (*zmq.Socket, error) {
+	h.mu.Lock()
+	if h.ended {
+		h.mu.Unlock()
+		return nil, zmq.ETERM
+	}
 	s, err := h.ctx.NewSocket(t)
+	h.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +103,9 @@ func (h *hand) wait(done <-chan struct{}) error {
 // all of them closed their sockets) and returns the first failure.
 func (h *hand) finish() error {
 	close(h.stop)
+	h.mu.Lock()
+	h.ended = true
+	h.mu.Unlock()
 	terr := h.ctx.Term()
 	h.wg.Wait()
 	if h.err != nil {
