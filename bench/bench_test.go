@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -170,6 +171,32 @@ func TestSummarize(t *testing.T) {
 	runs[0].Rate, runs[6].Rate = 150, 150 // ratios 0.75, 0.25, 1.5 (median 0.75); py 1.5
 	if r := summarize(runs, nil)[0]; r.Met == nil || *r.Met {
 		t.Errorf("got target met %v with ratios %v, want false", r.Met, r.Vs)
+	}
+}
+
+// TestMarkdown prints a results file's summary as the README's table:
+// one markdown row per summary row, with every figure and ratio.
+func TestMarkdown(t *testing.T) {
+	runs := []Result{
+		{Scenario: "pipeline/tcp/16B", Impl: implZtopo, Round: 1, Rate: 3e6},
+		{Scenario: "pipeline/tcp/16B", Impl: implGo, Round: 1, Rate: 2e6},
+		{Scenario: "pipeline/tcp/16B", Impl: implC, Round: 1, Rate: 6e6},
+	}
+	suite := Suite{Command: "go run ./bench", Rounds: 1, Summary: summarize(runs, map[string][2]float64{"pipeline/tcp/16B": {0.5, 1.5}})}
+	path := filepath.Join(t.TempDir(), "results.json")
+	if err := writeJSON(path, suite); err != nil {
+		t.Fatal(err)
+	}
+	var out, errs strings.Builder
+	if code := run([]string{"-markdown", path}, &out, &errs); code != 0 {
+		t.Fatalf("got exit code %d: %s", code, errs.String())
+	}
+	want := "| pipeline/tcp/16B | msg/s | 3.00M | 2.00M | - | 6.00M | 1.50× | - | 0.50× | 0.5→1.5 | ztopo/go >= 1.2× met, ztopo/py >= 2× |\n"
+	if !strings.HasSuffix(out.String(), want) {
+		t.Errorf("got\n%s\nwant it to end with\n%s", out.String(), want)
+	}
+	if code := run([]string{"-markdown", filepath.Join(t.TempDir(), "none.json")}, &out, &errs); code != 1 {
+		t.Errorf("a missing results file: got exit code %d, want 1", code)
 	}
 }
 

@@ -71,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c config
-	var only, impls string
+	var only, impls, markdown string
 	fs.IntVar(&c.rounds, "rounds", 5, "runs of each implementation per scenario, alternated")
 	fs.StringVar(&only, "only", "", "run only the scenarios whose name matches this regular expression")
 	fs.BoolVar(&c.quick, "quick", false, "tiny message counts: a smoke test of the harness, not a measurement")
@@ -84,6 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&c.list, "list", false, "list the scenarios and exit")
 	fs.StringVar(&c.compare, "compare", "", "a bench binary of another build (make bench-compare REF=rev): run its ztopo side and this one's alternately and print new/ref")
 	fs.StringVar(&c.compareDir, "compare-dir", "", "the source tree of the -compare binary, its children's working directory")
+	fs.StringVar(&markdown, "markdown", "", "print the summary of a -json results file as a markdown table (the README's Speed table) and exit")
 	fs.BoolVar(&c.ownClients, "own-clients", false, "time round trips with each implementation's own client (the Go one in-process for ztopo and go), not the one C client process")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -113,6 +114,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "bench: -impl: unknown implementation %q (want ztopo, go, py or c)\n", i)
 			return 2
 		}
+	}
+	if markdown != "" {
+		if err := markdownMain(markdown, stdout); err != nil {
+			fmt.Fprintf(stderr, "bench: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	if c.list {
 		for _, s := range scenarios() {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -259,6 +260,39 @@ func printTable(w io.Writer, s *Suite) {
 		if r.Err != "" {
 			fmt.Fprintf(w, "\nFAILED %s %s round %d: %s\n", r.Scenario, r.Impl, r.Round, r.Err)
 		}
+	}
+}
+
+// markdownMain prints the summary of the results file at path as
+// printMarkdown does.
+func markdownMain(path string, w io.Writer) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var s Suite
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if len(s.Summary) == 0 {
+		return fmt.Errorf("%s: no summary rows", path)
+	}
+	printMarkdown(w, &s)
+	return nil
+}
+
+// printMarkdown writes the summary table as markdown, with the run's
+// command, machine and load: the README's Speed table, regenerated from
+// one run's results file.
+func printMarkdown(w io.Writer, s *Suite) {
+	fmt.Fprintf(w, "`%s`, %s, %d CPUs (%s), %s, libzmq %s, pyzmq %s. Medians of %d alternating rounds (± half their range); ratios are medians of the ratios of runs of the same round. Load average %s before, %s after.\n\n",
+		s.Command, s.Machine.Date, s.Machine.NumCPU, s.Machine.CPU, s.Machine.Go, s.Machine.LibZMQ, orNone(s.Machine.PyZMQ), s.Rounds, s.Machine.LoadAvg, s.Machine.LoadAfter)
+	fmt.Fprintln(w, "| scenario | metric | ztopo | go | py | c | ztopo/go | ztopo/py | ztopo/c | load | target |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	for _, r := range s.Summary {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.1f→%.1f | %s |\n", r.Scenario, r.Metric,
+			figure(r, implZtopo), figure(r, implGo), figure(r, implPy), figure(r, implC),
+			ratio(r.Vs[implGo]), ratio(r.Vs[implPy]), ratio(r.Vs[implC]), r.Load[0], r.Load[1], r.Target)
 	}
 }
 
