@@ -50,6 +50,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/spec"
 )
@@ -193,6 +194,15 @@ func (c *config) err() error {
 		return nil
 	}
 	return fmt.Errorf("%s: %s", c.name, strings.Join(c.errs, "; "))
+}
+
+// logger is the node's logger, or one that discards when the builtin is
+// built without one (tests, a handler made by hand).
+func logger(env handler.Env) hclog.Logger {
+	if env.Logger == nil {
+		return hclog.NewNullLogger()
+	}
+	return env.Logger
 }
 
 // sleep pauses d, returning early with ctx's error when the node stops.

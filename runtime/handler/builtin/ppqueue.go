@@ -177,15 +177,12 @@ func newPPQueue(cfg map[string]any, env handler.Env) (any, error) {
 // share: the heartbeat interval (heartbeat, default def), the heartbeats a
 // peer may miss (liveness) and the logger.
 func (c *config) heartbeating(def time.Duration, env handler.Env) (time.Duration, int, hclog.Logger) {
-	hb, liveness, logger := c.duration("heartbeat"), c.int("liveness", spec.DefaultLiveness), env.Logger
+	hb, liveness := c.duration("heartbeat"), c.int("liveness", spec.DefaultLiveness)
 	if hb <= 0 {
 		hb = def
 	}
 	if liveness <= 0 {
 		liveness = spec.DefaultLiveness
 	}
-	if logger == nil {
-		logger = hclog.NewNullLogger()
-	}
-	return hb, liveness, logger
+	return hb, liveness, logger(env)
 }

@@ -124,10 +124,7 @@ func init() {
 
 func newReplay(cfg map[string]any, env handler.Env) (any, error) {
 	c := newConfig("replay", cfg)
-	p := &Replay{Logger: env.Logger, Speed: 1}
-	if p.Logger == nil {
-		p.Logger = hclog.NewNullLogger()
-	}
+	p := &Replay{Logger: logger(env), Speed: 1}
 	p.File = c.string("file", "")
 	if c.has("speed") {
 		v, _ := c.get("speed")

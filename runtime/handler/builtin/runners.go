@@ -167,10 +167,7 @@ func init() {
 
 func newGenerate(cfg map[string]any, env handler.Env) (any, error) {
 	c := newConfig("generate", cfg)
-	g := &Generate{Logger: env.Logger}
-	if g.Logger == nil {
-		g.Logger = hclog.NewNullLogger()
-	}
+	g := &Generate{Logger: logger(env)}
 	if c.has("count") {
 		g.Count = c.int("count", 0)
 	} else {
@@ -386,9 +383,5 @@ func init() {
 }
 
 func newLBBroker(cfg map[string]any, env handler.Env) (any, error) {
-	lg := env.Logger
-	if lg == nil {
-		lg = hclog.NewNullLogger()
-	}
-	return &LBBroker{Logger: lg}, newConfig("lbbroker", cfg).err()
+	return &LBBroker{Logger: logger(env)}, newConfig("lbbroker", cfg).err()
 }

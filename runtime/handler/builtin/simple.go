@@ -112,11 +112,7 @@ func init() {
 
 func newLog(cfg map[string]any, env handler.Env) (any, error) {
 	c := newConfig("log", cfg)
-	lg := env.Logger
-	if lg == nil {
-		lg = hclog.NewNullLogger()
-	}
-	return &Log{Logger: lg}, c.err()
+	return &Log{Logger: logger(env)}, c.err()
 }
 
 // Count counts messages and completes at Expect or at Until.
@@ -268,12 +264,9 @@ func init() {
 
 func newCount(cfg map[string]any, env handler.Env) (any, error) {
 	c := newConfig("count", cfg)
-	k := &Count{Expect: c.int("expect", 0), Dedupe: c.bool("dedupe"), Logger: env.Logger}
+	k := &Count{Expect: c.int("expect", 0), Dedupe: c.bool("dedupe"), Logger: logger(env)}
 	if c.has("until") {
 		k.Until, k.HasUntil = c.string("until", ""), true
-	}
-	if k.Logger == nil {
-		k.Logger = hclog.NewNullLogger()
 	}
 	return k, c.err()
 }
