@@ -327,10 +327,7 @@ func init() {
 		Doc:         "a Majordomo (MDP 0.1) broker: MDPC01 clients and MDPW01 workers on one ROUTER frontend, service routing, heartbeats, mmi.service",
 		NeedSockets: []string{"frontend"},
 		SocketTypes: map[string]spec.SocketType{"frontend": spec.ROUTER},
-		Keys: []spec.ConfigKey{
-			{Name: "heartbeat", Kind: spec.KindDuration, Doc: "interval of heartbeats to idle workers (2.5s, the zguide's)"},
-			{Name: "liveness", Kind: spec.KindInt, Doc: "heartbeats a worker may miss before it is expired (3)"},
-		},
+		Keys:        heartbeatKeys(spec.DefaultMDPHeartbeat, "expired"),
 	}, newMDBroker)
 }
 

@@ -119,10 +119,7 @@ func (q *PPQueue) Run(ctx context.Context, s handler.Sockets) error {
 				}
 				// The least recently used worker takes it, as
 				// [worker, client, "", request...].
-				worker := q.workers[0]
-				q.workers[0] = ppWorker{}
-				q.workers = q.workers[1:]
-				if err := toWorker(s, worker.id); err != nil {
+				if err := toWorker(s, takeOldest(&q.workers).id); err != nil {
 					return err
 				}
 			}
@@ -159,10 +156,7 @@ func init() {
 		Doc:         "the Paranoid Pirate queue: ROUTER frontend for clients, ROUTER backend for workers that send \\x01 when ready and heartbeat with \\x02",
 		NeedSockets: []string{"backend", "frontend"},
 		SocketTypes: map[string]spec.SocketType{"backend": spec.ROUTER, "frontend": spec.ROUTER},
-		Keys: []spec.ConfigKey{
-			{Name: "heartbeat", Kind: spec.KindDuration, Doc: "interval of heartbeats to idle workers (1s, the zguide's)"},
-			{Name: "liveness", Kind: spec.KindInt, Doc: "heartbeats a worker may miss before it is evicted (3)"},
-		},
+		Keys:        heartbeatKeys(spec.DefaultPPPHeartbeat, "evicted"),
 	}, newPPQueue)
 }
 
@@ -171,6 +165,15 @@ func newPPQueue(cfg map[string]any, env handler.Env) (any, error) {
 	q := &PPQueue{}
 	q.Heartbeat, q.Liveness, q.Logger = c.heartbeating(spec.DefaultPPPHeartbeat, env)
 	return q, c.err()
+}
+
+// heartbeatKeys are the config keys heartbeating reads, for a broker whose
+// heartbeat is def by default and which says its silent workers are gone.
+func heartbeatKeys(def time.Duration, gone string) []spec.ConfigKey {
+	return []spec.ConfigKey{
+		{Name: "heartbeat", Kind: spec.KindDuration, Doc: fmt.Sprintf("interval of heartbeats to idle workers (%s, the zguide's)", def)},
+		{Name: "liveness", Kind: spec.KindInt, Doc: fmt.Sprintf("heartbeats a worker may miss before it is %s (%d)", gone, spec.DefaultLiveness)},
+	}
 }
 
 // heartbeating reads what the heartbeating brokers (ppqueue, mdbroker)

@@ -313,6 +313,16 @@ func waitBroker(w handler.Waiter, idle int, timeout time.Duration) ([]string, er
 	return w.Wait(backendOnly, timeout)
 }
 
+// takeOldest removes the first of a broker's idle workers and returns it;
+// its slot is cleared so that the queue's array does not keep it.
+func takeOldest[W any](workers *[]W) W {
+	w := (*workers)[0]
+	var zero W
+	(*workers)[0] = zero
+	*workers = (*workers)[1:]
+	return w
+}
+
 // toWorker reads one request from the frontend ([client, "", request...])
 // and sends it on the backend behind the worker's address frames.
 func toWorker(s handler.Sockets, addr ...[]byte) error {
@@ -359,9 +369,7 @@ func (b *LBBroker) Run(ctx context.Context, s handler.Sockets) error {
 					continue
 				}
 				// The oldest idle worker takes it, as [worker, "", client, "", request...].
-				worker := b.workers[0]
-				b.workers = b.workers[1:]
-				if err := toWorker(s, worker, nil); err != nil {
+				if err := toWorker(s, takeOldest(&b.workers), nil); err != nil {
 					return err
 				}
 			}
