@@ -43,8 +43,8 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 	// A message received after the swap to h was published is h's.
 	if c := r.carry; c != nil {
 		r.carry = nil
-		if done, err := r.dispatch(h, async, c.from, c.env, c.body, c.rel); done || err != nil {
-			return done, false, unlessStopped(err)
+		if end, done, err := r.handOver(h, async, *c); end {
+			return done, false, err
 		}
 	}
 
@@ -212,8 +212,8 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 						return false, true, nil
 					}
 				}
-				if done, err := r.dispatch(h, async, s, env, body, in); done || err != nil {
-					return done, false, unlessStopped(err)
+				if end, done, err := r.handOver(h, async, pendingIn{from: s, env: env, body: body, rel: in}); end {
+					return done, false, err
 				}
 				if r.ctx.Err() != nil {
 					return false, false, nil
@@ -321,6 +321,13 @@ func (r *run) canSleep(async handler.Async) bool {
 		}
 	}
 	return true
+}
+
+// handOver dispatches m for the reactive loop: end says the loop ends there,
+// with the handler done or err (nil when the node is stopping).
+func (r *run) handOver(h handler.Handler, async handler.Async, m pendingIn) (end, done bool, err error) {
+	done, err = r.dispatch(h, async, m.from, m.env, m.body, m.rel)
+	return done || err != nil, done, unlessStopped(err)
 }
 
 // dispatch hands one received message to the handler and sends what it
