@@ -45,9 +45,7 @@ nodes:
 	if err == nil || err.Error() != want {
 		t.Fatalf("Run: got %v, want %s", err, want)
 	}
-	if got := rlStat(r.e, "sink", "in").MsgsIn; got != 50 {
-		t.Errorf("sink received %d, want 50", got)
-	}
+	r.wantSink(t, 50)
 	if st := statusOf(r.e, "bad"); st.State != StateFailed || st.Restarts != 2 {
 		t.Errorf("bad: %s after %d restarts, want failed after 2", st.State, st.Restarts)
 	}

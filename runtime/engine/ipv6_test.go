@@ -50,12 +50,8 @@ nodes:
 		t.Fatalf("worker.0 connects to %v, want tcp://[::1]:%d", got, a)
 	}
 	r := rlStart(t, topo, Options{Logger: lg})
-	if err := r.wait(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if got := rlStat(r.e, "sink", "in").MsgsIn; got != n {
-		t.Errorf("sink received %d, want %d", got, n)
-	}
+	r.mustWait(t)
+	r.wantSink(t, n)
 	var w uint64
 	for _, name := range []string{"worker.0", "worker.1"} {
 		w += rlStat(r.e, name, "in").MsgsIn

@@ -23,16 +23,7 @@ func slowPipeline(t *testing.T, name, srcCfg, delay, sink string) string {
 func TestDrainWaitsForBusyHandler(t *testing.T) {
 	lg, logs := newLogger(t)
 	topo := rlParse(t, rlDir(t), slowPipeline(t, "loss-busy", "{count: 10}", "300ms", "handler: log"), nil)
-	r := rlStart(t, topo, Options{Logger: lg})
-	if err := r.wait(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if got := rlStat(r.e, "sink", "in").MsgsIn; got != 10 {
-		t.Errorf("sink received %d, want 10", got)
-	}
-	if strings.Contains(logs.String(), "lost") {
-		t.Errorf("the log reports a loss:\n%s", logs)
-	}
+	drainsAll(t, rlStart(t, topo, Options{Logger: lg}), logs, 10)
 }
 
 // After a completion the drain goes on past the grace while it makes
@@ -41,13 +32,15 @@ func TestDrainWaitsForBusyHandler(t *testing.T) {
 func TestNaturalDrainOutlastsGraceWhileProgressing(t *testing.T) {
 	lg, logs := newLogger(t)
 	yaml := testutil.SlowPipeline("loss-progress", "{count: 8}", "250ms", "handler: log", zsocktest.TCP(t), zsocktest.TCP(t), zsocktest.TCP(t))
-	r := rlStart(t, rlParse(t, rlDir(t), yaml, nil), Options{Logger: lg, Grace: 500 * time.Millisecond})
-	if err := r.wait(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if got := rlStat(r.e, "sink", "in").MsgsIn; got != 8 {
-		t.Errorf("sink received %d, want 8", got)
-	}
+	drainsAll(t, rlStart(t, rlParse(t, rlDir(t), yaml, nil), Options{Logger: lg, Grace: 500 * time.Millisecond}), logs, 8)
+}
+
+// drainsAll waits for a slowPipeline run that ends by itself and checks
+// that the sink received all n messages and nothing was logged as lost.
+func drainsAll(t *testing.T, r *rlRunning, logs *testutil.Buffer, n uint64) {
+	t.Helper()
+	r.mustWait(t)
+	r.wantSink(t, n)
 	if strings.Contains(logs.String(), "lost") {
 		t.Errorf("the log reports a loss:\n%s", logs)
 	}
@@ -61,12 +54,8 @@ func TestSignalDrainsBusyHandler(t *testing.T) {
 	topo := rlParse(t, rlDir(t), slowPipeline(t, "loss-busy-sig", "{count: 10}", "300ms", "handler: count\n    config: {expect: 1000}"), nil)
 	r := rlStart(t, topo, Options{Logger: lg})
 	rlWaitFor(t, "the sink's first message", func() bool { return rlStat(r.e, "sink", "in").MsgsIn >= 1 })
-	if err := r.stop(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if got := rlStat(r.e, "sink", "in").MsgsIn; got != 10 {
-		t.Errorf("sink received %d, want 10", got)
-	}
+	r.mustStop(t)
+	r.wantSink(t, 10)
 }
 
 // Issue 11 item 2: on a signal, a running producer stops producing and
@@ -100,9 +89,7 @@ nodes:
 	topo := rlParse(t, rlDir(t), yaml, nil)
 	r := rlStart(t, topo, Options{Logger: lg})
 	rlWaitFor(t, "traffic", func() bool { return rlStat(r.e, "sink", "in").MsgsIn >= 500 })
-	if err := r.stop(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	r.mustStop(t)
 	sent := rlStat(r.e, "vent", "out").MsgsOut
 	got := rlStat(r.e, "sink", "in").MsgsIn
 	if got != sent {
@@ -147,9 +134,7 @@ func TestUnreadByCompletedSinkIsNoLoss(t *testing.T) {
 	topo := rlParse(t, rlDir(t), slowPipeline(t, "loss-unread", "{count: 50}", "0s", "handler: count\n    config: {expect: 20}"), nil)
 	r := rlStart(t, topo, Options{Logger: lg, Grace: 300 * time.Millisecond})
 	rlWaitFor(t, "the sink to complete", func() bool { return statusOf(r.e, "sink").State == StateCompleted })
-	if err := r.stop(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	r.mustStop(t)
 	if strings.Contains(logs.String(), "messages lost") {
 		t.Errorf("the log reports a loss:\n%s", logs)
 	}

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -58,6 +57,19 @@ func needZtopo(t testing.TB) string {
 	return ztopoBin
 }
 
+// killRestarts SIGKILLs pid, the child of process node name, and waits
+// until the node runs again in another child.
+func killRestarts(t *testing.T, e *Engine, name string, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	rlWaitFor(t, name+" to run again", func() bool {
+		st := statusOf(e, name)
+		return st.State == StateRunning && st.PID > 0 && st.PID != pid
+	})
+}
+
 // children returns the processes whose parent is pid, with their command
 // lines.
 func children(pid int) map[int]string {
@@ -77,9 +89,16 @@ type pirate struct {
 	done  chan error
 }
 
+// startPirate starts clients Lazy Pirate clients of ep and waits until
+// they are ready: each has had its first reply and waits for the cue to
+// send after more requests.
 func startPirate(t *testing.T, ep string, clients, after int) *pirate {
 	t.Helper()
-	return startLines(t, 2*bound, "pirate.py", ep, fmt.Sprint(clients), fmt.Sprint(after))
+	p := startLines(t, 2*bound, "pirate.py", ep, fmt.Sprint(clients), fmt.Sprint(after))
+	if got := p.line(t); got != "ready" {
+		t.Fatalf("pyzmq clients: %s", got)
+	}
+	return p
 }
 
 // startLines runs a script of testdata/py for at most life, its output
@@ -143,9 +162,8 @@ func (p *pirate) line(t *testing.T) string {
 // them, keep their pids and start times.
 func TestProcessNodeKilledRestartsAndServesAgain(t *testing.T) {
 	self := needZtopo(t)
-	dir := rlDir(t)
 	ep := zsocktest.TCP(t)
-	topo := rlParse(t, dir, `version: 1
+	topo := rlParse(t, rlDir(t), `version: 1
 name: kill
 nodes:
   srv:
@@ -176,9 +194,6 @@ nodes:
 
 	const clients, after = 3, 20
 	py := startPirate(t, ep, clients, after)
-	if got := py.line(t); got != "ready" {
-		t.Fatalf("pyzmq clients: %s", got)
-	}
 	before := map[string]InstanceStatus{}
 	for _, st := range r.e.Status() {
 		before[st.Name] = st
@@ -190,20 +205,8 @@ nodes:
 	if before["feeder"].PID != 0 || before["counter"].PID != 0 {
 		t.Fatalf("goroutine nodes with a pid: feeder %d, counter %d", before["feeder"].PID, before["counter"].PID)
 	}
-	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	rlWaitFor(t, "srv to run again", func() bool {
-		st := statusOf(r.e, "srv")
-		return st.State == StateRunning && st.PID > 0 && st.PID != victim
-	})
-	if _, err := io.WriteString(py.stdin, "go on\n"); err != nil {
-		t.Fatal(err)
-	}
-	want := regexp.MustCompile(fmt.Sprintf(`^ok %d replies after the line, \d+ retries$`, clients*after))
-	if got := py.line(t); !want.MatchString(got) {
-		t.Fatalf("pyzmq clients: got %q, want %s", got, want)
-	}
+	killRestarts(t, r.e, "srv", victim)
+	py.finish(t, clients, after)
 
 	st := statusOf(r.e, "srv")
 	if st.Restarts != 1 {
@@ -221,9 +224,7 @@ nodes:
 	}
 	// The survivor's counters come from its child: traffic went through.
 	rlWaitFor(t, "relay counters", func() bool { return rlStat(r.e, "relay", "out").MsgsOut > 0 })
-	if err := r.stop(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	r.mustStop(t)
 	if !strings.Contains(logs.String(), "restarting node") {
 		t.Error("no restart in the log")
 	}
@@ -234,8 +235,7 @@ nodes:
 // child left.
 func TestStopLeavesNoChildProcess(t *testing.T) {
 	self := needZtopo(t)
-	dir := rlDir(t)
-	topo := rlParse(t, dir, testutil.ProcessWorkers("orphans", 2, "{interval: 2ms}", "", "", `  stubborn:
+	topo := rlParse(t, rlDir(t), testutil.ProcessWorkers("orphans", 2, "{interval: 2ms}", "", "", `  stubborn:
     command: [/bin/sh, -c, 'trap "" TERM; while :; do sleep 0.1; done']
 `), nil)
 	lg, _ := newLogger(t)
@@ -257,9 +257,7 @@ func TestStopLeavesNoChildProcess(t *testing.T) {
 	if len(pids) != 3 {
 		t.Fatalf("process instances: got pids %v, want 3", pids)
 	}
-	if err := r.stop(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	r.mustStop(t)
 	for _, st := range r.e.Status() {
 		if st.State != StateStopped || st.PID != 0 {
 			t.Errorf("%s: %s, pid %d; want stopped, no pid", st.Name, st.State, st.PID)
@@ -283,8 +281,7 @@ func TestStopLeavesNoChildProcess(t *testing.T) {
 // work there: the sink completes only at the end marker sed rewrote.
 func TestProcessNodeExecHandlerRunsInChild(t *testing.T) {
 	self := needZtopo(t)
-	dir := rlDir(t)
-	topo := rlParse(t, dir, `version: 1
+	topo := rlParse(t, rlDir(t), `version: 1
 name: execchild
 nodes:
   source:
@@ -421,9 +418,7 @@ nodes:
 	if pid := statusOf(r.e, "srv").PID; pid == old || pid <= 0 {
 		t.Errorf("pid after the reload: %d (was %d)", pid, old)
 	}
-	if err := r.stop(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	r.mustStop(t)
 }
 
 // crashOnce is a count-like handler that fails once, at its nth message
@@ -576,8 +571,7 @@ func isLossOn(err error, edges ...string) bool {
 // the topology ends by itself.
 func TestCompletingProcessNodeLosesNothing(t *testing.T) {
 	self := needZtopo(t)
-	dir := rlDir(t)
-	topo := rlParse(t, dir, `version: 1
+	topo := rlParse(t, rlDir(t), `version: 1
 name: proccomplete
 nodes:
   source:
@@ -633,9 +627,7 @@ nodes:
 	if st, ok := testutil.ReadStat(gc); !ok || st.Pgrp == spawner {
 		t.Fatalf("grandchild %d: %+v; want it alive outside the spawner's group %d", gc, st, spawner)
 	}
-	if err := r.stop(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	r.mustStop(t)
 	// Gone when Run returns, not eventually: nothing else would end it.
 	if testutil.Alive(gc) {
 		t.Fatalf("grandchild %d still runs after the stop", gc)
@@ -672,8 +664,7 @@ func grandchildPid(t *testing.T, path string) int {
 // log says so once, and after SIGCONT it is running again, logged once.
 func TestStalledProcessWorkerIsShown(t *testing.T) {
 	self := needZtopo(t)
-	dir := rlDir(t)
-	topo := rlParse(t, dir, testutil.ProcessWorkers("stall", 3, "{interval: 2ms}", "", "", ""), nil)
+	topo := rlParse(t, rlDir(t), testutil.ProcessWorkers("stall", 3, "{interval: 2ms}", "", "", ""), nil)
 	lg, logs := newLogger(t)
 	r := rlStart(t, topo, Options{Logger: lg, Self: self, Grace: 2 * time.Second})
 	rlWaitFor(t, "every node to run", func() bool { return rlAllRunning(r.e) })
@@ -702,9 +693,7 @@ func TestStalledProcessWorkerIsShown(t *testing.T) {
 	if st := statusOf(r.e, "worker.1"); st.PID != victim || st.Restarts != 0 {
 		t.Errorf("worker.1: pid %d, restarts %d; want pid %d, no restart", st.PID, st.Restarts, victim)
 	}
-	if err := r.stop(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	r.mustStop(t)
 	log := logs.String()
 	if n := strings.Count(log, "node stalled: messages routed to it wait: node=worker.1 reason=\"the process is stopped (SIGSTOP or a debugger)\""); n != 1 {
 		t.Errorf("stall logged %d times for worker.1, want 1", n)
@@ -723,9 +712,8 @@ func TestStalledProcessWorkerIsShown(t *testing.T) {
 // get, after one log line with the same count.
 func TestCrashedWorkerLossEndsBatch(t *testing.T) {
 	self := needZtopo(t)
-	dir := rlDir(t)
 	const n = 6000
-	topo := rlParse(t, dir, testutil.ProcessWorkers("crashloss", 3, fmt.Sprintf("{count: %d}", n), "{delay: 1ms}", fmt.Sprintf("{expect: %d}", n), ""), nil)
+	topo := rlParse(t, rlDir(t), testutil.ProcessWorkers("crashloss", 3, fmt.Sprintf("{count: %d}", n), "{delay: 1ms}", fmt.Sprintf("{expect: %d}", n), ""), nil)
 	lg, logs := newLogger(t)
 	s := startEngine(t, topo, Options{Logger: lg, Self: self, Grace: 2 * time.Second})
 	// The ventilator is done in a blink and the workers drain their

@@ -82,6 +82,15 @@ func (p *pyPeer) result(t *testing.T) string {
 	}
 }
 
+// wantResult waits for the peer's last line and fails the test, saying
+// what the peer is, unless that line is want.
+func (p *pyPeer) wantResult(t *testing.T, what, want string) {
+	t.Helper()
+	if got := p.result(t); got != want {
+		t.Fatalf("%s: got %q, want %q", what, got, want)
+	}
+}
+
 // without drops the nodes of a base name (they are replaced by pyzmq peers).
 func without(topo *spec.Topology, base string) *spec.Topology {
 	var keep []*spec.Node
@@ -119,9 +128,7 @@ func TestPyzmqClients(t *testing.T) {
 			front := endpoint(t, topo, topo.Nodes[0].Name, "frontend")
 			s := startEngine(t, topo, Options{})
 			py := startPy(t, "reqclients", front, fmt.Sprint(tc.clients), fmt.Sprint(tc.perEach), tc.transform)
-			if got, want := py.result(t), fmt.Sprintf("ok %d replies", tc.clients*tc.perEach); got != want {
-				t.Fatalf("pyzmq: got %q, want %q", got, want)
-			}
+			py.wantResult(t, "pyzmq", fmt.Sprintf("ok %d replies", tc.clients*tc.perEach))
 			s.cancel()
 			if err := s.wait(t, bound); err != nil {
 				t.Fatalf("Run: %v", err)

@@ -61,6 +61,18 @@ func (p *pirate) cue(t *testing.T) {
 	}
 }
 
+// finish cues the Lazy Pirate clients and checks that every request they
+// sent after the cue got its reply.
+func (p *pirate) finish(t *testing.T, clients, after int) {
+	t.Helper()
+	p.cue(t)
+	got := p.line(t)
+	t.Logf("clients: %s", got)
+	if want := pirateOK(clients, after); !want.MatchString(got) {
+		t.Fatalf("pyzmq clients: got %q, want %s", got, want)
+	}
+}
+
 // TestPPQueueWithPythonPeers: zguide Paranoid Pirate workers and Lazy
 // Pirate clients, in pyzmq, through the ppqueue builtin. A worker killed
 // while idle is evicted after three missed heartbeats; every request of
@@ -69,9 +81,8 @@ func (p *pirate) cue(t *testing.T) {
 // (by the queue, or the queue by it: it would reconnect under a new name
 // and the old one be evicted).
 func TestPPQueueWithPythonPeers(t *testing.T) {
-	dir := rlDir(t)
 	front, back := zsocktest.TCP(t), zsocktest.TCP(t)
-	topo := rlParse(t, dir, `version: 1
+	topo := rlParse(t, rlDir(t), `version: 1
 name: ppq-py
 nodes:
   queue:
@@ -96,21 +107,11 @@ nodes:
 	}
 	const clients, after = 3, 20
 	py := startPirate(t, front, clients, after)
-	if got := py.line(t); got != "ready" {
-		t.Fatalf("pyzmq clients: %s", got)
-	}
-	py.cue(t)
-	got := py.line(t)
-	t.Logf("clients: %s", got)
-	if !pirateOK(clients, after).MatchString(got) {
-		t.Fatalf("pyzmq clients: got %q, want %s", got, pirateOK(clients, after))
-	}
+	py.finish(t, clients, after)
 	if n := strings.Count(logs.String(), "worker evicted"); n != 1 {
 		t.Errorf("evictions: got %d, want 1", n)
 	}
-	if err := r.stop(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	r.mustStop(t)
 }
 
 // TestPPPWorkersBehindPythonQueue: ztopo's upper workers speak PPP to the
@@ -118,47 +119,25 @@ nodes:
 // silence and reconnect to its successor, which serves Lazy Pirate clients
 // with every reply.
 func TestPPPWorkersBehindPythonQueue(t *testing.T) {
-	dir := rlDir(t)
 	front, back := zsocktest.TCP(t), zsocktest.TCP(t)
 	q := startPyProc(t, "ppp.py", "queue", front, back, "100")
 	q.expect(t, "ready")
-	topo := rlParse(t, dir, `version: 1
-name: ppw-py
-nodes:
-  worker:
-    replicas: 2
-    handler: upper
-    config: {protocol: ppp, heartbeat: 100ms, reconnect: 50ms}
-    sockets:
-      broker: {type: DEALER, connect: `+back+`}
-`, nil)
-	lg, logs := newLogger(t)
-	r := rlStart(t, topo, Options{Logger: lg, Grace: time.Second})
+	r, logs := startUpperWorkers(t, "ppw-py", "protocol: ppp", back)
 	rlWaitFor(t, "the workers to run", func() bool { return rlAllRunning(r.e) })
 
 	const clients, after = 3, 20
 	py := startPirate(t, front, clients, after)
-	if got := py.line(t); got != "ready" {
-		t.Fatalf("pyzmq clients: %s", got)
-	}
 	q.kill(t)
 	rlWaitFor(t, "both workers to reconnect", func() bool {
 		return strings.Count(logs.String(), "broker silent, reconnecting") >= 2
 	})
 	q2 := startPyProc(t, "ppp.py", "queue", front, back, "100")
 	q2.expect(t, "ready")
-	py.cue(t)
-	got := py.line(t)
-	t.Logf("clients: %s", got)
-	if !pirateOK(clients, after).MatchString(got) {
-		t.Fatalf("pyzmq clients: got %q, want %s", got, pirateOK(clients, after))
-	}
+	py.finish(t, clients, after)
 	if got := sum(r.e, "worker", "broker", in); got < uint64(clients*after) {
 		t.Errorf("workers received %d messages, want at least %d", got, clients*after)
 	}
-	if err := r.stop(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	r.mustStop(t)
 }
 
 // TestPPQueueProcessWorkerKilled: Lazy Pirate clients through the ppqueue
@@ -167,9 +146,8 @@ nodes:
 // clients make after that is answered: nothing is lost.
 func TestPPQueueProcessWorkerKilled(t *testing.T) {
 	self := needZtopo(t)
-	dir := rlDir(t)
 	front := zsocktest.TCP(t)
-	topo := rlParse(t, dir, `version: 1
+	topo := rlParse(t, rlDir(t), `version: 1
 name: ppq-kill
 nodes:
   queue:
@@ -196,32 +174,16 @@ nodes:
 
 	const clients, after = 3, 30
 	py := startPirate(t, front, clients, after)
-	if got := py.line(t); got != "ready" {
-		t.Fatalf("pyzmq clients: %s", got)
-	}
 	victim := statusOf(r.e, "worker.0").PID
 	if victim <= 0 {
 		t.Fatalf("worker.0 pid %d", victim)
 	}
-	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	rlWaitFor(t, "worker.0 to run again", func() bool {
-		st := statusOf(r.e, "worker.0")
-		return st.State == StateRunning && st.PID > 0 && st.PID != victim
-	})
-	py.cue(t)
-	got := py.line(t)
-	t.Logf("clients: %s", got)
-	if !pirateOK(clients, after).MatchString(got) {
-		t.Fatalf("pyzmq clients: got %q, want %s", got, pirateOK(clients, after))
-	}
+	killRestarts(t, r.e, "worker.0", victim)
+	py.finish(t, clients, after)
 	if st := statusOf(r.e, "worker.0"); st.Restarts != 1 {
 		t.Errorf("worker.0 restarts: got %d, want 1", st.Restarts)
 	}
-	if err := r.stop(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	r.mustStop(t)
 	_ = logs
 }
 
@@ -231,9 +193,8 @@ nodes:
 // worker killed while idle is expired, and its service goes on with the
 // other.
 func TestMDBrokerWithPythonPeers(t *testing.T) {
-	dir := rlDir(t)
 	front := zsocktest.TCP(t)
-	topo := rlParse(t, dir, `version: 1
+	topo := rlParse(t, rlDir(t), `version: 1
 name: mdb-py
 nodes:
   broker:
@@ -257,48 +218,45 @@ nodes:
 	}
 	up := startPyFile(t, "mdp.py", "client", front, "upper", "3", "20")
 	echo := startPyFile(t, "mdp.py", "client", front, "echo", "2", "10")
-	if got, want := up.result(t), "ok 60 replies (60 upper)"; got != want {
-		t.Errorf("upper clients: got %q, want %q", got, want)
-	}
-	if got, want := echo.result(t), "ok 20 replies (0 upper)"; got != want {
-		t.Errorf("echo clients: got %q, want %q", got, want)
-	}
+	up.wantResult(t, "upper clients", "ok 60 replies (60 upper)")
+	echo.wantResult(t, "echo clients", "ok 20 replies (0 upper)")
 	if got := sum(r.e, "echoer", "broker", in); got < 20 {
 		t.Errorf("the echo worker received %d messages, want at least its 20 requests", got)
 	}
 	workers[0].kill(t)
 	rlWaitFor(t, "the killed worker's expiry", func() bool { return strings.Contains(logs.String(), "worker expired: heartbeats missed") })
-	if got, want := startPyFile(t, "mdp.py", "client", front, "upper", "1", "10").result(t), "ok 10 replies (10 upper)"; got != want {
-		t.Errorf("upper client after the expiry: got %q, want %q", got, want)
-	}
-	if err := r.stop(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	startPyFile(t, "mdp.py", "client", front, "upper", "1", "10").wantResult(t, "upper client after the expiry", "ok 10 replies (10 upper)")
+	r.mustStop(t)
+}
+
+// startUpperWorkers runs topology name: two upper workers whose DEALERs
+// connect to a broker written in pyzmq at ep, with config (the protocol's
+// keys) and a 100 ms heartbeat. The log shows their reconnects.
+func startUpperWorkers(t *testing.T, name, config, ep string) (*rlRunning, *testutil.Buffer) {
+	t.Helper()
+	topo := rlParse(t, rlDir(t), `version: 1
+name: `+name+`
+nodes:
+  worker:
+    replicas: 2
+    handler: upper
+    config: {`+config+`, heartbeat: 100ms, reconnect: 50ms}
+    sockets:
+      broker: {type: DEALER, connect: `+ep+`}
+`, nil)
+	lg, logs := newLogger(t)
+	return rlStart(t, topo, Options{Logger: lg, Grace: time.Second}), logs
 }
 
 // TestMDPWorkersBehindPythonBroker: ztopo's upper workers speak MDP to a
 // broker written from RFC 7 in pyzmq; when that broker is killed they
 // notice the silence and register with its successor.
 func TestMDPWorkersBehindPythonBroker(t *testing.T) {
-	dir := rlDir(t)
 	front := zsocktest.TCP(t)
 	b := startPyProc(t, "mdp.py", "broker", front, "100")
 	b.expect(t, "ready")
-	topo := rlParse(t, dir, `version: 1
-name: mdw-py
-nodes:
-  worker:
-    replicas: 2
-    handler: upper
-    config: {service: upper, heartbeat: 100ms, reconnect: 50ms}
-    sockets:
-      broker: {type: DEALER, connect: `+front+`}
-`, nil)
-	lg, logs := newLogger(t)
-	r := rlStart(t, topo, Options{Logger: lg, Grace: time.Second})
-	if got, want := startPyFile(t, "mdp.py", "client", front, "upper", "3", "20").result(t), "ok 60 replies (60 upper)"; got != want {
-		t.Fatalf("clients: got %q, want %q", got, want)
-	}
+	r, logs := startUpperWorkers(t, "mdw-py", "service: upper", front)
+	startPyFile(t, "mdp.py", "client", front, "upper", "3", "20").wantResult(t, "clients", "ok 60 replies (60 upper)")
 	reconnects := func() int { return strings.Count(logs.String(), "broker silent, reconnecting") }
 	before := reconnects() // 0, unless a heartbeat came late on a loaded machine
 	b.kill(t)
@@ -315,12 +273,8 @@ nodes:
 	if got := reconnects() - before; got != 2 {
 		t.Errorf("got %d reconnects while no broker ran, want 2 (one per worker, then a wait for the handshake)", got)
 	}
-	if got, want := startPyFile(t, "mdp.py", "client", front, "upper", "3", "20").result(t), "ok 60 replies (60 upper)"; got != want {
-		t.Fatalf("clients of the new broker: got %q, want %q", got, want)
-	}
-	if err := r.stop(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	startPyFile(t, "mdp.py", "client", front, "upper", "3", "20").wantResult(t, "clients of the new broker", "ok 60 replies (60 upper)")
+	r.mustStop(t)
 }
 
 // TestMDPWorkerSwapLosesNothing: MDP clients that never retry keep asking
@@ -366,9 +320,7 @@ nodes:
 	if upper == 0 || upper == n {
 		t.Errorf("upper-cased replies: %d of %d, want some from each handler", upper, n)
 	}
-	if err := r.stop(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	r.mustStop(t)
 }
 
 // aloPipeline is a ventilator -> workers -> deduping sink batch whose two
@@ -417,9 +369,8 @@ func sinkReport(t *testing.T, logs string) (n, dups int) {
 // batch ends by itself.
 func TestAtLeastOnceWorkerKilled(t *testing.T) {
 	self := needZtopo(t)
-	dir := rlDir(t)
 	const n = 3000
-	topo := rlParse(t, dir, aloPipeline, map[string]string{"NAME": "alo-kill", "N": fmt.Sprint(n), "WORKERS": "3", "RUN": "process"})
+	topo := rlParse(t, rlDir(t), aloPipeline, map[string]string{"NAME": "alo-kill", "N": fmt.Sprint(n), "WORKERS": "3", "RUN": "process"})
 	lg, logs := newLogger(t)
 	r := rlStart(t, topo, Options{Logger: lg, Self: self, Grace: 2 * time.Second})
 	rlWaitFor(t, "a quarter of the stream at the sink", func() bool { return rlStat(r.e, "sink", "in").MsgsIn >= n/4 })
@@ -430,9 +381,7 @@ func TestAtLeastOnceWorkerKilled(t *testing.T) {
 	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.wait(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	r.mustWait(t)
 	got, dups := sinkReport(t, logs.String())
 	t.Logf("sink: %d distinct, %d duplicates", got, dups)
 	if got != n {
@@ -456,9 +405,7 @@ func TestAtLeastOnceWorkerRemovedByReload(t *testing.T) {
 	rlWaitFor(t, "a quarter of the stream at the sink", func() bool { return rlStat(r.e, "sink", "in").MsgsIn >= n/4 })
 	rep := rlMust(t, r.e, rlParse(t, dir, aloPipeline, rlVars(vars, "WORKERS", "2")))
 	rlPlan(t, rep.Plan, spec.Plan{Removed: []string{"worker.2"}, Unchanged: []string{"sink", "ventilator", "worker.0", "worker.1"}})
-	if err := r.wait(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	r.mustWait(t)
 	got, dups := sinkReport(t, logs.String())
 	t.Logf("sink: %d distinct, %d duplicates", got, dups)
 	if got != n {
@@ -472,10 +419,9 @@ func TestAtLeastOnceWorkerRemovedByReload(t *testing.T) {
 // into memory, and the pipeline still delivers every message.
 func TestAckSocketRefusesOversizedFrames(t *testing.T) {
 	self := needZtopo(t)
-	dir := rlDir(t)
 	const n = 5000 // 1 ms a message in the worker: it runs for seconds
 	// One process worker: the ventilator's acknowledgements come over ipc.
-	topo := rlParse(t, dir, aloPipeline, map[string]string{"NAME": "alo-ackmax", "N": fmt.Sprint(n), "WORKERS": "1", "RUN": "process"})
+	topo := rlParse(t, rlDir(t), aloPipeline, map[string]string{"NAME": "alo-ackmax", "N": fmt.Sprint(n), "WORKERS": "1", "RUN": "process"})
 	ack := topo.Node("ventilator").Socket("out").Reliable.AckBind
 	if !strings.HasPrefix(ack, "ipc://") {
 		t.Fatalf("acknowledgement endpoint %q, want ipc", ack)
@@ -511,9 +457,7 @@ func TestAckSocketRefusesOversizedFrames(t *testing.T) {
 	if st := statusOf(r.e, "ventilator").State; st != StateRunning {
 		t.Fatalf("disconnected only when the ventilator was %s", st)
 	}
-	if err := r.wait(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	r.mustWait(t)
 	if got, _ := sinkReport(t, logs.String()); got != n {
 		t.Errorf("sink counted %d distinct messages, want %d", got, n)
 	}

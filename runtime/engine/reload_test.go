@@ -104,6 +104,31 @@ func (r *rlRunning) stop(t testing.TB) error {
 	return r.wait(t)
 }
 
+// mustStop stops the engine and fails the test if Run returned an error.
+func (r *rlRunning) mustStop(t testing.TB) {
+	t.Helper()
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// mustWait waits for Run to return by itself and fails the test if it
+// returned an error.
+func (r *rlRunning) mustWait(t testing.TB) {
+	t.Helper()
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// wantSink checks that node sink's socket in received n messages.
+func (r *rlRunning) wantSink(t testing.TB, n uint64) {
+	t.Helper()
+	if got := rlStat(r.e, "sink", "in").MsgsIn; got != n {
+		t.Errorf("sink received %d, want %d", got, n)
+	}
+}
+
 func rlWaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(bound)
@@ -331,12 +356,8 @@ func TestApplySwapsProxyRunner(t *testing.T) {
 	// The sink completes on the source's last payload, "end", as sent:
 	// upper would have made it "END", so the proxy carried the end of the
 	// stream.
-	if err := r.wait(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if got := rlStat(r.e, "sink", "in").MsgsIn; got != n+1 {
-		t.Errorf("sink received %d, want %d", got, n+1)
-	}
+	r.mustWait(t)
+	r.wantSink(t, n+1)
 	// Each message counted once on each socket of the node, whichever
 	// handler moved it: the proxy from its statistics, upper as it went.
 	if got := rlStat(r.e, "stream", "frontend").MsgsIn; got != n+1 {
@@ -416,9 +437,7 @@ func TestApplyReplicasWhilePipelineRuns(t *testing.T) {
 		t.Errorf("instances after scale-down: %v", got)
 	}
 
-	if err := r.wait(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	r.mustWait(t)
 	if got := sink(); got != n {
 		t.Errorf("sink received %d, want %d", got, n)
 	}
@@ -472,12 +491,8 @@ func TestApplyUnrelatedNodeLeavesPipeline(t *testing.T) {
 		t.Errorf("the stream ended (%d) before the reloads were done; they prove nothing", s)
 	}
 
-	if err := r.wait(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if got := rlStat(r.e, "sink", "in").MsgsIn; got != n {
-		t.Errorf("sink received %d, want %d", got, n)
-	}
+	r.mustWait(t)
+	r.wantSink(t, n)
 	for _, name := range pipeline {
 		if st := statusOf(r.e, name); !st.Started.Equal(before[name]) || st.Restarts != 0 {
 			t.Errorf("%s was touched: started %v (was %v), restarts %d", name, st.Started, before[name], st.Restarts)
@@ -578,9 +593,7 @@ func TestApplyAddsAndRemovesNodes(t *testing.T) {
 			t.Errorf("log lacks %q", want)
 		}
 	}
-	if err := r.stop(t); err != nil {
-		t.Errorf("Run: %v", err)
-	}
+	r.mustStop(t)
 }
 
 const completingYAML = `version: 1
@@ -625,12 +638,8 @@ func TestApplyCompletionBookkeeping(t *testing.T) {
 		rep := rlMust(t, r.e, rlParse(t, dir, completingYAML, nil))
 		// bind: auto made svc an inproc endpoint: it changed.
 		rlPlan(t, rep.Plan, spec.Plan{Added: []string{"gen", "sink"}, Changed: []string{"svc"}})
-		if err := r.wait(t); err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-		if got := rlStat(r.e, "sink", "in").MsgsIn; got != 100 {
-			t.Errorf("sink received %d, want 100", got)
-		}
+		r.mustWait(t)
+		r.wantSink(t, 100)
 		if st := statusOf(r.e, "sink"); st.State != StateCompleted {
 			t.Errorf("sink: %s, want completed", st.State)
 		}
@@ -647,9 +656,7 @@ func TestApplyCompletionBookkeeping(t *testing.T) {
 		}
 		rep := rlMust(t, r.e, rlParse(t, dir, completingYAML, nil))
 		rlPlan(t, rep.Plan, spec.Plan{Removed: []string{"idle"}, Unchanged: []string{"gen", "sink", "svc"}})
-		if err := r.wait(t); err != nil {
-			t.Fatalf("Run: %v", err)
-		}
+		r.mustWait(t)
 	})
 }
 
@@ -1002,9 +1009,7 @@ func TestConcurrentApplies(t *testing.T) {
 		t.Errorf("instances %v, topology %v", got, want)
 	}
 	rlWaitFor(t, "every instance running", func() bool { return rlAllRunning(r.e) })
-	if err := r.stop(t); err != nil {
-		t.Errorf("Run: %v", err)
-	}
+	r.mustStop(t)
 }
 
 const rerunYAML = `version: 1
@@ -1055,12 +1060,8 @@ func TestApplyRerunsCompletedNode(t *testing.T) {
 				t.Errorf("Dependents: got %v, want %v", rep.Dependents, tc.dependents)
 			}
 			rlWaitFor(t, "the rerun at the sink", func() bool { return rlStat(r.e, "sink", "in").MsgsIn >= tc.want })
-			if err := r.stop(t); err != nil {
-				t.Fatalf("Run: %v", err)
-			}
-			if got := rlStat(r.e, "sink", "in").MsgsIn; got != tc.want {
-				t.Errorf("sink received %d, want %d", got, tc.want)
-			}
+			r.mustStop(t)
+			r.wantSink(t, tc.want)
 			if statusOf(r.e, "gen").Started.Equal(before["gen"]) {
 				t.Errorf("gen was not restarted")
 			}

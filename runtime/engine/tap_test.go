@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/internal/zbatch"
 	"github.com/ztopo/ztopo/runtime/tap"
 )
@@ -39,14 +40,23 @@ nodes:
 `, name, n, n)
 }
 
+// startTapPipeline runs tapPipeline(name, n) and waits until the
+// sink has at least k messages: a tap attached then sees the stream
+// mid-way.
+func startTapPipeline(t *testing.T, name string, n int, k uint64) (*rlRunning, *testutil.Buffer) {
+	t.Helper()
+	lg, logs := newLogger(t)
+	r := rlStart(t, rlParse(t, rlDir(t), tapPipeline(name, n), nil), Options{Logger: lg})
+	rlWaitFor(t, "traffic at the sink", func() bool { return rlStat(r.e, "sink", "in").MsgsIn >= k })
+	return r, logs
+}
+
 // A tap attached mid-stream to a forward on the fast path sees messages;
 // detached, the forward goes back to the fast path; the sink gets exactly
 // what was sent, throughout.
 func TestTapMidStreamKeepsCountExact(t *testing.T) {
 	const n = 4000
-	lg, logs := newLogger(t)
-	r := rlStart(t, rlParse(t, rlDir(t), tapPipeline("tap-mid", n), nil), Options{Logger: lg})
-	rlWaitFor(t, "traffic at the sink", func() bool { return rlStat(r.e, "sink", "in").MsgsIn >= 200 })
+	r, logs := startTapPipeline(t, "tap-mid", n, 200)
 
 	tp := tap.New(0)
 	names, err := r.e.Tap(tp, "worker", "out")
@@ -70,12 +80,8 @@ func TestTapMidStreamKeepsCountExact(t *testing.T) {
 	})
 	tp.Close()
 	copied := tp.Copied()
-	if err := r.wait(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if got := rlStat(r.e, "sink", "in").MsgsIn; got != n {
-		t.Errorf("sink received %d, want %d", got, n)
-	}
+	r.mustWait(t)
+	r.wantSink(t, n)
 	if c := tp.Copied(); c != copied {
 		t.Errorf("copies after Close: %d, then %d", copied, c)
 	}
@@ -96,9 +102,7 @@ func TestTapMidStreamKeepsCountExact(t *testing.T) {
 // delivers exactly what was sent.
 func TestSlowTapLosesCopiesNotMessages(t *testing.T) {
 	const n = 3000
-	lg, _ := newLogger(t)
-	r := rlStart(t, rlParse(t, rlDir(t), tapPipeline("tap-slow", n), nil), Options{Logger: lg})
-	rlWaitFor(t, "traffic at the sink", func() bool { return rlStat(r.e, "sink", "in").MsgsIn >= 100 })
+	r, _ := startTapPipeline(t, "tap-slow", n, 100)
 	tp := tap.New(8)
 	if _, err := r.e.Tap(tp, "worker", "in"); err != nil {
 		t.Fatalf("Tap: %v", err)
@@ -106,13 +110,9 @@ func TestSlowTapLosesCopiesNotMessages(t *testing.T) {
 	if _, err := r.e.Tap(tp, "sink", "in"); err != nil {
 		t.Fatalf("Tap: %v", err)
 	}
-	if err := r.wait(t); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	r.mustWait(t)
 	tp.Close()
-	if got := rlStat(r.e, "sink", "in").MsgsIn; got != n {
-		t.Errorf("sink received %d, want %d", got, n)
-	}
+	r.wantSink(t, n)
 	if tp.Copied() != 8 {
 		t.Errorf("copied %d, want 8 (the buffer)", tp.Copied())
 	}
