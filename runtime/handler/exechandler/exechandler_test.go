@@ -352,47 +352,9 @@ func TestSwapOnFileChange(t *testing.T) {
 	x := e.start(exechandler.Config{Argv: []string{"/usr/bin/python3", path}, WatchFile: true})
 	old := x.PID()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	results := map[uint64]handler.Result{}
-	submitted := uint64(0)
-	sawNew := false
-	for !sawNew || uint64(len(results)) < submitted {
-		if !sawNew && submitted-uint64(len(results)) < 32 {
-			if err := x.Submit(ctx, msg(fmt.Sprintf("msg-%d", submitted)), submitted); err != nil {
-				t.Fatal(err)
-			}
-			submitted++
-			if submitted == 300 {
-				writeFilter(t, path, "line[::-1]")
-			}
-			continue
-		}
-		select {
-		case r := <-x.Results():
-			if _, dup := results[r.Tag]; dup {
-				t.Fatalf("second result for %d", r.Tag)
-			}
-			results[r.Tag] = r
-			if r.Err != nil {
-				t.Fatalf("tag %d: %v", r.Tag, r.Err)
-			}
-			p := fmt.Sprintf("msg-%d", r.Tag)
-			rev := []byte(p)
-			for i, j := 0, len(rev)-1; i < j; i, j = i+1, j-1 {
-				rev[i], rev[j] = rev[j], rev[i]
-			}
-			switch string(r.Frames[0]) {
-			case strings.ToUpper(p):
-			case string(rev):
-				sawNew = true
-			default:
-				t.Fatalf("tag %d: got %q", r.Tag, r.Frames[0])
-			}
-		case <-ctx.Done():
-			t.Fatalf("no swap seen: %d submitted, %d answered", submitted, len(results))
-		}
-	}
+	handlertest.DriveThroughSwap(t, x, 32, 300, func(text string) handler.Msg { return msg(text) }, 0, func() {
+		writeFilter(t, path, "line[::-1]")
+	})
 	e.note(x)
 	if s := x.Stats(); s.Swaps != 1 || s.Lost != 0 {
 		t.Fatalf("stats %+v: want one swap, nothing lost", s)

@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -130,5 +132,54 @@ func WantReplies(t testing.TB, h handler.Async, want map[uint64]string) {
 			t.Fatalf("tag %d: got %s, %v (seen before: %v); want %s", r.Tag, got, r.Err, seen[r.Tag], want[r.Tag])
 		}
 		seen[r.Tag] = true
+	}
+}
+
+// DriveThroughSwap keeps up to window messages in flight on h, message i
+// being wrap("msg-i") tagged i, and calls swap after the swapAt'th. It
+// stops submitting once the new handler has answered, and returns when
+// every message was. Each is answered once, without an error, in frame
+// frame: upper-cased by the old handler or reversed by the new one.
+func DriveThroughSwap(t testing.TB, h handler.Async, window, swapAt int, wrap func(text string) handler.Msg, frame int, swap func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	results := map[uint64]handler.Result{}
+	submitted := uint64(0)
+	sawNew := false
+	for !sawNew || uint64(len(results)) < submitted {
+		if !sawNew && submitted-uint64(len(results)) < uint64(window) {
+			if err := h.Submit(ctx, wrap(fmt.Sprintf("msg-%d", submitted)), submitted); err != nil {
+				t.Fatal(err)
+			}
+			submitted++
+			if submitted == uint64(swapAt) {
+				swap()
+			}
+			continue
+		}
+		select {
+		case r := <-h.Results():
+			if _, dup := results[r.Tag]; dup {
+				t.Fatalf("second result for %d", r.Tag)
+			}
+			results[r.Tag] = r
+			if r.Err != nil {
+				t.Fatalf("tag %d: %v", r.Tag, r.Err)
+			}
+			p := fmt.Sprintf("msg-%d", r.Tag)
+			upper := strings.ToUpper(p)
+			rev := []byte(p)
+			slices.Reverse(rev)
+			switch string(r.Frames[frame]) {
+			case upper:
+			case string(rev):
+				sawNew = true
+			default:
+				t.Fatalf("tag %d: got %q, want %q or %q", r.Tag, r.Frames[frame], upper, rev)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no swap seen: %d submitted, %d answered", submitted, len(results))
+		}
 	}
 }

@@ -531,49 +531,10 @@ func TestSwapOnFileChange(t *testing.T) {
 	h := e.start(cfg)
 	oldPid := h.PID()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	results := map[uint64]handler.Result{}
-	submitted := uint64(0)
-	rewritten := false
-	sawNew := false
 	// Keep a window of messages in flight until the new plugin answers.
-	for !sawNew || uint64(len(results)) < submitted {
-		if !sawNew && submitted-uint64(len(results)) < 64 {
-			if err := h.Submit(ctx, numbered(int(submitted)), submitted); err != nil {
-				t.Fatal(err)
-			}
-			submitted++
-			if submitted == 500 && !rewritten {
-				writeScript(t, script, "reverse")
-				rewritten = true
-			}
-			continue
-		}
-		select {
-		case r := <-h.Results():
-			if _, dup := results[r.Tag]; dup {
-				t.Fatalf("second result for %d", r.Tag)
-			}
-			results[r.Tag] = r
-			if r.Err != nil {
-				t.Fatalf("tag %d: %v", r.Tag, r.Err)
-			}
-			p := fmt.Sprintf("msg-%d", r.Tag)
-			upper := strings.ToUpper(p)
-			rev := []byte(p)
-			reverseBytes(rev)
-			switch string(r.Frames[1]) {
-			case upper:
-			case string(rev):
-				sawNew = true
-			default:
-				t.Fatalf("tag %d: got %q, want %q or %q", r.Tag, r.Frames[1], upper, rev)
-			}
-		case <-ctx.Done():
-			t.Fatalf("no swap seen: %d submitted, %d answered", submitted, len(results))
-		}
-	}
+	handlertest.DriveThroughSwap(t, h, 64, 500, func(text string) handler.Msg { return msg("topic", text) }, 1, func() {
+		writeScript(t, script, "reverse")
+	})
 	if s := h.Stats(); s.Swaps != 1 || s.Lost != 0 || s.TimedOut != 0 {
 		t.Fatalf("stats %+v: want one swap, nothing lost", s)
 	}
