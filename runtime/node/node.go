@@ -238,10 +238,7 @@ func (n *Node) SwapHandler(h any) {
 		n.runCancel()
 	}
 	n.mu.Unlock()
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
+	n.wakeUp()
 }
 
 // TapChanged tells the node that a tap was attached to, or detached from,
@@ -253,10 +250,7 @@ func (n *Node) TapChanged() {
 		return // never on the proxy; a wake-up would only disturb a Runner
 	}
 	n.tapWake.Store(true)
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
+	n.wakeUp()
 }
 
 // InFlight is how many messages the node has taken from its sockets and
@@ -279,6 +273,12 @@ func (n *Node) StopProducing() {
 		n.runCancel()
 	}
 	n.mu.Unlock()
+	n.wakeUp()
+}
+
+// wakeUp tells a running node to look at its slot, taps and stop request
+// again; a wake-up already pending says it too.
+func (n *Node) wakeUp() {
 	select {
 	case n.wake <- struct{}{}:
 	default:
