@@ -8,6 +8,7 @@ import (
 
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/handler/exechandler"
+	"github.com/ztopo/ztopo/runtime/handler/handlertest"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -24,10 +25,7 @@ func TestConfigFor(t *testing.T) {
 
 func TestFactory(t *testing.T) {
 	e := newEnv(t)
-	f, ok := handler.Kinds.Lookup(string(spec.HandlerExec))
-	if !ok {
-		t.Fatal("no exec factory in handler.Kinds")
-	}
+	f := handlertest.KindFactory(t, spec.HandlerExec)
 	dir, _ := filepath.Abs("testdata")
 	// A script named relative to the topology's directory.
 	n := &spec.Node{Name: "tidy", Handler: spec.HandlerRef{Kind: spec.HandlerExec, Argv: []string{"/usr/bin/python3", "upper.py"}, Codec: "lines"}}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/spec"
 )
 
 // Payload16 is the 16-byte message of the handler benchmarks.
@@ -98,6 +99,17 @@ func Drive(t testing.TB, h Host, n int, payload func(i int) handler.Msg) map[uin
 	// Pending may count the last Result for a moment after it was read.
 	testutil.WaitFor(t, "Pending() == 0", func() bool { return h.Pending() == 0 })
 	return got
+}
+
+// KindFactory is the factory the engine finds in handler.Kinds for a node
+// whose handler is of kind.
+func KindFactory(t testing.TB, kind spec.HandlerKind) handler.Factory {
+	t.Helper()
+	f, ok := handler.Kinds.Lookup(string(kind))
+	if !ok {
+		t.Fatalf("no %s factory in handler.Kinds", kind)
+	}
+	return f
 }
 
 // BackPressure submits two copies of m to h, which takes two messages in

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/runtime/handler/handlertest"
 	"github.com/ztopo/ztopo/runtime/handler/pluginhost"
 	"github.com/ztopo/ztopo/spec"
 )
@@ -33,10 +34,7 @@ func TestConfigFor(t *testing.T) {
 // resolved node.
 func TestFactory(t *testing.T) {
 	e := newEnv(t)
-	f, ok := handler.Kinds.Lookup(string(spec.HandlerPlugin))
-	if !ok {
-		t.Fatal("no plugin factory in handler.Kinds")
-	}
+	f := handlertest.KindFactory(t, spec.HandlerPlugin)
 	n := &spec.Node{Name: "shout", Handler: spec.HandlerRef{Kind: spec.HandlerPlugin, Path: testutil.RepoPath(t, "plugins/examples/python/upper_plugin.py")}, Config: map[string]any{}}
 	h, err := f(n.Config, handler.Env{Node: n, Topo: &spec.Topology{Name: "plugins", RuntimeDir: e.dir}, Logger: e.logger()})
 	if err != nil {
