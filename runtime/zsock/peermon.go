@@ -14,9 +14,16 @@ import (
 // on tcp or ipc may have such an outside peer; whether it has one is what
 // the peer monitor tells: a goroutine of the socket's own reads its
 // ACCEPTED and DISCONNECTED events and keeps the number of connections
-// accepted and not yet gone in the socket's Stats (Stats.Peers). The
-// engine compares it with how many of the topology's own sockets connect
-// there.
+// accepted and not yet gone in the socket's Stats (Stats.Peers), and how
+// many of them ended (Stats.PeersLost). The engine compares the first
+// with how many of the topology's own sockets connect there.
+//
+// A number says nothing of whose connections it counts: while one of the
+// topology's connections is down and reconnecting, an outside peer's
+// takes its place in the count. That cannot happen while no accepted
+// connection has ever ended, so the engine trusts the count only then. A
+// socket reopened on the same Stats (a restarted node) counts as one lost
+// connection: the peers of the one before must reconnect to it.
 //
 // libzmq keeps one monitor per socket: a socket that already has one (a
 // CURVE server's, the sync barrier's) has no peer count, and its peers are
@@ -39,6 +46,9 @@ func (s *Socket) watchPeers(ctx *zmq4.Context) error {
 	m := &peerMonitor{done: make(chan struct{})}
 	s.peerMon = m
 	s.Stats.peers.Store(0)
+	if s.Stats.peersWatched.Swap(true) {
+		s.Stats.peersLost.Add(1)
+	}
 	s.Stats.peersKnown.Store(true)
 	// The PAIR moves to the goroutine here, and only it uses it from
 	// then on.
@@ -71,7 +81,10 @@ func (m *peerMonitor) run(mon *zmq4.Socket, st *Stats) {
 		case zmq4.EVENT_DISCONNECTED:
 			// Only the accepted ones: a socket that also connects
 			// sees its own connections end too.
-			delete(accepted, fd)
+			if accepted[fd] {
+				delete(accepted, fd)
+				st.peersLost.Add(1)
+			}
 		}
 		st.peers.Store(int64(len(accepted)))
 	})
@@ -84,4 +97,16 @@ func (m *peerMonitor) run(mon *zmq4.Socket, st *Stats) {
 // libzmq accepted it.
 func (st *Stats) Peers() (n int64, known bool) {
 	return st.peers.Load(), st.peersKnown.Load()
+}
+
+// PeersLost is how many connections accepted on the socket's tcp and ipc
+// binds ended since its Stats were first watched (Options.WatchPeers),
+// plus one for each time a socket was reopened on them. While it is 0,
+// every connection ever accepted is still there; once it is not, some
+// peer may be between a disconnect and its reconnect, unseen by Peers.
+// Read it after Peers: a connection's end is counted here before Peers
+// drops it, so a Peers that no longer has it comes with a PeersLost that
+// has it.
+func (st *Stats) PeersLost() int64 {
+	return st.peersLost.Load()
 }

@@ -82,6 +82,8 @@ type Stats struct {
 	authFailures                                   atomic.Uint64 // CURVE handshakes refused
 	peers                                          atomic.Int64  // connections accepted and not gone (peermon.go)
 	peersKnown                                     atomic.Bool
+	peersLost                                      atomic.Int64 // accepted connections that ended (peermon.go)
+	peersWatched                                   atomic.Bool  // a peer monitor was ever attached
 
 	// taps attached (tap.go); nil while none is: the data path then makes
 	// no copy.
