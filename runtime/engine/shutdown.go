@@ -191,18 +191,25 @@ func relayMatters(in *instance, insts []*instance, useful []bool) bool {
 // may have a peer outside the topology: true unless its peer monitor
 // (zsock.Stats.Peers) counts no more connections than the topology's own
 // sockets that connect to it and still hold their sockets open (every
-// state but stopped and failed: a completed node keeps its sockets). Then
+// state but stopped and failed: a completed node keeps its sockets), and
+// no connection it accepted ever ended (zsock.Stats.PeersLost). Then
 // whatever the relay still passes on reaches only the topology's nodes,
-// which relayMatters weighs. Counted this way, an outside peer goes
-// unseen only while one of the topology's connections is down and
-// reconnecting, or in the moment between its accept and its event.
+// which relayMatters weighs. A count alone cannot tell whose connections
+// it counts: one of the topology's that is down and reconnecting leaves
+// room for an outside peer's. That takes an accepted connection that
+// ended (a topology socket that connected twice has one, or counts one
+// too many), and from then on the relay drains. An outside peer still
+// goes unseen in the moment between its accept and its event, and while
+// one of the topology's sockets has not connected at all yet.
 func outsidePeers(in *instance, sa *spec.Socket, insts []*instance) bool {
 	st := in.stats[sa.Name]
 	if st == nil || in.proc != nil {
 		return true
 	}
+	// Peers before PeersLost: a connection gone from the count is then
+	// in PeersLost.
 	peers, known := st.Peers()
-	if !known {
+	if !known || st.PeersLost() > 0 {
 		return true
 	}
 	var inside int64
