@@ -18,6 +18,20 @@ import (
 	"github.com/ztopo/ztopo/internal/curvecert"
 )
 
+// ReplaceFile writes body to path+".tmp" and renames that over path, as
+// installers and editors replace a file: a watcher of path sees it
+// replaced whole, never half written.
+func ReplaceFile(t testing.TB, path string, body []byte, perm os.FileMode) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, body, perm); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Bound is how long a wait may last before the test fails: generous, since
 // the machines that run the suite are small and busy. Waits end as soon as
 // their condition holds.

@@ -367,13 +367,7 @@ func TestSwapOnFileChange(t *testing.T) {
 func writeFilter(t *testing.T, path, expr string) {
 	t.Helper()
 	body := "import sys\nfor line in sys.stdin.buffer:\n    line = line[:-1]\n    sys.stdout.buffer.write(" + expr + " + b'\\n')\n    sys.stdout.buffer.flush()\n"
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
+	testutil.ReplaceFile(t, path, []byte(body), 0o644)
 }
 
 func TestStderrToLog(t *testing.T) {

@@ -554,14 +554,8 @@ func TestSwapOnFileChange(t *testing.T) {
 // mode, by rename, as installers do.
 func writeScript(t *testing.T, path, mode string) {
 	t.Helper()
-	tmp := path + ".tmp"
 	body := fmt.Sprintf("#!/bin/sh\n%s=%s exec %s\n", modeEnv, mode, self(t))
-	if err := os.WriteFile(tmp, []byte(body), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
+	testutil.ReplaceFile(t, path, []byte(body), 0o755)
 }
 
 // A plugin that ignores STOP is killed after the grace period.

@@ -221,15 +221,7 @@ func TestEngineSwapOnFileChangeLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	plugin := filepath.Join(e.dir, "plugin.py")
-	install := func(body []byte) {
-		tmp := plugin + ".tmp"
-		if err := os.WriteFile(tmp, body, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, plugin); err != nil {
-			t.Fatal(err)
-		}
-	}
+	install := func(body []byte) { testutil.ReplaceFile(t, plugin, body, 0o755) }
 	install(src)
 	reversed := strings.Replace(string(src), "frames[-1] = frames[-1].upper()", "frames[-1] = frames[-1][::-1]", 1)
 	if reversed == string(src) {
