@@ -32,9 +32,9 @@ func load(t *testing.T, yaml string) *spec.Topology {
 }
 
 // start runs topo until the test ends.
-func start(t *testing.T, topo *spec.Topology) (*engine.Engine, *logBuf) {
+func start(t *testing.T, topo *spec.Topology) (*engine.Engine, *testutil.Buffer) {
 	t.Helper()
-	logs := &logBuf{}
+	logs := &testutil.Buffer{}
 	e, err := engine.New(topo, engine.Options{Logger: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info})})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +88,7 @@ nodes:
     sockets:
       in: {type: PULL, bind: auto}
 `, os.Getpid(), n, upperWasm))
-	logs := &logBuf{}
+	logs := &testutil.Buffer{}
 	e, err := engine.New(topo, engine.Options{Logger: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info})})
 	if err != nil {
 		t.Fatal(err)

@@ -8,37 +8,19 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/runtime/handler"
 	"github.com/ztopo/ztopo/runtime/handler/wasmhost"
 	"github.com/ztopo/ztopo/spec"
 )
 
-// logBuf collects log lines for assertions.
-type logBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newHandler(t *testing.T, cfg wasmhost.Config) (*wasmhost.Handler, *logBuf) {
+func newHandler(t *testing.T, cfg wasmhost.Config) (*wasmhost.Handler, *testutil.Buffer) {
 	t.Helper()
-	logs := &logBuf{}
+	logs := &testutil.Buffer{}
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info}).With("node", cfg.Node)
 	h, err := wasmhost.New(cfg)
 	if err != nil {
@@ -203,7 +185,7 @@ func TestSwap(t *testing.T) {
 	if got := call(t, h, "calls"); got != `["CALLS"]` {
 		t.Fatalf("got %s", got)
 	}
-	replace(t, path, []byte("not wasm"))
+	testutil.ReplaceFile(t, path, []byte("not wasm"), 0o644)
 	if err := h.Swap(); err == nil || !strings.Contains(err.Error(), "not a WebAssembly module") {
 		t.Fatalf("swap to a broken module: got %v", err)
 	}
@@ -259,18 +241,7 @@ func copyTo(t *testing.T, from, to string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	replace(t, to, b)
-}
-
-func replace(t *testing.T, to string, b []byte) {
-	t.Helper()
-	tmp := to + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, to); err != nil {
-		t.Fatal(err)
-	}
+	testutil.ReplaceFile(t, to, b, 0o644)
 }
 
 func TestConfigFor(t *testing.T) {
