@@ -33,11 +33,7 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("config")
 	envFiles := addEnvFileFlag(fs)
 	asJSON := fs.Bool("json", false, "")
-	pos, code, ok := parseArgs(fs, "config", configUsage, args, stdout, stderr)
-	if !ok {
-		return code
-	}
-	file, code, ok := oneFile("config", configUsage, pos, stderr)
+	file, code, ok := parseFile(fs, "config", configUsage, args, stdout, stderr)
 	if !ok {
 		return code
 	}

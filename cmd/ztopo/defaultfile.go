@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"io"
 	"os"
 )
@@ -29,9 +30,13 @@ func withDefaultFile(pos []string) ([]string, bool) {
 // exists.
 const noFileGiven = "no topology file given, and neither ztopo.yaml nor topology.yaml is in the current directory"
 
-// oneFile is the topology file of a verb that takes one: the one given,
-// else the default file; a usage error when there is none or more.
-func oneFile(verb, usage string, pos []string, stderr io.Writer) (file string, code int, ok bool) {
+// parseFile is parseArgs for a verb that takes one topology file: the one
+// given, else the default file; a usage error when there is none or more.
+func parseFile(fs *flag.FlagSet, verb, usage string, args []string, stdout, stderr io.Writer) (file string, code int, ok bool) {
+	pos, code, ok := parseArgs(fs, verb, usage, args, stdout, stderr)
+	if !ok {
+		return "", code, false
+	}
 	pos, _ = withDefaultFile(pos)
 	switch {
 	case len(pos) == 0:

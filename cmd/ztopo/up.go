@@ -121,11 +121,7 @@ func runUp(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(detach, "detach", false, "")
 	host := fs.String("host", "", "")
 	kube := fs.String("kubernetes", "", "")
-	pos, code, ok := parseArgs(fs, "up", upUsage, args, stdout, stderr)
-	if !ok {
-		return code
-	}
-	path, code, ok := oneFile("up", upUsage, pos, stderr)
+	path, code, ok := parseFile(fs, "up", upUsage, args, stdout, stderr)
 	if !ok {
 		return code
 	}
