@@ -74,17 +74,38 @@ for s in (a, b, amon, bmon):
 ctx.term()
 `
 
-// curveSink makes the keys sink, a and b in d and returns them with a
-// topology name, a port, and a file of one CURVE server, sink.in on that
-// port, allowing allow (a YAML list's items).
-func curveSink(t *testing.T, bin string, d e2eDir, prefix string) (keys, name string, port int, file func(allow string) string) {
+// curveSink is a topology of one CURVE server, sink.in on a free port,
+// with the keys sink, a and b made in its directory: the start of the
+// tests of allow-list reloads.
+type curveSink struct {
+	t    *testing.T
+	bin  string
+	d    e2eDir
+	keys string
+	name string
+	port int
+}
+
+func newCurveSink(t *testing.T, prefix string) *curveSink {
 	t.Helper()
-	keys = filepath.Join(d.root, "keys")
-	genKeys(t, bin, keys, "sink", "a", "b")
-	port = freePorts(t, 1)[0]
-	name = fmt.Sprintf("%s-%d", prefix, os.Getpid())
-	file = func(allow string) string {
-		return fmt.Sprintf(`version: 1
+	testutil.NeedPyzmqCurve(t)
+	c := &curveSink{t: t, bin: buildZtopo(t), d: newE2EDir(t)}
+	c.keys = filepath.Join(c.d.root, "keys")
+	genKeys(t, c.bin, c.keys, "sink", "a", "b")
+	c.port = freePorts(t, 1)[0]
+	c.name = fmt.Sprintf("%s-%d", prefix, os.Getpid())
+	return c
+}
+
+// write writes the topology, allowing allow (a YAML list's items), to
+// the file name in the test's directory, and returns its path.
+func (c *curveSink) write(name, allow string) string {
+	c.t.Helper()
+	return c.d.write(c.t, name, c.file(allow))
+}
+
+func (c *curveSink) file(allow string) string {
+	return fmt.Sprintf(`version: 1
 name: %s
 security: {keys: keys, require: curve}
 nodes:
@@ -92,9 +113,41 @@ nodes:
     handler: count
     sockets:
       in: {type: PULL, bind: "tcp://127.0.0.1:%d", curve: {server: sink, allow: [%s]}}
-`, name, port, allow)
+`, c.name, c.port, allow)
+}
+
+// up runs `ztopo up` of topo until every node runs.
+func (c *curveSink) up(topo string) *upProc {
+	c.t.Helper()
+	up := startUp(c.t, c.bin, c.d, "--no-watch", topo)
+	up.waitStatus(c.d.topologyRuntime(c.name), allRunning)
+	return up
+}
+
+// peers starts script (curveClients and its own part) against the server.
+func (c *curveSink) peers(script string) *pyPeers {
+	c.t.Helper()
+	return startPyPeers(c.t, script, c.keys, fmt.Sprintf("tcp://127.0.0.1:%d", c.port))
+}
+
+// sinkIn waits until the status of up shows one node with one socket for
+// which ok holds, and returns that socket's status.
+func (c *curveSink) sinkIn(up *upProc, ok func(s control.SocketStatus) bool) control.SocketStatus {
+	c.t.Helper()
+	st := up.waitStatus(c.d.topologyRuntime(c.name), func(st control.StatusReply) bool {
+		return len(st.Nodes) == 1 && len(st.Nodes[0].Sockets) == 1 && ok(st.Nodes[0].Sockets[0])
+	})
+	return st.Nodes[0].Sockets[0]
+}
+
+// stop tells the peers they are done and stops up, which must exit 0.
+func (c *curveSink) stop(up *upProc, peers *pyPeers) {
+	c.t.Helper()
+	fmt.Fprintln(peers.stdin, "done")
+	up.signal(os.Interrupt)
+	if code := up.exitCode(e2eBound); code != 0 {
+		c.t.Fatalf("ztopo up: exit %d", code)
 	}
-	return keys, name, port, file
 }
 
 // TestUpCurveRevoke: a reload that removes a key from a CURVE server's
@@ -102,26 +155,20 @@ nodes:
 // while the client still allowed is let in again; the server counts
 // exactly the allowed client's messages.
 func TestUpCurveRevoke(t *testing.T) {
-	testutil.NeedPyzmqCurve(t)
-	bin := buildZtopo(t)
-	d := newE2EDir(t)
-	keys, name, port, file := curveSink(t, bin, d, "curve-revoke")
-	topo := d.write(t, "topology.yaml", file("a, b"))
-	up := startUp(t, bin, d, "--no-watch", topo)
-	up.waitStatus(d.topologyRuntime(name), allRunning)
+	c := newCurveSink(t, "curve-revoke")
+	topo := c.write("topology.yaml", "a, b")
+	up := c.up(topo)
 
-	peers := startPyPeers(t, revokePeers, keys, fmt.Sprintf("tcp://127.0.0.1:%d", port))
+	peers := c.peers(revokePeers)
 	lines := func(until string) string { return strings.Join(peers.until(until), "\n") }
 	if got := lines("connected"); got != "a: HANDSHAKE_SUCCEEDED\nb: HANDSHAKE_SUCCEEDED" {
 		t.Fatalf("before the reload: got\n%s", got)
 	}
-	up.waitStatus(d.topologyRuntime(name), func(st control.StatusReply) bool {
-		return len(st.Nodes) == 1 && len(st.Nodes[0].Sockets) == 1 && st.Nodes[0].Sockets[0].MsgsIn == 2
-	})
+	c.sinkIn(up, func(s control.SocketStatus) bool { return s.MsgsIn == 2 })
 
-	d.write(t, "topology.yaml", file("a"))
+	c.write("topology.yaml", "a")
 	peers.say(t, "reload")
-	out := reloadCLI(t, bin, d, topo)
+	out := reloadCLI(t, c.bin, c.d, topo)
 	// Revoking is the one allow change that restarts the server, and the
 	// plan says why.
 	if want := "~ restart sink\n    why: no longer allowed on CURVE server in: b: libzmq cannot close one client's session, so the socket is opened afresh"; !strings.Contains(string(out), want) {
@@ -136,18 +183,11 @@ func TestUpCurveRevoke(t *testing.T) {
 	}
 	// The sink was replaced by the reload: its counters start again. It
 	// gets a's 10 messages, none of b's (sent first), and refused b.
-	st := up.waitStatus(d.topologyRuntime(name), func(st control.StatusReply) bool {
-		return len(st.Nodes) == 1 && len(st.Nodes[0].Sockets) == 1 && st.Nodes[0].Sockets[0].MsgsIn >= 10
-	})
-	s := st.Nodes[0].Sockets[0]
+	s := c.sinkIn(up, func(s control.SocketStatus) bool { return s.MsgsIn >= 10 })
 	if s.MsgsIn != 10 || s.AuthFailures < 1 {
 		t.Fatalf("sink.in after the reload: got %d messages and %d refusals, want 10 and at least 1", s.MsgsIn, s.AuthFailures)
 	}
-	fmt.Fprintln(peers.stdin, "done")
-	up.signal(os.Interrupt)
-	if code := up.exitCode(e2eBound); code != 0 {
-		t.Fatalf("ztopo up: exit %d", code)
-	}
+	c.stop(up, peers)
 }
 
 // allowPeers: client a (allowed) connects and pushes 5 messages; client b
@@ -190,12 +230,9 @@ ctx.term()
 // in keeps its connection, the new key is let in at its next handshake,
 // and the server counts every message of both across the reload.
 func TestUpCurveAllowAdded(t *testing.T) {
-	testutil.NeedPyzmqCurve(t)
-	bin := buildZtopo(t)
-	d := newE2EDir(t)
-	keys, name, port, file := curveSink(t, bin, d, "curve-allow")
-	topo := d.write(t, "topology.yaml", file("a"))
-	wider := d.write(t, "wider.yaml", file("a, b"))
+	c := newCurveSink(t, "curve-allow")
+	topo := c.write("topology.yaml", "a")
+	wider := c.write("wider.yaml", "a, b")
 	var plan strings.Builder
 	if code := run([]string{"plan", topo, wider}, &plan, &plan); code != 0 {
 		t.Fatalf("plan: exit %d: %s", code, plan.String())
@@ -205,23 +242,16 @@ func TestUpCurveAllowAdded(t *testing.T) {
 		t.Fatalf("plan:\n%s\nwant %q and 0 to restart", plan.String(), wantPlan)
 	}
 
-	up := startUp(t, bin, d, "--no-watch", topo)
-	up.waitStatus(d.topologyRuntime(name), allRunning)
-	peers := startPyPeers(t, allowPeers, keys, fmt.Sprintf("tcp://127.0.0.1:%d", port))
+	up := c.up(topo)
+	peers := c.peers(allowPeers)
 	lines := func(until string) string { return strings.Join(peers.until(until), "\n") }
 	if got := lines("ready"); got != "a: HANDSHAKE_SUCCEEDED\nb: HANDSHAKE_FAILED_AUTH" {
 		t.Fatalf("before the reload: got\n%s", got)
 	}
-	sinkIn := func(ok func(s control.SocketStatus) bool) control.SocketStatus {
-		st := up.waitStatus(d.topologyRuntime(name), func(st control.StatusReply) bool {
-			return len(st.Nodes) == 1 && len(st.Nodes[0].Sockets) == 1 && ok(st.Nodes[0].Sockets[0])
-		})
-		return st.Nodes[0].Sockets[0]
-	}
-	sinkIn(func(s control.SocketStatus) bool { return s.MsgsIn == 5 && s.AuthFailures == 1 })
+	c.sinkIn(up, func(s control.SocketStatus) bool { return s.MsgsIn == 5 && s.AuthFailures == 1 })
 
-	d.write(t, "topology.yaml", file("a, b"))
-	out := reloadCLI(t, bin, d, topo)
+	c.write("topology.yaml", "a, b")
+	out := reloadCLI(t, c.bin, c.d, topo)
 	if !strings.Contains(string(out), wantPlan) || !strings.Contains(string(out), "0 to restart") {
 		t.Fatalf("reload said:\n%s\nwant %q and 0 to restart", out, wantPlan)
 	}
@@ -231,19 +261,15 @@ func TestUpCurveAllowAdded(t *testing.T) {
 		t.Fatalf("after the reload: got\n%s\nwant\n%s", got, want)
 	}
 	// The same sink, counting on: 5 from a before, 10 from b, 5 from a.
-	s := sinkIn(func(s control.SocketStatus) bool { return s.MsgsIn >= 20 })
+	s := c.sinkIn(up, func(s control.SocketStatus) bool { return s.MsgsIn >= 20 })
 	if s.MsgsIn != 20 || s.AuthFailures != 1 {
 		t.Fatalf("sink.in: got %d messages and %d refusals, want 20 and 1", s.MsgsIn, s.AuthFailures)
 	}
-	st := up.waitStatus(d.topologyRuntime(name), func(control.StatusReply) bool { return true })
+	st := up.waitStatus(c.d.topologyRuntime(c.name), func(control.StatusReply) bool { return true })
 	if r := st.Nodes[0].Restarts; r != 0 {
 		t.Errorf("sink restarted %d times, want 0", r)
 	}
-	fmt.Fprintln(peers.stdin, "done")
-	up.signal(os.Interrupt)
-	if code := up.exitCode(e2eBound); code != 0 {
-		t.Fatalf("ztopo up: exit %d", code)
-	}
+	c.stop(up, peers)
 	if !strings.Contains(up.log(), "allow list updated in place") {
 		t.Errorf("up's log has no %q", "allow list updated in place")
 	}

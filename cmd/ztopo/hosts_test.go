@@ -377,7 +377,7 @@ func newNetns(t *testing.T, count int) netns {
 func TestUpHealthAndReadiness(t *testing.T) {
 	bin := buildZtopo(t)
 	d := newE2EDir(t)
-	syncEP := "ipc://" + filepath.Join(d.root, "sync.sock")
+	syncEP := d.ipc("sync.sock")
 	file := d.write(t, "ready.yaml", fmt.Sprintf(`version: 1
 name: e2eready
 nodes:

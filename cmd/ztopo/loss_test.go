@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"syscall"
 	"testing"
@@ -16,8 +15,7 @@ import (
 func TestUpSIGINTLossExitStatus(t *testing.T) {
 	bin := buildZtopo(t)
 	d := newE2EDir(t)
-	ipc := func(name string) string { return "ipc://" + filepath.Join(d.root, name) }
-	file := d.write(t, "slow.yaml", testutil.SlowPipeline("e2elosscut", "{count: 10}", "300ms", "handler: log", ipc("src.sock"), ipc("sink.sock"), ipc("sync.sock")))
+	file := d.write(t, "slow.yaml", testutil.SlowPipeline("e2elosscut", "{count: 10}", "300ms", "handler: log", d.ipc("src.sock"), d.ipc("sink.sock"), d.ipc("sync.sock")))
 	up := startUp(t, bin, d, "--no-watch", "--grace", "500ms", file)
 	sinkLine := regexp.MustCompile(`(sink +\| message:|message: node=sink)`)
 	up.waitLog(sinkLine)

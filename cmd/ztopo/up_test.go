@@ -86,6 +86,11 @@ func (d e2eDir) write(t *testing.T, name, content string) string {
 	return p
 }
 
+// ipc is an ipc endpoint for name in the directory.
+func (d e2eDir) ipc(name string) string {
+	return "ipc://" + filepath.Join(d.root, name)
+}
+
 // topologyRuntime is the runtime directory `ztopo up` uses for name.
 func (d e2eDir) topologyRuntime(name string) string {
 	return filepath.Join(d.runtime, "ztopo", name)
@@ -322,7 +327,7 @@ nodes:
 func TestUpSecondSignalExitsAtOnce(t *testing.T) {
 	bin := buildZtopo(t)
 	d := newE2EDir(t)
-	a := "ipc://" + filepath.Join(d.root, "a.sock")
+	a := d.ipc("a.sock")
 	file := d.write(t, "loop.yaml", fmt.Sprintf(`version: 1
 name: e2eloop
 nodes:
@@ -447,7 +452,7 @@ nodes:
 func TestUpMetrics(t *testing.T) {
 	bin := buildZtopo(t)
 	d := newE2EDir(t)
-	in := "ipc://" + filepath.Join(d.root, "in.sock")
+	in := d.ipc("in.sock")
 	file := d.write(t, "metrics.yaml", fmt.Sprintf(`version: 1
 name: e2emetrics
 nodes:
