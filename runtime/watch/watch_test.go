@@ -91,6 +91,27 @@ func write(t *testing.T, path, content string) {
 	}
 }
 
+func rename(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.Rename(from, to); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mkdir(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func remove(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func setup(t *testing.T) (dir, path string) {
 	dir = t.TempDir()
 	path = filepath.Join(dir, "topology.yaml")
@@ -126,9 +147,7 @@ func TestEditorSaveByRename(t *testing.T) {
 	for _, name := range []string{"vim", "vim2"} {
 		// The second save is seen too: the watch survived the rename.
 		write(t, tmp, "version: 1\nname: "+name+"\n")
-		if err := os.Rename(tmp, path); err != nil {
-			t.Fatal(err)
-		}
+		rename(t, tmp, path)
 		h.expect(path)
 	}
 }
@@ -140,14 +159,10 @@ func TestMoveOver(t *testing.T) {
 	// `mv other topology.yaml`, from another directory of the same file
 	// system, as `git checkout` does from its object store.
 	sub := filepath.Join(dir, "elsewhere")
-	if err := os.Mkdir(sub, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	mkdir(t, sub)
 	other := filepath.Join(sub, "other.yaml")
 	write(t, other, "version: 1\nname: other\n")
-	if err := os.Rename(other, path); err != nil {
-		t.Fatal(err)
-	}
+	rename(t, other, path)
 	h.expect(path)
 }
 
@@ -201,28 +216,31 @@ func TestNoChange(t *testing.T) {
 	}
 }
 
+// A deleted file is no change; when it comes back, its content says
+// whether it changed.
 func TestDeleteThenRecreate(t *testing.T) {
 	t.Parallel()
-	_, path := setup(t)
-	h := start(t, path)
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name, content string
+		change        bool
+	}{
+		{"new content", "version: 1\nname: back\n", true},
+		{"same content", "version: 1\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, path := setup(t)
+			h := start(t, path)
+			remove(t, path)
+			h.expectNone() // a missing file is not a change
+			write(t, path, tc.content)
+			if tc.change {
+				h.expect(path)
+			} else {
+				h.expectNone()
+			}
+		})
 	}
-	h.expectNone() // a missing file is not a change
-	write(t, path, "version: 1\nname: back\n")
-	h.expect(path)
-}
-
-func TestRecreatedWithSameContentIsNoChange(t *testing.T) {
-	t.Parallel()
-	_, path := setup(t)
-	h := start(t, path)
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-	h.expectNone()
-	write(t, path, "version: 1\n")
-	h.expectNone()
 }
 
 func TestMissingAtStartThenCreated(t *testing.T) {
@@ -248,30 +266,22 @@ func TestDirectoryReplaced(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
 	dir := filepath.Join(root, "conf")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	mkdir(t, dir)
 	path := filepath.Join(dir, "topology.yaml")
 	write(t, path, "version: 1\n")
 	h := start(t, path)
 
 	// The directory is renamed away (its watch would follow it) and a new
 	// one takes its name, the way a deploy swaps a release directory.
-	if err := os.Rename(dir, filepath.Join(root, "old")); err != nil {
-		t.Fatal(err)
-	}
+	rename(t, dir, filepath.Join(root, "old"))
 	h.expectNone()
 	// Writes to the old directory are not the file any more.
 	write(t, filepath.Join(root, "old", "topology.yaml"), "stale\n")
 	h.expectNone()
 	next := filepath.Join(root, "next")
-	if err := os.Mkdir(next, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	mkdir(t, next)
 	write(t, filepath.Join(next, "topology.yaml"), "version: 1\nname: new\n")
-	if err := os.Rename(next, dir); err != nil {
-		t.Fatal(err)
-	}
+	rename(t, next, dir)
 	h.expect(path)
 	// And the new directory is watched from now on.
 	write(t, path, "version: 1\nname: newer\n")
