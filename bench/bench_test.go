@@ -182,7 +182,7 @@ func TestMarkdown(t *testing.T) {
 		{Scenario: "pipeline/tcp/16B", Impl: implGo, Round: 1, Rate: 2e6},
 		{Scenario: "pipeline/tcp/16B", Impl: implC, Round: 1, Rate: 6e6},
 	}
-	suite := Suite{Command: "go run ./bench", Rounds: 1, Summary: summarize(runs, map[string][2]float64{"pipeline/tcp/16B": {0.5, 1.5}})}
+	suite := Suite{Invocation: Invocation{Command: "go run ./bench", Rounds: 1}, Summary: summarize(runs, map[string][2]float64{"pipeline/tcp/16B": {0.5, 1.5}})}
 	path := filepath.Join(t.TempDir(), "results.json")
 	if err := writeJSON(path, suite); err != nil {
 		t.Fatal(err)

@@ -18,11 +18,8 @@ import (
 
 // Comparison is what a -compare run measured; it is what -json writes.
 type Comparison struct {
-	Machine Machine   `json:"machine"`
-	Command string    `json:"command"`
+	Invocation
 	Ref     string    `json:"ref"`
-	Rounds  int       `json:"rounds"`
-	Quick   bool      `json:"quick"`
 	Runs    []Result  `json:"runs"` // impl is "ref" or "new"
 	Rows    []CompRow `json:"summary"`
 	Skipped []Pending `json:"skipped,omitempty"`
@@ -62,13 +59,7 @@ func runCompare(ctx context.Context, c config, refExe, refDir string, progress i
 	if err != nil {
 		return nil, err
 	}
-	cmp := &Comparison{
-		Machine: machine(c.python),
-		Command: strings.Join(append([]string{"go run ./bench"}, os.Args[1:]...), " "),
-		Ref:     refExe,
-		Rounds:  c.rounds,
-		Quick:   c.quick,
-	}
+	cmp := &Comparison{Invocation: invocation(c), Ref: refExe}
 	// Each side runs the plugin built from its own sources (a ref bench
 	// older than this ignores the one handed to it and builds its own).
 	refC := c

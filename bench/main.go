@@ -146,15 +146,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	printTable(stdout, suite)
-	if err := writeJSON(c.jsonPath, suite); err != nil {
-		fmt.Fprintf(stderr, "bench: %v\n", err)
-		return 1
-	}
-	if suite.Failed > 0 {
-		fmt.Fprintf(stderr, "bench: %d runs failed\n", suite.Failed)
-		return 1
-	}
-	return 0
+	return finish(c.jsonPath, suite, suite.Failed, stderr)
 }
 
 func compareMain(c config, stdout, stderr io.Writer) int {
@@ -164,12 +156,18 @@ func compareMain(c config, stdout, stderr io.Writer) int {
 		return 1
 	}
 	printComparison(stdout, cmp)
-	if err := writeJSON(c.jsonPath, cmp); err != nil {
+	return finish(c.jsonPath, cmp, cmp.Failed, stderr)
+}
+
+// finish writes v, with its failed runs, to the -json path and returns the
+// exit status: 1 when that fails or a run failed.
+func finish(jsonPath string, v any, failed int, stderr io.Writer) int {
+	if err := writeJSON(jsonPath, v); err != nil {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
 	}
-	if cmp.Failed > 0 {
-		fmt.Fprintf(stderr, "bench: %d runs failed\n", cmp.Failed)
+	if failed > 0 {
+		fmt.Fprintf(stderr, "bench: %d runs failed\n", failed)
 		return 1
 	}
 	return 0
@@ -198,12 +196,26 @@ func defaultPyScript() string {
 	return filepath.Join(filepath.Dir(file), "py", "zbench.py")
 }
 
+// Invocation is what a suite and a comparison say about how they were run.
+type Invocation struct {
+	Machine Machine `json:"machine"`
+	Command string  `json:"command"`
+	Rounds  int     `json:"rounds"`
+	Quick   bool    `json:"quick"`
+}
+
+func invocation(c config) Invocation {
+	return Invocation{
+		Machine: machine(c.python),
+		Command: strings.Join(append([]string{"go run ./bench"}, os.Args[1:]...), " "),
+		Rounds:  c.rounds,
+		Quick:   c.quick,
+	}
+}
+
 // Suite is everything one invocation measured; it is what -json writes.
 type Suite struct {
-	Machine Machine   `json:"machine"`
-	Command string    `json:"command"`
-	Rounds  int       `json:"rounds"`
-	Quick   bool      `json:"quick"`
+	Invocation
 	Runs    []Result  `json:"runs"`
 	Summary []Row     `json:"summary"`
 	Later   []Pending `json:"later,omitempty"`
@@ -236,12 +248,7 @@ func runSuite(ctx context.Context, c config, progress io.Writer) (*Suite, error)
 	if err != nil {
 		return nil, err
 	}
-	s := &Suite{
-		Machine: machine(c.python),
-		Command: strings.Join(append([]string{"go run ./bench"}, os.Args[1:]...), " "),
-		Rounds:  c.rounds,
-		Quick:   c.quick,
-	}
+	s := &Suite{Invocation: invocation(c)}
 	if s.Machine.PyZMQ == "" && contains(c.impls, implPy) {
 		fmt.Fprintf(progress, "bench: %s has no pyzmq; skipping the python baselines\n", c.python)
 		c.impls = remove(c.impls, implPy)
