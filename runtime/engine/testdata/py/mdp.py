@@ -30,17 +30,12 @@ from collections import OrderedDict
 
 import zmq
 
+from peerlib import connect, fail, fail_on, run_threads, watch_stdin
+
 C_CLIENT = b"MDPC01"
 W_WORKER = b"MDPW01"
 W_READY, W_REQUEST, W_REPLY, W_HEARTBEAT, W_DISCONNECT = b"\x01", b"\x02", b"\x03", b"\x04", b"\x05"
 LIVENESS = 3
-
-
-def watch_stdin(stop):
-    def run():
-        sys.stdin.read()
-        stop.set()
-    threading.Thread(target=run, daemon=True).start()
 
 
 class Service:
@@ -165,14 +160,12 @@ def worker(endpoint, service, hb_ms):
     stop = threading.Event()
     watch_stdin(stop)
 
-    def connect():
-        s = ctx.socket(zmq.DEALER)
-        s.setsockopt(zmq.LINGER, 0)
-        s.connect(endpoint)
+    def connect_ready():
+        s = connect(ctx, zmq.DEALER, endpoint)
         s.send_multipart([b"", W_WORKER, W_READY, service])
         return s
 
-    s = connect()
+    s = connect_ready()
     print("ready", flush=True)
     first = True
     liveness = LIVENESS
@@ -192,13 +185,13 @@ def worker(endpoint, service, hb_ms):
                 s.send_multipart([b"", W_WORKER, W_REPLY, client, b""] + body[:-1] + [body[-1].upper()])
             elif command == W_DISCONNECT:
                 s.close()
-                s = connect()
+                s = connect_ready()
         else:
             liveness -= 1
             if liveness == 0:
                 time.sleep(hb_ms / 1000.0)
                 s.close()
-                s = connect()
+                s = connect_ready()
                 liveness = LIVENESS
         if time.time() > heartbeat_at:
             s.send_multipart([b"", W_WORKER, W_HEARTBEAT])
@@ -220,9 +213,7 @@ def client(endpoint, service, clients, requests, timeout_ms):
             raise RuntimeError("malformed reply %r" % frames)
         return frames[2]
 
-    s = ctx.socket(zmq.REQ)
-    s.setsockopt(zmq.LINGER, 0)
-    s.connect(endpoint)
+    s = connect(ctx, zmq.REQ, endpoint)
     try:
         # Workers may still be on their way: ask until the service has one.
         deadline = time.time() + timeout_ms / 1000.0
@@ -231,22 +222,17 @@ def client(endpoint, service, clients, requests, timeout_ms):
             if code == b"200":
                 break
             if code != b"404" or time.time() > deadline:
-                print("fail: mmi.service %r: %r, want 200" % (service, code), flush=True)
-                sys.exit(1)
+                fail("mmi.service %r: %r, want 200" % (service, code))
             time.sleep(0.05)
         code = ask(s, b"mmi.service", b"no.such")
         if code != b"404":
-            print("fail: mmi.service no.such: %r, want 404" % code, flush=True)
-            sys.exit(1)
+            fail("mmi.service no.such: %r, want 404" % code)
     except RuntimeError as e:
-        print("fail: %s" % e, flush=True)
-        sys.exit(1)
+        fail(str(e))
     s.close()
 
     def run(k):
-        s = ctx.socket(zmq.REQ)
-        s.setsockopt(zmq.LINGER, 0)
-        s.connect(endpoint)
+        s = connect(ctx, zmq.REQ, endpoint)
         try:
             for i in range(requests):
                 body = ("c%d-%d hello" % (k, i)).encode()
@@ -263,15 +249,9 @@ def client(endpoint, service, clients, requests, timeout_ms):
         finally:
             s.close()
 
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(run, clients)
     ctx.term()
-    if errors:
-        print("fail: " + "; ".join(errors), flush=True)
-        sys.exit(1)
+    fail_on(errors)
     print("ok %d replies (%d upper)" % (replies[0], upper[0]), flush=True)
 
 

@@ -28,12 +28,9 @@ import time
 
 import zmq
 
+from peerlib import connect, fail, fail_on, run_threads, start_threads
+
 TIMEOUT_MS = 20000
-
-
-def fail(msg):
-    print("fail: " + msg)
-    sys.exit(1)
 
 
 def recv(sock, what):
@@ -48,9 +45,7 @@ def reqclients(endpoint, clients, requests, transform):
     done = []
 
     def client(i):
-        s = ctx.socket(zmq.REQ)
-        s.setsockopt(zmq.LINGER, 0)
-        s.connect(endpoint)
+        s = connect(ctx, zmq.REQ, endpoint)
         try:
             for j in range(requests):
                 body = ("client-%d request-%d" % (i, j)).encode()
@@ -67,21 +62,14 @@ def reqclients(endpoint, clients, requests, transform):
         finally:
             s.close()
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(client, clients)
     ctx.term()
-    if errors:
-        fail("; ".join(errors))
+    fail_on(errors)
     print("ok %d replies" % (clients * requests))
 
 
 def sync(ctx, endpoint):
-    s = ctx.socket(zmq.REQ)
-    s.setsockopt(zmq.LINGER, 0)
-    s.connect(endpoint)
+    s = connect(ctx, zmq.REQ, endpoint)
     s.send(b"")
     recv(s, "the sync reply")
     s.close()
@@ -110,9 +98,7 @@ def syncsub(pub, sync_ep):
 def envsub(pub, sync_ep, topic):
     topic = topic.encode()
     ctx = zmq.Context()
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    sub.connect(pub)
+    sub = connect(ctx, zmq.SUB, pub)
     sub.setsockopt(zmq.SUBSCRIBE, topic)
     time.sleep(0.2)
     sync(ctx, sync_ep)
@@ -137,9 +123,7 @@ def pubsub(frontend, backend, publishers, subscribers):
     lock = threading.Lock()
 
     def subscriber(i):
-        s = ctx.socket(zmq.SUB)
-        s.setsockopt(zmq.LINGER, 0)
-        s.connect(backend)
+        s = connect(ctx, zmq.SUB, backend)
         s.setsockopt(zmq.SUBSCRIBE, b"news")
         deadline = time.time() + TIMEOUT_MS / 1000
         while len(seen[i]) < publishers and time.time() < deadline:
@@ -154,9 +138,7 @@ def pubsub(frontend, backend, publishers, subscribers):
         s.close()
 
     def publisher(i):
-        s = ctx.socket(zmq.PUB)
-        s.setsockopt(zmq.LINGER, 0)
-        s.connect(frontend)
+        s = connect(ctx, zmq.PUB, frontend)
         k = 0
         while not stop.is_set():
             s.send_multipart([b"news", b"from publisher-%d #%d" % (i, k)])
@@ -165,18 +147,15 @@ def pubsub(frontend, backend, publishers, subscribers):
             time.sleep(0.01)
         s.close()
 
-    subs = [threading.Thread(target=subscriber, args=(i,)) for i in range(subscribers)]
-    pubs = [threading.Thread(target=publisher, args=(i,)) for i in range(publishers)]
-    for t in subs + pubs:
-        t.start()
+    subs = start_threads(subscriber, subscribers)
+    pubs = start_threads(publisher, publishers)
     for t in subs:
         t.join()
     stop.set()
     for t in pubs:
         t.join()
     ctx.term()
-    if errors:
-        fail("; ".join(errors))
+    fail_on(errors)
     for i, s in enumerate(seen):
         if len(s) != publishers:
             fail("subscriber %d heard only %r" % (i, sorted(s)))

@@ -18,6 +18,8 @@ import threading
 
 import zmq
 
+from peerlib import connect, fail, fail_on, start_threads
+
 TIMEOUT_MS = 1000
 RETRIES = 30
 
@@ -29,15 +31,8 @@ lock = threading.Lock()
 errors, late, retries = [], [0], [0]
 
 
-def connect():
-    s = ctx.socket(zmq.REQ)
-    s.setsockopt(zmq.LINGER, 0)
-    s.connect(endpoint)
-    return s
-
-
 def client(k):
-    s = connect()
+    s = connect(ctx, zmq.REQ, endpoint)
     i, left, waited = 0, after, False
     try:
         while left > 0:
@@ -49,7 +44,7 @@ def client(k):
                 if s.poll(TIMEOUT_MS):
                     break
                 s.close()
-                s = connect()
+                s = connect(ctx, zmq.REQ, endpoint)
                 with lock:
                     retries[0] += 1
             else:
@@ -77,9 +72,7 @@ def client(k):
             first.abort()
 
 
-threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
-for t in threads:
-    t.start()
+threads = start_threads(client, clients)
 try:
     first.wait(60)
     print("ready", flush=True)
@@ -87,14 +80,11 @@ except threading.BrokenBarrierError:
     line.set()
     for t in threads:
         t.join()
-    print("fail: not every client got a reply: " + "; ".join(errors), flush=True)
-    sys.exit(1)
+    fail("not every client got a reply: " + "; ".join(errors))
 sys.stdin.readline()
 line.set()
 for t in threads:
     t.join()
 ctx.term()
-if errors:
-    print("fail: " + "; ".join(errors), flush=True)
-    sys.exit(1)
+fail_on(errors)
 print("ok %d replies after the line, %d retries" % (late[0], retries[0]), flush=True)

@@ -26,16 +26,11 @@ from collections import OrderedDict
 
 import zmq
 
+from peerlib import watch_stdin
+
 LIVENESS = 3
 READY = b"\x01"
 HEARTBEAT = b"\x02"
-
-
-def watch_stdin(stop):
-    def run():
-        sys.stdin.read()
-        stop.set()
-    threading.Thread(target=run, daemon=True).start()
 
 
 def queue(frontend_ep, backend_ep, hb_ms):
