@@ -29,32 +29,30 @@ func (f *Forward) Handle(ctx context.Context, m handler.Msg) ([][]byte, error) {
 // delayKey is the config of echo, forward and upper.
 var delayKey = spec.ConfigKey{Name: "delay", Kind: spec.KindDuration, Doc: "simulated work: a pause before each message is answered or passed on"}
 
+// registerDelayed registers a reactive relay whose only config is delayKey
+// (echo, forward, upper); build makes it with the delay.
+func registerDelayed(s spec.HandlerSchema, build func(delay time.Duration) any) {
+	s.Reactive, s.Relay, s.Keys = true, true, []spec.ConfigKey{delayKey}
+	register(s, func(cfg map[string]any, _ handler.Env) (any, error) {
+		c := newConfig(s.Name, cfg)
+		h := build(c.duration("delay"))
+		return h, c.err()
+	})
+}
+
+func newForward(delay time.Duration) any { return &Forward{Delay: delay} }
+
 func init() {
-	register(spec.HandlerSchema{
-		Name: "forward", Reactive: true, Relay: true, Keys: []spec.ConfigKey{delayKey},
-		Doc: "sends each message from an in socket, unchanged, to the out sockets",
+	registerDelayed(spec.HandlerSchema{
+		Name: "forward",
+		Doc:  "sends each message from an in socket, unchanged, to the out sockets",
 	}, newForward)
-}
-
-func newForward(cfg map[string]any, _ handler.Env) (any, error) {
-	c := newConfig("forward", cfg)
-	f := &Forward{Delay: c.duration("delay")}
-	return f, c.err()
-}
-
-func init() {
-	register(spec.HandlerSchema{
-		Name: "echo", Reactive: true, Relay: true, Keys: []spec.ConfigKey{delayKey},
-		Doc: "answers each request with the same frames; on in sockets, forwards like forward",
-	}, newEcho)
-}
-
-// echo and forward behave alike: the node sends the result back on inout
-// sockets and on to out sockets for in sockets.
-func newEcho(cfg map[string]any, _ handler.Env) (any, error) {
-	c := newConfig("echo", cfg)
-	f := &Forward{Delay: c.duration("delay")}
-	return f, c.err()
+	// echo and forward behave alike: the node sends the result back on
+	// inout sockets and on to out sockets for in sockets.
+	registerDelayed(spec.HandlerSchema{
+		Name: "echo",
+		Doc:  "answers each request with the same frames; on in sockets, forwards like forward",
+	}, newForward)
 }
 
 // Upper upper-cases the ASCII letters of a message's last frame.
@@ -81,16 +79,10 @@ func (u *Upper) Handle(ctx context.Context, m handler.Msg) ([][]byte, error) {
 }
 
 func init() {
-	register(spec.HandlerSchema{
-		Name: "upper", Reactive: true, Relay: true, Keys: []spec.ConfigKey{delayKey},
-		Doc: "like echo/forward, with the ASCII letters of the last frame upper-cased",
-	}, newUpper)
-}
-
-func newUpper(cfg map[string]any, _ handler.Env) (any, error) {
-	c := newConfig("upper", cfg)
-	u := &Upper{Delay: c.duration("delay")}
-	return u, c.err()
+	registerDelayed(spec.HandlerSchema{
+		Name: "upper",
+		Doc:  "like echo/forward, with the ASCII letters of the last frame upper-cased",
+	}, func(delay time.Duration) any { return &Upper{Delay: delay} })
 }
 
 // Log logs every message and passes it on.
