@@ -115,29 +115,23 @@ func (c *config) int(key string, def int) int {
 	return def
 }
 
-func (c *config) string(key, def string) string {
+// typed is key's value when it is a T, def when key is absent; a value of
+// another type is reported as not want.
+func typed[T any](c *config, key, want string, def T) T {
 	v, ok := c.get(key)
 	if !ok {
 		return def
 	}
-	if s, ok := v.(string); ok {
-		return s
+	if x, ok := v.(T); ok {
+		return x
 	}
-	c.bad(key, "a string", v)
+	c.bad(key, want, v)
 	return def
 }
 
-func (c *config) bool(key string) bool {
-	v, ok := c.get(key)
-	if !ok {
-		return false
-	}
-	if b, ok := v.(bool); ok {
-		return b
-	}
-	c.bad(key, "true or false", v)
-	return false
-}
+func (c *config) string(key, def string) string { return typed(c, key, "a string", def) }
+
+func (c *config) bool(key string) bool { return typed(c, key, "true or false", false) }
 
 func (c *config) duration(key string) time.Duration {
 	v, ok := c.get(key)
