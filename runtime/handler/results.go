@@ -115,3 +115,28 @@ func (q *ResultQueue) Close() {
 	q.quitOnce.Do(func() { close(q.quit) })
 	<-q.done
 }
+
+// FirstErr keeps the first error set on it: a host's Err, why it no longer
+// takes messages, which a later failure (a child that exits while the host
+// closes) must not replace. The zero value is ready; safe from any
+// goroutine.
+type FirstErr struct {
+	mu  sync.Mutex
+	err error
+}
+
+// Set records err unless an error was recorded before.
+func (f *FirstErr) Set(err error) {
+	f.mu.Lock()
+	if f.err == nil {
+		f.err = err
+	}
+	f.mu.Unlock()
+}
+
+// Err is the first error set, nil before any.
+func (f *FirstErr) Err() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}

@@ -412,7 +412,7 @@ func (e *Exec) manage(ctx context.Context, cur *child) {
 	}
 	fail := func(err error) {
 		failed = true
-		e.setErr(err)
+		e.err.Set(err)
 		e.log.Error("exec handler failed", "error", err)
 		beginClose(nil)
 	}
@@ -487,7 +487,7 @@ func (e *Exec) manage(ctx context.Context, cur *child) {
 			}
 		case <-ctxDone:
 			ctxDone = nil
-			e.setErr(fmt.Errorf("%w: %v", ErrClosed, context.Cause(ctx)))
+			e.err.Set(fmt.Errorf("%w: %v", ErrClosed, context.Cause(ctx)))
 			if !closing {
 				beginClose(nil)
 			}

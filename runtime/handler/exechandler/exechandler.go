@@ -190,8 +190,7 @@ type Exec struct {
 	exits   chan *child
 	closing chan context.Context
 	done    chan struct{} // the manager has exited: no child left
-	errMu   sync.Mutex
-	err     error
+	err     handler.FirstErr
 
 	watchMu   sync.Mutex
 	watchStop func()
@@ -319,19 +318,7 @@ func (e *Exec) OnResult(f func()) { e.results.OnResult(f) }
 
 // Err is nil while the handler takes messages; then ErrClosed or the
 // failure (wrapping handler.ErrFatal) after which the node must restart.
-func (e *Exec) Err() error {
-	e.errMu.Lock()
-	defer e.errMu.Unlock()
-	return e.err
-}
-
-func (e *Exec) setErr(err error) {
-	e.errMu.Lock()
-	if e.err == nil {
-		e.err = err
-	}
-	e.errMu.Unlock()
-}
+func (e *Exec) Err() error { return e.err.Err() }
 
 func (e *Exec) closedErr() error {
 	if err := e.Err(); err != nil {
@@ -445,7 +432,7 @@ func (e *Exec) Close(ctx context.Context) error {
 	e.mu.Unlock()
 	e.unwatch()
 	if first {
-		e.setErr(ErrClosed)
+		e.err.Set(ErrClosed)
 		e.closing <- ctx
 	}
 	<-e.done

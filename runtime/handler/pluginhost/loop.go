@@ -136,7 +136,7 @@ func (h *Host) run(ctx context.Context, initDone chan<- error) {
 	l.list.next, l.list.prev = &l.list, &l.list
 
 	stopCtx := context.AfterFunc(ctx, func() {
-		h.setErr(fmt.Errorf("%w: %v", ErrClosed, context.Cause(ctx)))
+		h.err.Set(fmt.Errorf("%w: %v", ErrClosed, context.Cause(ctx)))
 		h.events.Put(event{kind: evClose})
 	})
 	defer stopCtx()
@@ -793,7 +793,7 @@ func (l *loop) fail(err error) {
 		return
 	}
 	l.failed = err
-	l.h.setErr(err)
+	l.h.err.Set(err)
 	if !l.closing {
 		l.h.log.Error("plugin host failed", "error", err)
 	}

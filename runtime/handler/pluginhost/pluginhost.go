@@ -154,8 +154,7 @@ type Host struct {
 	done      chan struct{} // the loop has exited: no socket, no child left
 	closeOnce sync.Once
 
-	errMu sync.Mutex
-	err   error // why messages are no longer taken: closed or failed
+	err handler.FirstErr // why messages are no longer taken: closed or failed
 
 	watchMu   sync.Mutex
 	watchStop func()
@@ -298,19 +297,7 @@ func (h *Host) OnResult(f func()) { h.results.OnResult(f) }
 // Err is nil while the host takes messages; then why it does not: an
 // error wrapping ErrClosed, or the failure (wrapping handler.ErrFatal or
 // ErrHandshake) after which the node must restart or fail.
-func (h *Host) Err() error {
-	h.errMu.Lock()
-	defer h.errMu.Unlock()
-	return h.err
-}
-
-func (h *Host) setErr(err error) {
-	h.errMu.Lock()
-	if h.err == nil {
-		h.err = err
-	}
-	h.errMu.Unlock()
-}
+func (h *Host) Err() error { return h.err.Err() }
 
 // Done is closed once the host has stopped: after Close, or after it
 // failed (see Err) and its plugins are gone.
@@ -426,7 +413,7 @@ func (h *Host) unwatch() {
 // plugin process is left.
 func (h *Host) Close(ctx context.Context) error {
 	h.closeOnce.Do(func() {
-		h.setErr(ErrClosed)
+		h.err.Set(ErrClosed)
 		h.unwatch()
 		h.events.Put(event{kind: evClose})
 	})
