@@ -6,6 +6,7 @@ package zbatch
 #include <string.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 // ZB_BURST bounds the messages one direction moves before the loop looks
 // at the other direction and at the control socket.
@@ -246,10 +247,130 @@ out:;
 	errno = e;
 	return rc;
 }
+
+// zb_echo_one answers one request waiting on the REP socket sock with its
+// own frames: the whole request is read before the first reply frame goes
+// out (a REP refuses to send before its request's last frame). Returns 1
+// when one was answered, 0 when none was waiting, -1 on error. *fs is a
+// growing array of *cap initialised messages, reused between calls.
+static int zb_echo_one(void *sock, zmq_msg_t **fs, int *cap, uint64_t *stats) {
+	int n = 0;
+	uint64_t bytes = 0;
+	for (;;) {
+		if (n == *cap) {
+			zmq_msg_t *g = realloc(*fs, 2 * (size_t)*cap * sizeof **fs);
+			if (!g) {
+				errno = ENOMEM;
+				return -1;
+			}
+			for (int i = *cap; i < 2 * *cap; i++) {
+				zmq_msg_init(&g[i]);
+			}
+			*fs = g;
+			*cap *= 2;
+		}
+		// The first frame may not be there; the rest of a message is.
+		while (zmq_msg_recv(&(*fs)[n], sock, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+			if (n == 0 && errno == EAGAIN) {
+				return 0;
+			}
+			if (errno != EINTR) {
+				return -1;
+			}
+		}
+		bytes += zmq_msg_size(&(*fs)[n]);
+		if (!zmq_msg_more(&(*fs)[n++])) {
+			break;
+		}
+	}
+	// A REP never refuses a reply: its peer gone or full, libzmq drops it.
+	for (int i = 0; i < n; i++) {
+		while (zmq_msg_send(&(*fs)[i], sock, i < n - 1 ? ZMQ_SNDMORE : 0) < 0) {
+			if (errno != EINTR) {
+				return -1;
+			}
+		}
+	}
+	stats[0]++;
+	stats[1] += bytes;
+	stats[2]++;
+	stats[3] += bytes;
+	return 1;
+}
+
+// zb_echo answers every request on the REP socket sock with its own frames
+// until TERMINATE on control, steered like zb_proxy (sock is its frontend:
+// STATISTICS answers sock's messages and bytes in and out, and zeros for a
+// backend). It returns 0 after TERMINATE, -1 with errno set on an error.
+static int zb_echo(void *sock, void *control) {
+	uint64_t stats[8] = {0};
+	int cap = 4, state = ZB_ACTIVE, rc = 0;
+	zmq_msg_t *fs = malloc((size_t)cap * sizeof *fs);
+	if (!fs) {
+		errno = ENOMEM;
+		return -1;
+	}
+	for (int i = 0; i < cap; i++) {
+		zmq_msg_init(&fs[i]);
+	}
+	while (state != ZB_TERMINATED) {
+		int idle = 1;
+		if (state == ZB_ACTIVE) {
+			int n = 0;
+			for (; n < ZB_BURST; n++) {
+				int got = zb_echo_one(sock, &fs, &cap, stats);
+				if (got < 0) {
+					rc = -1;
+					goto out;
+				}
+				if (got == 0) {
+					break;
+				}
+			}
+			idle = n < ZB_BURST;
+		}
+		if (!idle) {
+			if ((state = zb_command(control, NULL, state, stats)) < 0) {
+				rc = -1;
+				goto out;
+			}
+			continue;
+		}
+		zmq_pollitem_t items[2];
+		int n = 0;
+		if (state == ZB_ACTIVE) {
+			items[n++] = (zmq_pollitem_t){sock, 0, ZMQ_POLLIN, 0};
+		}
+		int ci = n;
+		items[n++] = (zmq_pollitem_t){control, 0, ZMQ_POLLIN, 0};
+		if (zmq_poll(items, n, -1) < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			rc = -1;
+			goto out;
+		}
+		if (items[ci].revents & ZMQ_POLLIN) {
+			if ((state = zb_command(control, NULL, state, stats)) < 0) {
+				rc = -1;
+				goto out;
+			}
+		}
+	}
+out:;
+	int e = errno;
+	for (int i = 0; i < cap; i++) {
+		zmq_msg_close(&fs[i]);
+	}
+	free(fs);
+	errno = e;
+	return rc;
+}
 */
 import "C"
 
 import (
+	"errors"
 	"syscall"
 
 	"github.com/pebbe/zmq4"
@@ -270,6 +391,25 @@ func Proxy(front, back, capture, control *zmq4.Socket) error {
 	}
 	var cap, ctl = handle(capture), handle(control)
 	if rc, errno := C.zb_proxy(handle(front), handle(back), cap, ctl); rc < 0 {
+		if e, ok := errno.(syscall.Errno); ok {
+			return zmq4.Errno(e)
+		}
+		return errno
+	}
+	return nil
+}
+
+// Echo answers every request on the REP socket sock with its own frames,
+// in C, until TERMINATE on control, which steers it as it steers Proxy
+// (PAUSE, RESUME, STATISTICS: sock's messages and bytes in and out, then
+// four zeros). A request is read whole before its reply goes out. It
+// returns nil after TERMINATE, and an error on pebbe's fallback, where
+// there is no C loop (Fast false).
+func Echo(sock, control *zmq4.Socket) error {
+	if !Fast {
+		return errors.New("zbatch: no C echo loop on the fallback")
+	}
+	if rc, errno := C.zb_echo(handle(sock), handle(control)); rc < 0 {
 		if e, ok := errno.(syscall.Errno); ok {
 			return zmq4.Errno(e)
 		}

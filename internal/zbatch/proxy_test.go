@@ -51,13 +51,20 @@ func (r *proxyRig) sock(typ zmq4.Type, bind, connect string) *zmq4.Socket {
 // start runs Proxy; stop sends TERMINATE and checks it returned nil.
 func (r *proxyRig) start(front, back, capture *zmq4.Socket) {
 	r.t.Helper()
+	r.run(func(ctl *zmq4.Socket) error { return Proxy(front, back, capture, ctl) }, front, back, capture)
+}
+
+// run runs loop with its end of the control pair on a goroutine that owns
+// the sockets given, and closes them when loop returns.
+func (r *proxyRig) run(loop func(ctl *zmq4.Socket) error, owned ...*zmq4.Socket) {
+	r.t.Helper()
 	name := fmt.Sprintf("inproc://ctl-%s", r.t.Name())
 	r.ctl = r.sock(zmq4.PAIR, name, "")
 	ctl := r.sock(zmq4.PAIR, "", name)
 	r.done = make(chan error, 1)
 	go func() {
-		err := Proxy(front, back, capture, ctl)
-		for _, s := range []*zmq4.Socket{front, back, capture, ctl} {
+		err := loop(ctl)
+		for _, s := range append(owned, ctl) {
 			if s != nil {
 				s.Close()
 			}
@@ -144,6 +151,43 @@ func TestProxyStreamer(t *testing.T) {
 	}
 	if m, err := capSink.RecvMessage(0); err != nil || len(m) != 1 || m[0] != "STATISTICS" {
 		t.Errorf("capture of the command: got %q, %v", m, err)
+	}
+	r.stop()
+}
+
+// TestEcho: a REP answered by the C echo loop returns every request's
+// frames whole and in order, a burst of pipelined requests (more than one
+// burst's worth) included, and counts them as the proxy counts its
+// frontend.
+func TestEcho(t *testing.T) {
+	if !Fast {
+		t.Skip("no C echo loop on the fallback")
+	}
+	r := newRig(t)
+	n := t.Name()
+	rep := r.sock(zmq4.REP, "inproc://echo-"+n, "")
+	// A DEALER speaks to a REP with an empty delimiter, and need not wait
+	// for a reply before its next request.
+	client := r.sock(zmq4.DEALER, "", "inproc://echo-"+n)
+	defer client.Close()
+	r.run(func(ctl *zmq4.Socket) error { return Echo(rep, ctl) }, rep)
+	const count = 1000
+	var bytes uint64
+	for i := 0; i < count; i++ {
+		body := fmt.Sprintf("m%d", i)
+		bytes += uint64(len(body) + len("tail"))
+		if _, err := client.SendMessage("", body, "tail"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < count; i++ {
+		m, err := client.RecvMessage(0)
+		if err != nil || len(m) != 3 || m[0] != "" || m[1] != fmt.Sprintf("m%d", i) || m[2] != "tail" {
+			t.Fatalf("reply %d: got %q, %v", i, m, err)
+		}
+	}
+	if st, want := r.stats(), [8]uint64{count, bytes, count, bytes}; st != want {
+		t.Errorf("statistics: got %v, want %v", st, want)
 	}
 	r.stop()
 }

@@ -230,7 +230,10 @@ type Producer interface {
 // then never called. The socket types are restricted so that the proxy's
 // other direction (backend to frontend) can never carry anything: a
 // receiving XSUB or DEALER, or an XPUB that hears subscriptions, would make
-// the proxy behave unlike the reactive loop.
+// the proxy behave unlike the reactive loop. On a node whose only socket
+// is a plain REP (no delivery headers, no worker protocol), the node
+// answers each request with its own frames in a C loop (zbatch.Echo)
+// instead: a passthrough answering requests is an echo.
 type Passthrough interface {
 	Passthrough() bool
 }

@@ -85,7 +85,13 @@ func (r *run) fastPath(h handler.Handler, async handler.Async) (in, out *rsock, 
 	// libzmq's own one blocks in a send to a full or vanished inproc peer,
 	// deaf to the commands that stop or reconnect it: the Go loop forwards.
 	p, isP := h.(handler.Passthrough)
-	if !zbatch.Fast || !isP || async != nil || !p.Passthrough() || len(r.recv) != 1 || len(r.outs) != 1 {
+	if !zbatch.Fast || !isP || async != nil || !p.Passthrough() || len(r.recv) != 1 {
+		return nil, nil, false
+	}
+	if in := r.echoes(); in != nil {
+		return in, in, true
+	}
+	if len(r.outs) != 1 {
 		return nil, nil, false
 	}
 	in, out = r.recv[0], r.outs[0]
@@ -105,6 +111,21 @@ func (r *run) fastPath(h handler.Handler, async handler.Async) (in, out *rsock, 
 	return in, out, true
 }
 
+// echoes returns the node's only socket when it is a plain REP whose every
+// request the handler answers with its own frames (a forward or echo
+// without delay): zbatch.Echo answers them in C. Reliable delivery, the
+// worker protocols and other sockets need the Go loop.
+func (r *run) echoes() *rsock {
+	if len(r.socks) != 1 {
+		return nil
+	}
+	s := r.socks[0]
+	if s.sock.Spec.Type != spec.REP || s.role != spec.RoleInOut || s.acks || s.rel != nil || s.wk != nil || s.worker {
+		return nil
+	}
+	return s
+}
+
 // proxyForward runs the proxy until the node stops or its handler is
 // swapped; a stale wake-up (neither) restarts it.
 func (r *run) proxyForward(cur *slot, in, out *rsock) (completed, swapped bool, err error) {
@@ -117,7 +138,12 @@ func (r *run) proxyForward(cur *slot, in, out *rsock) (completed, swapped bool, 
 		}
 		r.startProxy(&proxyStats{front: in.sock.Stats, back: out.sock.Stats})
 		// pebbe retries EINTR itself; any error here is real.
-		err := zbatch.Proxy(in.sock.Z, out.sock.Z, nil, r.ctl)
+		var err error
+		if in == out {
+			err = zbatch.Echo(in.sock.Z, r.ctl)
+		} else {
+			err = zbatch.Proxy(in.sock.Z, out.sock.Z, nil, r.ctl)
+		}
 		r.stopProxy()
 		if err != nil {
 			return false, false, fmt.Errorf("forward proxy: %w", err)

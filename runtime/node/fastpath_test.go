@@ -118,6 +118,72 @@ func TestFastPathSwap(t *testing.T) {
 	}
 }
 
+// TestFastPathEchoes: a lone REP whose handler passes messages through is
+// answered by the C echo loop: pipelined multi-frame requests come back
+// whole and in order, Handle is never called, a swap hands the socket to
+// the new handler between two requests, and the counters add up exactly.
+func TestFastPathEchoes(t *testing.T) {
+	zctx := socktest.Context(t)
+	ep := "inproc://fast-echo"
+	h := &passthrough{}
+	sp := &spec.Node{Name: "srv", Sockets: []*spec.Socket{{Name: "rep", Type: spec.REP, Bind: []string{ep}}}}
+	st := start(t, zctx, Config{Spec: sp, Handler: h})
+	// A DEALER need not wait for each reply: with an empty delimiter
+	// first, it speaks to a REP.
+	client := peer(t, zctx, spec.DEALER, "", ep)
+	const n, batch = 2000, 500
+	var bytes uint64
+	for b := 0; b < n; b += batch {
+		for i := b; i < b+batch; i++ {
+			m := zsocktest.Frames("", fmt.Sprintf("body-%d", i), "tail")
+			bytes += uint64(len(m[1]) + len(m[2]))
+			if err := client.Send(m, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := b; i < b+batch; i++ {
+			if got, want := q(socktest.Recv(t, client)), q(zsocktest.Frames("", fmt.Sprintf("body-%d", i), "tail")); got != want {
+				t.Fatalf("reply %d: got %s, want %s", i, got, want)
+			}
+		}
+	}
+	if got := h.calls.Load(); zbatch.Fast && got != 0 {
+		t.Errorf("Handle called %d times on the fast path, want 0", got)
+	}
+	tagged := handler.HandlerFunc(func(_ context.Context, m handler.Msg) ([][]byte, error) {
+		return [][]byte{append([]byte("B:"), m.Frames[0]...)}, nil
+	})
+	const swapped = 200
+	seenB := false
+	for i := 0; i < swapped; i++ {
+		if i == swapped/2 {
+			st.n.SwapHandler(tagged)
+		}
+		body := fmt.Sprintf("late-%d", i)
+		bytes += uint64(len(body))
+		if err := client.Send(zsocktest.Frames("", body), 0); err != nil {
+			t.Fatal(err)
+		}
+		got := socktest.Recv(t, client)
+		switch {
+		case len(got) == 2 && string(got[1]) == "B:"+body:
+			seenB = true
+		case len(got) == 2 && string(got[1]) == body && !seenB:
+		default:
+			t.Fatalf("reply %d: got %s (seen B: %v)", i, q(got), seenB)
+		}
+	}
+	if !seenB {
+		t.Fatal("the new handler never answered")
+	}
+	st.cancel()
+	st.wait(t)
+	got := st.n.Stats("rep").Snapshot()
+	if got.MsgsIn != n+swapped || got.MsgsOut != n+swapped || got.BytesIn != bytes {
+		t.Errorf("rep stats: got %+v, want %d messages in and out, %d bytes in", got, n+swapped, bytes)
+	}
+}
+
 func TestFastPathOnlyForOneWayPairs(t *testing.T) {
 	mk := func(inType, outType spec.SocketType, inRole spec.Role) *run {
 		sock := func(name string, typ spec.SocketType) *zsock.Socket {
@@ -158,6 +224,38 @@ func TestFastPathOnlyForOneWayPairs(t *testing.T) {
 	r.outs = append(r.outs, r.outs[0])
 	if _, _, got := r.fastPath(&passthrough{}, nil); got {
 		t.Error("fastPath with two out sockets = true, want false")
+	}
+
+	// A lone REP is echoed in C; anything more needs the Go loop.
+	lone := func(typ spec.SocketType, set func(*rsock)) *run {
+		s := &rsock{name: "rep", sock: &zsock.Socket{Spec: &spec.Socket{Name: "rep", Type: typ}}, role: spec.RoleInOut}
+		if set != nil {
+			set(s)
+		}
+		return &run{socks: []*rsock{s}, recv: []*rsock{s}}
+	}
+	echoes := []struct {
+		name string
+		r    *run
+		want bool
+	}{
+		{"lone rep", lone(spec.REP, nil), true},
+		{"router", lone(spec.ROUTER, nil), false},
+		{"acks", lone(spec.REP, func(s *rsock) { s.acks = true }), false},
+		{"worker protocol", lone(spec.REP, func(s *rsock) { s.wk = &workerState{} }), false},
+	}
+	for _, tt := range echoes {
+		t.Run(tt.name, func(t *testing.T) {
+			in, out, got := tt.r.fastPath(&passthrough{}, nil)
+			if got != tt.want || got && (in != tt.r.socks[0] || out != in) {
+				t.Errorf("fastPath = %v, %v, %v; want %v on the REP both ways", in, out, got, tt.want)
+			}
+		})
+	}
+	r = lone(spec.REP, nil)
+	r.socks = append(r.socks, mk(spec.PULL, spec.PUSH, spec.RoleIn).outs[0])
+	if _, _, got := r.fastPath(&passthrough{}, nil); got {
+		t.Error("fastPath of a REP beside another socket = true, want false")
 	}
 }
 
