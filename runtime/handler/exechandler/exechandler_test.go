@@ -77,13 +77,7 @@ func (e *env) close(x *exechandler.Exec) {
 	}
 }
 
-func msg(frames ...string) handler.Msg {
-	m := handler.Msg{}
-	for _, f := range frames {
-		m.Frames = append(m.Frames, []byte(f))
-	}
-	return m
-}
+var msg = handlertest.Msg
 
 func q(fs [][]byte) string { return fmt.Sprintf("%q", fs) }
 

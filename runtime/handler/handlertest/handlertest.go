@@ -19,6 +19,15 @@ import (
 // Payload16 is the 16-byte message of the handler benchmarks.
 var Payload16 = []byte("0123456789abcdef")
 
+// Msg is a message received on socket in, with one frame per string.
+func Msg(frames ...string) handler.Msg {
+	m := handler.Msg{Socket: "in"}
+	for _, f := range frames {
+		m.Frames = append(m.Frames, []byte(f))
+	}
+	return m
+}
+
 // BenchAsync pushes b.N copies of Payload16 through h the way a node does:
 // one goroutine submits and drains Results, up to window in flight; the
 // rate is reported as unit (e.g. "msg/s").

@@ -102,13 +102,7 @@ func closeHost(t *testing.T, h *pluginhost.Host) {
 	}
 }
 
-func msg(frames ...string) handler.Msg {
-	m := handler.Msg{Socket: "in"}
-	for _, f := range frames {
-		m.Frames = append(m.Frames, []byte(f))
-	}
-	return m
-}
+var msg = handlertest.Msg
 
 func frames(fs [][]byte) string { return fmt.Sprintf("%q", fs) }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/ztopo/ztopo/internal/testutil"
 	"github.com/ztopo/ztopo/runtime/handler"
+	"github.com/ztopo/ztopo/runtime/handler/handlertest"
 	"github.com/ztopo/ztopo/runtime/handler/wasmhost"
 	"github.com/ztopo/ztopo/spec"
 )
@@ -30,13 +31,7 @@ func newHandler(t *testing.T, cfg wasmhost.Config) (*wasmhost.Handler, *testutil
 	return h, logs
 }
 
-func msg(frames ...string) handler.Msg {
-	m := handler.Msg{Socket: "in"}
-	for _, f := range frames {
-		m.Frames = append(m.Frames, []byte(f))
-	}
-	return m
-}
+var msg = handlertest.Msg
 
 func show(frames [][]byte) string { return fmt.Sprintf("%q", frames) }
 
