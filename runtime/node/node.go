@@ -597,7 +597,7 @@ func (r *run) openSockets() error {
 	sp := n.cfg.Spec
 	watch := sp.Sync != nil
 	for _, s := range sp.Sockets {
-		zs, err := zsock.OpenWith(n.cfg.Context, s, zsock.Options{Stats: n.stats[s.Name], Allow: n.cfg.Allow[s.Name], WatchHandshakes: watch, WatchPeers: n.cfg.WatchPeers, Node: sp.Name, Logger: n.log, NoBindRetry: n.cfg.NoBindRetry})
+		zs, err := zsock.OpenWith(n.cfg.Context, s, zsock.Options{Stats: n.stats[s.Name], Allow: n.cfg.Allow[s.Name], WatchHandshakes: watch, WatchPeers: n.cfg.WatchPeers, SeeSubscriptions: seeSubscriptions(sp, s), Node: sp.Name, Logger: n.log, NoBindRetry: n.cfg.NoBindRetry})
 		if err != nil {
 			return err
 		}
@@ -620,6 +620,16 @@ func (r *run) openSockets() error {
 		}
 	}
 	return nil
+}
+
+// seeSubscriptions says whether socket s of node sp is opened to see its
+// subscriptions: a PUB that connects, of a node with a `sync: {expect}`
+// barrier. Its subscribers reach it through something it connects to (a
+// proxy's XSUB), and their sync requests say nothing about that last hop:
+// the barrier waits for a subscription to arrive (waitSubscribed). A PUB
+// that binds gets its subscribers' subscriptions straight from them.
+func seeSubscriptions(sp *spec.Node, s *spec.Socket) bool {
+	return sp.Sync != nil && sp.Sync.Expect > 0 && s.Type == spec.PUB && len(s.Connect) > 0
 }
 
 // readCtl consumes every waiting control message and reports whether the

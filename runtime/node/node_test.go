@@ -449,6 +449,59 @@ func TestSyncExpectStoppable(t *testing.T) {
 	}
 }
 
+// numbers is a Runner that publishes "0" to "n-1" on out, then waits.
+type numbers struct{ n int }
+
+func (nb numbers) Run(ctx context.Context, s handler.Sockets) error {
+	for i := 0; i < nb.n; i++ {
+		if err := s.Send("out", zsocktest.Frames(fmt.Sprint(i))); err != nil {
+			return err
+		}
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestSyncExpectWaitsForSubscription: a publisher whose PUB connects to a
+// proxy's XSUB starts once its sync peer has signalled and a subscription
+// has come up to it, not before: a proxy forwards a subscriber's
+// subscription after the subscriber has signalled, and what is published
+// before it arrives is dropped. The first update is the first published.
+func TestSyncExpectWaitsForSubscription(t *testing.T) {
+	zctx := socktest.Context(t)
+	xsubEP, syncEP := zsocktest.TCP(t), zsocktest.TCP(t)
+	xsub := peer(t, zctx, spec.XSUB, xsubEP, "")
+	running := make(chan struct{})
+	sp := &spec.Node{Name: "pub", Sync: &spec.Sync{Expect: 1, Bind: syncEP},
+		Sockets: []*spec.Socket{{Name: "out", Type: spec.PUB, Connect: []string{xsubEP}}}}
+	start(t, zctx, Config{Spec: sp, Handler: numbers{n: 5}, OnRunning: func() { close(running) }})
+	c := peer(t, zctx, spec.REQ, "", syncEP)
+	if err := c.Send(zsocktest.Frames(""), 0); err != nil {
+		t.Fatal(err)
+	}
+	socktest.Recv(t, c)
+	// The barrier's peers are in, no subscription is: the handler waits
+	// (this only gives a wrong start the time to show).
+	select {
+	case <-running:
+		t.Fatal("handler started before a subscription reached its PUB")
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := xsub.Send([][]byte{{1}}, 0); err != nil { // subscribe to everything
+		t.Fatal(err)
+	}
+	select {
+	case <-running:
+	case <-time.After(bound):
+		t.Fatal("handler did not start after the subscription")
+	}
+	for i := 0; i < 5; i++ {
+		if got := string(socktest.Recv(t, xsub)[0]); got != fmt.Sprint(i) {
+			t.Fatalf("update %d: got %q (an update was published before the subscription arrived)", i, got)
+		}
+	}
+}
+
 // TestSyncConnect: the subscriber's first message is the publisher's first:
 // it signals only once connected and subscribed.
 func TestSyncConnect(t *testing.T) {

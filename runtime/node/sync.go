@@ -17,7 +17,8 @@ const (
 	// subscribeSettle is the pause between the last handshake and the sync
 	// request: a SUB sends its subscriptions right after the handshake, on
 	// a different connection than the sync request, and the publisher must
-	// have them before it starts publishing.
+	// have them before it starts publishing. (The publisher side does not
+	// guess: it waits for a subscription to reach it, waitSubscribed.)
 	subscribeSettle = 50 * time.Millisecond
 	// syncReplyWarn is how often a node still waiting for its sync reply
 	// says so.
@@ -61,7 +62,9 @@ func (r *run) barrier(rep *zsock.Socket) error {
 // syncExpect answers Expect sync requests on rep, bound at sy.Bind, each
 // with one empty frame — what zguide subscribers (REQ send, recv) expect.
 func (r *run) syncExpect(sy *spec.Sync, rep *zsock.Socket) error {
-	if err := r.waitConnections(); err != nil {
+	// With connecting PUB sockets the node waits for subscriptions after
+	// the peers (waitSubscribed), rather than for a settle here.
+	if err := r.waitConnectionsSettle(!r.seesSubscriptions()); err != nil {
 		return err
 	}
 	r.log.Info("waiting for sync peers", "expect", sy.Expect, "endpoint", sy.Bind)
@@ -89,7 +92,69 @@ func (r *run) syncExpect(sy *spec.Sync, rep *zsock.Socket) error {
 		r.log.Debug("sync peer arrived", "got", got, "expect", sy.Expect)
 	}
 	r.log.Info("sync barrier passed", "peers", sy.Expect)
-	return nil
+	return r.waitSubscribed()
+}
+
+// seesSubscriptions reports whether the node has a PUB opened to see its
+// subscriptions (seeSubscriptions).
+func (r *run) seesSubscriptions() bool {
+	for _, s := range r.socks {
+		if s.sock.SeesSubscriptions() {
+			return true
+		}
+	}
+	return false
+}
+
+// waitSubscribed waits, once every sync peer has signalled, until a
+// subscription has reached each of the node's connecting PUB sockets
+// (seeSubscriptions). A peer's signal says that its SUB has subscribed
+// where it connects, not that the subscription has reached the
+// publisher: through an XSUB/XPUB proxy it has one more hop to travel (the
+// proxy forwards it), and what the node publishes before it arrives is
+// dropped. Bounded by handshakeWait: a PUB nobody subscribes to does not
+// hold the node for ever.
+func (r *run) waitSubscribed() error {
+	var waiting []*zsock.Socket
+	for _, s := range r.socks {
+		if s.sock.SeesSubscriptions() {
+			waiting = append(waiting, s.sock)
+		}
+	}
+	deadline := time.Now().Add(handshakeWait)
+	for {
+		left := waiting[:0]
+		for _, s := range waiting {
+			n, err := s.TakeSubscriptions()
+			if err != nil {
+				return fmt.Errorf("sync: subscriptions: %w", err)
+			}
+			if n == 0 {
+				left = append(left, s)
+			}
+		}
+		waiting = left
+		if len(waiting) == 0 {
+			return nil
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			names := make([]string, len(waiting))
+			for i, s := range waiting {
+				names[i] = s.Spec.Name
+			}
+			r.log.Warn("sync: no subscription reached these sockets in time, publishing anyway", "sockets", names, "waited", handshakeWait)
+			return nil
+		}
+		poller := zmq4.NewPoller()
+		poller.Add(r.ctl, zmq4.POLLIN)
+		for _, s := range waiting {
+			poller.Add(s.Z, zmq4.POLLIN)
+		}
+		if _, err := r.syncPoll(poller, min(wait, time.Second)); err != nil {
+			return err
+		}
+	}
 }
 
 // syncConnect waits for the node's connections (and subscriptions), then
@@ -130,11 +195,14 @@ func (r *run) syncConnect(sy *spec.Sync) error {
 
 // waitConnections waits (bounded by handshakeWait) until every tcp/ipc
 // connect of the node's sockets completed its handshake, then lets
-// subscriptions settle. Both sides of a barrier do it: a subscriber so that
-// its subscription is in place before it signals, a publisher that connects
-// (to a proxy's XSUB) so that the subscriptions forwarded to it have
-// arrived before it publishes.
-func (r *run) waitConnections() error {
+// subscriptions settle: a subscriber does, so that its subscription is in
+// place before it signals. (A publisher whose PUB sockets connect skips
+// the settle and waits for the subscriptions themselves, waitSubscribed.)
+func (r *run) waitConnections() error { return r.waitConnectionsSettle(true) }
+
+// waitConnectionsSettle is waitConnections, with the settle only when
+// settle is true.
+func (r *run) waitConnectionsSettle(settle bool) error {
 	deadline := time.Now().Add(handshakeWait)
 	watched := false
 	for {
@@ -170,7 +238,7 @@ func (r *run) waitConnections() error {
 			}
 		}
 	}
-	if !watched && r.n.cfg.Spec.Sync.Connect == "" {
+	if !settle || (!watched && r.n.cfg.Spec.Sync.Connect == "") {
 		return nil
 	}
 	return r.pause(subscribeSettle)

@@ -132,6 +132,8 @@ type Socket struct {
 	authMon *authMonitor
 	// peerMon counts the connections accepted on its binds.
 	peerMon *peerMonitor
+	// seesSubs: a PUB opened as an XPUB (Options.SeeSubscriptions).
+	seesSubs bool
 }
 
 // Options tune Open.
@@ -153,6 +155,14 @@ type Options struct {
 	// ipc binds into Stats (Stats.Peers), when it has such a bind and no
 	// other monitor.
 	WatchPeers bool
+	// SeeSubscriptions opens a PUB as an XPUB, which sends exactly as a
+	// PUB does and also hands its owner the subscriptions that reach it,
+	// so that the owner can wait for them (TakeSubscriptions) instead of
+	// guessing how long they take: a sync barrier's publisher does. The
+	// owner reads them only while it waits; what comes later (one
+	// notification per topic gained or lost, not per subscriber) stays
+	// queued in libzmq until the socket closes. Other types ignore it.
+	SeeSubscriptions bool
 	// NoBindRetry makes a bind on an address in use fail at once: when no
 	// previous instance of the node can be holding it (the first start of
 	// a topology), another program has it, and waiting will not help.
@@ -174,11 +184,15 @@ func OpenWith(ctx *zmq4.Context, s *spec.Socket, o Options) (sock *Socket, err e
 	if !ok {
 		return nil, fmt.Errorf("socket %q: unknown type %q", s.Name, s.Type)
 	}
-	z, err := ctx.NewSocket(t)
+	zt := t
+	if t == zmq4.PUB && o.SeeSubscriptions {
+		zt = zmq4.XPUB
+	}
+	z, err := ctx.NewSocket(zt)
 	if err != nil {
 		return nil, fmt.Errorf("socket %q: create %s: %w", s.Name, s.Type, err)
 	}
-	sock = &Socket{Spec: s, Z: z, Stats: o.Stats, linger: DefaultLinger, env: envelopeOf(t)}
+	sock = &Socket{Spec: s, Z: z, Stats: o.Stats, linger: DefaultLinger, env: envelopeOf(t), seesSubs: zt != t}
 	if sock.Stats == nil {
 		sock.Stats = &Stats{}
 	}
@@ -437,6 +451,32 @@ func (s *Socket) stopWatching() {
 	}
 	StopMonitor(s.Z, s.mon)
 	s.mon = nil
+}
+
+// SeesSubscriptions reports whether the socket is a PUB opened with
+// Options.SeeSubscriptions.
+func (s *Socket) SeesSubscriptions() bool { return s.seesSubs }
+
+// TakeSubscriptions reads, without waiting, the subscription messages that
+// reached a socket opened with Options.SeeSubscriptions, and returns how
+// many there were.
+func (s *Socket) TakeSubscriptions() (int, error) {
+	if !s.seesSubs {
+		return 0, nil
+	}
+	n := 0
+	for {
+		if _, err := s.Z.RecvBytes(zmq4.DONTWAIT); err != nil {
+			if IsAgain(err) {
+				return n, nil
+			}
+			if IsInterrupted(err) {
+				continue
+			}
+			return n, err
+		}
+		n++
+	}
 }
 
 // Linger is the socket's configured linger (DefaultLinger unless the spec's
