@@ -202,16 +202,23 @@ func TestProcessNodeFailureIsReported(t *testing.T) {
 	noLeftovers(t, xe.Pid)
 }
 
-func TestProcessNodeKilled(t *testing.T) {
+// runSignalled runs forward node fwd in a child, sends the child sig once
+// the node runs, and returns the child's pid and what Run returned.
+func runSignalled(t *testing.T, sig syscall.Signal) (int, error) {
+	t.Helper()
 	src, dst := zsocktest.TCP(t), zsocktest.TCP(t)
 	_, logger := newCapture(t, "fwd")
 	s := start(t, Config{Node: forwardNode("fwd", src, dst), Topology: topo(t.TempDir()), Logger: logger})
 	s.waitRunning(t)
 	pid := s.r.PID()
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(pid, sig); err != nil {
 		t.Fatal(err)
 	}
-	err := s.wait(t)
+	return pid, s.wait(t)
+}
+
+func TestProcessNodeKilled(t *testing.T) {
+	pid, err := runSignalled(t, syscall.SIGKILL)
 	want := fmt.Sprintf("node fwd: process %d exited: signal: killed", pid)
 	if err == nil || err.Error() != want {
 		t.Fatalf("Run: got %v, want %s", err, want)
@@ -226,15 +233,7 @@ func TestProcessNodeKilled(t *testing.T) {
 func TestProcessNodeStoppedFromOutside(t *testing.T) {
 	// SIGTERM from someone else than the Runner stops the child cleanly
 	// (exit 0), but the node did not complete: a failure for the engine.
-	src, dst := zsocktest.TCP(t), zsocktest.TCP(t)
-	_, logger := newCapture(t, "fwd")
-	s := start(t, Config{Node: forwardNode("fwd", src, dst), Topology: topo(t.TempDir()), Logger: logger})
-	s.waitRunning(t)
-	pid := s.r.PID()
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	err := s.wait(t)
+	pid, err := runSignalled(t, syscall.SIGTERM)
 	want := fmt.Sprintf("node fwd: process %d exited: exit status 0: the node stopped without completing (a signal from outside ztopo?)", pid)
 	if err == nil || err.Error() != want {
 		t.Fatalf("Run: got %v, want %s", err, want)
