@@ -20,15 +20,11 @@ import (
 func TestPipesToTheCaller(t *testing.T) {
 	ctx := testCtx(t)
 	c, logger := newCapture()
-	p, err := Start(ctx, Config{
+	p := startProcess(ctx, t, Config{
 		Argv:   []string{"sh", "-c", `echo started >&2; while read l; do echo "got $l"; done; echo bye >&2`},
 		Logger: logger, Name: "filter.1",
 		Stdin: true, Stdout: true,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopOnCleanup(t, p)
 	out := bufio.NewReader(p.Stdout())
 	for _, s := range []string{"a", "b"} {
 		if _, err := fmt.Fprintln(p.Stdin(), s); err != nil {
@@ -65,11 +61,7 @@ func TestPipesToTheCaller(t *testing.T) {
 func TestNoPipesWithoutAsking(t *testing.T) {
 	ctx := testCtx(t)
 	c, logger := newCapture()
-	p, err := Start(ctx, Config{Argv: []string{"sh", "-c", `cat; echo done`}, Logger: logger, Name: "n"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopOnCleanup(t, p)
+	p := startProcess(ctx, t, Config{Argv: []string{"sh", "-c", `cat; echo done`}, Logger: logger, Name: "n"})
 	if p.Stdin() != nil || p.Stdout() != nil {
 		t.Fatal("got pipes that were not asked for")
 	}

@@ -153,15 +153,23 @@ func stopOnCleanup(t *testing.T, p *Process) {
 	t.Cleanup(func() { p.Stop(0) })
 }
 
-func TestOutputIsLoggedLineByLine(t *testing.T) {
-	ctx := testCtx(t)
-	c, logger := newCapture()
-	p, err := Start(ctx, helperConfig("output", logger))
+// startProcess starts cfg's child, failing the test if it cannot, and
+// stops it when the test ends.
+func startProcess(ctx context.Context, t *testing.T, cfg Config) *Process {
+	t.Helper()
+	p, err := Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	stopOnCleanup(t, p)
-	err = p.Wait()
+	return p
+}
+
+func TestOutputIsLoggedLineByLine(t *testing.T) {
+	ctx := testCtx(t)
+	c, logger := newCapture()
+	p := startProcess(ctx, t, helperConfig("output", logger))
+	err := p.Wait()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
 		t.Fatalf("Wait: got %v, want exit status 3", err)
@@ -204,11 +212,7 @@ func TestLongLineIsSplit(t *testing.T) {
 func TestStopIsGracefulFirst(t *testing.T) {
 	ctx := testCtx(t)
 	c, logger := newCapture()
-	p, err := Start(ctx, helperConfig("graceful", logger))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopOnCleanup(t, p)
+	p := startProcess(ctx, t, helperConfig("graceful", logger))
 	waitFor(ctx, t, c, "ready")
 	if err := p.Stop(20 * time.Second); err != nil {
 		t.Fatalf("Stop: got %v, want nil (the child exits 0 on SIGTERM)", err)
@@ -224,13 +228,9 @@ func TestStopIsGracefulFirst(t *testing.T) {
 func TestStopKillsAfterGrace(t *testing.T) {
 	ctx := testCtx(t)
 	c, logger := newCapture()
-	p, err := Start(ctx, helperConfig("ignore-term", logger))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopOnCleanup(t, p)
+	p := startProcess(ctx, t, helperConfig("ignore-term", logger))
 	waitFor(ctx, t, c, "ready")
-	err = p.Stop(200 * time.Millisecond)
+	err := p.Stop(200 * time.Millisecond)
 	if err == nil {
 		t.Fatal("Stop: got nil, want the error of a killed child")
 	}
@@ -272,16 +272,12 @@ func TestStopReachesTheWholeGroup(t *testing.T) {
 	// sh starts a grandchild that ignores SIGTERM: SIGTERM ends sh, and the
 	// grandchild must die too, as the rest of a group whose leader is gone.
 	script := `"$0" & echo "$!"; wait`
-	p, err := Start(ctx, Config{
+	p := startProcess(ctx, t, Config{
 		Argv:   []string{"sh", "-c", script, self()},
 		Env:    append(os.Environ(), helperEnv+"=ignore-term"),
 		Logger: logger,
 		Name:   "group",
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopOnCleanup(t, p)
 	waitFor(ctx, t, c, "ready")
 	grandchild := firstPid(t, messages(c, ""))
 	if !testutil.Alive(grandchild) {
