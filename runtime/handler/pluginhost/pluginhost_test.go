@@ -511,6 +511,18 @@ func TestSwapFailureKeepsOld(t *testing.T) {
 	if err != nil || frames(out) != `["STILL"]` {
 		t.Fatalf("got %s, %v", frames(out), err)
 	}
+	// Also once the refused plugin is gone and the host has closed its
+	// ROUTER and monitor (the answer above usually comes first): had the
+	// monitor been closed while attached, a late disconnect event would
+	// block libzmq's I/O thread, and every plugin's traffic with it
+	// (zsock.StopMonitor).
+	testutil.WaitFor(t, "the refused plugin's exit", func() bool {
+		return strings.Contains(e.logs.String(), "plugin exited: plugin="+bad.Path+" gen=2")
+	})
+	out, err = h.Handle(context.Background(), msg("again"))
+	if err != nil || frames(out) != `["AGAIN"]` {
+		t.Fatalf("after the refused plugin's exit: got %s, %v", frames(out), err)
+	}
 }
 
 // The plugin's file is replaced while a client keeps sending: the host
