@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -57,9 +56,9 @@ type resolver struct {
 	connectors map[string][]*inst
 	connects   int  // connect endpoints made from references so far
 	tooBig     bool // a size limit was hit: the rest is not worth checking
-	// replayFiles are the capture files of replay nodes, checked with the
-	// executables (LoadOptions.CheckExecutables).
-	replayFiles []replayFile
+	// inputFiles are the files builtins read (ConfigCheck.File), checked
+	// with the executables (LoadOptions.CheckExecutables).
+	inputFiles []inputFile
 
 	hosts     map[string]string // host name -> address; nil without hosts
 	hostNames []string          // sorted
@@ -177,7 +176,7 @@ func Resolve(f *File, opts LoadOptions) (*Topology, Diags) {
 	if opts.CheckExecutables && !r.tooBig {
 		r.checkExecutables()
 		r.checkWasm()
-		r.checkReplayFiles()
+		r.checkInputFiles()
 	}
 	for _, in := range r.insts {
 		if r.share == "" || in.n.Host == r.share {
@@ -706,13 +705,8 @@ func (r *resolver) config(sc scope, fn *FileNode, n *Node) *iworker {
 			return iw // unknown handler, reported; its config cannot be judged
 		}
 		r.schemaConfig(sc, schema, fmt.Sprintf("handler %q", schema.Name), v, n.Config)
-		if schema.Name == "replay" {
-			r.replayConfig(sc, fn, v, n.Config)
-		}
-		if schema.Name == "generate" {
-			if p, s := v.Get("payload"), v.Get("size"); p != nil && s != nil {
-				r.errorf(s.Pos, "", "generate takes payload or size, not both")
-			}
+		if schema.Check != nil {
+			schema.Check(&ConfigCheck{Written: v, Values: n.Config, r: r, handler: schema.Name})
 		}
 	case HandlerPlugin:
 		r.schemaConfig(sc, hostSchemas[HandlerPlugin], "a plugin handler", v, n.Config)
@@ -1165,62 +1159,4 @@ func (r *resolver) sync(sc scope, n *Node, fs *FileSync) *isync {
 		}
 	}
 	return is
-}
-
-// replayConfig checks what the schema cannot: the capture file is given
-// (its path made relative to the topology file's directory; whether it
-// can be read is checkReplayFiles'),
-// speed is "max" or a number above 0, direction one of three words.
-func (r *resolver) replayConfig(sc scope, fn *FileNode, v *Value, out map[string]any) {
-	if f := v.Get("file"); f == nil {
-		r.errorf(v.Pos, "", "replay needs file: the capture to send (written by ztopo tap --record)")
-	} else if p, ok := out["file"].(string); ok {
-		if p == "" {
-			r.errorf(f.Pos, "", "replay needs file: the capture to send (written by ztopo tap --record)")
-		} else {
-			out["file"] = r.relPath(p)
-			r.replayFiles = append(r.replayFiles, replayFile{r.relPath(p), p, f.Pos})
-		}
-	}
-	if sp := v.Get("speed"); sp != nil {
-		if s, ok := out["speed"].(string); ok {
-			s = strings.TrimSpace(s)
-			f, err := strconv.ParseFloat(s, 64)
-			if s != "max" && (err != nil || !(f > 0) || f > 1e9) {
-				r.errorf(sp.Pos, "", "speed must be max or a number greater than 0 (1 is the recorded pace), got %q", s)
-			}
-		}
-	}
-	if d := v.Get("direction"); d != nil {
-		if s, ok := out["direction"].(string); ok && s != "in" && s != "out" && s != "any" {
-			r.errorf(d.Pos, didYouMean(s, []string{"in", "out", "any"}), "direction must be in, out or any, got %q", s)
-		}
-	}
-}
-
-type replayFile struct {
-	path, written string // resolved, and as the file has it
-	pos           Pos
-}
-
-// checkReplayFiles: each replay's capture file can be read (once per
-// position: replicas share it).
-func (r *resolver) checkReplayFiles() {
-	seen := map[replayFile]bool{}
-	for _, f := range r.replayFiles {
-		if seen[f] {
-			continue
-		}
-		seen[f] = true
-		fh, err := os.Open(f.path)
-		if err != nil {
-			r.errorf(f.pos, "", "replay: cannot read capture file %q: %v", f.written, errors.Unwrap(err))
-			continue
-		}
-		st, err := fh.Stat()
-		fh.Close()
-		if err == nil && st.IsDir() {
-			r.errorf(f.pos, "", "replay: capture file %q is a directory", f.written)
-		}
-	}
 }

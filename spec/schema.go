@@ -68,7 +68,12 @@ type HandlerSchema struct {
 	// ExpectIn and ExpectOut name the config keys, if any, holding how many
 	// messages the handler receives, or sends, before it completes.
 	ExpectIn, ExpectOut string
-	Doc                 string
+	// Check, if set, judges what Keys cannot: keys that exclude each
+	// other, a value from a set of words, a file to read. The resolver
+	// calls it for each node instance whose config is a map, after it
+	// checked and converted the keys.
+	Check func(*ConfigCheck)
+	Doc   string
 }
 
 // Key returns the config key named name.

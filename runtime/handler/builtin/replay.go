@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -119,7 +120,39 @@ func init() {
 			{Name: "loop", Kind: spec.KindBool, Doc: "start again from the first message after the last, until stopped"},
 			{Name: "speed", Kind: spec.KindString, Doc: "1 (the default) is the recorded pace, 2 twice as fast; max: as fast as the peers take them"},
 		},
+		Check: checkReplay,
 	}, newReplay)
+}
+
+// checkReplay checks, at load time, what the keys' kinds cannot: the
+// capture file is given (its path made relative to the topology file's
+// directory, and read when the loader checks files), speed is max or a
+// number above 0, direction one of three words.
+func checkReplay(c *spec.ConfigCheck) {
+	const needFile = "replay needs file: the capture to send (written by ztopo tap --record)"
+	v, out := c.Written, c.Values
+	if f := v.Get("file"); f == nil {
+		c.Errorf(v.Pos, "", needFile)
+	} else if p, ok := out["file"].(string); ok {
+		if p == "" {
+			c.Errorf(f.Pos, "", needFile)
+		} else {
+			out["file"] = c.File(p, f.Pos, "capture file")
+		}
+	}
+	if sp := v.Get("speed"); sp != nil {
+		if s, ok := out["speed"].(string); ok {
+			if _, _, err := ParseSpeed(s); err != nil {
+				c.Errorf(sp.Pos, "", "speed must be max or a number greater than 0 (1 is the recorded pace), got %q", strings.TrimSpace(s))
+			}
+		}
+	}
+	if d := v.Get("direction"); d != nil {
+		words := []string{"in", "out", "any"}
+		if s, ok := out["direction"].(string); ok && !slices.Contains(words, s) {
+			c.Errorf(d.Pos, c.DidYouMean(s, words), "direction must be in, out or any, got %q", s)
+		}
+	}
 }
 
 func newReplay(cfg map[string]any, env handler.Env) (any, error) {

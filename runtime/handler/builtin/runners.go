@@ -162,6 +162,11 @@ func init() {
 			{Name: "size", Kind: spec.KindInt, Doc: "message size in bytes (exclusive with payload)"},
 			{Name: "topics", Kind: spec.KindStrings, Doc: "topic frames, round robin: each message is sent as topic + body"},
 		},
+		Check: func(c *spec.ConfigCheck) {
+			if p, s := c.Written.Get("payload"), c.Written.Get("size"); p != nil && s != nil {
+				c.Errorf(s.Pos, "", "generate takes payload or size, not both")
+			}
+		},
 	}, newGenerate)
 }
 
