@@ -68,6 +68,21 @@ type HandlerSchema struct {
 	// ExpectIn and ExpectOut name the config keys, if any, holding how many
 	// messages the handler receives, or sends, before it completes.
 	ExpectIn, ExpectOut string
+	// Source: the handler sends on its own from the start, not in answer
+	// to messages, so on a PUB or XPUB socket the resolver warns of what
+	// subscribers lose: the first messages, when the node has no sync, and
+	// all beyond the send high-water mark, when ExpectOut messages are
+	// sent as fast as they go (Pace unset).
+	Source bool
+	// Pace names the config key, if any, of a source's pause between
+	// messages.
+	Pace string
+	// WorkerProtocol is, by socket, the protocol a DEALER connected to it
+	// must speak as a worker: the broker's backend or frontend.
+	WorkerProtocol map[string]WorkerProtocol
+	// Broker: the handler is the centre of a pattern, between a frontend
+	// and a backend; spec/graph draws it so.
+	Broker bool
 	// Check, if set, judges what Keys cannot: keys that exclude each
 	// other, a value from a set of words, a file to read. The resolver
 	// calls it for each node instance whose config is a map, after it

@@ -448,9 +448,9 @@ func (r *resolver) checkNode(in *inst) {
 		if s.Type == SUB && s.Subscribe == nil && n.Handler.Kind != HandlerCommand {
 			r.warnf(is.fs.Pos, `add subscribe: [""] to receive everything`, "SUB socket %q subscribes to nothing: it will receive no messages", full)
 		}
-		if (s.Type == PUB || s.Type == XPUB) && n.Handler.Kind == HandlerBuiltin && n.Handler.Name == "generate" && n.Sync == nil {
+		if b, _ := n.Handler.Builtin(); (s.Type == PUB || s.Type == XPUB) && b.Source && n.Sync == nil {
 			r.warnf(is.fs.Pos, fmt.Sprintf("give %q sync: {expect: N} and its subscribers sync: {connect: %s}", n.Base, n.Base),
-				"generate publishes on %s socket %q without sync: subscribers that join late lose the first messages", s.Type, full)
+				"%s publishes on %s socket %q without sync: subscribers that join late lose the first messages", b.Name, s.Type, full)
 		}
 		r.checkPubOverrun(in, is)
 		for _, b := range is.binds {

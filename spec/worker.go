@@ -181,21 +181,22 @@ func (r *resolver) resolveWorker(in *inst) {
 		}
 	}
 	// A DEALER connected to a ppqueue's backend or an mdbroker's frontend
-	// tells what its node must speak.
+	// tells what its node must speak (HandlerSchema.WorkerProtocol).
 	for _, is := range dealers {
 		for _, c := range is.conns {
 			if !c.ref || !c.ok {
 				continue
 			}
 			peers := r.byBase[c.node]
-			if len(peers) == 0 || peers[0].n.Handler.Kind != HandlerBuiltin {
+			if len(peers) == 0 || w.Protocol != "" {
 				continue
 			}
-			switch h := peers[0].n.Handler.Name; {
-			case h == "ppqueue" && c.socket == "backend" && w.Protocol == "":
+			b, _ := peers[0].n.Handler.Builtin()
+			switch b.WorkerProtocol[c.socket] {
+			case ProtoPPP:
 				w.Protocol, iw.proto = ProtoPPP, c.pos
-			case h == "mdbroker" && c.socket == "frontend" && w.Protocol == "":
-				r.errorf(c.pos, fmt.Sprintf("add config: {service: NAME} to node %q", n.Base), "a DEALER worker of mdbroker %q needs the service it offers", c.node)
+			case ProtoMDP: // MDP needs a service, which would have set w.Protocol
+				r.errorf(c.pos, fmt.Sprintf("add config: {service: NAME} to node %q", n.Base), "a DEALER worker of %s %q needs the service it offers", b.Name, c.node)
 				return
 			}
 		}

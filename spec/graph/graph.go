@@ -38,7 +38,7 @@ const (
 // shape classes, mapped to a DOT shape and a Mermaid node syntax.
 const (
 	shapeBuiltin = "builtin"
-	shapeBroker  = "broker" // proxy, lbbroker, mdbroker, ppqueue: the centre of a pattern
+	shapeBroker  = "broker" // spec.HandlerSchema.Broker (proxy, lbbroker, ...): the centre of a pattern
 	shapeExec    = "exec"
 	shapePlugin  = "plugin"
 	shapeWasm    = "wasm" // a module sandboxed inside the node's process
@@ -81,8 +81,7 @@ func shapeOf(n *spec.Node) string {
 	case spec.HandlerCommand:
 		return shapeCommand
 	}
-	switch n.Handler.Name {
-	case "proxy", "lbbroker", "mdbroker", "ppqueue":
+	if b, _ := n.Handler.Builtin(); b.Broker {
 		return shapeBroker
 	}
 	return shapeBuiltin

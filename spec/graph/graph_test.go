@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	// The builtins register their schemas, which tell the brokers' shape.
+	_ "github.com/ztopo/ztopo/runtime/handler/builtin"
 	"github.com/ztopo/ztopo/spec"
 )
 

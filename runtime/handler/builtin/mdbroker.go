@@ -323,11 +323,14 @@ func (b *MDBroker) purge(now time.Time) {
 
 func init() {
 	register(spec.HandlerSchema{
-		Name:        "mdbroker",
-		Doc:         "a Majordomo (MDP 0.1) broker: MDPC01 clients and MDPW01 workers on one ROUTER frontend, service routing, heartbeats, mmi.service",
-		NeedSockets: []string{"frontend"},
-		SocketTypes: map[string]spec.SocketType{"frontend": spec.ROUTER},
-		Keys:        heartbeatKeys(spec.DefaultMDPHeartbeat, "expired"),
+		Name:   "mdbroker",
+		Broker: true,
+		// MDP workers and clients share the frontend.
+		WorkerProtocol: map[string]spec.WorkerProtocol{"frontend": spec.ProtoMDP},
+		Doc:            "a Majordomo (MDP 0.1) broker: MDPC01 clients and MDPW01 workers on one ROUTER frontend, service routing, heartbeats, mmi.service",
+		NeedSockets:    []string{"frontend"},
+		SocketTypes:    map[string]spec.SocketType{"frontend": spec.ROUTER},
+		Keys:           heartbeatKeys(spec.DefaultMDPHeartbeat, "expired"),
 	}, newMDBroker)
 }
 

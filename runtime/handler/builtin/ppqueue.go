@@ -152,11 +152,14 @@ func (q *PPQueue) Run(ctx context.Context, s handler.Sockets) error {
 
 func init() {
 	register(spec.HandlerSchema{
-		Name:        "ppqueue",
-		Doc:         "the Paranoid Pirate queue: ROUTER frontend for clients, ROUTER backend for workers that send \\x01 when ready and heartbeat with \\x02",
-		NeedSockets: []string{"backend", "frontend"},
-		SocketTypes: map[string]spec.SocketType{"backend": spec.ROUTER, "frontend": spec.ROUTER},
-		Keys:        heartbeatKeys(spec.DefaultPPPHeartbeat, "evicted"),
+		Name:   "ppqueue",
+		Broker: true,
+		// PPP workers connect to the backend.
+		WorkerProtocol: map[string]spec.WorkerProtocol{"backend": spec.ProtoPPP},
+		Doc:            "the Paranoid Pirate queue: ROUTER frontend for clients, ROUTER backend for workers that send \\x01 when ready and heartbeat with \\x02",
+		NeedSockets:    []string{"backend", "frontend"},
+		SocketTypes:    map[string]spec.SocketType{"backend": spec.ROUTER, "frontend": spec.ROUTER},
+		Keys:           heartbeatKeys(spec.DefaultPPPHeartbeat, "evicted"),
 	}, newPPQueue)
 }
 

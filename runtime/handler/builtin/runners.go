@@ -153,6 +153,8 @@ func init() {
 	register(spec.HandlerSchema{
 		Name:      "generate",
 		ExpectOut: "count",
+		Source:    true,
+		Pace:      "interval",
 		Doc:       "sends count messages (forever without count), then the optional end payload, then completes",
 		Keys: []spec.ConfigKey{
 			{Name: "count", Kind: spec.KindInt, Doc: "how many messages; absent: forever"},
@@ -249,6 +251,7 @@ func (p *Proxy) Run(ctx context.Context, s handler.Sockets) error {
 func init() {
 	register(spec.HandlerSchema{
 		Name:        "proxy",
+		Broker:      true,
 		Relay:       true,
 		Opaque:      true,
 		Doc:         "zmq_proxy between frontend and backend, optional capture; steerable so it stops cleanly",
@@ -388,6 +391,7 @@ func (b *LBBroker) Run(ctx context.Context, s handler.Sockets) error {
 func init() {
 	register(spec.HandlerSchema{
 		Name:        "lbbroker",
+		Broker:      true,
 		Relay:       true,
 		Doc:         "the zguide load-balancing broker: ROUTER frontend for clients, ROUTER backend for READY workers",
 		NeedSockets: []string{"backend", "frontend"},
