@@ -7,6 +7,7 @@ package zbatch
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 // ZB_BURST bounds the messages one direction moves before the loop looks
 // at the other direction and at the control socket.
@@ -366,12 +367,105 @@ out:;
 	errno = e;
 	return rc;
 }
+
+static int64_t zb_now(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+// zb_sink takes whole messages from sock without copying them out, until
+// it has taken max of them (it returns 1) or until TERMINATE on control
+// (0), steered like zb_proxy: STATISTICS answers sock's messages and bytes
+// in, then six zeros. -1 with errno set on an error. out[0], out[1]: the
+// messages and bytes taken; out[2], out[3]: when the first and the last of
+// them came (ns since the epoch, the last to within one burst).
+static int zb_sink(void *sock, void *control, uint64_t max, int64_t *out) {
+	uint64_t stats[8] = {0};
+	int state = ZB_ACTIVE, rc = 0;
+	zmq_msg_t m;
+	zmq_msg_init(&m);
+	out[2] = out[3] = 0;
+	while (state != ZB_TERMINATED) {
+		int idle = 1;
+		if (state == ZB_ACTIVE) {
+			int n = 0, inside = 0;
+			while (n < ZB_BURST || inside) {
+				// The rest of a message is there with its first frame.
+				if (zmq_msg_recv(&m, sock, inside ? 0 : ZMQ_DONTWAIT) < 0) {
+					if (errno == EINTR) {
+						continue;
+					}
+					if (errno == EAGAIN && !inside) {
+						break;
+					}
+					rc = -1;
+					goto out;
+				}
+				stats[1] += zmq_msg_size(&m);
+				inside = zmq_msg_more(&m);
+				if (!inside) {
+					n++;
+					if (stats[0]++ == 0) {
+						out[2] = zb_now();
+					}
+					if (stats[0] >= max) {
+						rc = 1;
+						break;
+					}
+				}
+			}
+			if (n > 0) {
+				out[3] = zb_now();
+			}
+			if (rc == 1) {
+				goto out;
+			}
+			idle = n < ZB_BURST;
+		}
+		if (!idle) {
+			if ((state = zb_command(control, NULL, state, stats)) < 0) {
+				rc = -1;
+				goto out;
+			}
+			continue;
+		}
+		zmq_pollitem_t items[2];
+		int n = 0;
+		if (state == ZB_ACTIVE) {
+			items[n++] = (zmq_pollitem_t){sock, 0, ZMQ_POLLIN, 0};
+		}
+		int ci = n;
+		items[n++] = (zmq_pollitem_t){control, 0, ZMQ_POLLIN, 0};
+		if (zmq_poll(items, n, -1) < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			rc = -1;
+			goto out;
+		}
+		if (items[ci].revents & ZMQ_POLLIN) {
+			if ((state = zb_command(control, NULL, state, stats)) < 0) {
+				rc = -1;
+				goto out;
+			}
+		}
+	}
+out:;
+	int e = errno;
+	zmq_msg_close(&m);
+	out[0] = (int64_t)stats[0];
+	out[1] = (int64_t)stats[1];
+	errno = e;
+	return rc;
+}
 */
 import "C"
 
 import (
 	"errors"
 	"syscall"
+	"time"
 
 	"github.com/pebbe/zmq4"
 )
@@ -416,4 +510,34 @@ func Echo(sock, control *zmq4.Socket) error {
 		return errno
 	}
 	return nil
+}
+
+// Sunk is what one Sink run took.
+type Sunk struct {
+	Msgs, Bytes uint64
+	First, Last time.Time // when the first and the last message came (zero: none)
+	Full        bool      // it stopped at max
+}
+
+// Sink takes whole messages from sock in C without copying them out, until
+// it has taken max (Full) or TERMINATE comes on control, which steers it as
+// it steers Proxy (STATISTICS: sock's messages and bytes in, then six
+// zeros). It is an error on pebbe's fallback (Fast false).
+func Sink(sock, control *zmq4.Socket, max uint64) (Sunk, error) {
+	if !Fast {
+		return Sunk{}, errors.New("zbatch: no C sink loop on the fallback")
+	}
+	var out [4]C.int64_t
+	rc, errno := C.zb_sink(handle(sock), handle(control), C.uint64_t(max), &out[0])
+	r := Sunk{Msgs: uint64(out[0]), Bytes: uint64(out[1]), Full: rc == 1}
+	if out[2] != 0 {
+		r.First, r.Last = time.Unix(0, int64(out[2])), time.Unix(0, int64(out[3]))
+	}
+	if rc < 0 {
+		if e, ok := errno.(syscall.Errno); ok {
+			return r, zmq4.Errno(e)
+		}
+		return r, errno
+	}
+	return r, nil
 }

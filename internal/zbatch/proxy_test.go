@@ -192,6 +192,61 @@ func TestEcho(t *testing.T) {
 	r.stop()
 }
 
+// TestSink: the C sink takes whole messages up to its limit and leaves the
+// rest queued; a second run takes what is left and more, counts them in
+// STATISTICS as they come, and returns on TERMINATE with what it took.
+func TestSink(t *testing.T) {
+	if !Fast {
+		t.Skip("no C sink loop on the fallback")
+	}
+	r := newRig(t)
+	n := t.Name()
+	pull := r.sock(zmq4.PULL, "inproc://sink-"+n, "")
+	src := r.sock(zmq4.PUSH, "", "inproc://sink-"+n)
+	defer src.Close()
+	send := func(from, to int) (bytes uint64) {
+		for i := from; i < to; i++ {
+			body := fmt.Sprintf("m%d", i)
+			bytes += uint64(len(body) + len("tail"))
+			if _, err := src.SendMessage(body, "tail"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return bytes
+	}
+	first := send(0, 600)
+	rest := send(600, 900)
+	// Its own control pair: the rig's is for the second run.
+	ca, cb := r.sock(zmq4.PAIR, "inproc://sink-ctl-"+n, ""), r.sock(zmq4.PAIR, "", "inproc://sink-ctl-"+n)
+	defer ca.Close()
+	defer cb.Close()
+	got, err := Sink(pull, cb, 600)
+	if err != nil || !got.Full || got.Msgs != 600 || got.Bytes != first || got.First.IsZero() || got.Last.Before(got.First) {
+		t.Fatalf("first run: got %+v, %v; want 600 messages, %d bytes, full, first <= last", got, err, first)
+	}
+	sunk := make(chan Sunk, 1)
+	r.run(func(ctl *zmq4.Socket) error {
+		got, err := Sink(pull, ctl, 1<<62)
+		sunk <- got
+		return err
+	}, pull)
+	rest += send(900, 1000)
+	deadline := time.Now().Add(10 * time.Second)
+	for r.stats()[0] != 400 {
+		if time.Now().After(deadline) {
+			t.Fatalf("statistics: got %v, want 400 messages", r.stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st, want := r.stats(), [8]uint64{400, rest}; st != want {
+		t.Errorf("statistics: got %v, want %v", st, want)
+	}
+	r.stop()
+	if got := <-sunk; got.Full || got.Msgs != 400 || got.Bytes != rest {
+		t.Errorf("second run: got %+v, want 400 messages, %d bytes, not full", got, rest)
+	}
+}
+
 // TestProxyBroker: ROUTER <-> DEALER both ways, request-reply through it.
 func TestProxyBroker(t *testing.T) {
 	r := newRig(t)

@@ -242,15 +242,18 @@ type Passthrough interface {
 // they receive (builtin count without until). While Discarding reports
 // true, the node takes the messages of its receiving sockets (role in, not
 // REP or REQ) in batches inside libzmq, never copying them into Go, and
-// tells the handler how many came instead of calling Handle. limit is how
+// tells the handler how many came instead of calling Handle. A node whose
+// only socket is a PULL or SUB takes them in a C loop (zbatch.Sink) that
+// returns at the limit or when the node stops or swaps. limit is how
 // many more the handler takes before it completes (0: no limit): the node
 // never takes more, so what the handler did not count stays queued, as it
 // would with Handle.
 type Discarder interface {
 	Discarding() (ok bool, limit int)
-	// Discarded tells the handler n more messages came; done means it
-	// completed, as Handle returning ErrDone.
-	Discarded(n int) (done bool)
+	// Discarded tells the handler n more messages came, the first of
+	// them at first and the last at last; done means it completed, as
+	// Handle returning ErrDone.
+	Discarded(n int, first, last time.Time) (done bool)
 }
 
 // Waiter is implemented by the Sockets a node gives its Runner. Wait blocks

@@ -35,7 +35,7 @@ func (r *run) discard(d handler.Discarder, s *rsock, cur *slot) (completed, swap
 			limit = math.MaxInt
 		}
 		n, err := s.sock.Discard(limit)
-		if n > 0 && d.Discarded(n) {
+		if now := time.Now(); n > 0 && d.Discarded(n, now, now) {
 			return true, false, true, nil
 		}
 		if err != nil {
@@ -84,8 +84,17 @@ func (r *run) fastPath(h handler.Handler, async handler.Async) (in, out *rsock, 
 	// On pebbe's fallback (zbatch.Fast false) there is no C proxy, and
 	// libzmq's own one blocks in a send to a full or vanished inproc peer,
 	// deaf to the commands that stop or reconnect it: the Go loop forwards.
+	if !zbatch.Fast || async != nil || len(r.recv) != 1 {
+		return nil, nil, false
+	}
+	if discarder(h, async) != nil {
+		if in := r.sinks(); in != nil {
+			return in, in, true
+		}
+		return nil, nil, false
+	}
 	p, isP := h.(handler.Passthrough)
-	if !zbatch.Fast || !isP || async != nil || !p.Passthrough() || len(r.recv) != 1 {
+	if !isP || !p.Passthrough() {
 		return nil, nil, false
 	}
 	if in := r.echoes(); in != nil {
@@ -126,6 +135,81 @@ func (r *run) echoes() *rsock {
 	return s
 }
 
+// sinks returns the node's only socket when it is a plain PULL or SUB whose
+// messages a discarding handler only counts: zbatch.Sink takes them in C.
+func (r *run) sinks() *rsock {
+	if len(r.socks) != 1 {
+		return nil
+	}
+	s := r.socks[0]
+	switch s.sock.Spec.Type {
+	case spec.PULL, spec.SUB:
+	default:
+		return nil
+	}
+	if s.role != spec.RoleIn || s.acks || s.rel != nil || s.wk != nil {
+		return nil
+	}
+	return s
+}
+
+// sink takes s's messages in C for d until d completes, the node stops or
+// its handler is swapped; a stale wake-up (neither) restarts it.
+func (r *run) sink(cur *slot, d handler.Discarder, s *rsock) (completed, swapped bool, err error) {
+	r.log.Debug("counting inside libzmq", "socket", s.name)
+	for {
+		r.n.tapWake.Store(false)
+		if tapped(s, s) {
+			return false, true, nil
+		}
+		_, limit := d.Discarding()
+		max := uint64(math.MaxInt64)
+		if limit > 0 {
+			max = uint64(limit)
+		}
+		ps := &proxyStats{front: s.sock.Stats, back: s.sock.Stats}
+		r.startProxy(ps)
+		if r.n.slot.Load() != cur {
+			// Swapped before the loop began (SwapHandler saw no loop).
+			r.stopProxy()
+			return false, true, nil
+		}
+		got, err := zbatch.Sink(s.sock.Z, r.ctl, max)
+		r.stopSink(ps, got)
+		if got.Msgs > 0 && d.Discarded(int(got.Msgs), got.First, got.Last) {
+			return true, false, nil
+		}
+		if err != nil {
+			return false, false, fmt.Errorf("socket %q: receive: %w", s.name, err)
+		}
+		stop := r.readCtl()
+		if stop || r.ctx.Err() != nil {
+			return false, false, nil
+		}
+		if r.n.slot.Load() != cur {
+			return false, true, nil
+		}
+	}
+}
+
+// stopSink is stopProxy for a sink run, which can end by itself (at its
+// limit) with messages the signaller has not asked about: they are counted
+// here, exactly, before the signaller may ask again.
+func (r *run) stopSink(ps *proxyStats, got zbatch.Sunk) {
+	r.ctlMu.Lock()
+	defer r.ctlMu.Unlock()
+	var msgs, bytes uint64
+	if got.Msgs > ps.last[0] {
+		msgs = got.Msgs - ps.last[0]
+	}
+	if got.Bytes > ps.last[1] {
+		bytes = got.Bytes - ps.last[1]
+	}
+	ps.front.AddProxied(msgs, bytes, 0, 0)
+	ps.last[0], ps.last[1] = got.Msgs, got.Bytes
+	r.setFast(nil)
+}
+
 // proxyForward runs the proxy until the node stops or its handler is
 // swapped; a stale wake-up (neither) restarts it.
 func (r *run) proxyForward(cur *slot, in, out *rsock) (completed, swapped bool, err error) {
@@ -137,6 +221,11 @@ func (r *run) proxyForward(cur *slot, in, out *rsock) (completed, swapped bool, 
 			return false, true, nil
 		}
 		r.startProxy(&proxyStats{front: in.sock.Stats, back: out.sock.Stats})
+		if r.n.slot.Load() != cur {
+			// Swapped before the loop began (SwapHandler saw no loop).
+			r.stopProxy()
+			return false, true, nil
+		}
 		// pebbe retries EINTR itself; any error here is real.
 		var err error
 		if in == out {

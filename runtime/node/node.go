@@ -239,6 +239,22 @@ func (n *Node) SwapHandler(h any) {
 	}
 	n.mu.Unlock()
 	n.wakeUp()
+	n.awaitFastStop(old.gen + 1)
+}
+
+// swapBound bounds how long SwapHandler waits for a C loop to let go.
+const swapBound = 2 * time.Second
+
+// awaitFastStop returns once no C loop (proxy, echo, sink) takes messages
+// for a handler older than generation gen, so that every message sent
+// after SwapHandler returned is the new handler's, as on the Go loop,
+// which checks the handler after each receive. Bounded by swapBound: a
+// node that does not get there in time is reported by its own loop.
+func (n *Node) awaitFastStop(gen uint64) {
+	deadline := time.Now().Add(swapBound)
+	for pause := 50 * time.Microsecond; n.proxied.Load() > 0 && n.seenGen.Load() < gen && time.Now().Before(deadline); pause = min(2*pause, 5*time.Millisecond) {
+		time.Sleep(pause)
+	}
 }
 
 // TapChanged tells the node that a tap was attached to, or detached from,

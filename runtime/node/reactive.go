@@ -52,6 +52,9 @@ func (r *run) reactive(cur *slot) (completed, swapped bool, err error) {
 	// path waits until they are in.
 	in, out, fast := r.fastPath(h, async)
 	if fast && len(r.retiring) == 0 && !tapped(in, out) {
+		if d := discarder(h, async); d != nil {
+			return r.sink(cur, d, in)
+		}
 		return r.proxyForward(cur, in, out)
 	}
 	// held off the fast path by a tap: back to it once none is attached.

@@ -381,13 +381,13 @@ func TestCountDiscards(t *testing.T) {
 	if ok, limit := c.Discarding(); !ok || limit != 10 {
 		t.Fatalf("Discarding: got %v, %d, want true, 10", ok, limit)
 	}
-	if c.Discarded(4) {
+	if c.Discarded(4, time.Now(), time.Now()) {
 		t.Fatal("done after 4 of 10")
 	}
 	if ok, limit := c.Discarding(); !ok || limit != 6 {
 		t.Fatalf("Discarding after 4: got %v, %d, want true, 6", ok, limit)
 	}
-	if !c.Discarded(6) || c.N() != 10 || !c.reported {
+	if !c.Discarded(6, time.Now(), time.Now()) || c.N() != 10 || !c.reported {
 		t.Fatalf("after 10: N %d, reported %v, want 10, true", c.N(), c.reported)
 	}
 	if ok, limit := (&Count{}).Discarding(); !ok || limit != 0 {

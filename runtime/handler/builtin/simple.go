@@ -198,13 +198,12 @@ func (c *Count) Discarding() (ok bool, limit int) {
 }
 
 // Discarded counts n messages the node took for it.
-func (c *Count) Discarded(n int) (done bool) {
-	now := time.Now()
+func (c *Count) Discarded(n int, first, last time.Time) (done bool) {
 	if c.n == 0 {
-		c.first = now
+		c.first = first
 	}
 	c.n += n
-	c.last = now
+	c.last = last
 	if c.Expect > 0 && c.n >= c.Expect {
 		c.report()
 		return true
