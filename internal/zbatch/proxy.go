@@ -249,6 +249,30 @@ out:;
 	return rc;
 }
 
+// zb_between is what the one-socket loops (zb_echo, zb_sink) do between two
+// bursts: after a full burst (idle 0) it looks at the control socket without
+// waiting; after a short one it waits for sock (while ACTIVE) or control,
+// and handles a command that came. Returns the new state, or -1.
+static int zb_between(void *sock, void *control, int state, int idle, uint64_t *stats) {
+	if (!idle) {
+		return zb_command(control, NULL, state, stats);
+	}
+	zmq_pollitem_t items[2];
+	int n = 0;
+	if (state == ZB_ACTIVE) {
+		items[n++] = (zmq_pollitem_t){sock, 0, ZMQ_POLLIN, 0};
+	}
+	int ci = n;
+	items[n++] = (zmq_pollitem_t){control, 0, ZMQ_POLLIN, 0};
+	if (zmq_poll(items, n, -1) < 0) {
+		return errno == EINTR ? state : -1;
+	}
+	if (items[ci].revents & ZMQ_POLLIN) {
+		return zb_command(control, NULL, state, stats);
+	}
+	return state;
+}
+
 // zb_echo_one answers one request waiting on the REP socket sock with its
 // own frames: the whole request is read before the first reply frame goes
 // out (a REP refuses to send before its request's last frame). Returns 1
@@ -330,32 +354,9 @@ static int zb_echo(void *sock, void *control) {
 			}
 			idle = n < ZB_BURST;
 		}
-		if (!idle) {
-			if ((state = zb_command(control, NULL, state, stats)) < 0) {
-				rc = -1;
-				goto out;
-			}
-			continue;
-		}
-		zmq_pollitem_t items[2];
-		int n = 0;
-		if (state == ZB_ACTIVE) {
-			items[n++] = (zmq_pollitem_t){sock, 0, ZMQ_POLLIN, 0};
-		}
-		int ci = n;
-		items[n++] = (zmq_pollitem_t){control, 0, ZMQ_POLLIN, 0};
-		if (zmq_poll(items, n, -1) < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
+		if ((state = zb_between(sock, control, state, idle, stats)) < 0) {
 			rc = -1;
 			goto out;
-		}
-		if (items[ci].revents & ZMQ_POLLIN) {
-			if ((state = zb_command(control, NULL, state, stats)) < 0) {
-				rc = -1;
-				goto out;
-			}
 		}
 	}
 out:;
@@ -423,32 +424,9 @@ static int zb_sink(void *sock, void *control, uint64_t max, int64_t *out) {
 			}
 			idle = n < ZB_BURST;
 		}
-		if (!idle) {
-			if ((state = zb_command(control, NULL, state, stats)) < 0) {
-				rc = -1;
-				goto out;
-			}
-			continue;
-		}
-		zmq_pollitem_t items[2];
-		int n = 0;
-		if (state == ZB_ACTIVE) {
-			items[n++] = (zmq_pollitem_t){sock, 0, ZMQ_POLLIN, 0};
-		}
-		int ci = n;
-		items[n++] = (zmq_pollitem_t){control, 0, ZMQ_POLLIN, 0};
-		if (zmq_poll(items, n, -1) < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
+		if ((state = zb_between(sock, control, state, idle, stats)) < 0) {
 			rc = -1;
 			goto out;
-		}
-		if (items[ci].revents & ZMQ_POLLIN) {
-			if ((state = zb_command(control, NULL, state, stats)) < 0) {
-				rc = -1;
-				goto out;
-			}
 		}
 	}
 out:;
