@@ -258,12 +258,14 @@ func (n *Node) awaitFastStop(gen uint64) {
 }
 
 // TapChanged tells the node that a tap was attached to, or detached from,
-// one of its sockets' Stats: a forward on the fast path (fastpath.go)
-// leaves libzmq's proxy while a tap is attached, so that the tap sees each
+// one of its sockets' Stats: a forward, echo or counting sink on the fast
+// path (fastpath.go) leaves its C loop while a tap is attached, so that the tap sees each
 // message, and goes back to it once none is. Safe from any goroutine.
 func (n *Node) TapChanged() {
-	if _, ok := n.Handler().(handler.Passthrough); !ok {
-		return // never on the proxy; a wake-up would only disturb a Runner
+	switch n.Handler().(type) {
+	case handler.Passthrough, handler.Discarder:
+	default:
+		return // never in a C loop; a wake-up would only disturb a Runner
 	}
 	n.tapWake.Store(true)
 	n.wakeUp()
