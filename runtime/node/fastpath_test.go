@@ -336,6 +336,49 @@ func TestFastPathSinks(t *testing.T) {
 	})
 }
 
+// tapCount is a Tapper that counts what it saw come in.
+type tapCount struct{ in atomic.Int64 }
+
+func (c *tapCount) Tap(out bool, _, _ [][]byte) {
+	if !out {
+		c.in.Add(1)
+	}
+}
+
+// TestFastPathSinkTapped: a tap attached to a counting sink's socket takes
+// the node out of its C loop once it wakes, so that the tap sees every
+// message from then on, and the count stays exact.
+func TestFastPathSinkTapped(t *testing.T) {
+	zctx := socktest.Context(t)
+	ep := "inproc://sink-tapped"
+	d := &discardCounter{limit: 1 << 30}
+	sp := &spec.Node{Name: "sink", Base: "sink", Sockets: []*spec.Socket{{Name: "in", Type: spec.PULL, Role: spec.RoleIn, Bind: []string{ep}}}}
+	src := peer(t, zctx, spec.PUSH, "", ep)
+	st := start(t, zctx, Config{Spec: sp, Handler: d})
+	for i := 0; i < 100; i++ {
+		if err := src.Send(zsocktest.Frames(fmt.Sprint(i)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.WaitFor(t, "100 counted", func() bool { return st.n.Stats("in").Snapshot().MsgsIn == 100 })
+	tap := &tapCount{}
+	st.n.Stats("in").AttachTap(tap)
+	st.n.TapChanged()
+	// The node acts on the tap when it wakes: until then the C loop counts.
+	testutil.WaitFor(t, "the node out of its C loop", func() bool { return st.n.CountersLag() == 0 })
+	for i := 100; i < 150; i++ {
+		if err := src.Send(zsocktest.Frames(fmt.Sprint(i)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.WaitFor(t, "the tap saw 50", func() bool { return tap.in.Load() == 50 })
+	st.cancel()
+	st.wait(t)
+	if d.n != 150 || d.handled != 0 {
+		t.Errorf("got %d counted, %d through Handle, want 150, 0", d.n, d.handled)
+	}
+}
+
 // TestDiscarderTakesNoMoreThanItsLimit: a discarding handler counts
 // exactly up to its limit, never through Handle, and completes; a handler
 // that says it does not discard gets every message through Handle.
