@@ -249,7 +249,7 @@ out:;
 	return rc;
 }
 
-// zb_between is what the one-socket loops (zb_echo, zb_sink) do between two
+// zb_between is what a one-socket loop (zb_steer) does between two
 // bursts: after a full burst (idle 0) it looks at the control socket without
 // waiting; after a short one it waits for sock (while ACTIVE) or control,
 // and handles a command that came. Returns the new state, or -1.
@@ -271,6 +271,39 @@ static int zb_between(void *sock, void *control, int state, int idle, uint64_t *
 		return zb_command(control, NULL, state, stats);
 	}
 	return state;
+}
+
+// ZB_DONE is what a burst returns when its loop has done all it was asked.
+#define ZB_DONE (-2)
+
+// zb_burst_fn moves up to ZB_BURST of sock's messages without waiting,
+// counting them in stats (zb_command's layout). It returns how many it
+// moved, ZB_DONE, or -1 with errno set.
+typedef int (*zb_burst_fn)(void *sock, void *arg, uint64_t *stats);
+
+// zb_steer is the loop of the one-socket C loops (zb_echo, zb_sink): a
+// burst while ACTIVE, then zb_between, until TERMINATE on control (it
+// returns 0) or until the burst says ZB_DONE (1). -1 with errno set on an
+// error.
+static int zb_steer(void *sock, void *control, zb_burst_fn burst, void *arg, uint64_t *stats) {
+	int state = ZB_ACTIVE;
+	while (state != ZB_TERMINATED) {
+		int idle = 1;
+		if (state == ZB_ACTIVE) {
+			int n = burst(sock, arg, stats);
+			if (n == ZB_DONE) {
+				return 1;
+			}
+			if (n < 0) {
+				return -1;
+			}
+			idle = n < ZB_BURST;
+		}
+		if ((state = zb_between(sock, control, state, idle, stats)) < 0) {
+			return -1;
+		}
+	}
+	return 0;
 }
 
 // zb_echo_one answers one request waiting on the REP socket sock with its
@@ -323,48 +356,49 @@ static int zb_echo_one(void *sock, zmq_msg_t **fs, int *cap, uint64_t *stats) {
 	return 1;
 }
 
+// zb_frames is zb_echo's growing array of cap initialised messages,
+// reused between requests.
+typedef struct {
+	zmq_msg_t *fs;
+	int cap;
+} zb_frames;
+
+// zb_echo_burst answers up to ZB_BURST requests (a zb_burst_fn).
+static int zb_echo_burst(void *sock, void *arg, uint64_t *stats) {
+	zb_frames *f = arg;
+	int n = 0;
+	for (; n < ZB_BURST; n++) {
+		int got = zb_echo_one(sock, &f->fs, &f->cap, stats);
+		if (got < 0) {
+			return -1;
+		}
+		if (got == 0) {
+			break;
+		}
+	}
+	return n;
+}
+
 // zb_echo answers every request on the REP socket sock with its own frames
 // until TERMINATE on control, steered like zb_proxy (sock is its frontend:
 // STATISTICS answers sock's messages and bytes in and out, and zeros for a
 // backend). It returns 0 after TERMINATE, -1 with errno set on an error.
 static int zb_echo(void *sock, void *control) {
 	uint64_t stats[8] = {0};
-	int cap = 4, state = ZB_ACTIVE, rc = 0;
-	zmq_msg_t *fs = malloc((size_t)cap * sizeof *fs);
-	if (!fs) {
+	zb_frames f = {malloc(4 * sizeof(zmq_msg_t)), 4};
+	if (!f.fs) {
 		errno = ENOMEM;
 		return -1;
 	}
-	for (int i = 0; i < cap; i++) {
-		zmq_msg_init(&fs[i]);
+	for (int i = 0; i < f.cap; i++) {
+		zmq_msg_init(&f.fs[i]);
 	}
-	while (state != ZB_TERMINATED) {
-		int idle = 1;
-		if (state == ZB_ACTIVE) {
-			int n = 0;
-			for (; n < ZB_BURST; n++) {
-				int got = zb_echo_one(sock, &fs, &cap, stats);
-				if (got < 0) {
-					rc = -1;
-					goto out;
-				}
-				if (got == 0) {
-					break;
-				}
-			}
-			idle = n < ZB_BURST;
-		}
-		if ((state = zb_between(sock, control, state, idle, stats)) < 0) {
-			rc = -1;
-			goto out;
-		}
-	}
-out:;
+	int rc = zb_steer(sock, control, zb_echo_burst, &f, stats);
 	int e = errno;
-	for (int i = 0; i < cap; i++) {
-		zmq_msg_close(&fs[i]);
+	for (int i = 0; i < f.cap; i++) {
+		zmq_msg_close(&f.fs[i]);
 	}
-	free(fs);
+	free(f.fs);
 	errno = e;
 	return rc;
 }
@@ -375,6 +409,48 @@ static int64_t zb_now(void) {
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+// zb_taking is zb_sink's state between bursts.
+typedef struct {
+	zmq_msg_t m;
+	uint64_t max;
+	int64_t *out;
+} zb_taking;
+
+// zb_sink_burst takes up to ZB_BURST whole messages (a zb_burst_fn),
+// ZB_DONE when it has taken max of them in all.
+static int zb_sink_burst(void *sock, void *arg, uint64_t *stats) {
+	zb_taking *t = arg;
+	int n = 0, inside = 0, rc = 0;
+	while (n < ZB_BURST || inside) {
+		// The rest of a message is there with its first frame.
+		if (zmq_msg_recv(&t->m, sock, inside ? 0 : ZMQ_DONTWAIT) < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			if (errno == EAGAIN && !inside) {
+				break;
+			}
+			return -1;
+		}
+		stats[1] += zmq_msg_size(&t->m);
+		inside = zmq_msg_more(&t->m);
+		if (!inside) {
+			n++;
+			if (stats[0]++ == 0) {
+				t->out[2] = zb_now();
+			}
+			if (stats[0] >= t->max) {
+				rc = ZB_DONE;
+				break;
+			}
+		}
+	}
+	if (n > 0) {
+		t->out[3] = zb_now();
+	}
+	return rc == ZB_DONE ? rc : n;
+}
+
 // zb_sink takes whole messages from sock without copying them out, until
 // it has taken max of them (it returns 1) or until TERMINATE on control
 // (0), steered like zb_proxy: STATISTICS answers sock's messages and bytes
@@ -383,55 +459,12 @@ static int64_t zb_now(void) {
 // them came (ns since the epoch, the last to within one burst).
 static int zb_sink(void *sock, void *control, uint64_t max, int64_t *out) {
 	uint64_t stats[8] = {0};
-	int state = ZB_ACTIVE, rc = 0;
-	zmq_msg_t m;
-	zmq_msg_init(&m);
+	zb_taking t = {.max = max, .out = out};
+	zmq_msg_init(&t.m);
 	out[2] = out[3] = 0;
-	while (state != ZB_TERMINATED) {
-		int idle = 1;
-		if (state == ZB_ACTIVE) {
-			int n = 0, inside = 0;
-			while (n < ZB_BURST || inside) {
-				// The rest of a message is there with its first frame.
-				if (zmq_msg_recv(&m, sock, inside ? 0 : ZMQ_DONTWAIT) < 0) {
-					if (errno == EINTR) {
-						continue;
-					}
-					if (errno == EAGAIN && !inside) {
-						break;
-					}
-					rc = -1;
-					goto out;
-				}
-				stats[1] += zmq_msg_size(&m);
-				inside = zmq_msg_more(&m);
-				if (!inside) {
-					n++;
-					if (stats[0]++ == 0) {
-						out[2] = zb_now();
-					}
-					if (stats[0] >= max) {
-						rc = 1;
-						break;
-					}
-				}
-			}
-			if (n > 0) {
-				out[3] = zb_now();
-			}
-			if (rc == 1) {
-				goto out;
-			}
-			idle = n < ZB_BURST;
-		}
-		if ((state = zb_between(sock, control, state, idle, stats)) < 0) {
-			rc = -1;
-			goto out;
-		}
-	}
-out:;
+	int rc = zb_steer(sock, control, zb_sink_burst, &t, stats);
 	int e = errno;
-	zmq_msg_close(&m);
+	zmq_msg_close(&t.m);
 	out[0] = (int64_t)stats[0];
 	out[1] = (int64_t)stats[1];
 	errno = e;
