@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -168,7 +169,7 @@ func TestBuiltinHandlers(t *testing.T) {
 		}
 	}
 	want := []string{"count", "echo", "forward", "generate", "lbbroker", "log", "mdbroker", "ppqueue", "proxy", "replay", "upper"}
-	if !equalStrings(names, want) {
+	if !slices.Equal(names, want) {
 		t.Errorf("got %q, want %q", names, want)
 	}
 }
@@ -245,18 +246,6 @@ func TestSocketOptions(t *testing.T) {
 	if SocketOptions()["linger"] != OptDuration {
 		t.Error("SocketOptions returned the shared map, not a copy")
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestHandlerLabel(t *testing.T) {

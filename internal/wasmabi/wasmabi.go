@@ -34,6 +34,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -367,7 +368,7 @@ func checkABI(cm wazero.CompiledModule) error {
 		switch {
 		case !ok:
 			problems = append(problems, fmt.Sprintf("lacks the export %s (%s)", w.name, w.sig))
-		case !sameTypes(f.ParamTypes(), w.params) || !sameTypes(f.ResultTypes(), w.results):
+		case !slices.Equal(f.ParamTypes(), w.params) || !slices.Equal(f.ResultTypes(), w.results):
 			problems = append(problems, fmt.Sprintf("exports %s as %s, want %s", w.name, sig(f), w.sig))
 		}
 	}
@@ -384,7 +385,7 @@ func checkABI(cm wazero.CompiledModule) error {
 		case ImportModule:
 			if name != ImportFail {
 				problems = append(problems, fmt.Sprintf("imports %s.%s, which ztopo does not provide (it provides %s.%s)", mod, name, ImportModule, ImportFail))
-			} else if !sameTypes(f.ParamTypes(), []api.ValueType{i32, i32}) || len(f.ResultTypes()) != 0 {
+			} else if !slices.Equal(f.ParamTypes(), []api.ValueType{i32, i32}) || len(f.ResultTypes()) != 0 {
 				problems = append(problems, fmt.Sprintf("imports %s.%s as %s, want func(i32, i32)", mod, name, sig(f)))
 			}
 		default:
@@ -410,18 +411,6 @@ func oneLine(s string) string {
 		return lines[0]
 	}
 	return lines[0] + ": " + strings.Join(lines[1:], ", ")
-}
-
-func sameTypes(a, b []api.ValueType) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func sig(f api.FunctionDefinition) string {
