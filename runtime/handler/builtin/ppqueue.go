@@ -81,49 +81,9 @@ func (q *PPQueue) Inherit(prev any) {
 }
 
 func (q *PPQueue) Run(ctx context.Context, s handler.Sockets) error {
-	w, err := brokerWaiter("ppqueue", s)
-	if err != nil {
-		return err
-	}
 	heartbeatAt := time.Now().Add(q.Heartbeat)
-	for {
-		readyNames, err := waitBroker(w, len(q.workers), max(time.Until(heartbeatAt), 0))
-		if err != nil {
-			return err
-		}
-		for _, name := range readyNames {
-			switch name {
-			case "backend":
-				// [worker, "\x01" | "\x02"] or [worker, client, "", reply...]
-				m, err := s.Recv("backend")
-				if err != nil {
-					return err
-				}
-				if len(m) < 2 {
-					q.Logger.Warn("malformed message from a worker", "frames", fmt.Sprintf("%q", m))
-					continue
-				}
-				q.ready(m[0], time.Now())
-				if len(m) == 2 {
-					if !bytes.Equal(m[1], ppReady) && !bytes.Equal(m[1], ppHeartbeat) {
-						q.Logger.Warn("unknown command from a worker", "worker", fmt.Sprintf("%q", m[0]), "frames", fmt.Sprintf("%q", m[1:]))
-					}
-					continue
-				}
-				if err := s.Send("frontend", m[1:]); err != nil {
-					return err
-				}
-			case "frontend":
-				if len(q.workers) == 0 {
-					continue
-				}
-				// The least recently used worker takes it, as
-				// [worker, client, "", request...].
-				if err := toWorker(s, takeOldest(&q.workers).id); err != nil {
-					return err
-				}
-			}
-		}
+	wait := func() time.Duration { return max(time.Until(heartbeatAt), 0) }
+	return runLB(ctx, s, "ppqueue", q, wait, func(w handler.Waiter) error {
 		now := time.Now()
 		if !now.Before(heartbeatAt) {
 			for _, wk := range q.workers {
@@ -135,8 +95,7 @@ func (q *PPQueue) Run(ctx context.Context, s handler.Sockets) error {
 		}
 		// Evict only with the backend read to the end: a queue that was
 		// itself held up (a loaded machine) finds the heartbeats of live
-		// workers waiting there, and the loop above reads one message a
-		// turn.
+		// workers waiting there, and the loop reads one message a turn.
 		pending, err := w.Wait(backendOnly, 0)
 		if err != nil {
 			return err
@@ -144,10 +103,30 @@ func (q *PPQueue) Run(ctx context.Context, s handler.Sockets) error {
 		if len(pending) == 0 {
 			q.purge(now)
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+		return nil
+	})
+}
+
+// fromWorker: [worker, "\x01" | "\x02"] or [worker, client, "", reply...].
+func (q *PPQueue) fromWorker(s handler.Sockets, m [][]byte) error {
+	if len(m) < 2 {
+		q.Logger.Warn("malformed message from a worker", "frames", fmt.Sprintf("%q", m))
+		return nil
 	}
+	q.ready(m[0], time.Now())
+	if len(m) == 2 {
+		if !bytes.Equal(m[1], ppReady) && !bytes.Equal(m[1], ppHeartbeat) {
+			q.Logger.Warn("unknown command from a worker", "worker", fmt.Sprintf("%q", m[0]), "frames", fmt.Sprintf("%q", m[1:]))
+		}
+		return nil
+	}
+	return s.Send("frontend", m[1:])
+}
+
+// takeWorker: the least recently used worker takes a request as [worker,
+// client, "", request...].
+func (q *PPQueue) takeWorker(addr [][]byte) [][]byte {
+	return append(addr, takeOldest(&q.workers).id)
 }
 
 func init() {

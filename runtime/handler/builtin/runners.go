@@ -289,21 +289,20 @@ func (b *LBBroker) Idle() int { return len(b.workers) }
 
 var ready = []byte("READY")
 
-// The load-balancing brokers (lbbroker, ppqueue) share how they wait and
-// how a request goes to a worker; what a worker says, and when it is
-// idle, is theirs.
+// The load-balancing brokers (lbbroker, ppqueue) share their loop: how
+// they wait and how a request goes to a worker; what a worker says, and
+// when it is idle, is theirs.
 
-// brokerWaiter is the Waiter a load-balancing broker named kind reads its
-// frontend and backend with.
-func brokerWaiter(kind string, s handler.Sockets) (handler.Waiter, error) {
-	w, ok := s.(handler.Waiter)
-	if !ok {
-		return nil, fmt.Errorf("%s: the node's sockets cannot wait: %w", kind, handler.ErrFatal)
-	}
-	if s.Spec("frontend") == nil || s.Spec("backend") == nil {
-		return nil, fmt.Errorf("%s: needs sockets named frontend and backend: %w", kind, handler.ErrFatal)
-	}
-	return w, nil
+// lbBroker is a load-balancing broker's own part of the loop it runs with
+// runLB.
+type lbBroker interface {
+	// Idle is the number of workers waiting for a request.
+	Idle() int
+	// fromWorker handles one message read from the backend.
+	fromWorker(s handler.Sockets, m [][]byte) error
+	// takeWorker takes the oldest idle worker off the queue and appends to
+	// addr the frames a request is sent behind.
+	takeWorker(addr [][]byte) [][]byte
 }
 
 var (
@@ -311,14 +310,69 @@ var (
 	bothSides   = []string{"backend", "frontend"}
 )
 
-// waitBroker waits up to timeout (-1: for ever) for the backend and, while
-// idle workers wait, the frontend: clients are only heard while a worker
-// can take their request.
-func waitBroker(w handler.Waiter, idle int, timeout time.Duration) ([]string, error) {
-	if idle > 0 {
-		return w.Wait(bothSides, timeout)
+// runLB runs the load-balancing broker b, named kind. Each turn waits up
+// to wait() (nil: for ever) for the backend and, while workers are idle,
+// the frontend: clients are only heard while a worker can take their
+// request. A worker's message goes to b, a client's request ([client, "",
+// request...]) to the worker b takes; then after, if any, has its turn
+// before the loop looks whether the node stops.
+func runLB(ctx context.Context, s handler.Sockets, kind string, b lbBroker, wait func() time.Duration, after func(handler.Waiter) error) error {
+	w, ok := s.(handler.Waiter)
+	if !ok {
+		return fmt.Errorf("%s: the node's sockets cannot wait: %w", kind, handler.ErrFatal)
 	}
-	return w.Wait(backendOnly, timeout)
+	if s.Spec("frontend") == nil || s.Spec("backend") == nil {
+		return fmt.Errorf("%s: needs sockets named frontend and backend: %w", kind, handler.ErrFatal)
+	}
+	var addr [][]byte
+	for {
+		timeout := time.Duration(-1)
+		if wait != nil {
+			timeout = wait()
+		}
+		names := backendOnly
+		if b.Idle() > 0 {
+			names = bothSides
+		}
+		readyNames, err := w.Wait(names, timeout)
+		if err != nil {
+			return err
+		}
+		for _, name := range readyNames {
+			switch name {
+			case "backend":
+				m, err := s.Recv("backend")
+				if err != nil {
+					return err
+				}
+				if err := b.fromWorker(s, m); err != nil {
+					return err
+				}
+			case "frontend":
+				if b.Idle() == 0 {
+					continue
+				}
+				addr = b.takeWorker(addr[:0])
+				m, err := s.Recv("frontend")
+				if err != nil {
+					return err
+				}
+				out := make([][]byte, 0, len(addr)+len(m))
+				out = append(append(out, addr...), m...)
+				if err := s.Send("backend", out); err != nil {
+					return err
+				}
+			}
+		}
+		if after != nil {
+			if err := after(w); err != nil {
+				return err
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
 }
 
 // takeOldest removes the first of a broker's idle workers and returns it;
@@ -331,61 +385,27 @@ func takeOldest[W any](workers *[]W) W {
 	return w
 }
 
-// toWorker reads one request from the frontend ([client, "", request...])
-// and sends it on the backend behind the worker's address frames.
-func toWorker(s handler.Sockets, addr ...[]byte) error {
-	m, err := s.Recv("frontend")
-	if err != nil {
-		return err
-	}
-	out := make([][]byte, 0, len(addr)+len(m))
-	out = append(append(out, addr...), m...)
-	return s.Send("backend", out)
+func (b *LBBroker) Run(ctx context.Context, s handler.Sockets) error {
+	return runLB(ctx, s, "lbbroker", b, nil, nil)
 }
 
-func (b *LBBroker) Run(ctx context.Context, s handler.Sockets) error {
-	w, err := brokerWaiter("lbbroker", s)
-	if err != nil {
-		return err
+// fromWorker: [worker, "", READY] or [worker, "", client, "", reply...].
+func (b *LBBroker) fromWorker(s handler.Sockets, m [][]byte) error {
+	if len(m) < 3 || len(m[1]) != 0 {
+		b.Logger.Warn("malformed message from a worker", "frames", fmt.Sprintf("%q", m))
+		return nil
 	}
-	for {
-		readyNames, err := waitBroker(w, len(b.workers), -1)
-		if err != nil {
-			return err
-		}
-		for _, name := range readyNames {
-			switch name {
-			case "backend":
-				// [worker, "", READY] or [worker, "", client, "", reply...]
-				m, err := s.Recv("backend")
-				if err != nil {
-					return err
-				}
-				if len(m) < 3 || len(m[1]) != 0 {
-					b.Logger.Warn("malformed message from a worker", "frames", fmt.Sprintf("%q", m))
-					continue
-				}
-				b.workers = append(b.workers, m[0])
-				if len(m) == 3 && bytes.Equal(m[2], ready) {
-					continue
-				}
-				if err := s.Send("frontend", m[2:]); err != nil {
-					return err
-				}
-			case "frontend":
-				if len(b.workers) == 0 {
-					continue
-				}
-				// The oldest idle worker takes it, as [worker, "", client, "", request...].
-				if err := toWorker(s, takeOldest(&b.workers), nil); err != nil {
-					return err
-				}
-			}
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	b.workers = append(b.workers, m[0])
+	if len(m) == 3 && bytes.Equal(m[2], ready) {
+		return nil
 	}
+	return s.Send("frontend", m[2:])
+}
+
+// takeWorker: the oldest idle worker takes a request as [worker, "",
+// client, "", request...].
+func (b *LBBroker) takeWorker(addr [][]byte) [][]byte {
+	return append(addr, takeOldest(&b.workers), nil)
 }
 
 func init() {
