@@ -66,6 +66,19 @@ def sock(ctx, kind, rcvtimeo=False):
     return s
 
 
+def receive(s, n):
+    """Receives up to n messages on s (made with rcvtimeo); returns how many
+    came before one was late by RCVTIMEO_MS."""
+    got = 0
+    recv = s.recv
+    try:
+        for got in range(1, n + 1):
+            recv()
+    except zmq.Again:
+        got -= 1
+    return got
+
+
 def wait(event, what):
     if not event.wait(JOIN_S):
         raise RuntimeError("timed out waiting for " + what)
@@ -136,13 +149,7 @@ def pull(ctx, ep, n, bound):
     s = sock(ctx, zmq.PULL, rcvtimeo=True)
     s.bind(ep)
     bound.set()
-    got = 0
-    recv = s.recv
-    try:
-        for got in range(1, n + 1):
-            recv()
-    except zmq.Again:
-        got -= 1
+    got = receive(s, n)
     s.close()
     return got
 
@@ -216,13 +223,7 @@ def cmd_pipeline(a):
     s = sock(ctx, zmq.PULL, rcvtimeo=True)
     s.bind(sink_ep)
     sink_bound.set()
-    got = 0
-    recv = s.recv
-    try:
-        for got in range(1, a.count + 1):
-            recv()
-    except zmq.Again:
-        got -= 1
+    got = receive(s, a.count)
     done.set()
     stop(workers)
     err = join([v])
@@ -348,14 +349,7 @@ def subscriber(back, i, n, bound, counts):
     # once it has seen all four, so no subscriber misses the first messages.
     s.setsockopt(zmq.SUBSCRIBE, b"sub-%d" % i)
     s.connect(back)
-    got = 0
-    recv = s.recv
-    try:
-        for got in range(1, n + 1):
-            recv()
-    except zmq.Again:
-        got -= 1
-    counts[i] = got
+    counts[i] = receive(s, n)
     s.close()
     ctx.term()
 
