@@ -79,15 +79,7 @@ func TestUpPsShowsStalledWorker(t *testing.T) {
 	if victim <= 0 {
 		t.Fatalf("worker.1 has no pid: %+v", st.Nodes)
 	}
-	if err := syscall.Kill(victim, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	t.Cleanup(func() {
-		if !resumed {
-			syscall.Kill(victim, syscall.SIGCONT)
-		}
-	})
+	thaw := testutil.Freeze(t, victim)
 	ps := func() map[string]string {
 		cmd := exec.Command(bin, "ps", "--json", "e2estall")
 		cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+d.runtime)
@@ -117,10 +109,7 @@ func TestUpPsShowsStalledWorker(t *testing.T) {
 	if states["worker.1"] != "stalled" || states["worker.0"] != "running" || states["worker.2"] != "running" {
 		t.Errorf("ps --json while worker.1 is stopped: %v, want worker.1 stalled, the others running", states)
 	}
-	if err := syscall.Kill(victim, syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	resumed = true
+	thaw()
 	up.waitStatus(rt, allRunning)
 	if s := ps()["worker.1"]; s != "running" {
 		t.Errorf("ps --json after SIGCONT: worker.1 %s, want running", s)

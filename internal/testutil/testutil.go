@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -193,6 +194,29 @@ func GroupMembers(pgid int) []int {
 		out = append(out, p.Pid)
 	}
 	return out
+}
+
+// Freeze stops process pid with SIGSTOP, as a debugger or ^Z would, and
+// returns thaw, which resumes it with SIGCONT. Should the test end before
+// thaw, a cleanup resumes pid: no process is left stopped for ever.
+func Freeze(t testing.TB, pid int) (thaw func()) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	t.Cleanup(func() {
+		if !thawed {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	})
+	return func() {
+		t.Helper()
+		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		thawed = true
+	}
 }
 
 // ExampleKeys makes the CURVE key pairs the secured examples of

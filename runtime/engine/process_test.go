@@ -670,25 +670,14 @@ func TestStalledProcessWorkerIsShown(t *testing.T) {
 	rlWaitFor(t, "every node to run", func() bool { return rlAllRunning(r.e) })
 	rlWaitFor(t, "traffic through worker.1", func() bool { return rlStat(r.e, "worker.1", "out").MsgsOut > 0 })
 	victim := statusOf(r.e, "worker.1").PID
-	if err := syscall.Kill(victim, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	t.Cleanup(func() {
-		if !resumed {
-			syscall.Kill(victim, syscall.SIGCONT)
-		}
-	})
+	thaw := testutil.Freeze(t, victim)
 	testutil.WaitFor(t, "worker.1 to show as stalled", func() bool { return statusOf(r.e, "worker.1").State == StateStalled })
 	for _, name := range []string{"worker.0", "worker.2"} {
 		if st := statusOf(r.e, name); st.State != StateRunning {
 			t.Errorf("%s: %s, want running", name, st.State)
 		}
 	}
-	if err := syscall.Kill(victim, syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	resumed = true
+	thaw()
 	testutil.WaitFor(t, "worker.1 to run again", func() bool { return statusOf(r.e, "worker.1").State == StateRunning })
 	if st := statusOf(r.e, "worker.1"); st.PID != victim || st.Restarts != 0 {
 		t.Errorf("worker.1: pid %d, restarts %d; want pid %d, no restart", st.PID, st.Restarts, victim)
