@@ -213,3 +213,17 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// unpaced is how many messages a source sends without a pause before it
+// looks whether the node stops: sends that never block never look at the
+// control socket.
+const unpaced = 1024
+
+// stopped is ctx's error at every unpaced-th of a source's unpaced sends
+// (i counts them from 0), nil at the others.
+func stopped(ctx context.Context, i int) error {
+	if i%unpaced != unpaced-1 {
+		return nil
+	}
+	return ctx.Err()
+}

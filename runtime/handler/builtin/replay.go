@@ -66,17 +66,11 @@ func (p *Replay) Run(ctx context.Context, s handler.Sockets) error {
 		for i, m := range p.msgs {
 			if !p.Max {
 				due := pass.Add(time.Duration(float64(p.at[i]) / p.Speed))
-				if d := time.Until(due); d > 0 {
-					t := time.NewTimer(d)
-					select {
-					case <-ctx.Done():
-						t.Stop()
-						return ctx.Err()
-					case <-t.C:
-					}
+				if err := sleep(ctx, time.Until(due)); err != nil {
+					return err
 				}
-			} else if i&1023 == 1023 && ctx.Err() != nil {
-				return ctx.Err()
+			} else if err := stopped(ctx, i); err != nil {
+				return err
 			}
 			for _, name := range outs {
 				if err := s.Send(name, m); err != nil {

@@ -123,9 +123,8 @@ func (g *Generate) Run(ctx context.Context, s handler.Sockets) error {
 				return ctx.Err()
 			case <-tick.C:
 			}
-		} else if i&1023 == 1023 && ctx.Err() != nil {
-			// Sends that never block never look at the control socket.
-			return ctx.Err()
+		} else if err := stopped(ctx, i); err != nil {
+			return err
 		}
 	}
 	if g.HasEnd {
