@@ -290,23 +290,25 @@ func (r *resolver) expand(sc scope, v *Value) (string, bool) {
 	return s, true
 }
 
-// str reads a scalar as text.
-func (r *resolver) str(sc scope, v *Value, what string) (string, bool) {
+// scalar reads a scalar as interpolated text; anything else is reported as
+// "WHAT must be WANT, got SHAPE" (want: "a string", "an integer", ...).
+func (r *resolver) scalar(sc scope, v *Value, what, want string) (string, bool) {
 	if v.Shape != ShapeScalar {
-		r.errorf(v.Pos, "", "%s must be a string, got %s", what, v.Shape)
+		r.errorf(v.Pos, "", "%s must be %s, got %s", what, want, v.Shape)
 		return "", false
 	}
 	return r.expand(sc, v)
 }
 
+// str reads a scalar as text.
+func (r *resolver) str(sc scope, v *Value, what string) (string, bool) {
+	return r.scalar(sc, v, what, "a string")
+}
+
 // integer reads a scalar as a decimal integer (interpolated first, so
 // `replicas: ${WORKERS}` works).
 func (r *resolver) integer(sc scope, v *Value, what string) (int, bool) {
-	if v.Shape != ShapeScalar {
-		r.errorf(v.Pos, "", "%s must be an integer, got %s", what, v.Shape)
-		return 0, false
-	}
-	s, ok := r.expand(sc, v)
+	s, ok := r.scalar(sc, v, what, "an integer")
 	if !ok {
 		return 0, false
 	}
@@ -356,11 +358,7 @@ func (r *resolver) origin(text string) string {
 
 // duration reads a scalar with ParseDuration; negative durations are errors.
 func (r *resolver) duration(sc scope, v *Value, what string) (time.Duration, bool) {
-	if v.Shape != ShapeScalar {
-		r.errorf(v.Pos, "", "%s must be a duration, got %s", what, v.Shape)
-		return 0, false
-	}
-	s, ok := r.expand(sc, v)
+	s, ok := r.scalar(sc, v, what, "a duration")
 	if !ok {
 		return 0, false
 	}
@@ -396,12 +394,7 @@ func (r *resolver) strList(sc scope, v *Value, what string, single bool) ([]stri
 	out, pos := make([]string, 0, len(items)), make([]Pos, 0, len(items))
 	ok := true
 	for _, it := range items {
-		if it.Shape != ShapeScalar {
-			r.errorf(it.Pos, "", "%s: each entry must be a string, got %s", what, it.Shape)
-			ok = false
-			continue
-		}
-		s, good := r.expand(sc, it)
+		s, good := r.scalar(sc, it, what+": each entry", "a string")
 		if !good {
 			ok = false
 			continue
@@ -528,10 +521,8 @@ func (r *resolver) envMap(sc scope, fn *FileNode, n *Node) map[string]string {
 			r.errorf(e.KeyPos, "ztopo sets ZTOPO_NODE, ZTOPO_<SOCKET>_BIND, ZTOPO_VAR_<NAME>, ...", "environment variable %q: names starting with ZTOPO_ are ztopo's own", e.Key)
 		case e.Value.Shape == ShapeNull:
 			r.errorf(e.KeyPos, `write "" for an empty value; ztopo's own environment is passed on already`, "env %q has no value", e.Key)
-		case e.Value.Shape != ShapeScalar:
-			r.errorf(e.Value.Pos, "", "env %q must be a string, got %s", e.Key, e.Value.Shape)
 		default:
-			if v, ok := r.expand(sc, e.Value); ok {
+			if v, ok := r.str(sc, e.Value, fmt.Sprintf("env %q", e.Key)); ok {
 				out[e.Key] = v
 			}
 		}
@@ -764,16 +755,14 @@ func (r *resolver) typed(sc scope, kind ValueKind, v *Value, what string) (any, 
 	case KindString:
 		return r.str(sc, v, what)
 	case KindBool:
-		if v.Shape == ShapeScalar {
-			if s, ok := r.expand(sc, v); ok {
-				if b, err := strconv.ParseBool(s); err == nil && (s == "true" || s == "false") {
-					return b, true
-				}
-				r.errorf(v.Pos, "", "%s must be true or false, got %q", what, s)
-			}
+		s, ok := r.scalar(sc, v, what, "true or false")
+		if !ok {
 			return nil, false
 		}
-		r.errorf(v.Pos, "", "%s must be true or false, got %s", what, v.Shape)
+		if b, err := strconv.ParseBool(s); err == nil && (s == "true" || s == "false") {
+			return b, true
+		}
+		r.errorf(v.Pos, "", "%s must be true or false, got %q", what, s)
 		return nil, false
 	case KindDuration:
 		return r.duration(sc, v, what)
@@ -781,16 +770,14 @@ func (r *resolver) typed(sc scope, kind ValueKind, v *Value, what string) (any, 
 		l, _, ok := r.strList(sc, v, what, false)
 		return l, ok
 	case KindFloat:
-		if v.Shape == ShapeScalar {
-			if s, ok := r.expand(sc, v); ok {
-				if f, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil {
-					return f, true
-				}
-				r.errorf(v.Pos, "", "%s must be a number, got %q", what, s)
-			}
+		s, ok := r.scalar(sc, v, what, "a number")
+		if !ok {
 			return nil, false
 		}
-		r.errorf(v.Pos, "", "%s must be a number, got %s", what, v.Shape)
+		if f, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil {
+			return f, true
+		}
+		r.errorf(v.Pos, "", "%s must be a number, got %q", what, s)
 		return nil, false
 	}
 	return nil, false
@@ -1056,11 +1043,7 @@ func (r *resolver) options(sc scope, is *isock, full string, defOpts []Entry) {
 // libzmq takes it ("infinite", "no limit"); 0 means "no limit" for HWMs.
 func (r *resolver) optionValue(sc scope, name string, kind OptionKind, v *Value) (any, bool) {
 	what := fmt.Sprintf("option %q", name)
-	if v.Shape != ShapeScalar {
-		r.errorf(v.Pos, "", "%s must be %s, got %s", what, kind, v.Shape)
-		return nil, false
-	}
-	s, ok := r.expand(sc, v)
+	s, ok := r.scalar(sc, v, what, kind.String())
 	if !ok {
 		return nil, false
 	}

@@ -267,25 +267,22 @@ func build(t *spec.Topology) model {
 			}
 		}
 	}
-	// bindsOf and connectsOf are a socket's endpoints over all replicas,
-	// replica by replica, without repeats.
-	bindsOf := func(base, sock string) []string {
+	// endpointsOf is a socket's endpoints (of) over all replicas, replica
+	// by replica, without repeats; bindsOf and connectsOf its two kinds.
+	endpointsOf := func(base, sock string, of func(*spec.Socket) []string) []string {
 		var eps []string
 		for _, n := range instances[base] {
 			if s := n.Socket(sock); s != nil {
-				eps = appendNew(eps, s.Bind...)
+				eps = appendNew(eps, of(s)...)
 			}
 		}
 		return eps
 	}
+	bindsOf := func(base, sock string) []string {
+		return endpointsOf(base, sock, func(s *spec.Socket) []string { return s.Bind })
+	}
 	connectsOf := func(base, sock string) []string {
-		var eps []string
-		for _, n := range instances[base] {
-			if s := n.Socket(sock); s != nil {
-				eps = appendNew(eps, s.Connect...)
-			}
-		}
-		return eps
+		return endpointsOf(base, sock, func(s *spec.Socket) []string { return s.Connect })
 	}
 
 	reached := map[string]bool{} // "base.socket" of bound sockets someone connects to
