@@ -3,6 +3,7 @@ package zbatch
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -105,6 +106,37 @@ func (r *proxyRig) stop() {
 	}
 }
 
+// sendNumbered sends messages from to to-1 on s, message i the frames
+// head..., "m<i>", "tail", and returns their bytes as STATISTICS counts
+// them: every frame's.
+func sendNumbered(t *testing.T, s *zmq4.Socket, from, to int, head ...string) (bytes uint64) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		m := append(append([]string(nil), head...), fmt.Sprintf("m%d", i), "tail")
+		for _, f := range m {
+			bytes += uint64(len(f))
+		}
+		if _, err := s.SendMessage(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bytes
+}
+
+// recvNumbered receives count messages on s, each named what in a failure,
+// and fails unless message i is head..., "m<i>", "tail": what sendNumbered
+// sent, whole and in order.
+func recvNumbered(t *testing.T, s *zmq4.Socket, what string, count int, head ...string) {
+	t.Helper()
+	for i := 0; i < count; i++ {
+		m, err := s.RecvMessage(0)
+		want := append(append([]string(nil), head...), fmt.Sprintf("m%d", i), "tail")
+		if err != nil || !slices.Equal(m, want) {
+			t.Fatalf("%s %d: got %q, %v", what, i, m, err)
+		}
+	}
+}
+
 // TestProxyStreamer: PULL -> PUSH with capture; every message arrives
 // whole and in order, capture gets every frame and the commands, and
 // STATISTICS counts as libzmq's proxy does.
@@ -123,22 +155,9 @@ func TestProxyStreamer(t *testing.T) {
 	r.start(front, back, capture)
 
 	const count = 1000 // several bursts
-	for i := 0; i < count; i++ {
-		if _, err := src.SendMessage(fmt.Sprintf("m%d", i), "tail"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := 0; i < count; i++ {
-		m, err := sink.RecvMessage(0)
-		if err != nil || len(m) != 2 || m[0] != fmt.Sprintf("m%d", i) || m[1] != "tail" {
-			t.Fatalf("message %d: got %q, %v", i, m, err)
-		}
-	}
+	bytes := sendNumbered(t, src, 0, count)
+	recvNumbered(t, sink, "message", count)
 	st := r.stats()
-	bytes := uint64(0)
-	for i := 0; i < count; i++ {
-		bytes += uint64(len(fmt.Sprintf("m%d", i)) + 4)
-	}
 	want := [8]uint64{count, bytes, 0, 0, 0, 0, count, bytes}
 	if st != want {
 		t.Errorf("statistics: got %v, want %v", st, want)
@@ -172,20 +191,8 @@ func TestEcho(t *testing.T) {
 	defer client.Close()
 	r.run(func(ctl *zmq4.Socket) error { return Echo(rep, ctl) }, rep)
 	const count = 1000
-	var bytes uint64
-	for i := 0; i < count; i++ {
-		body := fmt.Sprintf("m%d", i)
-		bytes += uint64(len(body) + len("tail"))
-		if _, err := client.SendMessage("", body, "tail"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := 0; i < count; i++ {
-		m, err := client.RecvMessage(0)
-		if err != nil || len(m) != 3 || m[0] != "" || m[1] != fmt.Sprintf("m%d", i) || m[2] != "tail" {
-			t.Fatalf("reply %d: got %q, %v", i, m, err)
-		}
-	}
+	bytes := sendNumbered(t, client, 0, count, "")
+	recvNumbered(t, client, "reply", count, "")
 	if st, want := r.stats(), [8]uint64{count, bytes, count, bytes}; st != want {
 		t.Errorf("statistics: got %v, want %v", st, want)
 	}
@@ -204,18 +211,8 @@ func TestSink(t *testing.T) {
 	pull := r.sock(zmq4.PULL, "inproc://sink-"+n, "")
 	src := r.sock(zmq4.PUSH, "", "inproc://sink-"+n)
 	defer src.Close()
-	send := func(from, to int) (bytes uint64) {
-		for i := from; i < to; i++ {
-			body := fmt.Sprintf("m%d", i)
-			bytes += uint64(len(body) + len("tail"))
-			if _, err := src.SendMessage(body, "tail"); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return bytes
-	}
-	first := send(0, 600)
-	rest := send(600, 900)
+	first := sendNumbered(t, src, 0, 600)
+	rest := sendNumbered(t, src, 600, 900)
 	// Its own control pair: the rig's is for the second run.
 	ca, cb := r.sock(zmq4.PAIR, "inproc://sink-ctl-"+n, ""), r.sock(zmq4.PAIR, "", "inproc://sink-ctl-"+n)
 	defer ca.Close()
@@ -230,7 +227,7 @@ func TestSink(t *testing.T) {
 		sunk <- got
 		return err
 	}, pull)
-	rest += send(900, 1000)
+	rest += sendNumbered(t, src, 900, 1000)
 	deadline := time.Now().Add(10 * time.Second)
 	for r.stats()[0] != 400 {
 		if time.Now().After(deadline) {
