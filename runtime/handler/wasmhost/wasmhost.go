@@ -654,10 +654,6 @@ func (in *instance) call(m handler.Msg) ([][]byte, error) {
 		if err := in.run(in.buffer); err != nil {
 			return nil, err
 		}
-		if in.failed {
-			in.failed = false
-			return nil, &GuestError{Text: string(in.failText)}
-		}
 		in.bufPtr, in.bufCap = uint32(in.stack[0]), want
 	}
 	buf, ok := in.mem.Read(in.bufPtr, uint32(size))
@@ -679,10 +675,6 @@ func (in *instance) call(m handler.Msg) ([][]byte, error) {
 	if err := in.run(in.handle); err != nil {
 		return nil, err
 	}
-	if in.failed {
-		in.failed = false
-		return nil, &GuestError{Text: string(in.failText)}
-	}
 	r := in.stack[0]
 	addr, n := uint32(r>>32), uint32(r)
 	if n == 0 {
@@ -695,8 +687,9 @@ func (in *instance) call(m handler.Msg) ([][]byte, error) {
 	return in.decode(m.Frames, enc)
 }
 
-// run calls f with the instance's stack. The caller finds out from the
-// Handler's state whether the watchdog stopped it.
+// run calls f with the instance's stack: a trap or an exit is a Fault, a
+// ztopo.fail during the call (and no trap) a GuestError. The caller finds
+// out from the Handler's state whether the watchdog stopped it.
 func (in *instance) run(f api.Function) error {
 	err := f.CallWithStack(in.ctx, in.stack[:])
 	if err != nil {
@@ -705,6 +698,10 @@ func (in *instance) run(f api.Function) error {
 			return &Fault{Node: in.h.cfg.Node, Err: fmt.Errorf("module exited with code %d", exit.ExitCode())}
 		}
 		return &Fault{Node: in.h.cfg.Node, Err: fmt.Errorf("trap: %s", firstLine(err.Error()))}
+	}
+	if in.failed {
+		in.failed = false
+		return &GuestError{Text: string(in.failText)}
 	}
 	return nil
 }
