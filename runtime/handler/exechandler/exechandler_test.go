@@ -157,34 +157,13 @@ func TestCrashMidStream(t *testing.T) {
 	x := e.start(exechandler.Config{Argv: []string{script(t)}, Env: []string{"EXIT_AFTER=100"}})
 	first := x.PID()
 	got := handlertest.Drive(t, x, 150, func(i int) handler.Msg { return msg(fmt.Sprintf("m%d", i)) })
-	lost := 0
-	for tag, r := range got {
-		switch {
-		case errors.Is(r.Err, exechandler.ErrLost):
-			lost++
-		case r.Err != nil:
-			t.Fatalf("tag %d: %v", tag, r.Err)
-		case q(r.Frames) != fmt.Sprintf(`["M%d"]`, tag):
-			t.Fatalf("tag %d: got %s", tag, q(r.Frames))
-		}
-	}
-	if lost == 0 {
-		t.Fatal("nothing reported lost")
-	}
-	if s := x.Stats(); s.Lost != int64(lost) {
-		t.Fatalf("Stats().Lost = %d, want %d", s.Lost, lost)
-	}
-	out, err := x.Handle(context.Background(), msg("after"))
-	if err != nil || q(out) != `["AFTER"]` {
-		t.Fatalf("after restart: got %s, %v", q(out), err)
-	}
-	if s := x.Stats(); s.Restarts < 1 {
-		t.Fatalf("Stats().Restarts = %d, want >= 1", s.Restarts)
-	}
+	handlertest.Crash{
+		Lost:     exechandler.ErrLost,
+		Want:     func(tag uint64) string { return fmt.Sprintf(`["M%d"]`, tag) },
+		Stats:    func() (int64, int64) { s := x.Stats(); return s.Lost, s.Restarts },
+		FirstPID: first,
+	}.Check(t, x, got)
 	e.note(x)
-	if testutil.Alive(first) {
-		t.Fatalf("crashed child %d alive", first)
-	}
 }
 
 // A child that keeps exiting is restarted as the node's restart policy

@@ -204,3 +204,49 @@ func DriveThroughSwap(t testing.TB, h handler.Async, window, swapAt int, wrap fu
 		}
 	}
 }
+
+// Crash is what a host's crash test checks once Drive has pushed messages
+// through a child (or plugin) that exits mid-stream.
+type Crash struct {
+	Lost     error                   // the host's ErrLost
+	Want     func(tag uint64) string // the answer to tag's message, as %q prints its frames
+	Stats    func() (lost, restarts int64)
+	FirstPID int // the child that crashed
+}
+
+// Check fails the test unless every Result in got either wraps c.Lost or
+// came without an error and with c.Want(tag), some were lost and the host
+// counted exactly those, the restarted child answers "after" with
+// "AFTER", a restart was counted, and the first child is gone.
+func (c Crash) Check(t testing.TB, h handler.Handler, got map[uint64]handler.Result) {
+	t.Helper()
+	lost := 0
+	for tag, r := range got {
+		switch {
+		case errors.Is(r.Err, c.Lost):
+			lost++
+		case r.Err != nil:
+			t.Fatalf("tag %d: unexpected error %v", tag, r.Err)
+		default:
+			if got, want := fmt.Sprintf("%q", r.Frames), c.Want(tag); got != want {
+				t.Fatalf("tag %d: got %s, want %s", tag, got, want)
+			}
+		}
+	}
+	if lost == 0 {
+		t.Fatal("no message reported lost")
+	}
+	if n, _ := c.Stats(); n != int64(lost) {
+		t.Fatalf("Stats().Lost = %d, want %d (the lost results)", n, lost)
+	}
+	out, err := h.Handle(context.Background(), Msg("after"))
+	if got := fmt.Sprintf("%q", out); err != nil || got != `["AFTER"]` {
+		t.Fatalf("after restart: got %s, %v", got, err)
+	}
+	if _, n := c.Stats(); n < 1 {
+		t.Fatalf("Stats().Restarts = %d, want >= 1", n)
+	}
+	if testutil.Alive(c.FirstPID) {
+		t.Fatalf("crashed child %d still alive", c.FirstPID)
+	}
+}

@@ -258,37 +258,12 @@ func TestCrashMidStream(t *testing.T) {
 	h := e.start(e.config("crash-after=100"))
 	firstPid := h.PID()
 	got := handlertest.Drive(t, h, 150, numbered)
-	lost := 0
-	for tag, r := range got {
-		switch {
-		case errors.Is(r.Err, pluginhost.ErrLost):
-			lost++
-		case r.Err != nil:
-			t.Fatalf("tag %d: unexpected error %v", tag, r.Err)
-		default:
-			want := frames([][]byte{[]byte("topic"), []byte(fmt.Sprintf("MSG-%d", tag))})
-			if frames(r.Frames) != want {
-				t.Fatalf("tag %d: got %s, want %s", tag, frames(r.Frames), want)
-			}
-		}
-	}
-	if lost == 0 {
-		t.Fatal("no message reported lost")
-	}
-	s := h.Stats()
-	if s.Lost != int64(lost) {
-		t.Fatalf("Stats().Lost = %d, want %d (the lost results)", s.Lost, lost)
-	}
-	out, err := h.Handle(context.Background(), msg("after"))
-	if err != nil || frames(out) != `["AFTER"]` {
-		t.Fatalf("after restart: got %s, %v", frames(out), err)
-	}
-	if s := h.Stats(); s.Restarts < 1 {
-		t.Fatalf("Stats().Restarts = %d, want >= 1", s.Restarts)
-	}
-	if testutil.Alive(firstPid) {
-		t.Fatalf("crashed plugin %d still alive", firstPid)
-	}
+	handlertest.Crash{
+		Lost:     pluginhost.ErrLost,
+		Want:     func(tag uint64) string { return fmt.Sprintf(`["topic" "MSG-%d"]`, tag) },
+		Stats:    func() (int64, int64) { s := h.Stats(); return s.Lost, s.Restarts },
+		FirstPID: firstPid,
+	}.Check(t, h, got)
 }
 
 // A plugin that stops answering: its requests time out, it is killed and
