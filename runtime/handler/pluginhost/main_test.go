@@ -76,17 +76,15 @@ func testPlugin(mode string) int {
 		}
 		return 0
 	}
+	upper := func(_ context.Context, f [][]byte) ([][]byte, error) {
+		upperASCII(f[len(f)-1])
+		return f, nil
+	}
 	switch string(name) {
 	case "upper":
-		return serve(func(_ context.Context, f [][]byte) ([][]byte, error) {
-			upperASCII(f[len(f)-1])
-			return f, nil
-		}, 0)
+		return serve(upper, 0)
 	case "upper1":
-		return serve(func(_ context.Context, f [][]byte) ([][]byte, error) {
-			upperASCII(f[len(f)-1])
-			return f, nil
-		}, 1)
+		return serve(upper, 1)
 	case "reverse":
 		return serve(func(_ context.Context, f [][]byte) ([][]byte, error) {
 			reverseBytes(f[len(f)-1])
@@ -105,12 +103,11 @@ func testPlugin(mode string) int {
 		}, 0)
 	case "crash-after":
 		// One worker: message n+1 ends the process before it is answered.
-		return serve(func(_ context.Context, f [][]byte) ([][]byte, error) {
+		return serve(func(ctx context.Context, f [][]byte) ([][]byte, error) {
 			if handled.Add(1) > int64(n) {
 				os.Exit(3)
 			}
-			upperASCII(f[len(f)-1])
-			return f, nil
+			return upper(ctx, f)
 		}, 1)
 	case "big":
 		// Answers "big" with n bytes, everything else as it came.
@@ -121,12 +118,11 @@ func testPlugin(mode string) int {
 			return f, nil
 		}, 1)
 	case "hang-after":
-		return serve(func(_ context.Context, f [][]byte) ([][]byte, error) {
+		return serve(func(ctx context.Context, f [][]byte) ([][]byte, error) {
 			if handled.Add(1) > int64(n) {
 				select {}
 			}
-			upperASCII(f[len(f)-1])
-			return f, nil
+			return upper(ctx, f)
 		}, 1)
 	case "slow":
 		// Answers "slow" after a long wait, everything else at once.
