@@ -93,9 +93,9 @@ func (b *MDBroker) Run(ctx context.Context, s handler.Sockets) error {
 	}
 	b.init()
 	front := []string{"frontend"}
-	heartbeatAt := time.Now().Add(b.Heartbeat)
+	beat := newPulse(b.Heartbeat)
 	for {
-		ready, err := w.Wait(front, max(time.Until(heartbeatAt), 0))
+		ready, err := w.Wait(front, beat.wait())
 		if err != nil {
 			return err
 		}
@@ -112,14 +112,13 @@ func (b *MDBroker) Run(ctx context.Context, s handler.Sockets) error {
 				return err
 			}
 		}
-		if now := time.Now(); !now.Before(heartbeatAt) {
+		if now := time.Now(); beat.due(now) {
 			b.purge(now)
 			for _, wk := range b.waiting {
 				if err := b.toWorker(s, wk.id, mdpHeartbeat); err != nil {
 					return err
 				}
 			}
-			heartbeatAt = now.Add(b.Heartbeat)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -259,7 +258,7 @@ func (b *MDBroker) worker(s handler.Sockets, id []byte, m [][]byte) error {
 	return b.disconnect(s, id)
 }
 
-func (b *MDBroker) expiry() time.Duration { return b.Heartbeat * time.Duration(b.Liveness) }
+func (b *MDBroker) expiry() time.Duration { return silentFor(b.Heartbeat, b.Liveness) }
 
 // ready makes a worker wait for its service's next request.
 func (b *MDBroker) ready(s handler.Sockets, wk *mdWorkerState) error {
@@ -322,7 +321,7 @@ func (b *MDBroker) purge(now time.Time) {
 }
 
 func init() {
-	register(spec.HandlerSchema{
+	registerHeartbeating(spec.HandlerSchema{
 		Name:   "mdbroker",
 		Broker: true,
 		// MDP workers and clients share the frontend.
@@ -330,13 +329,9 @@ func init() {
 		Doc:            "a Majordomo (MDP 0.1) broker: MDPC01 clients and MDPW01 workers on one ROUTER frontend, service routing, heartbeats, mmi.service",
 		NeedSockets:    []string{"frontend"},
 		SocketTypes:    map[string]spec.SocketType{"frontend": spec.ROUTER},
-		Keys:           heartbeatKeys(spec.DefaultMDPHeartbeat, "expired"),
-	}, newMDBroker)
+	}, spec.DefaultMDPHeartbeat, "expired", newMDBroker)
 }
 
-func newMDBroker(cfg map[string]any, env handler.Env) (any, error) {
-	c := newConfig("mdbroker", cfg)
-	b := &MDBroker{}
-	b.Heartbeat, b.Liveness, b.Logger = c.heartbeating(spec.DefaultMDPHeartbeat, env)
-	return b, c.err()
+func newMDBroker(hb time.Duration, liveness int, lg hclog.Logger) any {
+	return &MDBroker{Heartbeat: hb, Liveness: liveness, Logger: lg}
 }

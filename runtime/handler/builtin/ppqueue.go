@@ -50,7 +50,7 @@ func (q *PPQueue) ready(id []byte, now time.Time) {
 			break
 		}
 	}
-	q.workers = append(q.workers, ppWorker{id: id, expiry: now.Add(q.Heartbeat * time.Duration(q.Liveness))})
+	q.workers = append(q.workers, ppWorker{id: id, expiry: now.Add(silentFor(q.Heartbeat, q.Liveness))})
 }
 
 // purge evicts the workers whose expiry passed.
@@ -81,17 +81,15 @@ func (q *PPQueue) Inherit(prev any) {
 }
 
 func (q *PPQueue) Run(ctx context.Context, s handler.Sockets) error {
-	heartbeatAt := time.Now().Add(q.Heartbeat)
-	wait := func() time.Duration { return max(time.Until(heartbeatAt), 0) }
-	return runLB(ctx, s, "ppqueue", q, wait, func(w handler.Waiter) error {
+	beat := newPulse(q.Heartbeat)
+	return runLB(ctx, s, "ppqueue", q, beat.wait, func(w handler.Waiter) error {
 		now := time.Now()
-		if !now.Before(heartbeatAt) {
+		if beat.due(now) {
 			for _, wk := range q.workers {
 				if err := s.Send("backend", [][]byte{wk.id, ppHeartbeat}); err != nil {
 					return err
 				}
 			}
-			heartbeatAt = now.Add(q.Heartbeat)
 		}
 		// Evict only with the backend read to the end: a queue that was
 		// itself held up (a loaded machine) finds the heartbeats of live
@@ -130,7 +128,7 @@ func (q *PPQueue) takeWorker(addr [][]byte) [][]byte {
 }
 
 func init() {
-	register(spec.HandlerSchema{
+	registerHeartbeating(spec.HandlerSchema{
 		Name:   "ppqueue",
 		Broker: true,
 		// PPP workers connect to the backend.
@@ -138,36 +136,9 @@ func init() {
 		Doc:            "the Paranoid Pirate queue: ROUTER frontend for clients, ROUTER backend for workers that send \\x01 when ready and heartbeat with \\x02",
 		NeedSockets:    []string{"backend", "frontend"},
 		SocketTypes:    map[string]spec.SocketType{"backend": spec.ROUTER, "frontend": spec.ROUTER},
-		Keys:           heartbeatKeys(spec.DefaultPPPHeartbeat, "evicted"),
-	}, newPPQueue)
+	}, spec.DefaultPPPHeartbeat, "evicted", newPPQueue)
 }
 
-func newPPQueue(cfg map[string]any, env handler.Env) (any, error) {
-	c := newConfig("ppqueue", cfg)
-	q := &PPQueue{}
-	q.Heartbeat, q.Liveness, q.Logger = c.heartbeating(spec.DefaultPPPHeartbeat, env)
-	return q, c.err()
-}
-
-// heartbeatKeys are the config keys heartbeating reads, for a broker whose
-// heartbeat is def by default and which says its silent workers are gone.
-func heartbeatKeys(def time.Duration, gone string) []spec.ConfigKey {
-	return []spec.ConfigKey{
-		{Name: "heartbeat", Kind: spec.KindDuration, Doc: fmt.Sprintf("interval of heartbeats to idle workers (%s, the zguide's)", def)},
-		{Name: "liveness", Kind: spec.KindInt, Doc: fmt.Sprintf("heartbeats a worker may miss before it is %s (%d)", gone, spec.DefaultLiveness)},
-	}
-}
-
-// heartbeating reads what the heartbeating brokers (ppqueue, mdbroker)
-// share: the heartbeat interval (heartbeat, default def), the heartbeats a
-// peer may miss (liveness) and the logger.
-func (c *config) heartbeating(def time.Duration, env handler.Env) (time.Duration, int, hclog.Logger) {
-	hb, liveness := c.duration("heartbeat"), c.int("liveness", spec.DefaultLiveness)
-	if hb <= 0 {
-		hb = def
-	}
-	if liveness <= 0 {
-		liveness = spec.DefaultLiveness
-	}
-	return hb, liveness, logger(env)
+func newPPQueue(hb time.Duration, liveness int, lg hclog.Logger) any {
+	return &PPQueue{Heartbeat: hb, Liveness: liveness, Logger: lg}
 }
