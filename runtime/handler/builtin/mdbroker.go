@@ -84,12 +84,9 @@ func (b *MDBroker) init() {
 func (b *MDBroker) Workers() int { return len(b.workers) }
 
 func (b *MDBroker) Run(ctx context.Context, s handler.Sockets) error {
-	w, ok := s.(handler.Waiter)
-	if !ok {
-		return fmt.Errorf("mdbroker: the node's sockets cannot wait: %w", handler.ErrFatal)
-	}
-	if s.Spec("frontend") == nil {
-		return fmt.Errorf("mdbroker: needs a socket named frontend: %w", handler.ErrFatal)
+	w, err := brokerWaiter(s, "mdbroker", "frontend")
+	if err != nil {
+		return err
 	}
 	b.init()
 	front := []string{"frontend"}

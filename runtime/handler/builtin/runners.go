@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -309,6 +310,25 @@ var (
 	bothSides   = []string{"backend", "frontend"}
 )
 
+// brokerWaiter is the Waiter a broker named kind reads its sockets with;
+// the broker needs the sockets named.
+func brokerWaiter(s handler.Sockets, kind string, names ...string) (handler.Waiter, error) {
+	w, ok := s.(handler.Waiter)
+	if !ok {
+		return nil, fmt.Errorf("%s: the node's sockets cannot wait: %w", kind, handler.ErrFatal)
+	}
+	for _, name := range names {
+		if s.Spec(name) != nil {
+			continue
+		}
+		if len(names) == 1 {
+			return nil, fmt.Errorf("%s: needs a socket named %s: %w", kind, name, handler.ErrFatal)
+		}
+		return nil, fmt.Errorf("%s: needs sockets named %s: %w", kind, strings.Join(names, " and "), handler.ErrFatal)
+	}
+	return w, nil
+}
+
 // runLB runs the load-balancing broker b, named kind. Each turn waits up
 // to wait() (nil: for ever) for the backend and, while workers are idle,
 // the frontend: clients are only heard while a worker can take their
@@ -316,12 +336,9 @@ var (
 // request...]) to the worker b takes; then after, if any, has its turn
 // before the loop looks whether the node stops.
 func runLB(ctx context.Context, s handler.Sockets, kind string, b lbBroker, wait func() time.Duration, after func(handler.Waiter) error) error {
-	w, ok := s.(handler.Waiter)
-	if !ok {
-		return fmt.Errorf("%s: the node's sockets cannot wait: %w", kind, handler.ErrFatal)
-	}
-	if s.Spec("frontend") == nil || s.Spec("backend") == nil {
-		return fmt.Errorf("%s: needs sockets named frontend and backend: %w", kind, handler.ErrFatal)
+	w, err := brokerWaiter(s, kind, "frontend", "backend")
+	if err != nil {
+		return err
 	}
 	var addr [][]byte
 	for {
