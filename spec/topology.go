@@ -2,6 +2,7 @@ package spec
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -73,10 +74,13 @@ type CurveKey struct {
 
 // Node returns the instance named name, or nil.
 func (t *Topology) Node(name string) *Node {
-	for _, n := range t.Nodes {
-		if n.Name == name {
-			return n
-		}
+	return byName(t.Nodes, name, func(n *Node) string { return n.Name })
+}
+
+// byName is the element of list whose name (nameOf) is name, or nil.
+func byName[T any](list []*T, name string, nameOf func(*T) string) *T {
+	if i := slices.IndexFunc(list, func(x *T) bool { return nameOf(x) == name }); i >= 0 {
+		return list[i]
 	}
 	return nil
 }
@@ -210,12 +214,7 @@ func (n *Node) ChildEnv() map[string]string {
 
 // Socket returns the socket named name, or nil.
 func (n *Node) Socket(name string) *Socket {
-	for _, s := range n.Sockets {
-		if s.Name == name {
-			return s
-		}
-	}
-	return nil
+	return byName(n.Sockets, name, func(s *Socket) string { return s.Name })
 }
 
 // RestartPolicy is when a node instance is restarted after it ends.
