@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,31 +24,33 @@ func ParseSocketType(s string) (SocketType, error) {
 
 // ParseRole reads a socket role: in, out or inout.
 func ParseRole(s string) (Role, error) {
-	switch Role(s) {
-	case RoleIn, RoleOut, RoleInOut:
-		return Role(s), nil
-	}
-	return "", fmt.Errorf("unknown role %q: want in, out or inout", s)
+	return oneOf(s, "role", RoleIn, RoleOut, RoleInOut)
 }
 
 // ParseRunMode reads where a node runs: goroutine or process.
 func ParseRunMode(s string) (RunMode, error) {
-	switch RunMode(s) {
-	case RunGoroutine, RunProcess:
-		return RunMode(s), nil
-	}
-	return "", fmt.Errorf("unknown run mode %q: want goroutine or process", s)
+	return oneOf(s, "run mode", RunGoroutine, RunProcess)
 }
 
 // ParseRestartPolicy reads the short form of a restart policy: no,
 // on-failure or always. (The long form is a map, read by the resolver:
 // {policy, max_restarts, within, backoff_min, backoff_max}.)
 func ParseRestartPolicy(s string) (RestartPolicy, error) {
-	switch RestartPolicy(s) {
-	case RestartNo, RestartOnFailure, RestartAlways:
-		return RestartPolicy(s), nil
+	return oneOf(s, "restart policy", RestartNo, RestartOnFailure, RestartAlways)
+}
+
+// oneOf reads s as one of want (two or more), written exactly; the error
+// names what s is and lists want: `unknown role "x": want in, out or inout`.
+func oneOf[T ~string](s, what string, want ...T) (T, error) {
+	if slices.Contains(want, T(s)) {
+		return T(s), nil
 	}
-	return "", fmt.Errorf("unknown restart policy %q: want no, on-failure or always", s)
+	names := make([]string, len(want))
+	for i, w := range want {
+		names[i] = string(w)
+	}
+	last := len(names) - 1
+	return "", fmt.Errorf("unknown %s %q: want %s or %s", what, s, strings.Join(names[:last], ", "), names[last])
 }
 
 // ParseDuration reads a duration: Go's syntax ("250ms", "5s", "1m30s",
