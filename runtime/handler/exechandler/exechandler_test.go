@@ -298,14 +298,7 @@ func TestSwapExplicit(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.note(x)
-	if err := x.Submit(bg, msg("new"), 1); err != nil {
-		t.Fatal(err)
-	}
-	handlertest.WantReplies(t, x, map[uint64]string{0: `["held"]`, 1: `["NEW"]`})
-	testutil.WaitFor(t, "the old child's exit", func() bool { return !testutil.Alive(old) })
-	if s := x.Stats(); s.Swaps != 1 || s.Lost != 0 {
-		t.Fatalf("stats %+v", s)
-	}
+	handlertest.AfterSwap(t, x, `["held"]`, old, func() (int64, int64) { s := x.Stats(); return s.Swaps, s.Lost })
 	if err := x.Swap(exechandler.Config{Argv: []string{"/nonexistent"}}); !errors.Is(err, exechandler.ErrStart) {
 		t.Fatalf("swap to a missing program: got %v, want ErrStart", err)
 	}

@@ -250,3 +250,20 @@ func (c Crash) Check(t testing.TB, h handler.Handler, got map[uint64]handler.Res
 		t.Fatalf("crashed child %d still alive", c.FirstPID)
 	}
 }
+
+// AfterSwap checks what a swap promises once it has returned while the old
+// child (or plugin), pid old, holds message 0, which it answers held: a
+// message submitted now ("new", tag 1) is answered "NEW" by the new child,
+// the held one is answered too, the old child then exits, and the host
+// counted one swap and nothing lost.
+func AfterSwap(t testing.TB, h handler.Async, held string, old int, stats func() (swaps, lost int64)) {
+	t.Helper()
+	if err := h.Submit(context.Background(), Msg("new"), 1); err != nil {
+		t.Fatal(err)
+	}
+	WantReplies(t, h, map[uint64]string{0: held, 1: `["NEW"]`})
+	testutil.WaitFor(t, "the old child's exit", func() bool { return !testutil.Alive(old) })
+	if swaps, lost := stats(); swaps != 1 || lost != 0 {
+		t.Fatalf("Stats(): %d swaps, %d lost; want 1 swap, nothing lost", swaps, lost)
+	}
+}

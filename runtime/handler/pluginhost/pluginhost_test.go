@@ -460,14 +460,7 @@ func TestSwapLetsOldFinish(t *testing.T) {
 	if h.PID() == oldPid {
 		t.Fatal("PID unchanged after swap")
 	}
-	if err := h.Submit(bg, msg("new"), 1); err != nil {
-		t.Fatal(err)
-	}
-	handlertest.WantReplies(t, h, map[uint64]string{0: `["slow"]`, 1: `["NEW"]`})
-	testutil.WaitFor(t, "the old plugin's exit", func() bool { return !testutil.Alive(oldPid) })
-	if s := h.Stats(); s.Swaps != 1 || s.Lost != 0 {
-		t.Fatalf("stats %+v: want one swap, nothing lost", s)
-	}
+	handlertest.AfterSwap(t, h, `["slow"]`, oldPid, func() (int64, int64) { s := h.Stats(); return s.Swaps, s.Lost })
 }
 
 func TestSwapFailureKeepsOld(t *testing.T) {
