@@ -90,12 +90,7 @@ type inst struct {
 }
 
 func (in *inst) sock(name string) *isock {
-	for _, s := range in.socks {
-		if s.s.Name == name {
-			return s
-		}
-	}
-	return nil
+	return byName(in.socks, name, func(s *isock) string { return s.s.Name })
 }
 
 type isock struct {
