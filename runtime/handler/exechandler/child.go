@@ -307,16 +307,15 @@ func (c *child) answer(e *Exec, line []byte) {
 		c.busySince = now
 	}
 	c.mu.Unlock()
-	<-e.slots
 	if c.cfg.DropSet && string(line) == c.cfg.Drop {
 		e.dropped.Add(1)
-		e.deliver(it, handler.Result{})
+		e.answer(it, handler.Result{})
 		return
 	}
 	out := make([][]byte, len(it.frames))
 	copy(out, it.frames)
 	out[len(out)-1] = append([]byte(nil), line...)
-	e.deliver(it, handler.Result{Frames: out})
+	e.answer(it, handler.Result{Frames: out})
 }
 
 // waitExit reports, once the child is gone, the messages it held, and then
@@ -345,8 +344,7 @@ func (c *child) waitExit(e *Exec) {
 		e.lost.Add(int64(len(held)))
 		e.log.Warn("exec handler lost messages", "argv", c.cfg.Argv, "pid", c.p.Pid(), "count", len(held), "status", status)
 		for _, it := range held {
-			<-e.slots
-			e.deliver(it, handler.Result{Err: lostErr})
+			e.answer(it, handler.Result{Err: lostErr})
 		}
 	}
 	c.stopWriting()
@@ -380,7 +378,7 @@ func (c *child) retire(grace time.Duration) {
 
 // manage owns the set of children: restarts, swaps, close.
 func (e *Exec) manage(ctx context.Context, cur *child) {
-	defer close(e.done)
+	defer e.books.Finished()
 	children := map[*child]bool{cur: true}
 	e.pid.Store(int64(cur.p.Pid()))
 	curCfg := cur.cfg
@@ -412,7 +410,7 @@ func (e *Exec) manage(ctx context.Context, cur *child) {
 	}
 	fail := func(err error) {
 		failed = true
-		e.err.Set(err)
+		e.books.Fail(err)
 		e.log.Error("exec handler failed", "error", err)
 		beginClose(nil)
 	}
@@ -457,7 +455,7 @@ func (e *Exec) manage(ctx context.Context, cur *child) {
 			e.log.Info("exec handler restarted", "argv", curCfg.Argv, "pid", c.p.Pid())
 		case req := <-e.swaps:
 			if closing || failed {
-				req.reply <- e.closedErr()
+				req.reply <- e.books.ClosedErr()
 				continue
 			}
 			gen++
@@ -487,7 +485,7 @@ func (e *Exec) manage(ctx context.Context, cur *child) {
 			}
 		case <-ctxDone:
 			ctxDone = nil
-			e.err.Set(fmt.Errorf("%w: %v", ErrClosed, context.Cause(ctx)))
+			e.books.Fail(fmt.Errorf("%w: %v", ErrClosed, context.Cause(ctx)))
 			if !closing {
 				beginClose(nil)
 			}
@@ -502,8 +500,7 @@ func (e *Exec) manage(ctx context.Context, cur *child) {
 	for {
 		select {
 		case it := <-e.in:
-			<-e.slots
-			e.deliver(it, handler.Result{Err: e.closedErr()})
+			e.answer(it, handler.Result{Err: e.books.ClosedErr()})
 		default:
 			return
 		}

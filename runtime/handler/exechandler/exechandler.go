@@ -32,7 +32,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/ztopo/ztopo/runtime/handler"
-	"github.com/ztopo/ztopo/runtime/watch"
+	"github.com/ztopo/ztopo/runtime/handler/internal/asynchost"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -182,21 +182,18 @@ type Exec struct {
 	mu     sync.Mutex // guards closed with the sends into in
 	closed bool
 	in     chan *item // messages for whichever child writes next
-	slots  chan struct{}
 
-	results *handler.ResultQueue
+	// books: slots, Results, Err; Done once the manager has exited and
+	// no child is left.
+	books *asynchost.Books
 
 	swaps   chan swapReq
 	exits   chan *child
 	closing chan context.Context
-	done    chan struct{} // the manager has exited: no child left
-	err     handler.FirstErr
 
-	watchMu   sync.Mutex
-	watchStop func()
-	watchPath string
-	cfgMu     sync.Mutex
-	lastCfg   Config
+	watch   asynchost.Watch
+	cfgMu   sync.Mutex
+	lastCfg Config
 
 	pid                           atomic.Int64
 	restarts, nswaps, lost, extra atomic.Int64
@@ -231,104 +228,71 @@ func New(ctx context.Context, cfg Config) (*Exec, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		in:      make(chan *item, cfg.Inflight),
-		slots:   make(chan struct{}, cfg.Inflight),
 		swaps:   make(chan swapReq),
 		exits:   make(chan *child, 16),
 		closing: make(chan context.Context, 1),
-		done:    make(chan struct{}),
 		lastCfg: cfg,
 	}
-	e.results = handler.NewResultQueue(cfg.Inflight)
+	e.books = asynchost.New("exechandler", cfg.Inflight, ErrClosed, rejectNewline, e.hand)
 	first, err := e.startChild(cfg, 1)
 	if err != nil {
-		e.results.Close()
+		e.books.CloseResults()
 		return nil, err
 	}
 	go e.manage(ctx, first)
 	if cfg.WatchFile {
-		e.watch(cfg)
+		e.watchScript(cfg)
 	}
 	return e, nil
 }
 
 // Handle submits m and waits for its answer: the synchronous form.
 func (e *Exec) Handle(ctx context.Context, m handler.Msg) ([][]byte, error) {
-	return handler.AwaitReply(ctx, func(reply chan handler.Result) error {
-		return e.submit(ctx, m, 0, reply)
-	})
+	return e.books.Handle(ctx, m)
 }
 
 // Submit hands m over under tag; its Result comes on Results. It blocks
 // while Config.Inflight messages are unanswered, until ctx is done.
 func (e *Exec) Submit(ctx context.Context, m handler.Msg, tag uint64) error {
-	return e.submit(ctx, m, tag, nil)
+	return e.books.Submit(ctx, m, tag)
 }
 
-func (e *Exec) submit(ctx context.Context, m handler.Msg, tag uint64, reply chan handler.Result) error {
-	if err := e.Err(); err != nil {
-		return err
-	}
-	if len(m.Frames) == 0 {
-		return errors.New("exechandler: empty message")
-	}
-	it := &item{tag: tag, frames: m.Frames, reply: reply}
-	if reply == nil {
-		e.results.Add(1)
-	}
-	if bytes.IndexByte(m.Frames[len(m.Frames)-1], '\n') >= 0 {
-		e.deliver(it, handler.Result{Err: ErrNewline})
-		return nil
-	}
-	select {
-	case e.slots <- struct{}{}:
-	case <-ctx.Done():
-		e.unqueue(reply)
-		return ctx.Err()
-	case <-e.done:
-		e.unqueue(reply)
-		return e.closedErr()
-	}
+// hand queues an admitted message for whichever child writes next.
+func (e *Exec) hand(tag uint64, frames [][]byte, reply chan handler.Result) bool {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.closed {
-		e.mu.Unlock()
-		<-e.slots
-		e.unqueue(reply)
-		return e.closedErr()
+		return false
 	}
-	e.in <- it // never blocks: a slot was free, so is room in in
-	e.mu.Unlock()
+	e.in <- &item{tag: tag, frames: frames, reply: reply} // never blocks: a slot was free, so is room in in
+	return true
+}
+
+// rejectNewline refuses a payload the lines codec cannot carry: nothing
+// of it is written.
+func rejectNewline(m handler.Msg) error {
+	if bytes.IndexByte(m.Frames[len(m.Frames)-1], '\n') >= 0 {
+		return ErrNewline
+	}
 	return nil
 }
 
-func (e *Exec) unqueue(reply chan handler.Result) {
-	if reply == nil {
-		e.results.Add(-1)
-	}
-}
-
 // Results delivers exactly one Result per Submit. It is never closed.
-func (e *Exec) Results() <-chan handler.Result { return e.results.C() }
+func (e *Exec) Results() <-chan handler.Result { return e.books.Results() }
 
 // Pending is how many submitted messages have not been read from Results;
 // it may count one for a moment after it was read, never less.
-func (e *Exec) Pending() int { return e.results.Pending() }
+func (e *Exec) Pending() int { return e.books.Pending() }
 
 // OnResult implements handler.Notifier.
-func (e *Exec) OnResult(f func()) { e.results.OnResult(f) }
+func (e *Exec) OnResult(f func()) { e.books.OnResult(f) }
 
 // Err is nil while the handler takes messages; then ErrClosed or the
 // failure (wrapping handler.ErrFatal) after which the node must restart.
-func (e *Exec) Err() error { return e.err.Err() }
-
-func (e *Exec) closedErr() error {
-	if err := e.Err(); err != nil {
-		return err
-	}
-	return ErrClosed
-}
+func (e *Exec) Err() error { return e.books.Err() }
 
 // Done is closed once no child is left: after Close, or after a failure.
-func (e *Exec) Done() <-chan struct{} { return e.done }
+func (e *Exec) Done() <-chan struct{} { return e.books.Done() }
 
 // PID is the process id of the child taking new messages, 0 when none.
 func (e *Exec) PID() int { return int(e.pid.Load()) }
@@ -358,15 +322,7 @@ func (e *Exec) Swap(cfg Config) error {
 	if err := e.swap(base); err != nil {
 		return err
 	}
-	e.watchMu.Lock()
-	changed := e.watchPath != base.watchPath() || (e.watchStop != nil) != base.WatchFile
-	e.watchMu.Unlock()
-	if changed {
-		e.unwatch()
-		if base.WatchFile {
-			e.watch(base)
-		}
-	}
+	e.watch.Reset(base.watchPath(), base.WatchFile, func() { e.watchScript(base) })
 	return nil
 }
 
@@ -374,8 +330,8 @@ func (e *Exec) swap(cfg Config) error {
 	reply := make(chan error, 1)
 	select {
 	case e.swaps <- swapReq{cfg: cfg, reply: reply}:
-	case <-e.done:
-		return e.closedErr()
+	case <-e.books.Done():
+		return e.books.ClosedErr()
 	}
 	if err := <-reply; err != nil {
 		return err
@@ -386,13 +342,13 @@ func (e *Exec) swap(cfg Config) error {
 	return nil
 }
 
-func (e *Exec) watch(cfg Config) {
+func (e *Exec) watchScript(cfg Config) {
 	path := cfg.watchPath()
 	if path == "" {
 		e.log.Debug("exec handler has no script file to watch", "argv", cfg.Argv)
 		return
 	}
-	stop, err := watch.OnChange(context.Background(), path, e.log, func() {
+	err := e.watch.Start(path, e.log, func() {
 		e.cfgMu.Lock()
 		cur := e.lastCfg
 		e.cfgMu.Unlock()
@@ -403,20 +359,6 @@ func (e *Exec) watch(cfg Config) {
 	})
 	if err != nil {
 		e.log.Warn("cannot watch exec script, swaps on change disabled", "path", path, "error", err)
-		return
-	}
-	e.watchMu.Lock()
-	e.watchStop, e.watchPath = stop, path
-	e.watchMu.Unlock()
-}
-
-func (e *Exec) unwatch() {
-	e.watchMu.Lock()
-	stop := e.watchStop
-	e.watchStop, e.watchPath = nil, ""
-	e.watchMu.Unlock()
-	if stop != nil {
-		stop()
 	}
 }
 
@@ -430,26 +372,19 @@ func (e *Exec) Close(ctx context.Context) error {
 	first := !e.closed
 	e.closed = true
 	e.mu.Unlock()
-	e.unwatch()
+	e.watch.Stop()
 	if first {
-		e.err.Set(ErrClosed)
+		e.books.Fail(ErrClosed)
 		e.closing <- ctx
 	}
-	<-e.done
-	e.results.Close()
+	<-e.books.Done()
+	e.books.CloseResults()
 	return nil
 }
 
-// deliver hands a Result to Handle's channel or to Results; it never
-// blocks: Results that find the channel full wait in over for the pump.
-func (e *Exec) deliver(it *item, r handler.Result) {
-	r.Tag = it.tag
-	if it.reply != nil {
-		it.reply <- r
-		return
-	}
-	e.results.Put(r)
-}
+// answer gives back the slot of it and delivers its Result (to Handle's reply
+// channel or to Results); it never blocks.
+func (e *Exec) answer(it *item, r handler.Result) { e.books.Answer(it.tag, it.reply, r) }
 
 // isClosed reports whether Close has begun (no Submit is taken any more).
 func (e *Exec) isClosed() bool {

@@ -129,14 +129,14 @@ var (
 // run is the loop goroutine: it owns every generation's ROUTER, and reports the first plugin's handshake on
 // initDone.
 func (h *Host) run(ctx context.Context, initDone chan<- error) {
-	defer close(h.done)
+	defer h.books.Finished()
 	defer h.events.Close() // after an early return; else a no-op
 	l := &loop{h: h, calls: map[uint64]*call{}, curCfg: h.cfg, now: time.Now(), zio: zbatch.New(),
 		limiter: supervise.NewLimiter(h.cfg.Restart)}
 	l.list.next, l.list.prev = &l.list, &l.list
 
 	stopCtx := context.AfterFunc(ctx, func() {
-		h.err.Set(fmt.Errorf("%w: %v", ErrClosed, context.Cause(ctx)))
+		h.books.Fail(fmt.Errorf("%w: %v", ErrClosed, context.Cause(ctx)))
 		h.events.Put(event{kind: evClose})
 	})
 	defer stopCtx()
@@ -162,15 +162,8 @@ func (h *Host) run(ctx context.Context, initDone chan<- error) {
 		l.handle(ev)
 	}
 	for _, c := range l.calls {
-		l.finish(c, handler.Result{Err: h.closedErr()})
+		l.finish(c, handler.Result{Err: h.books.ClosedErr()})
 	}
-}
-
-func (h *Host) closedErr() error {
-	if err := h.Err(); err != nil {
-		return err
-	}
-	return ErrClosed
 }
 
 // turn does one round: events, answers, timers; it sleeps in a poll only
@@ -251,7 +244,7 @@ func (l *loop) handle(ev event) {
 	case evCall:
 		c := ev.call
 		if l.closing || l.failed != nil {
-			l.finishNew(c, l.h.closedErr())
+			l.finishNew(c, l.h.books.ClosedErr())
 			return
 		}
 		l.nextID++
@@ -283,8 +276,7 @@ func (l *loop) handle(ev event) {
 // finishNew answers a call that never entered the loop's books.
 func (l *loop) finishNew(c *call, err error) {
 	c.done = true
-	<-l.h.slots
-	l.deliver(c, handler.Result{Err: err})
+	l.h.books.Answer(c.tag, c.reply, handler.Result{Err: err})
 }
 
 func (l *loop) startGen(cfg Config, onReady func(error)) (*gen, error) {
@@ -371,7 +363,7 @@ func (l *loop) setCur(g *gen) {
 func (l *loop) startSwap(cfg Config, reply chan error) {
 	switch {
 	case l.closing || l.failed != nil:
-		reply <- l.h.closedErr()
+		reply <- l.h.books.ClosedErr()
 		return
 	case l.swapping:
 		reply <- errors.New("pluginhost: a swap is already in progress")
@@ -585,17 +577,7 @@ func (l *loop) finish(c *call, r handler.Result) {
 			l.stop(g)
 		}
 	}
-	<-l.h.slots
-	l.deliver(c, r)
-}
-
-func (l *loop) deliver(c *call, r handler.Result) {
-	r.Tag = c.tag
-	if c.reply != nil {
-		c.reply <- r // buffered for exactly this one
-		return
-	}
-	l.h.results.Put(r)
+	l.h.books.Answer(c.tag, c.reply, r)
 }
 
 func (l *loop) timers() {
@@ -793,7 +775,7 @@ func (l *loop) fail(err error) {
 		return
 	}
 	l.failed = err
-	l.h.err.Set(err)
+	l.h.books.Fail(err)
 	if !l.closing {
 		l.h.log.Error("plugin host failed", "error", err)
 	}
@@ -819,13 +801,13 @@ func (l *loop) close() {
 		return
 	}
 	l.closing = true
-	l.failWaiting(l.h.closedErr())
+	l.failWaiting(l.h.books.ClosedErr())
 	l.restartAt = time.Time{}
 	l.cur = nil
 	l.h.pid.Store(0)
 	for _, g := range l.gens {
 		if g.state == starting {
-			l.handshakeFailed(g, l.h.closedErr())
+			l.handshakeFailed(g, l.h.books.ClosedErr())
 			continue
 		}
 		l.stop(g)

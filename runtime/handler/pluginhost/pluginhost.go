@@ -30,7 +30,7 @@ import (
 	"github.com/pebbe/zmq4"
 	"github.com/ztopo/ztopo/internal/inbox"
 	"github.com/ztopo/ztopo/runtime/handler"
-	"github.com/ztopo/ztopo/runtime/watch"
+	"github.com/ztopo/ztopo/runtime/handler/internal/asynchost"
 	"github.com/ztopo/ztopo/spec"
 )
 
@@ -146,19 +146,14 @@ type Host struct {
 	tmpDir string
 
 	events *inbox.Inbox[event]
-	slots  chan struct{}
-	// results holds up to Inflight Results for the node to collect; the
-	// loop never blocks on it.
-	results *handler.ResultQueue
-
-	done      chan struct{} // the loop has exited: no socket, no child left
+	// books: slots, up to Inflight Results for the node to collect (the
+	// loop never blocks on them), Err (why messages are no longer taken:
+	// closed or failed); Done once the loop has exited: no socket, no
+	// child left.
+	books     *asynchost.Books
 	closeOnce sync.Once
 
-	err handler.FirstErr // why messages are no longer taken: closed or failed
-
-	watchMu   sync.Mutex
-	watchStop func()
-	watchPath string
+	watch asynchost.Watch
 
 	pid                                   atomic.Int64
 	restarts, swaps, lost, timedOut, late atomic.Int64
@@ -187,8 +182,6 @@ func New(ctx context.Context, zctx *zmq4.Context, cfg Config) (*Host, error) {
 		cfg:     cfg,
 		zctx:    zctx,
 		log:     cfg.Logger,
-		slots:   make(chan struct{}, cfg.Inflight),
-		done:    make(chan struct{}),
 		lastCfg: cfg,
 	}
 	if h.cfg.Dir == "" {
@@ -212,19 +205,17 @@ func New(ctx context.Context, zctx *zmq4.Context, cfg Config) (*Host, error) {
 		return nil, fmt.Errorf("pluginhost: %w", err)
 	}
 	h.events = events
-	h.results = handler.NewResultQueue(cfg.Inflight)
+	h.books = asynchost.New("pluginhost", cfg.Inflight, ErrClosed, nil, h.hand)
 	initDone := make(chan error, 1)
 	go h.run(ctx, initDone)
 	if err := <-initDone; err != nil {
-		<-h.done
-		h.results.Close()
+		<-h.books.Done()
+		h.books.CloseResults()
 		h.removeTmp()
 		return nil, err
 	}
 	if cfg.WatchFile {
-		if err := h.watch(cfg.Path); err != nil {
-			h.log.Warn("cannot watch plugin file, swaps on change disabled", "path", cfg.Path, "error", err)
-		}
+		h.watchFile(cfg.Path)
 	}
 	return h, nil
 }
@@ -239,9 +230,7 @@ func endpointPath(dir, node string, gen int) string {
 // Handle submits m and waits for its answer: the synchronous form, for
 // simple callers and tests. It may be called from many goroutines.
 func (h *Host) Handle(ctx context.Context, m handler.Msg) ([][]byte, error) {
-	return handler.AwaitReply(ctx, func(reply chan handler.Result) error {
-		return h.submit(ctx, m, 0, reply)
-	})
+	return h.books.Handle(ctx, m)
 }
 
 // Submit hands m over under tag; its Result comes on Results. It blocks
@@ -249,59 +238,34 @@ func (h *Host) Handle(ctx context.Context, m handler.Msg) ([][]byte, error) {
 // Back-pressure counts unanswered messages only, not Results waiting to be
 // read: drain Results from the same select loop that calls Submit.
 func (h *Host) Submit(ctx context.Context, m handler.Msg, tag uint64) error {
-	return h.submit(ctx, m, tag, nil)
+	return h.books.Submit(ctx, m, tag)
 }
 
-func (h *Host) submit(ctx context.Context, m handler.Msg, tag uint64, reply chan handler.Result) error {
-	if err := h.Err(); err != nil {
-		return err
-	}
-	if len(m.Frames) == 0 {
-		return errors.New("pluginhost: empty message")
-	}
-	select {
-	case h.slots <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-h.done:
-		return h.Err()
-	}
-	if reply == nil {
-		h.results.Add(1)
-	}
-	if !h.events.Put(event{kind: evCall, call: &call{tag: tag, frames: m.Frames, reply: reply}}) {
-		<-h.slots
-		if reply == nil {
-			h.results.Add(-1)
-		}
-		if err := h.Err(); err != nil {
-			return err
-		}
-		return ErrClosed
-	}
-	return nil
+// hand gives an admitted message to the loop.
+func (h *Host) hand(tag uint64, frames [][]byte, reply chan handler.Result) bool {
+	return h.events.Put(event{kind: evCall, call: &call{tag: tag, frames: frames, reply: reply}})
 }
 
 // Results delivers exactly one Result per Submit, in any order. It is
 // never closed; after Close nothing more arrives.
-func (h *Host) Results() <-chan handler.Result { return h.results.C() }
+func (h *Host) Results() <-chan handler.Result { return h.books.Results() }
 
 // Pending is how many submitted messages have not been read from Results.
 // It may count a Result for a moment after it was read, never less than
 // those unread: "Pending() == 0 after draining Results" means all is in.
-func (h *Host) Pending() int { return h.results.Pending() }
+func (h *Host) Pending() int { return h.books.Pending() }
 
 // OnResult implements handler.Notifier.
-func (h *Host) OnResult(f func()) { h.results.OnResult(f) }
+func (h *Host) OnResult(f func()) { h.books.OnResult(f) }
 
 // Err is nil while the host takes messages; then why it does not: an
 // error wrapping ErrClosed, or the failure (wrapping handler.ErrFatal or
 // ErrHandshake) after which the node must restart or fail.
-func (h *Host) Err() error { return h.err.Err() }
+func (h *Host) Err() error { return h.books.Err() }
 
 // Done is closed once the host has stopped: after Close, or after it
 // failed (see Err) and its plugins are gone.
-func (h *Host) Done() <-chan struct{} { return h.done }
+func (h *Host) Done() <-chan struct{} { return h.books.Done() }
 
 // PID is the process id of the plugin that takes new messages, 0 while
 // none does.
@@ -330,17 +294,7 @@ func (h *Host) Swap(cfg Config) error {
 	if err := h.swap(cfg); err != nil {
 		return err
 	}
-	h.watchMu.Lock()
-	changed := h.watchPath != cfg.Path || (h.watchStop != nil) != cfg.WatchFile
-	h.watchMu.Unlock()
-	if changed {
-		h.unwatch()
-		if cfg.WatchFile {
-			if err := h.watch(cfg.Path); err != nil {
-				h.log.Warn("cannot watch plugin file, swaps on change disabled", "path", cfg.Path, "error", err)
-			}
-		}
-	}
+	h.watch.Reset(cfg.Path, cfg.WatchFile, func() { h.watchFile(cfg.Path) })
 	return nil
 }
 
@@ -366,16 +320,15 @@ func (h *Host) swap(cfg Config) error {
 			h.swapCfgMu.Unlock()
 		}
 		return err
-	case <-h.done:
-		if err := h.Err(); err != nil {
-			return err
-		}
-		return ErrClosed
+	case <-h.books.Done():
+		return h.books.ClosedErr()
 	}
 }
 
-func (h *Host) watch(path string) error {
-	stop, err := watch.OnChange(context.Background(), path, h.log, func() {
+// watchFile starts the watch of the plugin's executable; without it, a
+// warning says that swaps on change are off.
+func (h *Host) watchFile(path string) {
+	err := h.watch.Start(path, h.log, func() {
 		h.swapCfgMu.Lock()
 		cfg := h.lastCfg
 		h.swapCfgMu.Unlock()
@@ -388,21 +341,7 @@ func (h *Host) watch(path string) error {
 		}
 	})
 	if err != nil {
-		return err
-	}
-	h.watchMu.Lock()
-	h.watchStop, h.watchPath = stop, path
-	h.watchMu.Unlock()
-	return nil
-}
-
-func (h *Host) unwatch() {
-	h.watchMu.Lock()
-	stop := h.watchStop
-	h.watchStop, h.watchPath = nil, ""
-	h.watchMu.Unlock()
-	if stop != nil {
-		stop()
+		h.log.Warn("cannot watch plugin file, swaps on change disabled", "path", path, "error", err)
 	}
 }
 
@@ -413,17 +352,17 @@ func (h *Host) unwatch() {
 // plugin process is left.
 func (h *Host) Close(ctx context.Context) error {
 	h.closeOnce.Do(func() {
-		h.err.Set(ErrClosed)
-		h.unwatch()
+		h.books.Fail(ErrClosed)
+		h.watch.Stop()
 		h.events.Put(event{kind: evClose})
 	})
 	select {
-	case <-h.done:
+	case <-h.books.Done():
 	case <-ctx.Done():
 		h.events.Put(event{kind: evKill})
-		<-h.done
+		<-h.books.Done()
 	}
-	h.results.Close()
+	h.books.CloseResults()
 	h.removeTmp()
 	return nil
 }

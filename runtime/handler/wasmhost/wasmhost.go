@@ -48,7 +48,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 	"github.com/ztopo/ztopo/internal/wasmabi"
 	"github.com/ztopo/ztopo/runtime/handler"
-	"github.com/ztopo/ztopo/runtime/watch"
+	"github.com/ztopo/ztopo/runtime/handler/internal/asynchost"
 )
 
 // DefaultTimeout is the per-message time limit of a node that sets none.
@@ -160,10 +160,10 @@ type Handler struct {
 	next   atomic.Pointer[instance] // a swapped-in instance Handle takes
 	active atomic.Pointer[instance] // the instance the watchdog watches
 
-	swapMu    sync.Mutex // one swap at a time
-	watchStop func()
-	quit      chan struct{}
-	done      chan struct{}
+	swapMu sync.Mutex // one swap at a time
+	watch  asynchost.Watch
+	quit   chan struct{}
+	done   chan struct{}
 
 	errs, faults, timedOut, restarts, swaps, refused atomic.Int64
 }
@@ -234,7 +234,7 @@ func New(cfg Config) (*Handler, error) {
 		close(h.done)
 	}
 	if cfg.WatchFile {
-		stop, err := watch.OnChange(context.Background(), cfg.Path, h.log, func() {
+		err := h.watch.Start(cfg.Path, h.log, func() {
 			h.log.Info("wasm module changed, swapping", "path", cfg.Path)
 			if err := h.Swap(); err != nil {
 				h.log.Error("wasm swap refused, the running module stays", "path", cfg.Path, "error", err)
@@ -242,8 +242,6 @@ func New(cfg Config) (*Handler, error) {
 		})
 		if err != nil {
 			h.log.Warn("cannot watch wasm module, swaps on change disabled", "path", cfg.Path, "error", err)
-		} else {
-			h.watchStop = stop
 		}
 	}
 	return h, nil
@@ -418,9 +416,7 @@ func (h *Handler) Stats() Stats {
 
 // Close stops watching, ends the watchdog and closes the instances.
 func (h *Handler) Close(context.Context) error {
-	if h.watchStop != nil {
-		h.watchStop()
-	}
+	h.watch.Stop()
 	h.swapMu.Lock() // no swap in progress from here on
 	if !h.acquire(0) {
 		h.swapMu.Unlock()
