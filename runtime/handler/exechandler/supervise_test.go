@@ -232,7 +232,11 @@ func TestBufferingChildWarned(t *testing.T) {
 func TestQuotedOutputBounded(t *testing.T) {
 	e := newEnv(t)
 	x := e.start(exechandler.Config{Argv: []string{"sh", "-c", `head -c 100000 /dev/zero | tr '\0' y; echo; exec cat`}})
-	testutil.WaitFor(t, "the extra line warning", func() bool { return x.Stats().Extra == 1 })
+	// Stats().Extra counts the line before the warning is logged: wait
+	// for the warning itself.
+	testutil.WaitFor(t, "the extra line warning", func() bool {
+		return x.Stats().Extra == 1 && strings.Contains(e.logs.String(), "line for no message")
+	})
 	log := e.logs.String()
 	if !strings.Contains(log, "... (100000 bytes)") || len(log) > 5000 {
 		t.Fatalf("log of %d bytes, want the line cut with its length:\n%.2000s", len(log), log)
