@@ -192,19 +192,28 @@ func rlPlan(t testing.TB, got spec.Plan, want spec.Plan) {
 	}
 }
 
-// rlRequest sends one request on a fresh REQ socket and returns the reply.
-func rlRequest(t testing.TB, ep, msg string) (string, error) {
+// rlDial makes a REQ socket connected to ep, with no linger and its
+// receives bounded by bound; the caller closes it.
+func rlDial(t testing.TB, ep string) *zmq4.Socket {
 	t.Helper()
 	s, err := zmq4.NewSocket(zmq4.REQ)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
 	_ = s.SetLinger(0)
 	_ = s.SetRcvtimeo(bound)
 	if err := s.Connect(ep); err != nil {
+		s.Close()
 		t.Fatal(err)
 	}
+	return s
+}
+
+// rlRequest sends one request on a fresh REQ socket and returns the reply.
+func rlRequest(t testing.TB, ep, msg string) (string, error) {
+	t.Helper()
+	s := rlDial(t, ep)
+	defer s.Close()
 	if _, err := s.Send(msg, 0); err != nil {
 		return "", err
 	}
@@ -839,16 +848,8 @@ func BenchmarkReload50(b *testing.B) {
 	want := [2]string{"ping", "PING"}
 	r := rlStart(b, topos[0], Options{})
 	rlWaitFor(b, "50 nodes running", func() bool { return rlAllRunning(r.e) })
-	client, err := zmq4.NewSocket(zmq4.REQ)
-	if err != nil {
-		b.Fatal(err)
-	}
+	client := rlDial(b, "ipc://"+filepath.Join(dir, "n07"))
 	defer client.Close()
-	_ = client.SetLinger(0)
-	_ = client.SetRcvtimeo(bound)
-	if err := client.Connect("ipc://" + filepath.Join(dir, "n07")); err != nil {
-		b.Fatal(err)
-	}
 	ask := func() string {
 		if _, err := client.Send("ping", 0); err != nil {
 			b.Fatal(err)
