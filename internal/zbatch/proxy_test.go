@@ -30,7 +30,23 @@ func newRig(t *testing.T) *proxyRig {
 	return r
 }
 
-func (r *proxyRig) sock(typ zmq4.Type, bind, connect string) *zmq4.Socket {
+// pair makes two sockets of the rig's context joined over inproc: bound,
+// of type bt, binds inproc://NAME-TEST; connected, of type ct, connects
+// to it. hwm, if given, is each one's send and receive high water mark.
+func (r *proxyRig) pair(bt, ct zmq4.Type, name string, hwm ...int) (bound, connected *zmq4.Socket) {
+	r.t.Helper()
+	endpoint := "inproc://" + name + "-" + r.t.Name()
+	bound, connected = r.sock(bt, hwm), r.sock(ct, hwm)
+	if err := bound.Bind(endpoint); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := connected.Connect(endpoint); err != nil {
+		r.t.Fatal(err)
+	}
+	return bound, connected
+}
+
+func (r *proxyRig) sock(typ zmq4.Type, hwm []int) *zmq4.Socket {
 	r.t.Helper()
 	s, err := r.zctx.NewSocket(typ)
 	if err != nil {
@@ -38,13 +54,9 @@ func (r *proxyRig) sock(typ zmq4.Type, bind, connect string) *zmq4.Socket {
 	}
 	_ = s.SetLinger(0)
 	_ = s.SetRcvtimeo(10 * time.Second)
-	if bind != "" {
-		err = s.Bind(bind)
-	} else {
-		err = s.Connect(connect)
-	}
-	if err != nil {
-		r.t.Fatal(err)
+	for _, n := range hwm {
+		_ = s.SetSndhwm(n)
+		_ = s.SetRcvhwm(n)
 	}
 	return s
 }
@@ -59,9 +71,8 @@ func (r *proxyRig) start(front, back, capture *zmq4.Socket) {
 // the sockets given, and closes them when loop returns.
 func (r *proxyRig) run(loop func(ctl *zmq4.Socket) error, owned ...*zmq4.Socket) {
 	r.t.Helper()
-	name := fmt.Sprintf("inproc://ctl-%s", r.t.Name())
-	r.ctl = r.sock(zmq4.PAIR, name, "")
-	ctl := r.sock(zmq4.PAIR, "", name)
+	var ctl *zmq4.Socket
+	r.ctl, ctl = r.pair(zmq4.PAIR, zmq4.PAIR, "ctl")
 	r.done = make(chan error, 1)
 	go func() {
 		err := loop(ctl)
@@ -89,6 +100,28 @@ func (r *proxyRig) stats() [8]uint64 {
 		st[i] = binary.NativeEndian.Uint64(f)
 	}
 	return st
+}
+
+// wantStats checks that STATISTICS are want.
+func (r *proxyRig) wantStats(want [8]uint64) {
+	r.t.Helper()
+	if st := r.stats(); st != want {
+		r.t.Errorf("statistics: got %v, want %v", st, want)
+	}
+}
+
+// waitStats asks for STATISTICS until cond holds of them or 10s pass, and
+// returns the last.
+func (r *proxyRig) waitStats(cond func([8]uint64) bool) [8]uint64 {
+	r.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := r.stats()
+		if cond(st) || time.Now().After(deadline) {
+			return st
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func (r *proxyRig) stop() {
@@ -142,13 +175,9 @@ func recvNumbered(t *testing.T, s *zmq4.Socket, what string, count int, head ...
 // STATISTICS counts as libzmq's proxy does.
 func TestProxyStreamer(t *testing.T) {
 	r := newRig(t)
-	n := t.Name()
-	front := r.sock(zmq4.PULL, "inproc://front-"+n, "")
-	back := r.sock(zmq4.PUSH, "inproc://back-"+n, "")
-	capture := r.sock(zmq4.PUSH, "inproc://cap-"+n, "")
-	src := r.sock(zmq4.PUSH, "", "inproc://front-"+n)
-	sink := r.sock(zmq4.PULL, "", "inproc://back-"+n)
-	capSink := r.sock(zmq4.PULL, "", "inproc://cap-"+n)
+	front, src := r.pair(zmq4.PULL, zmq4.PUSH, "front")
+	back, sink := r.pair(zmq4.PUSH, zmq4.PULL, "back")
+	capture, capSink := r.pair(zmq4.PUSH, zmq4.PULL, "cap")
 	defer src.Close()
 	defer sink.Close()
 	defer capSink.Close()
@@ -157,17 +186,8 @@ func TestProxyStreamer(t *testing.T) {
 	const count = 1000 // several bursts
 	bytes := sendNumbered(t, src, 0, count)
 	recvNumbered(t, sink, "message", count)
-	st := r.stats()
-	want := [8]uint64{count, bytes, 0, 0, 0, 0, count, bytes}
-	if st != want {
-		t.Errorf("statistics: got %v, want %v", st, want)
-	}
-	for i := 0; i < count; i++ {
-		m, err := capSink.RecvMessage(0)
-		if err != nil || len(m) != 2 || m[0] != fmt.Sprintf("m%d", i) {
-			t.Fatalf("capture %d: got %q, %v", i, m, err)
-		}
-	}
+	r.wantStats([8]uint64{count, bytes, 0, 0, 0, 0, count, bytes})
+	recvNumbered(t, capSink, "capture", count)
 	if m, err := capSink.RecvMessage(0); err != nil || len(m) != 1 || m[0] != "STATISTICS" {
 		t.Errorf("capture of the command: got %q, %v", m, err)
 	}
@@ -183,19 +203,15 @@ func TestEcho(t *testing.T) {
 		t.Skip("no C echo loop on the fallback")
 	}
 	r := newRig(t)
-	n := t.Name()
-	rep := r.sock(zmq4.REP, "inproc://echo-"+n, "")
 	// A DEALER speaks to a REP with an empty delimiter, and need not wait
 	// for a reply before its next request.
-	client := r.sock(zmq4.DEALER, "", "inproc://echo-"+n)
+	rep, client := r.pair(zmq4.REP, zmq4.DEALER, "echo")
 	defer client.Close()
 	r.run(func(ctl *zmq4.Socket) error { return Echo(rep, ctl) }, rep)
 	const count = 1000
 	bytes := sendNumbered(t, client, 0, count, "")
 	recvNumbered(t, client, "reply", count, "")
-	if st, want := r.stats(), [8]uint64{count, bytes, count, bytes}; st != want {
-		t.Errorf("statistics: got %v, want %v", st, want)
-	}
+	r.wantStats([8]uint64{count, bytes, count, bytes})
 	r.stop()
 }
 
@@ -207,14 +223,12 @@ func TestSink(t *testing.T) {
 		t.Skip("no C sink loop on the fallback")
 	}
 	r := newRig(t)
-	n := t.Name()
-	pull := r.sock(zmq4.PULL, "inproc://sink-"+n, "")
-	src := r.sock(zmq4.PUSH, "", "inproc://sink-"+n)
+	pull, src := r.pair(zmq4.PULL, zmq4.PUSH, "sink")
 	defer src.Close()
 	first := sendNumbered(t, src, 0, 600)
 	rest := sendNumbered(t, src, 600, 900)
 	// Its own control pair: the rig's is for the second run.
-	ca, cb := r.sock(zmq4.PAIR, "inproc://sink-ctl-"+n, ""), r.sock(zmq4.PAIR, "", "inproc://sink-ctl-"+n)
+	ca, cb := r.pair(zmq4.PAIR, zmq4.PAIR, "sink-ctl")
 	defer ca.Close()
 	defer cb.Close()
 	got, err := Sink(pull, cb, 600)
@@ -228,16 +242,10 @@ func TestSink(t *testing.T) {
 		return err
 	}, pull)
 	rest += sendNumbered(t, src, 900, 1000)
-	deadline := time.Now().Add(10 * time.Second)
-	for r.stats()[0] != 400 {
-		if time.Now().After(deadline) {
-			t.Fatalf("statistics: got %v, want 400 messages", r.stats())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if st := r.waitStats(func(st [8]uint64) bool { return st[0] == 400 }); st[0] != 400 {
+		t.Fatalf("statistics: got %v, want 400 messages", st)
 	}
-	if st, want := r.stats(), [8]uint64{400, rest}; st != want {
-		t.Errorf("statistics: got %v, want %v", st, want)
-	}
+	r.wantStats([8]uint64{400, rest})
 	r.stop()
 	if got := <-sunk; got.Full || got.Msgs != 400 || got.Bytes != rest {
 		t.Errorf("second run: got %+v, want 400 messages, %d bytes, not full", got, rest)
@@ -247,11 +255,8 @@ func TestSink(t *testing.T) {
 // TestProxyBroker: ROUTER <-> DEALER both ways, request-reply through it.
 func TestProxyBroker(t *testing.T) {
 	r := newRig(t)
-	n := t.Name()
-	front := r.sock(zmq4.ROUTER, "inproc://front-"+n, "")
-	back := r.sock(zmq4.DEALER, "inproc://back-"+n, "")
-	client := r.sock(zmq4.REQ, "", "inproc://front-"+n)
-	worker := r.sock(zmq4.REP, "", "inproc://back-"+n)
+	front, client := r.pair(zmq4.ROUTER, zmq4.REQ, "front")
+	back, worker := r.pair(zmq4.DEALER, zmq4.REP, "back")
 	defer client.Close()
 	defer worker.Close()
 	r.start(front, back, nil)
@@ -290,28 +295,8 @@ func TestProxyHoldsWhenFull(t *testing.T) {
 		t.Skip("pebbe's fallback (ztopo_slowpath): libzmq's proxy blocks on a full backend")
 	}
 	r := newRig(t)
-	n := t.Name()
-	front := r.sock(zmq4.PULL, "inproc://front-"+n, "")
-	back, err := r.zctx.NewSocket(zmq4.PUSH)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = back.SetLinger(0)
-	_ = back.SetSndhwm(5)
-	if err := back.Bind("inproc://back-" + n); err != nil {
-		t.Fatal(err)
-	}
-	src := r.sock(zmq4.PUSH, "", "inproc://front-"+n)
-	sink, err := r.zctx.NewSocket(zmq4.PULL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = sink.SetLinger(0)
-	_ = sink.SetRcvhwm(5)
-	_ = sink.SetRcvtimeo(10 * time.Second)
-	if err := sink.Connect("inproc://back-" + n); err != nil {
-		t.Fatal(err)
-	}
+	front, src := r.pair(zmq4.PULL, zmq4.PUSH, "front")
+	back, sink := r.pair(zmq4.PUSH, zmq4.PULL, "back", 5)
 	defer src.Close()
 	defer sink.Close()
 	r.start(front, back, nil)
@@ -322,17 +307,7 @@ func TestProxyHoldsWhenFull(t *testing.T) {
 		}
 	}
 	// The backend fills; the proxy holds one and still answers.
-	waitStats := func(cond func([8]uint64) bool) [8]uint64 {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			st := r.stats()
-			if cond(st) || time.Now().After(deadline) {
-				return st
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-	st := waitStats(func(st [8]uint64) bool { return st[6] >= 10 })
+	st := r.waitStats(func(st [8]uint64) bool { return st[6] >= 10 })
 	if st[6] < 10 || st[6] >= count {
 		t.Fatalf("with the sink not reading: got %d sent, want the pipe full (10 to 99)", st[6])
 	}
