@@ -7,13 +7,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -387,21 +385,10 @@ nodes:
     sockets:
       in: {type: PULL, bind: auto}
 `, syncEP))
-	up := startUp(t, bin, d, "--no-watch", "--grace", e2eGrace.String(), "--metrics", "127.0.0.1:0", file)
-	m := up.waitLog(regexp.MustCompile(`serving metrics: url=(http://127\.0\.0\.1:\d+)/metrics`))
-	base := m[1]
+	up, base := startUpMetrics(t, bin, d, file)
 	ctx, cancel := context.WithTimeout(context.Background(), e2eBound)
 	defer cancel()
-	get := func(path string) (int, string) {
-		req, _ := http.NewRequestWithContext(ctx, "GET", base+path, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := func(path string) (int, string) { return httpGet(t, ctx, base+path) }
 	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz: got %d %q, want 200 \"ok\\n\"", code, body)
 	}

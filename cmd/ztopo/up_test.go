@@ -466,9 +466,8 @@ nodes:
     sockets:
       in: {type: PULL, bind: auto}
 `, in))
-	up := startUp(t, bin, d, "--no-watch", "--grace", e2eGrace.String(), "--metrics", "127.0.0.1:0", file)
-	m := up.waitLog(regexp.MustCompile(`serving metrics: url=(http://127\.0\.0\.1:\d+/metrics)`))
-	url := m[1]
+	up, base := startUpMetrics(t, bin, d, file)
+	url := base + "/metrics"
 	rt := d.topologyRuntime("e2emetrics")
 	up.waitStatus(rt, allRunning)
 
@@ -576,7 +575,28 @@ func sendPush(t *testing.T, endpoint string, n, size int) {
 	}
 }
 
+// scrape GETs url, which must answer 200, and returns the body.
 func scrape(t *testing.T, ctx context.Context, url string) string {
+	t.Helper()
+	code, body := httpGet(t, ctx, url)
+	if code != http.StatusOK {
+		t.Fatalf("scrape: got status %d, want 200:\n%s", code, body)
+	}
+	return body
+}
+
+// startUpMetrics starts up on file, not watching it, with --metrics on a
+// free loopback port, and returns it with the address of that server
+// (http://127.0.0.1:PORT) once up has logged it.
+func startUpMetrics(t *testing.T, bin string, d e2eDir, file string) (*upProc, string) {
+	t.Helper()
+	up := startUp(t, bin, d, "--no-watch", "--grace", e2eGrace.String(), "--metrics", "127.0.0.1:0", file)
+	m := up.waitLog(regexp.MustCompile(`serving metrics: url=(http://127\.0\.0\.1:\d+)/metrics`))
+	return up, m[1]
+}
+
+// httpGet GETs url and returns the status code and the body.
+func httpGet(t *testing.T, ctx context.Context, url string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -584,17 +604,14 @@ func scrape(t *testing.T, ctx context.Context, url string) string {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("scrape: %v", err)
+		t.Fatalf("GET %s: %v", url, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("scrape: %v", err)
+		t.Fatalf("GET %s: %v", url, err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("scrape: got status %d, want 200:\n%s", resp.StatusCode, b)
-	}
-	return string(b)
+	return resp.StatusCode, string(b)
 }
 
 func hasMetricLine(body, line string) bool {
