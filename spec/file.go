@@ -131,6 +131,21 @@ func (d *decoder) fields(m *Value, where string, known []string, set func(e Entr
 	return d.fieldsHint(m, where, known, "", set)
 }
 
+// values is fields for a block of plain values: the entry of a key in vals
+// is stored where vals points, a null taken as absent (`handler:` and
+// nothing is a half-written line); set, if not nil, gets the other entries.
+func (d *decoder) values(m *Value, where string, known []string, vals map[string]**Value, set func(e Entry)) typos {
+	return d.fields(m, where, known, func(e Entry) {
+		if p, ok := vals[e.Key]; ok {
+			if !e.Value.IsNull() {
+				*p = e.Value
+			}
+		} else if set != nil {
+			set(e)
+		}
+	})
+}
+
 // fieldsHint is fields with a hint for unknown keys that resemble nothing.
 func (d *decoder) fieldsHint(m *Value, where string, known []string, fallback string, set func(e Entry)) typos {
 	var t typos
@@ -286,30 +301,20 @@ func (d *decoder) node(e Entry) *FileNode {
 		return n
 	}
 	where := fmt.Sprintf("node %q", e.Key)
-	n.typos = d.fields(e.Value, where, nodeKeys, func(f Entry) {
+	// A null `handler:` is absent, so that the "needs a handler" check
+	// points at the node; a null config or sockets is kept.
+	n.typos = d.values(e.Value, where, nodeKeys, map[string]**Value{
+		"handler": &n.Handler, "command": &n.Command, "run": &n.Run,
+		"replicas": &n.Replicas, "restart": &n.Restart, "host": &n.Host,
+	}, func(f Entry) {
 		v := f.Value
-		if v.IsNull() && f.Key != "config" && f.Key != "sockets" {
-			// `handler:` with nothing is a half-written line; treat it as
-			// absent so the "needs a handler" check points at the node.
-			return
-		}
 		switch f.Key {
-		case "handler":
-			n.Handler = v
-		case "command":
-			n.Command = v
 		case "config":
 			n.Config = v
-		case "run":
-			n.Run = v
-		case "replicas":
-			n.Replicas = v
-		case "restart":
-			n.Restart = v
-		case "host":
-			n.Host = v
 		case "env":
-			n.Env, n.EnvPos = v, f.KeyPos
+			if !v.IsNull() {
+				n.Env, n.EnvPos = v, f.KeyPos
+			}
 		case "sockets":
 			n.Sockets = eachEntry(d, v, fmt.Sprintf("sockets of node %q", e.Key), func(se Entry) *FileSocket {
 				return d.socket(e.Key, se)
@@ -335,28 +340,14 @@ func (d *decoder) socket(node string, e Entry) *FileSocket {
 		}
 		return s
 	}
-	s.typos = d.fields(e.Value, where, socketKeys, func(f Entry) {
+	// A null options or curve is absent too: neither is a map.
+	s.typos = d.values(e.Value, where, socketKeys, map[string]**Value{
+		"type": &s.Type, "bind": &s.Bind, "connect": &s.Connect,
+		"subscribe": &s.Subscribe, "identity": &s.Identity, "role": &s.Role,
+		"delivery": &s.Delivery, "ack_timeout": &s.AckTimeout,
+	}, func(f Entry) {
 		v := f.Value
-		if v.IsNull() {
-			return
-		}
 		switch f.Key {
-		case "type":
-			s.Type = v
-		case "bind":
-			s.Bind = v
-		case "connect":
-			s.Connect = v
-		case "subscribe":
-			s.Subscribe = v
-		case "identity":
-			s.Identity = v
-		case "role":
-			s.Role = v
-		case "delivery":
-			s.Delivery = v
-		case "ack_timeout":
-			s.AckTimeout = v
 		case "options":
 			s.Options = d.entries(v, "options of "+where)
 		case "curve":
@@ -370,35 +361,15 @@ func (d *decoder) socket(node string, e Entry) *FileSocket {
 
 func (d *decoder) security(v *Value) *FileSecurity {
 	sec := &FileSecurity{Pos: v.Pos}
-	_ = d.fields(v, "security", securityKeys, func(e Entry) {
-		if e.Value.IsNull() {
-			return
-		}
-		switch e.Key {
-		case "keys":
-			sec.Keys = e.Value
-		case "require":
-			sec.Require = e.Value
-		}
-	})
+	_ = d.values(v, "security", securityKeys, map[string]**Value{"keys": &sec.Keys, "require": &sec.Require}, nil)
 	return sec
 }
 
 func (d *decoder) sync(node string, v *Value) *FileSync {
 	s := &FileSync{Pos: v.Pos}
-	s.typos = d.fields(v, fmt.Sprintf("sync of node %q", node), syncKeys, func(f Entry) {
-		if f.Value.IsNull() {
-			return
-		}
-		switch f.Key {
-		case "expect":
-			s.Expect = f.Value
-		case "bind":
-			s.Bind = f.Value
-		case "connect":
-			s.Connect = f.Value
-		}
-	})
+	s.typos = d.values(v, fmt.Sprintf("sync of node %q", node), syncKeys, map[string]**Value{
+		"expect": &s.Expect, "bind": &s.Bind, "connect": &s.Connect,
+	}, nil)
 	return s
 }
 

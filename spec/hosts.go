@@ -55,11 +55,7 @@ func (d *decoder) host(e Entry) *FileHost {
 		}
 		return h
 	}
-	h.typos = d.fields(e.Value, where, hostKeys, func(f Entry) {
-		if !f.Value.IsNull() {
-			h.Address = f.Value
-		}
-	})
+	h.typos = d.values(e.Value, where, hostKeys, map[string]**Value{"address": &h.Address}, nil)
 	if h.Address == nil && !h.typos.any("address") {
 		d.errorf(e.KeyPos, "", "%s needs an address: how peers on other hosts reach it", where)
 	}
