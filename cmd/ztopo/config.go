@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 
 	"github.com/ztopo/ztopo/spec"
@@ -52,8 +51,7 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 		b, err = r.YAML()
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ztopo config: %v\n", err)
-		return exitFailure
+		return fail(stderr, "config", err)
 	}
 	stdout.Write(b)
 	return exitOK

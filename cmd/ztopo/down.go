@@ -36,12 +36,10 @@ func runDown(args []string, stdout, stderr io.Writer) int {
 	}
 	st, err := tg.status(context.Background(), control.VerbStatus)
 	if err != nil {
-		fmt.Fprintf(stderr, "ztopo down: %v\n", err)
-		return exitFailure
+		return fail(stderr, "down", err)
 	}
 	if err := tg.call(context.Background(), control.VerbDown, nil); err != nil {
-		fmt.Fprintf(stderr, "ztopo down: %v\n", err)
-		return exitFailure
+		return fail(stderr, "down", err)
 	}
 	bound := time.Duration(st.GraceMS)*time.Millisecond + downMargin
 	deadline := time.Now().Add(bound)

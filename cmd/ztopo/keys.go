@@ -59,13 +59,11 @@ func runKeysGen(args []string, stdout, stderr io.Writer) int {
 	}
 	c, err := curvecert.Generate()
 	if err != nil {
-		fmt.Fprintf(stderr, "ztopo keys gen: %v\n", err)
-		return exitFailure
+		return fail(stderr, "keys gen", err)
 	}
 	pub, sec, err := curvecert.Write(*dir, rest[0], c, time.Now())
 	if err != nil {
-		fmt.Fprintf(stderr, "ztopo keys gen: %v\n", err)
-		return exitFailure
+		return fail(stderr, "keys gen", err)
 	}
 	fmt.Fprintf(stdout, "wrote %s (public) and %s (secret, mode 0600)\npublic key: %s\n", pub, sec, c.Public)
 	return exitOK
@@ -87,8 +85,7 @@ func runKeysList(args []string, stdout, stderr io.Writer) int {
 	}
 	entries, err := curvecert.List(dir)
 	if err != nil {
-		fmt.Fprintf(stderr, "ztopo keys list: %v\n", err)
-		return exitFailure
+		return fail(stderr, "keys list", err)
 	}
 	if len(entries) == 0 {
 		fmt.Fprintf(stderr, "ztopo keys list: no keys (NAME.key files) in %s\n", dir)

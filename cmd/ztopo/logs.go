@@ -74,8 +74,7 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 	// The instances, to check the filter and to line the prefixes up.
 	st, err := tg.status(context.Background(), control.VerbStatus)
 	if err != nil {
-		fmt.Fprintf(stderr, "ztopo logs: %v\n", err)
-		return exitFailure
+		return fail(stderr, "logs", err)
 	}
 	if err := tg.unknownNode(st, names, logbuf.SelfPrefix); err != nil {
 		return fail(stderr, "logs", err)
@@ -109,8 +108,7 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "ztopo logs: no topology %q is running\n", tg.name)
 			return exitFailure
 		case err != nil:
-			fmt.Fprintf(stderr, "ztopo logs: %v\n", err)
-			return exitFailure
+			return fail(stderr, "logs", err)
 		}
 		if rep.Lost > 0 && req.After > 0 {
 			fmt.Fprintf(stderr, "ztopo logs: %d lines were dropped from the buffer before they could be read\n", rep.Lost)

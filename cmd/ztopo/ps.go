@@ -62,8 +62,7 @@ func runPs(args []string, stdout, stderr io.Writer) int {
 	}
 	st, err := tg.status(context.Background(), control.VerbPs)
 	if err != nil {
-		fmt.Fprintf(stderr, "ztopo ps: %v\n", err)
-		return exitFailure
+		return fail(stderr, "ps", err)
 	}
 	if *asJSON {
 		return printJSON("ps", st.Nodes, stdout, stderr)
@@ -108,8 +107,7 @@ func oneTarget(verb, usage string, pos []string, host string, stderr io.Writer) 
 	case 0:
 		tg, err := soleTarget()
 		if err != nil {
-			fmt.Fprintf(stderr, "ztopo %s: %v\n", verb, err)
-			return target{}, exitFailure, false
+			return target{}, fail(stderr, verb, err), false
 		}
 		return tg, exitOK, true
 	case 1:
@@ -224,8 +222,7 @@ func (tg target) status(ctx context.Context, verb string) (control.StatusReply, 
 func printJSON(verb string, v any, stdout, stderr io.Writer) int {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		fmt.Fprintf(stderr, "ztopo %s: %v\n", verb, err)
-		return exitFailure
+		return fail(stderr, verb, err)
 	}
 	fmt.Fprintf(stdout, "%s\n", b)
 	return exitOK

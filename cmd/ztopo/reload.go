@@ -67,8 +67,7 @@ func runReload(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ztopo reload: %v\n", err)
-		return exitFailure
+		return fail(stderr, "reload", err)
 	}
 	return exitOK
 }

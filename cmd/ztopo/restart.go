@@ -44,8 +44,7 @@ func runRestart(args []string, stdout, stderr io.Writer) int {
 	}
 	var rep control.RestartReply
 	if err := tg.plain(control.CallArgs(context.Background(), tg.endpoint, control.VerbRestart, control.RestartRequest{Names: names}, &rep)); err != nil {
-		fmt.Fprintf(stderr, "ztopo restart: %v\n", err)
-		return exitFailure
+		return fail(stderr, "restart", err)
 	}
 	fmt.Fprintf(stdout, "restarted %s\n", strings.Join(rep.Restarted, ", "))
 	return exitOK

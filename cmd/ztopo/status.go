@@ -40,8 +40,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	st, err := tg.status(context.Background(), control.VerbStatus)
 	if err != nil {
-		fmt.Fprintf(stderr, "ztopo status: %v\n", err)
-		return exitFailure
+		return fail(stderr, "status", err)
 	}
 	if *asJSON {
 		return printJSON("status", st, stdout, stderr)

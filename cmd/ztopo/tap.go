@@ -103,8 +103,7 @@ func runTap(args []string, stdout, stderr io.Writer) int {
 	// The names, for a clear error with a suggestion.
 	st, err := tg.status(context.Background(), control.VerbStatus)
 	if err != nil {
-		fmt.Fprintf(stderr, "ztopo tap: %v\n", err)
-		return exitFailure
+		return fail(stderr, "tap", err)
 	}
 	if err := tg.unknownNode(st, []string{nodeName}); err != nil {
 		return fail(stderr, "tap", err)
@@ -130,8 +129,7 @@ func runTap(args []string, stdout, stderr io.Writer) int {
 
 	tr, err := control.Tap(context.Background(), tg.endpoint, control.TapRequest{Node: nodeName, Socket: sockName})
 	if err = tg.plain(err); err != nil {
-		fmt.Fprintf(stderr, "ztopo tap: %v\n", err)
-		return exitFailure
+		return fail(stderr, "tap", err)
 	}
 	fmt.Fprintf(stderr, "tapping %s.%s of topology %s (%s); Ctrl-C to stop\n", nodeName, sockName, tg.name, strings.Join(tr.Instances, ", "))
 
@@ -206,8 +204,7 @@ func runTap(args []string, stdout, stderr io.Writer) int {
 			tapSummary(stderr, shown, lost)
 			return exitOK
 		case err != nil:
-			fmt.Fprintf(stderr, "ztopo tap: %v\n", err)
-			return exitFailure
+			return fail(stderr, "tap", err)
 		}
 		lost = rep.Lost
 		if show(rep.Records) {

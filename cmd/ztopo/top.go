@@ -94,8 +94,7 @@ func runTop(args []string, stdout, stderr io.Writer) int {
 
 	prev, err := takeSample(ctx, tg)
 	if err = tg.plain(err); err != nil {
-		fmt.Fprintf(stderr, "ztopo top: %v\n", err)
-		return exitFailure
+		return fail(stderr, "top", err)
 	}
 	live := !*once && !*asJSON && colorOK(stdout) // a terminal: redraw in place
 	if live {
@@ -125,8 +124,7 @@ func runTop(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "topology %s stopped\n", tg.name)
 			return exitOK
 		case err != nil:
-			fmt.Fprintf(stderr, "ztopo top: %v\n", err)
-			return exitFailure
+			return fail(stderr, "top", err)
 		}
 		f := makeFrame(prev, cur)
 		note := ""

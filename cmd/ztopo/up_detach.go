@@ -61,14 +61,12 @@ func runDetached(args []string, stdout, stderr io.Writer) int {
 	}
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
-		fmt.Fprintf(stderr, "ztopo up: %v\n", err)
-		return exitFailure
+		return fail(stderr, "up", err)
 	}
 	defer devnull.Close()
 	r, w, err := os.Pipe()
 	if err != nil {
-		fmt.Fprintf(stderr, "ztopo up: %v\n", err)
-		return exitFailure
+		return fail(stderr, "up", err)
 	}
 	defer r.Close()
 	cmd := exec.Command(self, append([]string{"up"}, detachedArgs(args)...)...)

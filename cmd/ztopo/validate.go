@@ -122,8 +122,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		}{OK: code == exitOK, Files: results}
 		b, err := json.MarshalIndent(out, "", "  ")
 		if err != nil {
-			fmt.Fprintf(stderr, "ztopo validate: %v\n", err)
-			return exitFailure
+			return fail(stderr, "validate", err)
 		}
 		fmt.Fprintf(stdout, "%s\n", b)
 		return code
