@@ -321,66 +321,59 @@ func (u *upRun) run(stderr io.Writer) int {
 	// Signals. The first SIGINT/SIGTERM stops the topology in order; this
 	// actor keeps running so that a second one can force the exit. SIGHUP
 	// is a reload request.
-	{
-		ctx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error {
-			var first time.Time
-			for {
-				select {
-				case <-ctx.Done():
-					return nil
-				case s := <-u.opts.signals:
-					switch {
-					case s == syscall.SIGHUP:
-						u.log.Info("reload requested", "by", "SIGHUP")
-						u.svc.RequestReload()
-					case first.IsZero():
-						first = time.Now()
-						u.svc.Stop(fmt.Errorf("signal %v", s))
-					case time.Since(first) < dupSignal:
-						// timeout(1) and `kill -- -PGID` signal the process
-						// and its group: one request, delivered twice.
-						u.log.Debug("signal repeated at once, taken as the same request", "signal", s.String())
-					default:
-						u.log.Warn("second signal, exiting at once", "signal", s.String())
-						u.svc.Kill()
-						return errForced
-					}
+	g.Add(withCancel(func(ctx context.Context) error {
+		var first time.Time
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case s := <-u.opts.signals:
+				switch {
+				case s == syscall.SIGHUP:
+					u.log.Info("reload requested", "by", "SIGHUP")
+					u.svc.RequestReload()
+				case first.IsZero():
+					first = time.Now()
+					u.svc.Stop(fmt.Errorf("signal %v", s))
+				case time.Since(first) < dupSignal:
+					// timeout(1) and `kill -- -PGID` signal the process
+					// and its group: one request, delivered twice.
+					u.log.Debug("signal repeated at once, taken as the same request", "signal", s.String())
+				default:
+					u.log.Warn("second signal, exiting at once", "signal", s.String())
+					u.svc.Kill()
+					return errForced
 				}
 			}
-		}, func(error) { cancel() })
-	}
+		}
+	}))
 
 	// Control socket: the service's verbs. It has a ZeroMQ context
 	// of its own (ipc needs nothing from the nodes' context), created, used
 	// and terminated in this actor's goroutine. Serve fails at once when
 	// another instance serves the topology; the engine waits for Serve to
 	// be ours before it starts anything.
-	{
-		ctx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error {
-			zctx, err := zsock.NewContext()
-			if err != nil {
-				return fmt.Errorf("control socket: %w", err)
-			}
-			defer zctx.Term()
-			err = control.Serve(ctx, zctx, control.Endpoint(t.RuntimeDir), u.svc, u.log.Named("control"))
-			var re *control.RunningError
-			if errors.As(err, &re) {
-				u.notOwner.Store(true)
-			}
-			if err == nil && ctx.Err() == nil {
-				err = errors.New("control socket stopped")
-			}
-			return err
-		}, func(error) { cancel() })
-	}
+	g.Add(withCancel(func(ctx context.Context) error {
+		zctx, err := zsock.NewContext()
+		if err != nil {
+			return fmt.Errorf("control socket: %w", err)
+		}
+		defer zctx.Term()
+		err = control.Serve(ctx, zctx, control.Endpoint(t.RuntimeDir), u.svc, u.log.Named("control"))
+		var re *control.RunningError
+		if errors.As(err, &re) {
+			u.notOwner.Store(true)
+		}
+		if err == nil && ctx.Err() == nil {
+			err = errors.New("control socket stopped")
+		}
+		return err
+	}))
 
 	// Watcher: content changes of the file are reload requests. A watcher
 	// that breaks is logged and left; the topology keeps running.
 	if w := u.opts.watcher; w != nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error {
+		g.Add(withCancel(func(ctx context.Context) error {
 			errc := make(chan error, 1)
 			go func() { errc <- w.Run(ctx) }()
 			for p := range w.Events() {
@@ -392,35 +385,26 @@ func (u *upRun) run(stderr io.Writer) int {
 				<-ctx.Done()
 			}
 			return nil
-		}, func(error) { cancel() })
+		}))
 	}
 
 	// Reload loop: one reload at a time, of the latest request.
-	{
-		ctx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error {
-			u.svc.RunReloads(ctx)
-			return nil
-		}, func(error) { cancel() })
-	}
+	g.Add(withCancel(func(ctx context.Context) error {
+		u.svc.RunReloads(ctx)
+		return nil
+	}))
 
 	// Rates: counters sampled twice a second for ps and status.
-	{
-		ctx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error {
-			u.svc.RunRates(ctx)
-			return nil
-		}, func(error) { cancel() })
-	}
+	g.Add(withCancel(func(ctx context.Context) error {
+		u.svc.RunRates(ctx)
+		return nil
+	}))
 
 	// Progress: one info line per unfinished counted node every 10 s.
-	{
-		ctx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error {
-			u.svc.RunProgress(ctx)
-			return nil
-		}, func(error) { cancel() })
-	}
+	g.Add(withCancel(func(ctx context.Context) error {
+		u.svc.RunProgress(ctx)
+		return nil
+	}))
 
 	// Metrics, with --metrics.
 	if u.mln != nil {
@@ -430,16 +414,7 @@ func (u *upRun) run(stderr io.Writer) int {
 		mux.HandleFunc("/readyz", u.svc.Readyz)
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		u.log.Info("serving metrics", "url", "http://"+u.mln.Addr().String()+"/metrics")
-		g.Add(func() error {
-			if err := srv.Serve(u.mln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("metrics server: %w", err)
-			}
-			return nil
-		}, func(error) {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			srv.Shutdown(ctx)
-		})
+		g.Add(serveHTTP(srv, u.mln, "metrics", nil))
 	}
 
 	// The live page, with --ui: it reads the status only while a page is
@@ -449,17 +424,7 @@ func (u *upRun) run(stderr io.Writer) int {
 		page := ui.New(ui.Source{Topology: u.svc.Topology, Status: u.svc.Status, Logs: u.opts.logs.Ring(), Tap: u.svc.AttachTap}, u.log)
 		srv := &http.Server{Handler: page, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 		u.log.Info("serving the live page", "url", "http://"+u.uln.Addr().String()+"/")
-		g.Add(func() error {
-			if err := srv.Serve(u.uln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("ui server: %w", err)
-			}
-			return nil
-		}, func(error) {
-			cancel()
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			srv.Shutdown(ctx)
-		})
+		g.Add(serveHTTP(srv, u.uln, "ui", cancel))
 	}
 
 	// Engine: runs the topology; when it returns, the group ends.
@@ -563,4 +528,32 @@ func checkUIAddr(addr string, public bool) error {
 		return nil
 	}
 	return fmt.Errorf("--ui %s is not a loopback address: the page has no authentication; add --ui-public to serve it there anyway", addr)
+}
+
+// withCancel makes run an actor of an oklog group: run gets a context that
+// is cancelled when the group ends.
+func withCancel(run func(ctx context.Context) error) (execute func() error, interrupt func(error)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	return func() error { return run(ctx) }, func(error) { cancel() }
+}
+
+// serveHTTP makes srv on ln an actor of an oklog group (what names it in
+// its error); when the group ends, stop (if not nil) is called and srv is
+// shut down, waiting up to 2s for its requests.
+func serveHTTP(srv *http.Server, ln net.Listener, what string, stop func()) (execute func() error, interrupt func(error)) {
+	execute = func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("%s server: %w", what, err)
+		}
+		return nil
+	}
+	interrupt = func(error) {
+		if stop != nil {
+			stop()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}
+	return execute, interrupt
 }
