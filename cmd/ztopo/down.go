@@ -30,13 +30,9 @@ const downMargin = 10 * time.Second
 
 func runDown(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("down")
-	tg, code, ok := parseTarget(fs, "down", downUsage, args, stdout, stderr)
+	tg, st, code, ok := parseStatus(fs, "down", downUsage, args, stdout, stderr, control.VerbStatus)
 	if !ok {
 		return code
-	}
-	st, err := tg.status(context.Background(), control.VerbStatus)
-	if err != nil {
-		return fail(stderr, "down", err)
 	}
 	if err := tg.call(context.Background(), control.VerbDown, nil); err != nil {
 		return fail(stderr, "down", err)

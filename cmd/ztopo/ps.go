@@ -56,13 +56,9 @@ func runPs(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("ps")
 	asJSON := fs.Bool("json", false, "")
 	wide := fs.Bool("w", false, "")
-	tg, code, ok := parseTarget(fs, "ps", psUsage, args, stdout, stderr)
+	_, st, code, ok := parseStatus(fs, "ps", psUsage, args, stdout, stderr, control.VerbPs)
 	if !ok {
 		return code
-	}
-	st, err := tg.status(context.Background(), control.VerbPs)
-	if err != nil {
-		return fail(stderr, "ps", err)
 	}
 	if *asJSON {
 		return printJSON("ps", st.Nodes, stdout, stderr)
@@ -97,6 +93,21 @@ func parseTarget(fs *flag.FlagSet, verb, usage string, args []string, stdout, st
 		return target{}, code, false
 	}
 	return oneTarget(verb, usage, pos, *host, stderr)
+}
+
+// parseStatus is parseTarget, then the topology's status (ask: ps or
+// status, which answer the same), failing as verb when it cannot be had:
+// the start of the verbs that begin from what is running.
+func parseStatus(fs *flag.FlagSet, verb, usage string, args []string, stdout, stderr io.Writer, ask string) (target, control.StatusReply, int, bool) {
+	tg, code, ok := parseTarget(fs, verb, usage, args, stdout, stderr)
+	if !ok {
+		return tg, control.StatusReply{}, code, false
+	}
+	st, err := tg.status(context.Background(), ask)
+	if err != nil {
+		return tg, st, fail(stderr, verb, err), false
+	}
+	return tg, st, exitOK, true
 }
 
 // oneTarget checks that at most one FILE|NAME was given and resolves it,

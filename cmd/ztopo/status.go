@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -34,13 +33,9 @@ Exit status: 0 ok, 1 no such topology is running, 2 wrong usage.
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("status")
 	asJSON := fs.Bool("json", false, "")
-	tg, code, ok := parseTarget(fs, "status", statusUsage, args, stdout, stderr)
+	_, st, code, ok := parseStatus(fs, "status", statusUsage, args, stdout, stderr, control.VerbStatus)
 	if !ok {
 		return code
-	}
-	st, err := tg.status(context.Background(), control.VerbStatus)
-	if err != nil {
-		return fail(stderr, "status", err)
 	}
 	if *asJSON {
 		return printJSON("status", st, stdout, stderr)
