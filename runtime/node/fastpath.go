@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/pebbe/zmq4"
@@ -78,6 +79,11 @@ type proxyStats struct {
 	front, back *zsock.Stats
 	capture     *zsock.Stats // nil: none
 	last        [8]uint64
+	// ended is set by the node's goroutine the moment the run's C loop
+	// returned, before it waits for ctlMu to say so (stopProxy): the
+	// signaller, which may hold ctlMu waiting for an answer, stops
+	// asking a loop that will never answer again.
+	ended atomic.Bool
 }
 
 func (r *run) fastPath(h handler.Handler, async handler.Async) (in, out *rsock, ok bool) {
@@ -196,6 +202,7 @@ func (r *run) sink(cur *slot, d handler.Discarder, s *rsock) (completed, swapped
 // limit) with messages the signaller has not asked about: they are counted
 // here, exactly, before the signaller may ask again.
 func (r *run) stopSink(ps *proxyStats, got zbatch.Sunk) {
+	r.loopEnded()
 	r.ctlMu.Lock()
 	defer r.ctlMu.Unlock()
 	var msgs, bytes uint64
@@ -263,9 +270,22 @@ func (r *run) startProxy(ps *proxyStats) {
 
 // stopProxy is called by the node's goroutine when the proxy run returned.
 func (r *run) stopProxy() {
+	r.loopEnded()
 	r.ctlMu.Lock()
 	defer r.ctlMu.Unlock()
 	r.setFast(nil)
+}
+
+// loopEnded marks the current proxy run's C loop as returned. Called by
+// the node's goroutine, the only one that changes r.fast, without ctlMu:
+// a signaller holding ctlMu while it waits for that loop's answer (up to
+// 20 statsReply for the final figures) would otherwise keep the node
+// from going on — a handler swap of an idle echo waited out swapBound
+// (2 s) that way in about one reload of fifteen (bench reload/50-nodes).
+func (r *run) loopEnded() {
+	if ps := r.fast.Load(); ps != nil {
+		ps.ended.Store(true)
+	}
 }
 
 // setFast says whether libzmq's proxy moves the run's messages (ps) or
@@ -331,6 +351,9 @@ func (r *run) askProxyStats(s *zmq4.Socket, ps *proxyStats, pause bool) (moved, 
 			break
 		}
 	}
+	if ps.ended.Load() {
+		return false, false
+	}
 	if pause {
 		if _, err := s.Send("PAUSE", zmq4.DONTWAIT); err != nil {
 			return false, false
@@ -344,12 +367,11 @@ func (r *run) askProxyStats(s *zmq4.Socket, ps *proxyStats, pause bool) (moved, 
 	if pause {
 		tries = 20
 	}
-	for try := 0; try < tries; try++ {
+	for try := 0; try < tries && !ps.ended.Load(); try++ {
 		if _, err := s.Send("STATISTICS", zmq4.DONTWAIT); err != nil {
 			return false, false
 		}
-		polled, err := poller.Poll(statsReply)
-		if err != nil || len(polled) == 0 {
+		if !awaitAnswer(poller, ps) {
 			continue // libzmq 4.3.4's proxy can miss a command: ask again
 		}
 		reply, err := s.RecvMessageBytes(0)
@@ -384,4 +406,24 @@ func (r *run) askProxyStats(s *zmq4.Socket, ps *proxyStats, pause bool) (moved, 
 		return moved, true
 	}
 	return false, false
+}
+
+// endedLook is how often awaitAnswer looks whether the run it waits for
+// has returned.
+const endedLook = 5 * time.Millisecond
+
+// awaitAnswer waits up to statsReply for the proxy's answer on poller's
+// socket, and no longer than the proxy run's C loop lasts (ps.ended): an
+// answer sent before it returned is still taken.
+func awaitAnswer(poller *zmq4.Poller, ps *proxyStats) bool {
+	deadline := time.Now().Add(statsReply)
+	for {
+		polled, err := poller.Poll(max(time.Millisecond, min(endedLook, time.Until(deadline))))
+		if err == nil && len(polled) > 0 {
+			return true
+		}
+		if ps.ended.Load() || !time.Now().Before(deadline) {
+			return false
+		}
+	}
 }

@@ -410,3 +410,45 @@ func TestDiscarderTakesNoMoreThanItsLimit(t *testing.T) {
 		})
 	}
 }
+
+// The signaller asks a proxy run's C loop for its counters while holding
+// ctlMu, which the node needs to say that the run ended: a loop that has
+// returned is asked nothing more, or the node waited out 20 unanswered
+// requests (2 s) before its swapped-in handler could start. An answer
+// the loop sent before it returned still counts.
+func TestProxyStatsNotAskedOfEndedLoop(t *testing.T) {
+	zctx := socktest.Context(t)
+	ep := "inproc://ended-loop"
+	sig := peer(t, zctx, spec.PAIR, ep, "")
+	loop := peer(t, zctx, spec.PAIR, "", ep)
+	ps := &proxyStats{front: &zsock.Stats{}, back: &zsock.Stats{}}
+	ps.ended.Store(true)
+	r := &run{}
+	if moved, answered := r.askProxyStats(sig.Z, ps, true); moved || answered {
+		t.Errorf("askProxyStats of an ended loop: moved %v, answered %v; want neither", moved, answered)
+	}
+	var asked []string
+	for {
+		m, err := loop.Z.RecvBytes(zmq4.DONTWAIT)
+		if err != nil {
+			break
+		}
+		asked = append(asked, string(m))
+	}
+	if len(asked) != 0 {
+		t.Errorf("the ended loop was sent %q, want nothing", asked)
+	}
+
+	answer := make([][]byte, 8)
+	for i := range answer {
+		answer[i] = make([]byte, 8)
+	}
+	if err := loop.Send(answer, 0); err != nil {
+		t.Fatal(err)
+	}
+	poller := zmq4.NewPoller()
+	poller.Add(sig.Z, zmq4.POLLIN)
+	if !awaitAnswer(poller, ps) {
+		t.Errorf("awaitAnswer: the answer sent before the loop ended was not taken")
+	}
+}
