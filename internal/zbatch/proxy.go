@@ -8,6 +8,7 @@ package zbatch
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
+#include <poll.h>
 
 // ZB_BURST bounds the messages one direction moves before the loop looks
 // at the other direction and at the control socket.
@@ -135,11 +136,16 @@ static int zb_burst(zb_dir *d, void *capture, int *idle) {
 // zmq_proxy_steerable does (libzmq 4.3): PAUSE, RESUME, TERMINATE, and
 // STATISTICS, answered with 8 frames of uint64 (frontend msgs in, bytes in,
 // msgs out, bytes out; backend likewise). Returns the new state, or -1.
-static int zb_command(void *control, void *capture, int state, uint64_t *stats) {
+// *none (when not NULL) is set when no command was waiting: the receive
+// said EAGAIN, after libzmq took every command it had for control.
+static int zb_command(void *control, void *capture, int state, uint64_t *stats, int *none) {
 	zmq_msg_t m;
 	zmq_msg_init(&m);
 	if (zmq_msg_recv(&m, control, ZMQ_DONTWAIT) < 0) {
 		zmq_msg_close(&m);
+		if (none && errno == EAGAIN) {
+			*none = 1;
+		}
 		return (errno == EAGAIN || errno == EINTR) ? state : -1;
 	}
 	if (zmq_msg_more(&m)) {
@@ -200,7 +206,7 @@ static int zb_proxy(void *front, void *back, void *capture, void *control) {
 		}
 		if (!all_idle) {
 			// Busy: look at the control socket without waiting.
-			if (control && (state = zb_command(control, capture, state, stats)) < 0) {
+			if (control && (state = zb_command(control, capture, state, stats, NULL)) < 0) {
 				rc = -1;
 				goto out;
 			}
@@ -235,7 +241,7 @@ static int zb_proxy(void *front, void *back, void *capture, void *control) {
 			goto out;
 		}
 		if (ci >= 0 && (items[ci].revents & ZMQ_POLLIN)) {
-			if ((state = zb_command(control, capture, state, stats)) < 0) {
+			if ((state = zb_command(control, capture, state, stats, NULL)) < 0) {
 				rc = -1;
 				goto out;
 			}
@@ -249,26 +255,41 @@ out:;
 	return rc;
 }
 
+// zb_fd fills p to poll socket s's ZMQ_FD for reading.
+static int zb_fd(void *s, struct pollfd *p) {
+	size_t n = sizeof p->fd;
+	p->events = POLLIN;
+	p->revents = 0;
+	return zmq_getsockopt(s, ZMQ_FD, &p->fd, &n);
+}
+
 // zb_between is what a one-socket loop (zb_steer) does between two
 // bursts: after a full burst (idle 0) it looks at the control socket without
-// waiting; after a short one it waits for sock (while ACTIVE) or control,
-// and handles a command that came. Returns the new state, or -1.
+// waiting; after a short one it handles a waiting command, or waits for
+// sock (while ACTIVE) or control. Returns the new state, or -1.
+//
+// The wait polls the sockets' ZMQ_FDs itself, where zmq_poll would look
+// at each socket's events before and after (three polls more a message,
+// for a REP answered one request at a time): a receive that said EAGAIN
+// has taken every command libzmq had for its socket, so the ZMQ_FD then
+// signals whatever comes next. The short burst ended on such a receive
+// on sock, and control's says it here.
 static int zb_between(void *sock, void *control, int state, int idle, uint64_t *stats) {
-	if (!idle) {
-		return zb_command(control, NULL, state, stats);
+	int none = 0;
+	state = zb_command(control, NULL, state, stats, &none);
+	if (state < 0 || state == ZB_TERMINATED || !idle || !none) {
+		return state;
 	}
-	zmq_pollitem_t items[2];
+	struct pollfd fds[2];
 	int n = 0;
-	if (state == ZB_ACTIVE) {
-		items[n++] = (zmq_pollitem_t){sock, 0, ZMQ_POLLIN, 0};
+	if (state == ZB_ACTIVE && zb_fd(sock, &fds[n++]) < 0) {
+		return -1;
 	}
-	int ci = n;
-	items[n++] = (zmq_pollitem_t){control, 0, ZMQ_POLLIN, 0};
-	if (zmq_poll(items, n, -1) < 0) {
-		return errno == EINTR ? state : -1;
+	if (zb_fd(control, &fds[n++]) < 0) {
+		return -1;
 	}
-	if (items[ci].revents & ZMQ_POLLIN) {
-		return zb_command(control, NULL, state, stats);
+	if (poll(fds, n, -1) < 0 && errno != EINTR) {
+		return -1;
 	}
 	return state;
 }

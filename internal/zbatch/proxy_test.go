@@ -215,6 +215,55 @@ func TestEcho(t *testing.T) {
 	r.stop()
 }
 
+// TestEchoOneAtATime: a REQ client waits for each reply, so the C echo
+// loop waits between any two requests: each request wakes it, and so do
+// the commands that come while it waits, STATISTICS, PAUSE, RESUME (which
+// answers the request that came while it was paused) and TERMINATE.
+func TestEchoOneAtATime(t *testing.T) {
+	if !Fast {
+		t.Skip("no C echo loop on the fallback")
+	}
+	r := newRig(t)
+	rep, client := r.pair(zmq4.REP, zmq4.REQ, "echo-req")
+	defer client.Close()
+	r.run(func(ctl *zmq4.Socket) error { return Echo(rep, ctl) }, rep)
+	ask := func(m string) {
+		t.Helper()
+		if _, err := client.Send(m, 0); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := client.Recv(0); err != nil || got != m {
+			t.Fatalf("reply to %q: got %q, %v", m, got, err)
+		}
+	}
+	const count = 200
+	var bytes uint64
+	for i := 0; i < count; i++ {
+		m := fmt.Sprintf("m%d", i)
+		bytes += uint64(len(m))
+		ask(m)
+		if i%50 == 49 {
+			r.wantStats([8]uint64{uint64(i + 1), bytes, uint64(i + 1), bytes})
+		}
+	}
+	if _, err := r.ctl.Send("PAUSE", 0); err != nil {
+		t.Fatal(err)
+	}
+	r.wantStats([8]uint64{count, bytes, count, bytes}) // the PAUSE was taken
+	if _, err := client.Send("paused", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ctl.Send("RESUME", 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := client.Recv(0); err != nil || got != "paused" {
+		t.Fatalf("reply after RESUME: got %q, %v", got, err)
+	}
+	bytes += uint64(len("paused"))
+	r.wantStats([8]uint64{count + 1, bytes, count + 1, bytes})
+	r.stop()
+}
+
 // TestSink: the C sink takes whole messages up to its limit and leaves the
 // rest queued; a second run takes what is left and more, counts them in
 // STATISTICS as they come, and returns on TERMINATE with what it took.
