@@ -194,20 +194,28 @@ func TestProxyStreamer(t *testing.T) {
 	r.stop()
 }
 
+// echoRig runs the C echo loop on a REP and returns the rig and a client
+// of type ct connected to it, closed at the end of the test.
+func echoRig(t *testing.T, ct zmq4.Type) (*proxyRig, *zmq4.Socket) {
+	t.Helper()
+	if !Fast {
+		t.Skip("no C echo loop on the fallback")
+	}
+	r := newRig(t)
+	rep, client := r.pair(zmq4.REP, ct, "echo")
+	t.Cleanup(func() { client.Close() })
+	r.run(func(ctl *zmq4.Socket) error { return Echo(rep, ctl) }, rep)
+	return r, client
+}
+
 // TestEcho: a REP answered by the C echo loop returns every request's
 // frames whole and in order, a burst of pipelined requests (more than one
 // burst's worth) included, and counts them as the proxy counts its
 // frontend.
 func TestEcho(t *testing.T) {
-	if !Fast {
-		t.Skip("no C echo loop on the fallback")
-	}
-	r := newRig(t)
 	// A DEALER speaks to a REP with an empty delimiter, and need not wait
 	// for a reply before its next request.
-	rep, client := r.pair(zmq4.REP, zmq4.DEALER, "echo")
-	defer client.Close()
-	r.run(func(ctl *zmq4.Socket) error { return Echo(rep, ctl) }, rep)
+	r, client := echoRig(t, zmq4.DEALER)
 	const count = 1000
 	bytes := sendNumbered(t, client, 0, count, "")
 	recvNumbered(t, client, "reply", count, "")
@@ -220,13 +228,7 @@ func TestEcho(t *testing.T) {
 // the commands that come while it waits, STATISTICS, PAUSE, RESUME (which
 // answers the request that came while it was paused) and TERMINATE.
 func TestEchoOneAtATime(t *testing.T) {
-	if !Fast {
-		t.Skip("no C echo loop on the fallback")
-	}
-	r := newRig(t)
-	rep, client := r.pair(zmq4.REP, zmq4.REQ, "echo-req")
-	defer client.Close()
-	r.run(func(ctl *zmq4.Socket) error { return Echo(rep, ctl) }, rep)
+	r, client := echoRig(t, zmq4.REQ)
 	ask := func(m string) {
 		t.Helper()
 		if _, err := client.Send(m, 0); err != nil {
