@@ -269,28 +269,35 @@ static int zb_fd(void *s, struct pollfd *p) {
 // sock (while ACTIVE) or control. Returns the new state, or -1.
 //
 // The wait polls the sockets' ZMQ_FDs itself, where zmq_poll would look
-// at each socket's events before and after (three polls more a message,
+// at each socket's events before and after (four polls more a message,
 // for a REP answered one request at a time): a receive that said EAGAIN
 // has taken every command libzmq had for its socket, so the ZMQ_FD then
 // signals whatever comes next. The short burst ended on such a receive
-// on sock, and control's says it here.
-static int zb_between(void *sock, void *control, int state, int idle, uint64_t *stats) {
-	int none = 0;
-	state = zb_command(control, NULL, state, stats, &none);
-	if (state < 0 || state == ZB_TERMINATED || !idle || !none) {
-		return state;
+// on sock. *quiet says the same of control: its last receive said EAGAIN
+// and its descriptor has not fired since, so it is not asked again.
+static int zb_between(void *sock, void *control, int state, int idle, uint64_t *stats, int *quiet) {
+	if (!idle || !*quiet) {
+		int none = 0;
+		state = zb_command(control, NULL, state, stats, &none);
+		*quiet = none;
+		if (state < 0 || state == ZB_TERMINATED || !idle || !none) {
+			return state;
+		}
 	}
 	struct pollfd fds[2];
 	int n = 0;
 	if (state == ZB_ACTIVE && zb_fd(sock, &fds[n++]) < 0) {
 		return -1;
 	}
+	int ci = n;
 	if (zb_fd(control, &fds[n++]) < 0) {
 		return -1;
 	}
-	if (poll(fds, n, -1) < 0 && errno != EINTR) {
-		return -1;
+	if (poll(fds, n, -1) < 0) {
+		*quiet = 0;
+		return errno == EINTR ? state : -1;
 	}
+	*quiet = fds[ci].revents == 0;
 	return state;
 }
 
@@ -307,7 +314,7 @@ typedef int (*zb_burst_fn)(void *sock, void *arg, uint64_t *stats);
 // returns 0) or until the burst says ZB_DONE (1). -1 with errno set on an
 // error.
 static int zb_steer(void *sock, void *control, zb_burst_fn burst, void *arg, uint64_t *stats) {
-	int state = ZB_ACTIVE;
+	int state = ZB_ACTIVE, quiet = 0;
 	while (state != ZB_TERMINATED) {
 		int idle = 1;
 		if (state == ZB_ACTIVE) {
@@ -320,7 +327,7 @@ static int zb_steer(void *sock, void *control, zb_burst_fn burst, void *arg, uin
 			}
 			idle = n < ZB_BURST;
 		}
-		if ((state = zb_between(sock, control, state, idle, stats)) < 0) {
+		if ((state = zb_between(sock, control, state, idle, stats, &quiet)) < 0) {
 			return -1;
 		}
 	}
